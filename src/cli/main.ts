@@ -1,0 +1,205 @@
+import { Command, InvalidArgumentError, Option } from "commander";
+import cliProgress from "cli-progress";
+import { createHttpServer } from "../http/server.ts";
+import { DEFAULT_DATABASE } from "../runtime/database-url.ts";
+import { createRuntime, type Runtime, type RuntimeConfig } from "../runtime/runtime.ts";
+import { TASK_STATES, type TaskInfo, type TaskState } from "../tasks/types.ts";
+import { taskDetails, tasksTable } from "./format.ts";
+import { loadTaskModules } from "./load-tasks.ts";
+
+function intOption(min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
+    return n;
+  };
+}
+
+function stateList(value: string): TaskState[] {
+  const states = value.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const s of states) {
+    if (!TASK_STATES.includes(s as TaskState)) throw new InvalidArgumentError(`unknown state "${s}"; states are ${TASK_STATES.join(", ")}`);
+  }
+  return states as TaskState[];
+}
+
+const dbOption = () =>
+  new Option("--db <url>", "database: a SQLite file path or sqlite: URL").env("UNDERWAY_DB").default(DEFAULT_DATABASE);
+const tasksOption = () =>
+  new Option("--tasks <modules...>", "modules whose exported task classes this process runs").env("UNDERWAY_TASKS");
+
+interface CommonOptions {
+  db: string;
+}
+
+async function openRuntime(options: CommonOptions, extra: Partial<RuntimeConfig>): Promise<Runtime> {
+  const runtime = createRuntime({ db: options.db, ...extra });
+  await runtime.start();
+  return runtime;
+}
+
+/** Inspection commands open the store without a worker and without maintenance. */
+function inspect(options: CommonOptions): Promise<Runtime> {
+  return openRuntime(options, { worker: false, maintenance: false, logger: false });
+}
+
+async function taskModules(value: string | string[] | undefined) {
+  if (!value) return [];
+  const list = Array.isArray(value) ? value : value.split(",");
+  return loadTaskModules(list.map((s) => s.trim()).filter(Boolean));
+}
+
+export function buildProgram(): Command {
+  const program = new Command("underway")
+    .description("durable background tasks: the platform's Task.startNew API on an embedded or shared database")
+    .showHelpAfterError()
+    .configureOutput({ outputError: (text, write) => write(text) });
+
+  program
+    .command("start")
+    .description("start the HTTP server and a worker")
+    .addOption(dbOption())
+    .addOption(tasksOption())
+    .addOption(new Option("--port <port>", "HTTP port").env("PORT").default(3000).argParser(intOption(0)))
+    .addOption(new Option("--host <host>", "HTTP address to listen on").env("HOST").default("127.0.0.1"))
+    .addOption(new Option("--concurrency <n>", "tasks run at once").default(10).argParser(intOption(1)))
+    .action(async (options: CommonOptions & { port: number; host: string; concurrency: number; tasks?: string | string[] }) => {
+      const runtime = await openRuntime(options, { tasks: await taskModules(options.tasks), worker: { concurrency: options.concurrency } });
+      const app = createHttpServer({ runtime });
+      try {
+        await app.listen({ port: options.port, host: options.host });
+      } catch (error) {
+        await runtime.stop();
+        throw new Error(`cannot listen on ${options.host}:${options.port}: ${(error as Error).message}`, { cause: error });
+      }
+      const address = app.server.address();
+      const port = typeof address === "object" && address ? address.port : options.port;
+      runtime.logger.info({ url: `http://${options.host}:${port}` }, "underway is listening");
+      console.log(`underway listening on http://${options.host}:${port} (database ${runtime.driver.description})`);
+      const stop = async (): Promise<void> => {
+        await app.close();
+        await runtime.stop();
+        process.exit(0);
+      };
+      process.once("SIGTERM", () => void stop());
+      process.once("SIGINT", () => void stop());
+    });
+
+  program
+    .command("worker")
+    .description("run a worker: take tasks from the database and run them")
+    .addOption(dbOption())
+    .addOption(tasksOption())
+    .addOption(new Option("--concurrency <n>", "tasks run at once").default(10).argParser(intOption(1)))
+    .addOption(new Option("--queues <names>", "comma-separated queues to take tasks from (default: all)"))
+    .action(async (options: CommonOptions & { concurrency: number; queues?: string; tasks?: string | string[] }) => {
+      const queues = options.queues?.split(",").map((q) => q.trim()).filter(Boolean);
+      const runtime = await openRuntime(options, {
+        tasks: await taskModules(options.tasks),
+        worker: { concurrency: options.concurrency, ...(queues?.length ? { queues } : {}) },
+      });
+      runtime.handleSignals();
+      console.log(`underway worker ${runtime.worker?.id} running (database ${runtime.driver.description})`);
+    });
+
+  program
+    .command("migrate")
+    .description("apply pending database migrations and exit")
+    .addOption(dbOption())
+    .action(async (options: CommonOptions) => {
+      const runtime = await inspect(options);
+      await runtime.stop();
+      console.log(`database ${runtime.driver.description} is up to date`);
+    });
+
+  program
+    .command("tasks")
+    .description("list tasks, newest first")
+    .addOption(dbOption())
+    .addOption(new Option("--state <states>", "comma-separated states").argParser(stateList))
+    .option("--name <name>", "task name")
+    .option("--queue <queue>", "queue")
+    .option("--user <userId>", "initiating user id")
+    .addOption(new Option("--limit <n>", "page size").default(50).argParser(intOption(1)))
+    .option("--before <id>", "list tasks with an id below this (next page)")
+    .option("--json", "print JSON")
+    .action(
+      async (options: CommonOptions & { state?: TaskState[]; name?: string; queue?: string; user?: string; limit: number; before?: string; json?: boolean }) => {
+        const runtime = await inspect(options);
+        try {
+          const page = await runtime.listTasks({
+            ...(options.state ? { states: options.state } : {}),
+            ...(options.name ? { name: options.name } : {}),
+            ...(options.queue ? { queue: options.queue } : {}),
+            ...(options.user ? { userId: options.user } : {}),
+            ...(options.before ? { beforeId: options.before } : {}),
+            limit: options.limit,
+          });
+          if (options.json) console.log(JSON.stringify(page, null, 2));
+          else {
+            console.log(page.items.length ? tasksTable(page.items) : "no tasks");
+            if (page.nextBeforeId) console.log(`more: underway tasks --before ${page.nextBeforeId}`);
+          }
+        } finally {
+          await runtime.stop();
+        }
+      },
+    );
+
+  program
+    .command("task <id>")
+    .description("show one task with its errors")
+    .addOption(dbOption())
+    .option("--json", "print JSON")
+    .action(async (id: string, options: CommonOptions & { json?: boolean }) => {
+      const runtime = await inspect(options);
+      try {
+        const task = await runtime.getTask(id);
+        console.log(options.json ? JSON.stringify(task, null, 2) : taskDetails(task));
+      } finally {
+        await runtime.stop();
+      }
+    });
+
+  program
+    .command("wait <id>")
+    .description("wait for a task to end, with a progress bar; exits 0 when it succeeded")
+    .addOption(dbOption())
+    .addOption(new Option("--timeout <seconds>", "give up after this long").argParser(intOption(1)))
+    .action(async (id: string, options: CommonOptions & { timeout?: number }) => {
+      const runtime = await inspect(options);
+      const bar = new cliProgress.SingleBar(
+        { format: "{name} [{bar}] {percentage}% | {state} {message}", hideCursor: true, stream: process.stderr },
+        cliProgress.Presets.shades_classic,
+      );
+      try {
+        let task: TaskInfo = await runtime.getTask(id);
+        bar.start(100, 0, { name: task.name, state: task.state, message: "" });
+        const deadline = options.timeout ? Date.now() + options.timeout * 1000 : Infinity;
+        while (!["succeeded", "dead", "canceled"].includes(task.state)) {
+          if (Date.now() > deadline) throw new Error(`task ${id} is still ${task.state} after ${options.timeout} s`);
+          await new Promise((r) => setTimeout(r, 200));
+          task = await runtime.getTask(id);
+          bar.update(Math.round((task.progress ?? 0) * 100), { state: task.state, message: task.progressMessage ?? "" });
+        }
+        if (task.state === "succeeded") bar.update(100, { state: task.state });
+        bar.stop();
+        console.log(taskDetails(task));
+        process.exitCode = task.state === "succeeded" ? 0 : 1;
+      } finally {
+        bar.stop();
+        await runtime.stop();
+      }
+    });
+
+  return program;
+}
+
+export async function main(argv: readonly string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv as string[]);
+  } catch (error) {
+    console.error(`underway: ${(error as Error).message}`);
+    process.exitCode = 1;
+  }
+}

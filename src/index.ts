@@ -1,0 +1,40 @@
+/** The public API of underway. Everything not exported here is internal. */
+export { Task } from "./tasks/task.ts";
+export type { ParametersOf, StartableTaskClass, UserConnectionTaskClass } from "./tasks/task.ts";
+export type {
+  BackoffOptions,
+  IBackgroundTask,
+  IUserConnectionRequired,
+  Initiator,
+  StartOptions,
+  TaskClass,
+  TaskClassOptions,
+  TaskContext,
+  TaskErrorInfo,
+  TaskFilter,
+  TaskInfo,
+  TaskPage,
+  TaskState,
+  UserConnectionLike,
+} from "./tasks/types.ts";
+export { TASK_STATES, TERMINAL_STATES } from "./tasks/types.ts";
+export type { Logger } from "./tasks/logger.ts";
+export { currentUser, runAsUser, type TaskHandle } from "./tasks/ambient.ts";
+export { TASK_DEFAULTS } from "./tasks/registry.ts";
+export { UnrecoverableTaskError } from "./tasks/errors/unrecoverable-task-error.ts";
+export { TaskTimeoutError } from "./tasks/errors/task-timeout-error.ts";
+export { UnknownTaskError } from "./tasks/errors/unknown-task-error.ts";
+export { TaskStartError } from "./tasks/errors/task-start-error.ts";
+export { NoRuntimeError } from "./tasks/errors/no-runtime-error.ts";
+export { TaskNotFoundError } from "./tasks/errors/task-not-found-error.ts";
+export { TaskInterruptedError } from "./tasks/errors/task-interrupted-error.ts";
+export { TaskFailedError } from "./tasks/errors/task-failed-error.ts";
+export { LeaseLostError } from "./tasks/errors/lease-lost-error.ts";
+export {
+  DEFAULT_MAX_PARAMETER_BYTES,
+  TaskDeserializationError,
+  TaskSerializationError,
+} from "./codec/index.ts";
+export { createRuntime, Runtime, type RuntimeConfig, type RuntimeEvents, type WorkerConfig } from "./runtime/runtime.ts";
+export type { UserConnectionFactory, WorkerEvent } from "./worker/worker.ts";
+export type { DriverTransaction } from "./store/driver.ts";

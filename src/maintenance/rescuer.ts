@@ -1,0 +1,67 @@
+import type { StorageDriver } from "../store/driver.ts";
+import type { Logger } from "../tasks/logger.ts";
+
+export interface RescuerOptions {
+  readonly driver: StorageDriver;
+  readonly logger: Logger;
+  /** How often to look for expired leases, ms. Default 5,000. */
+  readonly intervalMs?: number;
+  /** Most tasks rescued per statement. Default 1,000. */
+  readonly batchSize?: number;
+  /** Called when tasks became due again, so local workers look at once. */
+  readonly onRescued?: () => void;
+}
+
+/**
+ * Finds running tasks whose worker stopped renewing the lease (crashed, killed, hung) and makes
+ * them due again, or dead when their attempts are spent. The attempt that was lost counts.
+ */
+export class Rescuer {
+  private timer: NodeJS.Timeout | null = null;
+  private busy: Promise<unknown> | null = null;
+
+  constructor(private readonly options: RescuerOptions) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.tick(), this.options.intervalMs ?? 5_000);
+    this.timer.unref();
+    void this.tick();
+  }
+
+  private async tick(): Promise<void> {
+    if (this.busy) return;
+    try {
+      this.busy = this.runOnce();
+      await this.busy;
+    } catch (error) {
+      this.options.logger.error({ err: error }, "rescuing expired leases failed; will retry");
+    } finally {
+      this.busy = null;
+    }
+  }
+
+  /** One pass; returns how many tasks were made due again and how many ended dead. */
+  async runOnce(): Promise<{ retried: number; dead: number }> {
+    let retried = 0;
+    let dead = 0;
+    const limit = this.options.batchSize ?? 1_000;
+    for (;;) {
+      const r = await this.options.driver.taskRescueExpired({ limit });
+      retried += r.retried;
+      dead += r.dead;
+      if (r.retried + r.dead < limit) break;
+    }
+    if (retried + dead > 0) {
+      this.options.logger.warn({ retried, dead }, "rescued tasks whose worker stopped renewing its lease");
+      if (retried) this.options.onRescued?.();
+    }
+    return { retried, dead };
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.busy?.catch(() => undefined);
+  }
+}

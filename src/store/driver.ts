@@ -1,0 +1,139 @@
+/**
+ * The storage seam. Every database the runtime can use implements StorageDriver; nothing outside
+ * src/store/ knows SQL. Methods are named noun-then-verb and take one params object.
+ * The database clock is the only clock: a driver computes "now" itself (run-at, leases).
+ */
+import type { Initiator, TaskFilter, TaskInfo, TaskPage, TaskState } from "../tasks/types.ts";
+import type { ThrownInfo } from "../tasks/error-info.ts";
+
+/** What differs between backends, in one place. */
+export interface DriverCapabilities {
+  /** Several processes may claim at once without blocking each other (FOR UPDATE SKIP LOCKED). */
+  readonly skipLocked: boolean;
+  /** The database pushes "new work" notifications to other processes. */
+  readonly notifications: "listen-notify" | "file-watch" | "none";
+  /** Resolution of stored timestamps, in ms. */
+  readonly timePrecisionMs: number;
+  /** Several processes on several machines may share the store. */
+  readonly multiHost: boolean;
+}
+
+export interface TaskInsertParams {
+  readonly name: string;
+  readonly queue: string;
+  readonly priority: number;
+  readonly parameters: Uint8Array;
+  readonly maxAttempts: number;
+  readonly timeoutMs: number;
+  /** Absolute run-at (ms since epoch); wins over delayMs. */
+  readonly runAtMs?: number;
+  /** Run this many ms after the database's now. */
+  readonly delayMs?: number;
+  readonly initiator: Initiator | null;
+  readonly withUserConnection: boolean;
+}
+
+/** A task handed to a worker by taskClaim. `runSeq` fences every later write of that run. */
+export interface ClaimedTask {
+  readonly id: string;
+  readonly name: string;
+  readonly queue: string;
+  readonly priority: number;
+  readonly parameters: Uint8Array;
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  readonly runSeq: number;
+  readonly timeoutMs: number;
+  readonly withUserConnection: boolean;
+  readonly initiator: Initiator | null;
+}
+
+export interface RunRef {
+  readonly id: string;
+  readonly runSeq: number;
+}
+
+/** How a run ended, as the worker reports it. */
+export type RunOutcome =
+  | { readonly kind: "succeeded"; readonly id: string; readonly runSeq: number }
+  /** retryDelayMs null: no retry, the task is dead. */
+  | {
+      readonly kind: "failed";
+      readonly id: string;
+      readonly runSeq: number;
+      readonly attempt: number;
+      readonly error: ThrownInfo;
+      readonly retryDelayMs: number | null;
+    }
+  /** Interrupted by shutdown: queued again without spending the attempt. */
+  | { readonly kind: "released"; readonly id: string; readonly runSeq: number };
+
+export interface TaskClaimParams {
+  readonly workerId: string;
+  readonly limit: number;
+  readonly leaseMs: number;
+  /** Only these queues; all queues when absent. */
+  readonly queues?: readonly string[];
+}
+
+export interface TaskHeartbeatParams {
+  readonly workerId: string;
+  readonly leaseMs: number;
+  readonly runs: readonly RunRef[];
+}
+
+export interface TaskRescueResult {
+  readonly retried: number;
+  readonly dead: number;
+}
+
+/** A caller's open transaction, lent to the runtime so an enqueue joins it. */
+export interface DriverTransaction {
+  readonly driver: StorageDriver;
+  /** Runs one statement inside the transaction; `?` placeholders for SQLite, `$1` for PostgreSQL. */
+  execute(sql: string, params?: readonly unknown[]): Promise<Record<string, unknown>[]>;
+}
+
+export interface StorageDriver {
+  readonly dialect: "sqlite" | "postgres";
+  readonly capabilities: DriverCapabilities;
+  /** A description for logs and errors; never contains a password. */
+  readonly description: string;
+
+  /** Applies the pending numbered migrations; safe when several processes start at once. */
+  migrate(): Promise<void>;
+  /** Answers when the store is reachable; throws otherwise. */
+  ping(): Promise<void>;
+  /** The database clock, ms since the epoch. */
+  clockNow(): Promise<number>;
+  /** Tests move the database clock instead of sleeping. */
+  clockShift(ms: number): void;
+
+  taskInsert(params: TaskInsertParams, tx?: DriverTransaction): Promise<string>;
+  taskInsertMany(params: readonly TaskInsertParams[], tx?: DriverTransaction): Promise<string[]>;
+  /** Claims up to `limit` due tasks: highest priority first, then earliest run-at, then id. */
+  taskClaim(params: TaskClaimParams): Promise<ClaimedTask[]>;
+  /** Records outcomes; returns the ids whose run no longer held the task (fenced out). */
+  taskCompleteMany(outcomes: readonly RunOutcome[]): Promise<{ readonly rejected: string[] }>;
+  /** Renews the leases of the given runs; returns those still held by this worker. */
+  taskHeartbeat(params: TaskHeartbeatParams): Promise<RunRef[]>;
+  taskProgressSet(params: RunRef & { readonly progress: number; readonly message: string | null }): Promise<void>;
+  /** Running tasks whose lease expired: retried, or dead when their attempts are spent. */
+  taskRescueExpired(params: { readonly limit: number }): Promise<TaskRescueResult>;
+  /** The earliest run-at of tasks not yet due, to time the next wake-up. */
+  taskNextRunAt(params: { readonly queues?: readonly string[] }): Promise<number | null>;
+  taskGet(id: string): Promise<TaskInfo | null>;
+  taskList(filter: TaskFilter): Promise<TaskPage>;
+  taskCountByState(): Promise<Record<TaskState, number>>;
+
+  /** Runs fn in one transaction: commit when it resolves, rollback when it throws. */
+  transaction<T>(fn: (tx: DriverTransaction) => Promise<T>): Promise<T>;
+  /** Called when another process may have stored new work. Returns an unsubscribe function. */
+  onWake(listener: () => void): () => void;
+  close(): Promise<void>;
+}
+
+/** A task id as the stores keep it: a positive integer in decimal. */
+export function parseTaskId(id: string): bigint | null {
+  return /^[1-9][0-9]{0,18}$/.test(id) ? BigInt(id) : null;
+}

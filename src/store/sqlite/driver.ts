@@ -1,0 +1,540 @@
+import Database from "better-sqlite3";
+import { AsyncLocalStorage } from "node:async_hooks";
+import { mkdirSync, watch, type FSWatcher } from "node:fs";
+import { basename, dirname, resolve } from "node:path";
+import type {
+  ClaimedTask,
+  DriverCapabilities,
+  DriverTransaction,
+  RunOutcome,
+  RunRef,
+  StorageDriver,
+  TaskClaimParams,
+  TaskHeartbeatParams,
+  TaskInsertParams,
+  TaskRescueResult,
+} from "../driver.ts";
+import { parseTaskId } from "../driver.ts";
+import { loadMigrations } from "../migrations.ts";
+import { Lane } from "./lane.ts";
+import { initiatorContext, initiatorOf, taskInfoOf, type ErrorRow, type TaskRow } from "./rows.ts";
+import { TASK_STATES, type TaskFilter, type TaskInfo, type TaskPage, type TaskState } from "../../tasks/types.ts";
+
+export interface SqliteDriverOptions {
+  /** A file path, or ":memory:" (one process only). */
+  readonly path: string;
+  /**
+   * "normal" (default): a process crash never loses a committed task; a power loss or OS crash
+   * may lose the last commits. "full": every commit is fsynced first; nothing committed is lost.
+   */
+  readonly durability?: "normal" | "full";
+  /** How long a statement waits for another process's write lock, ms. Default 5,000. */
+  readonly busyTimeoutMs?: number;
+  /** Watch the database for other processes' writes and wake workers. Default true. */
+  readonly watch?: boolean;
+}
+
+const CAPABILITIES: DriverCapabilities = {
+  skipLocked: false,
+  notifications: "file-watch",
+  timePrecisionMs: 1,
+  multiHost: false,
+};
+
+const TASK_COLUMNS = `id, name, queue, priority, state, parameters, run_at, attempt, max_attempts, run_seq,
+  timeout_ms, worker_id, lease_expires_at, with_user_connection, user_id, user_context, progress,
+  progress_message, last_error, created_at, started_at, finished_at, updated_at`;
+
+const CLAIM_RETURNING = `RETURNING id, name, queue, priority, parameters, attempt, max_attempts, run_seq,
+  timeout_ms, with_user_connection, user_id, user_context, run_at`;
+
+interface ClaimRow {
+  id: number;
+  name: string;
+  queue: string;
+  priority: number;
+  parameters: Uint8Array;
+  attempt: number;
+  max_attempts: number;
+  run_seq: number;
+  timeout_ms: number;
+  with_user_connection: number;
+  user_id: string | null;
+  user_context: string | null;
+  run_at: number;
+}
+
+/** The embedded store: one SQLite file in WAL mode, shared by any number of local processes. */
+export class SqliteDriver implements StorageDriver {
+  readonly dialect = "sqlite" as const;
+  readonly capabilities = CAPABILITIES;
+  readonly description: string;
+  private readonly db: Database.Database;
+  private readonly lane = new Lane();
+  private readonly wakeListeners = new Set<() => void>();
+  private watcher: FSWatcher | null = null;
+  private clockOffsetMs = 0;
+  private closed = false;
+  private statements: ReturnType<SqliteDriver["prepareStatements"]> | null = null;
+  /** The transaction the current async context runs in, so calls made inside it run inside it. */
+  private readonly txScope = new AsyncLocalStorage<DriverTransaction>();
+
+  constructor(private readonly options: SqliteDriverOptions) {
+    const path = options.path === ":memory:" ? ":memory:" : resolve(options.path);
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    this.description = `sqlite:${path}`;
+    try {
+      this.db = new Database(path);
+    } catch (error) {
+      throw new Error(`cannot open the SQLite database ${path}: ${(error as Error).message}`, { cause: error });
+    }
+    this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma(`synchronous = ${options.durability === "full" ? "FULL" : "NORMAL"}`);
+    this.db.pragma("foreign_keys = ON");
+    this.db.defaultSafeIntegers(false);
+  }
+
+  ping(): Promise<void> {
+    return this.exclusive(() => {
+      this.sql.get.get(0);
+    });
+  }
+
+  clockNow(): Promise<number> {
+    return Promise.resolve(this.now());
+  }
+
+  clockShift(ms: number): void {
+    this.clockOffsetMs += ms;
+  }
+
+  private now(): number {
+    return Date.now() + this.clockOffsetMs;
+  }
+
+  async migrate(): Promise<void> {
+    const migrations = loadMigrations(new URL("./migrations/", import.meta.url));
+    await this.exclusive(() => {
+      // IMMEDIATE takes the write lock first, so two processes starting at once migrate in turn.
+      this.db.transaction(() => {
+        this.db.exec(
+          "CREATE TABLE IF NOT EXISTS underway_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+        );
+        const done = new Set(
+          (this.db.prepare("SELECT version FROM underway_migrations").all() as { version: number }[]).map((r) => r.version),
+        );
+        const latest = Math.max(0, ...done);
+        const known = Math.max(0, ...migrations.map((m) => m.version));
+        if (latest > known) {
+          throw new Error(
+            `the database ${this.description} is at schema version ${latest}, newer than this underway (${known}); upgrade underway`,
+          );
+        }
+        for (const m of migrations) {
+          if (done.has(m.version)) continue;
+          this.db.exec(m.sql);
+          this.db.prepare("INSERT INTO underway_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(m.version, m.name, this.now());
+        }
+      }).immediate();
+    });
+    this.statements = this.prepareStatements();
+    if (this.options.watch !== false) this.startWatching();
+  }
+
+  private prepareStatements() {
+    const db = this.db;
+    return {
+      insert: db.prepare(
+        `INSERT INTO underway_tasks (name, queue, priority, parameters, run_at, max_attempts, timeout_ms,
+           with_user_connection, user_id, user_context, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      claim: db.prepare(
+        `UPDATE underway_tasks SET state = 'running', attempt = attempt + 1, run_seq = run_seq + 1,
+           worker_id = ?, started_at = ?, lease_expires_at = ?, updated_at = ?, progress = NULL, progress_message = NULL
+         WHERE id IN (SELECT id FROM underway_tasks WHERE state IN ('queued', 'failed') AND run_at <= ?
+                      ORDER BY priority DESC, run_at, id LIMIT ?)
+         ${CLAIM_RETURNING}`,
+      ),
+      succeed: db.prepare(
+        `UPDATE underway_tasks SET state = 'succeeded', finished_at = ?, updated_at = ?, lease_expires_at = NULL
+         WHERE id = ? AND run_seq = ? AND state = 'running'`,
+      ),
+      fail: db.prepare(
+        `UPDATE underway_tasks SET state = ?, run_at = ?, finished_at = ?, updated_at = ?, lease_expires_at = NULL,
+           last_error = ?
+         WHERE id = ? AND run_seq = ? AND state = 'running'`,
+      ),
+      errorInsert: db.prepare(
+        "INSERT OR REPLACE INTO underway_task_errors (task_id, attempt, at, name, message, stack) VALUES (?, ?, ?, ?, ?, ?)",
+      ),
+      release: db.prepare(
+        `UPDATE underway_tasks SET state = 'queued', attempt = attempt - 1, run_at = ?, updated_at = ?,
+           worker_id = NULL, lease_expires_at = NULL, started_at = NULL
+         WHERE id = ? AND run_seq = ? AND state = 'running'`,
+      ),
+      heartbeat: db.prepare(
+        `UPDATE underway_tasks SET lease_expires_at = ?
+         WHERE id = ? AND run_seq = ? AND worker_id = ? AND state = 'running'`,
+      ),
+      progress: db.prepare(
+        `UPDATE underway_tasks SET progress = ?, progress_message = ?
+         WHERE id = ? AND run_seq = ? AND state = 'running'`,
+      ),
+      expired: db.prepare(
+        `SELECT id, attempt, max_attempts, worker_id FROM underway_tasks
+         WHERE state = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?`,
+      ),
+      rescue: db.prepare(
+        `UPDATE underway_tasks SET state = ?, run_at = ?, finished_at = ?, updated_at = ?, lease_expires_at = NULL,
+           worker_id = NULL, last_error = ?
+         WHERE id = ? AND state = 'running' AND lease_expires_at < ?`,
+      ),
+      nextRunAt: db.prepare(
+        "SELECT min(run_at) AS next FROM underway_tasks WHERE state IN ('queued', 'failed') AND run_at > ?",
+      ),
+      get: db.prepare(`SELECT ${TASK_COLUMNS} FROM underway_tasks WHERE id = ?`),
+      errors: db.prepare(
+        "SELECT attempt, at, name, message, stack FROM underway_task_errors WHERE task_id = ? ORDER BY at, attempt",
+      ),
+      counts: db.prepare("SELECT state, count(*) AS n FROM underway_tasks GROUP BY state"),
+    };
+  }
+
+  private get sql(): NonNullable<SqliteDriver["statements"]> {
+    if (!this.statements) {
+      throw new Error(this.closed ? `the store ${this.description} is closed` : "the store is not migrated yet: call migrate() first");
+    }
+    return this.statements;
+  }
+
+  /** Runs fn alone on the connection: at once when no async transaction is open. */
+  private exclusive<T>(fn: () => T): Promise<T> {
+    if (this.lane.idle || this.inOpenTransaction()) {
+      try {
+        return Promise.resolve(fn());
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return this.lane.run(fn);
+  }
+
+  private insertRow(p: TaskInsertParams, now: number): string {
+    const runAt = p.runAtMs ?? now + Math.max(0, p.delayMs ?? 0);
+    const info = this.sql.insert.run(
+      p.name,
+      p.queue,
+      p.priority,
+      p.parameters,
+      runAt,
+      p.maxAttempts,
+      p.timeoutMs,
+      p.withUserConnection ? 1 : 0,
+      p.initiator?.userId ?? null,
+      initiatorContext(p.initiator),
+      now,
+      now,
+    );
+    return String(info.lastInsertRowid);
+  }
+
+  taskInsert(params: TaskInsertParams, tx?: DriverTransaction): Promise<string> {
+    if (tx) {
+      this.assertOwnTransaction(tx);
+      return Promise.resolve(this.insertRow(params, this.now()));
+    }
+    return this.exclusive(() => this.insertRow(params, this.now()));
+  }
+
+  taskInsertMany(params: readonly TaskInsertParams[], tx?: DriverTransaction): Promise<string[]> {
+    const insertAll = (): string[] => {
+      const now = this.now();
+      return params.map((p) => this.insertRow(p, now));
+    };
+    if (tx) {
+      this.assertOwnTransaction(tx);
+      return Promise.resolve(insertAll());
+    }
+    return this.exclusive(() => this.db.transaction(insertAll).immediate());
+  }
+
+  taskClaim(params: TaskClaimParams): Promise<ClaimedTask[]> {
+    return this.exclusive(() => {
+      const now = this.now();
+      const queues = params.queues && params.queues.length ? params.queues : null;
+      const rows = queues
+        ? this.claimFromQueues(params, queues, now)
+        : (this.sql.claim.all(params.workerId, now, now + params.leaseMs, now, now, params.limit) as ClaimRow[]);
+      // RETURNING gives no order; hand tasks out in claim order.
+      rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.id - b.id);
+      return rows.map(claimedOf);
+    });
+  }
+
+  private claimFromQueues(params: TaskClaimParams, queues: readonly string[], now: number): ClaimRow[] {
+    const marks = queues.map(() => "?").join(", ");
+    return this.db
+      .prepare(
+        `UPDATE underway_tasks SET state = 'running', attempt = attempt + 1, run_seq = run_seq + 1,
+           worker_id = ?, started_at = ?, lease_expires_at = ?, updated_at = ?, progress = NULL, progress_message = NULL
+         WHERE id IN (SELECT id FROM underway_tasks WHERE state IN ('queued', 'failed') AND run_at <= ?
+                      AND queue IN (${marks}) ORDER BY priority DESC, run_at, id LIMIT ?)
+         ${CLAIM_RETURNING}`,
+      )
+      .all(params.workerId, now, now + params.leaseMs, now, now, ...queues, params.limit) as ClaimRow[];
+  }
+
+  taskCompleteMany(outcomes: readonly RunOutcome[]): Promise<{ rejected: string[] }> {
+    return this.exclusive(() =>
+      this.db.transaction(() => {
+        const now = this.now();
+        const rejected: string[] = [];
+        const sql = this.sql;
+        for (const o of outcomes) {
+          let changes: number;
+          if (o.kind === "succeeded") {
+            changes = sql.succeed.run(now, now, o.id, o.runSeq).changes;
+          } else if (o.kind === "released") {
+            changes = sql.release.run(now, now, o.id, o.runSeq).changes;
+          } else {
+            const dead = o.retryDelayMs === null;
+            const error = { attempt: o.attempt, at: now, ...o.error };
+            changes = sql.fail
+              .run(dead ? "dead" : "failed", now + (o.retryDelayMs ?? 0), dead ? now : null, now, JSON.stringify(error), o.id, o.runSeq)
+              .changes;
+            if (changes) sql.errorInsert.run(o.id, o.attempt, now, o.error.name, o.error.message, o.error.stack ?? null);
+          }
+          if (changes === 0) rejected.push(o.id);
+        }
+        return { rejected };
+      }).immediate(),
+    );
+  }
+
+  taskHeartbeat(params: TaskHeartbeatParams): Promise<RunRef[]> {
+    return this.exclusive(() =>
+      this.db.transaction(() => {
+        const lease = this.now() + params.leaseMs;
+        return params.runs.filter((r) => this.sql.heartbeat.run(lease, r.id, r.runSeq, params.workerId).changes === 1);
+      }).immediate(),
+    );
+  }
+
+  taskProgressSet(params: RunRef & { progress: number; message: string | null }): Promise<void> {
+    return this.exclusive(() => {
+      this.sql.progress.run(params.progress, params.message, params.id, params.runSeq);
+    });
+  }
+
+  taskRescueExpired(params: { limit: number }): Promise<TaskRescueResult> {
+    return this.exclusive(() =>
+      this.db.transaction(() => {
+        const now = this.now();
+        const rows = this.sql.expired.all(now, params.limit) as {
+          id: number;
+          attempt: number;
+          max_attempts: number;
+          worker_id: string | null;
+        }[];
+        let retried = 0;
+        let dead = 0;
+        for (const row of rows) {
+          const isDead = row.attempt >= row.max_attempts;
+          const error = {
+            name: "LeaseExpiredError",
+            message: `worker ${row.worker_id ?? "?"} stopped renewing its lease (it crashed, was killed or hung)`,
+          };
+          const changed = this.sql.rescue.run(
+            isDead ? "dead" : "failed",
+            now,
+            isDead ? now : null,
+            now,
+            JSON.stringify({ attempt: row.attempt, at: now, ...error }),
+            row.id,
+            now,
+          ).changes;
+          if (!changed) continue;
+          this.sql.errorInsert.run(row.id, row.attempt, now, error.name, error.message, null);
+          if (isDead) dead++;
+          else retried++;
+        }
+        return { retried, dead };
+      }).immediate(),
+    );
+  }
+
+  taskNextRunAt(params: { queues?: readonly string[] }): Promise<number | null> {
+    return this.exclusive(() => {
+      const now = this.now();
+      if (params.queues && params.queues.length) {
+        const marks = params.queues.map(() => "?").join(", ");
+        const row = this.db
+          .prepare(
+            `SELECT min(run_at) AS next FROM underway_tasks WHERE state IN ('queued', 'failed') AND run_at > ? AND queue IN (${marks})`,
+          )
+          .get(now, ...params.queues) as { next: number | null };
+        return row.next;
+      }
+      return (this.sql.nextRunAt.get(now) as { next: number | null }).next;
+    });
+  }
+
+  taskGet(id: string): Promise<TaskInfo | null> {
+    const key = parseTaskId(id);
+    if (key === null) return Promise.resolve(null);
+    return this.exclusive(() => {
+      const row = this.sql.get.get(key) as TaskRow | undefined;
+      if (!row) return null;
+      return taskInfoOf(row, this.sql.errors.all(key) as ErrorRow[]);
+    });
+  }
+
+  taskList(filter: TaskFilter): Promise<TaskPage> {
+    const limit = Math.min(Math.max(1, Math.trunc(filter.limit ?? 50)), 1000);
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.states && filter.states.length) {
+      for (const s of filter.states) {
+        if (!TASK_STATES.includes(s)) throw new Error(`unknown task state ${JSON.stringify(s)}; expected one of ${TASK_STATES.join(", ")}`);
+      }
+      where.push(`state IN (${filter.states.map(() => "?").join(", ")})`);
+      args.push(...filter.states);
+    }
+    if (filter.name !== undefined) {
+      where.push("name = ?");
+      args.push(filter.name);
+    }
+    if (filter.queue !== undefined) {
+      where.push("queue = ?");
+      args.push(filter.queue);
+    }
+    if (filter.userId !== undefined) {
+      where.push("user_id = ?");
+      args.push(filter.userId);
+    }
+    if (filter.beforeId !== undefined) {
+      const before = parseTaskId(filter.beforeId);
+      if (before === null) throw new Error(`beforeId must be a task id, got ${JSON.stringify(filter.beforeId)}`);
+      where.push("id < ?");
+      args.push(before);
+    }
+    const sql = `SELECT ${TASK_COLUMNS} FROM underway_tasks ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+                 ORDER BY id DESC LIMIT ?`;
+    return this.exclusive(() => {
+      const rows = this.db.prepare(sql).all(...args, limit + 1) as TaskRow[];
+      const more = rows.length > limit;
+      const items = rows.slice(0, limit).map((r) => taskInfoOf(r, []));
+      return { items, nextBeforeId: more && items.length ? (items[items.length - 1]?.id ?? null) : null };
+    });
+  }
+
+  taskCountByState(): Promise<Record<TaskState, number>> {
+    return this.exclusive(() => {
+      const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
+      for (const row of this.sql.counts.all() as { state: TaskState; n: number }[]) counts[row.state] = row.n;
+      return counts;
+    });
+  }
+
+  private inOpenTransaction(): DriverTransaction | undefined {
+    const scoped = this.txScope.getStore();
+    return scoped && this.openTransactions.has(scoped) ? scoped : undefined;
+  }
+
+  async transaction<T>(fn: (tx: DriverTransaction) => Promise<T>): Promise<T> {
+    // A transaction started inside another joins it: SQLite has one writer per connection.
+    const outer = this.inOpenTransaction();
+    if (outer) return fn(outer);
+    return this.lane.run(async () => {
+      this.db.exec("BEGIN IMMEDIATE");
+      let open = true;
+      const tx: DriverTransaction & { owner: SqliteDriver } = {
+        driver: this,
+        owner: this,
+        execute: async (sql, params = []) => {
+          if (!open) throw new Error("the transaction has ended; statements cannot run in it any more");
+          const statement = this.db.prepare(sql);
+          if (statement.reader) return statement.all(...params) as Record<string, unknown>[];
+          statement.run(...params);
+          return [];
+        },
+      };
+      this.openTransactions.add(tx);
+      try {
+        const result = await this.txScope.run(tx, () => fn(tx));
+        this.db.exec("COMMIT");
+        return result;
+      } catch (error) {
+        if (this.db.inTransaction) this.db.exec("ROLLBACK");
+        throw error;
+      } finally {
+        open = false;
+        this.openTransactions.delete(tx);
+      }
+    });
+  }
+
+  private readonly openTransactions = new Set<DriverTransaction>();
+
+  private assertOwnTransaction(tx: DriverTransaction): void {
+    if (!this.openTransactions.has(tx)) {
+      throw new Error("the transaction passed is not open on this store (it has ended, or belongs to another store)");
+    }
+  }
+
+  onWake(listener: () => void): () => void {
+    this.wakeListeners.add(listener);
+    return () => this.wakeListeners.delete(listener);
+  }
+
+  /**
+   * Other processes' commits append to the -wal file; inotify reports that at once, so idle
+   * workers here look for work without polling. Our own writes trigger it too: the worker
+   * coalesces wake-ups, and a look that finds nothing is a cheap indexed read.
+   */
+  private startWatching(): void {
+    if (this.options.path === ":memory:" || this.watcher) return;
+    const file = resolve(this.options.path);
+    const wal = `${basename(file)}-wal`;
+    try {
+      this.watcher = watch(dirname(file), { persistent: false }, (_event, name) => {
+        if (name === wal) for (const l of this.wakeListeners) l();
+      });
+      this.watcher.on("error", () => {
+        this.watcher?.close();
+        this.watcher = null;
+      });
+    } catch {
+      this.watcher = null; // polling remains
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.lane.run(() => {
+      this.closed = true;
+      this.watcher?.close();
+      this.watcher = null;
+      this.statements = null;
+      this.db.close();
+    });
+  }
+}
+
+function claimedOf(row: ClaimRow): ClaimedTask {
+  return {
+    id: String(row.id),
+    name: row.name,
+    queue: row.queue,
+    priority: row.priority,
+    parameters: row.parameters,
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    runSeq: row.run_seq,
+    timeoutMs: row.timeout_ms,
+    withUserConnection: row.with_user_connection === 1,
+    initiator: initiatorOf(row.user_id, row.user_context),
+  };
+}

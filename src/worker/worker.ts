@@ -1,0 +1,416 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { decodeParameters, TaskDeserializationError } from "../codec/index.ts";
+import type { ClaimedTask, RunOutcome, StorageDriver } from "../store/driver.ts";
+import type { AmbientScope } from "../tasks/ambient.ts";
+import { describeThrown, type ThrownInfo } from "../tasks/error-info.ts";
+import { LeaseLostError } from "../tasks/errors/lease-lost-error.ts";
+import { TaskInterruptedError } from "../tasks/errors/task-interrupted-error.ts";
+import { UnknownTaskError } from "../tasks/errors/unknown-task-error.ts";
+import { UnrecoverableTaskError } from "../tasks/errors/unrecoverable-task-error.ts";
+import type { Logger } from "../tasks/logger.ts";
+import { backoffDelay, TASK_DEFAULTS, type TaskRegistry } from "../tasks/registry.ts";
+import type { Initiator, TaskContext, UserConnectionLike } from "../tasks/types.ts";
+import { Completer } from "./completer.ts";
+import { executeInProcess } from "./executor.ts";
+
+/** Rebuilds the user connection of a task's initiator when the task starts. */
+export type UserConnectionFactory = (initiator: Initiator, task: { id: string; name: string }) => Promise<UserConnectionLike> | UserConnectionLike;
+
+/** Something that happened to a task in this worker. */
+export type WorkerEvent =
+  | { readonly type: "taskStarted"; readonly taskId: string; readonly name: string; readonly attempt: number }
+  | { readonly type: "taskSucceeded"; readonly taskId: string; readonly name: string; readonly attempt: number; readonly durationMs: number }
+  | {
+      readonly type: "taskFailed" | "taskDead";
+      readonly taskId: string;
+      readonly name: string;
+      readonly attempt: number;
+      readonly error: ThrownInfo;
+      readonly retryDelayMs: number | null;
+    }
+  | { readonly type: "taskReleased"; readonly taskId: string; readonly name: string; readonly attempt: number };
+
+export interface WorkerOptions {
+  readonly driver: StorageDriver;
+  readonly registry: TaskRegistry;
+  readonly logger: Logger;
+  /** Tasks run at once. Default 10. */
+  readonly concurrency?: number;
+  /** Queues this worker takes tasks from; all queues when absent. */
+  readonly queues?: readonly string[];
+  /** How long a claim holds a task without a heartbeat, ms. Default 15,000. */
+  readonly leaseMs?: number;
+  /** Heartbeat period, ms. Default a third of the lease. */
+  readonly heartbeatMs?: number;
+  /** Fallback poll for work when no wake-up arrives, ms. Default 1,000. */
+  readonly pollIntervalMs?: number;
+  /** Most tasks claimed in one statement. Default the concurrency, at most 100. */
+  readonly batchSize?: number;
+  readonly userConnectionFactory?: UserConnectionFactory;
+  /** The ambient scope tasks run in (the runtime, so Task.startNew inside a task works). */
+  readonly scope?: AmbientScope;
+  readonly onEvent?: (event: WorkerEvent) => void;
+  /** Deterministic jitter for tests. */
+  readonly random?: () => number;
+}
+
+/** An outcome with what the events tell about it. */
+type WorkerOutcome = RunOutcome & { readonly name: string; readonly attempt: number; readonly durationMs: number };
+
+interface ActiveRun {
+  readonly task: ClaimedTask;
+  readonly controller: AbortController;
+  readonly startedAt: number;
+  /** Set when the run's result must not be written: lease lost, or released at shutdown. */
+  discarded: boolean;
+  done: Promise<void>;
+  progressTimer: NodeJS.Timeout | null;
+  latestProgress: { fraction: number; text: string | null } | null;
+}
+
+const PROGRESS_INTERVAL_MS = 250;
+
+/**
+ * The claim loop: takes due tasks from the store while it has free slots, runs them, and hands
+ * their outcomes to the completer. Woken at once by local starts and by the store's
+ * notifications; polls only as a fallback.
+ */
+export class Worker {
+  readonly id = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+  private readonly driver: StorageDriver;
+  private readonly concurrency: number;
+  private readonly leaseMs: number;
+  private readonly heartbeatMs: number;
+  private readonly pollIntervalMs: number;
+  private readonly batchSize: number;
+  private readonly active = new Map<string, ActiveRun>();
+  private readonly completer: Completer<WorkerOutcome>;
+  private running = false;
+  private stopping = false;
+  private filling = false;
+  private wakeAgain = false;
+  private wakeScheduled = false;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private nextRunTimer: NodeJS.Timeout | null = null;
+  private unsubscribeWake: (() => void) | null = null;
+  private claimFailures = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly options: WorkerOptions) {
+    this.driver = options.driver;
+    this.concurrency = positive(options.concurrency ?? 10, "worker concurrency");
+    this.leaseMs = positive(options.leaseMs ?? 15_000, "worker leaseMs");
+    this.heartbeatMs = positive(options.heartbeatMs ?? Math.max(1, Math.floor(this.leaseMs / 3)), "worker heartbeatMs");
+    this.pollIntervalMs = positive(options.pollIntervalMs ?? 1_000, "worker pollIntervalMs");
+    this.batchSize = positive(options.batchSize ?? Math.min(this.concurrency, 100), "worker batchSize");
+    if (this.heartbeatMs >= this.leaseMs) {
+      throw new RangeError(`worker heartbeatMs (${this.heartbeatMs}) must be shorter than leaseMs (${this.leaseMs})`);
+    }
+    this.completer = new Completer(
+      this.driver,
+      (outcomes, rejected) => this.written(outcomes, rejected),
+      (error, outcomes) =>
+        this.options.logger.error({ err: error, count: outcomes.length }, "recording task outcomes failed; retrying"),
+    );
+  }
+
+  get activeCount(): number {
+    return this.active.size;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.stopping = false;
+    this.unsubscribeWake = this.driver.onWake(() => this.wake());
+    this.pollTimer = setInterval(() => this.wake(), this.pollIntervalMs);
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.heartbeatMs);
+    this.pollTimer.unref();
+    this.heartbeatTimer.unref();
+    this.wake();
+  }
+
+  /** Looks for work now (coalesced: many calls in one turn make one look). */
+  wake(): void {
+    if (!this.running || this.stopping) return;
+    if (this.filling) {
+      this.wakeAgain = true;
+      return;
+    }
+    if (this.wakeScheduled) return;
+    this.wakeScheduled = true;
+    setImmediate(() => {
+      this.wakeScheduled = false;
+      void this.fill();
+    });
+  }
+
+  private async fill(): Promise<void> {
+    if (this.filling || !this.running || this.stopping) return;
+    this.filling = true;
+    try {
+      do {
+        this.wakeAgain = false;
+        while (this.running && !this.stopping) {
+          const free = this.concurrency - this.active.size;
+          if (free <= 0) break;
+          const want = Math.min(free, this.batchSize);
+          let claimed: ClaimedTask[];
+          try {
+            claimed = await this.driver.taskClaim({
+              workerId: this.id,
+              limit: want,
+              leaseMs: this.leaseMs,
+              ...(this.options.queues ? { queues: this.options.queues } : {}),
+            });
+            this.claimFailures = 0;
+          } catch (error) {
+            this.claimFailures++;
+            if (this.claimFailures === 1 || this.claimFailures % 30 === 0) {
+              this.options.logger.error({ err: error, failures: this.claimFailures }, "claiming tasks failed; will retry");
+            }
+            return;
+          }
+          for (const task of claimed) this.begin(task);
+          if (claimed.length < want) {
+            await this.scheduleNextDue();
+            break;
+          }
+        }
+      } while (this.wakeAgain && this.running && !this.stopping);
+    } finally {
+      this.filling = false;
+    }
+  }
+
+  /** Nothing more is due: wake when the earliest delayed task becomes due (poll bounds it anyway). */
+  private async scheduleNextDue(): Promise<void> {
+    if (this.nextRunTimer) return;
+    let next: number | null;
+    try {
+      next = await this.driver.taskNextRunAt(this.options.queues ? { queues: this.options.queues } : {});
+    } catch {
+      return;
+    }
+    if (next === null) return;
+    const inMs = next - (await this.driver.clockNow());
+    if (inMs >= this.pollIntervalMs) return;
+    this.nextRunTimer = setTimeout(() => {
+      this.nextRunTimer = null;
+      this.wake();
+    }, Math.max(0, inMs) + 1);
+    this.nextRunTimer.unref();
+  }
+
+  private begin(task: ClaimedTask): void {
+    const controller = new AbortController();
+    const run: ActiveRun = { task, controller, startedAt: performance.now(), discarded: false, done: Promise.resolve(), progressTimer: null, latestProgress: null };
+    this.active.set(task.id, run);
+    this.options.onEvent?.({ type: "taskStarted", taskId: task.id, name: task.name, attempt: task.attempt });
+    run.done = this.execute(run).then(
+      (outcome) => this.end(run, outcome),
+      (error: unknown) => {
+        // execute() catches everything a task does; this is a bug of ours. Keep the worker alive.
+        this.options.logger.error({ err: error, taskId: task.id }, "internal error while running a task");
+        this.end(run, this.failure(run, error, null));
+      },
+    );
+  }
+
+  private async execute(run: ActiveRun): Promise<RunOutcome> {
+    const { task } = run;
+    const logger = this.options.logger.child({
+      taskId: task.id,
+      task: task.name,
+      attempt: task.attempt,
+      ...(task.initiator ? { userId: task.initiator.userId } : {}),
+    });
+    let parameters: unknown;
+    try {
+      parameters = decodeParameters(task.parameters);
+    } catch (error) {
+      // Bytes that cannot be decoded never will be: no retry.
+      return this.failure(run, error, null);
+    }
+    const entry = this.options.registry.resolve(task.name);
+    if (!entry) {
+      return this.failure(run, new UnknownTaskError(task.name, this.options.registry.names()), "default");
+    }
+    let userConnection: UserConnectionLike | null = null;
+    if (task.withUserConnection) {
+      const factory = this.options.userConnectionFactory;
+      try {
+        if (!task.initiator) throw new UnrecoverableTaskError("the task needs a user connection but has no initiator");
+        if (!factory) {
+          throw new Error("this runtime has no UserConnection factory: pass userConnectionFactory to createRuntime");
+        }
+        userConnection = await factory(task.initiator, { id: task.id, name: task.name });
+      } catch (error) {
+        return this.failure(run, error, entry.options.backoff);
+      }
+    }
+    const context: TaskContext = {
+      signal: run.controller.signal,
+      attempt: task.attempt,
+      maxAttempts: task.maxAttempts,
+      taskId: task.id,
+      taskName: task.name,
+      logger,
+      reportProgress: (fraction, message) => this.reportProgress(run, fraction, message),
+    };
+    try {
+      await executeInProcess({
+        taskClass: entry.taskClass,
+        parameters,
+        context,
+        controller: run.controller,
+        timeoutMs: task.timeoutMs,
+        userConnection,
+        scope: { ...this.options.scope, ...(task.initiator ? { user: task.initiator } : {}) },
+      });
+      return { kind: "succeeded", id: task.id, runSeq: task.runSeq };
+    } catch (error) {
+      if (error instanceof TaskInterruptedError) return { kind: "released", id: task.id, runSeq: task.runSeq };
+      return this.failure(run, error, entry.options.backoff);
+    }
+  }
+
+  private failure(
+    run: ActiveRun,
+    error: unknown,
+    backoff: "default" | { baseMs: number; maxMs: number; jitter: number } | null,
+  ): RunOutcome {
+    const { task } = run;
+    const final =
+      backoff === null ||
+      error instanceof UnrecoverableTaskError ||
+      error instanceof TaskDeserializationError ||
+      task.attempt >= task.maxAttempts;
+    const policy = backoff === "default" || backoff === null ? TASK_DEFAULTS.backoff : backoff;
+    return {
+      kind: "failed",
+      id: task.id,
+      runSeq: task.runSeq,
+      attempt: task.attempt,
+      error: describeThrown(error),
+      retryDelayMs: final ? null : backoffDelay(task.attempt, policy, this.options.random),
+    };
+  }
+
+  private end(run: ActiveRun, outcome: RunOutcome): void {
+    if (run.progressTimer) clearTimeout(run.progressTimer);
+    this.active.delete(run.task.id);
+    if (!run.discarded) {
+      if (outcome.kind === "failed") {
+        this.options.logger.warn(
+          { taskId: run.task.id, task: run.task.name, attempt: run.task.attempt, err: outcome.error },
+          outcome.retryDelayMs === null ? "task failed; no attempts left" : `task failed; retry in ${outcome.retryDelayMs} ms`,
+        );
+      }
+      this.completer.add(this.annotate(run, outcome));
+    }
+    if (this.active.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+    this.wake();
+  }
+
+  private annotate(run: ActiveRun, outcome: RunOutcome): WorkerOutcome {
+    return { ...outcome, name: run.task.name, attempt: run.task.attempt, durationMs: performance.now() - run.startedAt };
+  }
+
+  /** Called once outcomes are stored: events fire only for what the store accepted. */
+  private written(outcomes: readonly WorkerOutcome[], rejected: ReadonlySet<string>): void {
+    const emit = this.options.onEvent;
+    for (const o of outcomes) {
+      if (rejected.has(o.id)) {
+        this.options.logger.warn({ taskId: o.id }, "outcome discarded: the task's lease had passed to another run");
+        continue;
+      }
+      if (!emit) continue;
+      const base = { taskId: o.id, name: o.name, attempt: o.attempt };
+      if (o.kind === "succeeded") emit({ type: "taskSucceeded", ...base, durationMs: o.durationMs });
+      else if (o.kind === "released") emit({ type: "taskReleased", ...base });
+      else emit({ type: o.retryDelayMs === null ? "taskDead" : "taskFailed", ...base, error: o.error, retryDelayMs: o.retryDelayMs });
+    }
+  }
+
+  private reportProgress(run: ActiveRun, fraction: number, message?: string): void {
+    if (typeof fraction !== "number" || !(fraction >= 0 && fraction <= 1)) {
+      throw new RangeError(`reportProgress: fraction must be a number from 0 to 1, got ${String(fraction)}`);
+    }
+    const text = message === undefined ? null : String(message).slice(0, 500);
+    run.latestProgress = { fraction, text };
+    if (run.progressTimer || run.discarded) return;
+    const write = (): void => {
+      run.progressTimer = null;
+      const latest = run.latestProgress;
+      if (!latest || run.discarded || !this.active.has(run.task.id)) return;
+      this.driver
+        .taskProgressSet({ id: run.task.id, runSeq: run.task.runSeq, progress: latest.fraction, message: latest.text })
+        .catch((error: unknown) => this.options.logger.warn({ err: error, taskId: run.task.id }, "storing progress failed"));
+    };
+    run.progressTimer = setTimeout(write, PROGRESS_INTERVAL_MS);
+    run.progressTimer.unref();
+  }
+
+  /** Renews the leases of the running tasks; a run whose lease was lost is aborted and discarded. */
+  async heartbeat(): Promise<void> {
+    if (this.active.size === 0) return;
+    const runs = [...this.active.values()].filter((r) => !r.discarded).map((r) => ({ id: r.task.id, runSeq: r.task.runSeq }));
+    let held;
+    try {
+      held = await this.driver.taskHeartbeat({ workerId: this.id, leaseMs: this.leaseMs, runs });
+    } catch (error) {
+      this.options.logger.error({ err: error }, "renewing leases failed; will retry at the next heartbeat");
+      return;
+    }
+    const kept = new Set(held.map((r) => `${r.id}:${r.runSeq}`));
+    for (const ref of runs) {
+      if (kept.has(`${ref.id}:${ref.runSeq}`)) continue;
+      const run = this.active.get(ref.id);
+      if (!run || run.task.runSeq !== ref.runSeq) continue;
+      // Completed meanwhile, or the lease really was lost; either way this run's result must not count.
+      if (run.discarded) continue;
+      run.discarded = true;
+      this.options.logger.warn({ taskId: ref.id }, "lease lost; aborting the run");
+      run.controller.abort(new LeaseLostError(ref.id));
+    }
+  }
+
+  /**
+   * Stops claiming, lets running tasks finish within `graceMs`, then aborts the rest and queues
+   * them again without spending an attempt. Resolves once every outcome is stored.
+   */
+  async stop(options: { graceMs?: number } = {}): Promise<void> {
+    if (!this.running) return;
+    this.stopping = true;
+    this.unsubscribeWake?.();
+    for (const t of [this.pollTimer, this.nextRunTimer]) if (t) clearTimeout(t);
+    this.pollTimer = this.nextRunTimer = null;
+    const graceMs = options.graceMs ?? 10_000;
+    if (this.active.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
+      ]);
+      clearTimeout(timer);
+    }
+    for (const run of [...this.active.values()]) {
+      if (run.discarded) continue;
+      run.discarded = true;
+      this.completer.add(this.annotate(run, { kind: "released", id: run.task.id, runSeq: run.task.runSeq }));
+      run.controller.abort(new TaskInterruptedError("the worker is shutting down; the task will run again"));
+    }
+    await this.completer.flush();
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = null;
+    this.running = false;
+  }
+}
+
+function positive(value: number, what: string): number {
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${what} must be a positive integer, got ${value}`);
+  return value;
+}

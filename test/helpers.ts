@@ -1,0 +1,46 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after } from "node:test";
+import { createRuntime, type Runtime, type RuntimeConfig } from "../src/index.ts";
+
+/** A fresh folder for this test file's databases, removed when the file's tests end. */
+export function tempDir(prefix = "underway-test-"): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+let counter = 0;
+
+/** A path for a new SQLite file of its own. */
+export function tempDb(dir: string): string {
+  return join(dir, `t${process.pid}-${++counter}.db`);
+}
+
+/** A started runtime on its own SQLite file, stopped when the file's tests end. */
+export async function startRuntime(config: Partial<RuntimeConfig> & { dir: string }): Promise<Runtime> {
+  const { dir, ...rest } = config;
+  const runtime = createRuntime({ db: tempDb(dir), logger: false, ...rest });
+  await runtime.start();
+  after(() => runtime.stop({ graceMs: 0 }));
+  return runtime;
+}
+
+/** Resolves when fn returns a truthy value; checks on every turn of the event loop, bounded. */
+export async function until<T>(fn: () => T | Promise<T>, what: string, limitMs = 5_000): Promise<NonNullable<T>> {
+  const end = Date.now() + limitMs;
+  for (;;) {
+    const value = await fn();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A promise with its resolve function, for tasks that wait for the test. */
+export function gate(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((r) => (open = r));
+  return { promise, open };
+}

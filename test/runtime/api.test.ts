@@ -1,0 +1,232 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  runAsUser,
+  Task,
+  TaskSerializationError,
+  TaskStartError,
+  type IBackgroundTask,
+  type IUserConnectionRequired,
+  type TaskContext,
+  type UserConnectionLike,
+} from "../../src/index.ts";
+import { startRuntime, tempDir } from "../helpers.ts";
+
+const dir = tempDir();
+
+interface ActivityData {
+  title: string;
+  typeId: string;
+}
+
+const seen: { parameters: unknown; argCount: number; context?: TaskContext }[] = [];
+
+/** Written the platform's way: run takes the parameters only. */
+class RecordTask implements IBackgroundTask<ActivityData> {
+  run(parameters: ActivityData): void {
+    // eslint-disable-next-line prefer-rest-params
+    seen.push({ parameters, argCount: arguments.length });
+  }
+}
+
+class ContextTask implements IBackgroundTask<{ n: number }> {
+  run(_p: { n: number }, context: TaskContext): void {
+    seen.push({ parameters: _p, argCount: 2, context });
+  }
+}
+
+const connectionLog: string[] = [];
+
+class NeedsConnection implements IBackgroundTask<{ note: string }>, IUserConnectionRequired {
+  private userConnection: UserConnectionLike | null = null;
+  setUserConnection(userConnection: UserConnectionLike): void {
+    connectionLog.push(`set:${userConnection.currentUser.id}`);
+    this.userConnection = userConnection;
+  }
+  // The connection is never passed to run: the runtime gives run the parameters and the context.
+  run(parameters: { note: string }, context: TaskContext): void {
+    connectionLog.push(`run:${this.userConnection?.currentUser.id}:${parameters.note}:${typeof context.signal}`);
+    for (const arg of [parameters, context]) assert.notEqual(arg, this.userConnection);
+  }
+}
+
+class Renamed implements IBackgroundTask<null> {
+  static readonly taskName = "Billing.Renamed";
+  run(): void {}
+}
+
+const userConnectionFactory = (initiator: { userId: string }) => ({ currentUser: { id: initiator.userId } });
+
+describe("Task.startNew", () => {
+  it("stores the task durably before resolving and runs it with the same parameters", async () => {
+    const runtime = await startRuntime({ dir, tasks: [RecordTask] });
+    const data = { title: "Activity created by background task", typeId: "FBE0ACDC-CFC0-DF11-B00F-001D60E938C6" };
+    const handle = await runtime.run(() => Task.startNew(RecordTask, data));
+    assert.match(handle.id, /^[1-9]\d*$/);
+    const stored = await runtime.getTask(handle.id);
+    assert.equal(stored.name, "RecordTask");
+    const done = await handle.wait({ timeoutMs: 5_000 });
+    assert.equal(done.state, "succeeded");
+    assert.equal(done.attempt, 1);
+    assert.ok(done.finishedAt);
+    const call = seen.find((s) => (s.parameters as ActivityData).title === data.title);
+    assert.deepEqual(call?.parameters, data);
+    // A one-argument run still receives the context as a second argument, which it may ignore.
+    assert.equal(call?.argCount, 2);
+  });
+
+  it("gives run a context with signal, attempt, ids, logger and progress", async () => {
+    const runtime = await startRuntime({ dir, tasks: [ContextTask] });
+    const handle = await runtime.run(() => Task.startNew(ContextTask, { n: 7 }));
+    await handle.wait({ timeoutMs: 5_000 });
+    const call = seen.find((s) => (s.parameters as { n?: number }).n === 7);
+    assert.ok(call?.context);
+    assert.equal(call.context.taskId, handle.id);
+    assert.equal(call.context.taskName, "ContextTask");
+    assert.equal(call.context.attempt, 1);
+    assert.equal(call.context.maxAttempts, 5);
+    assert.ok(call.context.signal instanceof AbortSignal);
+    assert.equal(typeof call.context.logger.info, "function");
+    assert.throws(() => call.context?.reportProgress(2), /fraction must be a number from 0 to 1/);
+  });
+
+  it("uses a static taskName as the stable name", async () => {
+    const runtime = await startRuntime({ dir });
+    const handle = await runtime.run(() => Task.startNew(Renamed, null));
+    assert.equal((await handle.wait({ timeoutMs: 5_000 })).name, "Billing.Renamed");
+  });
+
+  it("finds the process's runtime without run() once one has started", async () => {
+    const runtime = await startRuntime({ dir, tasks: [RecordTask] });
+    const handle = await Task.startNew(RecordTask, { title: "ambient", typeId: "x" });
+    // The process default is the first runtime started; it knows the task either way.
+    assert.ok(handle.id);
+    assert.ok(runtime);
+  });
+
+  it("refuses a class that needs a user connection, synchronously", async () => {
+    const runtime = await startRuntime({ dir });
+    assert.throws(
+      // @ts-expect-error startNew does not accept a class implementing IUserConnectionRequired
+      () => runtime.run(() => Task.startNew(NeedsConnection, { note: "x" })),
+      (e: unknown) => e instanceof TaskStartError && /start it with Task.startNewWithUserConnection/.test(e.message),
+    );
+    assert.equal((await runtime.countTasks()).queued, 0);
+  });
+
+  it("refuses values that are not task classes with a clear message", async () => {
+    const runtime = await startRuntime({ dir });
+    for (const [value, pattern] of [
+      [{}, /pass the class itself, not an instance/],
+      [() => 1, /without a run method/],
+      [null, /got null/],
+      ["RecordTask", /got a string/],
+    ] as const) {
+      assert.throws(() => runtime.run(() => Task.startNew(value as never, null as never)), pattern);
+    }
+    assert.throws(
+      () => runtime.run(() => Task.startNew(class { run() {} }, null as never)),
+      /an anonymous class cannot be a task/,
+    );
+  });
+
+  it("type-checks parameters against the class", async () => {
+    const runtime = await startRuntime({ dir, tasks: [RecordTask] });
+    await runtime.run(async () => {
+      // @ts-expect-error typeId is missing
+      const a = Task.startNew(RecordTask, { title: "t" });
+      // @ts-expect-error title must be a string
+      const b = Task.startNew(RecordTask, { title: 1, typeId: "x" });
+      await Promise.all([a, b]);
+    });
+  });
+
+  it("throws TaskSerializationError from the call itself and stores nothing", async () => {
+    const runtime = await startRuntime({ dir, tasks: [RecordTask] });
+    const bad = { title: "t", typeId: "x", owner: { save() {} } } as unknown as ActivityData;
+    let threw = false;
+    try {
+      // No await: the error must come synchronously, before any promise exists.
+      void runtime.run(() => Task.startNew(RecordTask, bad));
+    } catch (error) {
+      threw = true;
+      assert.ok(error instanceof TaskSerializationError);
+      assert.match(error.message, /^parameters\.owner\.save: a function cannot be serialized/);
+    }
+    assert.ok(threw, "startNew did not throw synchronously");
+    assert.deepEqual((await runtime.listTasks()).items, []);
+  });
+
+  it("rejects parameters over the configured size limit", async () => {
+    const runtime = await startRuntime({ dir, tasks: [RecordTask], maxParameterBytes: 1_000 });
+    assert.throws(
+      () => runtime.run(() => Task.startNew(RecordTask, { title: "x".repeat(2_000), typeId: "y" })),
+      (e: unknown) => e instanceof TaskSerializationError && /exceeds the limit/.test(e.message),
+    );
+  });
+
+  it("validates start options", async () => {
+    const runtime = await startRuntime({ dir, tasks: [RecordTask] });
+    const p = { title: "t", typeId: "x" };
+    await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { maxAttempts: 0 })), /maxAttempts must be an integer >= 1/);
+    await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { queue: "no spaces" })), /options.queue must be/);
+    await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { runAt: new Date("nope") })), /runAt must be a valid Date/);
+    await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { delayMs: -1 })), /delayMs must be/);
+  });
+
+  it("starts many tasks in one call", async () => {
+    const runtime = await startRuntime({ dir, tasks: [RecordTask] });
+    const handles = await runtime.run(() =>
+      Task.startNewMany(RecordTask, [1, 2, 3].map((i) => ({ title: `many ${i}`, typeId: "x" }))),
+    );
+    assert.equal(handles.length, 3);
+    for (const h of handles) assert.equal((await h.wait({ timeoutMs: 5_000 })).state, "succeeded");
+    assert.throws(
+      () => runtime.run(() => Task.startNewMany(RecordTask, [{ title: "ok", typeId: "x" }, { title: Symbol("s"), typeId: "x" } as never])),
+      /parameters\[1\]\.title: a symbol cannot be serialized/,
+    );
+  });
+});
+
+describe("Task.startNewWithUserConnection", () => {
+  it("calls setUserConnection for the initiating user before run", async () => {
+    const runtime = await startRuntime({ dir, tasks: [NeedsConnection], userConnectionFactory });
+    const handle = await runtime.run(() =>
+      runAsUser({ userId: "user-a", culture: "en-US", timeZone: "Europe/Berlin" }, () =>
+        Task.startNewWithUserConnection(NeedsConnection, { note: "hello" }),
+      ),
+    );
+    const done = await handle.wait({ timeoutMs: 5_000 });
+    assert.deepEqual(done.initiator, { userId: "user-a", culture: "en-US", timeZone: "Europe/Berlin" });
+    assert.equal(done.withUserConnection, true);
+    assert.deepEqual(connectionLog.slice(-2), ["set:user-a", "run:user-a:hello:object"]);
+  });
+
+  it("needs a current user", async () => {
+    const runtime = await startRuntime({ dir, tasks: [NeedsConnection], userConnectionFactory });
+    assert.throws(
+      () => runtime.run(() => Task.startNewWithUserConnection(NeedsConnection, { note: "x" })),
+      /there is no current user to run NeedsConnection as/,
+    );
+  });
+
+  it("refuses a class without setUserConnection", async () => {
+    const runtime = await startRuntime({ dir });
+    assert.throws(
+      () =>
+        runAsUser({ userId: "u" }, () =>
+          // @ts-expect-error RecordTask does not implement IUserConnectionRequired
+          runtime.run(() => Task.startNewWithUserConnection(RecordTask, { title: "t", typeId: "x" })),
+        ),
+      /does not implement IUserConnectionRequired/,
+    );
+  });
+
+  it("fails the task visibly when no factory can build the connection", async () => {
+    const runtime = await startRuntime({ dir, tasks: [NeedsConnection] });
+    const handle = await runtime.run(() =>
+      runAsUser({ userId: "user-b" }, () => Task.startNewWithUserConnection(NeedsConnection, { note: "x" }, { maxAttempts: 1 })),
+    );
+    await assert.rejects(handle.wait({ timeoutMs: 5_000 }), /ended dead: Error: this runtime has no UserConnection factory/);
+  });
+});
