@@ -25,6 +25,10 @@ function stateList(value: string): TaskState[] {
 
 const dbOption = () =>
   new Option("--db <url>", "database: a SQLite file path or sqlite: URL").env("UNDERWAY_DB").default(DEFAULT_DATABASE);
+const graceOption = () =>
+  new Option("--grace <ms>", "on SIGTERM/SIGINT, how long running tasks may finish before they are stopped and queued again")
+    .default(10_000)
+    .argParser(intOption(0));
 const tasksOption = () =>
   new Option("--tasks <modules...>", "modules whose exported task classes this process runs").env("UNDERWAY_TASKS");
 
@@ -63,8 +67,13 @@ export function buildProgram(): Command {
     .addOption(new Option("--port <port>", "HTTP port").env("PORT").default(3000).argParser(intOption(0)))
     .addOption(new Option("--host <host>", "HTTP address to listen on").env("HOST").default("127.0.0.1"))
     .addOption(new Option("--concurrency <n>", "tasks run at once").default(10).argParser(intOption(1)))
-    .action(async (options: CommonOptions & { port: number; host: string; concurrency: number; tasks?: string | string[] }) => {
-      const runtime = await openRuntime(options, { tasks: await taskModules(options.tasks), worker: { concurrency: options.concurrency } });
+    .addOption(graceOption())
+    .action(async (options: CommonOptions & { port: number; host: string; concurrency: number; grace: number; tasks?: string | string[] }) => {
+      const runtime = await openRuntime(options, {
+        tasks: await taskModules(options.tasks),
+        worker: { concurrency: options.concurrency },
+        shutdownGraceMs: options.grace,
+      });
       const app = createHttpServer({ runtime });
       try {
         await app.listen({ port: options.port, host: options.host });
@@ -92,10 +101,12 @@ export function buildProgram(): Command {
     .addOption(tasksOption())
     .addOption(new Option("--concurrency <n>", "tasks run at once").default(10).argParser(intOption(1)))
     .addOption(new Option("--queues <names>", "comma-separated queues to take tasks from (default: all)"))
-    .action(async (options: CommonOptions & { concurrency: number; queues?: string; tasks?: string | string[] }) => {
+    .addOption(graceOption())
+    .action(async (options: CommonOptions & { concurrency: number; queues?: string; grace: number; tasks?: string | string[] }) => {
       const queues = options.queues?.split(",").map((q) => q.trim()).filter(Boolean);
       const runtime = await openRuntime(options, {
         tasks: await taskModules(options.tasks),
+        shutdownGraceMs: options.grace,
         worker: { concurrency: options.concurrency, ...(queues?.length ? { queues } : {}) },
       });
       runtime.handleSignals();

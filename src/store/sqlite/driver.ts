@@ -240,22 +240,22 @@ export class SqliteDriver implements StorageDriver {
     return String(info.lastInsertRowid);
   }
 
-  taskInsert(params: TaskInsertParams, tx?: DriverTransaction): Promise<string> {
+  async taskInsert(params: TaskInsertParams, tx?: DriverTransaction): Promise<string> {
     if (tx) {
       this.assertOwnTransaction(tx);
-      return Promise.resolve(this.insertRow(params, this.now()));
+      return this.insertRow(params, this.now());
     }
     return this.exclusive(() => this.insertRow(params, this.now()));
   }
 
-  taskInsertMany(params: readonly TaskInsertParams[], tx?: DriverTransaction): Promise<string[]> {
+  async taskInsertMany(params: readonly TaskInsertParams[], tx?: DriverTransaction): Promise<string[]> {
     const insertAll = (): string[] => {
       const now = this.now();
       return params.map((p) => this.insertRow(p, now));
     };
     if (tx) {
       this.assertOwnTransaction(tx);
-      return Promise.resolve(insertAll());
+      return insertAll();
     }
     return this.exclusive(() => this.db.transaction(insertAll).immediate());
   }
@@ -391,7 +391,7 @@ export class SqliteDriver implements StorageDriver {
     });
   }
 
-  taskList(filter: TaskFilter): Promise<TaskPage> {
+  async taskList(filter: TaskFilter): Promise<TaskPage> {
     const limit = Math.min(Math.max(1, Math.trunc(filter.limit ?? 50)), 1000);
     const where: string[] = [];
     const args: unknown[] = [];

@@ -1,0 +1,84 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { Task } from "../../src/index.ts";
+import { TouchTask } from "../fixtures/tasks.ts";
+import { startRuntime, tempDb, tempDir } from "../helpers.ts";
+
+const dir = tempDir();
+const root = join(import.meta.dirname, "..", "..");
+
+function underway(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [join(root, "bin", "underway.mjs"), ...args], {
+    cwd: root,
+    env: { ...process.env, UNDERWAY_LOG_LEVEL: "warn", UNDERWAY_DB: "" },
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe("underway CLI", () => {
+  it("migrates a new database", () => {
+    const db = tempDb(dir);
+    const r = underway("migrate", "--db", db);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /is up to date/);
+  });
+
+  it("lists tasks as a table and as JSON, shows one task, and waits for it", async () => {
+    const db = tempDb(dir);
+    const runtime = await startRuntime({ dir, db, tasks: [TouchTask] });
+    const handle = await runtime.run(() => Task.startNew(TouchTask, { file: join(dir, "cli-touch.txt") }));
+    await handle.wait({ timeoutMs: 5_000 });
+    const queued = await runtime.run(() => Task.startNew(TouchTask, { file: join(dir, "later.txt") }, { delayMs: 3_600_000 }));
+
+    const table = underway("tasks", "--db", db);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, new RegExp(`${handle.id}.*TouchTask.*succeeded`));
+    const json = underway("tasks", "--db", db, "--json", "--state", "queued");
+    const page = JSON.parse(json.stdout) as { items: { id: string; state: string }[] };
+    assert.deepEqual(
+      page.items.map((t) => [t.id, t.state]),
+      [[queued.id, "queued"]],
+    );
+    const one = underway("task", handle.id, "--db", db);
+    assert.match(one.stdout, /state {6}succeeded \(attempt 1 of 5\)/);
+    const waited = underway("wait", handle.id, "--db", db);
+    assert.equal(waited.code, 0, waited.stderr);
+    const timedOut = underway("wait", queued.id, "--db", db, "--timeout", "1");
+    assert.equal(timedOut.code, 1);
+    assert.match(timedOut.stderr, new RegExp(`task ${queued.id} is still queued after 1 s`));
+  });
+
+  it("explains bad arguments and missing tasks", () => {
+    const db = tempDb(dir);
+    const badState = underway("tasks", "--db", db, "--state", "finished");
+    assert.equal(badState.code, 1);
+    assert.match(badState.stderr, /unknown state "finished"; states are queued, running/);
+    const missing = underway("task", "12345", "--db", db);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /underway: no task with id "12345"/);
+    const badLimit = underway("tasks", "--db", db, "--limit", "-3");
+    assert.equal(badLimit.code, 1);
+    assert.match(badLimit.stderr, /expected an integer >= 1/);
+    const unknown = underway("frobnicate");
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /unknown command 'frobnicate'/);
+  });
+
+  it("says clearly when the database cannot be opened", () => {
+    const r = underway("tasks", "--db", join(dir, "no-such-dir-file", "..", ".."));
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /underway: cannot open the SQLite database/);
+    const pg = underway("tasks", "--db", "mysql://localhost/db");
+    assert.match(pg.stderr, /unsupported database URL scheme/);
+  });
+
+  it("refuses a task module that exports no task class", () => {
+    const r = underway("worker", "--db", tempDb(dir), "--tasks", "src/codec/limits.ts");
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /exports no task class/);
+  });
+});

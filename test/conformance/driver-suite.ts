@@ -1,0 +1,274 @@
+/**
+ * The one driver test suite: every StorageDriver must pass it. A driver change extends it.
+ * Time is moved with clockShift, never waited for.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import type { StorageDriver, TaskInsertParams } from "../../src/store/driver.ts";
+
+export interface DriverFactory {
+  readonly name: string;
+  /** A new, empty, not yet migrated store of its own. */
+  create(): Promise<StorageDriver>;
+}
+
+const bytes = new Uint8Array([0x80]); // an empty MessagePack map
+
+export function task(overrides: Partial<TaskInsertParams> = {}): TaskInsertParams {
+  return {
+    name: "T",
+    queue: "default",
+    priority: 0,
+    parameters: bytes,
+    maxAttempts: 3,
+    timeoutMs: 0,
+    initiator: null,
+    withUserConnection: false,
+    ...overrides,
+  };
+}
+
+export function driverSuite(factory: DriverFactory): void {
+  describe(`driver conformance: ${factory.name}`, () => {
+    let driver: StorageDriver;
+    const opened: StorageDriver[] = [];
+    const fresh = async (): Promise<StorageDriver> => {
+      const d = await factory.create();
+      await d.migrate();
+      opened.push(d);
+      return d;
+    };
+    before(async () => {
+      driver = await fresh();
+    });
+    after(async () => {
+      for (const d of opened) await d.close();
+    });
+
+    it("migrates idempotently", async () => {
+      await driver.migrate();
+      await driver.migrate();
+      await driver.ping();
+    });
+
+    it("inserts and reads back a task", async () => {
+      const d = await fresh();
+      const initiator = { userId: "u1", culture: "en-US", timeZone: "UTC" };
+      const id = await d.taskInsert(task({ name: "Read", initiator, withUserConnection: true, priority: 3, timeoutMs: 10 }));
+      const t = await d.taskGet(id);
+      assert.ok(t);
+      assert.equal(t.name, "Read");
+      assert.equal(t.state, "queued");
+      assert.equal(t.attempt, 0);
+      assert.equal(t.priority, 3);
+      assert.equal(t.timeoutMs, 10);
+      assert.deepEqual(t.initiator, initiator);
+      assert.equal(t.withUserConnection, true);
+      assert.equal(await d.taskGet("999999"), null);
+      assert.equal(await d.taskGet("not-an-id"), null);
+      assert.equal(await d.taskGet("1; DROP TABLE underway_tasks"), null);
+    });
+
+    it("claims by priority, then run-at, then id, and never twice", async () => {
+      const d = await fresh();
+      const now = await d.clockNow();
+      const low = await d.taskInsert(task({ priority: 0 }));
+      const high = await d.taskInsert(task({ priority: 5 }));
+      const earlier = await d.taskInsert(task({ priority: 0, runAtMs: now - 1_000 }));
+      const later = await d.taskInsert(task({ priority: 0, delayMs: 60_000 }));
+      const claimed = await d.taskClaim({ workerId: "w1", limit: 10, leaseMs: 1_000 });
+      assert.deepEqual(
+        claimed.map((c) => c.id),
+        [high, earlier, low],
+      );
+      assert.ok(claimed.every((c) => c.attempt === 1 && c.runSeq === 1));
+      assert.deepEqual(await d.taskClaim({ workerId: "w2", limit: 10, leaseMs: 1_000 }), []);
+      assert.equal(await d.taskNextRunAt({}), (await d.taskGet(later))?.runAt.getTime());
+      d.clockShift(60_000);
+      assert.deepEqual(
+        (await d.taskClaim({ workerId: "w2", limit: 10, leaseMs: 1_000 })).map((c) => c.id),
+        [later],
+      );
+    });
+
+    it("claims in batches up to the limit and by queue", async () => {
+      const d = await fresh();
+      await d.taskInsertMany(Array.from({ length: 5 }, () => task({ queue: "mail" })));
+      await d.taskInsertMany(Array.from({ length: 5 }, () => task({ queue: "billing" })));
+      assert.equal((await d.taskClaim({ workerId: "w", limit: 3, leaseMs: 1_000, queues: ["mail"] })).length, 3);
+      const rest = await d.taskClaim({ workerId: "w", limit: 10, leaseMs: 1_000, queues: ["mail"] });
+      assert.equal(rest.length, 2);
+      assert.ok(rest.every((c) => c.queue === "mail"));
+      assert.equal((await d.taskClaim({ workerId: "w", limit: 100, leaseMs: 1_000 })).length, 5);
+    });
+
+    it("records success, failure with retry, and dead", async () => {
+      const d = await fresh();
+      const [a, b, c] = await d.taskInsertMany([task(), task(), task()]);
+      const claimed = await d.taskClaim({ workerId: "w", limit: 3, leaseMs: 1_000 });
+      const ref = (id: string | undefined) => {
+        const found = claimed.find((x) => x.id === id);
+        assert.ok(found);
+        return found;
+      };
+      const error = { name: "Error", message: "boom", stack: "Error: boom\n    at here" };
+      const { rejected } = await d.taskCompleteMany([
+        { kind: "succeeded", id: ref(a).id, runSeq: ref(a).runSeq },
+        { kind: "failed", id: ref(b).id, runSeq: ref(b).runSeq, attempt: 1, error, retryDelayMs: 5_000 },
+        { kind: "failed", id: ref(c).id, runSeq: ref(c).runSeq, attempt: 1, error, retryDelayMs: null },
+      ]);
+      assert.deepEqual(rejected, []);
+      const [ta, tb, tc] = await Promise.all([a, b, c].map((id) => d.taskGet(id as string)));
+      assert.equal(ta?.state, "succeeded");
+      assert.ok(ta?.finishedAt);
+      assert.equal(tb?.state, "failed");
+      assert.equal(tb?.lastError?.message, "boom");
+      assert.equal(tb?.errors.length, 1);
+      assert.equal(tb?.errors[0]?.stack, error.stack);
+      assert.equal((tb?.runAt.getTime() ?? 0) - (tb?.lastError?.at.getTime() ?? 0), 5_000);
+      assert.equal(tc?.state, "dead");
+      assert.deepEqual(await d.taskCountByState(), { queued: 0, running: 0, succeeded: 1, failed: 1, dead: 1, canceled: 0 });
+      // The failed one is due after its delay only.
+      assert.deepEqual(await d.taskClaim({ workerId: "w", limit: 5, leaseMs: 1_000 }), []);
+      d.clockShift(5_000);
+      const again = await d.taskClaim({ workerId: "w", limit: 5, leaseMs: 1_000 });
+      assert.deepEqual(
+        again.map((x) => [x.id, x.attempt, x.runSeq]),
+        [[b, 2, 2]],
+      );
+    });
+
+    it("rescues expired leases and fences the old run out", async () => {
+      const d = await fresh();
+      const id = await d.taskInsert(task({ maxAttempts: 2 }));
+      const [first] = await d.taskClaim({ workerId: "dead-worker", limit: 1, leaseMs: 10_000 });
+      assert.ok(first);
+      // Not expired yet: nothing to rescue.
+      assert.deepEqual(await d.taskRescueExpired({ limit: 10 }), { retried: 0, dead: 0 });
+      d.clockShift(10_001);
+      assert.deepEqual(await d.taskRescueExpired({ limit: 10 }), { retried: 1, dead: 0 });
+      const rescued = await d.taskGet(id);
+      assert.equal(rescued?.state, "failed");
+      assert.equal(rescued?.lastError?.name, "LeaseExpiredError");
+      assert.match(rescued?.lastError?.message ?? "", /dead-worker stopped renewing its lease/);
+      // The dead worker's heartbeat and late completion are refused.
+      assert.deepEqual(await d.taskHeartbeat({ workerId: "dead-worker", leaseMs: 10_000, runs: [first] }), []);
+      const [second] = await d.taskClaim({ workerId: "w2", limit: 1, leaseMs: 10_000 });
+      assert.equal(second?.runSeq, 2);
+      assert.equal(second?.attempt, 2);
+      assert.deepEqual(
+        (await d.taskCompleteMany([{ kind: "succeeded", id, runSeq: first.runSeq }])).rejected,
+        [id],
+      );
+      assert.equal((await d.taskGet(id))?.state, "running");
+      assert.deepEqual((await d.taskCompleteMany([{ kind: "succeeded", id, runSeq: 2 }])).rejected, []);
+      // A terminal state never regresses: a repeated or stale report changes nothing.
+      const error = { name: "Error", message: "late" };
+      assert.deepEqual(
+        (await d.taskCompleteMany([{ kind: "failed", id, runSeq: 2, attempt: 2, error, retryDelayMs: 0 }])).rejected,
+        [id],
+      );
+      assert.deepEqual((await d.taskCompleteMany([{ kind: "released", id, runSeq: 2 }])).rejected, [id]);
+      assert.equal((await d.taskGet(id))?.state, "succeeded");
+    });
+
+    it("makes a task dead when a lost lease spent its last attempt", async () => {
+      const d = await fresh();
+      const id = await d.taskInsert(task({ maxAttempts: 1 }));
+      await d.taskClaim({ workerId: "w", limit: 1, leaseMs: 1_000 });
+      d.clockShift(1_001);
+      assert.deepEqual(await d.taskRescueExpired({ limit: 10 }), { retried: 0, dead: 1 });
+      assert.equal((await d.taskGet(id))?.state, "dead");
+    });
+
+    it("renews leases only for the runs a worker still holds", async () => {
+      const d = await fresh();
+      await d.taskInsertMany([task(), task()]);
+      const runs = await d.taskClaim({ workerId: "w", limit: 2, leaseMs: 1_000 });
+      d.clockShift(900);
+      const held = await d.taskHeartbeat({ workerId: "w", leaseMs: 1_000, runs });
+      assert.equal(held.length, 2);
+      d.clockShift(900); // 1,800 ms after the claim, but renewed at 900
+      assert.deepEqual(await d.taskRescueExpired({ limit: 10 }), { retried: 0, dead: 0 });
+      assert.deepEqual(await d.taskHeartbeat({ workerId: "other", leaseMs: 1_000, runs }), []);
+    });
+
+    it("releases an interrupted run without spending its attempt", async () => {
+      const d = await fresh();
+      const id = await d.taskInsert(task());
+      const [run] = await d.taskClaim({ workerId: "w", limit: 1, leaseMs: 1_000 });
+      assert.ok(run);
+      await d.taskCompleteMany([{ kind: "released", id, runSeq: run.runSeq }]);
+      const t = await d.taskGet(id);
+      assert.equal(t?.state, "queued");
+      assert.equal(t?.attempt, 0);
+      const [again] = await d.taskClaim({ workerId: "w", limit: 1, leaseMs: 1_000 });
+      assert.equal(again?.attempt, 1);
+      assert.equal(again?.runSeq, 2);
+    });
+
+    it("stores progress of the current run only", async () => {
+      const d = await fresh();
+      const id = await d.taskInsert(task());
+      const [run] = await d.taskClaim({ workerId: "w", limit: 1, leaseMs: 1_000 });
+      assert.ok(run);
+      await d.taskProgressSet({ id, runSeq: run.runSeq, progress: 0.5, message: "half" });
+      await d.taskProgressSet({ id, runSeq: run.runSeq + 1, progress: 0.9, message: "stale" });
+      const t = await d.taskGet(id);
+      assert.equal(t?.progress, 0.5);
+      assert.equal(t?.progressMessage, "half");
+    });
+
+    it("lists newest first with filters and keyset paging", async () => {
+      const d = await fresh();
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        ids.push(await d.taskInsert(task({ name: i % 2 ? "Odd" : "Even", initiator: i < 2 ? { userId: "alice" } : null })));
+      }
+      const page1 = await d.taskList({ limit: 2 });
+      assert.deepEqual(
+        page1.items.map((t) => t.id),
+        [ids[4], ids[3]],
+      );
+      assert.equal(page1.nextBeforeId, ids[3]);
+      const page3 = await d.taskList({ limit: 2, beforeId: ids[1] });
+      assert.deepEqual(
+        page3.items.map((t) => t.id),
+        [ids[0]],
+      );
+      assert.equal(page3.nextBeforeId, null);
+      assert.deepEqual(
+        (await d.taskList({ name: "Odd" })).items.map((t) => t.id),
+        [ids[3], ids[1]],
+      );
+      assert.deepEqual(
+        (await d.taskList({ userId: "alice" })).items.map((t) => t.id),
+        [ids[1], ids[0]],
+      );
+      assert.equal((await d.taskList({ states: ["succeeded"] })).items.length, 0);
+      assert.equal((await d.taskList({ name: "' OR 1=1 --" })).items.length, 0);
+      await assert.rejects(d.taskList({ states: ["bogus" as never] }), /unknown task state "bogus"/);
+      await assert.rejects(d.taskList({ beforeId: "x" }), /beforeId must be a task id/);
+    });
+
+    it("joins an enqueue to a transaction: rollback leaves no task, commit keeps it", async () => {
+      const d = await fresh();
+      await assert.rejects(
+        d.transaction(async (tx) => {
+          await d.taskInsert(task({ name: "RolledBack" }), tx);
+          throw new Error("business rule failed");
+        }),
+        /business rule failed/,
+      );
+      assert.equal((await d.taskList({ name: "RolledBack" })).items.length, 0);
+      const id = await d.transaction(async (tx) => d.taskInsert(task({ name: "Committed" }), tx));
+      assert.equal((await d.taskGet(id))?.name, "Committed");
+      // A transaction that has ended cannot be used any more.
+      let leaked: Parameters<Parameters<StorageDriver["transaction"]>[0]>[0] | null = null;
+      await d.transaction(async (tx) => {
+        leaked = tx;
+      });
+      await assert.rejects(d.taskInsert(task(), leaked ?? undefined), /not open on this store/);
+    });
+  });
+}
