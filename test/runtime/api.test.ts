@@ -24,7 +24,6 @@ const seen: { parameters: unknown; argCount: number; context?: TaskContext }[] =
 /** Written the platform's way: run takes the parameters only. */
 class RecordTask implements IBackgroundTask<ActivityData> {
   run(parameters: ActivityData): void {
-    // eslint-disable-next-line prefer-rest-params
     seen.push({ parameters, argCount: arguments.length });
   }
 }
