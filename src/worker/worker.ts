@@ -207,7 +207,7 @@ export class Worker {
   private begin(task: ClaimedTask): void {
     const controller = new AbortController();
     const run: ActiveRun = { task, controller, startedAt: performance.now(), discarded: false, done: Promise.resolve(), progressTimer: null, latestProgress: null };
-    this.active.set(task.id, run);
+    this.active.set(runKey(task), run);
     this.options.onEvent?.({ type: "taskStarted", taskId: task.id, name: task.name, attempt: task.attempt });
     run.done = this.execute(run).then(
       (outcome) => this.end(run, outcome),
@@ -301,7 +301,7 @@ export class Worker {
 
   private end(run: ActiveRun, outcome: RunOutcome): void {
     if (run.progressTimer) clearTimeout(run.progressTimer);
-    this.active.delete(run.task.id);
+    this.active.delete(runKey(run.task));
     if (!run.discarded) {
       if (outcome.kind === "failed") {
         this.options.logger.warn(
@@ -345,7 +345,7 @@ export class Worker {
     const write = (): void => {
       run.progressTimer = null;
       const latest = run.latestProgress;
-      if (!latest || run.discarded || !this.active.has(run.task.id)) return;
+      if (!latest || run.discarded || !this.active.has(runKey(run.task))) return;
       this.driver
         .taskProgressSet({ id: run.task.id, runSeq: run.task.runSeq, progress: latest.fraction, message: latest.text })
         .catch((error: unknown) => this.options.logger.warn({ err: error, taskId: run.task.id }, "storing progress failed"));
@@ -365,11 +365,11 @@ export class Worker {
       this.options.logger.error({ err: error }, "renewing leases failed; will retry at the next heartbeat");
       return;
     }
-    const kept = new Set(held.map((r) => `${r.id}:${r.runSeq}`));
+    const kept = new Set(held.map(runKey));
     for (const ref of runs) {
-      if (kept.has(`${ref.id}:${ref.runSeq}`)) continue;
-      const run = this.active.get(ref.id);
-      if (!run || run.task.runSeq !== ref.runSeq) continue;
+      if (kept.has(runKey(ref))) continue;
+      const run = this.active.get(runKey(ref));
+      if (!run) continue;
       // Completed meanwhile, or the lease really was lost; either way this run's result must not count.
       if (run.discarded) continue;
       run.discarded = true;
@@ -408,6 +408,11 @@ export class Worker {
     this.heartbeatTimer = null;
     this.running = false;
   }
+}
+
+/** A run is one claim of a task: the same task may be claimed again while a lost run lingers. */
+function runKey(ref: { id: string; runSeq: number }): string {
+  return `${ref.id}#${ref.runSeq}`;
 }
 
 function positive(value: number, what: string): number {
