@@ -44,3 +44,22 @@ export function gate(): { promise: Promise<void>; open: () => void } {
   const promise = new Promise<void>((r) => (open = r));
   return { promise, open };
 }
+
+/** The PostgreSQL server tests use (trust authentication on this machine and in CI). */
+export const TEST_POSTGRES_URL = process.env.UNDERWAY_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+
+/** A new schema name for one test store; dropped when the file's tests end. */
+export function tempSchema(): string {
+  const name = `t_${process.pid}_${++counter}_${Math.random().toString(36).slice(2, 8)}`;
+  after(async () => {
+    const { default: pg } = await import("pg");
+    const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await client.connect();
+    try {
+      await client.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
+    } finally {
+      await client.end();
+    }
+  });
+  return name;
+}

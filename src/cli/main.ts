@@ -24,7 +24,7 @@ function stateList(value: string): TaskState[] {
 }
 
 const dbOption = () =>
-  new Option("--db <url>", "database: a SQLite file path or sqlite: URL").env("UNDERWAY_DB").default(DEFAULT_DATABASE);
+  new Option("--db <url>", "database: a SQLite file path, sqlite: URL or postgres:// URL").env("UNDERWAY_DB").default(DEFAULT_DATABASE);
 const graceOption = () =>
   new Option("--grace <ms>", "on SIGTERM/SIGINT, how long running tasks may finish before they are stopped and queued again")
     .default(10_000)

@@ -1,8 +1,11 @@
+import { PostgresDriver } from "../store/postgres/driver.ts";
 import { SqliteDriver } from "../store/sqlite/driver.ts";
 import type { StorageDriver } from "../store/driver.ts";
 
 export interface DriverSettings {
   readonly durability?: "normal" | "full";
+  /** PostgreSQL schema of the store's tables. Default "underway" (or `?schema=` in the URL). */
+  readonly schema?: string;
 }
 
 /** The default embedded database, relative to the working directory. */
@@ -10,14 +13,23 @@ export const DEFAULT_DATABASE = "./data/underway.db";
 
 /**
  * Opens the store a database setting names: a SQLite file path, a `sqlite:` URL
- * (`sqlite:./data/app.db`, `sqlite:///var/lib/app.db`, `sqlite::memory:`), or a driver instance.
+ * (`sqlite:./data/app.db`, `sqlite:///var/lib/app.db`, `sqlite::memory:`), a `postgres://` URL
+ * (`postgres://user@host:5432/db?schema=underway`), or a driver instance.
  */
 export function openDriver(db: string | StorageDriver, settings: DriverSettings = {}): StorageDriver {
   if (typeof db !== "string") return db;
   const text = db.trim();
   if (text === "") throw new Error("the database setting is empty: give a SQLite file path or a sqlite: URL");
   if (/^postgres(ql)?:\/\//i.test(text)) {
-    throw new Error("PostgreSQL URLs are not supported by this version of underway yet; use a SQLite file path");
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      throw new Error("the PostgreSQL URL is not a valid URL: expected postgres://user:password@host:port/database");
+    }
+    const schema = url.searchParams.get("schema") ?? settings.schema;
+    url.searchParams.delete("schema");
+    return new PostgresDriver({ connectionString: url.toString(), ...(schema ? { schema } : {}) });
   }
   let path = text;
   if (/^sqlite:/i.test(text)) {
@@ -25,7 +37,7 @@ export function openDriver(db: string | StorageDriver, settings: DriverSettings 
     if (path.startsWith("//")) path = path.slice(2); // sqlite:///abs/path -> /abs/path
     if (path === "") throw new Error(`the SQLite URL ${JSON.stringify(db)} names no file`);
   } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) {
-    throw new Error(`unsupported database URL scheme in ${JSON.stringify(text.split("://")[0] + "://...")}: use a SQLite file path or a sqlite: URL`);
+    throw new Error(`unsupported database URL scheme in ${JSON.stringify(text.split("://")[0] + "://...")}: use a SQLite file path, a sqlite: URL or a postgres:// URL`);
   }
   return new SqliteDriver({ path, ...(settings.durability ? { durability: settings.durability } : {}) });
 }

@@ -37,7 +37,7 @@ export interface WorkerConfig {
 }
 
 export interface RuntimeConfig {
-  /** A SQLite file path or `sqlite:` URL, or a StorageDriver. */
+  /** A SQLite file path, a `sqlite:` URL, a `postgres://` URL, or a StorageDriver. */
   readonly db: string | StorageDriver;
   /** Task classes this process can run. Classes started here are added automatically. */
   readonly tasks?: readonly StartableTaskClass[];

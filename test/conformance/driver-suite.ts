@@ -270,5 +270,40 @@ export function driverSuite(factory: DriverFactory): void {
       });
       await assert.rejects(d.taskInsert(task(), leaked ?? undefined), /not open on this store/);
     });
+
+    it("joins a transaction started inside another, and runs calls made inside it in it", async () => {
+      const d = await fresh();
+      await assert.rejects(
+        d.transaction(async (tx) => {
+          const id = await d.transaction(async (inner) => {
+            assert.equal(inner, tx);
+            return d.taskInsert(task({ name: "Nested" }), inner);
+          });
+          assert.equal((await d.taskGet(id))?.name, "Nested");
+          throw new Error("undo");
+        }),
+        /undo/,
+      );
+      assert.equal((await d.taskList({ name: "Nested" })).items.length, 0);
+    });
+
+    it("closes idempotently; later calls fail clearly", async () => {
+      const d = await factory.create();
+      await d.migrate();
+      await d.close();
+      await d.close();
+      await assert.rejects(d.ping(), /is closed/);
+      await assert.rejects(d.taskInsert(task()), /is closed/);
+    });
+
+    it("rejects outcomes and heartbeats of ids that are not ids", async () => {
+      const d = await fresh();
+      const { rejected } = await d.taskCompleteMany([
+        { kind: "succeeded", id: "x", runSeq: 1 },
+        { kind: "succeeded", id: "999999", runSeq: 1 },
+      ]);
+      assert.deepEqual(rejected, ["x", "999999"]);
+      assert.deepEqual(await d.taskHeartbeat({ workerId: "w", leaseMs: 1_000, runs: [{ id: "x", runSeq: 1 }] }), []);
+    });
   });
 }

@@ -1,0 +1,406 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import pg from "pg";
+import type { PoolClient, QueryResultRow } from "pg";
+import type {
+  ClaimedTask,
+  DriverCapabilities,
+  DriverTransaction,
+  RunOutcome,
+  RunRef,
+  StorageDriver,
+  TaskClaimParams,
+  TaskHeartbeatParams,
+  TaskInsertParams,
+  TaskRescueResult,
+} from "../driver.ts";
+import { parseTaskId } from "../driver.ts";
+import { TASK_STATES, type TaskFilter, type TaskInfo, type TaskPage, type TaskState } from "../../tasks/types.ts";
+import { connectionError, describeTarget, parseConnectionString, quoteSchema, type PostgresTarget } from "./connection.ts";
+import { Listener } from "./listener.ts";
+import { migrateSchema } from "./migrate.ts";
+import { queriesFor, type Queries } from "./queries.ts";
+import { byClaimOrder, claimedOf, initiatorContext, taskInfoOf, type ClaimRow, type TaskRow } from "./rows.ts";
+
+export interface PostgresDriverOptions {
+  /** `postgres://user:password@host:port/database`; the password never shows in logs or errors. */
+  readonly connectionString: string;
+  /** The schema holding the store's tables, created by migrate(); also the LISTEN channel. Default "underway". */
+  readonly schema?: string;
+  /** Most pooled connections. Default 10. The listener has one more of its own. */
+  readonly poolSize?: number;
+  /** LISTEN for other processes' inserts and wake workers. Default true. */
+  readonly watch?: boolean;
+  /** How long opening a connection may take before it fails, ms. Default 10,000. */
+  readonly connectTimeoutMs?: number;
+}
+
+const CAPABILITIES: DriverCapabilities = {
+  skipLocked: true,
+  notifications: "listen-notify",
+  // timestamptz keeps µs; the driver stores and returns whole ms.
+  timePrecisionMs: 1,
+  multiHost: true,
+};
+
+const APPLICATION_NAME = "underway";
+
+/** SQLSTATEs of a statement naming a table or schema that migrate() has not created yet. */
+const NOT_MIGRATED = new Set(["42P01", "3F000"]);
+
+/** The shared store: a schema of a PostgreSQL database, used by any number of processes and hosts. */
+export class PostgresDriver implements StorageDriver {
+  readonly dialect = "postgres" as const;
+  readonly capabilities = CAPABILITIES;
+  readonly description: string;
+  /** The schema's name, unquoted. */
+  readonly schema: string;
+  private readonly quotedSchema: string;
+  private readonly target: PostgresTarget;
+  private readonly clientConfig: pg.ClientConfig;
+  private readonly pool: pg.Pool;
+  private readonly sql: Queries;
+  private readonly watch: boolean;
+  private listener: Listener | null = null;
+  private readonly wakeListeners = new Set<() => void>();
+  private clockOffsetMs = 0;
+  private closed = false;
+  private closing: Promise<void> | null = null;
+  /** The transaction the current async context runs in, so calls made inside it run inside it. */
+  private readonly txScope = new AsyncLocalStorage<DriverTransaction>();
+  private readonly openTransactions = new Map<DriverTransaction, PoolClient>();
+
+  constructor(options: PostgresDriverOptions) {
+    this.schema = options.schema ?? "underway";
+    this.quotedSchema = quoteSchema(this.schema);
+    this.target = parseConnectionString(options.connectionString);
+    this.description = `${describeTarget(this.target)} (schema ${this.schema})`;
+    const poolSize = options.poolSize ?? 10;
+    if (!Number.isInteger(poolSize) || poolSize < 1) throw new Error(`poolSize must be a positive integer, got ${poolSize}`);
+    this.watch = options.watch ?? true;
+    this.clientConfig = {
+      connectionString: options.connectionString,
+      application_name: APPLICATION_NAME,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
+      keepAlive: true,
+    };
+    this.pool = new pg.Pool({ ...this.clientConfig, max: poolSize });
+    // An idle pooled connection that drops (server restart, pg_terminate_backend) is discarded by
+    // the pool; without a handler its error would crash the process.
+    this.pool.on("error", () => undefined);
+    this.sql = queriesFor(this.quotedSchema);
+  }
+
+  async ping(): Promise<void> {
+    await this.query("SELECT 1", []);
+  }
+
+  async clockNow(): Promise<number> {
+    const [row] = await this.query<{ now: number }>(this.sql.clockNow, [this.clockOffsetMs]);
+    if (!row) throw new Error("the database returned no time");
+    return row.now;
+  }
+
+  clockShift(ms: number): void {
+    this.clockOffsetMs += ms;
+  }
+
+  async migrate(): Promise<void> {
+    this.assertOpen();
+    const client = await this.connect();
+    let failure: unknown;
+    try {
+      await migrateSchema(client, {
+        schema: this.schema,
+        quoted: this.quotedSchema,
+        description: this.description,
+        clockOffsetMs: this.clockOffsetMs,
+      });
+    } catch (error) {
+      failure = error;
+      throw error;
+    } finally {
+      client.release(brokenBy(failure));
+    }
+    if (this.watch) await this.startListening();
+  }
+
+  async taskInsert(params: TaskInsertParams, tx?: DriverTransaction): Promise<string> {
+    const [id] = await this.taskInsertMany([params], tx);
+    if (id === undefined) throw new Error("the insert returned no id");
+    return id;
+  }
+
+  async taskInsertMany(params: readonly TaskInsertParams[], tx?: DriverTransaction): Promise<string[]> {
+    if (tx) this.assertOwnTransaction(tx);
+    if (params.length === 0) return [];
+    const column = <T>(pick: (p: TaskInsertParams) => T): T[] => params.map(pick);
+    const [row] = await this.query<{ ids: string[] }>(
+      this.sql.insert,
+      [
+        this.clockOffsetMs,
+        column((p) => p.name),
+        column((p) => p.queue),
+        column((p) => p.priority),
+        column((p) => p.parameters),
+        column((p) => p.runAtMs ?? null),
+        column((p) => p.delayMs ?? null),
+        column((p) => p.maxAttempts),
+        column((p) => p.timeoutMs),
+        column((p) => p.withUserConnection),
+        column((p) => p.initiator?.userId ?? null),
+        column((p) => initiatorContext(p.initiator)),
+        this.schema,
+      ],
+      tx,
+    );
+    return row?.ids ?? [];
+  }
+
+  async taskClaim(params: TaskClaimParams): Promise<ClaimedTask[]> {
+    const byQueue = Boolean(params.queues && params.queues.length);
+    const values: unknown[] = [this.clockOffsetMs, params.workerId, params.leaseMs, Math.max(0, Math.trunc(params.limit))];
+    if (byQueue) values.push(params.queues);
+    const rows = await this.query<ClaimRow>(byQueue ? this.sql.claimFromQueues : this.sql.claim, values);
+    // RETURNING gives no order; hand tasks out in claim order.
+    return rows.sort(byClaimOrder).map(claimedOf);
+  }
+
+  async taskCompleteMany(outcomes: readonly RunOutcome[]): Promise<{ rejected: string[] }> {
+    // An id that is not an id holds no task: rejected without asking the database.
+    const sent = outcomes.map((_, i) => i).filter((i) => parseTaskId(outcomes[i]?.id ?? "") !== null);
+    const valid = sent.map((i) => outcomes[i] as RunOutcome);
+    const applied = new Set<number>();
+    if (valid.length) {
+      const rows = await this.query<{ ord: number }>(this.sql.complete, [
+        this.clockOffsetMs,
+        valid.map((o) => o.id),
+        valid.map((o) => o.runSeq),
+        valid.map((o) => o.kind),
+        valid.map((o) => (o.kind === "failed" ? o.attempt : null)),
+        valid.map((o) => (o.kind === "failed" ? JSON.stringify(o.error) : null)),
+        valid.map((o) => (o.kind === "failed" ? o.retryDelayMs : null)),
+      ]);
+      for (const row of rows) applied.add(sent[row.ord - 1] ?? -1);
+    }
+    return { rejected: outcomes.filter((_, i) => !applied.has(i)).map((o) => o.id) };
+  }
+
+  async taskHeartbeat(params: TaskHeartbeatParams): Promise<RunRef[]> {
+    const runs = params.runs.filter((r) => parseTaskId(r.id) !== null);
+    if (runs.length === 0) return [];
+    const rows = await this.query<{ id: string; run_seq: number }>(this.sql.heartbeat, [
+      this.clockOffsetMs,
+      params.leaseMs,
+      runs.map((r) => r.id),
+      runs.map((r) => r.runSeq),
+      params.workerId,
+    ]);
+    const held = new Set(rows.map((r) => `${r.id}:${r.run_seq}`));
+    return params.runs.filter((r) => held.has(`${r.id}:${r.runSeq}`));
+  }
+
+  async taskProgressSet(params: RunRef & { progress: number; message: string | null }): Promise<void> {
+    if (parseTaskId(params.id) === null) return;
+    await this.query(this.sql.progress, [params.progress, params.message, params.id, params.runSeq]);
+  }
+
+  async taskRescueExpired(params: { limit: number }): Promise<TaskRescueResult> {
+    const [row] = await this.query<{ retried: number; dead: number }>(this.sql.rescue, [
+      this.clockOffsetMs,
+      Math.max(0, Math.trunc(params.limit)),
+    ]);
+    return { retried: row?.retried ?? 0, dead: row?.dead ?? 0 };
+  }
+
+  async taskNextRunAt(params: { queues?: readonly string[] }): Promise<number | null> {
+    const byQueue = Boolean(params.queues && params.queues.length);
+    const [row] = await this.query<{ next: number | null }>(
+      byQueue ? this.sql.nextRunAtOfQueues : this.sql.nextRunAt,
+      byQueue ? [this.clockOffsetMs, params.queues] : [this.clockOffsetMs],
+    );
+    return row?.next ?? null;
+  }
+
+  async taskGet(id: string): Promise<TaskInfo | null> {
+    if (parseTaskId(id) === null) return null;
+    const [row] = await this.query<TaskRow>(this.sql.get, [id]);
+    return row ? taskInfoOf(row) : null;
+  }
+
+  async taskList(filter: TaskFilter): Promise<TaskPage> {
+    const limit = Math.min(Math.max(1, Math.trunc(filter.limit ?? 50)), 1000);
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const arg = (value: unknown): string => {
+      args.push(value);
+      return `$${args.length}`;
+    };
+    if (filter.states && filter.states.length) {
+      for (const s of filter.states) {
+        if (!TASK_STATES.includes(s)) throw new Error(`unknown task state ${JSON.stringify(s)}; expected one of ${TASK_STATES.join(", ")}`);
+      }
+      where.push(`t.state = ANY(${arg(filter.states)}::text[])`);
+    }
+    if (filter.name !== undefined) where.push(`t.name = ${arg(filter.name)}`);
+    if (filter.queue !== undefined) where.push(`t.queue = ${arg(filter.queue)}`);
+    if (filter.userId !== undefined) where.push(`t.user_id = ${arg(filter.userId)}`);
+    if (filter.beforeId !== undefined) {
+      if (parseTaskId(filter.beforeId) === null) throw new Error(`beforeId must be a task id, got ${JSON.stringify(filter.beforeId)}`);
+      where.push(`t.id < ${arg(filter.beforeId)}::bigint`);
+    }
+    const rows = await this.query<TaskRow>(this.sql.list(where, arg(limit + 1)), args);
+    const more = rows.length > limit;
+    const items = rows.slice(0, limit).map(taskInfoOf);
+    return { items, nextBeforeId: more && items.length ? (items[items.length - 1]?.id ?? null) : null };
+  }
+
+  async taskCountByState(): Promise<Record<TaskState, number>> {
+    const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
+    for (const row of await this.query<{ state: TaskState; n: number }>(this.sql.counts, [])) counts[row.state] = row.n;
+    return counts;
+  }
+
+  async transaction<T>(fn: (tx: DriverTransaction) => Promise<T>): Promise<T> {
+    // A transaction started inside another joins it, as on SQLite.
+    const outer = this.inOpenTransaction();
+    if (outer) return fn(outer);
+    this.assertOpen();
+    const client = await this.connect();
+    let open = true;
+    let broken: Error | undefined;
+    const tx: DriverTransaction = {
+      driver: this,
+      execute: async (sql, params = []) => {
+        if (!open) throw new Error("the transaction has ended; statements cannot run in it any more");
+        return (await client.query<Record<string, unknown>>(sql, [...params])).rows;
+      },
+    };
+    try {
+      await client.query("BEGIN");
+      this.openTransactions.set(tx, client);
+      const result = await this.txScope.run(tx, () => fn(tx));
+      const commit = await client.query("COMMIT");
+      // COMMIT of a transaction a failed statement aborted rolls back, without an error.
+      if (commit.command === "ROLLBACK") {
+        throw new Error("the transaction was rolled back: a statement in it failed (and its error was caught)");
+      }
+      return result;
+    } catch (error) {
+      // When the connection itself failed, ROLLBACK fails too, and the pool discards it.
+      await client.query("ROLLBACK").catch((rollbackError: unknown) => {
+        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+      });
+      throw error;
+    } finally {
+      open = false;
+      this.openTransactions.delete(tx);
+      client.release(broken);
+    }
+  }
+
+  onWake(listener: () => void): () => void {
+    this.wakeListeners.add(listener);
+    if (this.watch && !this.closed) this.startListening().catch(() => undefined); // retried with backoff
+    return () => this.wakeListeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      const listener = this.listener;
+      this.listener = null;
+      await listener?.stop();
+      await this.pool.end();
+    })();
+    return this.closing;
+  }
+
+  private startListening(): Promise<void> {
+    this.listener ??= new Listener({
+      client: { ...this.clientConfig, application_name: `${APPLICATION_NAME} listener` },
+      channel: this.schema,
+      quotedChannel: this.quotedSchema,
+      wake: () => {
+        for (const l of this.wakeListeners) l();
+      },
+    });
+    return this.listener.ensure().catch((error: unknown) => {
+      throw this.closed ? this.closedError() : connectionError(this.target, error);
+    });
+  }
+
+  /** Runs one statement: on the transaction given, else the one open in this async context, else a pooled connection. */
+  private async query<R extends QueryResultRow>(text: string, values: readonly unknown[], tx?: DriverTransaction): Promise<R[]> {
+    this.assertOpen();
+    const joined = tx ?? this.inOpenTransaction();
+    const txClient = joined ? this.openTransactions.get(joined) : undefined;
+    if (txClient) {
+      try {
+        return (await txClient.query<R>(text, [...values])).rows;
+      } catch (error) {
+        throw this.explain(error);
+      }
+    }
+    const client = await this.connect();
+    let failure: unknown;
+    try {
+      return (await client.query<R>(text, [...values])).rows;
+    } catch (error) {
+      failure = error;
+      throw this.explain(error);
+    } finally {
+      client.release(brokenBy(failure));
+    }
+  }
+
+  private async connect(): Promise<PoolClient> {
+    try {
+      return await this.pool.connect();
+    } catch (error) {
+      throw this.closed ? this.closedError() : connectionError(this.target, error);
+    }
+  }
+
+  private explain(error: unknown): unknown {
+    if (error instanceof pg.DatabaseError && error.code && NOT_MIGRATED.has(error.code)) {
+      return new Error(`the store ${this.description} is not migrated yet: call migrate() first (${error.message})`, {
+        cause: error,
+      });
+    }
+    return error;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw this.closedError();
+  }
+
+  private closedError(): Error {
+    return new Error(`the store ${this.description} is closed`);
+  }
+
+  private inOpenTransaction(): DriverTransaction | undefined {
+    const scoped = this.txScope.getStore();
+    return scoped && this.openTransactions.has(scoped) ? scoped : undefined;
+  }
+
+  private assertOwnTransaction(tx: DriverTransaction): void {
+    if (!this.openTransactions.has(tx)) {
+      throw new Error("the transaction passed is not open on this store (it has ended, or belongs to another store)");
+    }
+  }
+}
+
+/**
+ * The error to release a pooled connection with, so the pool discards it: one that did not come
+ * from the server (a dropped socket, a timeout), or a server error that ends the session
+ * (FATAL, connection exception, operator intervention). A statement's own error keeps it.
+ */
+function brokenBy(error: unknown): Error | undefined {
+  if (error === undefined) return undefined;
+  if (error instanceof pg.DatabaseError) {
+    const endsSession =
+      error.severity === "FATAL" || error.severity === "PANIC" || /^(08|57P)/.test(error.code ?? "");
+    return endsSession ? error : undefined;
+  }
+  return error instanceof Error ? error : new Error(String(error));
+}

@@ -1,0 +1,188 @@
+/**
+ * The queue's SQL for PostgreSQL, one statement per operation: each is one round trip.
+ * Every statement that reads the clock takes the driver's clockShift offset, in ms, as $1.
+ * Times go out as ms since the epoch (float8, exact for whole ms), ids as decimal text.
+ */
+
+/** The database clock: now() truncated to the ms, plus the offset $1. */
+const NOW = `(date_trunc('milliseconds', now()) + $1::float8 * interval '1 millisecond')`;
+
+/** A timestamptz as ms since the epoch. */
+const ms = (expr: string): string => `round(extract(epoch FROM ${expr}) * 1000)::float8`;
+
+/** A number of ms (an expression) as an interval. */
+const millis = (expr: string): string => `(${expr}) * interval '1 millisecond'`;
+
+const DUE = `state IN ('queued', 'failed')`;
+
+const LEASE_EXPIRED_MESSAGE = `'worker ' || coalesce(e.worker_id, '?') || ' stopped renewing its lease (it crashed, was killed or hung)'`;
+
+/** The columns of a TaskRow, from the table aliased t. */
+const TASK_COLUMNS = `t.id::text AS id, t.name, t.queue, t.priority, t.state, ${ms("t.run_at")} AS run_at, t.attempt,
+  t.max_attempts, t.run_seq, t.timeout_ms::float8 AS timeout_ms, t.worker_id,
+  ${ms("t.lease_expires_at")} AS lease_expires_at, t.with_user_connection, t.user_id, t.user_context, t.progress,
+  t.progress_message, t.last_error, ${ms("t.created_at")} AS created_at, ${ms("t.started_at")} AS started_at,
+  ${ms("t.finished_at")} AS finished_at, ${ms("t.updated_at")} AS updated_at`;
+
+/** The SQL of one store, `schema` already quoted. */
+export function queriesFor(schema: string) {
+  const tasks = `${schema}.underway_tasks`;
+  const errors = `${schema}.underway_task_errors`;
+
+  const claim = (byQueue: boolean): string => `
+    UPDATE ${tasks} SET state = 'running', attempt = attempt + 1, run_seq = run_seq + 1,
+      worker_id = $2, started_at = ${NOW}, lease_expires_at = ${NOW} + ${millis("$3::float8")}, updated_at = ${NOW},
+      progress = NULL, progress_message = NULL
+    WHERE id IN (SELECT id FROM ${tasks}
+                 WHERE ${DUE} AND run_at <= ${NOW} ${byQueue ? "AND queue = ANY($5::text[])" : ""}
+                 ORDER BY priority DESC, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
+    RETURNING id::text AS id, name, queue, priority, parameters, attempt, max_attempts, run_seq,
+      timeout_ms::float8 AS timeout_ms, with_user_connection, user_id, user_context, ${ms("run_at")} AS run_at`;
+
+  const nextRunAt = (byQueue: boolean): string => `
+    SELECT ${ms("min(run_at)")} AS next FROM ${tasks}
+    WHERE ${DUE} AND run_at > ${NOW} ${byQueue ? "AND queue = ANY($2::text[])" : ""}`;
+
+  return {
+    /** Returns { now }. $1 offset. */
+    clockNow: `SELECT ${ms(NOW)} AS now`,
+
+    /**
+     * Inserts rows given as parallel arrays, and notifies the schema's channel once, on commit.
+     * Returns { ids } in input order: the sorted select draws the identity values in order.
+     * $1 offset, $2..$12 the column arrays, $13 the channel.
+     */
+    insert: `
+      WITH ins AS (
+        INSERT INTO ${tasks} (name, queue, priority, parameters, run_at, max_attempts, timeout_ms,
+          with_user_connection, user_id, user_context, created_at, updated_at)
+        SELECT i.name, i.queue, i.priority, i.parameters,
+               coalesce(timestamptz 'epoch' + ${millis("i.run_at_ms")},
+                        ${NOW} + ${millis("greatest(0, coalesce(i.delay_ms, 0))")}),
+               i.max_attempts, i.timeout_ms, i.with_user_connection, i.user_id, i.user_context::jsonb, ${NOW}, ${NOW}
+        FROM unnest($2::text[], $3::text[], $4::int[], $5::bytea[], $6::float8[], $7::float8[], $8::int[],
+                    $9::bigint[], $10::bool[], $11::text[], $12::text[])
+             WITH ORDINALITY AS i(name, queue, priority, parameters, run_at_ms, delay_ms, max_attempts, timeout_ms,
+                                  with_user_connection, user_id, user_context, ord)
+        ORDER BY i.ord
+        RETURNING id
+      ), notified AS (SELECT pg_notify($13, ''))
+      SELECT array(SELECT ins.id FROM ins ORDER BY ins.id)::text[] AS ids FROM notified`,
+
+    /** Claims due tasks of all queues. Returns ClaimRows. $1 offset, $2 worker, $3 lease ms, $4 limit. */
+    claim: claim(false),
+    /** The same, of the queues $5 only. */
+    claimFromQueues: claim(true),
+
+    /**
+     * Records outcomes given as parallel arrays (failed ones with their error as JSON text), each
+     * only if its run still holds the task, and logs the failed attempts.
+     * Returns { ord } of the outcomes applied (1-based). $1 offset, $2..$7 the arrays.
+     */
+    complete: `
+      WITH input AS (
+        SELECT * FROM unnest($2::bigint[], $3::int[], $4::text[], $5::int[], $6::text[], $7::float8[])
+          WITH ORDINALITY AS i(id, run_seq, kind, attempt, error, retry_delay_ms, ord)
+      ), done AS (
+        UPDATE ${tasks} t SET
+          state = CASE i.kind WHEN 'succeeded' THEN 'succeeded' WHEN 'released' THEN 'queued'
+                  ELSE CASE WHEN i.retry_delay_ms IS NULL THEN 'dead' ELSE 'failed' END END,
+          attempt = CASE WHEN i.kind = 'released' THEN t.attempt - 1 ELSE t.attempt END,
+          run_at = CASE i.kind WHEN 'succeeded' THEN t.run_at WHEN 'released' THEN ${NOW}
+                   ELSE ${NOW} + ${millis("coalesce(i.retry_delay_ms, 0)")} END,
+          finished_at = CASE WHEN i.kind = 'succeeded' THEN ${NOW}
+                             WHEN i.kind = 'failed' AND i.retry_delay_ms IS NULL THEN ${NOW}
+                             WHEN i.kind = 'failed' THEN NULL
+                             ELSE t.finished_at END,
+          updated_at = ${NOW},
+          lease_expires_at = NULL,
+          worker_id = CASE WHEN i.kind = 'released' THEN NULL ELSE t.worker_id END,
+          started_at = CASE WHEN i.kind = 'released' THEN NULL ELSE t.started_at END,
+          last_error = CASE WHEN i.kind = 'failed'
+                            THEN jsonb_build_object('attempt', i.attempt, 'at', ${ms(NOW)}) || i.error::jsonb
+                            ELSE t.last_error END
+        FROM input i
+        WHERE t.id = i.id AND t.run_seq = i.run_seq AND t.state = 'running'
+        RETURNING i.ord, i.kind, t.id, i.attempt, i.error
+      ), logged AS (
+        INSERT INTO ${errors} (task_id, attempt, at, name, message, stack)
+        SELECT d.id, d.attempt, ${NOW}, d.error::jsonb ->> 'name', d.error::jsonb ->> 'message', d.error::jsonb ->> 'stack'
+        FROM done d WHERE d.kind = 'failed'
+        ON CONFLICT (task_id, attempt, at) DO UPDATE
+          SET name = excluded.name, message = excluded.message, stack = excluded.stack
+      )
+      SELECT ord::int AS ord FROM done`,
+
+    /**
+     * Renews the leases of the runs (parallel arrays $3 ids, $4 run_seqs) that worker $5 holds.
+     * Returns { id, run_seq } of those held. $1 offset, $2 lease ms.
+     */
+    heartbeat: `
+      UPDATE ${tasks} t SET lease_expires_at = ${NOW} + ${millis("$2::float8")}
+      FROM unnest($3::bigint[], $4::int[]) AS r(id, run_seq)
+      WHERE t.id = r.id AND t.run_seq = r.run_seq AND t.worker_id = $5 AND t.state = 'running'
+      RETURNING t.id::text AS id, t.run_seq`,
+
+    /** Sets the progress of a run still holding its task. $1 progress, $2 message, $3 id, $4 run_seq. */
+    progress: `
+      UPDATE ${tasks} SET progress = $1, progress_message = $2
+      WHERE id = $3 AND run_seq = $4 AND state = 'running'`,
+
+    /**
+     * Fails (or kills, when its attempts are spent) up to $2 running tasks whose lease expired,
+     * skipping those another rescuer holds, and logs a LeaseExpiredError for each.
+     * Returns { retried, dead }. $1 offset.
+     */
+    rescue: `
+      WITH expired AS (
+        SELECT id, attempt, max_attempts, worker_id FROM ${tasks}
+        WHERE state = 'running' AND lease_expires_at < ${NOW}
+        ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED
+      ), rescued AS (
+        UPDATE ${tasks} t SET
+          state = CASE WHEN e.attempt >= e.max_attempts THEN 'dead' ELSE 'failed' END,
+          run_at = ${NOW},
+          finished_at = CASE WHEN e.attempt >= e.max_attempts THEN ${NOW} END,
+          updated_at = ${NOW},
+          lease_expires_at = NULL,
+          worker_id = NULL,
+          last_error = jsonb_build_object('attempt', e.attempt, 'at', ${ms(NOW)}, 'name', 'LeaseExpiredError',
+                                          'message', ${LEASE_EXPIRED_MESSAGE})
+        FROM expired e
+        WHERE t.id = e.id AND t.state = 'running' AND t.lease_expires_at < ${NOW}
+        RETURNING t.id, t.state, e.attempt, t.last_error ->> 'message' AS message
+      ), logged AS (
+        INSERT INTO ${errors} (task_id, attempt, at, name, message, stack)
+        SELECT r.id, r.attempt, ${NOW}, 'LeaseExpiredError', r.message, NULL FROM rescued r
+        ON CONFLICT (task_id, attempt, at) DO UPDATE
+          SET name = excluded.name, message = excluded.message, stack = excluded.stack
+      )
+      SELECT (count(*) FILTER (WHERE state = 'failed'))::int AS retried,
+             (count(*) FILTER (WHERE state = 'dead'))::int AS dead
+      FROM rescued`,
+
+    /** Returns { next }: the earliest run-at not yet due, or null. $1 offset. */
+    nextRunAt: nextRunAt(false),
+    /** The same, of the queues $2 only. */
+    nextRunAtOfQueues: nextRunAt(true),
+
+    /** Returns one TaskRow with its errors, oldest first. $1 id. */
+    get: `
+      SELECT ${TASK_COLUMNS},
+        (SELECT coalesce(jsonb_agg(jsonb_build_object('attempt', e.attempt, 'at', ${ms("e.at")}, 'name', e.name,
+                                                      'message', e.message, 'stack', e.stack)
+                                   ORDER BY e.at, e.attempt), '[]'::jsonb)
+         FROM ${errors} e WHERE e.task_id = t.id) AS errors
+      FROM ${tasks} t WHERE t.id = $1`,
+
+    /** Returns TaskRows matching `where` (over t, numbered from $1), newest first, `limit` a placeholder. */
+    list: (where: readonly string[], limit: string): string => `
+      SELECT ${TASK_COLUMNS} FROM ${tasks} t ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+      ORDER BY t.id DESC LIMIT ${limit}`,
+
+    /** Returns { state, n } per state present. */
+    counts: `SELECT state, count(*)::int AS n FROM ${tasks} GROUP BY state`,
+  };
+}
+
+export type Queries = ReturnType<typeof queriesFor>;

@@ -1,0 +1,126 @@
+/** Rows as the queries in queries.ts return them through pg, and their mapping to the driver's types. */
+import type { ClaimedTask } from "../driver.ts";
+import type { Initiator, TaskErrorInfo, TaskInfo, TaskState } from "../../tasks/types.ts";
+
+/** The initiator's columns besides user_id (jsonb). */
+type InitiatorContext = Omit<Initiator, "userId">;
+
+/** An error as stored in last_error and as `get` aggregates underway_task_errors: `at` in ms. */
+export interface ErrorJson {
+  attempt: number;
+  at: number;
+  name: string;
+  message: string;
+  stack?: string | null;
+}
+
+export interface TaskRow {
+  id: string;
+  name: string;
+  queue: string;
+  priority: number;
+  state: TaskState;
+  run_at: number;
+  attempt: number;
+  max_attempts: number;
+  run_seq: number;
+  timeout_ms: number;
+  worker_id: string | null;
+  lease_expires_at: number | null;
+  with_user_connection: boolean;
+  user_id: string | null;
+  user_context: InitiatorContext | null;
+  progress: number | null;
+  progress_message: string | null;
+  last_error: ErrorJson | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  updated_at: number;
+  /** Only from `get`. */
+  errors?: ErrorJson[];
+}
+
+export interface ClaimRow {
+  id: string;
+  name: string;
+  queue: string;
+  priority: number;
+  parameters: Uint8Array;
+  attempt: number;
+  max_attempts: number;
+  run_seq: number;
+  timeout_ms: number;
+  with_user_connection: boolean;
+  user_id: string | null;
+  user_context: InitiatorContext | null;
+  run_at: number;
+}
+
+export function initiatorOf(userId: string | null, context: InitiatorContext | null): Initiator | null {
+  if (userId === null) return null;
+  return { userId, ...(context ?? {}) };
+}
+
+/** The JSON text of the initiator's context, or null when it has none (as the SQLite store keeps it). */
+export function initiatorContext(initiator: Initiator | null): string | null {
+  if (!initiator) return null;
+  const { userId: _userId, ...rest } = initiator;
+  return Object.keys(rest).length ? JSON.stringify(rest) : null;
+}
+
+function errorInfoOf(e: ErrorJson): TaskErrorInfo {
+  return { attempt: e.attempt, at: new Date(e.at), name: e.name, message: e.message, ...(e.stack ? { stack: e.stack } : {}) };
+}
+
+const date = (ms: number | null): Date | null => (ms === null ? null : new Date(ms));
+
+export function taskInfoOf(row: TaskRow): TaskInfo {
+  return {
+    id: row.id,
+    name: row.name,
+    queue: row.queue,
+    priority: row.priority,
+    state: row.state,
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    runAt: new Date(row.run_at),
+    createdAt: new Date(row.created_at),
+    startedAt: date(row.started_at),
+    finishedAt: date(row.finished_at),
+    workerId: row.worker_id,
+    initiator: initiatorOf(row.user_id, row.user_context),
+    withUserConnection: row.with_user_connection,
+    progress: row.progress,
+    progressMessage: row.progress_message,
+    lastError: row.last_error ? errorInfoOf(row.last_error) : null,
+    errors: (row.errors ?? []).map(errorInfoOf),
+    timeoutMs: row.timeout_ms,
+  };
+}
+
+export function claimedOf(row: ClaimRow): ClaimedTask {
+  return {
+    id: row.id,
+    name: row.name,
+    queue: row.queue,
+    priority: row.priority,
+    parameters: row.parameters,
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    runSeq: row.run_seq,
+    timeoutMs: row.timeout_ms,
+    withUserConnection: row.with_user_connection,
+    initiator: initiatorOf(row.user_id, row.user_context),
+  };
+}
+
+/** Claim order: highest priority, then earliest run-at, then lowest id. */
+export function byClaimOrder(a: ClaimRow, b: ClaimRow): number {
+  return b.priority - a.priority || a.run_at - b.run_at || compareIds(a.id, b.id);
+}
+
+/** Compares decimal ids numerically. */
+function compareIds(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}

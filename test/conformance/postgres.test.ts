@@ -1,0 +1,269 @@
+/**
+ * The driver suite on PostgreSQL, each store in a schema of its own (dropped at the end), plus
+ * what only PostgreSQL does: concurrent migration, LISTEN/NOTIFY, the listener's reconnection,
+ * several drivers claiming at once. Needs the server of UNDERWAY_TEST_POSTGRES_URL
+ * (default postgres://postgres@127.0.0.1:5432/test).
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, describe, it } from "node:test";
+import pg from "pg";
+import type { StorageDriver } from "../../src/store/driver.ts";
+import { loadMigrations } from "../../src/store/migrations.ts";
+import { PostgresDriver, type PostgresDriverOptions } from "../../src/store/postgres/driver.ts";
+import { driverSuite, task } from "./driver-suite.ts";
+
+const DATABASE_URL = process.env.UNDERWAY_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+
+const schemas = new Set<string>();
+let counter = 0;
+
+/** A new schema name of this file's, dropped when its tests end. */
+function newSchema(prefix = "t"): string {
+  const schema = `${prefix}_${process.pid}_${++counter}_${randomBytes(4).toString("hex")}`;
+  schemas.add(schema);
+  return schema;
+}
+
+const opened: StorageDriver[] = [];
+
+/** A driver of this file's, closed when its tests end. */
+function driver(options: Partial<PostgresDriverOptions> = {}): PostgresDriver {
+  const d = new PostgresDriver({ connectionString: DATABASE_URL, schema: newSchema(), ...options });
+  opened.push(d);
+  return d;
+}
+
+async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+after(async () => {
+  for (const d of opened) await d.close();
+  if (schemas.size === 0) return;
+  const names = [...schemas].map((s) => `"${s}"`).join(", ");
+  await admin((client) => client.query(`DROP SCHEMA IF EXISTS ${names} CASCADE`));
+});
+
+/** Resolves with the promise, or rejects naming what did not happen in time. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The next wake-up of a driver. */
+function nextWake(d: StorageDriver): Promise<void> {
+  return new Promise((resolve) => {
+    const unsubscribe = d.onWake(() => {
+      unsubscribe();
+      resolve();
+    });
+  });
+}
+
+driverSuite({
+  name: "postgres",
+  create: async () => new PostgresDriver({ connectionString: DATABASE_URL, schema: newSchema() }),
+});
+
+describe("postgres driver", () => {
+  it("migrates once when several processes start at the same moment", async () => {
+    const schema = newSchema();
+    const drivers = Array.from({ length: 4 }, () => driver({ schema, watch: false }));
+    await Promise.all(drivers.map((d) => d.migrate()));
+    const known = loadMigrations(new URL("../../src/store/postgres/migrations/", import.meta.url)).length;
+    const applied = await admin(
+      async (client) => (await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".underway_migrations`)).rows[0]?.n,
+    );
+    assert.equal(applied, known);
+    const ids = await Promise.all(drivers.map((d) => d.taskInsert(task())));
+    assert.equal(new Set(ids).size, drivers.length);
+  });
+
+  it("quotes the schema everywhere: a mixed-case name works end to end", async () => {
+    const d = driver({ schema: newSchema("Mixed_Case") });
+    await d.migrate();
+    const woke = nextWake(d);
+    const id = await d.taskInsert(task());
+    await within(woke, 5_000, "the wake-up of an insert");
+    const [run] = await d.taskClaim({ workerId: "w", limit: 1, leaseMs: 1_000 });
+    assert.equal(run?.id, id);
+  });
+
+  it("refuses a schema that is not a plain identifier", () => {
+    for (const schema of ['a"b', "1abc", "pg_catalog", "a-b", "", "x".repeat(64)]) {
+      assert.throws(() => new PostgresDriver({ connectionString: DATABASE_URL, schema }), /is not a plain identifier/);
+    }
+  });
+
+  it("wakes another driver when one inserts, on commit only, once per statement", async () => {
+    const schema = newSchema();
+    const writer = driver({ schema, watch: false });
+    const reader = driver({ schema });
+    await writer.migrate();
+    await reader.migrate(); // listening once this resolves
+
+    const woke = nextWake(reader);
+    await writer.taskInsert(task());
+    await within(woke, 5_000, "the other driver's wake-up");
+
+    // A raw listener sees each notification; a marker sent after a step shows the step sent none
+    // (notifications arrive in commit order).
+    const payloads: string[] = [];
+    const seen = new Map<string, () => void>();
+    const listener = new pg.Client({ connectionString: DATABASE_URL });
+    await listener.connect();
+    try {
+      listener.on("notification", (m) => {
+        payloads.push(m.payload ?? "");
+        seen.get(m.payload ?? "")?.();
+      });
+      await listener.query(`LISTEN "${schema}"`);
+      const mark = async (marker: string): Promise<void> => {
+        const arrived = new Promise<void>((resolve) => seen.set(marker, resolve));
+        await admin((client) => client.query("SELECT pg_notify($1, $2)", [schema, marker]));
+        await within(arrived, 5_000, `the marker ${marker}`);
+      };
+
+      await writer.transaction(async (tx) => {
+        await writer.taskInsert(task({ name: "InTx" }), tx);
+        await mark("while-open");
+      });
+      await mark("after-commit");
+      await assert.rejects(
+        writer.transaction(async (tx) => {
+          await writer.taskInsert(task({ name: "RolledBack" }), tx);
+          throw new Error("rollback");
+        }),
+        /rollback/,
+      );
+      await mark("after-rollback");
+      await writer.taskInsertMany(Array.from({ length: 5 }, () => task()));
+      await mark("after-many");
+      assert.deepEqual(payloads, ["while-open", "", "after-commit", "after-rollback", "", "after-many"]);
+    } finally {
+      await listener.end();
+    }
+  });
+
+  it("reconnects the listener when its connection is killed, wakes, and hears inserts again", async () => {
+    const schema = newSchema();
+    const writer = driver({ schema, watch: false });
+    const reader = driver({ schema });
+    await writer.migrate();
+    await reader.migrate();
+    const listenerPid = async (): Promise<number | undefined> =>
+      admin(async (client) => {
+        const { rows } = await client.query<{ pid: number }>(
+          "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = $1",
+          [`LISTEN "${schema}"`],
+        );
+        return rows[0]?.pid;
+      });
+    const before = await listenerPid();
+    assert.ok(before, "the listener's backend");
+
+    const rewoke = nextWake(reader);
+    await admin((client) => client.query("SELECT pg_terminate_backend($1)", [before]));
+    await within(rewoke, 10_000, "the wake-up after reconnecting");
+    const now = await listenerPid();
+    assert.ok(now && now !== before, "a new listener backend");
+
+    const woke = nextWake(reader);
+    await writer.taskInsert(task());
+    await within(woke, 5_000, "the wake-up of an insert after reconnecting");
+  });
+
+  it("hands each task to one claimer when several drivers claim at once", async () => {
+    const schema = newSchema();
+    const drivers = Array.from({ length: 3 }, () => driver({ schema, watch: false, poolSize: 4 }));
+    await Promise.all(drivers.map((d) => d.migrate()));
+    const [first] = drivers;
+    assert.ok(first);
+    const inserted = await first.taskInsertMany(Array.from({ length: 60 }, (_, i) => task({ priority: i % 3 })));
+    const claims = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => drivers[i % drivers.length]?.taskClaim({ workerId: `w${i}`, limit: 7, leaseMs: 10_000 }) ?? []),
+    );
+    const claimed = claims.flat().map((c) => c.id);
+    assert.equal(new Set(claimed).size, claimed.length, "no task claimed twice");
+    const rest = await first.taskClaim({ workerId: "last", limit: 100, leaseMs: 10_000 });
+    assert.deepEqual([...claimed, ...rest.map((c) => c.id)].sort(), [...inserted].sort());
+  });
+
+  it("runs a nested transaction and calls made inside one in the open transaction", async () => {
+    const d = driver({ watch: false });
+    await d.migrate();
+    await assert.rejects(
+      d.transaction(async (tx) => {
+        const id = await d.transaction(async (inner) => {
+          assert.equal(inner, tx);
+          return d.taskInsert(task({ name: "Nested" }), inner);
+        });
+        // Not committed yet, but this call runs in the transaction and sees it.
+        assert.equal((await d.taskGet(id))?.name, "Nested");
+        throw new Error("undo");
+      }),
+      /undo/,
+    );
+    assert.equal((await d.taskList({ name: "Nested" })).items.length, 0);
+  });
+
+  it("does not report a commit when a failed statement made PostgreSQL roll back", async () => {
+    const d = driver({ watch: false });
+    await d.migrate();
+    await assert.rejects(
+      d.transaction(async (tx) => {
+        await d.taskInsert(task({ name: "Lost" }), tx);
+        await tx.execute("SELECT 1 / 0").catch(() => undefined);
+      }),
+      /rolled back/,
+    );
+    assert.equal((await d.taskList({ name: "Lost" })).items.length, 0);
+    const rows = await d.transaction((tx) => tx.execute("SELECT $1::int + 1 AS n", [41]));
+    assert.deepEqual(rows, [{ n: 42 }]);
+  });
+
+  it("names the server, never the password, when it cannot connect", async () => {
+    const d = new PostgresDriver({ connectionString: "postgres://postgres:s3cret-pw@127.0.0.1:1/test", schema: "x" });
+    try {
+      assert.equal(d.description, "postgres://postgres:***@127.0.0.1:1/test (schema x)");
+      for (const call of [() => d.ping(), () => d.migrate(), () => d.taskGet("1")]) {
+        await assert.rejects(call(), (error: Error) => {
+          assert.match(error.message, /cannot connect to PostgreSQL at 127\.0\.0\.1:1 \(database test as user postgres\)/);
+          assert.doesNotMatch(error.message, /s3cret/);
+          return true;
+        });
+      }
+    } finally {
+      await d.close();
+    }
+    assert.throws(() => new PostgresDriver({ connectionString: "host=localhost password=s3cret" }), (error: Error) => {
+      assert.match(error.message, /not a URL/);
+      assert.doesNotMatch(error.message, /s3cret/);
+      return true;
+    });
+  });
+
+  it("says the store is not migrated, and closes once for all", async () => {
+    const d = driver();
+    await assert.rejects(d.taskGet("1"), /is not migrated yet: call migrate\(\) first/);
+    await d.migrate();
+    await d.close();
+    await d.close();
+    await assert.rejects(d.ping(), /the store postgres:\/\/.* is closed/);
+    await assert.rejects(d.taskInsert(task()), /is closed/);
+    await assert.rejects(
+      d.transaction(async () => undefined),
+      /is closed/,
+    );
+  });
+});

@@ -1,0 +1,39 @@
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { runAsUser, Task, type IBackgroundTask, type IUserConnectionRequired, type UserConnectionLike } from "../../src/index.ts";
+import { startRuntime, TEST_POSTGRES_URL, tempSchema } from "../helpers.ts";
+
+class Hello implements IBackgroundTask<{ to: string }>, IUserConnectionRequired {
+  static ran: string[] = [];
+  private user = "";
+  setUserConnection(c: UserConnectionLike): void {
+    this.user = c.currentUser.id;
+  }
+  run(p: { to: string }): void {
+    Hello.ran.push(`${this.user}:${p.to}`);
+  }
+}
+
+it("runs tasks on a postgres:// URL, with the schema from the URL", async () => {
+  const schema = tempSchema();
+  const runtime = await startRuntime({
+    dir: "",
+    db: `${TEST_POSTGRES_URL}?schema=${schema}`,
+    tasks: [Hello],
+    userConnectionFactory: (initiator) => ({ currentUser: { id: initiator.userId } }),
+  });
+  assert.equal(runtime.driver.dialect, "postgres");
+  const handle = await runtime.run(() => runAsUser({ userId: "u7" }, () => Task.startNewWithUserConnection(Hello, { to: "world" })));
+  const done = await handle.wait({ timeoutMs: 10_000 });
+  assert.equal(done.state, "succeeded");
+  assert.deepEqual(Hello.ran, ["u7:world"]);
+  // A task started inside a rolled-back transaction does not exist.
+  await assert.rejects(
+    runtime.transaction(async () => {
+      await runAsUser({ userId: "u7" }, () => Task.startNewWithUserConnection(Hello, { to: "nobody" }));
+      throw new Error("rollback");
+    }),
+    /rollback/,
+  );
+  assert.equal((await runtime.listTasks()).items.length, 1);
+});
