@@ -19,7 +19,8 @@ import { connectionError, describeTarget, parseConnectionString, quoteSchema, ty
 import { Listener } from "./listener.ts";
 import { migrateSchema } from "./migrate.ts";
 import { queriesFor, type Queries } from "./queries.ts";
-import { byClaimOrder, claimedOf, initiatorContext, taskInfoOf, type ClaimRow, type TaskRow } from "./rows.ts";
+import { initiatorContext } from "../initiator.ts";
+import { byClaimOrder, claimedOf, taskInfoOf, type ClaimRow, type TaskRow } from "./rows.ts";
 
 export interface PostgresDriverOptions {
   /** `postgres://user:password@host:port/database`; the password never shows in logs or errors. */

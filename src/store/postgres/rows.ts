@@ -1,9 +1,7 @@
 /** Rows as the queries in queries.ts return them through pg, and their mapping to the driver's types. */
 import type { ClaimedTask } from "../driver.ts";
-import type { Initiator, TaskErrorInfo, TaskInfo, TaskState } from "../../tasks/types.ts";
-
-/** The initiator's columns besides user_id (jsonb). */
-type InitiatorContext = Omit<Initiator, "userId">;
+import { initiatorOf, type InitiatorContext } from "../initiator.ts";
+import type { TaskErrorInfo, TaskInfo, TaskState } from "../../tasks/types.ts";
 
 /** An error as stored in last_error and as `get` aggregates underway_task_errors: `at` in ms. */
 export interface ErrorJson {
@@ -55,18 +53,6 @@ export interface ClaimRow {
   user_id: string | null;
   user_context: InitiatorContext | null;
   run_at: number;
-}
-
-export function initiatorOf(userId: string | null, context: InitiatorContext | null): Initiator | null {
-  if (userId === null) return null;
-  return { userId, ...(context ?? {}) };
-}
-
-/** The JSON text of the initiator's context, or null when it has none (as the SQLite store keeps it). */
-export function initiatorContext(initiator: Initiator | null): string | null {
-  if (!initiator) return null;
-  const { userId: _userId, ...rest } = initiator;
-  return Object.keys(rest).length ? JSON.stringify(rest) : null;
 }
 
 function errorInfoOf(e: ErrorJson): TaskErrorInfo {

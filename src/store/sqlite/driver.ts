@@ -17,7 +17,8 @@ import type {
 import { parseTaskId } from "../driver.ts";
 import { loadMigrations } from "../migrations.ts";
 import { Lane } from "./lane.ts";
-import { initiatorContext, initiatorOf, taskInfoOf, type ErrorRow, type TaskRow } from "./rows.ts";
+import { initiatorContext } from "../initiator.ts";
+import { initiatorFromRow, taskInfoOf, type ErrorRow, type TaskRow } from "./rows.ts";
 import { TASK_STATES, type TaskFilter, type TaskInfo, type TaskPage, type TaskState } from "../../tasks/types.ts";
 
 export interface SqliteDriverOptions {
@@ -535,6 +536,6 @@ function claimedOf(row: ClaimRow): ClaimedTask {
     runSeq: row.run_seq,
     timeoutMs: row.timeout_ms,
     withUserConnection: row.with_user_connection === 1,
-    initiator: initiatorOf(row.user_id, row.user_context),
+    initiator: initiatorFromRow(row.user_id, row.user_context),
   };
 }

@@ -1,3 +1,4 @@
+import { initiatorOf, type InitiatorContext } from "../initiator.ts";
 import type { Initiator, TaskErrorInfo, TaskInfo, TaskState } from "../../tasks/types.ts";
 
 /** A row of underway_tasks as better-sqlite3 returns it. */
@@ -35,16 +36,9 @@ export interface ErrorRow {
   stack: string | null;
 }
 
-export function initiatorOf(userId: string | null, context: string | null): Initiator | null {
-  if (userId === null) return null;
-  const extra = context ? (JSON.parse(context) as Omit<Initiator, "userId">) : {};
-  return { userId, ...extra };
-}
-
-export function initiatorContext(initiator: Initiator | null): string | null {
-  if (!initiator) return null;
-  const { userId: _userId, ...rest } = initiator;
-  return Object.keys(rest).length ? JSON.stringify(rest) : null;
+/** The initiator of a row; the context column holds JSON text here. */
+export function initiatorFromRow(userId: string | null, context: string | null): Initiator | null {
+  return initiatorOf(userId, context ? (JSON.parse(context) as InitiatorContext) : null);
 }
 
 function lastErrorOf(text: string | null): TaskErrorInfo | null {
@@ -69,7 +63,7 @@ export function taskInfoOf(row: TaskRow, errors: readonly ErrorRow[]): TaskInfo 
     startedAt: date(row.started_at),
     finishedAt: date(row.finished_at),
     workerId: row.worker_id,
-    initiator: initiatorOf(row.user_id, row.user_context),
+    initiator: initiatorFromRow(row.user_id, row.user_context),
     withUserConnection: row.with_user_connection === 1,
     progress: row.progress,
     progressMessage: row.progress_message,

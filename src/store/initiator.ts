@@ -1,0 +1,17 @@
+import type { Initiator } from "../tasks/types.ts";
+
+/** What the stores keep of an initiator besides its user id (a JSON column). */
+export type InitiatorContext = Omit<Initiator, "userId">;
+
+/** The initiator of a row: its user id column plus the context column, or null. */
+export function initiatorOf(userId: string | null, context: InitiatorContext | null): Initiator | null {
+  if (userId === null) return null;
+  return { userId, ...(context ?? {}) };
+}
+
+/** The JSON text of the initiator's context, or null when it has none. */
+export function initiatorContext(initiator: Initiator | null): string | null {
+  if (!initiator) return null;
+  const { userId: _userId, ...rest } = initiator;
+  return Object.keys(rest).length ? JSON.stringify(rest) : null;
+}
