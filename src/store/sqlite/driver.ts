@@ -154,7 +154,8 @@ export class SqliteDriver implements StorageDriver {
       claim: db.prepare(
         `UPDATE underway_tasks SET state = 'running', attempt = attempt + 1, run_seq = run_seq + 1,
            worker_id = ?, started_at = ?, lease_expires_at = ?, updated_at = ?, progress = NULL, progress_message = NULL
-         WHERE id IN (SELECT id FROM underway_tasks WHERE state IN ('queued', 'failed') AND run_at <= ?
+         WHERE id IN (SELECT id FROM underway_tasks INDEXED BY underway_tasks_due
+                      WHERE state IN ('queued', 'failed') AND run_at <= ?
                       ORDER BY priority DESC, run_at, id LIMIT ?)
          ${CLAIM_RETURNING}`,
       ),
@@ -280,7 +281,8 @@ export class SqliteDriver implements StorageDriver {
       .prepare(
         `UPDATE underway_tasks SET state = 'running', attempt = attempt + 1, run_seq = run_seq + 1,
            worker_id = ?, started_at = ?, lease_expires_at = ?, updated_at = ?, progress = NULL, progress_message = NULL
-         WHERE id IN (SELECT id FROM underway_tasks WHERE state IN ('queued', 'failed') AND run_at <= ?
+         WHERE id IN (SELECT id FROM underway_tasks INDEXED BY underway_tasks_due
+                      WHERE state IN ('queued', 'failed') AND run_at <= ?
                       AND queue IN (${marks}) ORDER BY priority DESC, run_at, id LIMIT ?)
          ${CLAIM_RETURNING}`,
       )

@@ -1,0 +1,130 @@
+import Database from "better-sqlite3";
+import { monotonicNow } from "../lib/clock.ts";
+import type { ChildSpec, Measurement, RoundResult } from "../lib/protocol.ts";
+import { openRuntime } from "../lib/runtime.ts";
+import { perSecond } from "../lib/stats.ts";
+
+/** Rows claimed per UPDATE ... RETURNING. */
+const CLAIM_BATCH = 500;
+
+/** A payload the size of a small encoded parameter object ({ n: 12345 } is 8 bytes of MessagePack). */
+const PAYLOAD = Buffer.from([0x81, 0xa1, 0x6e, 0xcd, 0x30, 0x39, 0x00, 0x00]);
+
+/**
+ * Scenario 6: what this machine's SQLite does without the queue's code around it, with the
+ * product's settings (WAL, synchronous=NORMAL). Twice: on a minimal queue table (one partial
+ * index), and on underway's own schema (created by the runtime's migrations), with the SQL the
+ * SQLite driver uses. The second pair tells schema cost from JavaScript cost.
+ */
+export async function rawSqlite(spec: ChildSpec): Promise<RoundResult> {
+  // The runtime creates underway's schema, then steps aside.
+  const runtime = await openRuntime(spec.dbPath, false);
+  await runtime.stop();
+
+  const db = new Database(spec.dbPath);
+  try {
+    db.pragma("busy_timeout = 5000");
+    db.pragma("journal_mode = WAL");
+    db.pragma("synchronous = NORMAL");
+    db.exec(`
+      CREATE TABLE jobs (id INTEGER PRIMARY KEY, state TEXT NOT NULL DEFAULT 'queued', payload BLOB NOT NULL,
+                         run_at INTEGER NOT NULL);
+      CREATE INDEX jobs_due ON jobs (run_at, id) WHERE state = 'queued';`);
+    const minimal = measurePair(db, spec.count, {
+      insert: db.prepare("INSERT INTO jobs (payload, run_at) VALUES (?, ?)"),
+      insertArgs: (now) => [PAYLOAD, now],
+      claim: db.prepare(
+        `UPDATE jobs SET state = 'running'
+         WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= ? ORDER BY run_at, id LIMIT ?)
+         RETURNING id`,
+      ),
+      claimArgs: (now) => [now, CLAIM_BATCH],
+      done: db.prepare("UPDATE jobs SET state = 'done' WHERE id = ? AND state = 'running'"),
+      doneArgs: (id) => [id],
+    });
+    const schema = measurePair(db, spec.count, {
+      insert: db.prepare(
+        `INSERT INTO underway_tasks (name, queue, priority, parameters, run_at, max_attempts, timeout_ms,
+           with_user_connection, user_id, user_context, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      insertArgs: (now) => ["BenchNoop", "default", 0, PAYLOAD, now, 5, 300_000, 0, null, null, now, now],
+      claim: db.prepare(
+        `UPDATE underway_tasks SET state = 'running', attempt = attempt + 1, run_seq = run_seq + 1,
+           worker_id = ?, started_at = ?, lease_expires_at = ?, updated_at = ?, progress = NULL, progress_message = NULL
+         WHERE id IN (SELECT id FROM underway_tasks WHERE state IN ('queued', 'failed') AND run_at <= ?
+                      ORDER BY priority DESC, run_at, id LIMIT ?)
+         RETURNING id, name, queue, priority, parameters, attempt, max_attempts, run_seq,
+           timeout_ms, with_user_connection, user_id, user_context, run_at`,
+      ),
+      claimArgs: (now) => ["bench", now, now + 15_000, now, now, CLAIM_BATCH],
+      done: db.prepare(
+        `UPDATE underway_tasks SET state = 'succeeded', finished_at = ?, updated_at = ?, lease_expires_at = NULL
+         WHERE id = ? AND run_seq = ? AND state = 'running'`,
+      ),
+      doneArgs: (id, row) => [Date.now(), Date.now(), id, row.run_seq],
+    });
+    const measurements: Measurement[] = [
+      { key: "insert-minimal", label: "INSERT, one commit each (minimal table)", unit: "rows/s", value: minimal.insertRate },
+      { key: "claim-minimal", label: `claim ${CLAIM_BATCH} + mark done (minimal table)`, unit: "rows/s", value: minimal.claimRate },
+      { key: "insert-schema", label: "INSERT, one commit each (underway schema)", unit: "rows/s", value: schema.insertRate },
+      { key: "claim-schema", label: `claim ${CLAIM_BATCH} + mark done (underway schema)`, unit: "rows/s", value: schema.claimRate },
+    ];
+    return {
+      measurements,
+      checks: [`${spec.count.toLocaleString("en-US")} rows inserted, claimed once and marked done in each table`],
+      details: {
+        rows: spec.count,
+        claimBatch: CLAIM_BATCH,
+        insertMinimalMs: minimal.insertMs,
+        claimMinimalMs: minimal.claimMs,
+        insertSchemaMs: schema.insertMs,
+        claimSchemaMs: schema.claimMs,
+      },
+    };
+  } finally {
+    db.close();
+  }
+}
+
+interface ClaimedRow {
+  id: number;
+  run_seq?: number;
+}
+
+interface PairSql {
+  insert: Database.Statement;
+  insertArgs: (now: number) => unknown[];
+  claim: Database.Statement;
+  claimArgs: (now: number) => unknown[];
+  done: Database.Statement;
+  doneArgs: (id: number, row: ClaimedRow) => unknown[];
+}
+
+/**
+ * Inserts `count` rows, each in its own (autocommit) transaction; then claims them CLAIM_BATCH at
+ * a time (one commit per claim) and marks each claimed batch done in one transaction, row by row,
+ * as the product's completer does. Nothing claimed is decoded.
+ */
+function measurePair(db: Database.Database, count: number, sql: PairSql) {
+  let started = monotonicNow();
+  for (let i = 0; i < count; i++) sql.insert.run(...sql.insertArgs(Date.now()));
+  const insertMs = monotonicNow() - started;
+
+  const markDone = db.transaction((rows: ClaimedRow[]) => {
+    for (const row of rows) {
+      if (sql.done.run(...sql.doneArgs(row.id, row)).changes !== 1) throw new Error(`row ${row.id} was not running`);
+    }
+  });
+  let claimed = 0;
+  started = monotonicNow();
+  for (;;) {
+    const rows = sql.claim.all(...sql.claimArgs(Date.now())) as ClaimedRow[];
+    if (rows.length === 0) break;
+    markDone.immediate(rows);
+    claimed += rows.length;
+  }
+  const claimMs = monotonicNow() - started;
+  if (claimed !== count) throw new Error(`raw claim loop claimed ${claimed} rows of ${count}`);
+  return { insertMs, claimMs, insertRate: perSecond(count, insertMs), claimRate: perSecond(count, claimMs) };
+}
