@@ -10,6 +10,8 @@ export interface RescuerOptions {
   readonly batchSize?: number;
   /** Called when tasks became due again, so local workers look at once. */
   readonly onRescued?: () => void;
+  /** Timed passes run only while this says so (the node leads maintenance). Default: always. */
+  readonly isLeader?: () => boolean;
 }
 
 /**
@@ -29,8 +31,13 @@ export class Rescuer {
     void this.tick();
   }
 
+  /** A pass now, when leading (after winning an election, say). */
+  nudge(): void {
+    void this.tick();
+  }
+
   private async tick(): Promise<void> {
-    if (this.busy) return;
+    if (this.busy || this.options.isLeader?.() === false) return;
     try {
       this.busy = this.runOnce();
       await this.busy;

@@ -1,5 +1,8 @@
 import { EventEmitter } from "node:events";
 import { DEFAULT_MAX_PARAMETER_BYTES } from "../codec/index.ts";
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { Elector } from "../maintenance/elector.ts";
 import { Rescuer } from "../maintenance/rescuer.ts";
 import type { DriverTransaction, StorageDriver, TaskInsertParams } from "../store/driver.ts";
 import {
@@ -43,8 +46,12 @@ export interface RuntimeConfig {
   readonly tasks?: readonly StartableTaskClass[];
   /** Worker settings, or false for a process that only starts and inspects tasks. */
   readonly worker?: WorkerConfig | false;
-  /** Lease rescue period, ms (default 5,000), or false to leave it to other processes. */
-  readonly maintenance?: { readonly rescueIntervalMs?: number } | false;
+  /**
+   * Maintenance (rescuing expired leases) runs on one elected node at a time. `rescueIntervalMs`
+   * (default 5,000), `leaderTermMs` (default 15,000: a dead leader is replaced within it), or
+   * false for a process that never does maintenance.
+   */
+  readonly maintenance?: { readonly rescueIntervalMs?: number; readonly leaderTermMs?: number } | false;
   /** Rebuilds the UserConnection of the user who started a task. */
   readonly userConnectionFactory?: UserConnectionFactory;
   /** A pino (or compatible) logger; false for none. Default: pino on stderr. */
@@ -75,6 +82,9 @@ export class Runtime implements TaskStarter {
   readonly maxParameterBytes: number;
   readonly worker: Worker | null;
   readonly rescuer: Rescuer | null;
+  readonly elector: Elector | null;
+  /** This process's id in the store: worker id and maintenance holder id. */
+  readonly nodeId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
   private readonly events = new EventEmitter<RuntimeEvents>();
   private readonly endWaiters = new Map<string, Set<() => void>>();
   private state: State = "new";
@@ -99,19 +109,32 @@ export class Runtime implements TaskStarter {
             registry: this.registry,
             logger: this.logger,
             scope,
+            workerId: this.nodeId,
             ...config.worker,
             ...(config.userConnectionFactory ? { userConnectionFactory: config.userConnectionFactory } : {}),
             onEvent: (e) => this.onWorkerEvent(e),
           });
-    this.rescuer =
-      config.maintenance === false
-        ? null
-        : new Rescuer({
-            driver: this.driver,
-            logger: this.logger,
-            ...(config.maintenance?.rescueIntervalMs ? { intervalMs: config.maintenance.rescueIntervalMs } : {}),
-            onRescued: () => this.worker?.wake(),
-          });
+    const maintenance = config.maintenance === false ? null : (config.maintenance ?? {});
+    this.elector = maintenance
+      ? new Elector({
+          driver: this.driver,
+          logger: this.logger,
+          holderId: this.nodeId,
+          ...(maintenance.leaderTermMs ? { ttlMs: maintenance.leaderTermMs } : {}),
+          onChange: (leading) => {
+            if (leading) this.rescuer?.nudge();
+          },
+        })
+      : null;
+    this.rescuer = maintenance
+      ? new Rescuer({
+          driver: this.driver,
+          logger: this.logger,
+          ...(maintenance.rescueIntervalMs ? { intervalMs: maintenance.rescueIntervalMs } : {}),
+          onRescued: () => this.worker?.wake(),
+          isLeader: () => this.elector?.isLeader ?? false,
+        })
+      : null;
   }
 
   /** Applies pending migrations to the store, then starts the worker and maintenance. */
@@ -127,6 +150,7 @@ export class Runtime implements TaskStarter {
     }
     setDefaultRuntime(this);
     this.worker?.start();
+    this.elector?.start();
     this.rescuer?.start();
     this.state = "started";
     this.logger.info(
@@ -145,6 +169,7 @@ export class Runtime implements TaskStarter {
       if (was === "started") {
         await this.worker?.stop({ graceMs: options.graceMs ?? this.config.shutdownGraceMs ?? 10_000 });
         await this.rescuer?.stop();
+        await this.elector?.stop();
       }
       clearDefaultRuntime(this);
       await this.driver.close();

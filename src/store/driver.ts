@@ -126,6 +126,14 @@ export interface StorageDriver {
   taskList(filter: TaskFilter): Promise<TaskPage>;
   taskCountByState(): Promise<Record<TaskState, number>>;
 
+  /**
+   * Takes or renews the named leadership for holderId until the database's now + ttlMs. True when
+   * holderId is the leader afterwards; false while another holder's term has not expired.
+   */
+  leaderAttemptElect(params: { readonly name: string; readonly holderId: string; readonly ttlMs: number }): Promise<boolean>;
+  /** Gives up the named leadership if holderId has it, so another node can take over at once. */
+  leaderResign(params: { readonly name: string; readonly holderId: string }): Promise<void>;
+
   /** Runs fn in one transaction: commit when it resolves, rollback when it throws. */
   transaction<T>(fn: (tx: DriverTransaction) => Promise<T>): Promise<T>;
   /** Called when another process may have stored new work. Returns an unsubscribe function. */

@@ -35,6 +35,8 @@ export interface WorkerOptions {
   readonly driver: StorageDriver;
   readonly registry: TaskRegistry;
   readonly logger: Logger;
+  /** This worker's id in the store. Default host:pid:random. */
+  readonly workerId?: string;
   /** Tasks run at once. Default 10. */
   readonly concurrency?: number;
   /** Queues this worker takes tasks from; all queues when absent. */
@@ -77,7 +79,7 @@ const PROGRESS_INTERVAL_MS = 250;
  * notifications; polls only as a fallback.
  */
 export class Worker {
-  readonly id = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+  readonly id: string;
   private readonly driver: StorageDriver;
   private readonly concurrency: number;
   private readonly leaseMs: number;
@@ -100,6 +102,7 @@ export class Worker {
 
   constructor(private readonly options: WorkerOptions) {
     this.driver = options.driver;
+    this.id = options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
     this.concurrency = positive(options.concurrency ?? 10, "worker concurrency");
     this.leaseMs = positive(options.leaseMs ?? 15_000, "worker leaseMs");
     this.heartbeatMs = positive(options.heartbeatMs ?? Math.max(1, Math.floor(this.leaseMs / 3)), "worker heartbeatMs");

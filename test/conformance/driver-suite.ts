@@ -271,6 +271,25 @@ export function driverSuite(factory: DriverFactory): void {
       await assert.rejects(d.taskInsert(task(), leaked ?? undefined), /not open on this store/);
     });
 
+    it("elects one leader per name; another takes over when the term expires or on resign", async () => {
+      const d = await fresh();
+      const elect = (holderId: string) => d.leaderAttemptElect({ name: "maintenance", holderId, ttlMs: 10_000 });
+      assert.equal(await elect("a"), true);
+      assert.equal(await elect("b"), false);
+      assert.equal(await d.leaderAttemptElect({ name: "other", holderId: "b", ttlMs: 10_000 }), true);
+      d.clockShift(9_000);
+      assert.equal(await elect("a"), true); // renewed until 19,000
+      d.clockShift(9_000);
+      assert.equal(await elect("b"), false);
+      d.clockShift(1_001);
+      assert.equal(await elect("b"), true); // a's term passed
+      assert.equal(await elect("a"), false);
+      await d.leaderResign({ name: "maintenance", holderId: "a" }); // not the holder: no effect
+      assert.equal(await elect("a"), false);
+      await d.leaderResign({ name: "maintenance", holderId: "b" });
+      assert.equal(await elect("a"), true);
+    });
+
     it("joins a transaction started inside another, and runs calls made inside it in it", async () => {
       const d = await fresh();
       await assert.rejects(

@@ -222,6 +222,15 @@ export class PostgresDriver implements StorageDriver {
     return row?.next ?? null;
   }
 
+  async leaderAttemptElect(params: { name: string; holderId: string; ttlMs: number }): Promise<boolean> {
+    const [row] = await this.query<{ holder: string }>(this.sql.elect, [this.clockOffsetMs, params.name, params.holderId, params.ttlMs]);
+    return row?.holder === params.holderId;
+  }
+
+  async leaderResign(params: { name: string; holderId: string }): Promise<void> {
+    await this.query(this.sql.resign, [params.name, params.holderId]);
+  }
+
   async taskGet(id: string): Promise<TaskInfo | null> {
     if (parseTaskId(id) === null) return null;
     const [row] = await this.query<TaskRow>(this.sql.get, [id]);

@@ -182,6 +182,22 @@ export function queriesFor(schema: string) {
 
     /** Returns { state, n } per state present. */
     counts: `SELECT state, count(*)::int AS n FROM ${tasks} GROUP BY state`,
+
+    /**
+     * Takes or renews a leadership; returns { holder } when $3 holds it afterwards, no row otherwise.
+     * $1 offset, $2 name, $3 holder, $4 term in ms.
+     */
+    elect: `
+      INSERT INTO ${schema}.underway_leaders AS l (name, holder, elected_at, expires_at)
+      VALUES ($2, $3, ${NOW}, ${NOW} + ${millis("$4::float8")})
+      ON CONFLICT (name) DO UPDATE SET
+        elected_at = CASE WHEN l.holder = excluded.holder THEN l.elected_at ELSE excluded.elected_at END,
+        holder = excluded.holder, expires_at = excluded.expires_at
+      WHERE l.holder = excluded.holder OR l.expires_at <= excluded.elected_at
+      RETURNING holder`,
+
+    /** Gives up a leadership. $1 name, $2 holder. */
+    resign: `DELETE FROM ${schema}.underway_leaders WHERE name = $1 AND holder = $2`,
   };
 }
 

@@ -201,6 +201,15 @@ export class SqliteDriver implements StorageDriver {
         "SELECT attempt, at, name, message, stack FROM underway_task_errors WHERE task_id = ? ORDER BY at, attempt",
       ),
       counts: db.prepare("SELECT state, count(*) AS n FROM underway_tasks GROUP BY state"),
+      elect: db.prepare(
+        `INSERT INTO underway_leaders (name, holder, elected_at, expires_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET
+           elected_at = CASE WHEN underway_leaders.holder = excluded.holder THEN underway_leaders.elected_at ELSE excluded.elected_at END,
+           holder = excluded.holder, expires_at = excluded.expires_at
+         WHERE underway_leaders.holder = excluded.holder OR underway_leaders.expires_at <= excluded.elected_at
+         RETURNING holder`,
+      ),
+      resign: db.prepare("DELETE FROM underway_leaders WHERE name = ? AND holder = ?"),
     };
   }
 
@@ -438,6 +447,20 @@ export class SqliteDriver implements StorageDriver {
       const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
       for (const row of this.sql.counts.all() as { state: TaskState; n: number }[]) counts[row.state] = row.n;
       return counts;
+    });
+  }
+
+  leaderAttemptElect(params: { name: string; holderId: string; ttlMs: number }): Promise<boolean> {
+    return this.exclusive(() => {
+      const now = this.now();
+      const row = this.sql.elect.get(params.name, params.holderId, now, now + params.ttlMs) as { holder: string } | undefined;
+      return row?.holder === params.holderId;
+    });
+  }
+
+  leaderResign(params: { name: string; holderId: string }): Promise<void> {
+    return this.exclusive(() => {
+      this.sql.resign.run(params.name, params.holderId);
     });
   }
 
