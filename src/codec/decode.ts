@@ -1,13 +1,19 @@
 // Stored MessagePack bytes -> parameter values, treating the bytes as untrusted.
 //
-// Every length is checked against the bytes that remain before anything is allocated, nesting is
-// limited to MAX_NESTING_DEPTH (so recursion stays shallow whatever the input), map keys become
-// own data properties of ordinary objects (a "__proto__" key never changes a prototype), and the
-// value must use up the input exactly.
-import { Buffer } from "node:buffer";
+// msgpackr reads the bytes (maps as Map, 64-bit integers as bigint, its structured-clone
+// references disabled). It refuses lengths that cannot fit in the input before allocating, and
+// reports where the value ends, so bytes after it are refused. One pass then checks and converts
+// what it returned: maps become ordinary objects whose keys are own data properties (a "__proto__"
+// key never changes a prototype), keys must be strings or integers and must not collide once
+// turned into property names, nesting is limited to MAX_NESTING_DEPTH, and anything but null,
+// boolean, number, bigint (64-bit), string, Date, bin bytes, arrays and maps is refused: that is
+// how msgpackr's own extensions (undefined, Set, Error, RegExp, typed arrays, records, ...) are
+// recognised, by what they decode to. Nothing here reads the MessagePack bytes themselves.
+import { C1, Unpackr } from "msgpackr";
 import { types } from "node:util";
+import { plainView } from "./bytes.ts";
 import { DEFAULT_ROOT_NAME, MAX_NESTING_DEPTH } from "./limits.ts";
-import { formatPath, type PathSegment } from "./path.ts";
+import { byteCount, formatPath, type PathSegment } from "./path.ts";
 import { TaskDeserializationError } from "./task-deserialization-error.ts";
 
 export interface DecodeOptions {
@@ -15,345 +21,221 @@ export interface DecodeOptions {
   rootName?: string;
 }
 
-// Short ASCII strings (keys, ids, names) are decoded in JS; anything else by TextDecoder, which
-// rejects invalid UTF-8 (fatal) and keeps a leading U+FEFF (ignoreBOM) so strings come back as
-// they were written.
-const SHORT_STRING = 64;
-const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-const fromCharCode = String.fromCharCode;
-const EMPTY = new Uint8Array(0);
-const MAX_DATE_MS = 8.64e15;
+const unpackr = new Unpackr({
+  useRecords: false,
+  mapsAsObjects: false, // maps as Map: any key type, and no property is ever set from a key
+  int64AsType: "bigint", // int64/uint64 always decode to bigint, whatever their value
+  structuredClone: false, // msgpackr's id/pointer extensions (shared and cyclic references) throw
+});
 
-class Decoder {
-  private src: Uint8Array = EMPTY;
-  private view: DataView | null = null;
-  private nodeBuffer: Buffer | null = null;
-  private pos = 0;
-  private end = 0;
-  private depth = 0;
-  private root = DEFAULT_ROOT_NAME;
+const INT64_MIN = -(2n ** 63n);
+const UINT64_END = 2n ** 64n;
+
+const ONLY_TIMESTAMP = "the only extension allowed in parameters is the timestamp (type -1)";
+const TOO_DEEP = `nesting is deeper than the limit of ${MAX_NESTING_DEPTH} levels of arrays and objects`;
+
+/** The reason for a value of an extension type other than the timestamp. */
+function extensionReason(type: number | string, decodedAs?: string): string {
+  const how = decodedAs === undefined ? "" : ` (msgpackr reads it as ${decodedAs})`;
+  return `MessagePack extension type ${type} is not supported${how}; ${ONLY_TIMESTAMP}`;
+}
+
+class Converter {
   private readonly segments: PathSegment[] = [];
+  private depth = 0;
 
-  decode(bytes: Uint8Array, root: string): unknown {
-    this.root = root;
-    this.depth = 0;
-    this.pos = 0;
-    if (!types.isUint8Array(bytes)) {
-      throw this.fail(`expected the encoded parameters as a Uint8Array, got ${describe(bytes)}`);
+  /** `source` is the buffer msgpackr read from: bin values are views of it. */
+  constructor(
+    private readonly root: string,
+    private readonly source: ArrayBufferLike | undefined = undefined,
+  ) {}
+
+  convert(value: unknown): unknown {
+    switch (typeof value) {
+      case "string":
+      case "number":
+      case "boolean":
+        return value;
+      case "bigint":
+        // int64/uint64 are always in range; only msgpackr's bigint extension (0x42) goes beyond.
+        if (value < INT64_MIN || value >= UINT64_END) {
+          throw this.fail(extensionReason(66, "a bigint beyond 64 bits"));
+        }
+        return value;
+      case "undefined":
+        // msgpackr reads nil as null; undefined only comes from its extension type 0.
+        throw this.fail(extensionReason(0, "undefined"));
+      case "object":
+        if (value === null) return null;
+        if (Array.isArray(value)) return this.convertArray(value);
+        if (types.isMap(value)) return this.convertMap(value);
+        if (types.isDate(value)) {
+          if (Number.isNaN(value.getTime())) {
+            throw this.fail(
+              "invalid timestamp: its data is not 4, 8 or 12 bytes long, or it is outside the range of a JavaScript Date",
+            );
+          }
+          return value;
+        }
+        // bin is read as a view of the input; a copy, so the result never aliases the input.
+        if (types.isUint8Array(value) && value.buffer === this.source) return new Uint8Array(value);
+        break;
     }
-    this.src = bytes;
-    this.end = bytes.byteLength;
-    this.view = null;
-    this.nodeBuffer = null;
-    try {
-      if (this.end === 0) throw this.fail("no data: the encoded parameters are empty (0 bytes)");
-      const value = this.read();
-      if (this.pos !== this.end) {
-        throw this.fail(
-          `${this.end - this.pos} unexpected bytes after the end of the value ` +
-            `(at offset ${this.pos} of ${this.end}); the data is corrupt or is not one MessagePack value`,
-        );
-      }
-      return value;
-    } finally {
-      this.src = EMPTY; // do not keep the caller's bytes alive
-      this.view = null;
-      this.nodeBuffer = null;
-    }
+    throw this.fail(this.unsupported(value));
   }
 
-  private read(): unknown {
-    if (this.pos >= this.end) this.truncated(1);
-    const src = this.src;
-    const byte = src[this.pos++] as number;
-    if (byte < 0x80) return byte;
-    if (byte < 0x90) return this.readMap(byte & 0x0f);
-    if (byte < 0xa0) return this.readArray(byte & 0x0f);
-    if (byte < 0xc0) return this.readString(byte & 0x1f);
-    if (byte >= 0xe0) return byte - 0x100;
-    switch (byte) {
-      case 0xc0:
-        return null;
-      case 0xc2:
-        return false;
-      case 0xc3:
-        return true;
-      case 0xc4:
-        return this.readBinary(this.readLength(1));
-      case 0xc5:
-        return this.readBinary(this.readLength(2));
-      case 0xc6:
-        return this.readBinary(this.readLength(4));
-      case 0xc7:
-        return this.readExtension(this.readLength(1));
-      case 0xc8:
-        return this.readExtension(this.readLength(2));
-      case 0xc9:
-        return this.readExtension(this.readLength(4));
-      case 0xca:
-        return this.dataView().getFloat32(this.advance(4));
-      case 0xcb:
-        return this.dataView().getFloat64(this.advance(8));
-      case 0xcc:
-        return src[this.advance(1)];
-      case 0xcd:
-        return this.readLength(2);
-      case 0xce:
-        return this.readLength(4);
-      case 0xcf:
-        // 64-bit integers are bigints (whatever their value), so a bigint round-trips as a bigint.
-        return this.dataView().getBigUint64(this.advance(8));
-      case 0xd0:
-        return this.dataView().getInt8(this.advance(1));
-      case 0xd1:
-        return this.dataView().getInt16(this.advance(2));
-      case 0xd2:
-        return this.dataView().getInt32(this.advance(4));
-      case 0xd3:
-        return this.dataView().getBigInt64(this.advance(8));
-      case 0xd4:
-        return this.readExtension(1);
-      case 0xd5:
-        return this.readExtension(2);
-      case 0xd6:
-        return this.readExtension(4);
-      case 0xd7:
-        return this.readExtension(8);
-      case 0xd8:
-        return this.readExtension(16);
-      case 0xd9:
-        return this.readString(this.readLength(1));
-      case 0xda:
-        return this.readString(this.readLength(2));
-      case 0xdb:
-        return this.readString(this.readLength(4));
-      case 0xdc:
-        return this.readArray(this.readLength(2));
-      case 0xdd:
-        return this.readArray(this.readLength(4));
-      case 0xde:
-        return this.readMap(this.readLength(2));
-      case 0xdf:
-        return this.readMap(this.readLength(4));
-      default: // 0xc1
-        throw this.fail(
-          `invalid MessagePack data: byte 0x${byte.toString(16)} at offset ${this.pos - 1} is never used`,
-        );
-    }
-  }
-
-  private readArray(length: number): unknown[] {
-    if (length > this.end - this.pos) {
-      throw this.fail(
-        `an array claims ${length} elements but only ${this.end - this.pos} bytes remain; the data is truncated or corrupt`,
-      );
-    }
+  private convertArray(array: readonly unknown[]): unknown[] {
     const level = this.enter();
-    const array: unknown[] = new Array(length);
-    const segments = this.segments;
-    for (let i = 0; i < length; i++) {
-      segments[level] = i;
-      array[i] = this.read();
+    const out = new Array<unknown>(array.length);
+    for (let i = 0; i < array.length; i++) {
+      this.segments[level] = i;
+      out[i] = this.convert(array[i]);
     }
     this.depth = level;
-    return array;
+    return out;
   }
 
-  private readMap(length: number): Record<string, unknown> {
-    if (length * 2 > this.end - this.pos) {
-      throw this.fail(
-        `a map claims ${length} entries but only ${this.end - this.pos} bytes remain; the data is truncated or corrupt`,
-      );
-    }
+  private convertMap(map: Map<unknown, unknown>): Record<string, unknown> {
     const level = this.enter();
     const object: Record<string, unknown> = {};
-    const segments = this.segments;
-    for (let i = 0; i < length; i++) {
+    let index = 0;
+    for (const [rawKey, rawValue] of map) {
       this.depth = level;
-      const key = this.readKey(i);
-      if (Object.hasOwn(object, key)) {
-        throw this.fail(`duplicate map key ${JSON.stringify(key)}`);
-      }
-      segments[level] = key;
+      const key = this.key(rawKey, index++);
+      // A Map keeps one entry per key, so only keys of different types can collide here: 1 and "1".
+      if (Object.hasOwn(object, key)) throw this.fail(`duplicate map key ${JSON.stringify(key)}`);
+      this.segments[level] = key;
       this.depth = level + 1;
-      const value = this.read();
-      if (key === "__proto__") {
-        // Assignment would set the prototype; define an own data property instead.
-        Object.defineProperty(object, key, { value, writable: true, enumerable: true, configurable: true });
-      } else {
-        object[key] = value;
-      }
+      const value = this.convert(rawValue);
+      // Own data properties always: assignment to "__proto__" would set the prototype.
+      Object.defineProperty(object, key, { value, writable: true, enumerable: true, configurable: true });
     }
     this.depth = level;
     return object;
   }
 
   /** A map key: a string, or an integer turned into its decimal string (as JS does). */
-  private readKey(index: number): string {
-    if (this.pos >= this.end) this.truncated(1);
-    const byte = this.src[this.pos] as number;
-    if ((byte >= 0xa0 && byte < 0xc0) || (byte >= 0xd9 && byte <= 0xdb)) {
-      return this.read() as string;
-    }
-    if (byte < 0x80 || byte >= 0xe0 || (byte >= 0xcc && byte <= 0xd3)) {
-      return String(this.read() as number | bigint);
-    }
+  private key(key: unknown, index: number): string {
+    if (typeof key === "string") return key;
+    if (typeof key === "number" && Number.isSafeInteger(key)) return String(key);
+    if (typeof key === "bigint" && key >= INT64_MIN && key < UINT64_END) return String(key);
     throw this.fail(
-      `map key #${index} is ${typeName(byte)}, which cannot be used as a property name; ` +
-        `only string and integer keys are supported`,
+      `map key #${index} is ${describeKey(key)}, which cannot be used as a property name; only string and integer keys are supported`,
     );
-  }
-
-  private readString(length: number): string {
-    const start = this.advance(length);
-    const end = start + length;
-    if (length < SHORT_STRING) {
-      const src = this.src;
-      let i = start;
-      while (i < end && (src[i] as number) < 0x80) i++;
-      if (i === end) {
-        // ASCII: very short strings from char codes, the rest through a native latin1 slice.
-        if (length <= 8) {
-          let text = "";
-          for (let j = start; j < end; j++) text += fromCharCode(src[j] as number);
-          return text;
-        }
-        return this.buffer().toString("latin1", start, end);
-      }
-    }
-    try {
-      return utf8.decode(this.src.subarray(start, end));
-    } catch (error) {
-      this.pos = start;
-      throw this.fail(`a string of ${length} bytes at offset ${start} is not valid UTF-8`, error);
-    }
-  }
-
-  private readBinary(length: number): Uint8Array {
-    const start = this.advance(length);
-    // A plain Uint8Array copy: the value must not alias (or keep alive) the stored bytes.
-    const bytes = new Uint8Array(length);
-    bytes.set(this.src.subarray(start, start + length));
-    return bytes;
-  }
-
-  private readExtension(length: number): Date {
-    const typeOffset = this.advance(1);
-    const type = this.dataView().getInt8(typeOffset);
-    const start = this.advance(length);
-    if (type !== -1) {
-      throw this.fail(
-        `MessagePack extension type ${type} is not supported; ` +
-          `the only extension allowed in parameters is the timestamp (type -1)`,
-      );
-    }
-    const view = this.dataView();
-    let seconds: number;
-    let nanoseconds: number;
-    if (length === 4) {
-      seconds = view.getUint32(start);
-      nanoseconds = 0;
-    } else if (length === 8) {
-      const high = view.getUint32(start);
-      nanoseconds = high >>> 2;
-      seconds = (high & 0x3) * 2 ** 32 + view.getUint32(start + 4);
-    } else if (length === 12) {
-      nanoseconds = view.getUint32(start);
-      seconds = view.getInt32(start + 4) * 2 ** 32 + view.getUint32(start + 8);
-    } else {
-      throw this.fail(`invalid timestamp: ${length} bytes of data, expected 4, 8 or 12`);
-    }
-    if (nanoseconds > 999_999_999) {
-      throw this.fail(`invalid timestamp: ${nanoseconds} nanoseconds, expected at most 999999999`);
-    }
-    // A Date holds milliseconds: finer nanoseconds are dropped (rounding toward the past).
-    const ms = seconds * 1000 + Math.floor(nanoseconds / 1_000_000);
-    if (!(Math.abs(ms) <= MAX_DATE_MS)) {
-      throw this.fail(`timestamp ${seconds} seconds is outside the range of a JavaScript Date`);
-    }
-    return new Date(ms);
   }
 
   private enter(): number {
     const level = this.depth;
-    if (level >= MAX_NESTING_DEPTH) {
-      throw this.fail(
-        `nesting is deeper than the limit of ${MAX_NESTING_DEPTH} levels of arrays and objects`,
-      );
-    }
+    if (level >= MAX_NESTING_DEPTH) throw this.fail(TOO_DEEP);
     this.depth = level + 1;
     return level;
   }
 
-  /** Reads a big-endian unsigned length or integer of 1, 2 or 4 bytes. */
-  private readLength(size: 1 | 2 | 4): number {
-    const at = this.advance(size);
-    const src = this.src;
-    if (size === 1) return src[at] as number;
-    if (size === 2) return ((src[at] as number) << 8) | (src[at + 1] as number);
-    return (
-      (src[at] as number) * 0x1000000 +
-      (((src[at + 1] as number) << 16) | ((src[at + 2] as number) << 8) | (src[at + 3] as number))
-    );
+  /** Why a value msgpackr returned is refused: which of its extensions made it. */
+  private unsupported(value: unknown): string {
+    if (value === C1) return "invalid MessagePack data: the byte 0xc1 is never used";
+    if (types.isSet(value)) return extensionReason(0x73, "a Set");
+    if (types.isRegExp(value)) return extensionReason(0x78, "a RegExp");
+    if (types.isNativeError(value) || value instanceof Error) return extensionReason(0x65, "an Error");
+    if (types.isArrayBufferView(value) || types.isAnyArrayBuffer(value)) {
+      return extensionReason(0x74, withArticle(Object.prototype.toString.call(value).slice(8, -1)));
+    }
+    if (typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
+      return extensionReason(0x72, "a record object");
+    }
+    const name = typeof value === "object" && value !== null ? Object.prototype.toString.call(value).slice(8, -1) : typeof value;
+    return `a value of an unsupported MessagePack extension type was found (msgpackr read it as ${name}); ${ONLY_TIMESTAMP}`;
   }
 
-  /** Claims `size` bytes and returns their offset; fails if the input is shorter. */
-  private advance(size: number): number {
-    const at = this.pos;
-    if (size > this.end - at) this.truncated(size);
-    this.pos = at + size;
-    return at;
-  }
-
-  private truncated(size: number): never {
-    throw this.fail(
-      `the data ends unexpectedly (needed ${size} bytes at offset ${this.pos}, ` +
-        `${this.end - this.pos} remain); it is truncated or corrupt`,
-    );
-  }
-
-  private dataView(): DataView {
-    return (this.view ??= new DataView(this.src.buffer, this.src.byteOffset, this.src.byteLength));
-  }
-
-  private buffer(): Buffer {
-    return (this.nodeBuffer ??= Buffer.isBuffer(this.src)
-      ? this.src
-      : Buffer.from(this.src.buffer, this.src.byteOffset, this.src.byteLength));
-  }
-
-  private fail(reason: string, cause?: unknown): TaskDeserializationError {
+  fail(reason: string, cause?: unknown): TaskDeserializationError {
     const path = formatPath(this.root, this.segments, this.depth);
     return new TaskDeserializationError(path, reason, cause === undefined ? undefined : { cause });
   }
 }
 
-function typeName(byte: number): string {
-  if (byte === 0xc0) return "nil";
-  if (byte === 0xc2 || byte === 0xc3) return "a boolean";
-  if (byte === 0xca || byte === 0xcb) return "a float";
-  if (byte >= 0xc4 && byte <= 0xc6) return "binary data";
-  if ((byte >= 0x80 && byte < 0x90) || byte === 0xde || byte === 0xdf) return "a map";
-  if ((byte >= 0x90 && byte < 0xa0) || byte === 0xdc || byte === 0xdd) return "an array";
-  if ((byte >= 0xc7 && byte <= 0xc9) || (byte >= 0xd4 && byte <= 0xd8)) return "an extension value";
-  return `the unused byte 0x${byte.toString(16)}`;
+function withArticle(name: string): string {
+  return `${/^[AEIO]/.test(name) ? "an" : "a"} ${name}`;
 }
 
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (typeof value !== "object") return typeof value;
-  const name = Object.prototype.toString.call(value).slice(8, -1);
-  return `an object (${name})`;
+function describeKey(key: unknown): string {
+  if (key === null) return "nil";
+  if (key === C1) return "the unused byte 0xc1";
+  if (typeof key === "number") return "a float";
+  if (typeof key === "boolean") return "a boolean";
+  if (types.isUint8Array(key)) return "binary data";
+  if (types.isMap(key)) return "a map";
+  if (Array.isArray(key)) return "an array";
+  return "an extension value";
 }
 
-const shared = new Decoder();
+/** What msgpackr's own errors mean, in our words. msgpackr reports no offsets for these. */
+function readError(error: unknown, size: number): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const flags = (typeof error === "object" && error !== null ? error : {}) as { incomplete?: unknown; missingBytes?: unknown };
+  if (error instanceof RangeError && /call stack/i.test(message)) return TOO_DEEP;
+  const extension = /^Unknown extension(?: type)? (\d+)$/.exec(message);
+  if (extension && flags.incomplete !== true) {
+    const type = Number(extension[1]);
+    return extensionReason(type > 127 ? type - 256 : type); // the type byte is signed
+  }
+  if (/Structured clone extension is disabled/.test(message)) {
+    return extensionReason("105 or 112", "a structured-clone reference");
+  }
+  if (
+    flags.incomplete === true ||
+    /^Unexpected end/.test(message) ||
+    (error instanceof RangeError && /bounds of the DataView/.test(message))
+  ) {
+    const missing = flags.missingBytes;
+    const needs =
+      typeof missing === "number" && Number.isSafeInteger(missing) && missing > 0
+        ? ` (a length in it needs at least ${byteCount(missing)} more)`
+        : "";
+    return `the data ends unexpectedly after ${byteCount(size)}${needs}; it is truncated or corrupt`;
+  }
+  return `invalid MessagePack data, or an extension msgpackr cannot read (msgpackr: ${message})`;
+}
 
 /**
- * Decodes task parameters written by encodeParameters (or by any MessagePack implementation that
- * sticks to the types listed in docs/parameters.md). Throws TaskDeserializationError on anything
- * else: corrupt or truncated bytes, trailing bytes, extension types other than timestamp, map keys
- * other than strings and integers, duplicate keys, nesting deeper than MAX_NESTING_DEPTH.
+ * Decodes stored parameter bytes. Throws TaskDeserializationError, naming the path where it
+ * stopped (the root when msgpackr itself refused the bytes), for anything that is not one
+ * well-formed MessagePack value of the allowed types.
  */
 export function decodeParameters(bytes: Uint8Array, options?: DecodeOptions): unknown {
-  return shared.decode(bytes, options?.rootName ?? DEFAULT_ROOT_NAME);
+  const root = options?.rootName ?? DEFAULT_ROOT_NAME;
+  if (!types.isUint8Array(bytes)) {
+    const got =
+      bytes === null
+        ? "null"
+        : typeof bytes === "object"
+          ? `an object (${Object.prototype.toString.call(bytes).slice(8, -1)})`
+          : typeof bytes;
+    throw new Converter(root).fail(`expected the encoded parameters as a Uint8Array, got ${got}`);
+  }
+  // A fresh plain view: msgpackr caches a DataView on the object it reads, so it never touches
+  // the caller's object, and a Buffer or subclass reads like any Uint8Array.
+  const input = plainView(bytes);
+  const size = input.length;
+  if (size === 0) throw new Converter(root).fail("no data: the encoded parameters are empty (0 bytes)");
+  let raw: unknown;
+  let end = -1;
+  try {
+    // unpackMultiple reports where the first value ends; returning false stops after it.
+    unpackr.unpackMultiple(input, (value: unknown, _start?: number, valueEnd?: number) => {
+      raw = value;
+      end = valueEnd ?? -1;
+      return false;
+    });
+  } catch (error) {
+    throw new Converter(root).fail(readError(error, size), error);
+  }
+  const converter = new Converter(root, input.buffer);
+  if (end !== size) {
+    if (end < 0 || end > size) throw converter.fail(`the data ends unexpectedly after ${byteCount(size)}; it is truncated or corrupt`);
+    throw converter.fail(
+      `${byteCount(size - end)} after the end of the value (at offset ${end} of ${size}); ` +
+        `the data is corrupt or is not one MessagePack value`,
+    );
+  }
+  return converter.convert(raw);
 }

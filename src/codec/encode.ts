@@ -1,12 +1,17 @@
-// Parameter values -> standard MessagePack bytes, validated and written in one pass.
+// Parameter values -> standard MessagePack bytes.
 //
-// Each value is read exactly once (a getter runs once) and what was checked is what is written.
-// Output uses only core MessagePack: nil, bool, int, float64, str, bin, array, map with string
-// keys, and the timestamp extension (-1) for Date. No msgpackr records or other extensions.
-import { Buffer } from "node:buffer";
+// One pass checks every value (type, cycles, depth, size) and builds a plain copy of what was
+// checked, reading each property exactly once (a getter runs once); msgpackr then writes that
+// copy. The copy holds only primitives, arrays, Maps with string keys (an object becomes a Map,
+// so no key such as "constructor", "toJSON" or "__proto__" can change how msgpackr writes it),
+// fresh Dates and plain Uint8Array copies, so no user code runs while msgpackr writes. Output uses
+// only core MessagePack: nil, bool, int, float64, str, bin, array, map with string keys, and the
+// timestamp extension (-1) for Date. No records or other extensions.
+import { Packr } from "msgpackr";
 import { types } from "node:util";
+import { plainView } from "./bytes.ts";
 import { DEFAULT_MAX_PARAMETER_BYTES, DEFAULT_ROOT_NAME, MAX_NESTING_DEPTH } from "./limits.ts";
-import { formatPath, formatSize, type PathSegment } from "./path.ts";
+import { byteCount, formatPath, formatSize, type PathSegment } from "./path.ts";
 import { TaskSerializationError } from "./task-serialization-error.ts";
 
 export interface EncodeOptions {
@@ -16,281 +21,111 @@ export interface EncodeOptions {
   rootName?: string;
 }
 
-// Output is written into a shared slab and returned as a view of it, so a small encoding costs no
-// allocation of its own and no copy (msgpackr does the same). Messages never overlap.
-const SLAB_SIZE = 64 * 1024;
-const MIN_ROOM = 2048;
-// Strings shorter than this are UTF-8 encoded by hand (faster than a native call for GUIDs,
-// names, keys); longer ones go through Buffer.write.
-const SHORT_STRING = 64;
-// When the limit is exceeded, keep encoding up to this multiple of it to report the real size,
-// then stop: a hostile value (a sparse array of length 1e9) must not allocate gigabytes.
+// Standard maps (no msgpackr records), undefined in arrays as nil, bigint as int64/uint64.
+const packr = new Packr({ useRecords: false, variableMapSize: true, encodeUndefinedAsNil: true });
+
+// When a value is far over the limit, stop checking it at this multiple of the limit (estimated
+// from what was seen) instead of copying and encoding gigabytes of a hostile value.
 const OVERSHOOT = 4;
 
 const INT64_MIN = -(2n ** 63n);
-const INT64_END = 2n ** 63n;
 const UINT64_END = 2n ** 64n;
 
 const dateGetTime = Date.prototype.getTime;
-const isWellFormed = (String.prototype as unknown as { isWellFormed: (this: string) => boolean })
-  .isWellFormed;
+// String.prototype.isWellFormed is in Node 20, but not in the ES2023 library types.
+const isWellFormed = (text: string): boolean => (text as unknown as { isWellFormed(): boolean }).isWellFormed();
 const propertyIsEnumerable = Object.prototype.propertyIsEnumerable;
 
-class Encoder {
-  busy = false;
-  private buf: Buffer = Buffer.alloc(0);
-  private view: DataView = new DataView(new ArrayBuffer(0));
-  private start = 0;
-  private pos = 0;
-  private maxBytes = DEFAULT_MAX_PARAMETER_BYTES;
-  private hardLimit = DEFAULT_MAX_PARAMETER_BYTES * OVERSHOOT;
-  private root = DEFAULT_ROOT_NAME;
-  private depth = 0;
-  private readonly ancestors: (object | undefined)[] = [];
+class Checker {
+  private readonly ancestors: object[] = [];
   private readonly segments: PathSegment[] = [];
+  private depth = 0;
+  /** A lower bound of the encoded size so far. */
+  private estimate = 0;
 
-  encode(value: unknown, maxBytes: number, root: string): Uint8Array {
-    this.busy = true;
-    this.maxBytes = maxBytes;
-    this.hardLimit = maxBytes * OVERSHOOT;
-    this.root = root;
-    this.depth = 0;
-    if (this.buf.length - this.pos < MIN_ROOM) this.newSlab(SLAB_SIZE);
-    this.start = this.pos;
-    try {
-      this.write(value);
-    } catch (error) {
-      this.release(false);
-      this.ancestors.fill(undefined);
-      throw error instanceof TaskSerializationError ? error : this.wrapForeign(error);
-    } finally {
-      this.busy = false;
-    }
-    const size = this.pos - this.start;
-    if (size > maxBytes) {
-      this.release(false);
-      throw this.sizeError(size);
-    }
-    const out = this.buf.subarray(this.start, this.pos);
-    this.release(true);
-    return out;
-  }
+  constructor(
+    readonly rootName: string,
+    private readonly maxBytes: number,
+  ) {}
 
-  /** Ends a call: keeps the written bytes (or rewinds) and drops a slab grown beyond default. */
-  private release(keep: boolean): void {
-    if (this.buf.length > SLAB_SIZE) {
-      // A slab grown for one large message stays with that message only.
-      this.buf = Buffer.alloc(0);
-      this.start = this.pos = 0;
-    } else if (keep) {
-      this.start = this.pos;
-    } else {
-      this.pos = this.start;
-    }
-  }
-
-  private write(value: unknown): void {
+  /** Checks a value and returns the plain copy that will be written. */
+  copy(value: unknown): unknown {
     switch (typeof value) {
       case "string":
-        this.writeString(value);
-        return;
+        if (!isWellFormed(value)) throw this.loneSurrogate(findLoneSurrogate(value));
+        this.grow(value.length + 1);
+        return value;
       case "number":
-        this.writeNumber(value);
-        return;
       case "boolean":
-        this.ensure(1);
-        this.buf[this.pos++] = value ? 0xc3 : 0xc2;
-        return;
-      case "object":
-        if (value === null) {
-          this.ensure(1);
-          this.buf[this.pos++] = 0xc0;
-        } else {
-          this.writeObject(value);
-        }
-        return;
-      case "undefined": // at the top level or in an array; object properties skip it
-        this.ensure(1);
-        this.buf[this.pos++] = 0xc0;
-        return;
+        this.grow(1);
+        return value;
+      case "undefined": // at the top level or in an array (nil); object properties skip it
+        this.grow(1);
+        return undefined;
       case "bigint":
-        this.writeBigInt(value);
-        return;
+        if (value < INT64_MIN || value >= UINT64_END) {
+          throw this.fail(
+            `the bigint ${value} is outside the 64-bit range and cannot be serialized; ` +
+              `MessagePack integers go from -9223372036854775808 to 18446744073709551615 ` +
+              `(pass larger numbers as a string)`,
+          );
+        }
+        this.grow(9);
+        return value;
       case "symbol":
         throw this.fail("a symbol cannot be serialized");
       case "function":
         throw this.fail("a function cannot be serialized");
-    }
-  }
-
-  private writeNumber(value: number): void {
-    this.ensure(9);
-    const buf = this.buf;
-    // -0 passes both integer tests below; it is written as float64 so it comes back as -0.
-    if (value >>> 0 === value && (value !== 0 || 1 / value > 0)) {
-      if (value < 0x80) {
-        buf[this.pos++] = value;
-      } else if (value < 0x100) {
-        buf[this.pos++] = 0xcc;
-        buf[this.pos++] = value;
-      } else if (value < 0x10000) {
-        buf[this.pos++] = 0xcd;
-        buf[this.pos++] = value >>> 8;
-        buf[this.pos++] = value & 0xff;
-      } else {
-        buf[this.pos++] = 0xce;
-        this.view.setUint32(this.pos, value);
-        this.pos += 4;
-      }
-    } else if (value >> 0 === value && value !== 0) {
-      if (value >= -0x20) {
-        buf[this.pos++] = value & 0xff;
-      } else if (value >= -0x80) {
-        buf[this.pos++] = 0xd0;
-        buf[this.pos++] = value & 0xff;
-      } else if (value >= -0x8000) {
-        buf[this.pos++] = 0xd1;
-        buf[this.pos++] = (value >> 8) & 0xff;
-        buf[this.pos++] = value & 0xff;
-      } else {
-        buf[this.pos++] = 0xd2;
-        this.view.setInt32(this.pos, value);
-        this.pos += 4;
-      }
-    } else {
-      // Fractions, NaN, ±Infinity, -0 and integers beyond 32 bits: float64 holds every JS number
-      // exactly. (int64 is reserved for bigint, so the type survives the round trip.)
-      buf[this.pos++] = 0xcb;
-      this.view.setFloat64(this.pos, value);
-      this.pos += 8;
-    }
-  }
-
-  private writeBigInt(value: bigint): void {
-    this.ensure(9);
-    if (value >= INT64_MIN && value < INT64_END) {
-      this.buf[this.pos++] = 0xd3;
-      this.view.setBigInt64(this.pos, value);
-    } else if (value >= INT64_END && value < UINT64_END) {
-      this.buf[this.pos++] = 0xcf;
-      this.view.setBigUint64(this.pos, value);
-    } else {
-      throw this.fail(
-        `the bigint ${value} is outside the 64-bit range and cannot be serialized; ` +
-          `MessagePack integers go from -9223372036854775808 to 18446744073709551615 ` +
-          `(pass larger numbers as a string)`,
-      );
-    }
-    this.pos += 8;
-  }
-
-  private writeString(value: string): void {
-    const length = value.length;
-    if (length < SHORT_STRING) {
-      // At most 3 bytes per UTF-16 unit; a fixstr header is assumed and widened if needed.
-      this.ensure(length * 3 + 2);
-      const buf = this.buf;
-      const head = this.pos;
-      let p = head + 1;
-      for (let i = 0; i < length; i++) {
-        const c = value.charCodeAt(i);
-        if (c < 0x80) {
-          buf[p++] = c;
-        } else if (c < 0x800) {
-          buf[p++] = 0xc0 | (c >> 6);
-          buf[p++] = 0x80 | (c & 0x3f);
-        } else if (c < 0xd800 || c > 0xdfff) {
-          buf[p++] = 0xe0 | (c >> 12);
-          buf[p++] = 0x80 | ((c >> 6) & 0x3f);
-          buf[p++] = 0x80 | (c & 0x3f);
-        } else {
-          const low = value.charCodeAt(i + 1);
-          if (c > 0xdbff || !(low >= 0xdc00 && low <= 0xdfff)) throw this.loneSurrogate(i);
-          const code = 0x10000 + ((c - 0xd800) << 10) + (low - 0xdc00);
-          buf[p++] = 0xf0 | (code >> 18);
-          buf[p++] = 0x80 | ((code >> 12) & 0x3f);
-          buf[p++] = 0x80 | ((code >> 6) & 0x3f);
-          buf[p++] = 0x80 | (code & 0x3f);
-          i++;
+      case "object":
+        if (value === null) {
+          this.grow(1);
+          return null;
         }
-      }
-      const size = p - head - 1;
-      if (size < 0x20) {
-        buf[head] = 0xa0 | size;
-      } else {
-        buf.copyWithin(head + 2, head + 1, p);
-        buf[head] = 0xd9;
-        buf[head + 1] = size;
-        p++;
-      }
-      this.pos = p;
-      return;
+        return this.copyObject(value);
     }
-    if (!isWellFormed.call(value)) throw this.loneSurrogate(findLoneSurrogate(value));
-    const size = Buffer.byteLength(value, "utf8");
-    this.ensure(size + 5);
-    const buf = this.buf;
-    if (size < 0x100) {
-      buf[this.pos++] = 0xd9;
-      buf[this.pos++] = size;
-    } else if (size < 0x10000) {
-      buf[this.pos++] = 0xda;
-      buf[this.pos++] = size >>> 8;
-      buf[this.pos++] = size & 0xff;
-    } else {
-      buf[this.pos++] = 0xdb;
-      this.view.setUint32(this.pos, size);
-      this.pos += 4;
-    }
-    this.pos += buf.write(value, this.pos, size, "utf8");
+    throw this.fail(`a value of type ${typeof value} cannot be serialized`);
   }
 
-  private writeObject(value: object): void {
-    if (Array.isArray(value)) {
-      this.writeArray(value);
-      return;
-    }
+  private copyObject(value: object): unknown {
+    if (Array.isArray(value)) return this.copyArray(value);
     const proto: unknown = Object.getPrototypeOf(value);
-    if (proto === Object.prototype || proto === null) {
-      this.writeMap(value as Record<string, unknown>);
-    } else if (types.isDate(value)) {
-      this.writeDate(value);
-    } else if (types.isUint8Array(value)) {
-      this.writeBinary(value);
-    } else {
-      throw this.fail(describeUnsupported(value, proto));
+    if (proto === Object.prototype || proto === null || isForeignObjectPrototype(proto)) {
+      return this.copyMap(value as Record<string, unknown>);
     }
+    if (types.isDate(value)) {
+      const ms = dateGetTime.call(value);
+      if (Number.isNaN(ms)) throw this.fail("an invalid Date cannot be serialized");
+      this.grow(6);
+      return new Date(ms);
+    }
+    if (types.isUint8Array(value)) {
+      // A plain copy of the bytes as they are now (a later getter cannot change what is written),
+      // read through the intrinsic accessors: msgpackr looks at a Uint8Array's constructor and
+      // toJSON, which a subclass, a Buffer or an own property could otherwise change.
+      const bytes = plainView(value);
+      this.grow(bytes.length + 2);
+      return bytes.slice();
+    }
+    throw this.fail(describeUnsupported(value, proto));
   }
 
-  private writeArray(array: readonly unknown[]): void {
+  private copyArray(array: readonly unknown[]): unknown[] {
     const level = this.enter(array);
     const length = array.length;
-    this.ensure(5);
-    const buf = this.buf;
-    if (length < 0x10) {
-      buf[this.pos++] = 0x90 | length;
-    } else if (length < 0x10000) {
-      buf[this.pos++] = 0xdc;
-      buf[this.pos++] = length >>> 8;
-      buf[this.pos++] = length & 0xff;
-    } else {
-      buf[this.pos++] = 0xdd;
-      this.view.setUint32(this.pos, length);
-      this.pos += 4;
-    }
+    const out = new Array<unknown>(length);
     const segments = this.segments;
     for (let i = 0; i < length; i++) {
       segments[level] = i;
-      this.write(array[i]); // a hole reads as undefined and is written as nil
+      out[i] = this.copy(array[i]); // a hole reads as undefined and is written as nil
     }
     this.leave(level);
+    return out;
   }
 
-  private writeMap(object: Record<string, unknown>): void {
+  private copyMap(object: Record<string, unknown>): Map<string, unknown> {
     // Keys are listed before entering, so an error from a proxy trap names this object.
     const keys = Object.keys(object);
-    const symbols = Object.getOwnPropertySymbols(object);
-    for (const symbol of symbols) {
+    for (const symbol of Object.getOwnPropertySymbols(object)) {
       if (propertyIsEnumerable.call(object, symbol)) {
         this.segments[this.depth] = symbol;
         this.depth++;
@@ -298,91 +133,18 @@ class Encoder {
       }
     }
     const level = this.enter(object);
-    const count = keys.length;
-    // The header is reserved for every key; properties whose value is undefined are left out
-    // (as JSON does), and the header is shrunk afterwards if that changed its size.
-    const reserved = mapHeaderSize(count);
-    this.ensure(reserved);
-    const headerOffset = this.pos - this.start;
-    this.pos += reserved;
+    const out = new Map<string, unknown>();
     const segments = this.segments;
-    let written = 0;
-    for (let i = 0; i < count; i++) {
-      const key = keys[i] as string;
+    for (const key of keys) {
       segments[level] = key;
       const entry = object[key];
-      if (entry === undefined) continue;
-      this.writeString(key);
-      this.write(entry);
-      written++;
-    }
-    const head = this.start + headerOffset;
-    const size = mapHeaderSize(written);
-    if (size < reserved) {
-      this.buf.copyWithin(head + size, head + reserved, this.pos);
-      this.pos -= reserved - size;
-    }
-    const buf = this.buf;
-    if (size === 1) {
-      buf[head] = 0x80 | written;
-    } else if (size === 3) {
-      buf[head] = 0xde;
-      buf[head + 1] = written >>> 8;
-      buf[head + 2] = written & 0xff;
-    } else {
-      buf[head] = 0xdf;
-      this.view.setUint32(head + 1, written);
+      if (entry === undefined) continue; // left out, as JSON does
+      if (!isWellFormed(key)) throw this.loneSurrogate(findLoneSurrogate(key));
+      this.grow(key.length + 1);
+      out.set(key, this.copy(entry));
     }
     this.leave(level);
-  }
-
-  private writeDate(date: Date): void {
-    const ms = dateGetTime.call(date);
-    if (Number.isNaN(ms)) throw this.fail("an invalid Date cannot be serialized");
-    this.ensure(15);
-    const buf = this.buf;
-    const seconds = Math.floor(ms / 1000);
-    const nanoseconds = (ms - seconds * 1000) * 1_000_000;
-    buf[this.pos + 1] = 0xff; // extension type -1 after the one-byte format
-    if (nanoseconds === 0 && seconds >= 0 && seconds <= 0xffffffff) {
-      buf[this.pos] = 0xd6; // timestamp 32
-      this.view.setUint32(this.pos + 2, seconds);
-      this.pos += 6;
-    } else if (seconds >= 0 && seconds < 2 ** 34) {
-      buf[this.pos] = 0xd7; // timestamp 64: 30-bit nanoseconds, 34-bit seconds
-      this.view.setUint32(this.pos + 2, nanoseconds * 4 + Math.floor(seconds / 2 ** 32));
-      this.view.setUint32(this.pos + 6, seconds >>> 0);
-      this.pos += 10;
-    } else {
-      buf[this.pos] = 0xc7; // timestamp 96: ext 8, length 12
-      buf[this.pos + 1] = 12;
-      buf[this.pos + 2] = 0xff;
-      this.view.setUint32(this.pos + 3, nanoseconds);
-      const high = Math.floor(seconds / 2 ** 32);
-      this.view.setInt32(this.pos + 7, high);
-      this.view.setUint32(this.pos + 11, seconds - high * 2 ** 32);
-      this.pos += 15;
-    }
-  }
-
-  private writeBinary(bytes: Uint8Array): void {
-    const length = bytes.byteLength;
-    this.ensure(length + 5);
-    const buf = this.buf;
-    if (length < 0x100) {
-      buf[this.pos++] = 0xc4;
-      buf[this.pos++] = length;
-    } else if (length < 0x10000) {
-      buf[this.pos++] = 0xc5;
-      buf[this.pos++] = length >>> 8;
-      buf[this.pos++] = length & 0xff;
-    } else {
-      buf[this.pos++] = 0xc6;
-      this.view.setUint32(this.pos, length);
-      this.pos += 4;
-    }
-    buf.set(bytes, this.pos);
-    this.pos += length;
+    return out;
   }
 
   /** Checks cycles and depth for a container at the current level; returns that level. */
@@ -391,68 +153,44 @@ class Encoder {
     const ancestors = this.ancestors;
     for (let i = 0; i < level; i++) {
       if (ancestors[i] === container) {
-        const target = formatPath(this.root, this.segments, i);
+        const target = formatPath(this.rootName, this.segments, i);
         throw this.fail(`cyclic reference (the value refers back to ${target})`);
       }
     }
     if (level >= MAX_NESTING_DEPTH) {
-      throw this.fail(
-        `nesting is deeper than the limit of ${MAX_NESTING_DEPTH} levels of arrays and objects`,
-      );
+      throw this.fail(`nesting is deeper than the limit of ${MAX_NESTING_DEPTH} levels of arrays and objects`);
     }
     ancestors[level] = container;
     this.depth = level + 1;
+    this.grow(1);
     return level;
   }
 
   private leave(level: number): void {
-    this.ancestors[level] = undefined;
+    this.ancestors.length = level;
     this.depth = level;
   }
 
-  private ensure(bytes: number): void {
-    if (this.pos + bytes > this.buf.length) this.grow(bytes);
-  }
-
   private grow(bytes: number): void {
-    const used = this.pos - this.start;
-    const needed = used + bytes;
-    if (needed > this.hardLimit) {
-      const at = formatPath(this.root, this.segments, this.depth);
+    this.estimate += bytes;
+    if (this.estimate > this.maxBytes * OVERSHOOT) {
+      const at = formatPath(this.rootName, this.segments, this.depth);
       throw new TaskSerializationError(
-        this.root,
-        `encoded size is more than ${formatSize(this.hardLimit)} (stopped at ${at}), ` +
+        this.rootName,
+        `encoded size is more than ${formatSize(this.maxBytes * OVERSHOOT)} (stopped at ${at}), ` +
           `which exceeds the limit of ${formatSize(this.maxBytes)}`,
       );
     }
-    let size = SLAB_SIZE;
-    while (size < needed * 2) size *= 2;
-    const previous = this.buf;
-    const start = this.start;
-    this.newSlab(size);
-    previous.copy(this.buf, 0, start, start + used);
-    this.start = 0;
-    this.pos = used;
   }
 
-  private newSlab(size: number): void {
-    this.buf = Buffer.allocUnsafeSlow(size);
-    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
-    this.start = 0;
-    this.pos = 0;
-  }
-
-  private sizeError(size: number): TaskSerializationError {
+  sizeError(size: number): TaskSerializationError {
     let actual = formatSize(size);
     let limit = formatSize(this.maxBytes);
     if (actual === limit) {
-      actual = `${size} bytes`;
-      limit = `${this.maxBytes} bytes`;
+      actual = byteCount(size);
+      limit = byteCount(this.maxBytes);
     }
-    return new TaskSerializationError(
-      this.root,
-      `encoded size ${actual} exceeds the limit of ${limit}`,
-    );
+    return new TaskSerializationError(this.rootName, `encoded size ${actual} exceeds the limit of ${limit}`);
   }
 
   private loneSurrogate(index: number): TaskSerializationError {
@@ -463,23 +201,19 @@ class Encoder {
   }
 
   /** An error for the value at the current path. */
-  private fail(reason: string): TaskSerializationError {
-    return new TaskSerializationError(formatPath(this.root, this.segments, this.depth), reason);
+  fail(reason: string): TaskSerializationError {
+    return new TaskSerializationError(formatPath(this.rootName, this.segments, this.depth), reason);
   }
 
   /** A getter, proxy trap or similar user code threw while the value was being read. */
-  private wrapForeign(error: unknown): TaskSerializationError {
+  wrapForeign(error: unknown): TaskSerializationError {
     const detail = error instanceof Error ? error.message : String(error);
     return new TaskSerializationError(
-      formatPath(this.root, this.segments, this.depth),
+      formatPath(this.rootName, this.segments, this.depth),
       `reading the value threw an error: ${detail}`,
       { cause: error },
     );
   }
-}
-
-function mapHeaderSize(count: number): number {
-  return count < 0x10 ? 1 : count < 0x10000 ? 3 : 5;
 }
 
 function findLoneSurrogate(value: string): number {
@@ -496,17 +230,26 @@ function findLoneSurrogate(value: string): number {
 /** The reason for an object that is neither plain, an array, a Date nor a Uint8Array. */
 function describeUnsupported(value: object, proto: unknown): string {
   if (types.isMap(value)) {
-    return "a Map cannot be serialized (it would come back as a plain object); pass a plain object instead, e.g. Object.fromEntries(map)";
+    return (
+      "a Map cannot be serialized (it would come back as a plain object); " +
+      "pass a plain object instead, e.g. Object.fromEntries(map)"
+    );
   }
   if (types.isSet(value)) {
-    return "a Set cannot be serialized (it would come back as an array); pass an array instead, e.g. [...set]";
+    return (
+      "a Set cannot be serialized (it would come back as an array); " +
+      "pass an array instead, e.g. [...set]"
+    );
   }
   if (types.isWeakMap(value)) return "a WeakMap cannot be serialized";
   if (types.isWeakSet(value)) return "a WeakSet cannot be serialized";
   if (types.isPromise(value)) return "a Promise cannot be serialized; await it and pass the result";
   if (types.isTypedArray(value)) {
     const name = Object.prototype.toString.call(value).slice(8, -1);
-    return `a ${name} cannot be serialized; only Uint8Array (bytes) is supported, pass a Uint8Array or an array of numbers`;
+    return (
+      `a ${name} cannot be serialized; only Uint8Array (bytes) is supported, ` +
+      `pass a Uint8Array or an array of numbers`
+    );
   }
   if (types.isAnyArrayBuffer(value)) {
     return "an ArrayBuffer cannot be serialized; pass a Uint8Array view of it";
@@ -525,6 +268,16 @@ function describeUnsupported(value: object, proto: unknown): string {
     : `an instance of class ${name} cannot be serialized; pass a plain object with simple fields`;
 }
 
+/** Object.prototype of another realm (a vm context), so plain objects made there are plain here. */
+function isForeignObjectPrototype(proto: unknown): boolean {
+  return (
+    typeof proto === "object" &&
+    proto !== null &&
+    Object.getPrototypeOf(proto) === null &&
+    className(proto) === "Object"
+  );
+}
+
 /** The class name of a prototype, read without running user code (no getters). */
 function className(proto: unknown): string | undefined {
   if (typeof proto !== "object" || proto === null) return undefined;
@@ -535,24 +288,32 @@ function className(proto: unknown): string | undefined {
   return typeof name === "string" && name !== "" ? name : "(anonymous)";
 }
 
-const shared = new Encoder();
 
 /**
  * Encodes task parameters as standard MessagePack. Throws TaskSerializationError, synchronously,
  * naming the path of the first value that cannot be serialized or when the encoded size exceeds
- * `maxBytes`.
- *
- * The result may share its underlying ArrayBuffer with other encodings (like pooled Buffers):
- * store or send it as is, but do not transfer or write to `result.buffer`; copy with `.slice()`
- * first if you need to.
+ * `maxBytes`. The result is a new buffer of its own.
  */
 export function encodeParameters(value: unknown, options?: EncodeOptions): Uint8Array {
   const maxBytes = options?.maxBytes ?? DEFAULT_MAX_PARAMETER_BYTES;
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
     throw new RangeError(`maxBytes must be a positive integer, got ${String(maxBytes)}`);
   }
-  const root = options?.rootName ?? DEFAULT_ROOT_NAME;
-  // A getter that itself encodes parameters gets its own encoder rather than the busy one.
-  const encoder = shared.busy ? new Encoder() : shared;
-  return encoder.encode(value, maxBytes, root);
+  const checker = new Checker(options?.rootName ?? DEFAULT_ROOT_NAME, maxBytes);
+  let copy: unknown;
+  try {
+    copy = checker.copy(value);
+  } catch (error) {
+    throw error instanceof TaskSerializationError ? error : checker.wrapForeign(error);
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = packr.pack(copy);
+  } catch (error) {
+    // Not expected for a checked copy; reported as what it is rather than as a raw error.
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new TaskSerializationError(checker.rootName, `the MessagePack writer (msgpackr) failed: ${detail}`, { cause: error });
+  }
+  if (bytes.length > maxBytes) throw checker.sizeError(bytes.length);
+  return bytes;
 }

@@ -17,9 +17,14 @@ export function formatPath(root: string, segments: readonly PathSegment[], count
   return path;
 }
 
+/** `1 byte`, `2 bytes`. */
+export function byteCount(count: number): string {
+  return count === 1 ? "1 byte" : `${count} bytes`;
+}
+
 /** `512 bytes`, `3.5 KiB`, `1.2 MiB`: sizes for messages, one decimal, no trailing `.0`. */
-export function formatSize(bytes: number): string {
-  if (bytes < 1024) return `${bytes} bytes`;
-  const [value, unit] = bytes < 1_048_576 ? [bytes / 1024, "KiB"] : [bytes / 1_048_576, "MiB"];
+export function formatSize(size: number): string {
+  if (size < 1024) return byteCount(size);
+  const [value, unit] = size < 1_048_576 ? [size / 1024, "KiB"] : [size / 1_048_576, "MiB"];
   return `${Number(value.toFixed(1))} ${unit}`;
 }
