@@ -87,6 +87,13 @@ export interface TaskRescueResult {
   readonly dead: number;
 }
 
+/** What a statement of the platform's query builder returns. */
+export interface SqlResult {
+  readonly rows: Record<string, unknown>[];
+  /** Rows inserted, updated or deleted by a writing statement. */
+  readonly affectedRows: number;
+}
+
 /** A caller's open transaction, lent to the runtime so an enqueue joins it. */
 export interface DriverTransaction {
   readonly driver: StorageDriver;
@@ -97,6 +104,8 @@ export interface DriverTransaction {
 export interface StorageDriver {
   readonly dialect: "sqlite" | "postgres";
   readonly capabilities: DriverCapabilities;
+  /** The PostgreSQL schema holding the store's tables (and the platform's); null for SQLite. */
+  readonly schema: string | null;
   /** A description for logs and errors; never contains a password. */
   readonly description: string;
 
@@ -133,6 +142,13 @@ export interface StorageDriver {
   leaderAttemptElect(params: { readonly name: string; readonly holderId: string; readonly ttlMs: number }): Promise<boolean>;
   /** Gives up the named leadership if holderId has it, so another node can take over at once. */
   leaderResign(params: { readonly name: string; readonly holderId: string }): Promise<void>;
+
+  /**
+   * Runs one statement of the platform's query builder (Kysely) on the store's connection: in the
+   * transaction given, else in the one open in this async context, else alone. Placeholders are
+   * the dialect's (`?` SQLite, `$1` PostgreSQL). The queue's own SQL never goes through here.
+   */
+  sqlQuery(sql: string, params: readonly unknown[], tx?: DriverTransaction): Promise<SqlResult>;
 
   /** Runs fn in one transaction: commit when it resolves, rollback when it throws. */
   transaction<T>(fn: (tx: DriverTransaction) => Promise<T>): Promise<T>;

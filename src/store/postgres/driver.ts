@@ -12,6 +12,7 @@ import type {
   TaskHeartbeatParams,
   TaskInsertParams,
   TaskRescueResult,
+  SqlResult,
 } from "../driver.ts";
 import { parseTaskId } from "../driver.ts";
 import { TASK_STATES, type TaskFilter, type TaskInfo, type TaskPage, type TaskState } from "../../tasks/types.ts";
@@ -84,7 +85,8 @@ export class PostgresDriver implements StorageDriver {
       connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
       keepAlive: true,
     };
-    this.pool = new pg.Pool({ ...this.clientConfig, max: poolSize });
+    // The platform's tables live in the store's schema too: unqualified names resolve there first.
+    this.pool = new pg.Pool({ ...this.clientConfig, options: `-c search_path=${this.quotedSchema},public`, max: poolSize });
     // An idle pooled connection that drops (server restart, pg_terminate_backend) is discarded by
     // the pool; without a handler its error would crash the process.
     this.pool.on("error", () => undefined);
@@ -341,26 +343,41 @@ export class PostgresDriver implements StorageDriver {
 
   /** Runs one statement: on the transaction given, else the one open in this async context, else a pooled connection. */
   private async query<R extends QueryResultRow>(text: string, values: readonly unknown[], tx?: DriverTransaction): Promise<R[]> {
+    return (await this.run<R>(text, values, tx)).rows;
+  }
+
+  private async run<R extends QueryResultRow>(
+    text: string,
+    values: readonly unknown[],
+    tx?: DriverTransaction,
+    queueSql = true,
+  ): Promise<pg.QueryResult<R>> {
     this.assertOpen();
     const joined = tx ?? this.inOpenTransaction();
     const txClient = joined ? this.openTransactions.get(joined) : undefined;
     if (txClient) {
       try {
-        return (await txClient.query<R>(text, [...values])).rows;
+        return await txClient.query<R>(text, [...values]);
       } catch (error) {
-        throw this.explain(error);
+        throw queueSql ? this.explain(error) : error;
       }
     }
     const client = await this.connect();
     let failure: unknown;
     try {
-      return (await client.query<R>(text, [...values])).rows;
+      return await client.query<R>(text, [...values]);
     } catch (error) {
       failure = error;
-      throw this.explain(error);
+      throw queueSql ? this.explain(error) : error;
     } finally {
       client.release(brokenBy(failure));
     }
+  }
+
+  async sqlQuery(sql: string, params: readonly unknown[], tx?: DriverTransaction): Promise<SqlResult> {
+    if (tx) this.assertOwnTransaction(tx);
+    const result = await this.run(sql, params, tx, false);
+    return { rows: result.rows, affectedRows: result.rowCount ?? 0 };
   }
 
   private async connect(): Promise<PoolClient> {

@@ -13,6 +13,7 @@ import type {
   TaskHeartbeatParams,
   TaskInsertParams,
   TaskRescueResult,
+  SqlResult,
 } from "../driver.ts";
 import { parseTaskId } from "../driver.ts";
 import { loadMigrations } from "../migrations.ts";
@@ -68,6 +69,7 @@ interface ClaimRow {
 /** The embedded store: one SQLite file in WAL mode, shared by any number of local processes. */
 export class SqliteDriver implements StorageDriver {
   readonly dialect = "sqlite" as const;
+  readonly schema = null;
   readonly capabilities = CAPABILITIES;
   readonly description: string;
   private readonly db: Database.Database;
@@ -464,6 +466,38 @@ export class SqliteDriver implements StorageDriver {
     });
   }
 
+  sqlQuery(sql: string, params: readonly unknown[], tx?: DriverTransaction): Promise<SqlResult> {
+    const run = (): SqlResult => {
+      const statement = this.statement(sql);
+      const values = params.map(toSqliteValue);
+      if (statement.reader) return { rows: statement.all(...values) as Record<string, unknown>[], affectedRows: 0 };
+      return { rows: [], affectedRows: statement.run(...values).changes };
+    };
+    if (tx) {
+      try {
+        this.assertOwnTransaction(tx);
+        return Promise.resolve(run());
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return this.exclusive(run);
+  }
+
+  /** Prepared statements of the query builder, by SQL text (the builder's texts repeat). */
+  private readonly statementCache = new Map<string, Database.Statement>();
+
+  private statement(sql: string): Database.Statement {
+    let statement = this.statementCache.get(sql);
+    if (!statement) {
+      if (this.closed) throw new Error(`the store ${this.description} is closed`);
+      statement = this.db.prepare(sql);
+      if (this.statementCache.size >= 500) this.statementCache.delete(this.statementCache.keys().next().value as string);
+      this.statementCache.set(sql, statement);
+    }
+    return statement;
+  }
+
   private inOpenTransaction(): DriverTransaction | undefined {
     const scoped = this.txScope.getStore();
     return scoped && this.openTransactions.has(scoped) ? scoped : undefined;
@@ -547,6 +581,14 @@ export class SqliteDriver implements StorageDriver {
       this.db.close();
     });
   }
+}
+
+/** SQLite binds numbers, strings, bigints, buffers and null: booleans become 0/1, Dates ms. */
+function toSqliteValue(value: unknown): unknown {
+  if (value === undefined) return null;
+  if (typeof value === "boolean") return value ? 1 : 0;
+  if (value instanceof Date) return value.getTime();
+  return value;
 }
 
 function claimedOf(row: ClaimRow): ClaimedTask {

@@ -1,0 +1,132 @@
+import { sql, type Kysely } from "kysely";
+import { ActivityConsts, ActivityPriorityIds, ActivityStatusIds, SystemIds } from "../constants.ts";
+import type { PlatformMigration } from "./migrate.ts";
+
+type Dialect = "sqlite" | "postgres";
+
+/** Column types per store: GUIDs are lowercase text; times are ms (SQLite) or timestamptz. */
+const timeType = (dialect: Dialect) => (dialect === "postgres" ? "timestamptz" : "integer");
+
+async function lookup(db: Kysely<unknown>, dialect: Dialect, table: string, rows: readonly [string, string][]): Promise<void> {
+  await db.schema
+    .createTable(table)
+    .addColumn("Id", "text", (c) => c.primaryKey())
+    .addColumn("Name", "text", (c) => c.notNull())
+    .addColumn("CreatedOn", timeType(dialect))
+    .execute();
+  for (const [id, name] of rows) {
+    await sql`INSERT INTO ${sql.table(table)} ("Id", "Name") VALUES (${id}, ${name})`.execute(db);
+  }
+}
+
+/** Adds the audit columns every entity table has. */
+function audited<T extends { addColumn: (name: string, type: "text" | "integer" | "timestamptz") => T }>(builder: T, dialect: Dialect): T {
+  return builder
+    .addColumn("CreatedOn", timeType(dialect))
+    .addColumn("CreatedById", "text")
+    .addColumn("ModifiedOn", timeType(dialect))
+    .addColumn("ModifiedById", "text");
+}
+
+export const PLATFORM_MIGRATIONS: readonly PlatformMigration[] = [
+  {
+    version: 1,
+    name: "users_entities_activity",
+    async up(db, dialect) {
+      await audited(db.schema.createTable("Contact").addColumn("Id", "text", (c) => c.primaryKey()).addColumn("Name", "text", (c) => c.notNull()), dialect).execute();
+
+      await audited(
+        db.schema
+          .createTable("SysAdminUnit")
+          .addColumn("Id", "text", (c) => c.primaryKey())
+          .addColumn("Name", "text", (c) => c.notNull().unique())
+          .addColumn("ContactId", "text", (c) => c.notNull())
+          .addColumn("Culture", "text", (c) => c.notNull().defaultTo("en-US"))
+          .addColumn("TimeZone", "text", (c) => c.notNull().defaultTo("UTC"))
+          .addColumn("Active", "boolean", (c) => c.notNull().defaultTo(true))
+          .addColumn("PasswordHash", "text"),
+        dialect,
+      ).execute();
+
+      await db.schema.createTable("SysRole").addColumn("Id", "text", (c) => c.primaryKey()).addColumn("Name", "text", (c) => c.notNull()).execute();
+      await db.schema
+        .createTable("SysUserInRole")
+        .addColumn("UserId", "text", (c) => c.notNull())
+        .addColumn("RoleId", "text", (c) => c.notNull())
+        .addPrimaryKeyConstraint("SysUserInRole_pk", ["UserId", "RoleId"])
+        .execute();
+      await db.schema
+        .createTable("SysSchemaRight")
+        .addColumn("RoleId", "text", (c) => c.notNull())
+        .addColumn("SchemaName", "text", (c) => c.notNull())
+        .addColumn("CanRead", "boolean", (c) => c.notNull())
+        .addColumn("CanInsert", "boolean", (c) => c.notNull())
+        .addColumn("CanUpdate", "boolean", (c) => c.notNull())
+        .addColumn("CanDelete", "boolean", (c) => c.notNull())
+        .addPrimaryKeyConstraint("SysSchemaRight_pk", ["RoleId", "SchemaName"])
+        .execute();
+      await db.schema
+        .createTable("SysSession")
+        .addColumn("Id", "text", (c) => c.primaryKey()) // sha256 of the token; the token itself is never stored
+        .addColumn("UserId", "text", (c) => c.notNull())
+        .addColumn("CsrfToken", "text", (c) => c.notNull())
+        .addColumn("CreatedOn", timeType(dialect), (c) => c.notNull())
+        .addColumn("ExpiresOn", timeType(dialect), (c) => c.notNull())
+        .execute();
+
+      await lookup(db, dialect, "ActivityType", [[ActivityConsts.TaskTypeUId, "Task"]]);
+      await lookup(db, dialect, "ActivityCategory", [[ActivityConsts.TaskCategoryId, "To do"]]);
+      await lookup(db, dialect, "ActivityStatus", [
+        [ActivityStatusIds.NotStarted, "Not started"],
+        [ActivityStatusIds.InProgress, "In progress"],
+        [ActivityStatusIds.Completed, "Completed"],
+        [ActivityStatusIds.Canceled, "Canceled"],
+      ]);
+      await lookup(db, dialect, "ActivityPriority", [[ActivityPriorityIds.Medium, "Medium"]]);
+
+      await audited(
+        db.schema
+          .createTable("Activity")
+          .addColumn("Id", "text", (c) => c.primaryKey())
+          .addColumn("Title", "text", (c) => c.notNull())
+          .addColumn("TypeId", "text")
+          .addColumn("ActivityCategoryId", "text")
+          .addColumn("StatusId", "text")
+          .addColumn("PriorityId", "text")
+          .addColumn("OwnerId", "text")
+          .addColumn("AuthorId", "text")
+          .addColumn("StartDate", timeType(dialect))
+          .addColumn("DueDate", timeType(dialect)),
+        dialect,
+      ).execute();
+      await db.schema.createIndex("Activity_CreatedOn").on("Activity").columns(["CreatedOn desc", "Id desc"]).execute();
+      await db.schema.createIndex("Activity_Owner").on("Activity").columns(["OwnerId", "CreatedOn desc"]).execute();
+
+      // The built-in roles, the Supervisor administrator (password set at first start), rights.
+      const roles: [string, string][] = [
+        [SystemIds.SystemAdministratorsRoleId, "System administrators"],
+        [SystemIds.AllEmployeesRoleId, "All employees"],
+      ];
+      for (const [id, name] of roles) await sql`INSERT INTO ${sql.table("SysRole")} ("Id", "Name") VALUES (${id}, ${name})`.execute(db);
+      await sql`INSERT INTO ${sql.table("Contact")} ("Id", "Name") VALUES (${SystemIds.SupervisorContactId}, ${"Supervisor"})`.execute(db);
+      await sql`INSERT INTO ${sql.table("SysAdminUnit")} ("Id", "Name", "ContactId", "Active") VALUES (${SystemIds.SupervisorUserId}, ${"Supervisor"}, ${SystemIds.SupervisorContactId}, ${dialect === "postgres" ? sql`true` : sql`1`})`.execute(db);
+      for (const role of [SystemIds.SystemAdministratorsRoleId, SystemIds.AllEmployeesRoleId]) {
+        await sql`INSERT INTO ${sql.table("SysUserInRole")} ("UserId", "RoleId") VALUES (${SystemIds.SupervisorUserId}, ${role})`.execute(db);
+      }
+      const yes = dialect === "postgres" ? sql`true` : sql`1`;
+      const no = dialect === "postgres" ? sql`false` : sql`0`;
+      const rights: [string, boolean, boolean, boolean, boolean][] = [
+        ["Activity", true, true, true, true],
+        ["Contact", true, false, false, false],
+        ["ActivityType", true, false, false, false],
+        ["ActivityCategory", true, false, false, false],
+        ["ActivityStatus", true, false, false, false],
+        ["ActivityPriority", true, false, false, false],
+      ];
+      for (const [schema, r, i, u, d] of rights) {
+        await sql`INSERT INTO ${sql.table("SysSchemaRight")} ("RoleId", "SchemaName", "CanRead", "CanInsert", "CanUpdate", "CanDelete")
+                  VALUES (${SystemIds.AllEmployeesRoleId}, ${schema}, ${r ? yes : no}, ${i ? yes : no}, ${u ? yes : no}, ${d ? yes : no})`.execute(db);
+      }
+    },
+  },
+];

@@ -1,0 +1,78 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { sql } from "kysely";
+import { createKysely } from "../../src/platform/db/kysely.ts";
+import { migratePlatform } from "../../src/platform/db/migrate.ts";
+import { PLATFORM_MIGRATIONS } from "../../src/platform/db/migrations.ts";
+import { Task, type IBackgroundTask } from "../../src/index.ts";
+import { startRuntime, TEST_POSTGRES_URL, tempDir, tempSchema } from "../helpers.ts";
+
+class Noop implements IBackgroundTask<null> {
+  run(): void {}
+}
+
+interface TestDb {
+  ActivityStatus: { Id: string; Name: string };
+  Contact: { Id: string; Name: string; CreatedOn: number | Date | null };
+}
+
+const dir = tempDir();
+const stores = [
+  { name: "sqlite", db: () => undefined },
+  { name: "postgres", db: () => `${TEST_POSTGRES_URL}?schema=${tempSchema()}` },
+];
+
+for (const store of stores) {
+  describe(`platform tables on ${store.name}`, () => {
+    it("migrates once, seeds the lookups, and joins the runtime's transactions", async () => {
+      const url = store.db();
+      const runtime = await startRuntime({ dir, ...(url ? { db: url } : {}), worker: false, tasks: [Noop] });
+      const db = createKysely<TestDb>(runtime.driver);
+      await migratePlatform(runtime.driver, db as never, PLATFORM_MIGRATIONS);
+      await migratePlatform(runtime.driver, db as never, PLATFORM_MIGRATIONS); // idempotent
+      const statuses = await db.selectFrom("ActivityStatus").select(["Id", "Name"]).orderBy("Name").execute();
+      assert.deepEqual(
+        statuses.map((s) => s.Name),
+        ["Canceled", "Completed", "In progress", "Not started"],
+      );
+
+      // A record and a task in one transaction: both or neither.
+      await assert.rejects(
+        runtime.transaction(async () => {
+          await db.insertInto("Contact").values({ Id: "c-1", Name: "Rolled back", CreatedOn: new Date() }).execute();
+          await Task.startNew(Noop, null);
+          throw new Error("undo");
+        }),
+        /undo/,
+      );
+      assert.equal((await db.selectFrom("Contact").where("Id", "=", "c-1").selectAll().execute()).length, 0);
+      assert.equal((await runtime.listTasks()).items.length, 0);
+      await runtime.transaction(async () => {
+        await db.insertInto("Contact").values({ Id: "c-2", Name: "Kept", CreatedOn: new Date() }).execute();
+        await Task.startNew(Noop, null);
+      });
+      assert.equal((await db.selectFrom("Contact").where("Id", "=", "c-2").selectAll().execute()).length, 1);
+      assert.equal((await runtime.listTasks()).items.length, 1);
+
+      // Kysely's own transactions work too.
+      await assert.rejects(
+        db.transaction().execute(async (trx) => {
+          await trx.insertInto("Contact").values({ Id: "c-3", Name: "No", CreatedOn: null }).execute();
+          throw new Error("kysely undo");
+        }),
+        /kysely undo/,
+      );
+      await db.transaction().execute(async (trx) => {
+        await trx.insertInto("Contact").values({ Id: "c-4", Name: "Yes", CreatedOn: null }).execute();
+      });
+      const names = await db.selectFrom("Contact").select("Name").where("Id", "in", ["c-3", "c-4"]).execute();
+      assert.deepEqual(names, [{ Name: "Yes" }]);
+      // Strings that look like SQL stay data.
+      const hostile = "x'); DROP TABLE \"Contact\"; --";
+      await db.insertInto("Contact").values({ Id: "c-5", Name: hostile, CreatedOn: null }).execute();
+      assert.equal((await db.selectFrom("Contact").select("Name").where("Name", "=", hostile).executeTakeFirst())?.Name, hostile);
+      const count = await sql<{ n: number }>`SELECT count(*) AS n FROM ${sql.table("Contact")}`.execute(db);
+      assert.equal(Number(count.rows[0]?.n), 4); // Supervisor, c-2, c-4, c-5
+    });
+  });
+}
