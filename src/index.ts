@@ -30,6 +30,7 @@ export { TaskNotFoundError } from "./tasks/errors/task-not-found-error.ts";
 export { TaskInterruptedError } from "./tasks/errors/task-interrupted-error.ts";
 export { TaskFailedError } from "./tasks/errors/task-failed-error.ts";
 export { LeaseLostError } from "./tasks/errors/lease-lost-error.ts";
+export { TaskSecurityError } from "./tasks/errors/task-security-error.ts";
 export {
   DEFAULT_MAX_PARAMETER_BYTES,
   TaskDeserializationError,

@@ -21,7 +21,9 @@ import { integer, queueName, TaskRegistry } from "../tasks/registry.ts";
 import type { StartableTaskClass } from "../tasks/task.ts";
 import type { TaskFilter, TaskInfo, TaskPage, TaskState } from "../tasks/types.ts";
 import { Worker, type UserConnectionFactory, type WorkerEvent } from "../worker/worker.ts";
+import { SqliteDriver } from "../store/sqlite/driver.ts";
 import { openDriver } from "./database-url.ts";
+import { InitiatorSigner, resolveSecret } from "./initiator-signature.ts";
 import { createLogger } from "./logger.ts";
 
 export interface WorkerConfig {
@@ -62,6 +64,12 @@ export interface RuntimeConfig {
   readonly maxParameterBytes?: number;
   /** How long stop() lets running tasks finish before aborting them, ms. Default 10,000. */
   readonly shutdownGraceMs?: number;
+  /**
+   * The server secret that signs the initiator of tasks started with a user connection. Default:
+   * UNDERWAY_SECRET; on SQLite, else a random secret kept beside the database file. PostgreSQL
+   * nodes must share one, so there it must be set. At least 16 characters.
+   */
+  readonly secret?: string;
 }
 
 export interface RuntimeEvents {
@@ -90,6 +98,7 @@ export class Runtime implements TaskStarter {
   private state: State = "new";
   private stopping: Promise<void> | null = null;
   private signalHandlers: (() => void) | null = null;
+  private readonly signer: InitiatorSigner | null;
 
   constructor(private readonly config: RuntimeConfig) {
     if (!config || typeof config !== "object") throw new TypeError("createRuntime needs a configuration object");
@@ -100,6 +109,8 @@ export class Runtime implements TaskStarter {
       throw new RangeError(`maxParameterBytes must be a positive integer, got ${String(config.maxParameterBytes)}`);
     }
     this.driver = openDriver(config.db, config.durability ? { durability: config.durability } : {});
+    const key = resolveSecret(config.secret, this.driver instanceof SqliteDriver ? this.driver.filePath : null);
+    this.signer = key ? new InitiatorSigner(key) : null;
     const scope = { runtime: this as TaskStarter };
     this.worker =
       config.worker === false
@@ -113,6 +124,8 @@ export class Runtime implements TaskStarter {
             ...config.worker,
             ...(config.userConnectionFactory ? { userConnectionFactory: config.userConnectionFactory } : {}),
             onEvent: (e) => this.onWorkerEvent(e),
+            verifyInitiator: (task) =>
+              Boolean(task.initiator && this.signer?.verify(task.name, task.initiator, task.parameters, task.initiatorSignature)),
           });
     const maintenance = config.maintenance === false ? null : (config.maintenance ?? {});
     this.elector = maintenance
@@ -267,7 +280,17 @@ export class Runtime implements TaskStarter {
       ...(o.delayMs !== undefined ? { delayMs: Math.round(o.delayMs) } : {}),
       initiator: request.initiator,
       withUserConnection: request.withUserConnection,
+      initiatorSignature: request.initiator ? this.signInitiator(name, request) : null,
     };
+  }
+
+  private signInitiator(name: string, request: StartRequest): string {
+    if (!this.signer) {
+      throw new TaskStartError(
+        "tasks with a user connection need a server secret on this store: set UNDERWAY_SECRET (the same on every node) or createRuntime({ secret })",
+      );
+    }
+    return this.signer.sign(name, request.initiator as NonNullable<StartRequest["initiator"]>, request.parameters);
   }
 
   private handle(id: string): TaskHandle {

@@ -31,6 +31,8 @@ export interface TaskInsertParams {
   readonly delayMs?: number;
   readonly initiator: Initiator | null;
   readonly withUserConnection: boolean;
+  /** The runtime's signature over the initiator, name and parameters (tamper protection). */
+  readonly initiatorSignature?: string | null;
 }
 
 /** A task handed to a worker by taskClaim. `runSeq` fences every later write of that run. */
@@ -46,6 +48,7 @@ export interface ClaimedTask {
   readonly timeoutMs: number;
   readonly withUserConnection: boolean;
   readonly initiator: Initiator | null;
+  readonly initiatorSignature: string | null;
 }
 
 export interface RunRef {

@@ -6,6 +6,7 @@ import type { AmbientScope } from "../tasks/ambient.ts";
 import { describeThrown, type ThrownInfo } from "../tasks/error-info.ts";
 import { LeaseLostError } from "../tasks/errors/lease-lost-error.ts";
 import { TaskInterruptedError } from "../tasks/errors/task-interrupted-error.ts";
+import { TaskSecurityError } from "../tasks/errors/task-security-error.ts";
 import { UnknownTaskError } from "../tasks/errors/unknown-task-error.ts";
 import { UnrecoverableTaskError } from "../tasks/errors/unrecoverable-task-error.ts";
 import type { Logger } from "../tasks/logger.ts";
@@ -50,6 +51,8 @@ export interface WorkerOptions {
   /** Most tasks claimed in one statement. Default the concurrency, at most 100. */
   readonly batchSize?: number;
   readonly userConnectionFactory?: UserConnectionFactory;
+  /** Checks the stored initiator of a task that runs with a user connection (tamper protection). */
+  readonly verifyInitiator?: (task: ClaimedTask) => boolean;
   /** The ambient scope tasks run in (the runtime, so Task.startNew inside a task works). */
   readonly scope?: AmbientScope;
   readonly onEvent?: (event: WorkerEvent) => void;
@@ -245,7 +248,12 @@ export class Worker {
     if (task.withUserConnection) {
       const factory = this.options.userConnectionFactory;
       try {
-        if (!task.initiator) throw new UnrecoverableTaskError("the task needs a user connection but has no initiator");
+        if (!task.initiator) throw new TaskSecurityError("the task needs a user connection but has no initiator");
+        if (!this.options.verifyInitiator?.(task)) {
+          throw new TaskSecurityError(
+            "the task's initiator failed its integrity check: the row was changed outside underway, or this node's secret differs from the one that started the task",
+          );
+        }
         if (!factory) {
           throw new Error("this runtime has no UserConnection factory: pass userConnectionFactory to createRuntime");
         }
@@ -289,6 +297,7 @@ export class Worker {
     const final =
       backoff === null ||
       error instanceof UnrecoverableTaskError ||
+      error instanceof TaskSecurityError ||
       error instanceof TaskDeserializationError ||
       task.attempt >= task.maxAttempts;
     const policy = backoff === "default" || backoff === null ? TASK_DEFAULTS.backoff : backoff;

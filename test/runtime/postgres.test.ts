@@ -20,6 +20,7 @@ it("runs tasks on a postgres:// URL, with the schema from the URL", async () => 
     dir: "",
     db: `${TEST_POSTGRES_URL}?schema=${schema}`,
     tasks: [Hello],
+    secret: "a test secret of some length",
     userConnectionFactory: (initiator) => ({ currentUser: { id: initiator.userId } }),
   });
   assert.equal(runtime.driver.dialect, "postgres");

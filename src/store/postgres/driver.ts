@@ -153,6 +153,7 @@ export class PostgresDriver implements StorageDriver {
         column((p) => p.initiator?.userId ?? null),
         column((p) => initiatorContext(p.initiator)),
         this.schema,
+        column((p) => p.initiatorSignature ?? null),
       ],
       tx,
     );

@@ -37,7 +37,8 @@ export function queriesFor(schema: string) {
                  WHERE ${DUE} AND run_at <= ${NOW} ${byQueue ? "AND queue = ANY($5::text[])" : ""}
                  ORDER BY priority DESC, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
     RETURNING id::text AS id, name, queue, priority, parameters, attempt, max_attempts, run_seq,
-      timeout_ms::float8 AS timeout_ms, with_user_connection, user_id, user_context, ${ms("run_at")} AS run_at`;
+      timeout_ms::float8 AS timeout_ms, with_user_connection, user_id, user_context, ${ms("run_at")} AS run_at,
+      initiator_sig`;
 
   const nextRunAt = (byQueue: boolean): string => `
     SELECT ${ms("min(run_at)")} AS next FROM ${tasks}
@@ -50,20 +51,20 @@ export function queriesFor(schema: string) {
     /**
      * Inserts rows given as parallel arrays, and notifies the schema's channel once, on commit.
      * Returns { ids } in input order: the sorted select draws the identity values in order.
-     * $1 offset, $2..$12 the column arrays, $13 the channel.
+     * $1 offset, $2..$12 the column arrays, $13 the channel, $14 the initiator signatures.
      */
     insert: `
       WITH ins AS (
         INSERT INTO ${tasks} (name, queue, priority, parameters, run_at, max_attempts, timeout_ms,
-          with_user_connection, user_id, user_context, created_at, updated_at)
+          with_user_connection, user_id, user_context, created_at, updated_at, initiator_sig)
         SELECT i.name, i.queue, i.priority, i.parameters,
                coalesce(timestamptz 'epoch' + ${millis("i.run_at_ms")},
                         ${NOW} + ${millis("greatest(0, coalesce(i.delay_ms, 0))")}),
-               i.max_attempts, i.timeout_ms, i.with_user_connection, i.user_id, i.user_context::jsonb, ${NOW}, ${NOW}
+               i.max_attempts, i.timeout_ms, i.with_user_connection, i.user_id, i.user_context::jsonb, ${NOW}, ${NOW}, i.initiator_sig
         FROM unnest($2::text[], $3::text[], $4::int[], $5::bytea[], $6::float8[], $7::float8[], $8::int[],
-                    $9::bigint[], $10::bool[], $11::text[], $12::text[])
+                    $9::bigint[], $10::bool[], $11::text[], $12::text[], $14::text[])
              WITH ORDINALITY AS i(name, queue, priority, parameters, run_at_ms, delay_ms, max_attempts, timeout_ms,
-                                  with_user_connection, user_id, user_context, ord)
+                                  with_user_connection, user_id, user_context, initiator_sig, ord)
         ORDER BY i.ord
         RETURNING id
       ), notified AS (SELECT pg_notify($13, ''))

@@ -53,6 +53,7 @@ export interface ClaimRow {
   user_id: string | null;
   user_context: InitiatorContext | null;
   run_at: number;
+  initiator_sig: string | null;
 }
 
 function errorInfoOf(e: ErrorJson): TaskErrorInfo {
@@ -98,6 +99,7 @@ export function claimedOf(row: ClaimRow): ClaimedTask {
     timeoutMs: row.timeout_ms,
     withUserConnection: row.with_user_connection,
     initiator: initiatorOf(row.user_id, row.user_context),
+    initiatorSignature: row.initiator_sig,
   };
 }
 

@@ -48,7 +48,7 @@ const TASK_COLUMNS = `id, name, queue, priority, state, parameters, run_at, atte
   progress_message, last_error, created_at, started_at, finished_at, updated_at`;
 
 const CLAIM_RETURNING = `RETURNING id, name, queue, priority, parameters, attempt, max_attempts, run_seq,
-  timeout_ms, with_user_connection, user_id, user_context, run_at`;
+  timeout_ms, with_user_connection, user_id, user_context, run_at, initiator_sig`;
 
 interface ClaimRow {
   id: number;
@@ -64,6 +64,7 @@ interface ClaimRow {
   user_id: string | null;
   user_context: string | null;
   run_at: number;
+  initiator_sig: string | null;
 }
 
 /** The embedded store: one SQLite file in WAL mode, shared by any number of local processes. */
@@ -72,6 +73,8 @@ export class SqliteDriver implements StorageDriver {
   readonly schema = null;
   readonly capabilities = CAPABILITIES;
   readonly description: string;
+  /** The database file's absolute path, or ":memory:". */
+  readonly filePath: string;
   private readonly db: Database.Database;
   private readonly lane = new Lane();
   private readonly wakeListeners = new Set<() => void>();
@@ -86,6 +89,7 @@ export class SqliteDriver implements StorageDriver {
     const path = options.path === ":memory:" ? ":memory:" : resolve(options.path);
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
     this.description = `sqlite:${path}`;
+    this.filePath = path;
     try {
       this.db = new Database(path);
     } catch (error) {
@@ -150,8 +154,8 @@ export class SqliteDriver implements StorageDriver {
     return {
       insert: db.prepare(
         `INSERT INTO underway_tasks (name, queue, priority, parameters, run_at, max_attempts, timeout_ms,
-           with_user_connection, user_id, user_context, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           with_user_connection, user_id, user_context, created_at, updated_at, initiator_sig)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       claim: db.prepare(
         `UPDATE underway_tasks SET state = 'running', attempt = attempt + 1, run_seq = run_seq + 1,
@@ -249,6 +253,7 @@ export class SqliteDriver implements StorageDriver {
       initiatorContext(p.initiator),
       now,
       now,
+      p.initiatorSignature ?? null,
     );
     return String(info.lastInsertRowid);
   }
@@ -604,5 +609,6 @@ function claimedOf(row: ClaimRow): ClaimedTask {
     timeoutMs: row.timeout_ms,
     withUserConnection: row.with_user_connection === 1,
     initiator: initiatorFromRow(row.user_id, row.user_context),
+    initiatorSignature: row.initiator_sig,
   };
 }

@@ -1,0 +1,99 @@
+import assert from "node:assert/strict";
+import { existsSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { describe, it } from "node:test";
+import {
+  runAsUser,
+  Task,
+  TaskFailedError,
+  TaskSecurityError,
+  type IBackgroundTask,
+  type IUserConnectionRequired,
+  type UserConnectionLike,
+} from "../../src/index.ts";
+import { encodeParameters } from "../../src/codec/index.ts";
+import { startRuntime, tempDb, tempDir } from "../helpers.ts";
+
+const dir = tempDir();
+const ran: string[] = [];
+
+class AsUser implements IBackgroundTask<{ amount: number }>, IUserConnectionRequired {
+  private user = "";
+  setUserConnection(c: UserConnectionLike): void {
+    this.user = c.currentUser.id;
+  }
+  run(p: { amount: number }): void {
+    ran.push(`${this.user}:${p.amount}`);
+  }
+}
+
+const inactive = new Set<string>();
+const userConnectionFactory = (initiator: { userId: string }) => {
+  if (inactive.has(initiator.userId)) throw new TaskSecurityError(`user ${initiator.userId} is deactivated`);
+  return { currentUser: { id: initiator.userId } };
+};
+
+async function failure(promise: Promise<unknown>): Promise<TaskFailedError> {
+  const error = await promise.catch((e: unknown) => e);
+  assert.ok(error instanceof TaskFailedError, String(error));
+  return error;
+}
+
+describe("the initiator of a task", () => {
+  it("is refused when the stored user or parameters were changed by hand", async () => {
+    const runtime = await startRuntime({ dir, tasks: [AsUser], worker: false, userConnectionFactory });
+    const start = (amount: number) =>
+      runtime.run(() => runAsUser({ userId: "alice" }, () => Task.startNewWithUserConnection(AsUser, { amount })));
+    const forged = await start(1);
+    const altered = await start(2);
+    const honest = await start(3);
+    await runtime.transaction(async (tx) => {
+      await tx.execute("UPDATE underway_tasks SET user_id = ? WHERE id = ?", ["mallory", forged.id]);
+      await tx.execute("UPDATE underway_tasks SET parameters = ? WHERE id = ?", [encodeParameters({ amount: 1_000_000 }), altered.id]);
+    });
+    const db = runtime.driver.description;
+    await runtime.stop();
+    const worker = await startRuntime({ dir, db, tasks: [AsUser], userConnectionFactory });
+    for (const id of [forged.id, altered.id]) {
+      const error = await failure(worker.waitForTask(id, { timeoutMs: 5_000 }));
+      assert.equal(error.task.state, "dead");
+      assert.equal(error.task.attempt, 1);
+      assert.equal(error.task.lastError?.name, "TaskSecurityError");
+      assert.match(error.task.lastError?.message ?? "", /failed its integrity check/);
+    }
+    assert.equal((await worker.waitForTask(honest.id, { timeoutMs: 5_000 })).state, "succeeded");
+    assert.deepEqual(ran, ["alice:3"]);
+  });
+
+  it("is refused, without retries, when the user was deactivated after the start", async () => {
+    const runtime = await startRuntime({ dir, tasks: [AsUser], userConnectionFactory, worker: false });
+    const handle = await runtime.run(() => runAsUser({ userId: "bob" }, () => Task.startNewWithUserConnection(AsUser, { amount: 5 })));
+    inactive.add("bob");
+    const db = runtime.driver.description;
+    await runtime.stop();
+    const worker = await startRuntime({ dir, db, tasks: [AsUser], userConnectionFactory });
+    const error = await failure(worker.waitForTask(handle.id, { timeoutMs: 5_000 }));
+    assert.equal(error.task.attempt, 1);
+    assert.equal(error.task.lastError?.message, "user bob is deactivated");
+  });
+
+  it("uses a secret kept beside the SQLite file, readable by its owner only", async () => {
+    const db = tempDb(tempDir());
+    await startRuntime({ dir, db, worker: false });
+    const file = join(dirname(db), ".underway-secret");
+    assert.ok(existsSync(file));
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+  });
+
+  it("has no default secret for a PostgreSQL store, and refuses a short one", async () => {
+    const before = process.env.UNDERWAY_SECRET;
+    delete process.env.UNDERWAY_SECRET;
+    try {
+      const { resolveSecret } = await import("../../src/runtime/initiator-signature.ts");
+      assert.equal(resolveSecret(undefined, null), null);
+      assert.throws(() => resolveSecret("short", null), /at least 16 characters/);
+    } finally {
+      if (before !== undefined) process.env.UNDERWAY_SECRET = before;
+    }
+  });
+});
