@@ -1,0 +1,197 @@
+import { randomUUID } from "node:crypto";
+import type { Kysely } from "kysely";
+import { normalizeGuid } from "../constants.ts";
+import { toBoolean, toDate } from "../db/values.ts";
+import type { UserConnection } from "../user-connection.ts";
+import { EntitySecurityError, EntityValidationError } from "./errors.ts";
+import type { Operation } from "./rights.ts";
+import type { EntitySchema, EntitySchemaColumn } from "./schema.ts";
+
+/** Any platform table, by name: entity code works on schemas known only at run time. */
+export type DynamicTables = Record<string, Record<string, unknown>>;
+
+const VERBS: Record<Operation, string> = { read: "read", insert: "add", update: "edit", delete: "delete" };
+
+/** Converts a value given for a column to its stored form, or says what is wrong with it. */
+export function columnValue(schema: EntitySchema, column: EntitySchemaColumn, value: unknown): unknown {
+  if (value === null || value === undefined) return null;
+  const where = `${schema.name}.${column.columnValueName}`;
+  switch (column.type) {
+    case "guid":
+    case "lookup": {
+      const guid = normalizeGuid(value);
+      if (!guid) throw new EntityValidationError(`${where} must be a GUID, got ${JSON.stringify(value)}`);
+      return guid;
+    }
+    case "text":
+      if (typeof value !== "string") throw new EntityValidationError(`${where} must be text, got ${typeof value}`);
+      if (value.length > 10_000) throw new EntityValidationError(`${where} is longer than 10,000 characters`);
+      return value;
+    case "datetime": {
+      const date = value instanceof Date ? value : typeof value === "string" || typeof value === "number" ? new Date(value) : null;
+      if (!date || Number.isNaN(date.getTime())) throw new EntityValidationError(`${where} must be a date and time, got ${JSON.stringify(value)}`);
+      return date;
+    }
+    case "boolean":
+      if (typeof value !== "boolean") throw new EntityValidationError(`${where} must be true or false, got ${JSON.stringify(value)}`);
+      return value;
+    case "integer":
+      if (typeof value !== "number" || !Number.isSafeInteger(value)) throw new EntityValidationError(`${where} must be an integer, got ${JSON.stringify(value)}`);
+      return value;
+  }
+}
+
+/** A stored value read back from either store, in the column's type. */
+export function readColumnValue(column: EntitySchemaColumn, value: unknown): unknown {
+  if (value === null || value === undefined) return null;
+  if (column.type === "datetime") return toDate(value);
+  if (column.type === "boolean") return toBoolean(value);
+  if (column.type === "integer") return Number(value);
+  return value;
+}
+
+/**
+ * One record of an entity schema. `useAdminRights` keeps the platform's meaning: true (the default)
+ * checks the current user's rights on every operation; false skips the checks.
+ */
+export class Entity {
+  useAdminRights = true;
+  private readonly values = new Map<string, unknown>();
+  private stored = false;
+
+  constructor(
+    readonly userConnection: UserConnection,
+    readonly schema: EntitySchema,
+  ) {}
+
+  /** A new, empty entity of the named schema. */
+  static create(userConnection: UserConnection, schemaName: string): Entity {
+    return new Entity(userConnection, userConnection.entitySchemaManager.getInstanceByName(schemaName));
+  }
+
+  /** True until the entity was saved or fetched. */
+  get isNew(): boolean {
+    return !this.stored;
+  }
+
+  get id(): string | null {
+    return (this.values.get("Id") as string | undefined) ?? null;
+  }
+
+  set id(value: string | null) {
+    this.setColumnValue("Id", value);
+  }
+
+  /** The value of a column by name (`Title`) or value name (`OwnerId`); a lookup gives its id. */
+  getColumnValue(name: string): unknown {
+    const column = this.schema.getColumn(name);
+    return this.values.get(column.columnValueName) ?? null;
+  }
+
+  setColumnValue(name: string, value: unknown): void {
+    const column = this.schema.getColumn(name);
+    if (column.name === "Id" && this.stored && normalizeGuid(value) !== this.id) {
+      throw new EntityValidationError(`${this.schema.name}.Id of a stored record cannot change`);
+    }
+    this.values.set(column.columnValueName, columnValue(this.schema, column, value));
+  }
+
+  /** Fills every column that has a default and no value yet. */
+  setDefColumnValues(): void {
+    for (const column of this.schema.columns) {
+      const current = this.values.get(column.columnValueName);
+      if (current !== undefined && current !== null) continue;
+      const d = column.default;
+      if (!d) continue;
+      let value: unknown;
+      if (d.source === "constant") value = d.value;
+      else if (d.source === "newId") value = randomUUID();
+      else if (d.source === "currentDateTime") value = new Date();
+      else value = this.userConnection.currentUser.contactId;
+      this.values.set(column.columnValueName, columnValue(this.schema, column, value));
+    }
+  }
+
+  private get db(): Kysely<DynamicTables> {
+    return this.userConnection.db as unknown as Kysely<DynamicTables>;
+  }
+
+  private async assertRight(operation: Operation, recordOwner?: { owner: unknown; author: unknown }): Promise<void> {
+    if (!this.useAdminRights) return;
+    const user = this.userConnection.currentUser;
+    const rights = await this.userConnection.schemaRights(this.schema.name);
+    if (!rights[operation]) {
+      throw new EntitySecurityError(`${user.name} has no right to ${VERBS[operation]} ${this.schema.name} records`);
+    }
+    if (recordOwner && this.schema.recordRights && !user.isAdmin) {
+      if (recordOwner.owner !== user.contactId && recordOwner.author !== user.contactId) {
+        throw new EntitySecurityError(`${user.name} has no right to ${VERBS[operation]} this ${this.schema.name} record (${String(this.id)})`);
+      }
+    }
+  }
+
+  /** Loads the record with this id; false when there is none (or the user may not read it). */
+  async fetchFromDB(id: string): Promise<boolean> {
+    const key = normalizeGuid(id);
+    if (!key) throw new EntityValidationError(`${this.schema.name}.Id must be a GUID, got ${JSON.stringify(id)}`);
+    if (this.useAdminRights && !(await this.userConnection.schemaRights(this.schema.name)).read) {
+      throw new EntitySecurityError(`${this.userConnection.currentUser.name} has no right to read ${this.schema.name} records`);
+    }
+    const row = await this.db.selectFrom(this.schema.name).selectAll().where("Id", "=", key).executeTakeFirst();
+    if (!row) return false;
+    if (this.useAdminRights && this.schema.recordRights && !this.userConnection.currentUser.isAdmin) {
+      const me = this.userConnection.currentUser.contactId;
+      if (row.OwnerId !== me && row.AuthorId !== me) return false;
+    }
+    this.values.clear();
+    for (const column of this.schema.columns) this.values.set(column.columnValueName, readColumnValue(column, row[column.columnValueName]));
+    this.stored = true;
+    return true;
+  }
+
+  /**
+   * Inserts or updates the record. `validateRequired` (default true) refuses a save while a
+   * required column has no value; false skips that check (the database may still refuse).
+   */
+  async save(validateRequired = true): Promise<boolean> {
+    if (validateRequired) {
+      const missing = this.schema.columns.filter((c) => c.required && c.name !== "Id" && (this.values.get(c.columnValueName) ?? null) === null);
+      if (missing.length) {
+        throw new EntityValidationError(`${this.schema.name} cannot be saved: required ${missing.length === 1 ? "column" : "columns"} ${missing.map((c) => c.caption).join(", ")} ${missing.length === 1 ? "has" : "have"} no value`);
+      }
+    }
+    if (!this.values.get("Id")) this.values.set("Id", randomUUID());
+    const user = this.userConnection.currentUser;
+    const now = new Date();
+    const stamp = (name: string, value: unknown): void => {
+      if (this.schema.findColumn(name)) this.values.set(name, value);
+    };
+    stamp("ModifiedOn", now);
+    stamp("ModifiedById", user.contactId);
+    if (this.stored) {
+      const current = await this.db.selectFrom(this.schema.name).selectAll().where("Id", "=", this.id).executeTakeFirst();
+      if (!current) throw new EntityValidationError(`${this.schema.name} record ${String(this.id)} no longer exists`);
+      await this.assertRight("update", { owner: current.OwnerId, author: current.AuthorId });
+      const row = Object.fromEntries([...this.values].filter(([name]) => name !== "Id" && name !== "CreatedOn" && name !== "CreatedById"));
+      await this.db.updateTable(this.schema.name).set(row).where("Id", "=", this.id).execute();
+    } else {
+      if (!this.values.get("CreatedOn")) stamp("CreatedOn", now);
+      if (!this.values.get("CreatedById")) stamp("CreatedById", user.contactId);
+      await this.assertRight("insert");
+      await this.db.insertInto(this.schema.name).values(Object.fromEntries(this.values)).execute();
+      this.stored = true;
+    }
+    return true;
+  }
+
+  /** Deletes the stored record. */
+  async delete(): Promise<boolean> {
+    if (!this.stored || !this.id) throw new EntityValidationError(`${this.schema.name}: only a stored record can be deleted`);
+    const current = await this.db.selectFrom(this.schema.name).selectAll().where("Id", "=", this.id).executeTakeFirst();
+    if (!current) return false;
+    await this.assertRight("delete", { owner: current.OwnerId, author: current.AuthorId });
+    await this.db.deleteFrom(this.schema.name).where("Id", "=", this.id).execute();
+    this.stored = false;
+    return true;
+  }
+}

@@ -1,0 +1,145 @@
+import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool } from "kysely";
+import type { UserConnection } from "../user-connection.ts";
+import { columnValue, readColumnValue, type DynamicTables } from "./entity.ts";
+import { EntitySecurityError, EntityValidationError } from "./errors.ts";
+import type { EntitySchema, EntitySchemaColumn } from "./schema.ts";
+
+export type FilterComparison = "equal" | "notEqual" | "contains" | "startsWith" | "greater" | "less" | "isNull" | "isNotNull";
+
+interface Filter {
+  readonly path: string;
+  readonly comparison: FilterComparison;
+  readonly value: unknown;
+}
+
+interface ResolvedPath {
+  /** The SQL reference: `t.Title` or `j_Owner.Name`. */
+  readonly ref: string;
+  readonly column: EntitySchemaColumn;
+  /** The join needed for a lookup display value. */
+  readonly join?: { readonly alias: string; readonly table: string; readonly on: string };
+}
+
+/**
+ * The platform's EntitySchemaQuery: columns (with lookup display values such as `Owner.Name`),
+ * filters, order and paging over one schema, with the current user's read rights applied.
+ */
+export class EntitySchemaQuery {
+  readonly schema: EntitySchema;
+  private readonly columns: string[] = [];
+  private readonly filters: Filter[] = [];
+  private readonly order: { path: string; direction: "asc" | "desc" }[] = [];
+  private skip = 0;
+  private take = 50;
+  useAdminRights = true;
+
+  constructor(
+    readonly userConnection: UserConnection,
+    schemaName: string,
+  ) {
+    this.schema = userConnection.entitySchemaManager.getInstanceByName(schemaName);
+  }
+
+  /** Adds a column by name (`Title`, `OwnerId`) or lookup path (`Owner.Name`). */
+  addColumn(path: string): this {
+    this.resolve(path);
+    if (!this.columns.includes(path)) this.columns.push(path);
+    return this;
+  }
+
+  addFilter(path: string, comparison: FilterComparison, value?: unknown): this {
+    this.resolve(path);
+    this.filters.push({ path, comparison, value });
+    return this;
+  }
+
+  orderBy(path: string, direction: "asc" | "desc" = "asc"): this {
+    this.resolve(path);
+    this.order.push({ path, direction });
+    return this;
+  }
+
+  /** Paging: skip `offset` rows, return at most `limit` (1-1,000). */
+  setPaging(offset: number, limit: number): this {
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new EntityValidationError(`offset must be an integer >= 0, got ${offset}`);
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) throw new EntityValidationError(`limit must be an integer from 1 to 1,000, got ${limit}`);
+    this.skip = offset;
+    this.take = limit;
+    return this;
+  }
+
+  private resolve(path: string): ResolvedPath {
+    if (typeof path !== "string") throw new EntityValidationError(`a column path must be text`);
+    const [first, second, ...rest] = path.split(".");
+    if (rest.length || !first) throw new EntityValidationError(`column path ${JSON.stringify(path)} is not supported: use Column or Lookup.Column`);
+    const column = this.schema.findColumn(first);
+    if (!column) throw new EntityValidationError(`schema ${this.schema.name} has no column ${JSON.stringify(first)}`);
+    if (second === undefined) return { ref: `t.${column.columnValueName}`, column };
+    if (column.type !== "lookup" || !column.referenceSchemaName) {
+      throw new EntityValidationError(`${this.schema.name}.${first} is not a lookup, so ${JSON.stringify(path)} has no meaning`);
+    }
+    const reference = this.userConnection.entitySchemaManager.getInstanceByName(column.referenceSchemaName);
+    const target = reference.findColumn(second);
+    if (!target || target.type === "lookup") throw new EntityValidationError(`schema ${reference.name} has no column ${JSON.stringify(second)} to show`);
+    const alias = `j_${column.name}`;
+    return { ref: `${alias}.${target.columnValueName}`, column: target, join: { alias, table: reference.name, on: `t.${column.columnValueName}` } };
+  }
+
+  /** Runs the query: one object per record, keyed by the column paths added (and Id). */
+  async getEntityCollection(): Promise<Record<string, unknown>[]> {
+    const user = this.userConnection.currentUser;
+    if (this.useAdminRights && !(await this.userConnection.schemaRights(this.schema.name)).read) {
+      throw new EntitySecurityError(`${user.name} has no right to read ${this.schema.name} records`);
+    }
+    const paths = ["Id", ...this.columns.filter((c) => c !== "Id")];
+    const resolved = new Map(paths.map((p) => [p, this.resolve(p)]));
+    for (const f of this.filters) resolved.set(f.path, this.resolve(f.path));
+    for (const o of this.order) resolved.set(o.path, this.resolve(o.path));
+
+    const db = this.userConnection.db as unknown as Kysely<DynamicTables>;
+    let query = db.selectFrom(`${this.schema.name} as t`);
+    const joined = new Set<string>();
+    for (const r of resolved.values()) {
+      if (!r.join || joined.has(r.join.alias)) continue;
+      joined.add(r.join.alias);
+      const j = r.join;
+      query = query.leftJoin(`${j.table} as ${j.alias}`, `${j.alias}.Id`, j.on);
+    }
+    let select = query.select(paths.map((p, i) => `${(resolved.get(p) as ResolvedPath).ref} as c${i}`));
+    for (const f of this.filters) {
+      const r = resolved.get(f.path) as ResolvedPath;
+      select = select.where((eb) => this.condition(eb as unknown as ExpressionBuilder<DynamicTables, string>, r, f));
+    }
+    if (this.useAdminRights && this.schema.recordRights && !user.isAdmin) {
+      select = select.where((eb) => eb.or([eb("t.OwnerId", "=", user.contactId), eb("t.AuthorId", "=", user.contactId)]));
+    }
+    for (const o of this.order) select = select.orderBy((resolved.get(o.path) as ResolvedPath).ref, o.direction);
+    select = select.orderBy("t.Id", "desc").limit(this.take).offset(this.skip);
+    const rows = await select.execute();
+    return rows.map((row) =>
+      Object.fromEntries(paths.map((p, i) => [p, readColumnValue((resolved.get(p) as ResolvedPath).column, (row as Record<string, unknown>)[`c${i}`])])),
+    );
+  }
+
+  private condition(eb: ExpressionBuilder<DynamicTables, string>, r: ResolvedPath, f: Filter): Expression<SqlBool> {
+    const ref = r.ref;
+    switch (f.comparison) {
+      case "isNull":
+        return eb(ref, "is", null);
+      case "isNotNull":
+        return eb(ref, "is not", null);
+      case "contains":
+      case "startsWith": {
+        if (typeof f.value !== "string") throw new EntityValidationError(`a ${f.comparison} filter on ${f.path} needs text`);
+        const escaped = f.value.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`);
+        const pattern = f.comparison === "contains" ? `%${escaped}%` : `${escaped}%`;
+        return sql<SqlBool>`lower(${sql.ref(ref)}) LIKE ${pattern} ESCAPE '\\'`;
+      }
+      default: {
+        const value = columnValue(this.schema, r.column, f.value);
+        const op = { equal: "=", notEqual: "<>", greater: ">", less: "<" }[f.comparison] as "=" | "<>" | ">" | "<";
+        return eb(ref, op, value);
+      }
+    }
+  }
+}

@@ -1,0 +1,119 @@
+/** Entity schemas: the platform's description of a business object and its table. */
+
+export type ColumnType = "guid" | "text" | "datetime" | "boolean" | "integer" | "lookup";
+
+/** Where a column's default comes from (filled by Entity.setDefColumnValues). */
+export type ColumnDefault =
+  | { readonly source: "constant"; readonly value: string | number | boolean }
+  | { readonly source: "newId" }
+  | { readonly source: "currentDateTime" }
+  /** The contact of the user the code runs as. */
+  | { readonly source: "currentUserContact" };
+
+export interface ColumnDefinition {
+  /** The column's name; a lookup `Owner` is stored as `OwnerId`. */
+  readonly name: string;
+  readonly type: ColumnType;
+  readonly caption?: string;
+  readonly required?: boolean;
+  readonly default?: ColumnDefault;
+  /** For lookups: the schema referred to. */
+  readonly referenceSchema?: string;
+}
+
+export interface EntitySchemaDefinition {
+  readonly name: string;
+  readonly caption?: string;
+  readonly columns: readonly ColumnDefinition[];
+  /** The column shown for a record of this schema in lookups (e.g. Name, Title). */
+  readonly primaryDisplayColumn: string;
+  /** Records are readable and editable by their author and owner only (administrators: all). */
+  readonly recordRights?: boolean;
+}
+
+export class EntitySchemaColumn {
+  readonly name: string;
+  readonly type: ColumnType;
+  readonly caption: string;
+  readonly required: boolean;
+  readonly default: ColumnDefault | undefined;
+  readonly referenceSchemaName: string | undefined;
+  /** The table column holding the value: `<Name>Id` for lookups. */
+  readonly columnValueName: string;
+
+  constructor(definition: ColumnDefinition) {
+    if (!/^[A-Z][A-Za-z0-9]{0,63}$/.test(definition.name)) {
+      throw new Error(`column name ${JSON.stringify(definition.name)} must start with a capital letter and use letters and digits only`);
+    }
+    if (definition.type === "lookup" && !definition.referenceSchema) {
+      throw new Error(`lookup column ${definition.name} needs a referenceSchema`);
+    }
+    this.name = definition.name;
+    this.type = definition.type;
+    this.caption = definition.caption ?? definition.name;
+    this.required = definition.required ?? false;
+    this.default = definition.default;
+    this.referenceSchemaName = definition.referenceSchema;
+    this.columnValueName = definition.type === "lookup" ? `${definition.name}Id` : definition.name;
+  }
+}
+
+export class EntitySchema {
+  readonly name: string;
+  readonly caption: string;
+  readonly columns: readonly EntitySchemaColumn[];
+  readonly primaryDisplayColumnName: string;
+  readonly recordRights: boolean;
+  private readonly byName = new Map<string, EntitySchemaColumn>();
+
+  constructor(definition: EntitySchemaDefinition) {
+    if (!/^[A-Z][A-Za-z0-9]{0,63}$/.test(definition.name)) throw new Error(`schema name ${JSON.stringify(definition.name)} is not valid`);
+    this.name = definition.name;
+    this.caption = definition.caption ?? definition.name;
+    this.columns = definition.columns.map((c) => new EntitySchemaColumn(c));
+    this.primaryDisplayColumnName = definition.primaryDisplayColumn;
+    this.recordRights = definition.recordRights ?? false;
+    for (const c of this.columns) {
+      this.byName.set(c.name, c);
+      if (c.columnValueName !== c.name) this.byName.set(c.columnValueName, c);
+    }
+    if (!this.byName.has("Id")) throw new Error(`schema ${this.name} has no Id column`);
+    if (!this.byName.has(this.primaryDisplayColumnName)) throw new Error(`schema ${this.name} has no column ${this.primaryDisplayColumnName}`);
+  }
+
+  /** A column by its name or its value name (`Owner` or `OwnerId`); undefined if none. */
+  findColumn(name: string): EntitySchemaColumn | undefined {
+    return this.byName.get(name);
+  }
+
+  getColumn(name: string): EntitySchemaColumn {
+    const column = this.byName.get(name);
+    if (!column) throw new Error(`schema ${this.name} has no column ${JSON.stringify(name)}`);
+    return column;
+  }
+}
+
+/** The schemas one application knows, by name. */
+export class EntitySchemaManager {
+  private readonly schemas = new Map<string, EntitySchema>();
+
+  constructor(definitions: readonly EntitySchemaDefinition[] = []) {
+    for (const d of definitions) this.register(d);
+  }
+
+  register(definition: EntitySchemaDefinition | EntitySchema): EntitySchema {
+    const schema = definition instanceof EntitySchema ? definition : new EntitySchema(definition);
+    this.schemas.set(schema.name, schema);
+    return schema;
+  }
+
+  getInstanceByName(name: string): EntitySchema {
+    const schema = this.schemas.get(name);
+    if (!schema) throw new Error(`no entity schema named ${JSON.stringify(name)}`);
+    return schema;
+  }
+
+  findInstanceByName(name: string): EntitySchema | undefined {
+    return this.schemas.get(name);
+  }
+}

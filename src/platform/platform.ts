@@ -1,0 +1,112 @@
+import type { Kysely } from "kysely";
+import { createRuntime, type Runtime, type RuntimeConfig } from "../runtime/runtime.ts";
+import { runAsUser } from "../tasks/ambient.ts";
+import { TaskSecurityError } from "../tasks/errors/task-security-error.ts";
+import type { Initiator } from "../tasks/types.ts";
+import { SystemIds } from "./constants.ts";
+import { createKysely } from "./db/kysely.ts";
+import { migratePlatform } from "./db/migrate.ts";
+import { PLATFORM_MIGRATIONS } from "./db/migrations.ts";
+import type { PlatformTables } from "./db/tables.ts";
+import { BASE_SCHEMAS } from "./entities/definitions.ts";
+import { EntitySchemaManager } from "./entities/schema.ts";
+import { UserConnection, type AppConnection, type CurrentUser } from "./user-connection.ts";
+import { Sessions } from "./users/sessions.ts";
+import { Users, type PlatformUser } from "./users/users.ts";
+
+export interface PlatformConfig extends Omit<RuntimeConfig, "userConnectionFactory"> {
+  /** How long a sign-in lasts, ms. Default 8 hours. */
+  readonly sessionTtlMs?: number;
+  /** The Supervisor's password on a fresh database. Default UNDERWAY_ADMIN_PASSWORD, else generated. */
+  readonly adminPassword?: string;
+  /** Told the generated Supervisor password once, on a fresh database. Default: printed to stderr. */
+  readonly onGeneratedAdminPassword?: (password: string) => void;
+}
+
+function currentUserOf(user: PlatformUser): CurrentUser {
+  return {
+    id: user.id,
+    name: user.name,
+    contactId: user.contactId,
+    contactName: user.contactName,
+    culture: user.culture,
+    timeZone: user.timeZone,
+    isAdmin: user.isAdmin,
+    roleIds: user.roleIds,
+  };
+}
+
+/**
+ * The platform slice on one store: users and sessions, entities, and the task runtime whose
+ * tasks receive a UserConnection of the user who started them.
+ */
+export class Platform {
+  readonly runtime: Runtime;
+  readonly db: Kysely<PlatformTables>;
+  readonly users: Users;
+  readonly sessions: Sessions;
+  readonly entitySchemaManager = new EntitySchemaManager(BASE_SCHEMAS);
+  readonly appConnection: AppConnection;
+  private systemConnection: UserConnection | null = null;
+
+  private constructor(private readonly config: PlatformConfig) {
+    this.runtime = createRuntime({
+      ...config,
+      userConnectionFactory: (initiator) => this.userConnectionFor(initiator),
+    });
+    this.db = createKysely<PlatformTables>(this.runtime.driver);
+    this.users = new Users(this.runtime.driver, this.db);
+    this.sessions = new Sessions(this.runtime.driver, this.db, this.users, config.sessionTtlMs);
+    const platform = this;
+    this.appConnection = {
+      db: this.db,
+      entitySchemaManager: this.entitySchemaManager,
+      get systemUserConnection(): UserConnection {
+        if (!platform.systemConnection) throw new Error("the platform has not started");
+        return platform.systemConnection;
+      },
+    };
+  }
+
+  /** Creates the store, applies all migrations, and starts the runtime. */
+  static async start(config: PlatformConfig): Promise<Platform> {
+    const platform = new Platform(config);
+    await platform.runtime.start();
+    try {
+      await migratePlatform(platform.runtime.driver, platform.db as unknown as Kysely<unknown>, PLATFORM_MIGRATIONS);
+      const supervisor = await platform.users.getById(SystemIds.SupervisorUserId);
+      if (!supervisor) throw new Error("the Supervisor user is missing from the database");
+      platform.systemConnection = new UserConnection(platform.appConnection, { ...currentUserOf(supervisor), isAdmin: true });
+      const { generated } = await platform.users.ensureSupervisorPassword(config.adminPassword ?? process.env.UNDERWAY_ADMIN_PASSWORD);
+      if (generated) {
+        (config.onGeneratedAdminPassword ?? ((p) => process.stderr.write(`\nunderway: the Supervisor's password is ${p} (shown once; change it after signing in)\n\n`)))(generated);
+      }
+    } catch (error) {
+      await platform.runtime.stop({ graceMs: 0 });
+      throw error;
+    }
+    return platform;
+  }
+
+  /** A UserConnection of this user. */
+  userConnection(user: PlatformUser): UserConnection {
+    return new UserConnection(this.appConnection, currentUserOf(user));
+  }
+
+  /** Rebuilds the connection of a task's initiator; refuses a user who is gone or deactivated. */
+  async userConnectionFor(initiator: Initiator): Promise<UserConnection> {
+    const user = await this.users.getById(initiator.userId);
+    if (!user) throw new TaskSecurityError(`the user ${initiator.userId} who started the task no longer exists`);
+    if (!user.active) throw new TaskSecurityError(`the user ${user.name} who started the task has been deactivated`);
+    return this.userConnection(user);
+  }
+
+  /** Runs fn as the user: tasks started with a user connection inside run as that user. */
+  runAs<T>(user: PlatformUser, fn: () => T): T {
+    return this.runtime.run(() => runAsUser({ userId: user.id, culture: user.culture, timeZone: user.timeZone }, fn));
+  }
+
+  stop(options?: { graceMs?: number }): Promise<void> {
+    return this.runtime.stop(options);
+  }
+}

@@ -1,0 +1,72 @@
+import { createHash, randomBytes } from "node:crypto";
+import type { Kysely } from "kysely";
+import type { StorageDriver } from "../../store/driver.ts";
+import type { PlatformTables } from "../db/tables.ts";
+import { toDate } from "../db/values.ts";
+import { hashPassword, verifyPassword } from "./passwords.ts";
+import type { PlatformUser, Users } from "./users.ts";
+
+export interface Session {
+  readonly user: PlatformUser;
+  /** Sent back by the browser in a header on every cookie-authenticated write. */
+  readonly csrfToken: string;
+  readonly expiresAt: Date;
+}
+
+const tokenId = (token: string): string => createHash("sha256").update(token).digest("hex");
+
+/** A hash to verify against when the login does not exist, so both cases take the same time. */
+let decoy: Promise<string> | null = null;
+
+/** Signed-in sessions: a random bearer token whose hash is stored, expiring after `ttlMs`. */
+export class Sessions {
+  constructor(
+    private readonly store: StorageDriver,
+    private readonly db: Kysely<PlatformTables>,
+    private readonly users: Users,
+    private readonly ttlMs = 8 * 60 * 60 * 1000,
+  ) {}
+
+  /** A new session for a correct login and password of an active user; null otherwise. */
+  async signIn(login: unknown, password: unknown): Promise<(Session & { token: string }) | null> {
+    if (typeof login !== "string" || typeof password !== "string" || login.length > 250 || password.length > 1024) return null;
+    const found = await this.users.passwordHashOf(login);
+    if (!found) {
+      await verifyPassword(password, await (decoy ??= hashPassword("decoy password")));
+      return null;
+    }
+    if (!(await verifyPassword(password, found.hash))) return null;
+    const user = await this.users.getById(found.id);
+    if (!user || !user.active) return null;
+    const token = randomBytes(32).toString("base64url");
+    const csrfToken = randomBytes(24).toString("base64url");
+    const now = await this.store.clockNow();
+    const expiresAt = new Date(now + this.ttlMs);
+    await this.db
+      .insertInto("SysSession")
+      .values({ Id: tokenId(token), UserId: user.id, CsrfToken: csrfToken, CreatedOn: new Date(now), ExpiresOn: expiresAt })
+      .execute();
+    return { token, csrfToken, expiresAt, user };
+  }
+
+  /** The session of a token: null when unknown, expired, or its user is no longer active. */
+  async authenticate(token: unknown): Promise<Session | null> {
+    if (typeof token !== "string" || token.length < 20 || token.length > 200) return null;
+    const id = tokenId(token);
+    const row = await this.db.selectFrom("SysSession").select(["UserId", "CsrfToken", "ExpiresOn"]).where("Id", "=", id).executeTakeFirst();
+    if (!row) return null;
+    const expiresAt = toDate(row.ExpiresOn);
+    if (!expiresAt || expiresAt.getTime() <= (await this.store.clockNow())) {
+      await this.db.deleteFrom("SysSession").where("Id", "=", id).execute();
+      return null;
+    }
+    const user = await this.users.getById(row.UserId);
+    if (!user || !user.active) return null;
+    return { user, csrfToken: row.CsrfToken, expiresAt };
+  }
+
+  async signOut(token: unknown): Promise<void> {
+    if (typeof token !== "string") return;
+    await this.db.deleteFrom("SysSession").where("Id", "=", tokenId(token)).execute();
+  }
+}

@@ -1,0 +1,155 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import type { Kysely } from "kysely";
+import type { StorageDriver } from "../../store/driver.ts";
+import { SystemIds } from "../constants.ts";
+import type { PlatformTables } from "../db/tables.ts";
+import { toBoolean } from "../db/values.ts";
+import { hashPassword } from "./passwords.ts";
+
+/** A user (the platform's system administration unit) with its contact and roles. */
+export interface PlatformUser {
+  readonly id: string;
+  /** The login. */
+  readonly name: string;
+  readonly contactId: string;
+  readonly contactName: string;
+  readonly culture: string;
+  readonly timeZone: string;
+  readonly active: boolean;
+  readonly roleIds: readonly string[];
+  readonly isAdmin: boolean;
+}
+
+export interface NewUser {
+  readonly login: string;
+  readonly password: string;
+  /** The contact's name; default the login. */
+  readonly contactName?: string;
+  readonly culture?: string;
+  readonly timeZone?: string;
+  /** Adds the System administrators role. */
+  readonly admin?: boolean;
+}
+
+export function assertTimeZone(timeZone: string): string {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone });
+  } catch {
+    throw new Error(`unknown time zone ${JSON.stringify(timeZone)}: use an IANA name such as "Europe/Berlin"`);
+  }
+  return timeZone;
+}
+
+export class Users {
+  constructor(
+    private readonly store: StorageDriver,
+    private readonly db: Kysely<PlatformTables>,
+  ) {}
+
+  async getById(id: string): Promise<PlatformUser | null> {
+    return this.find("u.Id", id);
+  }
+
+  async getByLogin(login: string): Promise<PlatformUser | null> {
+    return this.find("u.Name", login);
+  }
+
+  private async find(column: "u.Id" | "u.Name", value: string): Promise<PlatformUser | null> {
+    if (typeof value !== "string" || value.length === 0 || value.length > 250) return null;
+    const row = await this.db
+      .selectFrom("SysAdminUnit as u")
+      .innerJoin("Contact as c", "c.Id", "u.ContactId")
+      .select(["u.Id", "u.Name", "u.ContactId", "c.Name as ContactName", "u.Culture", "u.TimeZone", "u.Active"])
+      .where(column, "=", value)
+      .executeTakeFirst();
+    if (!row) return null;
+    const roles = await this.db.selectFrom("SysUserInRole").select("RoleId").where("UserId", "=", row.Id).execute();
+    const roleIds = roles.map((r) => r.RoleId);
+    return {
+      id: row.Id,
+      name: row.Name,
+      contactId: row.ContactId,
+      contactName: row.ContactName,
+      culture: row.Culture,
+      timeZone: row.TimeZone,
+      active: toBoolean(row.Active),
+      roleIds,
+      isAdmin: roleIds.includes(SystemIds.SystemAdministratorsRoleId),
+    };
+  }
+
+  /** Creates a user with a contact of its own, in the All employees role. */
+  async create(user: NewUser): Promise<PlatformUser> {
+    const login = user.login?.trim();
+    if (!login || login.length > 250) throw new Error("a login must be 1-250 characters");
+    const timeZone = assertTimeZone(user.timeZone ?? "UTC");
+    const passwordHash = await hashPassword(user.password);
+    const id = randomUUID();
+    const contactId = randomUUID();
+    const now = new Date(await this.store.clockNow());
+    await this.store.transaction(async () => {
+      if (await this.getByLogin(login)) throw new Error(`a user with the login ${JSON.stringify(login)} already exists`);
+      await this.db
+        .insertInto("Contact")
+        .values({ Id: contactId, Name: user.contactName ?? login, CreatedOn: now, CreatedById: null, ModifiedOn: now, ModifiedById: null })
+        .execute();
+      await this.db
+        .insertInto("SysAdminUnit")
+        .values({
+          Id: id,
+          Name: login,
+          ContactId: contactId,
+          Culture: user.culture ?? "en-US",
+          TimeZone: timeZone,
+          Active: true,
+          PasswordHash: passwordHash,
+          CreatedOn: now,
+          CreatedById: null,
+          ModifiedOn: now,
+          ModifiedById: null,
+        })
+        .execute();
+      const roles = [SystemIds.AllEmployeesRoleId, ...(user.admin ? [SystemIds.SystemAdministratorsRoleId] : [])];
+      await this.db
+        .insertInto("SysUserInRole")
+        .values(roles.map((RoleId) => ({ UserId: id, RoleId })))
+        .execute();
+    });
+    return (await this.getById(id)) as PlatformUser;
+  }
+
+  async setActive(id: string, active: boolean): Promise<void> {
+    await this.db.updateTable("SysAdminUnit").set({ Active: active }).where("Id", "=", id).execute();
+  }
+
+  async setPassword(id: string, password: string): Promise<void> {
+    const hash = await hashPassword(password);
+    const result = await this.db.updateTable("SysAdminUnit").set({ PasswordHash: hash }).where("Id", "=", id).executeTakeFirst();
+    if (Number(result.numUpdatedRows) !== 1) throw new Error(`no user with id ${JSON.stringify(id)}`);
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.store.transaction(async () => {
+      await this.db.deleteFrom("SysUserInRole").where("UserId", "=", id).execute();
+      await this.db.deleteFrom("SysSession").where("UserId", "=", id).execute();
+      await this.db.deleteFrom("SysAdminUnit").where("Id", "=", id).execute();
+    });
+  }
+
+  async passwordHashOf(login: string): Promise<{ id: string; hash: string | null } | null> {
+    const row = await this.db.selectFrom("SysAdminUnit").select(["Id", "PasswordHash"]).where("Name", "=", login).executeTakeFirst();
+    return row ? { id: row.Id, hash: row.PasswordHash } : null;
+  }
+
+  /**
+   * Gives the Supervisor a password on a fresh database: `password` (from UNDERWAY_ADMIN_PASSWORD)
+   * or a generated one, which is returned so that it can be shown once. Never a fixed default.
+   */
+  async ensureSupervisorPassword(password: string | undefined): Promise<{ generated: string | null }> {
+    const row = await this.db.selectFrom("SysAdminUnit").select("PasswordHash").where("Id", "=", SystemIds.SupervisorUserId).executeTakeFirst();
+    if (!row || row.PasswordHash) return { generated: null };
+    const chosen = password && password.length > 0 ? password : randomBytes(12).toString("base64url");
+    await this.setPassword(SystemIds.SupervisorUserId, chosen);
+    return { generated: password ? null : chosen };
+  }
+}

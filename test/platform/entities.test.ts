@@ -1,0 +1,201 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Task, type IBackgroundTask, type IUserConnectionRequired } from "../../src/index.ts";
+import { ActivityConsts, ActivityPriorityIds, ActivityStatusIds, SystemIds } from "../../src/platform/constants.ts";
+import { Activity } from "../../src/platform/entities/activity.ts";
+import { Entity } from "../../src/platform/entities/entity.ts";
+import { EntitySecurityError, EntityValidationError } from "../../src/platform/entities/errors.ts";
+import { EntitySchemaQuery } from "../../src/platform/entities/query.ts";
+import type { UserConnection } from "../../src/platform/user-connection.ts";
+import { STORES, startPlatform } from "./helpers.ts";
+
+class CreateActivityTask implements IBackgroundTask<{ title: string }>, IUserConnectionRequired<UserConnection> {
+  private userConnection!: UserConnection;
+  setUserConnection(userConnection: UserConnection): void {
+    this.userConnection = userConnection;
+  }
+  async run(p: { title: string }): Promise<void> {
+    const activity = new Activity(this.userConnection);
+    activity.useAdminRights = false;
+    activity.title = p.title;
+    activity.typeId = ActivityConsts.TaskTypeUId;
+    activity.setDefColumnValues();
+    await activity.save(false);
+  }
+}
+
+const seenUsers: string[] = [];
+class WhoTask implements IBackgroundTask<{ expected: string }>, IUserConnectionRequired<UserConnection> {
+  private userConnection!: UserConnection;
+  setUserConnection(userConnection: UserConnection): void {
+    this.userConnection = userConnection;
+  }
+  async run(p: { expected: string }): Promise<void> {
+    await new Promise((r) => setTimeout(r, Math.random() * 5));
+    seenUsers.push(`${p.expected}=${this.userConnection.currentUser.name}`);
+  }
+}
+
+for (const store of STORES) {
+  describe(`platform on ${store}`, () => {
+    it("signs in with the right password only; sessions expire and end at sign-out", async () => {
+      const platform = await startPlatform(store);
+      assert.equal(await platform.sessions.signIn("Supervisor", "wrong"), null);
+      assert.equal(await platform.sessions.signIn("nobody", "supervisor-pass"), null);
+      assert.equal(await platform.sessions.signIn({ $ne: 1 }, "x"), null);
+      const session = await platform.sessions.signIn("Supervisor", "supervisor-pass");
+      assert.ok(session);
+      assert.equal(session.user.isAdmin, true);
+      assert.equal((await platform.sessions.authenticate(session.token))?.user.id, SystemIds.SupervisorUserId);
+      platform.runtime.driver.clockShift(8 * 60 * 60 * 1000 + 1);
+      assert.equal(await platform.sessions.authenticate(session.token), null);
+      const again = await platform.sessions.signIn("Supervisor", "supervisor-pass");
+      await platform.sessions.signOut(again?.token);
+      assert.equal(await platform.sessions.authenticate(again?.token), null);
+    });
+
+    it("fills the Activity defaults of the platform and checks required columns", async () => {
+      const platform = await startPlatform(store);
+      const alice = await platform.users.create({ login: "alice", password: "alice-pass", contactName: "Alice A" });
+      const uc = platform.userConnection(alice);
+      const activity = new Activity(uc);
+      activity.setDefColumnValues();
+      assert.match(activity.id ?? "", /^[0-9a-f-]{36}$/);
+      assert.equal(activity.typeId, ActivityConsts.TaskTypeUId);
+      assert.equal(activity.activityCategoryId, ActivityConsts.TaskCategoryId);
+      assert.equal(activity.statusId, ActivityStatusIds.NotStarted);
+      assert.equal(activity.priorityId, ActivityPriorityIds.Medium);
+      assert.equal(activity.ownerId, alice.contactId);
+      assert.equal(activity.authorId, alice.contactId);
+      assert.ok(activity.startDate instanceof Date && activity.dueDate instanceof Date);
+      await assert.rejects(activity.save(), (e: unknown) => e instanceof EntityValidationError && /required column Title has no value/.test(e.message));
+      // save(false) skips the check; the database still refuses a missing NOT NULL title.
+      await assert.rejects(activity.save(false));
+      activity.title = "Call the customer";
+      await activity.save();
+      const loaded = new Activity(uc);
+      assert.equal(await loaded.fetchFromDB(activity.id ?? ""), true);
+      assert.equal(loaded.title, "Call the customer");
+      assert.ok(loaded.createdOn instanceof Date);
+      assert.equal(loaded.createdById, alice.contactId);
+      assert.throws(() => (loaded.typeId = "not a guid"), /Activity.TypeId must be a GUID/);
+    });
+
+    it("enforces object and record rights unless useAdminRights is false", async () => {
+      const platform = await startPlatform(store);
+      const alice = await platform.users.create({ login: "alice", password: "alice-pass" });
+      const bob = await platform.users.create({ login: "bob", password: "bob-pass" });
+      const aliceUc = platform.userConnection(alice);
+      const bobUc = platform.userConnection(bob);
+      const mine = new Activity(aliceUc);
+      mine.title = "Alice's";
+      mine.setDefColumnValues();
+      await mine.save();
+
+      // Bob cannot read, edit or delete Alice's record.
+      const asBob = new Activity(bobUc);
+      assert.equal(await asBob.fetchFromDB(mine.id ?? ""), false);
+      const forced = new Activity(bobUc);
+      forced.useAdminRights = false;
+      assert.equal(await forced.fetchFromDB(mine.id ?? ""), true);
+      forced.useAdminRights = true;
+      forced.title = "Bob was here";
+      await assert.rejects(forced.save(), (e: unknown) => e instanceof EntitySecurityError && /no right to edit this Activity record/.test(e.message));
+      await assert.rejects(forced.delete(), EntitySecurityError);
+      forced.useAdminRights = false;
+      await forced.save();
+
+      // No insert right on Contact for employees; administrators may do everything.
+      const contact = Entity.create(bobUc, "Contact");
+      contact.setColumnValue("Name", "New contact");
+      contact.setDefColumnValues();
+      await assert.rejects(contact.save(), /bob has no right to add Contact records/);
+      contact.useAdminRights = false;
+      await contact.save();
+      const admin = platform.appConnection.systemUserConnection;
+      const asAdmin = new Activity(admin);
+      assert.equal(await asAdmin.fetchFromDB(mine.id ?? ""), true);
+      assert.equal(asAdmin.title, "Bob was here");
+      assert.equal(await asAdmin.delete(), true);
+    });
+
+    it("queries with lookup display values, filters, order, paging and read rights", async () => {
+      const platform = await startPlatform(store);
+      const alice = await platform.users.create({ login: "alice", password: "alice-pass", contactName: "Alice A" });
+      const bob = await platform.users.create({ login: "bob", password: "bob-pass", contactName: "Bob B" });
+      for (const [user, title] of [
+        [alice, "Alpha 100%"],
+        [alice, "Beta"],
+        [bob, "Alpha of Bob"],
+      ] as const) {
+        const a = new Activity(platform.userConnection(user));
+        a.title = title;
+        a.setDefColumnValues();
+        await a.save();
+      }
+      const esq = new EntitySchemaQuery(platform.userConnection(alice), "Activity")
+        .addColumn("Title")
+        .addColumn("Owner.Name")
+        .addColumn("Status.Name")
+        .addColumn("StartDate")
+        .orderBy("Title", "asc");
+      const rows = await esq.getEntityCollection();
+      assert.deepEqual(
+        rows.map((r) => [r.Title, r["Owner.Name"], r["Status.Name"]]),
+        [
+          ["Alpha 100%", "Alice A", "Not started"],
+          ["Beta", "Alice A", "Not started"],
+        ],
+      );
+      assert.ok(rows[0]?.StartDate instanceof Date);
+      const filtered = await new EntitySchemaQuery(platform.userConnection(alice), "Activity").addColumn("Title").addFilter("Title", "contains", "100%").getEntityCollection();
+      assert.deepEqual(filtered.map((r) => r.Title), ["Alpha 100%"]);
+      const noWildcards = await new EntitySchemaQuery(platform.userConnection(alice), "Activity").addFilter("Title", "contains", "%").getEntityCollection();
+      assert.equal(noWildcards.length, 1); // % is a character here, not a wildcard
+      const all = await new EntitySchemaQuery(platform.appConnection.systemUserConnection, "Activity").addColumn("Title").orderBy("Title").setPaging(1, 1).getEntityCollection();
+      assert.deepEqual(all.map((r) => r.Title), ["Alpha of Bob"]);
+      assert.throws(() => new EntitySchemaQuery(platform.userConnection(alice), "Activity").addColumn("Owner.Password"), /has no column "Password"/);
+      assert.throws(() => new EntitySchemaQuery(platform.userConnection(alice), "Activity").addColumn("Title; DROP TABLE x"), /has no column/);
+    });
+
+    it("runs a task as the user who started it: the Activity is A's; a deactivated user is refused", async () => {
+      const platform = await startPlatform(store, { tasks: [CreateActivityTask, WhoTask] });
+      const alice = await platform.users.create({ login: "alice", password: "alice-pass", contactName: "Alice A" });
+      const handle = await platform.runAs(alice, () => Task.startNewWithUserConnection(CreateActivityTask, { title: "Made in the background" }));
+      assert.equal((await handle.wait({ timeoutMs: 10_000 })).state, "succeeded");
+      const rows = await new EntitySchemaQuery(platform.userConnection(alice), "Activity").addColumn("Title").addColumn("OwnerId").addColumn("AuthorId").getEntityCollection();
+      assert.deepEqual(rows.map((r) => [r.Title, r.OwnerId, r.AuthorId]), [["Made in the background", alice.contactId, alice.contactId]]);
+
+      const bob = await platform.users.create({ login: "bob", password: "bob-pass" });
+      await platform.runtime.worker?.stop({ graceMs: 1_000 });
+      const refused = await platform.runAs(bob, () => Task.startNewWithUserConnection(CreateActivityTask, { title: "never" }));
+      await platform.users.setActive(bob.id, false);
+      const fresh = await platform.runtime.getTask(refused.id);
+      assert.equal(fresh.state, "queued");
+      platform.runtime.worker?.start();
+      const error = (await refused.wait({ timeoutMs: 10_000 }).catch((e: unknown) => e)) as { task: { state: string; attempt: number; lastError: { name: string; message: string } } };
+      assert.equal(error.task.state, "dead");
+      assert.equal(error.task.attempt, 1);
+      assert.equal(error.task.lastError.name, "TaskSecurityError");
+      assert.match(error.task.lastError.message, /bob who started the task has been deactivated/);
+    });
+
+    it("never lets interleaved tasks of two users see each other's user", async () => {
+      const platform = await startPlatform(store, { tasks: [WhoTask], worker: { concurrency: 8 } });
+      const carol = await platform.users.create({ login: "carol", password: "carol-pass" });
+      const dave = await platform.users.create({ login: "dave", password: "dave-pass" });
+      seenUsers.length = 0;
+      const handles = [];
+      for (let i = 0; i < 20; i++) {
+        const user = i % 2 ? carol : dave;
+        handles.push(await platform.runAs(user, () => Task.startNewWithUserConnection(WhoTask, { expected: user.name })));
+      }
+      for (const h of handles) await h.wait({ timeoutMs: 10_000 });
+      assert.equal(seenUsers.length, 20);
+      for (const entry of seenUsers) {
+        const [expected, actual] = entry.split("=");
+        assert.equal(actual, expected);
+      }
+    });
+  });
+}
