@@ -57,13 +57,15 @@ export class Platform {
     this.db = createKysely<PlatformTables>(this.runtime.driver);
     this.users = new Users(this.runtime.driver, this.db);
     this.sessions = new Sessions(this.runtime.driver, this.db, this.users, config.sessionTtlMs);
-    const platform = this;
+    const systemConnection = (): UserConnection => {
+      if (!this.systemConnection) throw new Error("the platform has not started");
+      return this.systemConnection;
+    };
     this.appConnection = {
       db: this.db,
       entitySchemaManager: this.entitySchemaManager,
       get systemUserConnection(): UserConnection {
-        if (!platform.systemConnection) throw new Error("the platform has not started");
-        return platform.systemConnection;
+        return systemConnection();
       },
     };
   }
