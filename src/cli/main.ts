@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
 import { createHttpServer } from "../http/server.ts";
+import { Platform } from "../platform/platform.ts";
 import { DEFAULT_DATABASE } from "../runtime/database-url.ts";
 import { createRuntime, type Runtime, type RuntimeConfig } from "../runtime/runtime.ts";
 import { TASK_STATES, type TaskInfo, type TaskState } from "../tasks/types.ts";
@@ -69,12 +70,14 @@ export function buildProgram(): Command {
     .addOption(new Option("--concurrency <n>", "tasks run at once").default(10).argParser(intOption(1)))
     .addOption(graceOption())
     .action(async (options: CommonOptions & { port: number; host: string; concurrency: number; grace: number; tasks?: string | string[] }) => {
-      const runtime = await openRuntime(options, {
+      const platform = await Platform.start({
+        db: options.db,
         tasks: await taskModules(options.tasks),
         worker: { concurrency: options.concurrency },
         shutdownGraceMs: options.grace,
       });
-      const app = createHttpServer({ runtime });
+      const runtime = platform.runtime;
+      const app = await createHttpServer({ runtime, platform });
       try {
         await app.listen({ port: options.port, host: options.host });
       } catch (error) {

@@ -1,14 +1,42 @@
-import Fastify, { type FastifyInstance } from "fastify";
+import cookie from "@fastify/cookie";
+import helmet from "@fastify/helmet";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import type { Platform } from "../platform/platform.ts";
+import type { Session } from "../platform/users/sessions.ts";
 import type { Runtime } from "../runtime/runtime.ts";
+import { activityRoutes } from "./routes/activities.ts";
+import { authRoutes, SESSION_COOKIE } from "./routes/auth.ts";
 
 export interface HttpServerOptions {
   readonly runtime: Runtime;
+  /** The platform slice; without it only /healthz is served. */
+  readonly platform?: Platform;
 }
 
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The signed-in session, set for every /api route but sign-in. */
+    session: Session | null;
+  }
+}
+
+/** Routes that need no session. */
+const PUBLIC = new Set(["/api/auth/login"]);
+
 /** The HTTP server of `underway start`. */
-export function createHttpServer(options: HttpServerOptions): FastifyInstance {
-  const { runtime } = options;
+export async function createHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
+  const { runtime, platform } = options;
   const app = Fastify({ logger: false, bodyLimit: 2 * 1024 * 1024 });
+  await app.register(helmet, { contentSecurityPolicy: { directives: { defaultSrc: ["'self'"] } } });
+  await app.register(cookie);
+  app.decorateRequest("session", null);
+  // Set before any route plugin, which inherits it.
+  app.setErrorHandler((error: Error & { statusCode?: number; validation?: unknown }, _request, reply) => {
+    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    if (status === 500) runtime.logger.error({ err: error }, "request failed");
+    return reply.code(status).send({ error: status === 500 ? "internal error" : error.message });
+  });
+
 
   app.get("/healthz", async (_request, reply) => {
     try {
@@ -18,6 +46,26 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
       return reply.code(503).send({ status: "unavailable", error: (error as Error).message });
     }
   });
+
+  if (platform) {
+    app.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
+      const path = request.url.split("?")[0] ?? "";
+      if (!path.startsWith("/api/") || PUBLIC.has(path)) return;
+      const header = request.headers.authorization;
+      const bearer = header?.startsWith("Bearer ") ? header.slice(7).trim() : undefined;
+      const token = bearer ?? request.cookies[SESSION_COOKIE];
+      const session = token ? await platform.sessions.authenticate(token) : null;
+      if (!session) return reply.code(401).send({ error: "sign in first: POST /api/auth/login" });
+      // A browser sends the cookie by itself, so a cookie-authenticated write must also prove it
+      // comes from our page: the CSRF token given at sign-in, in a header.
+      if (!bearer && !["GET", "HEAD", "OPTIONS"].includes(request.method) && request.headers["x-csrf-token"] !== session.csrfToken) {
+        return reply.code(403).send({ error: "missing or wrong X-CSRF-Token header" });
+      }
+      request.session = session;
+    });
+    await app.register(authRoutes(platform));
+    await app.register(activityRoutes(platform));
+  }
 
   return app;
 }

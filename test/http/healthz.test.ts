@@ -5,7 +5,7 @@ import { startRuntime, tempDir } from "../helpers.ts";
 
 it("GET /healthz answers with the store and worker, and 503 once the store is gone", async () => {
   const runtime = await startRuntime({ dir: tempDir() });
-  const app = createHttpServer({ runtime });
+  const app = await createHttpServer({ runtime });
   const ok = await app.inject({ method: "GET", url: "/healthz" });
   assert.equal(ok.statusCode, 200);
   const body = ok.json() as { status: string; store: string; worker: { id: string; active: number } };

@@ -1,0 +1,60 @@
+import type { FastifyInstance } from "fastify";
+import type { Platform } from "../../platform/platform.ts";
+
+export const SESSION_COOKIE = "underway_session";
+
+function userView(user: { id: string; name: string; contactId: string; contactName: string; culture: string; timeZone: string; isAdmin: boolean }) {
+  return {
+    id: user.id,
+    name: user.name,
+    contactId: user.contactId,
+    contactName: user.contactName,
+    culture: user.culture,
+    timeZone: user.timeZone,
+    isAdmin: user.isAdmin,
+  };
+}
+
+/** Sign-in, sign-out and the current user. */
+export function authRoutes(platform: Platform) {
+  return async (app: FastifyInstance): Promise<void> => {
+    app.post(
+      "/api/auth/login",
+      {
+        schema: {
+          body: {
+            type: "object",
+            required: ["login", "password"],
+            additionalProperties: false,
+            properties: { login: { type: "string", minLength: 1, maxLength: 250 }, password: { type: "string", minLength: 1, maxLength: 1024 } },
+          },
+        },
+      },
+      async (request, reply) => {
+        const { login, password } = request.body as { login: string; password: string };
+        const session = await platform.sessions.signIn(login, password);
+        if (!session) return reply.code(401).send({ error: "wrong login or password" });
+        reply.setCookie(SESSION_COOKIE, session.token, {
+          httpOnly: true,
+          sameSite: "lax",
+          path: "/",
+          secure: request.protocol === "https",
+          expires: session.expiresAt,
+        });
+        return { token: session.token, csrfToken: session.csrfToken, expiresAt: session.expiresAt.toISOString(), user: userView(session.user) };
+      },
+    );
+
+    app.post("/api/auth/logout", async (request, reply) => {
+      const header = request.headers.authorization;
+      await platform.sessions.signOut(header?.startsWith("Bearer ") ? header.slice(7).trim() : request.cookies[SESSION_COOKIE]);
+      reply.clearCookie(SESSION_COOKIE, { path: "/" });
+      return reply.code(204).send();
+    });
+
+    app.get("/api/auth/me", async (request) => {
+      const session = request.session;
+      return { user: session ? userView(session.user) : null, csrfToken: session?.csrfToken ?? null };
+    });
+  };
+}
