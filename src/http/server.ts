@@ -63,6 +63,13 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
       }
       request.session = session;
     });
+    // The signed-in user is ambient for the rest of the request: tasks started with a user
+    // connection while handling it run as that user.
+    app.addHook("onRequest", (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
+      const user = request.session?.user;
+      if (!user) return done();
+      platform.runAs(user, done);
+    });
     await app.register(authRoutes(platform));
     await app.register(activityRoutes(platform));
   }

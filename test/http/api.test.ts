@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { currentUser } from "../../src/index.ts";
 import { createHttpServer } from "../../src/http/server.ts";
 import { Activity } from "../../src/platform/entities/activity.ts";
 import { STORES, startPlatform } from "../platform/helpers.ts";
@@ -9,6 +10,11 @@ for (const store of STORES) {
     it("signs in and out, guards every route, protects cookie writes against CSRF, lists activities", async () => {
       const platform = await startPlatform(store);
       const app = await createHttpServer({ runtime: platform.runtime, platform });
+      // The signed-in user is ambient while a request is handled.
+      app.get("/api/test/whoami", async () => {
+        await new Promise((r) => setTimeout(r, 1));
+        return { userId: currentUser()?.userId ?? null };
+      });
       const alice = await platform.users.create({ login: "alice", password: "alice-pass", contactName: "Alice A" });
       const bob = await platform.users.create({ login: "bob", password: "bob-pass", contactName: "Bob B" });
       for (const [user, title] of [
@@ -52,6 +58,8 @@ for (const store of STORES) {
       );
       assert.equal(first?.owner.id, alice.contactId);
 
+      const who = await app.inject({ method: "GET", url: "/api/test/whoami", headers: { authorization: `Bearer ${token}` } });
+      assert.deepEqual(who.json(), { userId: alice.id });
       const viaCookie = await app.inject({ method: "GET", url: "/api/activities?title=first", cookies: { underway_session: token } });
       assert.deepEqual((viaCookie.json() as { items: { title: string }[] }).items.map((i) => i.title), ["First of Alice"]);
       const paged = await app.inject({ method: "GET", url: "/api/activities?limit=1", headers: { authorization: `Bearer ${token}` } });

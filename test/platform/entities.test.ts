@@ -54,6 +54,15 @@ for (const store of STORES) {
       assert.equal(await platform.sessions.authenticate(again?.token), null);
     });
 
+    it("gives the Supervisor a generated password on a fresh database, shown once", async () => {
+      const shown: string[] = [];
+      const platform = await startPlatform(store, { adminPassword: undefined, onGeneratedAdminPassword: (p) => shown.push(p) });
+      assert.equal(shown.length, 1);
+      assert.ok((shown[0] ?? "").length >= 16);
+      assert.ok(await platform.sessions.signIn("Supervisor", shown[0]));
+      assert.deepEqual(await platform.users.ensureSupervisorPassword(undefined), { generated: null });
+    });
+
     it("fills the Activity defaults of the platform and checks required columns", async () => {
       const platform = await startPlatform(store);
       const alice = await platform.users.create({ login: "alice", password: "alice-pass", contactName: "Alice A" });
@@ -90,6 +99,10 @@ for (const store of STORES) {
       const mine = new Activity(aliceUc);
       mine.title = "Alice's";
       mine.setDefColumnValues();
+      await mine.save();
+
+      // Alice may edit her own record.
+      mine.title = "Alice's, edited";
       await mine.save();
 
       // Bob cannot read, edit or delete Alice's record.
