@@ -39,3 +39,20 @@ export {
 export { createRuntime, Runtime, type RuntimeConfig, type RuntimeEvents, type WorkerConfig } from "./runtime/runtime.ts";
 export type { UserConnectionFactory, WorkerEvent } from "./worker/worker.ts";
 export type { DriverTransaction } from "./store/driver.ts";
+
+// The platform slice.
+export { Platform, type PlatformConfig } from "./platform/platform.ts";
+export { UserConnection, type AppConnection, type CurrentUser } from "./platform/user-connection.ts";
+export { Entity } from "./platform/entities/entity.ts";
+export { Activity } from "./platform/entities/activity.ts";
+export { EntitySchemaQuery, type FilterComparison } from "./platform/entities/query.ts";
+export {
+  EntitySchema,
+  EntitySchemaManager,
+  type ColumnDefinition,
+  type ColumnType,
+  type EntitySchemaDefinition,
+} from "./platform/entities/schema.ts";
+export { EntitySecurityError, EntityValidationError } from "./platform/entities/errors.ts";
+export { ActivityConsts, ActivityPriorityIds, ActivityStatusIds, SystemIds } from "./platform/constants.ts";
+export type { PlatformUser, NewUser } from "./platform/users/users.ts";
