@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError, Option } from "commander";
+import { fileURLToPath } from "node:url";
 import cliProgress from "cli-progress";
 import { createHttpServer } from "../http/server.ts";
 import { Platform } from "../platform/platform.ts";
@@ -30,6 +31,14 @@ const graceOption = () =>
   new Option("--grace <ms>", "on SIGTERM/SIGINT, how long running tasks may finish before they are stopped and queued again")
     .default(10_000)
     .argParser(intOption(0));
+/** The worked example shipped with underway, published on a fresh database by `underway start`. */
+const EXAMPLE_PACKAGE = fileURLToPath(new URL("../../examples/background-activity", import.meta.url));
+const packagesOption = () =>
+  new Option("--packages <folders...>", "package folders to save and publish when not yet published")
+    .env("UNDERWAY_PACKAGES")
+    .default([EXAMPLE_PACKAGE], "the worked example");
+const list = (value: string | string[] | undefined): string[] =>
+  (Array.isArray(value) ? value : (value ?? "").split(",")).map((s) => s.trim()).filter(Boolean);
 const tasksOption = () =>
   new Option("--tasks <modules...>", "modules whose exported task classes this process runs").env("UNDERWAY_TASKS");
 
@@ -69,9 +78,11 @@ export function buildProgram(): Command {
     .addOption(new Option("--host <host>", "HTTP address to listen on").env("HOST").default("127.0.0.1"))
     .addOption(new Option("--concurrency <n>", "tasks run at once").default(10).argParser(intOption(1)))
     .addOption(graceOption())
-    .action(async (options: CommonOptions & { port: number; host: string; concurrency: number; grace: number; tasks?: string | string[] }) => {
+    .addOption(packagesOption())
+    .action(async (options: CommonOptions & { port: number; host: string; concurrency: number; grace: number; tasks?: string | string[]; packages: string | string[] }) => {
       const platform = await Platform.start({
         db: options.db,
+        packages: list(options.packages),
         tasks: await taskModules(options.tasks),
         worker: { concurrency: options.concurrency },
         shutdownGraceMs: options.grace,
@@ -114,6 +125,52 @@ export function buildProgram(): Command {
       });
       runtime.handleSignals();
       console.log(`underway worker ${runtime.worker?.id} running (database ${runtime.driver.description})`);
+    });
+
+  program
+    .command("run <code>")
+    .description("run a published business process as a user")
+    .addOption(dbOption())
+    .option("--param <name=value...>", "process parameters", [] as string[])
+    .option("--user <login>", "the user who runs the process", "Supervisor")
+    .option("--wait", "run a worker here and wait until the process ends")
+    .addOption(new Option("--timeout <seconds>", "with --wait: give up after this long").default(600).argParser(intOption(1)))
+    .action(async (code: string, options: CommonOptions & { param: string[]; user: string; wait?: boolean; timeout: number }) => {
+      const parameters: Record<string, string> = {};
+      for (const p of options.param) {
+        const at = p.indexOf("=");
+        if (at < 1) throw new InvalidArgumentError(`--param ${JSON.stringify(p)}: expected name=value`);
+        parameters[p.slice(0, at)] = p.slice(at + 1);
+      }
+      const platform = await Platform.start({
+        db: options.db,
+        logger: false,
+        maintenance: options.wait ? {} : false,
+        worker: options.wait ? {} : false,
+        shutdownGraceMs: 1_000,
+      });
+      try {
+        const user = await platform.users.getByLogin(options.user);
+        if (!user || !user.active) throw new Error(`no active user with the login ${JSON.stringify(options.user)}`);
+        const { instanceId } = await platform.userConnection(user).processEngine.processExecutor.execute(code, parameters);
+        console.log(`process ${code} started: instance ${instanceId}`);
+        if (!options.wait) return;
+        const deadline = Date.now() + options.timeout * 1000;
+        for (;;) {
+          const log = await platform.processEngine.getLog(instanceId, platform.appConnection.systemUserConnection);
+          const waiting = log?.elements.some((e) => e.waiting);
+          if (log && (log.status !== "Running" || waiting)) {
+            for (const e of log.elements) console.log(`  ${e.seq}. ${e.name || e.elementId} (${e.kind}): ${e.status}${e.waiting ? " (waiting)" : ""}${e.errorMessage ? ` - ${e.errorMessage}` : ""}`);
+            console.log(`status: ${log.status}${log.errorMessage ? ` - ${log.errorMessage}` : ""}`);
+            process.exitCode = log.status === "Completed" || waiting ? 0 : 1;
+            return;
+          }
+          if (Date.now() > deadline) throw new Error(`process instance ${instanceId} still runs after ${options.timeout} s`);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      } finally {
+        await platform.stop();
+      }
     });
 
   program

@@ -6,6 +6,8 @@ import type { Session } from "../platform/users/sessions.ts";
 import type { Runtime } from "../runtime/runtime.ts";
 import { activityRoutes } from "./routes/activities.ts";
 import { authRoutes, SESSION_COOKIE } from "./routes/auth.ts";
+import { packageRoutes } from "./routes/packages.ts";
+import { processRoutes } from "./routes/processes.ts";
 
 export interface HttpServerOptions {
   readonly runtime: Runtime;
@@ -72,6 +74,8 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     });
     await app.register(authRoutes(platform));
     await app.register(activityRoutes(platform));
+    await app.register(processRoutes(platform));
+    await app.register(packageRoutes(platform));
   }
 
   return app;

@@ -10,6 +10,9 @@ import { PLATFORM_MIGRATIONS } from "./db/migrations.ts";
 import type { PlatformTables } from "./db/tables.ts";
 import { BASE_SCHEMAS } from "./entities/definitions.ts";
 import { EntitySchemaManager } from "./entities/schema.ts";
+import { PackageLoader } from "./packages/loader.ts";
+import { Packages } from "./packages/packages.ts";
+import { ProcessEngine, ProcessInstanceTask } from "./processes/engine.ts";
 import { UserConnection, type AppConnection, type CurrentUser } from "./user-connection.ts";
 import { Sessions } from "./users/sessions.ts";
 import { Users, type PlatformUser } from "./users/users.ts";
@@ -21,6 +24,10 @@ export interface PlatformConfig extends Omit<RuntimeConfig, "userConnectionFacto
   readonly adminPassword?: string;
   /** Told the generated Supervisor password once, on a fresh database. Default: printed to stderr. */
   readonly onGeneratedAdminPassword?: (password: string) => void;
+  /** Package folders saved and published at start when the package has no build yet. */
+  readonly packages?: readonly string[];
+  /** How often a worker looks for newer package builds, ms. Default 1,000. */
+  readonly packageRefreshMs?: number;
 }
 
 function currentUserOf(user: PlatformUser): CurrentUser {
@@ -47,16 +54,26 @@ export class Platform {
   readonly sessions: Sessions;
   readonly entitySchemaManager = new EntitySchemaManager(BASE_SCHEMAS);
   readonly appConnection: AppConnection;
+  readonly packages: Packages;
+  readonly packageLoader: PackageLoader;
+  readonly processEngine: ProcessEngine;
   private systemConnection: UserConnection | null = null;
 
   private constructor(private readonly config: PlatformConfig) {
     this.runtime = createRuntime({
       ...config,
+      tasks: [...(config.tasks ?? []), ProcessInstanceTask],
       userConnectionFactory: (initiator) => this.userConnectionFor(initiator),
     });
     this.db = createKysely<PlatformTables>(this.runtime.driver);
     this.users = new Users(this.runtime.driver, this.db);
     this.sessions = new Sessions(this.runtime.driver, this.db, this.users, config.sessionTtlMs);
+    this.packages = new Packages(this.runtime.driver, this.db);
+    // Package code imports "underway": the public API, loaded when a build is first used.
+    this.packageLoader = new PackageLoader(this.packages, () => import("../index.ts") as Promise<Record<string, unknown>>, config.packageRefreshMs);
+    this.processEngine = new ProcessEngine(this.runtime.driver, this.db, this.packageLoader, this.runtime);
+    this.runtime.registry.setResolver((name) => this.packageLoader.resolveTaskClass(name));
+    const processEngine = this.processEngine;
     const systemConnection = (): UserConnection => {
       if (!this.systemConnection) throw new Error("the platform has not started");
       return this.systemConnection;
@@ -67,6 +84,7 @@ export class Platform {
       get systemUserConnection(): UserConnection {
         return systemConnection();
       },
+      processEngine,
     };
   }
 
@@ -80,6 +98,7 @@ export class Platform {
       if (!supervisor) throw new Error("the Supervisor user is missing from the database");
       platform.systemConnection = new UserConnection(platform.appConnection, { ...currentUserOf(supervisor), isAdmin: true });
       const { generated } = await platform.users.ensureSupervisorPassword(config.adminPassword ?? process.env.UNDERWAY_ADMIN_PASSWORD);
+      for (const folder of config.packages ?? []) await platform.installPackage(folder);
       if (generated) {
         (config.onGeneratedAdminPassword ?? ((p) => process.stderr.write(`\nunderway: the Supervisor's password is ${p} (shown once; change it after signing in)\n\n`)))(generated);
       }
@@ -88,6 +107,19 @@ export class Platform {
       throw error;
     }
     return platform;
+  }
+
+  /** Saves and publishes a package folder, unless that package already has a build. */
+  async installPackage(folder: string): Promise<{ name: string; version: number | null }> {
+    const { readFile } = await import("node:fs/promises");
+    const { join } = await import("node:path");
+    const descriptor = JSON.parse(await readFile(join(folder, "underway-package.json"), "utf8")) as { name: string };
+    const existing = (await this.packages.latestVersions()).get(descriptor.name);
+    if (existing !== undefined) return { name: descriptor.name, version: existing };
+    await this.packages.importFolder(folder);
+    const { version } = await this.packages.publish(descriptor.name);
+    this.runtime.logger.info({ package: descriptor.name, version }, "package published");
+    return { name: descriptor.name, version };
   }
 
   /** A UserConnection of this user. */

@@ -3,6 +3,7 @@ import type { UserConnectionLike } from "../tasks/types.ts";
 import type { PlatformTables } from "./db/tables.ts";
 import { schemaRightsOf, type SchemaRights } from "./entities/rights.ts";
 import type { EntitySchemaManager } from "./entities/schema.ts";
+import type { ProcessEngine } from "./processes/engine.ts";
 
 /** The user a connection works as. */
 export interface CurrentUser {
@@ -22,6 +23,7 @@ export interface AppConnection {
   readonly entitySchemaManager: EntitySchemaManager;
   /** A connection of the system user, for explicit system work: no rights are checked for it. */
   readonly systemUserConnection: UserConnection;
+  readonly processEngine: ProcessEngine;
 }
 
 /**
@@ -43,6 +45,12 @@ export class UserConnection implements UserConnectionLike {
 
   get entitySchemaManager(): EntitySchemaManager {
     return this.appConnection.entitySchemaManager;
+  }
+
+  /** The platform's process engine, as this user: `processEngine.processExecutor.execute(code, parameters)`. */
+  get processEngine(): { readonly processExecutor: { execute(code: string, parameters?: Record<string, unknown>): Promise<{ instanceId: string }> } } {
+    const engine = this.appConnection.processEngine;
+    return { processExecutor: { execute: (code, parameters = {}) => engine.execute(this, code, parameters) } };
   }
 
   /** The current date and time in the user's time zone, as a local ISO text (no offset). */

@@ -110,9 +110,24 @@ export function backoffDelay(attempt: number, backoff: Required<BackoffOptions>,
   return Math.round(exponential * (1 - backoff.jitter * random()));
 }
 
+/**
+ * Marks a class that comes from a published package build: such classes are not kept by name
+ * (a newer build replaces them); workers find the current one through the registry's resolver.
+ */
+export const DYNAMIC_TASK_CLASS: unique symbol = Symbol.for("underway.dynamicTaskClass");
+
+function isDynamic(taskClass: AnyTaskClass): boolean {
+  return Object.prototype.hasOwnProperty.call(taskClass, DYNAMIC_TASK_CLASS);
+}
+
+/** Finds a class no registration names, such as one of a published package. */
+export type TaskClassResolver = (name: string) => Promise<AnyTaskClass | undefined>;
+
 /** The classes one runtime knows, by name. */
 export class TaskRegistry {
   private readonly byName = new Map<string, { taskClass: AnyTaskClass; options: ResolvedTaskOptions }>();
+  private readonly dynamicOptions = new WeakMap<AnyTaskClass, ResolvedTaskOptions>();
+  private resolver: TaskClassResolver | null = null;
 
   constructor(classes: readonly unknown[] = []) {
     classes.forEach((c, i) => this.register(c, `tasks[${i}]`));
@@ -122,6 +137,7 @@ export class TaskRegistry {
   register(taskClass: unknown, where = "register"): { name: string; options: ResolvedTaskOptions } {
     assertTaskClass(taskClass, where);
     const name = taskNameOf(taskClass);
+    if (isDynamic(taskClass)) return { name, options: this.optionsOfDynamic(taskClass, name) };
     const known = this.byName.get(name);
     if (known) {
       if (known.taskClass !== taskClass) {
@@ -138,6 +154,29 @@ export class TaskRegistry {
 
   resolve(name: string): { taskClass: AnyTaskClass; options: ResolvedTaskOptions } | undefined {
     return this.byName.get(name);
+  }
+
+  /** Sets where classes that are not registered are looked for (the platform's packages). */
+  setResolver(resolver: TaskClassResolver | null): void {
+    this.resolver = resolver;
+  }
+
+  /** The class to run a task of this name with: a registered one, else the resolver's. */
+  async resolveForRun(name: string): Promise<{ taskClass: AnyTaskClass; options: ResolvedTaskOptions } | undefined> {
+    const known = this.byName.get(name);
+    if (known || !this.resolver) return known;
+    const taskClass = await this.resolver(name);
+    if (!taskClass) return undefined;
+    return { taskClass, options: this.optionsOfDynamic(taskClass, name) };
+  }
+
+  private optionsOfDynamic(taskClass: AnyTaskClass, name: string): ResolvedTaskOptions {
+    let options = this.dynamicOptions.get(taskClass);
+    if (!options) {
+      options = resolveTaskOptions(taskClass, name);
+      this.dynamicOptions.set(taskClass, options);
+    }
+    return options;
   }
 
   names(): string[] {

@@ -240,7 +240,12 @@ export class Worker {
       // Bytes that cannot be decoded never will be: no retry.
       return this.failure(run, error, null);
     }
-    const entry = this.options.registry.resolve(task.name);
+    let entry;
+    try {
+      entry = await this.options.registry.resolveForRun(task.name);
+    } catch (error) {
+      return this.failure(run, error, "default");
+    }
     if (!entry) {
       return this.failure(run, new UnknownTaskError(task.name, this.options.registry.names()), "default");
     }

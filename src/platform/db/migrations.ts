@@ -129,4 +129,74 @@ export const PLATFORM_MIGRATIONS: readonly PlatformMigration[] = [
       }
     },
   },
+  {
+    version: 2,
+    name: "packages_processes",
+    async up(db, dialect) {
+      const time = timeType(dialect);
+      await db.schema
+        .createTable("SysPackage")
+        .addColumn("Id", "text", (c) => c.primaryKey())
+        .addColumn("Name", "text", (c) => c.notNull().unique())
+        .addColumn("Description", "text")
+        .addColumn("Dependencies", "text", (c) => c.notNull().defaultTo("[]"))
+        .addColumn("CreatedOn", time)
+        .addColumn("ModifiedOn", time)
+        .execute();
+      await db.schema
+        .createTable("SysSchema")
+        .addColumn("Id", "text", (c) => c.primaryKey())
+        .addColumn("PackageId", "text", (c) => c.notNull())
+        .addColumn("Name", "text", (c) => c.notNull())
+        .addColumn("Kind", "text", (c) => c.notNull())
+        .addColumn("Caption", "text")
+        .addColumn("Body", "text", (c) => c.notNull())
+        .addColumn("ModifiedOn", time)
+        .addColumn("ModifiedById", "text")
+        .addUniqueConstraint("SysSchema_package_name", ["PackageId", "Name"])
+        .execute();
+      await db.schema
+        .createTable("SysPackageBuild")
+        .addColumn("Id", "text", (c) => c.primaryKey())
+        .addColumn("PackageId", "text", (c) => c.notNull())
+        .addColumn("Version", "integer", (c) => c.notNull())
+        .addColumn("Code", "text", (c) => c.notNull())
+        .addColumn("Manifest", "text", (c) => c.notNull())
+        .addColumn("CreatedOn", time)
+        .addColumn("CreatedById", "text")
+        .addUniqueConstraint("SysPackageBuild_package_version", ["PackageId", "Version"])
+        .execute();
+      await db.schema
+        .createTable("SysProcessLog")
+        .addColumn("Id", "text", (c) => c.primaryKey())
+        .addColumn("ProcessCode", "text", (c) => c.notNull())
+        .addColumn("Title", "text", (c) => c.notNull())
+        .addColumn("PackageName", "text", (c) => c.notNull())
+        .addColumn("BuildVersion", "integer", (c) => c.notNull())
+        .addColumn("OwnerId", "text", (c) => c.notNull())
+        .addColumn("Status", "text", (c) => c.notNull())
+        .addColumn("Parameters", "text", (c) => c.notNull().defaultTo("{}"))
+        .addColumn("ErrorMessage", "text")
+        .addColumn("TaskId", "text")
+        .addColumn("StartedOn", time)
+        .addColumn("CompletedOn", time)
+        .execute();
+      await db.schema.createIndex("SysProcessLog_StartedOn").on("SysProcessLog").columns(["StartedOn desc", "Id"]).execute();
+      await db.schema
+        .createTable("SysProcessElementLog")
+        .addColumn("Id", "text", (c) => c.primaryKey())
+        .addColumn("ProcessLogId", "text", (c) => c.notNull())
+        .addColumn("Seq", "integer", (c) => c.notNull())
+        .addColumn("ElementId", "text", (c) => c.notNull())
+        .addColumn("ElementName", "text", (c) => c.notNull())
+        .addColumn("Kind", "text", (c) => c.notNull())
+        .addColumn("Status", "text", (c) => c.notNull())
+        .addColumn("Waiting", "boolean", (c) => c.notNull().defaultTo(false))
+        .addColumn("ErrorMessage", "text")
+        .addColumn("StartedOn", time)
+        .addColumn("CompletedOn", time)
+        .addUniqueConstraint("SysProcessElementLog_seq", ["ProcessLogId", "Seq"])
+        .execute();
+    },
+  },
 ];

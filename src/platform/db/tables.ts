@@ -24,7 +24,41 @@ export interface SysAdminUnitTable {
   ModifiedById: string | null;
 }
 
+export interface SysProcessLogTable {
+  Id: string;
+  ProcessCode: string;
+  Title: string;
+  PackageName: string;
+  BuildVersion: number;
+  OwnerId: string;
+  Status: string;
+  Parameters: string;
+  ErrorMessage: string | null;
+  TaskId: string | null;
+  StartedOn: Time;
+  CompletedOn: Time;
+}
+
+export interface SysProcessElementLogTable {
+  Id: string;
+  ProcessLogId: string;
+  Seq: number;
+  ElementId: string;
+  ElementName: string;
+  Kind: string;
+  Status: string;
+  Waiting: boolean | number;
+  ErrorMessage: string | null;
+  StartedOn: Time;
+  CompletedOn: Time;
+}
+
 export interface PlatformTables {
+  SysPackage: { Id: string; Name: string; Description: string | null; Dependencies: string; CreatedOn: Time; ModifiedOn: Time };
+  SysSchema: { Id: string; PackageId: string; Name: string; Kind: string; Caption: string | null; Body: string; ModifiedOn: Time; ModifiedById: string | null };
+  SysPackageBuild: { Id: string; PackageId: string; Version: number; Code: string; Manifest: string; CreatedOn: Time; CreatedById: string | null };
+  SysProcessLog: SysProcessLogTable;
+  SysProcessElementLog: SysProcessElementLogTable;
   Contact: ContactTable;
   SysAdminUnit: SysAdminUnitTable;
   SysRole: { Id: string; Name: string };

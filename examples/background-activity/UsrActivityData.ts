@@ -1,0 +1,5 @@
+/** The parameters of UsrBackgroundActivityCreator (the platform sample's ActivityData class). */
+export interface UsrActivityData {
+  title: string;
+  typeId: string;
+}

@@ -1,0 +1,62 @@
+import type { FastifyInstance } from "fastify";
+import type { Platform } from "../../platform/platform.ts";
+import { ProcessNotFoundError } from "../../platform/processes/engine.ts";
+
+/** Running processes and reading the process log. */
+export function processRoutes(platform: Platform) {
+  return async (app: FastifyInstance): Promise<void> => {
+    app.post(
+      "/api/processes/:code/run",
+      {
+        schema: {
+          params: { type: "object", properties: { code: { type: "string", minLength: 1, maxLength: 200 } } },
+          body: {
+            anyOf: [
+              { type: "null" },
+              { type: "object", additionalProperties: false, properties: { parameters: { type: "object", maxProperties: 100 } } },
+            ],
+          },
+        },
+      },
+      async (request, reply) => {
+        const session = request.session;
+        if (!session) return reply.code(401).send({ error: "sign in first" });
+        const { code } = request.params as { code: string };
+        const body = (request.body ?? {}) as { parameters?: Record<string, unknown> };
+        try {
+          const { instanceId } = await platform.userConnection(session.user).processEngine.processExecutor.execute(code, body.parameters ?? {});
+          return reply.code(202).send({ instanceId });
+        } catch (error) {
+          if (error instanceof ProcessNotFoundError) return reply.code(404).send({ error: error.message });
+          if (error instanceof Error && /parameter/.test(error.message)) return reply.code(400).send({ error: error.message });
+          throw error;
+        }
+      },
+    );
+
+    app.get("/api/process-log", { schema: { querystring: { type: "object", properties: { limit: { type: "integer", minimum: 1, maximum: 500, default: 50 }, offset: { type: "integer", minimum: 0, default: 0 } } } } }, async (request, reply) => {
+      const session = request.session;
+      if (!session) return reply.code(401).send({ error: "sign in first" });
+      const { limit, offset } = request.query as { limit: number; offset: number };
+      return { items: await platform.processEngine.listLog(platform.userConnection(session.user), { limit, offset }) };
+    });
+
+    app.get("/api/process-log/:id", async (request, reply) => {
+      const session = request.session;
+      if (!session) return reply.code(401).send({ error: "sign in first" });
+      const { id } = request.params as { id: string };
+      const log = await platform.processEngine.getLog(id, platform.userConnection(session.user));
+      if (!log) return reply.code(404).send({ error: `no process instance ${JSON.stringify(id)} that you may see` });
+      return log;
+    });
+
+    app.post("/api/process-log/:id/cancel", async (request, reply) => {
+      const session = request.session;
+      if (!session) return reply.code(401).send({ error: "sign in first" });
+      const { id } = request.params as { id: string };
+      const canceled = await platform.processEngine.cancel(id, platform.userConnection(session.user));
+      if (!canceled) return reply.code(409).send({ error: "the instance is not running, or you may not cancel it" });
+      return { canceled: true };
+    });
+  };
+}

@@ -1,0 +1,86 @@
+/**
+ * Loading a compiled package: evaluates its bundle with `new Function("require", "module",
+ * "exports", code)`. The `require` it gets answers only "underway" (the platform API namespace the
+ * caller passes; it must be the very module instance the platform runs with, so classes such as
+ * Activity and the Task runtime are shared) and the packages it depends on (their schema modules).
+ * Anything else, node:fs included, throws: package code may import only "underway", its own
+ * schemas and the schemas of the packages it depends on. (This is a rule of the platform, not a
+ * sandbox: package code runs in the platform's process with its globals.)
+ */
+import { PLATFORM_MODULE } from "./names.ts";
+import { PackageLoadError, type CompiledPackage, type LoadedPackage, type ScriptContext } from "./types.ts";
+
+type Module = Readonly<Record<string, unknown>>;
+type ScriptFunction = (context: ScriptContext) => Promise<unknown>;
+type ConditionFunction = (context: ScriptContext) => unknown;
+
+interface BundleExports {
+  readonly modules: readonly (readonly [string, Module])[];
+  readonly scripts: readonly (readonly [string, string, ScriptFunction])[];
+  readonly conditions: readonly (readonly [string, string, ConditionFunction])[];
+}
+
+function isBundleExports(value: unknown): value is BundleExports {
+  const v = value as Partial<BundleExports> | null;
+  return typeof v === "object" && v !== null && Array.isArray(v.modules) && Array.isArray(v.scripts) && Array.isArray(v.conditions);
+}
+
+export function loadPackage(
+  compiled: CompiledPackage,
+  platformApi: Record<string, unknown>,
+  dependencies: readonly LoadedPackage[] = [],
+): LoadedPackage {
+  const { packageName } = compiled;
+  const byName = new Map(dependencies.map((d) => [d.packageName, d]));
+  const require = (specifier: string): unknown => {
+    if (specifier === PLATFORM_MODULE) return platformApi;
+    const dependency = byName.get(specifier);
+    if (dependency) return dependency.modules;
+    throw new PackageLoadError(
+      `package code cannot import "${specifier}": a package may import only "${PLATFORM_MODULE}", its own schemas and the schemas of the packages it depends on` +
+        ` (if ${JSON.stringify(specifier)} is a package ${packageName} depends on, pass its loaded package to loadPackage)`,
+    );
+  };
+  const module: { exports: unknown } = { exports: {} };
+  const evaluate = new Function("require", "module", "exports", `${compiled.code}\n//# sourceURL=underway-package/${packageName}.js`) as (
+    require: (specifier: string) => unknown,
+    module: { exports: unknown },
+    exports: unknown,
+  ) => void;
+  evaluate(require, module, module.exports);
+  const bundle = module.exports;
+  if (!isBundleExports(bundle)) throw new PackageLoadError(`package ${packageName}: the code is not a compiled package bundle`);
+
+  const modules = Object.freeze(Object.fromEntries(bundle.modules.map(([name, exports]) => [name, exports])));
+  const key = (processCode: string, id: string): string => `${processCode}\0${id}`;
+  const scripts = new Map(bundle.scripts.map(([processCode, id, fn]) => [key(processCode, id), fn]));
+  const conditions = new Map(bundle.conditions.map(([processCode, id, fn]) => [key(processCode, id), fn]));
+
+  return {
+    packageName,
+    modules,
+    script(processCode, elementId) {
+      const fn = scripts.get(key(processCode, elementId));
+      if (!fn) throw new Error(`package ${packageName} has no script ${processCode}/${elementId}`);
+      return async (context) => {
+        const result = await fn(context);
+        // The type-check demands a boolean; this catches casts (`as any`) that slipped past it.
+        if (typeof result !== "boolean") {
+          throw new TypeError(`script ${processCode}/${elementId} of package ${packageName} returned ${typeof result}, not a boolean`);
+        }
+        return result;
+      };
+    },
+    condition(processCode, flowId) {
+      const fn = conditions.get(key(processCode, flowId));
+      if (!fn) throw new Error(`package ${packageName} has no condition ${processCode}/${flowId}`);
+      return (context) => {
+        const result = fn(context);
+        if (typeof result !== "boolean") {
+          throw new TypeError(`condition ${processCode}/${flowId} of package ${packageName} returned ${typeof result}, not a boolean`);
+        }
+        return result;
+      };
+    },
+  };
+}

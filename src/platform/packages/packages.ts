@@ -1,0 +1,249 @@
+import { randomUUID } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { sql, type Kysely } from "kysely";
+import type { StorageDriver } from "../../store/driver.ts";
+import type { PlatformTables } from "../db/tables.ts";
+import { parseProcess, type ProcessDefinition } from "../processes/bpmn/index.ts";
+import { compilePackage, type CompiledPackage, type ProcessCondition, type ProcessScript, type SourceSchema } from "./compiler/index.ts";
+
+export type SchemaKind = "source" | "process";
+
+export interface SchemaInput {
+  readonly name: string;
+  readonly kind: SchemaKind;
+  readonly caption?: string;
+  /** TypeScript source, or BPMN 2.0 XML for a process. */
+  readonly body: string;
+}
+
+export interface SchemaRecord extends Required<SchemaInput> {
+  readonly modifiedOn: Date | null;
+}
+
+/** What a published build holds besides its code. */
+export interface BuildManifest {
+  readonly packageName: string;
+  readonly version: number;
+  readonly exports: Readonly<Record<string, readonly string[]>>;
+  readonly schemas: readonly SourceSchema[];
+  /** Process code -> BPMN XML, as published. */
+  readonly processes: Readonly<Record<string, string>>;
+}
+
+export interface PackageBuild {
+  readonly manifest: BuildManifest;
+  readonly code: string;
+}
+
+/** A package folder: `underway-package.json` plus the schema files it lists. */
+export interface PackageDescriptor {
+  readonly name: string;
+  readonly description?: string;
+  readonly dependencies?: readonly string[];
+  readonly schemas: readonly { readonly name: string; readonly kind: SchemaKind; readonly file: string; readonly caption?: string }[];
+}
+
+const NAME = /^[A-Za-z][A-Za-z0-9_]{0,99}$/;
+const MAX_BODY = 1024 * 1024;
+
+/**
+ * Packages of source code and process schemas. Save stores a schema's text (a process is checked
+ * at once); Publish compiles the whole package into a new numbered build stored in the database,
+ * which every worker picks up; a failed compile reports its problems and the previous build stays.
+ */
+export class Packages {
+  constructor(
+    private readonly store: StorageDriver,
+    private readonly db: Kysely<PlatformTables>,
+  ) {}
+
+  async ensurePackage(name: string, options: { description?: string; dependencies?: readonly string[] } = {}): Promise<string> {
+    if (!NAME.test(name)) throw new Error(`package name ${JSON.stringify(name)} must be letters, digits and _ (at most 100), starting with a letter`);
+    for (const d of options.dependencies ?? []) if (!NAME.test(d)) throw new Error(`dependency name ${JSON.stringify(d)} is not a package name`);
+    const existing = await this.db.selectFrom("SysPackage").select("Id").where("Name", "=", name).executeTakeFirst();
+    const now = new Date(await this.store.clockNow());
+    const dependencies = JSON.stringify(options.dependencies ?? []);
+    if (existing) {
+      await this.db
+        .updateTable("SysPackage")
+        .set({ ModifiedOn: now, Dependencies: dependencies, ...(options.description !== undefined ? { Description: options.description } : {}) })
+        .where("Id", "=", existing.Id)
+        .execute();
+      return existing.Id;
+    }
+    const id = randomUUID();
+    await this.db
+      .insertInto("SysPackage")
+      .values({ Id: id, Name: name, Description: options.description ?? null, Dependencies: dependencies, CreatedOn: now, ModifiedOn: now })
+      .execute();
+    return id;
+  }
+
+  async listPackages(): Promise<{ name: string; description: string | null; dependencies: string[]; version: number | null }[]> {
+    const rows = await this.db.selectFrom("SysPackage").select(["Id", "Name", "Description", "Dependencies"]).orderBy("Name").execute();
+    const versions = await this.latestVersions();
+    return rows.map((r) => ({
+      name: r.Name,
+      description: r.Description,
+      dependencies: JSON.parse(r.Dependencies) as string[],
+      version: versions.get(r.Name) ?? null,
+    }));
+  }
+
+  private async packageId(name: string): Promise<string> {
+    const row = await this.db.selectFrom("SysPackage").select("Id").where("Name", "=", name).executeTakeFirst();
+    if (!row) throw new Error(`no package named ${JSON.stringify(name)}`);
+    return row.Id;
+  }
+
+  /** Stores a schema's text. A process definition is parsed first: unsupported content is refused. */
+  async saveSchema(packageName: string, schema: SchemaInput, byUserId: string | null = null): Promise<void> {
+    if (!NAME.test(schema.name)) throw new Error(`schema name ${JSON.stringify(schema.name)} must be letters, digits and _, starting with a letter`);
+    if (schema.kind !== "source" && schema.kind !== "process") throw new Error(`schema kind must be "source" or "process", got ${JSON.stringify(schema.kind)}`);
+    if (typeof schema.body !== "string") throw new Error("a schema body must be text");
+    if (schema.body.length > MAX_BODY) throw new Error(`schema ${schema.name} is larger than 1 MiB`);
+    if (schema.kind === "process") {
+      const definition = await parseProcess(schema.body);
+      if (definition.code !== schema.name) {
+        throw new Error(`the process id in the diagram is ${JSON.stringify(definition.code)}; it must be the schema name ${JSON.stringify(schema.name)}`);
+      }
+    }
+    const packageId = await this.packageId(packageName);
+    const now = new Date(await this.store.clockNow());
+    await this.store.transaction(async () => {
+      const existing = await this.db.selectFrom("SysSchema").select(["Id", "PackageId"]).where("Name", "=", schema.name).execute();
+      const elsewhere = existing.find((e) => e.PackageId !== packageId);
+      if (elsewhere) throw new Error(`a schema named ${schema.name} already exists in another package`);
+      if (existing[0]) {
+        await this.db
+          .updateTable("SysSchema")
+          .set({ Kind: schema.kind, Caption: schema.caption ?? schema.name, Body: schema.body, ModifiedOn: now, ModifiedById: byUserId })
+          .where("Id", "=", existing[0].Id)
+          .execute();
+      } else {
+        await this.db
+          .insertInto("SysSchema")
+          .values({ Id: randomUUID(), PackageId: packageId, Name: schema.name, Kind: schema.kind, Caption: schema.caption ?? schema.name, Body: schema.body, ModifiedOn: now, ModifiedById: byUserId })
+          .execute();
+      }
+    });
+  }
+
+  async getSchemas(packageName: string): Promise<SchemaRecord[]> {
+    const packageId = await this.packageId(packageName);
+    const rows = await this.db.selectFrom("SysSchema").selectAll().where("PackageId", "=", packageId).orderBy("Name").execute();
+    return rows.map((r) => ({
+      name: r.Name,
+      kind: r.Kind as SchemaKind,
+      caption: r.Caption ?? r.Name,
+      body: r.Body,
+      modifiedOn: r.ModifiedOn === null ? null : new Date(r.ModifiedOn as number | Date),
+    }));
+  }
+
+  /** Saves every schema of a package folder (creating the package); does not publish. */
+  async importFolder(folder: string): Promise<PackageDescriptor> {
+    const dir = resolve(folder);
+    let descriptor: PackageDescriptor;
+    try {
+      descriptor = JSON.parse(await readFile(join(dir, "underway-package.json"), "utf8")) as PackageDescriptor;
+    } catch (error) {
+      throw new Error(`cannot read the package descriptor ${join(dir, "underway-package.json")}: ${(error as Error).message}`, { cause: error });
+    }
+    if (!descriptor || typeof descriptor.name !== "string" || !Array.isArray(descriptor.schemas)) {
+      throw new Error(`${join(dir, "underway-package.json")} must have a name and a list of schemas`);
+    }
+    await this.ensurePackage(descriptor.name, {
+      ...(descriptor.description !== undefined ? { description: descriptor.description } : {}),
+      dependencies: descriptor.dependencies ?? [],
+    });
+    for (const s of descriptor.schemas) {
+      const file = resolve(dir, s.file);
+      if (!file.startsWith(dir)) throw new Error(`schema file ${s.file} lies outside the package folder`);
+      await this.saveSchema(descriptor.name, { name: s.name, kind: s.kind, caption: s.caption ?? s.name, body: await readFile(file, "utf8") });
+    }
+    return descriptor;
+  }
+
+  /** Compiles the package's saved schemas into a new build; throws PackageCompileError, keeping the previous build. */
+  async publish(packageName: string, byUserId: string | null = null): Promise<{ version: number }> {
+    const packageId = await this.packageId(packageName);
+    const row = await this.db.selectFrom("SysPackage").select("Dependencies").where("Id", "=", packageId).executeTakeFirstOrThrow();
+    const schemas = await this.getSchemas(packageName);
+    const sources = schemas.filter((s) => s.kind === "source").map((s) => ({ name: s.name, source: s.body }));
+    const processes: Record<string, string> = {};
+    const scripts: ProcessScript[] = [];
+    const conditions: ProcessCondition[] = [];
+    for (const s of schemas.filter((x) => x.kind === "process")) {
+      const definition: ProcessDefinition = await parseProcess(s.body);
+      processes[definition.code] = s.body;
+      for (const element of definition.elements.values()) {
+        if (element.kind === "scriptTask") {
+          scripts.push({ processCode: definition.code, elementId: element.id, usings: element.usings ?? [], body: element.script ?? "" });
+        }
+        for (const flow of element.outgoing) {
+          if (flow.condition !== undefined) {
+            conditions.push({ processCode: definition.code, flowId: flow.id, usings: element.usings ?? [], expression: flow.condition });
+          }
+        }
+      }
+    }
+    const dependencies: CompiledPackage[] = [];
+    for (const name of JSON.parse(row.Dependencies) as string[]) {
+      const build = await this.latestBuild(name);
+      if (!build) throw new Error(`package ${packageName} depends on ${name}, which has not been published`);
+      dependencies.push({ packageName: name, code: build.code, exports: build.manifest.exports, schemas: build.manifest.schemas });
+    }
+    const compiled = await compilePackage({ packageName, schemas: sources, scripts, conditions, dependencies });
+    return this.store.transaction(async () => {
+      const latest = await this.db
+        .selectFrom("SysPackageBuild")
+        .select(sql<number>`max("Version")`.as("v"))
+        .where("PackageId", "=", packageId)
+        .executeTakeFirst();
+      const version = Number(latest?.v ?? 0) + 1;
+      const manifest: BuildManifest = { packageName, version, exports: compiled.exports, schemas: compiled.schemas, processes };
+      await this.db
+        .insertInto("SysPackageBuild")
+        .values({
+          Id: randomUUID(),
+          PackageId: packageId,
+          Version: version,
+          Code: compiled.code,
+          Manifest: JSON.stringify(manifest),
+          CreatedOn: new Date(await this.store.clockNow()),
+          CreatedById: byUserId,
+        })
+        .execute();
+      return { version };
+    });
+  }
+
+  /** The newest build's version of every published package. */
+  async latestVersions(): Promise<Map<string, number>> {
+    const rows = await this.db
+      .selectFrom("SysPackageBuild as b")
+      .innerJoin("SysPackage as p", "p.Id", "b.PackageId")
+      .select(["p.Name", sql<number>`max(b."Version")`.as("v")])
+      .groupBy("p.Name")
+      .execute();
+    return new Map(rows.map((r) => [r.Name, Number(r.v)]));
+  }
+
+  async build(packageName: string, version: number): Promise<PackageBuild | null> {
+    const row = await this.db
+      .selectFrom("SysPackageBuild as b")
+      .innerJoin("SysPackage as p", "p.Id", "b.PackageId")
+      .select(["b.Code", "b.Manifest"])
+      .where("p.Name", "=", packageName)
+      .where("b.Version", "=", version)
+      .executeTakeFirst();
+    return row ? { code: row.Code, manifest: JSON.parse(row.Manifest) as BuildManifest } : null;
+  }
+
+  async latestBuild(packageName: string): Promise<PackageBuild | null> {
+    const version = (await this.latestVersions()).get(packageName);
+    return version === undefined ? null : this.build(packageName, version);
+  }
+}

@@ -1,0 +1,372 @@
+import { randomUUID } from "node:crypto";
+import type { Kysely } from "kysely";
+import type { Runtime } from "../../runtime/runtime.ts";
+import type { StorageDriver } from "../../store/driver.ts";
+import { runAsUser } from "../../tasks/ambient.ts";
+import { Task } from "../../tasks/task.ts";
+import type { IBackgroundTask, IUserConnectionRequired, TaskContext } from "../../tasks/types.ts";
+import type { PlatformTables, SysProcessElementLogTable, SysProcessLogTable } from "../db/tables.ts";
+import { toBoolean, toDate } from "../db/values.ts";
+import type { PackageLoader, ResolvedProcess } from "../packages/loader.ts";
+import type { UserConnection } from "../user-connection.ts";
+import type { ProcessDefinition, ProcessElementDefinition } from "./bpmn/index.ts";
+
+export type ProcessStatus = "Running" | "Completed" | "Error" | "Canceled";
+export type ElementStatus = "Running" | "Completed" | "Error" | "Canceled";
+
+export interface ProcessElementLog {
+  readonly seq: number;
+  readonly elementId: string;
+  readonly name: string;
+  readonly kind: string;
+  readonly status: ElementStatus;
+  /** A script task that returned false: it stays Running. */
+  readonly waiting: boolean;
+  readonly errorMessage: string | null;
+  readonly startedOn: Date | null;
+  readonly completedOn: Date | null;
+}
+
+export interface ProcessLog {
+  readonly id: string;
+  readonly processCode: string;
+  readonly title: string;
+  readonly packageName: string;
+  readonly buildVersion: number;
+  readonly ownerId: string;
+  readonly status: ProcessStatus;
+  readonly parameters: Record<string, unknown>;
+  readonly errorMessage: string | null;
+  readonly taskId: string | null;
+  readonly startedOn: Date | null;
+  readonly completedOn: Date | null;
+  readonly elements: readonly ProcessElementLog[];
+}
+
+/** A process code no published package defines. */
+export class ProcessNotFoundError extends Error {
+  override readonly name = "ProcessNotFoundError";
+  constructor(readonly code: string) {
+    super(`no published process has the code ${JSON.stringify(code)}`);
+  }
+}
+
+interface ProcessTaskParameters {
+  readonly instanceId: string;
+}
+
+/**
+ * Runs one process instance as a durable task, as the user who ran the process. A worker crash
+ * mid-flow leaves the log where it was; the task runs again and goes on from the last element that
+ * was not completed (a script task that was running is run again: at-least-once).
+ */
+export class ProcessInstanceTask implements IBackgroundTask<ProcessTaskParameters>, IUserConnectionRequired<UserConnection> {
+  static readonly taskName = "underway.ProcessInstance";
+  static readonly taskOptions = { maxAttempts: 3, timeoutMs: 3_600_000 };
+  private userConnection: UserConnection | null = null;
+
+  setUserConnection(userConnection: UserConnection): void {
+    this.userConnection = userConnection;
+  }
+
+  async run(parameters: ProcessTaskParameters, context: TaskContext): Promise<void> {
+    if (!this.userConnection) throw new Error("a process instance needs a user connection");
+    const engine = this.userConnection.appConnection.processEngine;
+    await engine.runInstance(parameters.instanceId, this.userConnection, context.signal);
+  }
+}
+
+function elementLogOf(row: SysProcessElementLogTable): ProcessElementLog {
+  return {
+    seq: Number(row.Seq),
+    elementId: row.ElementId,
+    name: row.ElementName,
+    kind: row.Kind,
+    status: row.Status as ElementStatus,
+    waiting: toBoolean(row.Waiting),
+    errorMessage: row.ErrorMessage,
+    startedOn: toDate(row.StartedOn),
+    completedOn: toDate(row.CompletedOn),
+  };
+}
+
+function processLogOf(row: SysProcessLogTable, elements: readonly ProcessElementLog[]): ProcessLog {
+  return {
+    id: row.Id,
+    processCode: row.ProcessCode,
+    title: row.Title,
+    packageName: row.PackageName,
+    buildVersion: Number(row.BuildVersion),
+    ownerId: row.OwnerId,
+    status: row.Status as ProcessStatus,
+    parameters: JSON.parse(row.Parameters) as Record<string, unknown>,
+    errorMessage: row.ErrorMessage,
+    taskId: row.TaskId,
+    startedOn: toDate(row.StartedOn),
+    completedOn: toDate(row.CompletedOn),
+    elements,
+  };
+}
+
+/** The process engine: runs published processes and keeps their log. */
+export class ProcessEngine {
+  constructor(
+    private readonly store: StorageDriver,
+    private readonly db: Kysely<PlatformTables>,
+    private readonly loader: PackageLoader,
+    private readonly runtime: Runtime,
+  ) {}
+
+  /** Starts a process as the connection's user; resolves once the instance is durably stored. */
+  async execute(userConnection: UserConnection, code: string, parameters: Record<string, unknown> = {}): Promise<{ instanceId: string; taskId: string }> {
+    if (typeof code !== "string" || code.length === 0 || code.length > 200) throw new ProcessNotFoundError(String(code));
+    const resolved = await this.loader.findProcess(code);
+    if (!resolved) throw new ProcessNotFoundError(code);
+    const values = this.checkParameters(resolved.definition, parameters);
+    const instanceId = randomUUID();
+    const user = userConnection.currentUser;
+    const now = new Date(await this.store.clockNow());
+    const taskId = await this.runtime.transaction(async () => {
+      await this.db
+        .insertInto("SysProcessLog")
+        .values({
+          Id: instanceId,
+          ProcessCode: code,
+          Title: resolved.definition.name || code,
+          PackageName: resolved.packageName,
+          BuildVersion: resolved.version,
+          OwnerId: user.id,
+          Status: "Running",
+          Parameters: JSON.stringify(values),
+          ErrorMessage: null,
+          TaskId: null,
+          StartedOn: now,
+          CompletedOn: null,
+        })
+        .execute();
+      const handle = await runAsUser({ userId: user.id, culture: user.culture, timeZone: user.timeZone }, () =>
+        Task.startNewWithUserConnection(ProcessInstanceTask, { instanceId }),
+      );
+      await this.db.updateTable("SysProcessLog").set({ TaskId: handle.id }).where("Id", "=", instanceId).execute();
+      return handle.id;
+    });
+    return { instanceId, taskId };
+  }
+
+  private checkParameters(definition: ProcessDefinition, given: Record<string, unknown>): Record<string, unknown> {
+    if (given === null || typeof given !== "object" || Array.isArray(given)) throw new Error("process parameters must be an object");
+    const known = new Map(definition.parameters.map((p) => [p.name, p]));
+    const values: Record<string, unknown> = {};
+    for (const p of definition.parameters) if (p.defaultValue !== undefined) values[p.name] = convert(p.type, p.defaultValue, p.name);
+    for (const [name, value] of Object.entries(given)) {
+      const p = known.get(name);
+      if (!p) {
+        throw new Error(`process ${definition.code} has no parameter ${JSON.stringify(name)}${known.size ? ` (it has ${[...known.keys()].join(", ")})` : " (it has none)"}`);
+      }
+      values[name] = convert(p.type, value, name);
+    }
+    return values;
+  }
+
+  /** The log of one instance; null when there is none or the user may not see it. */
+  async getLog(instanceId: string, userConnection: UserConnection): Promise<ProcessLog | null> {
+    const row = await this.db.selectFrom("SysProcessLog").selectAll().where("Id", "=", String(instanceId)).executeTakeFirst();
+    if (!row) return null;
+    const user = userConnection.currentUser;
+    if (!user.isAdmin && row.OwnerId !== user.id) return null;
+    const elements = await this.db.selectFrom("SysProcessElementLog").selectAll().where("ProcessLogId", "=", row.Id).orderBy("Seq").execute();
+    return processLogOf(row, elements.map(elementLogOf));
+  }
+
+  /** Instances newest first: all for administrators, the user's own otherwise. */
+  async listLog(userConnection: UserConnection, options: { limit?: number; offset?: number } = {}): Promise<ProcessLog[]> {
+    let query = this.db.selectFrom("SysProcessLog").selectAll();
+    if (!userConnection.currentUser.isAdmin) query = query.where("OwnerId", "=", userConnection.currentUser.id);
+    const rows = await query
+      .orderBy("StartedOn", "desc")
+      .orderBy("Id", "desc")
+      .limit(Math.min(Math.max(1, options.limit ?? 50), 500))
+      .offset(Math.max(0, options.offset ?? 0))
+      .execute();
+    return rows.map((r) => processLogOf(r, []));
+  }
+
+  /** Cancels a running instance: its current element and the process become Canceled. */
+  async cancel(instanceId: string, userConnection: UserConnection): Promise<boolean> {
+    const log = await this.getLog(instanceId, userConnection);
+    if (!log || log.status !== "Running") return false;
+    const now = new Date(await this.store.clockNow());
+    await this.store.transaction(async () => {
+      await this.db.updateTable("SysProcessLog").set({ Status: "Canceled", CompletedOn: now }).where("Id", "=", instanceId).where("Status", "=", "Running").execute();
+      await this.db
+        .updateTable("SysProcessElementLog")
+        .set({ Status: "Canceled", CompletedOn: now })
+        .where("ProcessLogId", "=", instanceId)
+        .where("Status", "=", "Running")
+        .execute();
+    });
+    return true;
+  }
+
+  /** Runs an instance from where its log stands until it ends, waits, or fails. */
+  async runInstance(instanceId: string, userConnection: UserConnection, signal: AbortSignal): Promise<void> {
+    const row = await this.db.selectFrom("SysProcessLog").selectAll().where("Id", "=", instanceId).executeTakeFirst();
+    if (!row) throw new Error(`process instance ${instanceId} does not exist`);
+    if (row.Status !== "Running") return;
+    const resolved = await this.loader.processOfBuild(row.PackageName, Number(row.BuildVersion), row.ProcessCode);
+    const parameters = JSON.parse(row.Parameters) as Record<string, unknown>;
+    const rows = await this.db.selectFrom("SysProcessElementLog").selectAll().where("ProcessLogId", "=", instanceId).orderBy("Seq", "desc").limit(1).execute();
+    let current: { seq: number; element: ProcessElementDefinition; waiting: boolean };
+    const last = rows[0];
+    if (!last) {
+      const start = this.element(resolved, resolved.definition.startEventId);
+      await this.begin(instanceId, 1, start);
+      current = { seq: 1, element: start, waiting: false };
+    } else {
+      if (last.Status !== "Running") return; // ended (or failed) earlier
+      current = { seq: Number(last.Seq), element: this.element(resolved, last.ElementId), waiting: toBoolean(last.Waiting) };
+    }
+    if (current.waiting) return;
+    for (;;) {
+      signal.throwIfAborted();
+      const status = await this.db.selectFrom("SysProcessLog").select("Status").where("Id", "=", instanceId).executeTakeFirst();
+      if (status?.Status !== "Running") return; // canceled meanwhile
+      const { element, seq } = current;
+      const context = {
+        userConnection,
+        parameters,
+        get: (name: string) => parameters[name],
+        set: (name: string, value: unknown) => {
+          parameters[name] = value;
+        },
+      };
+      let nextFlowTarget: string | null = null;
+      try {
+        switch (element.kind) {
+          case "startEvent":
+            nextFlowTarget = this.single(element);
+            break;
+          case "scriptTask": {
+            const result = await resolved.build.loaded.script(resolved.definition.code, element.id)(context);
+            if (result !== true) {
+              await this.db
+                .updateTable("SysProcessElementLog")
+                .set({ Waiting: true })
+                .where("ProcessLogId", "=", instanceId)
+                .where("Seq", "=", seq)
+                .execute();
+              await this.saveParameters(instanceId, parameters);
+              return;
+            }
+            nextFlowTarget = this.single(element);
+            break;
+          }
+          case "exclusiveGateway": {
+            const chosen =
+              element.outgoing.find((f) => !f.isDefault && f.condition !== undefined && resolved.build.loaded.condition(resolved.definition.code, f.id)(context)) ??
+              element.outgoing.find((f) => f.isDefault);
+            if (!chosen) throw new Error(`no condition of gateway "${element.name || element.id}" holds and it has no default flow`);
+            nextFlowTarget = chosen.targetId;
+            break;
+          }
+          case "endEvent":
+          case "terminateEndEvent":
+            nextFlowTarget = null;
+            break;
+        }
+      } catch (error) {
+        if (signal.aborted) throw error; // timeout or shutdown: the task runs again later
+        await this.fail(instanceId, seq, error);
+        return;
+      }
+      const now = new Date(await this.store.clockNow());
+      const next = nextFlowTarget === null ? null : this.element(resolved, nextFlowTarget);
+      await this.store.transaction(async () => {
+        await this.db
+          .updateTable("SysProcessElementLog")
+          .set({ Status: "Completed", CompletedOn: now, Waiting: false })
+          .where("ProcessLogId", "=", instanceId)
+          .where("Seq", "=", seq)
+          .execute();
+        await this.saveParameters(instanceId, parameters);
+        if (next) await this.begin(instanceId, seq + 1, next);
+        else await this.db.updateTable("SysProcessLog").set({ Status: "Completed", CompletedOn: now }).where("Id", "=", instanceId).execute();
+      });
+      if (!next) return;
+      current = { seq: seq + 1, element: next, waiting: false };
+    }
+  }
+
+  private element(resolved: ResolvedProcess, id: string): ProcessElementDefinition {
+    const element = resolved.definition.elements.get(id);
+    if (!element) throw new Error(`process ${resolved.definition.code} has no element ${id}`);
+    return element;
+  }
+
+  private single(element: ProcessElementDefinition): string {
+    const [flow] = element.outgoing;
+    if (!flow) throw new Error(`element "${element.name || element.id}" has no outgoing flow`);
+    return flow.targetId;
+  }
+
+  private async begin(instanceId: string, seq: number, element: ProcessElementDefinition): Promise<void> {
+    await this.db
+      .insertInto("SysProcessElementLog")
+      .values({
+        Id: randomUUID(),
+        ProcessLogId: instanceId,
+        Seq: seq,
+        ElementId: element.id,
+        ElementName: element.name,
+        Kind: element.kind,
+        Status: "Running",
+        Waiting: false,
+        ErrorMessage: null,
+        StartedOn: new Date(await this.store.clockNow()),
+        CompletedOn: null,
+      })
+      .execute();
+  }
+
+  private async saveParameters(instanceId: string, parameters: Record<string, unknown>): Promise<void> {
+    await this.db.updateTable("SysProcessLog").set({ Parameters: JSON.stringify(parameters) }).where("Id", "=", instanceId).execute();
+  }
+
+  private async fail(instanceId: string, seq: number, error: unknown): Promise<void> {
+    const message = (error instanceof Error ? `${error.name}: ${error.message}` : `a non-Error value was thrown: ${String(error)}`).slice(0, 4000);
+    const now = new Date(await this.store.clockNow());
+    await this.store.transaction(async () => {
+      await this.db
+        .updateTable("SysProcessElementLog")
+        .set({ Status: "Error", ErrorMessage: message, CompletedOn: now })
+        .where("ProcessLogId", "=", instanceId)
+        .where("Seq", "=", seq)
+        .execute();
+      await this.db.updateTable("SysProcessLog").set({ Status: "Error", ErrorMessage: message, CompletedOn: now }).where("Id", "=", instanceId).execute();
+    });
+  }
+}
+
+function convert(type: string, value: unknown, name: string): unknown {
+  const fail = (): never => {
+    throw new Error(`process parameter ${name} must be ${type}, got ${JSON.stringify(value)}`);
+  };
+  switch (type) {
+    case "integer": {
+      const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
+      return typeof n === "number" && Number.isSafeInteger(n) ? n : fail();
+    }
+    case "boolean":
+      if (typeof value === "boolean") return value;
+      if (value === "true" || value === "false") return value === "true";
+      return fail();
+    case "guid":
+      return typeof value === "string" && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value) ? value.toLowerCase() : fail();
+    case "datetime": {
+      const d = typeof value === "string" || typeof value === "number" ? new Date(value) : null;
+      return d && !Number.isNaN(d.getTime()) ? d.toISOString() : fail();
+    }
+    default:
+      return typeof value === "string" ? value : fail();
+  }
+}
