@@ -63,6 +63,24 @@ async function taskModules(value: string | string[] | undefined) {
   return loadTaskModules(list.map((s) => s.trim()).filter(Boolean));
 }
 
+/** Stops gracefully on SIGTERM or SIGINT (running tasks finish within the grace period), then exits. */
+function stopOnSignals(stop: () => Promise<unknown>): void {
+  let stopping = false;
+  const onSignal = (): void => {
+    if (stopping) return;
+    stopping = true;
+    stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(`underway: stopping failed: ${(error as Error).message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}
+
 export function buildProgram(): Command {
   const program = new Command("underway")
     .description("durable background tasks: the platform's Task.startNew API on an embedded or shared database")
@@ -80,15 +98,22 @@ export function buildProgram(): Command {
     .addOption(graceOption())
     .addOption(packagesOption())
     .action(async (options: CommonOptions & { port: number; host: string; concurrency: number; grace: number; tasks?: string | string[]; packages: string | string[] }) => {
-      const platform = await Platform.start({
+      const starting = Platform.start({
         db: options.db,
         packages: list(options.packages),
         tasks: await taskModules(options.tasks),
         worker: { concurrency: options.concurrency },
         shutdownGraceMs: options.grace,
       });
+      let closeHttp: (() => Promise<void>) | null = null;
+      stopOnSignals(async () => {
+        await closeHttp?.();
+        await (await starting.catch(() => null))?.stop();
+      });
+      const platform = await starting;
       const runtime = platform.runtime;
       const app = await createHttpServer({ runtime, platform });
+      closeHttp = () => app.close();
       try {
         await app.listen({ port: options.port, host: options.host });
       } catch (error) {
@@ -99,13 +124,6 @@ export function buildProgram(): Command {
       const port = typeof address === "object" && address ? address.port : options.port;
       runtime.logger.info({ url: `http://${options.host}:${port}` }, "underway is listening");
       console.log(`underway listening on http://${options.host}:${port} (database ${runtime.driver.description})`);
-      const stop = async (): Promise<void> => {
-        await app.close();
-        await runtime.stop();
-        process.exit(0);
-      };
-      process.once("SIGTERM", () => void stop());
-      process.once("SIGINT", () => void stop());
     });
 
   program
@@ -118,12 +136,16 @@ export function buildProgram(): Command {
     .addOption(graceOption())
     .action(async (options: CommonOptions & { concurrency: number; queues?: string; grace: number; tasks?: string | string[] }) => {
       const queues = options.queues?.split(",").map((q) => q.trim()).filter(Boolean);
-      const runtime = await openRuntime(options, {
+      // A worker runs the platform too: process instances, package tasks, user connections.
+      const starting = Platform.start({
+        db: options.db,
         tasks: await taskModules(options.tasks),
         shutdownGraceMs: options.grace,
         worker: { concurrency: options.concurrency, ...(queues?.length ? { queues } : {}) },
       });
-      runtime.handleSignals();
+      // Signals are handled from the first moment: the worker may claim tasks while starting.
+      stopOnSignals(async () => (await starting.catch(() => null))?.stop());
+      const runtime = (await starting).runtime;
       console.log(`underway worker ${runtime.worker?.id} running (database ${runtime.driver.description})`);
     });
 
