@@ -5,7 +5,7 @@
 import type { ProcessCondition, ProcessScript } from "./types.ts";
 
 /** The type of `context` inside scripts and conditions (the same shape as ScriptContext). */
-export const CONTEXT_TYPE_NAME = "__UnderwayScriptContext";
+export const CONTEXT_TYPE_NAME = "ScriptContext";
 
 const CONTEXT_INTERFACE = `interface ${CONTEXT_TYPE_NAME} {
   readonly userConnection: unknown;

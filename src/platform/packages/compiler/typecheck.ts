@@ -252,7 +252,7 @@ function checkRegions(sourceFile: ts.SourceFile, module: ProcessModule): Compile
 
 export interface TypeCheckResult {
   readonly problems: CompileProblem[];
-  /** Export names (values, then types) of the package's own schemas. */
+  /** Export names (values and types, in source order) of the package's own schemas. */
   readonly exports: Record<string, string[]>;
   readonly processes: ProcessModule[];
 }

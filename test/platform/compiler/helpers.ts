@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import {
+  compilePackage,
+  PackageCompileError,
+  type CompileInput,
+  type CompileProblem,
+  type ProcessScript,
+  type ScriptContext,
+  type SourceSchema,
+} from "../../../src/platform/packages/compiler/index.ts";
+import * as underway from "../../../src/index.ts";
+
+/** The "underway" module namespace, as the platform hands it to loadPackage. */
+export const platformApi: Record<string, unknown> = underway;
+
+const FIXTURE = new URL("../../fixtures/packages/background-activity/", import.meta.url);
+
+/** The worked example's package: its two Source code schemas and its process's script. */
+export function workedExample(): CompileInput {
+  const schemas: SourceSchema[] = ["UsrActivityData", "UsrBackgroundActivityCreator"].map((name) => ({
+    name,
+    source: readFileSync(new URL(`${name}.ts`, FIXTURE), "utf8"),
+  }));
+  const process = JSON.parse(readFileSync(new URL("UsrBackgroundTaskExampleProcess.json", FIXTURE), "utf8")) as {
+    processCode: string;
+    scripts: { elementId: string; usings: string[]; body: string }[];
+  };
+  const scripts: ProcessScript[] = process.scripts.map((s) => ({ processCode: process.processCode, elementId: s.elementId, usings: s.usings, body: s.body }));
+  return { packageName: "BackgroundActivity", schemas, scripts, conditions: [] };
+}
+
+/** A package input with defaults for what a test does not care about. */
+export function input(partial: Partial<CompileInput>): CompileInput {
+  return { packageName: "UsrTest", schemas: [], scripts: [], conditions: [], ...partial };
+}
+
+/** A script of process UsrProcess. */
+export function script(elementId: string, body: string, usings: string[] = []): ProcessScript {
+  return { processCode: "UsrProcess", elementId, usings, body };
+}
+
+/** Compiles, expecting failure; returns the problems. */
+export async function problemsOf(compileInput: CompileInput): Promise<readonly CompileProblem[]> {
+  try {
+    await compilePackage(compileInput);
+  } catch (error) {
+    assert.ok(error instanceof PackageCompileError, `expected a PackageCompileError, got ${String(error)}`);
+    return error.problems;
+  }
+  assert.fail("expected the package not to compile");
+}
+
+/** A ScriptContext over a map of process parameters. */
+export function contextOf(parameters: Record<string, unknown> = {}): ScriptContext {
+  return {
+    userConnection: null,
+    parameters,
+    get: (name) => parameters[name],
+    set: (name, value) => {
+      parameters[name] = value;
+    },
+  };
+}

@@ -1,0 +1,106 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { PackageCompileError } from "../../src/platform/packages/compiler/index.ts";
+import type { Platform } from "../../src/platform/platform.ts";
+import type { ProcessLog } from "../../src/platform/processes/engine.ts";
+import { until } from "../helpers.ts";
+import { STORES, startPlatform } from "./helpers.ts";
+import { processXml } from "./process-helpers.ts";
+
+async function publishProcess(platform: Platform, pkg: string, code: string, xml: string, sources: Record<string, string> = {}): Promise<number> {
+  await platform.packages.ensurePackage(pkg);
+  for (const [name, body] of Object.entries(sources)) await platform.packages.saveSchema(pkg, { name, kind: "source", body });
+  await platform.packages.saveSchema(pkg, { name: code, kind: "process", body: xml });
+  return (await platform.packages.publish(pkg)).version;
+}
+
+async function runAndSettle(platform: Platform, code: string, parameters: Record<string, unknown> = {}): Promise<ProcessLog> {
+  const admin = platform.appConnection.systemUserConnection;
+  const { instanceId } = await admin.processEngine.processExecutor.execute(code, parameters);
+  return until(async () => {
+    const log = await platform.processEngine.getLog(instanceId, admin);
+    return log && (log.status !== "Running" || log.elements.some((e) => e.waiting)) ? log : null;
+  }, `process ${code} to settle`, 20_000);
+}
+
+const shape = (log: ProcessLog) => log.elements.map((e) => `${e.elementId}:${e.status}${e.waiting ? "(waiting)" : ""}`);
+
+for (const store of STORES) {
+  describe(`processes on ${store}`, () => {
+    it("runs script tasks: true goes on, false waits, an exception is an Error", async () => {
+      const platform = await startPlatform(store, { packageRefreshMs: 0 });
+      await publishProcess(platform, "UsrTest", "UsrOutcomes", processXml("UsrOutcomes", "Outcomes", [
+        { kind: "script", id: "Set", body: 'context.set("Greeting", "hello " + String(context.get("Name"))); return true;' },
+        { kind: "gateway", id: "Which", branches: [
+          { condition: 'context.get("Mode") === "wait"', steps: [{ kind: "script", id: "Wait", body: "return false;" }, { kind: "end", id: "EndA" }] },
+          { condition: 'context.get("Mode") === "fail"', steps: [{ kind: "script", id: "Fail", body: 'throw new Error("the customer is unknown");' }, { kind: "end", id: "EndB" }] },
+          { steps: [{ kind: "end", id: "Done", terminate: true }] },
+        ] },
+      ], [{ name: "Mode", type: "text", default: "go" }, { name: "Name", type: "text" }]));
+
+      const done = await runAndSettle(platform, "UsrOutcomes", { Name: "Ann" });
+      assert.equal(done.status, "Completed");
+      assert.deepEqual(shape(done), ["Start:Completed", "Set:Completed", "Which:Completed", "Done:Completed"]);
+      assert.equal(done.parameters.Greeting, "hello Ann");
+      assert.equal(done.title, "Outcomes");
+
+      const waiting = await runAndSettle(platform, "UsrOutcomes", { Mode: "wait" });
+      assert.equal(waiting.status, "Running");
+      assert.deepEqual(shape(waiting), ["Start:Completed", "Set:Completed", "Which:Completed", "Wait:Running(waiting)"]);
+      const admin = platform.appConnection.systemUserConnection;
+      assert.equal(await platform.processEngine.cancel(waiting.id, admin), true);
+      const canceled = await platform.processEngine.getLog(waiting.id, admin);
+      assert.equal(canceled?.status, "Canceled");
+      assert.equal(canceled?.elements.at(-1)?.status, "Canceled");
+
+      const failed = await runAndSettle(platform, "UsrOutcomes", { Mode: "fail" });
+      assert.equal(failed.status, "Error");
+      assert.deepEqual(shape(failed), ["Start:Completed", "Set:Completed", "Which:Completed", "Fail:Error"]);
+      assert.equal(failed.errorMessage, "Error: the customer is unknown");
+
+      await assert.rejects(admin.processEngine.processExecutor.execute("UsrOutcomes", { Nope: 1 }), /has no parameter "Nope" \(it has Mode, Name\)/);
+      await assert.rejects(admin.processEngine.processExecutor.execute("UsrMissing"), /no published process has the code "UsrMissing"/);
+    });
+
+    it("keeps the previous build when a publish fails, and a new build reaches the running worker", async () => {
+      const platform = await startPlatform(store, { packageRefreshMs: 0 });
+      const xml = (greeting: string) =>
+        processXml("UsrVersioned", "Versioned", [
+          { kind: "script", id: "Say", usings: ["UsrWords"], body: `context.set("Said", ${greeting}); return true;` },
+          { kind: "end", id: "End" },
+        ]);
+      const v1 = await publishProcess(platform, "UsrVer", "UsrVersioned", xml("hello()"), { UsrWords: 'export function hello(): string { return "v1"; }' });
+      assert.equal(v1, 1);
+      assert.equal((await runAndSettle(platform, "UsrVersioned")).parameters.Said, "v1");
+
+      await platform.packages.saveSchema("UsrVer", { name: "UsrWords", kind: "source", body: 'export function hello(): number { return "not a number"; }' });
+      const error = await platform.packages.publish("UsrVer").catch((e: unknown) => e);
+      assert.ok(error instanceof PackageCompileError);
+      assert.equal(error.problems[0]?.schema, "UsrWords");
+      assert.equal(error.problems[0]?.line, 1);
+      assert.match(error.problems[0]?.message ?? "", /not assignable to type 'number'/);
+      assert.equal((await platform.packages.latestVersions()).get("UsrVer"), 1);
+      assert.equal((await runAndSettle(platform, "UsrVersioned")).parameters.Said, "v1");
+
+      await platform.packages.saveSchema("UsrVer", { name: "UsrWords", kind: "source", body: 'export function hello(): string { return "v2"; }' });
+      assert.deepEqual(await platform.packages.publish("UsrVer"), { version: 2 });
+      const after = await runAndSettle(platform, "UsrVersioned");
+      assert.equal(after.parameters.Said, "v2");
+      assert.equal(after.buildVersion, 2);
+    });
+
+    it("refuses to save a diagram with unsupported elements, listing them", async () => {
+      const platform = await startPlatform(store);
+      await platform.packages.ensurePackage("UsrBad");
+      const xml = processXml("UsrBadProcess", "Bad", [{ kind: "end", id: "End" }]).replace(
+        '<bpmn:startEvent id="Start" name="Start"/>',
+        '<bpmn:startEvent id="Start" name="Start"/><bpmn:userTask id="Approve" name="Approve"/><bpmn:parallelGateway id="Fork" name="Fork"/>',
+      );
+      await assert.rejects(platform.packages.saveSchema("UsrBad", { name: "UsrBadProcess", kind: "process", body: xml }), (e: unknown) => {
+        const problems = (e as { problems?: string[] }).problems ?? [];
+        return problems.some((p) => /bpmn:UserTask "Approve" \(Approve\) is not supported/.test(p)) && problems.some((p) => /bpmn:ParallelGateway "Fork" \(Fork\) is not supported/.test(p));
+      });
+      assert.deepEqual(await platform.packages.getSchemas("UsrBad"), []);
+    });
+  });
+}
