@@ -27,32 +27,47 @@ export class Completer<T extends RunOutcome = RunOutcome> {
     }
   }
 
-  /** Writes all pending outcomes; resolves when they and any write under way are stored. */
-  async flush(): Promise<void> {
+  /**
+   * Writes all pending outcomes; resolves when they and any write under way are stored. While
+   * running, a failing store is retried for as long as it takes; with `giveUpAfter` (at shutdown)
+   * the outcomes are dropped after that many failed writes: their leases expire and the tasks run
+   * again elsewhere (at-least-once).
+   */
+  async flush(giveUpAfter = Infinity): Promise<void> {
     this.scheduled = false;
-    while (this.flushing) await this.flushing;
-    if (this.pending.length === 0) return;
-    const batch = this.pending;
-    this.pending = [];
-    this.flushing = this.write(batch);
-    try {
-      await this.flushing;
-    } finally {
-      this.flushing = null;
+    let failures = 0;
+    for (;;) {
+      while (this.flushing) await this.flushing;
+      if (this.pending.length === 0) return;
+      const batch = this.pending;
+      this.pending = [];
+      const write = this.write(batch);
+      this.flushing = write.then(() => undefined);
+      let ok: boolean;
+      try {
+        ok = await write;
+      } finally {
+        this.flushing = null;
+      }
+      if (ok) continue;
+      if (++failures >= giveUpAfter) {
+        this.pending = [];
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 500));
     }
-    if (this.pending.length) await this.flush();
   }
 
-  private async write(batch: T[]): Promise<void> {
+  /** One write; false (the outcomes back in front of the queue) when the store failed. */
+  private async write(batch: T[]): Promise<boolean> {
     try {
       const { rejected } = await this.driver.taskCompleteMany(batch);
       this.onWritten(batch, new Set(rejected));
+      return true;
     } catch (error) {
-      // The store is unreachable or failing: keep the outcomes and try again shortly. If this
-      // process dies first, the leases expire and the tasks run again (at-least-once).
       this.onError(error, batch);
-      await new Promise((r) => setTimeout(r, 500));
       this.pending.unshift(...batch);
+      return false;
     }
   }
 }

@@ -101,6 +101,8 @@ export class Worker {
   private nextRunTimer: NodeJS.Timeout | null = null;
   private unsubscribeWake: (() => void) | null = null;
   private claimFailures = 0;
+  /** The claim loop under way, so stop() can wait for a claim in flight. */
+  private fillDone: Promise<void> = Promise.resolve();
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly options: WorkerOptions) {
@@ -149,7 +151,7 @@ export class Worker {
     this.wakeScheduled = true;
     setImmediate(() => {
       this.wakeScheduled = false;
-      void this.fill();
+      this.fillDone = this.fill();
     });
   }
 
@@ -178,6 +180,11 @@ export class Worker {
               this.options.logger.error({ err: error, failures: this.claimFailures }, "claiming tasks failed; will retry");
             }
             return;
+          }
+          if (this.stopping) {
+            // Stopped while the claim was on its way: hand the tasks straight back.
+            for (const task of claimed) this.giveBack(task);
+            break;
           }
           for (const task of claimed) this.begin(task);
           if (claimed.length < want) {
@@ -208,6 +215,10 @@ export class Worker {
       this.wake();
     }, Math.max(0, inMs) + 1);
     this.nextRunTimer.unref();
+  }
+
+  private giveBack(task: ClaimedTask): void {
+    this.completer.add({ kind: "released", id: task.id, runSeq: task.runSeq, name: task.name, attempt: task.attempt, durationMs: 0 });
   }
 
   private begin(task: ClaimedTask): void {
@@ -405,6 +416,7 @@ export class Worker {
     this.unsubscribeWake?.();
     for (const t of [this.pollTimer, this.nextRunTimer]) if (t) clearTimeout(t);
     this.pollTimer = this.nextRunTimer = null;
+    await this.fillDone;
     const graceMs = options.graceMs ?? 10_000;
     if (this.active.size > 0) {
       let timer: NodeJS.Timeout | undefined;
@@ -420,7 +432,7 @@ export class Worker {
       this.completer.add(this.annotate(run, { kind: "released", id: run.task.id, runSeq: run.task.runSeq }));
       run.controller.abort(new TaskInterruptedError("the worker is shutting down; the task will run again"));
     }
-    await this.completer.flush();
+    await this.completer.flush(3);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = null;
     this.running = false;

@@ -22,7 +22,7 @@ const CONCURRENCY = 50;
 const schema = tempSchema();
 after(() => closeLedgerPools());
 
-it(`${WORKERS} workers at concurrency ${CONCURRENCY} claim ${TASKS} tasks: each runs exactly once`, { timeout: 60_000 }, async () => {
+it(`${WORKERS} workers at concurrency ${CONCURRENCY} claim ${TASKS} tasks: each runs exactly once`, { timeout: 120_000 }, async () => {
   const t0 = performance.now();
   const db = storeUrl(schema);
   const parent = await startRuntime({ dir: "", db, worker: false, maintenance: false, tasks: [LedgerTask] });
@@ -50,7 +50,7 @@ it(`${WORKERS} workers at concurrency ${CONCURRENCY} claim ${TASKS} tasks: each 
   }
   const handles = await enqueued;
   const t1 = performance.now();
-  await until(async () => (await parent.countTasks()).succeeded === TASKS, `all ${TASKS} tasks to succeed`, 30_000);
+  await until(async () => (await parent.countTasks()).succeeded === TASKS, `all ${TASKS} tasks to succeed`, 60_000);
   const t2 = performance.now();
 
   const counts = await parent.countTasks();

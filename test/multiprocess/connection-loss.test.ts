@@ -37,8 +37,17 @@ const LOSSES = new Set([8, 16, 24]);
 // At file level, so the schema is dropped after any child process is gone (see ./helpers.ts).
 const schema = tempSchema();
 after(() => closeLedgerPools());
+// When a test here dies of an uncaught exception, its stream of tasks runs on into the teardown,
+// and a claim answered after runtime.stop() begins a task on the closed store, whose outcome is
+// then retried every 500 ms for ever (see stop-during-claim.test.ts). Do not let that hang the run.
+after(() => {
+  setTimeout(() => {
+    console.error("connection-loss: still running 10 s after the last hook; exiting");
+    process.exit(1);
+  }, 10_000).unref();
+});
 
-it("work resumes after the server terminates all of a runtime's connections", { timeout: 60_000 }, async () => {
+it("work resumes after the server terminates all of a runtime's connections", { timeout: 120_000 }, async () => {
   const t0 = performance.now();
   const workerApp = `${schema}_worker`;
   const producer = await startRuntime({ dir: "", db: storeUrl(schema), worker: false, maintenance: false, tasks: [LedgerTask] });
@@ -66,13 +75,14 @@ it("work resumes after the server terminates all of a runtime's connections", { 
 
   const killed = new Set<number>();
   const terminate = async (): Promise<number> => {
-    const { rows } = await admin.query<{ pid: number }>(
-      `SELECT pid FROM pg_stat_activity, pg_terminate_backend(pid) AS ok
-       WHERE application_name = $1 AND datname = current_database() AND pid <> pg_backend_pid() AND ok`,
+    const { rows } = await admin.query<{ pid: number; ok: boolean }>(
+      `SELECT pid, pg_terminate_backend(pid) AS ok FROM pg_stat_activity
+       WHERE application_name = $1 AND datname = current_database() AND pid <> pg_backend_pid()`,
       [workerApp],
     );
-    for (const r of rows) killed.add(r.pid);
-    return rows.length;
+    const terminated = rows.filter((r) => r.ok);
+    for (const r of terminated) killed.add(r.pid);
+    return terminated.length;
   };
 
   // A stream of tasks, stored by another runtime (so only notifications tell the worker), with
@@ -91,10 +101,10 @@ it("work resumes after the server terminates all of a runtime's connections", { 
 
   // Settled: nothing runs here, and every unfinished task is running in the store without this
   // worker having started it (a claim whose answer was lost). Checked twice, so a claim's answer
-  // still on its way is not taken for one.
+  // still on its way is not taken for one. (A dead task would be reported below.)
   const unfinished = async (): Promise<TaskInfo[] | null> => {
     if (runtime.worker?.activeCount !== 0) return null;
-    const open = await allTasks(producer, ["queued", "running", "failed", "dead"]);
+    const open = await allTasks(producer, ["queued", "running", "failed"]);
     return open.every((t) => t.state === "running" && !started.has(`${t.id}:${t.attempt}`)) ? open : null;
   };
   const orphans = await until(
@@ -104,13 +114,13 @@ it("work resumes after the server terminates all of a runtime's connections", { 
       return second && second.length === first.length ? second : null;
     },
     "the stream to be worked off",
-    20_000,
+    60_000,
   );
   const t1 = performance.now();
   if (orphans.length > 0) {
     runtime.driver.clockShift(DEFAULT_LEASE_MS + 1);
     assert.deepEqual(await runtime.rescuer?.runOnce(), { retried: orphans.length, dead: 0 });
-    await until(async () => (await producer.countTasks()).succeeded === ids.length, "the orphaned claims to run", 10_000);
+    await until(async () => (await producer.countTasks()).succeeded === ids.length, "the orphaned claims to run", 30_000);
   }
 
   const counts = await producer.countTasks();
@@ -131,7 +141,7 @@ it("work resumes after the server terminates all of a runtime's connections", { 
 
   // LISTEN works again: the listener reconnected, and a task stored elsewhere wakes the idle worker
   // (its poll is ten minutes away).
-  await until(async () => (await listeners()).some((pid) => !killed.has(pid)), "the listener to reconnect", 10_000);
+  await until(async () => (await listeners()).some((pid) => !killed.has(pid)), "the listener to reconnect", 30_000);
   assert.equal(runtime.worker?.activeCount, 0);
   const t2 = performance.now();
   const late = await producer.run(() => Task.startNew(LedgerTask, { db: TEST_POSTGRES_URL, schema }));
@@ -145,7 +155,7 @@ it("work resumes after the server terminates all of a runtime's connections", { 
   );
 });
 
-it("a connection lost while a transaction waits between statements fails the transaction, not the process", { timeout: 30_000 }, async () => {
+it("a connection lost while a transaction waits between statements fails the transaction, not the process", { timeout: 90_000 }, async () => {
   const child = spawnTracked(["--import", "tsx", join(ROOT, "test", "multiprocess", "idle-transaction-child.ts"), TEST_POSTGRES_URL, schema]);
   let stdout = "";
   let stderr = "";

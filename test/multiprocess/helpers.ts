@@ -96,8 +96,13 @@ export function spawnWorker(options: { schema: string; name: string; concurrency
   };
 }
 
-/** SIGTERM: the worker finishes its tasks (within --grace) and exits 0. */
+/**
+ * SIGTERM: the worker finishes its tasks (within --grace) and exits 0. Waits until it runs first:
+ * before the CLI installs its handler, SIGTERM just kills the process (on a busy machine a
+ * replacement worker may still be starting when the work is done).
+ */
 export async function stopWorker(worker: WorkerProcess): Promise<void> {
+  await worker.ready;
   if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill("SIGTERM");
   assert.deepEqual(await worker.exit, { code: 0, signal: null }, `worker ${worker.pid} did not stop cleanly:\n${worker.output()}`);
 }

@@ -90,6 +90,12 @@ export class PostgresDriver implements StorageDriver {
     // An idle pooled connection that drops (server restart, pg_terminate_backend) is discarded by
     // the pool; without a handler its error would crash the process.
     this.pool.on("error", () => undefined);
+    // A checked-out connection that the server ends between statements (pg_terminate_backend,
+    // idle-in-transaction timeout, failover) emits "error" too; its next query then fails and the
+    // connection is discarded, but without a listener the event would crash the process.
+    this.pool.on("connect", (client) => {
+      client.on("error", () => undefined);
+    });
     this.sql = queriesFor(this.quotedSchema);
   }
 
