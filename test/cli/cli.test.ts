@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Task } from "../../src/index.ts";
 import { TouchTask } from "../fixtures/tasks.ts";
+import { Platform } from "../../src/platform/platform.ts";
 import { startRuntime, tempDb, tempDir } from "../helpers.ts";
 
 const dir = tempDir();
@@ -12,7 +13,7 @@ const root = join(import.meta.dirname, "..", "..");
 function underway(...args: string[]): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [join(root, "bin", "underway.mjs"), ...args], {
     cwd: root,
-    env: { ...process.env, UNDERWAY_LOG_LEVEL: "warn", UNDERWAY_DB: "" },
+    env: { ...process.env, UNDERWAY_LOG_LEVEL: "warn", UNDERWAY_DB: "", UNDERWAY_EXAMPLE_DELAY_MS: "50" },
     encoding: "utf8",
     timeout: 60_000,
   });
@@ -50,6 +51,25 @@ describe("underway CLI", () => {
     const timedOut = underway("wait", queued.id, "--db", db, "--timeout", "1");
     assert.equal(timedOut.code, 1);
     assert.match(timedOut.stderr, new RegExp(`task ${queued.id} is still queued after 1 s`));
+  });
+
+  it("runs a published process as a user and waits for it", async () => {
+    const db = tempDb(dir);
+    const platform = await Platform.start({ db, logger: false, worker: false, adminPassword: "cli-pass", packages: [join(root, "examples", "background-activity")] });
+    await platform.stop();
+    const run = underway("run", "UsrBackgroundTaskExampleProcess", "--db", db, "--wait");
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /process UsrBackgroundTaskExampleProcess started: instance [0-9a-f-]{36}/);
+    assert.match(run.stdout, /Create background task \(scriptTask\): Completed/);
+    assert.match(run.stdout, /status: Completed/);
+    const unknown = underway("run", "UsrNoSuchProcess", "--db", db);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /no published process has the code "UsrNoSuchProcess"/);
+    const badParam = underway("run", "UsrBackgroundTaskExampleProcess", "--db", db, "--param", "oops");
+    assert.equal(badParam.code, 1);
+    assert.match(badParam.stderr, /--param "oops": expected name=value/);
+    const nobody = underway("run", "UsrBackgroundTaskExampleProcess", "--db", db, "--user", "ghost");
+    assert.match(nobody.stderr, /no active user with the login "ghost"/);
   });
 
   it("explains bad arguments and missing tasks", () => {
