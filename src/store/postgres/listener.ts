@@ -15,6 +15,13 @@ export interface ListenerOptions {
   /** First reconnection delay, ms; doubles up to maxDelayMs. */
   readonly minDelayMs?: number;
   readonly maxDelayMs?: number;
+  /**
+   * How often the connection is checked with a query, ms (default 15,000). A connection that
+   * stays silent (a half-open socket: the server or a network device dropped it without telling)
+   * is replaced when a check gets no answer within `healthTimeoutMs` (default 5,000).
+   */
+  readonly healthCheckMs?: number;
+  readonly healthTimeoutMs?: number;
 }
 
 export class Listener {
@@ -25,8 +32,31 @@ export class Listener {
   private failures = 0;
   private connectedBefore = false;
   private stopped = false;
+  private healthTimer: NodeJS.Timeout | null = null;
+  private lose: (() => void) | null = null;
 
   constructor(private readonly options: ListenerOptions) {}
+
+  /** Checks that the connection still answers; replaces it when it does not. */
+  async checkHealth(): Promise<boolean> {
+    const client = this.client;
+    if (!client || !this.listening) return false;
+    const lose = this.lose;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), this.options.healthTimeoutMs ?? 5_000);
+    });
+    try {
+      const result = await Promise.race([client.query("SELECT 1").then(() => "ok" as const), timeout]);
+      if (result === "ok") return true;
+    } catch {
+      // the connection failed: replaced below
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.client === client) lose?.();
+    return false;
+  }
 
   /** Resolves once listening: at once if so, else after a connection attempt made now. */
   ensure(): Promise<void> {
@@ -47,6 +77,8 @@ export class Listener {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.healthTimer) clearInterval(this.healthTimer);
+    this.healthTimer = null;
     await this.attempt?.catch(() => undefined);
     const client = this.client;
     this.client = null;
@@ -66,9 +98,12 @@ export class Listener {
         this.listening = false;
       }
       client.removeAllListeners("notification");
+      // end() waits for the server, which a half-open socket never answers: do not wait for it.
       client.end().catch(() => undefined);
+      (client as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.();
       this.scheduleReconnect();
     };
+    this.lose = onLost;
     // Without an error handler, a dropped connection would crash the process.
     client.on("error", onLost);
     client.on("end", onLost);
@@ -85,6 +120,10 @@ export class Listener {
     }
     if (this.stopped || lost) return;
     this.listening = true;
+    if (!this.healthTimer) {
+      this.healthTimer = setInterval(() => void this.checkHealth(), this.options.healthCheckMs ?? 15_000);
+      this.healthTimer.unref();
+    }
     const missedSome = this.connectedBefore || this.failures > 0;
     this.connectedBefore = true;
     this.failures = 0;
