@@ -219,7 +219,10 @@ export class PostgresDriver implements StorageDriver {
       this.clockOffsetMs,
       Math.max(0, Math.trunc(params.limit)),
     ]);
-    return { retried: row?.retried ?? 0, dead: row?.dead ?? 0 };
+    const result = { retried: row?.retried ?? 0, dead: row?.dead ?? 0 };
+    // Rescued tasks are due at once: wake idle workers on every node, as an insert does.
+    if (result.retried > 0) await this.query("SELECT pg_notify($1, '')", [this.schema]);
+    return result;
   }
 
   async taskNextRunAt(params: { queues?: readonly string[] }): Promise<number | null> {
