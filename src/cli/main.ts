@@ -133,15 +133,16 @@ export function buildProgram(): Command {
     .addOption(tasksOption())
     .addOption(new Option("--concurrency <n>", "tasks run at once").default(10).argParser(intOption(1)))
     .addOption(new Option("--queues <names>", "comma-separated queues to take tasks from (default: all)"))
+    .addOption(new Option("--lease <ms>", "how long a running task is held without a heartbeat").default(15_000).argParser(intOption(1_000)))
     .addOption(graceOption())
-    .action(async (options: CommonOptions & { concurrency: number; queues?: string; grace: number; tasks?: string | string[] }) => {
+    .action(async (options: CommonOptions & { concurrency: number; queues?: string; lease: number; grace: number; tasks?: string | string[] }) => {
       const queues = options.queues?.split(",").map((q) => q.trim()).filter(Boolean);
       // A worker runs the platform too: process instances, package tasks, user connections.
       const starting = Platform.start({
         db: options.db,
         tasks: await taskModules(options.tasks),
         shutdownGraceMs: options.grace,
-        worker: { concurrency: options.concurrency, ...(queues?.length ? { queues } : {}) },
+        worker: { concurrency: options.concurrency, leaseMs: options.lease, ...(queues?.length ? { queues } : {}) },
       });
       // Signals are handled from the first moment: the worker may claim tasks while starting.
       stopOnSignals(async () => (await starting.catch(() => null))?.stop());
