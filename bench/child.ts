@@ -3,10 +3,12 @@
  * result (or the error) to its parent over IPC. Started by bench/lib/spawn.ts, never by hand.
  */
 import type { ChildMessage, ChildSpec, RoundResult } from "./lib/protocol.ts";
+import { countStatements, writeStatements } from "./lib/statements.ts";
 import { drain } from "./scenarios/drain.ts";
 import { enqueueBulk, enqueueSingle } from "./scenarios/enqueue.ts";
 import { enqueuer, latencyCross, latencyLocal } from "./scenarios/latency.ts";
-import { rawSqlite } from "./scenarios/raw.ts";
+import { rawPostgres } from "./scenarios/raw-postgres.ts";
+import { rawSqlite } from "./scenarios/raw-sqlite.ts";
 
 const SCENARIOS: Record<ChildSpec["scenario"], (spec: ChildSpec) => Promise<RoundResult>> = {
   "enqueue-single": enqueueSingle,
@@ -15,6 +17,7 @@ const SCENARIOS: Record<ChildSpec["scenario"], (spec: ChildSpec) => Promise<Roun
   "latency-local": latencyLocal,
   "latency-cross": latencyCross,
   "raw-sqlite": rawSqlite,
+  "raw-postgres": rawPostgres,
   enqueuer,
 };
 
@@ -36,7 +39,9 @@ async function main(): Promise<void> {
   if (!spec || typeof spec.scenario !== "string" || !(spec.scenario in SCENARIOS)) {
     throw new Error(`bench/child.ts: expected a ChildSpec argument, got ${process.argv[2] ?? "nothing"}`);
   }
+  if (spec.statementsFile) countStatements();
   const result = await SCENARIOS[spec.scenario](spec);
+  if (spec.statementsFile) writeStatements(spec.statementsFile, spec.scenario, spec.count);
   await send({ type: "result", result });
 }
 

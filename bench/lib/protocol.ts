@@ -11,13 +11,23 @@ export type ScenarioId =
   | "latency-local"
   | "latency-cross"
   | "raw-sqlite"
+  | "raw-postgres"
   /** Not a scenario of its own: the enqueuing process of latency-cross. */
   | "enqueuer";
 
+/** The stores the benchmark runs on. */
+export const STORES = ["sqlite", "postgres"] as const;
+export type Store = (typeof STORES)[number];
+
 export interface ChildSpec {
   readonly scenario: ScenarioId;
-  /** A fresh SQLite file in its own temporary folder; the parent removes the folder afterwards. */
-  readonly dbPath: string;
+  readonly store: Store;
+  /**
+   * What createRuntime's `db` gets: for SQLite a fresh file in its own temporary folder, for
+   * PostgreSQL a `postgres://...?schema=bench_<pid>_<n>` URL naming a fresh schema (created by the
+   * runtime's migrations). The parent removes the folder, or drops the schema, afterwards.
+   */
+  readonly db: string;
   /** Tasks (or rows) the scenario handles. */
   readonly count: number;
   /** Worker concurrency (drain). */
@@ -30,6 +40,11 @@ export interface ChildSpec {
   readonly timeLimitMs: number;
   /** Extra node flags for grandchildren (the enqueuer of latency-cross), e.g. --cpu-prof. */
   readonly execArgv?: readonly string[];
+  /**
+   * Profiled PostgreSQL rounds: count the statements sent to the server and write them to this
+   * JSON file (bench/lib/statements.ts). The enqueuer of latency-cross writes its own, `*.enqueuer.json`.
+   */
+  readonly statementsFile?: string;
 }
 
 export type Unit = "tasks/s" | "rows/s" | "ms";

@@ -1,23 +1,25 @@
-import { createRuntime, type Runtime, type WorkerConfig } from "../../src/index.ts";
+import { createRuntime, type Runtime, type WorkerConfig } from "./underway.ts";
 import { BenchLatency, BenchNoop } from "./tasks.ts";
 
 /** The durability every scenario uses: the product's default. */
 export const DURABILITY = "normal" as const;
 
 /**
- * A started runtime on the scenario's file, as an application would create it. `beforeStart`
+ * A started runtime on the round's store (a SQLite file or a postgres:// URL with the round's
+ * schema), as an application would create it. `beforeStart`
  * runs on the created runtime first (to add event listeners before the worker can run anything).
  */
 export async function openRuntime(
-  dbPath: string,
+  db: string,
   worker: WorkerConfig | false,
   beforeStart?: (runtime: Runtime) => void,
 ): Promise<Runtime> {
   const runtime = createRuntime({
-    db: dbPath,
+    db,
     tasks: [BenchNoop, BenchLatency],
     worker,
     logger: false,
+    // SQLite only: the PostgreSQL store commits as the server is configured (synchronous_commit).
     durability: DURABILITY,
   });
   beforeStart?.(runtime);

@@ -30,11 +30,12 @@ export class ChildFailure extends Error {
 /**
  * Runs one spec in a fresh Node process (through tsx) and resolves with its result. Rejects with
  * a ChildFailure, carrying the tail of the child's output, when the child reports an error, exits
- * without a result or with a non-zero code, or outlives `killAfterMs` (it is then killed).
+ * without a result or with a non-zero code, or outlives `killAfterMs` (it is then killed), or
+ * when `signal` aborts (it is then killed too).
  */
 export function runChild(
   spec: ChildSpec,
-  options: { killAfterMs: number; execArgv?: readonly string[]; cwd?: string },
+  options: { killAfterMs: number; execArgv?: readonly string[]; cwd?: string; signal?: AbortSignal },
 ): Promise<RoundResult> {
   return new Promise((resolve, reject) => {
     const output = new Tail();
@@ -52,6 +53,12 @@ export function runChild(
       timedOut = true;
       child.kill("SIGKILL");
     }, options.killAfterMs);
+    const onAbort = (): void => {
+      failure ??= "interrupted";
+      child.kill("SIGKILL");
+    };
+    if (options.signal?.aborted) onAbort();
+    options.signal?.addEventListener("abort", onAbort);
     child.on("message", (message: unknown) => {
       if (!isChildMessage(message)) return;
       if (message.type === "result") result = message.result;
@@ -62,6 +69,7 @@ export function runChild(
     });
     child.on("exit", (code, signal) => {
       clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
       const what = `${spec.scenario} (pid ${child.pid ?? "?"})`;
       if (timedOut) {
         reject(new ChildFailure(`${what} exceeded its time limit of ${Math.round(options.killAfterMs / 1000)} s and was killed`, output.toString()));

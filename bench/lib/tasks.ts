@@ -1,4 +1,4 @@
-import type { IBackgroundTask, TaskContext } from "../../src/index.ts";
+import type { IBackgroundTask, TaskContext } from "./underway.ts";
 import { sharedNow } from "./clock.ts";
 
 /** Ids of the BenchNoop runs in this process, in run order: duplicates mean a task ran twice. */

@@ -1,4 +1,4 @@
-import { Task, type Runtime } from "../../src/index.ts";
+import { Task, type Runtime } from "../lib/underway.ts";
 import { monotonicNow } from "../lib/clock.ts";
 import type { ChildSpec, RoundResult } from "../lib/protocol.ts";
 import { expectCounts, openRuntime } from "../lib/runtime.ts";
@@ -15,7 +15,7 @@ export async function drain(spec: ChildSpec): Promise<RoundResult> {
   const batch = spec.batch ?? 1_000;
   const deadline = monotonicNow() + spec.timeLimitMs;
 
-  const loader = await openRuntime(spec.dbPath, false);
+  const loader = await openRuntime(spec.db, false);
   try {
     const parameters = Array.from({ length: spec.count }, (_, n) => ({ n }));
     await loader.run(async () => {
@@ -47,7 +47,7 @@ export async function drain(spec: ChildSpec): Promise<RoundResult> {
   };
 
   const started = monotonicNow();
-  const runtime = await openRuntime(spec.dbPath, { concurrency }, listen);
+  const runtime = await openRuntime(spec.db, { concurrency }, listen);
   try {
     const timer = setTimeout(settle, Math.max(0, deadline - monotonicNow()));
     await finished;

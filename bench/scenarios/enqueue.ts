@@ -1,4 +1,4 @@
-import { Task } from "../../src/index.ts";
+import { Task } from "../lib/underway.ts";
 import { monotonicNow } from "../lib/clock.ts";
 import type { ChildSpec, RoundResult } from "../lib/protocol.ts";
 import { expectCounts, openRuntime } from "../lib/runtime.ts";
@@ -7,7 +7,7 @@ import { BenchNoop } from "../lib/tasks.ts";
 
 /** Scenario 1: awaited Task.startNew calls, one after another; each is its own commit. */
 export async function enqueueSingle(spec: ChildSpec): Promise<RoundResult> {
-  const runtime = await openRuntime(spec.dbPath, false);
+  const runtime = await openRuntime(spec.db, false);
   try {
     const started = monotonicNow();
     await runtime.run(async () => {
@@ -28,7 +28,7 @@ export async function enqueueSingle(spec: ChildSpec): Promise<RoundResult> {
 /** Scenario 2: Task.startNewMany with `batch` tasks per call; each call is one transaction. */
 export async function enqueueBulk(spec: ChildSpec): Promise<RoundResult> {
   const batch = spec.batch ?? 1_000;
-  const runtime = await openRuntime(spec.dbPath, false);
+  const runtime = await openRuntime(spec.db, false);
   try {
     const parameters = Array.from({ length: spec.count }, (_, n) => ({ n }));
     const started = monotonicNow();

@@ -1,4 +1,4 @@
-import { Task, type Runtime } from "../../src/index.ts";
+import { Task, type Runtime } from "../lib/underway.ts";
 import { monotonicNow, sharedNow, sleep } from "../lib/clock.ts";
 import type { ChildSpec, Measurement, RoundResult } from "../lib/protocol.ts";
 import { expectCounts, openRuntime } from "../lib/runtime.ts";
@@ -24,13 +24,24 @@ export async function latencyLocal(spec: ChildSpec): Promise<RoundResult> {
   }
 }
 
-/** Scenario 5: the tasks are started by another process; the worker learns of them by file watch. */
+/**
+ * Scenario 5: the tasks are started by another process; the worker learns of them by its watch on
+ * the WAL file (SQLite) or by LISTEN/NOTIFY (PostgreSQL).
+ */
 export async function latencyCross(spec: ChildSpec): Promise<RoundResult> {
   const worker = await startIdleWorker(spec);
   try {
     await sleep(IDLE_BEFORE_MS);
     const enqueuer = await runChild(
-      { scenario: "enqueuer", dbPath: spec.dbPath, count: spec.count, ...(spec.rate ? { rate: spec.rate } : {}), timeLimitMs: spec.timeLimitMs },
+      {
+        scenario: "enqueuer",
+        store: spec.store,
+        db: spec.db,
+        count: spec.count,
+        ...(spec.rate ? { rate: spec.rate } : {}),
+        timeLimitMs: spec.timeLimitMs,
+        ...(spec.statementsFile ? { statementsFile: spec.statementsFile.replace(/\.json$/, ".enqueuer.json") } : {}),
+      },
       { killAfterMs: spec.timeLimitMs, ...(spec.execArgv ? { execArgv: spec.execArgv } : {}) },
     );
     await worker.allSucceeded;
@@ -43,9 +54,9 @@ export async function latencyCross(spec: ChildSpec): Promise<RoundResult> {
   }
 }
 
-/** The enqueuing process of scenario 5: a runtime without a worker on the same file. */
+/** The enqueuing process of scenario 5: a runtime without a worker on the same store. */
 export async function enqueuer(spec: ChildSpec): Promise<RoundResult> {
-  const runtime = await openRuntime(spec.dbPath, false);
+  const runtime = await openRuntime(spec.db, false);
   try {
     const enqueue = await runtime.run(() => enqueueAtRate(spec));
     return { measurements: [], checks: [], details: { ...enqueue } };
@@ -89,7 +100,7 @@ async function startIdleWorker(spec: ChildSpec): Promise<{ runtime: Runtime; all
     () => clearTimeout(timer),
     () => clearTimeout(timer),
   );
-  const runtime = await openRuntime(spec.dbPath, { concurrency: 10, pollIntervalMs: POLL_INTERVAL_MS }, (r) => {
+  const runtime = await openRuntime(spec.db, { concurrency: 10, pollIntervalMs: POLL_INTERVAL_MS }, (r) => {
     r.on("taskSucceeded", () => {
       if (++succeeded === spec.count) settle();
     });

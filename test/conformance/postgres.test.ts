@@ -199,24 +199,6 @@ describe("postgres driver", () => {
     assert.deepEqual([...claimed, ...rest.map((c) => c.id)].sort(), [...inserted].sort());
   });
 
-  it("runs a nested transaction and calls made inside one in the open transaction", async () => {
-    const d = driver({ watch: false });
-    await d.migrate();
-    await assert.rejects(
-      d.transaction(async (tx) => {
-        const id = await d.transaction(async (inner) => {
-          assert.equal(inner, tx);
-          return d.taskInsert(task({ name: "Nested" }), inner);
-        });
-        // Not committed yet, but this call runs in the transaction and sees it.
-        assert.equal((await d.taskGet(id))?.name, "Nested");
-        throw new Error("undo");
-      }),
-      /undo/,
-    );
-    assert.equal((await d.taskList({ name: "Nested" })).items.length, 0);
-  });
-
   it("does not report a commit when a failed statement made PostgreSQL roll back", async () => {
     const d = driver({ watch: false });
     await d.migrate();

@@ -7,7 +7,7 @@ describe("the worked example", () => {
   let compiled: CompiledPackage;
 
   it("compiles without problems", async () => {
-    compiled = await compilePackage(workedExample());
+    compiled = await compilePackage(await workedExample());
     assert.equal(compiled.packageName, "BackgroundActivity");
     assert.deepEqual(compiled.exports, { UsrActivityData: ["UsrActivityData"], UsrBackgroundActivityCreator: ["UsrBackgroundActivityCreator"] });
     assert.deepEqual(
@@ -31,7 +31,7 @@ describe("the worked example", () => {
     const instance = new TaskClass();
     assert.equal(typeof instance.run, "function");
     assert.equal(typeof instance.setUserConnection, "function");
-    assert.equal(typeof loaded.script("UsrBackgroundTaskExampleProcess", "ScriptTask1"), "function");
+    assert.equal(typeof loaded.script("UsrBackgroundTaskExampleProcess", "ScriptTask_CreateBackgroundTask"), "function");
     assert.throws(() => loaded.script("UsrBackgroundTaskExampleProcess", "NoSuchTask"), /has no script UsrBackgroundTaskExampleProcess\/NoSuchTask/);
   });
 

@@ -10,23 +10,24 @@ import {
   type SourceSchema,
 } from "../../../src/platform/packages/compiler/index.ts";
 import * as underway from "../../../src/index.ts";
+import { parseProcess } from "../../../src/platform/processes/bpmn/index.ts";
 
 /** The "underway" module namespace, as the platform hands it to loadPackage. */
 export const platformApi: Record<string, unknown> = underway;
 
-const FIXTURE = new URL("../../fixtures/packages/background-activity/", import.meta.url);
+// The worked example as shipped: the compiler tests compile the real package.
+const FIXTURE = new URL("../../../examples/background-activity/", import.meta.url);
 
 /** The worked example's package: its two Source code schemas and its process's script. */
-export function workedExample(): CompileInput {
+export async function workedExample(): Promise<CompileInput> {
   const schemas: SourceSchema[] = ["UsrActivityData", "UsrBackgroundActivityCreator"].map((name) => ({
     name,
     source: readFileSync(new URL(`${name}.ts`, FIXTURE), "utf8"),
   }));
-  const process = JSON.parse(readFileSync(new URL("UsrBackgroundTaskExampleProcess.json", FIXTURE), "utf8")) as {
-    processCode: string;
-    scripts: { elementId: string; usings: string[]; body: string }[];
-  };
-  const scripts: ProcessScript[] = process.scripts.map((s) => ({ processCode: process.processCode, elementId: s.elementId, usings: s.usings, body: s.body }));
+  const process = await parseProcess(readFileSync(new URL("UsrBackgroundTaskExampleProcess.bpmn", FIXTURE), "utf8"));
+  const scripts: ProcessScript[] = [...process.elements.values()]
+    .filter((e) => e.kind === "scriptTask")
+    .map((e) => ({ processCode: process.code, elementId: e.id, usings: e.usings ?? [], body: e.script ?? "" }));
   return { packageName: "BackgroundActivity", schemas, scripts, conditions: [] };
 }
 

@@ -148,11 +148,11 @@ describe("problems in scripts and conditions", () => {
   });
 
   it("a script of the worked example with an error: the process's other parts stay fine", async () => {
-    const example = workedExample();
+    const example = await workedExample();
     const broken = { ...example.scripts[0]!, body: example.scripts[0]!.body.replace("ActivityConsts.TaskTypeUId", "ActivityConsts.NoSuchType") };
     const problems = await problemsOf({ ...example, scripts: [broken] });
     assert.equal(problems.length, 1);
-    assert.equal(problems[0]?.schema, "UsrBackgroundTaskExampleProcess/ScriptTask1");
+    assert.equal(problems[0]?.schema, "UsrBackgroundTaskExampleProcess/ScriptTask_CreateBackgroundTask");
     assert.equal(problems[0]?.line, 1);
     assert.equal(problems[0]?.column, 102);
     assert.match(problems[0]?.message ?? "", /Property 'NoSuchType' does not exist/);

@@ -2,26 +2,21 @@ import Database from "better-sqlite3";
 import { monotonicNow } from "../lib/clock.ts";
 import type { ChildSpec, Measurement, RoundResult } from "../lib/protocol.ts";
 import { openRuntime } from "../lib/runtime.ts";
+import { CLAIM_BATCH, PAYLOAD } from "../lib/raw.ts";
 import { perSecond } from "../lib/stats.ts";
 
-/** Rows claimed per UPDATE ... RETURNING. */
-const CLAIM_BATCH = 500;
-
-/** A payload the size of a small encoded parameter object ({ n: 12345 } is 8 bytes of MessagePack). */
-const PAYLOAD = Buffer.from([0x81, 0xa1, 0x6e, 0xcd, 0x30, 0x39, 0x00, 0x00]);
-
 /**
- * Scenario 6: what this machine's SQLite does without the queue's code around it, with the
+ * Scenario 6 on SQLite: what this machine's SQLite does without the queue's code around it, with the
  * product's settings (WAL, synchronous=NORMAL). Twice: on a minimal queue table (one partial
  * index), and on underway's own schema (created by the runtime's migrations), with the SQL the
  * SQLite driver uses. The second pair tells schema cost from JavaScript cost.
  */
 export async function rawSqlite(spec: ChildSpec): Promise<RoundResult> {
   // The runtime creates underway's schema, then steps aside.
-  const runtime = await openRuntime(spec.dbPath, false);
+  const runtime = await openRuntime(spec.db, false);
   await runtime.stop();
 
-  const db = new Database(spec.dbPath);
+  const db = new Database(spec.db);
   try {
     db.pragma("busy_timeout = 5000");
     db.pragma("journal_mode = WAL");
