@@ -21,7 +21,8 @@ import { Listener } from "./listener.ts";
 import { migrateSchema } from "./migrate.ts";
 import { queriesFor, type Queries } from "./queries.ts";
 import { initiatorContext } from "../initiator.ts";
-import { byClaimOrder, claimedOf, taskInfoOf, type ClaimRow, type TaskRow } from "./rows.ts";
+import { taskInfoOf } from "../task-rows.ts";
+import { byClaimOrder, claimedOf, type ClaimRow, type TaskRow } from "./rows.ts";
 
 export interface PostgresDriverOptions {
   /** `postgres://user:password@host:port/database`; the password never shows in logs or errors. */
@@ -246,7 +247,7 @@ export class PostgresDriver implements StorageDriver {
   async taskGet(id: string): Promise<TaskInfo | null> {
     if (parseTaskId(id) === null) return null;
     const [row] = await this.query<TaskRow>(this.sql.get, [id]);
-    return row ? taskInfoOf(row) : null;
+    return row ? taskInfoOf(row, row.errors ?? []) : null;
   }
 
   async taskList(filter: TaskFilter): Promise<TaskPage> {
@@ -272,7 +273,7 @@ export class PostgresDriver implements StorageDriver {
     }
     const rows = await this.query<TaskRow>(this.sql.list(where, arg(limit + 1)), args);
     const more = rows.length > limit;
-    const items = rows.slice(0, limit).map(taskInfoOf);
+    const items = rows.slice(0, limit).map((r) => taskInfoOf(r, []));
     return { items, nextBeforeId: more && items.length ? (items[items.length - 1]?.id ?? null) : null };
   }
 

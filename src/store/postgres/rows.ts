@@ -1,16 +1,10 @@
 /** Rows as the queries in queries.ts return them through pg, and their mapping to the driver's types. */
 import type { ClaimedTask } from "../driver.ts";
 import { initiatorOf, type InitiatorContext } from "../initiator.ts";
-import type { TaskErrorInfo, TaskInfo, TaskState } from "../../tasks/types.ts";
+import type { TaskState } from "../../tasks/types.ts";
+import type { ErrorJson } from "../task-rows.ts";
 
-/** An error as stored in last_error and as `get` aggregates underway_task_errors: `at` in ms. */
-export interface ErrorJson {
-  attempt: number;
-  at: number;
-  name: string;
-  message: string;
-  stack?: string | null;
-}
+export type { ErrorJson };
 
 export interface TaskRow {
   id: string;
@@ -54,36 +48,6 @@ export interface ClaimRow {
   user_context: InitiatorContext | null;
   run_at: number;
   initiator_sig: string | null;
-}
-
-function errorInfoOf(e: ErrorJson): TaskErrorInfo {
-  return { attempt: e.attempt, at: new Date(e.at), name: e.name, message: e.message, ...(e.stack ? { stack: e.stack } : {}) };
-}
-
-const date = (ms: number | null): Date | null => (ms === null ? null : new Date(ms));
-
-export function taskInfoOf(row: TaskRow): TaskInfo {
-  return {
-    id: row.id,
-    name: row.name,
-    queue: row.queue,
-    priority: row.priority,
-    state: row.state,
-    attempt: row.attempt,
-    maxAttempts: row.max_attempts,
-    runAt: new Date(row.run_at),
-    createdAt: new Date(row.created_at),
-    startedAt: date(row.started_at),
-    finishedAt: date(row.finished_at),
-    workerId: row.worker_id,
-    initiator: initiatorOf(row.user_id, row.user_context),
-    withUserConnection: row.with_user_connection,
-    progress: row.progress,
-    progressMessage: row.progress_message,
-    lastError: row.last_error ? errorInfoOf(row.last_error) : null,
-    errors: (row.errors ?? []).map(errorInfoOf),
-    timeoutMs: row.timeout_ms,
-  };
 }
 
 export function claimedOf(row: ClaimRow): ClaimedTask {

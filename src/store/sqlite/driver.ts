@@ -19,7 +19,8 @@ import { parseTaskId } from "../driver.ts";
 import { loadMigrations } from "../migrations.ts";
 import { Lane } from "./lane.ts";
 import { initiatorContext } from "../initiator.ts";
-import { initiatorFromRow, taskInfoOf, type ErrorRow, type TaskRow } from "./rows.ts";
+import { taskInfoOf } from "../task-rows.ts";
+import { decodedRow, initiatorFromRow, type ErrorRow, type TaskRow } from "./rows.ts";
 import { TASK_STATES, type TaskFilter, type TaskInfo, type TaskPage, type TaskState } from "../../tasks/types.ts";
 
 export interface SqliteDriverOptions {
@@ -406,7 +407,7 @@ export class SqliteDriver implements StorageDriver {
     return this.exclusive(() => {
       const row = this.sql.get.get(key) as TaskRow | undefined;
       if (!row) return null;
-      return taskInfoOf(row, this.sql.errors.all(key) as ErrorRow[]);
+      return taskInfoOf(decodedRow(row), this.sql.errors.all(key) as ErrorRow[]);
     });
   }
 
@@ -444,7 +445,7 @@ export class SqliteDriver implements StorageDriver {
     return this.exclusive(() => {
       const rows = this.db.prepare(sql).all(...args, limit + 1) as TaskRow[];
       const more = rows.length > limit;
-      const items = rows.slice(0, limit).map((r) => taskInfoOf(r, []));
+      const items = rows.slice(0, limit).map((r) => taskInfoOf(decodedRow(r), []));
       return { items, nextBeforeId: more && items.length ? (items[items.length - 1]?.id ?? null) : null };
     });
   }

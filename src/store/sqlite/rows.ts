@@ -1,5 +1,6 @@
 import { initiatorOf, type InitiatorContext } from "../initiator.ts";
-import type { Initiator, TaskErrorInfo, TaskInfo, TaskState } from "../../tasks/types.ts";
+import type { DecodedTaskRow, ErrorJson } from "../task-rows.ts";
+import type { Initiator, TaskState } from "../../tasks/types.ts";
 
 /** A row of underway_tasks as better-sqlite3 returns it. */
 export interface TaskRow {
@@ -41,40 +42,12 @@ export function initiatorFromRow(userId: string | null, context: string | null):
   return initiatorOf(userId, context ? (JSON.parse(context) as InitiatorContext) : null);
 }
 
-function lastErrorOf(text: string | null): TaskErrorInfo | null {
-  if (!text) return null;
-  const e = JSON.parse(text) as { attempt: number; at: number; name: string; message: string; stack?: string };
-  return { attempt: e.attempt, at: new Date(e.at), name: e.name, message: e.message, ...(e.stack ? { stack: e.stack } : {}) };
-}
-
-const date = (ms: number | null): Date | null => (ms === null ? null : new Date(ms));
-
-export function taskInfoOf(row: TaskRow, errors: readonly ErrorRow[]): TaskInfo {
+/** The row decoded: JSON columns parsed, the flag as a boolean. */
+export function decodedRow(row: TaskRow): DecodedTaskRow {
   return {
-    id: String(row.id),
-    name: row.name,
-    queue: row.queue,
-    priority: row.priority,
-    state: row.state,
-    attempt: row.attempt,
-    maxAttempts: row.max_attempts,
-    runAt: new Date(row.run_at),
-    createdAt: new Date(row.created_at),
-    startedAt: date(row.started_at),
-    finishedAt: date(row.finished_at),
-    workerId: row.worker_id,
-    initiator: initiatorFromRow(row.user_id, row.user_context),
-    withUserConnection: row.with_user_connection === 1,
-    progress: row.progress,
-    progressMessage: row.progress_message,
-    lastError: lastErrorOf(row.last_error),
-    errors: errors.map((e) => ({
-      attempt: e.attempt,
-      at: new Date(e.at),
-      name: e.name,
-      message: e.message,
-      ...(e.stack ? { stack: e.stack } : {}),
-    })),
-    timeoutMs: row.timeout_ms,
+    ...row,
+    with_user_connection: row.with_user_connection === 1,
+    user_context: row.user_context ? (JSON.parse(row.user_context) as InitiatorContext) : null,
+    last_error: row.last_error ? (JSON.parse(row.last_error) as ErrorJson) : null,
   };
 }

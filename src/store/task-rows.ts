@@ -1,0 +1,65 @@
+/** The row shape both stores hand back for a task, once decoded, and its mapping to TaskInfo. */
+import { initiatorOf, type InitiatorContext } from "./initiator.ts";
+import type { TaskErrorInfo, TaskInfo, TaskState } from "../tasks/types.ts";
+
+/** An error as stored in last_error and in underway_task_errors: `at` in ms. */
+export interface ErrorJson {
+  attempt: number;
+  at: number;
+  name: string;
+  message: string;
+  stack?: string | null;
+}
+
+/** A task row with its JSON columns parsed and its flags as booleans. */
+export interface DecodedTaskRow {
+  id: string | number | bigint;
+  name: string;
+  queue: string;
+  priority: number;
+  state: TaskState;
+  run_at: number;
+  attempt: number;
+  max_attempts: number;
+  timeout_ms: number;
+  worker_id: string | null;
+  with_user_connection: boolean;
+  user_id: string | null;
+  user_context: InitiatorContext | null;
+  progress: number | null;
+  progress_message: string | null;
+  last_error: ErrorJson | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+export function errorInfoOf(e: ErrorJson): TaskErrorInfo {
+  return { attempt: e.attempt, at: new Date(e.at), name: e.name, message: e.message, ...(e.stack ? { stack: e.stack } : {}) };
+}
+
+const date = (ms: number | null): Date | null => (ms === null ? null : new Date(ms));
+
+export function taskInfoOf(row: DecodedTaskRow, errors: readonly ErrorJson[]): TaskInfo {
+  return {
+    id: String(row.id),
+    name: row.name,
+    queue: row.queue,
+    priority: row.priority,
+    state: row.state,
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    runAt: new Date(row.run_at),
+    createdAt: new Date(row.created_at),
+    startedAt: date(row.started_at),
+    finishedAt: date(row.finished_at),
+    workerId: row.worker_id,
+    initiator: initiatorOf(row.user_id, row.user_context),
+    withUserConnection: row.with_user_connection,
+    progress: row.progress,
+    progressMessage: row.progress_message,
+    lastError: row.last_error ? errorInfoOf(row.last_error) : null,
+    errors: errors.map(errorInfoOf),
+    timeoutMs: row.timeout_ms,
+  };
+}
