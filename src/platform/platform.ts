@@ -73,6 +73,12 @@ export class Platform {
     this.packageLoader = new PackageLoader(this.packages, () => import("../index.ts") as Promise<Record<string, unknown>>, config.packageRefreshMs);
     this.processEngine = new ProcessEngine(this.runtime.driver, this.db, this.packageLoader, this.runtime);
     this.runtime.registry.setResolver((name) => this.packageLoader.resolveTaskClass(name));
+    this.runtime.on("taskDead", (event) => {
+      if (event.name !== ProcessInstanceTask.taskName) return;
+      this.processEngine.failByTask(event.taskId, event.error).catch((error: unknown) =>
+        this.runtime.logger.error({ err: error, taskId: event.taskId }, "recording a dead process instance failed"),
+      );
+    });
     const processEngine = this.processEngine;
     const systemConnection = (): UserConnection => {
       if (!this.systemConnection) throw new Error("the platform has not started");

@@ -75,8 +75,8 @@ export interface RuntimeConfig {
 export interface RuntimeEvents {
   taskStarted: [Extract<WorkerEvent, { type: "taskStarted" }>];
   taskSucceeded: [Extract<WorkerEvent, { type: "taskSucceeded" }>];
-  taskFailed: [Extract<WorkerEvent, { type: "taskFailed" }>];
-  taskDead: [Extract<WorkerEvent, { type: "taskDead" }>];
+  taskFailed: [Extract<WorkerEvent, { type: "taskFailed" | "taskDead" }>];
+  taskDead: [Extract<WorkerEvent, { type: "taskFailed" | "taskDead" }>];
   taskReleased: [Extract<WorkerEvent, { type: "taskReleased" }>];
 }
 

@@ -21,6 +21,11 @@ export interface Execution {
 export function executeInProcess(execution: Execution): Promise<void> {
   const { controller, timeoutMs } = execution;
   return new Promise<void>((resolve, reject) => {
+    // Aborted while the run was being set up (shutdown, lost lease): it must not start.
+    if (controller.signal.aborted) {
+      reject(controller.signal.reason);
+      return;
+    }
     let settled = false;
     const finish = (failed: boolean, error?: unknown): void => {
       if (settled) return;

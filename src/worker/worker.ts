@@ -151,7 +151,11 @@ export class Worker {
     this.wakeScheduled = true;
     setImmediate(() => {
       this.wakeScheduled = false;
-      this.fillDone = this.fill();
+      this.fillDone = this.fill().catch((error: unknown) => {
+        // fill() handles the store's failures itself; anything else is a bug of ours, and it
+        // must not take the process down: the poll timer looks again.
+        this.options.logger.error({ err: error }, "the claim loop failed; it will run again at the next wake-up");
+      });
     });
   }
 
@@ -202,13 +206,15 @@ export class Worker {
   private async scheduleNextDue(): Promise<void> {
     if (this.nextRunTimer) return;
     let next: number | null;
+    let now: number;
     try {
       next = await this.driver.taskNextRunAt(this.options.queues ? { queues: this.options.queues } : {});
+      if (next === null) return;
+      now = await this.driver.clockNow();
     } catch {
-      return;
+      return; // the poll timer looks again
     }
-    if (next === null) return;
-    const inMs = next - (await this.driver.clockNow());
+    const inMs = next - now;
     if (inMs >= this.pollIntervalMs) return;
     this.nextRunTimer = setTimeout(() => {
       this.nextRunTimer = null;

@@ -89,6 +89,34 @@ for (const store of STORES) {
       assert.equal(after.buildVersion, 2);
     });
 
+    it("a cancel during a running script is final; a process whose task dies is in Error", async () => {
+      const platform = await startPlatform(store, { packageRefreshMs: 0 });
+      await publishProcess(platform, "UsrCancel", "UsrSlowProcess", processXml("UsrSlowProcess", "Slow", [
+        { kind: "script", id: "Slow", body: "await new Promise((r) => setTimeout(r, 300)); return true;" },
+        { kind: "end", id: "End" },
+      ]));
+      const admin = platform.appConnection.systemUserConnection;
+      const { instanceId } = await admin.processEngine.processExecutor.execute("UsrSlowProcess");
+      await until(async () => (await platform.processEngine.getLog(instanceId, admin))?.elements.some((e) => e.elementId === "Slow"), "the script to start");
+      assert.equal(await platform.processEngine.cancel(instanceId, admin), true);
+      const log = await platform.processEngine.getLog(instanceId, admin);
+      await platform.runtime.waitForTask(log?.taskId ?? "", { timeoutMs: 10_000 });
+      const after = await platform.processEngine.getLog(instanceId, admin);
+      assert.equal(after?.status, "Canceled");
+      assert.deepEqual(after && shape(after), ["Start:Completed", "Slow:Canceled"]);
+
+      const bob = await platform.users.create({ login: "bob", password: "bob-pass" });
+      await platform.runtime.worker?.stop({ graceMs: 1_000 });
+      const started = await platform.userConnection(bob).processEngine.processExecutor.execute("UsrSlowProcess");
+      await platform.users.setActive(bob.id, false);
+      platform.runtime.worker?.start();
+      const dead = await until(async () => {
+        const l = await platform.processEngine.getLog(started.instanceId, admin);
+        return l?.status === "Error" ? l : null;
+      }, "the instance of a deactivated user to be in Error", 10_000);
+      assert.match(dead.errorMessage ?? "", /TaskSecurityError: the user bob who started the task has been deactivated/);
+    });
+
     it("refuses to save a diagram with unsupported elements, listing them", async () => {
       const platform = await startPlatform(store);
       await platform.packages.ensurePackage("UsrBad");

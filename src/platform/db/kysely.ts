@@ -18,16 +18,7 @@ import {
   type Driver,
   type QueryResult,
 } from "kysely";
-import type { DriverTransaction, StorageDriver } from "../../store/driver.ts";
-
-interface Connection extends DatabaseConnection {
-  /** Set while a Kysely transaction (db.transaction()) is open on this connection. */
-  tx: DriverTransaction | null;
-  finish: ((commit: boolean) => void) | null;
-  settled: Promise<void> | null;
-}
-
-class Rollback extends Error {}
+import type { StorageDriver } from "../../store/driver.ts";
 
 class StoreDriver implements Driver {
   constructor(private readonly store: StorageDriver) {}
@@ -36,12 +27,10 @@ class StoreDriver implements Driver {
 
   async acquireConnection(): Promise<DatabaseConnection> {
     const store = this.store;
-    const connection: Connection = {
-      tx: null,
-      finish: null,
-      settled: null,
+    const connection: DatabaseConnection = {
+      // Inside runtime.transaction(...) the store finds the open transaction by itself.
       async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
-        const result = await store.sqlQuery(compiled.sql, compiled.parameters, connection.tx ?? undefined);
+        const result = await store.sqlQuery(compiled.sql, compiled.parameters);
         return { rows: result.rows as R[], numAffectedRows: BigInt(result.affectedRows) };
       },
       // eslint-disable-next-line require-yield
@@ -52,42 +41,20 @@ class StoreDriver implements Driver {
     return connection;
   }
 
-  /** Opens a store transaction that stays open until Kysely commits or rolls back. */
-  async beginTransaction(connection: DatabaseConnection): Promise<void> {
-    const c = connection as Connection;
-    await new Promise<void>((ready, failed) => {
-      c.settled = this.store
-        .transaction(
-          (tx) =>
-            new Promise<void>((resolve, reject) => {
-              c.tx = tx;
-              c.finish = (commit) => (commit ? resolve() : reject(new Rollback("rollback")));
-              ready();
-            }),
-        )
-        .catch((error: unknown) => {
-          failed(error);
-          if (!(error instanceof Rollback)) throw error;
-        });
-    });
+  /**
+   * Kysely's own transactions would run their callback outside the store's transaction context:
+   * a task started or an entity saved inside would not join it (and on SQLite would wait for it
+   * forever). runtime.transaction(fn) is the one way in.
+   */
+  async beginTransaction(): Promise<void> {
+    throw new Error(
+      "db.transaction() is not supported on the platform database: use runtime.transaction(async () => { ... }) — every query, entity save and task start inside it joins the transaction",
+    );
   }
 
-  async commitTransaction(connection: DatabaseConnection): Promise<void> {
-    await this.end(connection as Connection, true);
-  }
+  async commitTransaction(): Promise<void> {}
 
-  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    await this.end(connection as Connection, false);
-  }
-
-  private async end(c: Connection, commit: boolean): Promise<void> {
-    const settled = c.settled;
-    c.finish?.(commit);
-    c.tx = null;
-    c.finish = null;
-    c.settled = null;
-    await settled;
-  }
+  async rollbackTransaction(): Promise<void> {}
 
   async releaseConnection(): Promise<void> {}
 

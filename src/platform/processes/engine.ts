@@ -281,7 +281,10 @@ export class ProcessEngine {
       }
       const now = new Date(await this.store.clockNow());
       const next = nextFlowTarget === null ? null : this.element(resolved, nextFlowTarget);
-      await this.store.transaction(async () => {
+      const goOn = await this.store.transaction(async () => {
+        // Canceled (or failed elsewhere) while the element ran: leave the log as it is.
+        const current = await this.db.selectFrom("SysProcessLog").select("Status").where("Id", "=", instanceId).executeTakeFirst();
+        if (current?.Status !== "Running") return false;
         await this.db
           .updateTable("SysProcessElementLog")
           .set({ Status: "Completed", CompletedOn: now, Waiting: false })
@@ -291,8 +294,9 @@ export class ProcessEngine {
         await this.saveParameters(instanceId, parameters);
         if (next) await this.begin(instanceId, seq + 1, next);
         else await this.db.updateTable("SysProcessLog").set({ Status: "Completed", CompletedOn: now }).where("Id", "=", instanceId).execute();
+        return true;
       });
-      if (!next) return;
+      if (!next || !goOn) return;
       current = { seq: seq + 1, element: next, waiting: false };
     }
   }
@@ -332,18 +336,38 @@ export class ProcessEngine {
     await this.db.updateTable("SysProcessLog").set({ Parameters: JSON.stringify(parameters) }).where("Id", "=", instanceId).execute();
   }
 
-  private async fail(instanceId: string, seq: number, error: unknown): Promise<void> {
+  /** Puts a running instance and its running element into Error; a canceled one stays canceled. */
+  private async fail(instanceId: string, seq: number | null, error: unknown): Promise<void> {
     const message = (error instanceof Error ? `${error.name}: ${error.message}` : `a non-Error value was thrown: ${String(error)}`).slice(0, 4000);
     const now = new Date(await this.store.clockNow());
     await this.store.transaction(async () => {
-      await this.db
+      const changed = await this.db
+        .updateTable("SysProcessLog")
+        .set({ Status: "Error", ErrorMessage: message, CompletedOn: now })
+        .where("Id", "=", instanceId)
+        .where("Status", "=", "Running")
+        .executeTakeFirst();
+      if (Number(changed.numUpdatedRows) === 0) return;
+      let elements = this.db
         .updateTable("SysProcessElementLog")
         .set({ Status: "Error", ErrorMessage: message, CompletedOn: now })
         .where("ProcessLogId", "=", instanceId)
-        .where("Seq", "=", seq)
-        .execute();
-      await this.db.updateTable("SysProcessLog").set({ Status: "Error", ErrorMessage: message, CompletedOn: now }).where("Id", "=", instanceId).execute();
+        .where("Status", "=", "Running");
+      if (seq !== null) elements = elements.where("Seq", "=", seq);
+      await elements.execute();
     });
+  }
+
+  /**
+   * The task of an instance ended dead without the engine seeing it (its user was deactivated,
+   * its attempts ran out on timeouts, its build could not load): the instance goes to Error too.
+   */
+  async failByTask(taskId: string, error: { name: string; message: string }): Promise<void> {
+    const row = await this.db.selectFrom("SysProcessLog").select("Id").where("TaskId", "=", taskId).where("Status", "=", "Running").executeTakeFirst();
+    if (!row) return;
+    const reason = new Error(error.message);
+    reason.name = error.name;
+    await this.fail(row.Id, null, reason);
   }
 }
 

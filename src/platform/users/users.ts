@@ -118,14 +118,22 @@ export class Users {
     return (await this.getById(id)) as PlatformUser;
   }
 
+  /** Activates or deactivates a user; deactivating ends the user's sessions. */
   async setActive(id: string, active: boolean): Promise<void> {
-    await this.db.updateTable("SysAdminUnit").set({ Active: active }).where("Id", "=", id).execute();
+    await this.store.transaction(async () => {
+      await this.db.updateTable("SysAdminUnit").set({ Active: active }).where("Id", "=", id).execute();
+      if (!active) await this.db.deleteFrom("SysSession").where("UserId", "=", id).execute();
+    });
   }
 
   async setPassword(id: string, password: string): Promise<void> {
     const hash = await hashPassword(password);
-    const result = await this.db.updateTable("SysAdminUnit").set({ PasswordHash: hash }).where("Id", "=", id).executeTakeFirst();
-    if (Number(result.numUpdatedRows) !== 1) throw new Error(`no user with id ${JSON.stringify(id)}`);
+    // A new password ends every session signed in with the old one.
+    await this.store.transaction(async () => {
+      const result = await this.db.updateTable("SysAdminUnit").set({ PasswordHash: hash }).where("Id", "=", id).executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1) throw new Error(`no user with id ${JSON.stringify(id)}`);
+      await this.db.deleteFrom("SysSession").where("UserId", "=", id).execute();
+    });
   }
 
   async delete(id: string): Promise<void> {
