@@ -31,6 +31,7 @@ export { TaskInterruptedError } from "./tasks/errors/task-interrupted-error.ts";
 export { TaskFailedError } from "./tasks/errors/task-failed-error.ts";
 export { LeaseLostError } from "./tasks/errors/lease-lost-error.ts";
 export { TaskSecurityError } from "./tasks/errors/task-security-error.ts";
+export { TaskCanceledError } from "./tasks/errors/task-canceled-error.ts";
 export {
   DEFAULT_MAX_PARAMETER_BYTES,
   TaskDeserializationError,

@@ -255,6 +255,27 @@ export function buildProgram(): Command {
       }
     });
 
+  for (const [verb, description, past] of [
+    ["cancel", "cancel a task that has not ended (a running one is stopped)", "canceled"],
+    ["retry", "queue a failed, dead or canceled task again", "queued again"],
+  ] as const) {
+    program
+      .command(`${verb} <id>`)
+      .description(description)
+      .addOption(dbOption())
+      .action(async (id: string, options: CommonOptions) => {
+        const runtime = await inspect(options);
+        try {
+          const task = await runtime.getTask(id);
+          const done = verb === "cancel" ? await runtime.cancelTask(id) : await runtime.retryTask(id);
+          if (!done) throw new Error(`task ${id} cannot be ${past}: it is ${task.state}`);
+          console.log(`task ${id} (${task.name}) ${past}`);
+        } finally {
+          await runtime.stop();
+        }
+      });
+  }
+
   program
     .command("wait <id>")
     .description("wait for a task to end, with a progress bar; exits 0 when it succeeded")

@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import { DEFAULT_MAX_PARAMETER_BYTES } from "../codec/index.ts";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
+import { Cleaner, type RetentionOptions } from "../maintenance/cleaner.ts";
 import { Elector } from "../maintenance/elector.ts";
 import { Rescuer } from "../maintenance/rescuer.ts";
 import type { DriverTransaction, StorageDriver, TaskInsertParams } from "../store/driver.ts";
@@ -13,6 +14,7 @@ import {
   type TaskHandle,
   type TaskStarter,
 } from "../tasks/ambient.ts";
+import { TaskCanceledError } from "../tasks/errors/task-canceled-error.ts";
 import { TaskFailedError } from "../tasks/errors/task-failed-error.ts";
 import { TaskNotFoundError } from "../tasks/errors/task-not-found-error.ts";
 import { TaskStartError } from "../tasks/errors/task-start-error.ts";
@@ -53,7 +55,14 @@ export interface RuntimeConfig {
    * (default 5,000), `leaderTermMs` (default 15,000: a dead leader is replaced within it), or
    * false for a process that never does maintenance.
    */
-  readonly maintenance?: { readonly rescueIntervalMs?: number; readonly leaderTermMs?: number } | false;
+  readonly maintenance?:
+    | {
+        readonly rescueIntervalMs?: number;
+        readonly leaderTermMs?: number;
+        /** Retention of ended tasks (default: succeeded 7 days, dead and canceled 30 days), or false to keep all. */
+        readonly retention?: RetentionOptions | false;
+      }
+    | false;
   /** Rebuilds the UserConnection of the user who started a task. */
   readonly userConnectionFactory?: UserConnectionFactory;
   /** A pino (or compatible) logger; false for none. Default: pino on stderr. */
@@ -91,6 +100,7 @@ export class Runtime implements TaskStarter {
   readonly worker: Worker | null;
   readonly rescuer: Rescuer | null;
   readonly elector: Elector | null;
+  readonly cleaner: Cleaner | null;
   /** This process's id in the store: worker id and maintenance holder id. */
   readonly nodeId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
   private readonly events = new EventEmitter<RuntimeEvents>();
@@ -139,6 +149,10 @@ export class Runtime implements TaskStarter {
           },
         })
       : null;
+    this.cleaner =
+      maintenance && maintenance.retention !== false
+        ? new Cleaner({ driver: this.driver, logger: this.logger, ...maintenance.retention, isLeader: () => this.elector?.isLeader ?? false })
+        : null;
     this.rescuer = maintenance
       ? new Rescuer({
           driver: this.driver,
@@ -165,6 +179,7 @@ export class Runtime implements TaskStarter {
     this.worker?.start();
     this.elector?.start();
     this.rescuer?.start();
+    this.cleaner?.start();
     this.state = "started";
     this.logger.info(
       { db: this.driver.description, worker: this.worker?.id ?? null, tasks: this.registry.names() },
@@ -182,6 +197,7 @@ export class Runtime implements TaskStarter {
       if (was === "started") {
         await this.worker?.stop({ graceMs: options.graceMs ?? this.config.shutdownGraceMs ?? 10_000 });
         await this.rescuer?.stop();
+        await this.cleaner?.stop();
         await this.elector?.stop();
       }
       clearDefaultRuntime(this);
@@ -318,6 +334,32 @@ export class Runtime implements TaskStarter {
   listTasks(filter: TaskFilter = {}): Promise<TaskPage> {
     this.assertUsable();
     return this.driver.taskList(filter);
+  }
+
+  /**
+   * Cancels a task that has not ended: a queued one never runs; a running one's signal aborts at
+   * once when it runs in this process, else at its worker's next heartbeat. False when there is no
+   * such task or it had already ended.
+   */
+  async cancelTask(id: string): Promise<boolean> {
+    this.assertUsable();
+    const previous = await this.driver.taskCancel({ id: String(id) });
+    if (previous === "running") this.worker?.abortTask(String(id), new TaskCanceledError(String(id)));
+    return previous !== null;
+  }
+
+  /** Queues a failed, dead or canceled task again at once. */
+  async retryTask(id: string): Promise<boolean> {
+    this.assertUsable();
+    const retried = await this.driver.taskRetry({ id: String(id) });
+    if (retried) this.worker?.wake();
+    return retried;
+  }
+
+  /** Deletes a task that is not running. */
+  async deleteTask(id: string): Promise<boolean> {
+    this.assertUsable();
+    return this.driver.taskDelete({ id: String(id) });
   }
 
   countTasks(): Promise<Record<TaskState, number>> {

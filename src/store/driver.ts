@@ -137,6 +137,21 @@ export interface StorageDriver {
   taskGet(id: string): Promise<TaskInfo | null>;
   taskList(filter: TaskFilter): Promise<TaskPage>;
   taskCountByState(): Promise<Record<TaskState, number>>;
+  /**
+   * Cancels a task that has not ended: a queued or failed one never runs again; a running one is
+   * no longer held by its worker, whose next heartbeat aborts the run. Returns the state it had,
+   * or null when there is no such task or it had already ended.
+   */
+  taskCancel(params: { readonly id: string }): Promise<TaskState | null>;
+  /** Queues a failed, dead or canceled task again at once, with one more attempt if it had none left. */
+  taskRetry(params: { readonly id: string }): Promise<boolean>;
+  /** Deletes a task that is not running, with its error history. */
+  taskDelete(params: { readonly id: string }): Promise<boolean>;
+  /**
+   * Retention: deletes up to `limit` tasks that ended long enough ago: succeeded ones after
+   * `succeededAgeMs`, dead and canceled ones after `failedAgeMs`. Returns how many.
+   */
+  taskDeleteFinished(params: { readonly succeededAgeMs: number; readonly failedAgeMs: number; readonly limit: number }): Promise<number>;
 
   /**
    * Takes or renews the named leadership for holderId until the database's now + ttlMs. True when

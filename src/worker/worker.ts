@@ -388,6 +388,18 @@ export class Worker {
     run.progressTimer.unref();
   }
 
+  /** Aborts this worker's run of a task (it was canceled); its result is discarded. */
+  abortTask(taskId: string, reason: Error): boolean {
+    let found = false;
+    for (const run of this.active.values()) {
+      if (run.task.id !== taskId || run.discarded) continue;
+      run.discarded = true;
+      run.controller.abort(reason);
+      found = true;
+    }
+    return found;
+  }
+
   /** Renews the leases of the running tasks; a run whose lease was lost is aborted and discarded. */
   async heartbeat(): Promise<void> {
     if (this.active.size === 0) return;

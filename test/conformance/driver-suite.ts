@@ -290,6 +290,67 @@ export function driverSuite(factory: DriverFactory): void {
       assert.equal(await elect("a"), true);
     });
 
+    it("cancels tasks that have not ended; a canceled run is no longer held", async () => {
+      const d = await fresh();
+      const [queued, running, done] = await d.taskInsertMany([task(), task(), task()]);
+      const claimed = await d.taskClaim({ workerId: "w", limit: 2, leaseMs: 10_000 });
+      const runRef = claimed.find((c) => c.id === running) ?? claimed[1];
+      const doneRef = claimed.find((c) => c.id !== runRef?.id);
+      assert.ok(runRef && doneRef);
+      await d.taskCompleteMany([{ kind: "succeeded", id: doneRef.id, runSeq: doneRef.runSeq }]);
+      const ended = doneRef.id;
+      const stillQueued = [queued, running, done].find((id) => !claimed.some((c) => c.id === id)) as string;
+      assert.equal(await d.taskCancel({ id: stillQueued }), "queued");
+      assert.equal(await d.taskCancel({ id: runRef.id }), "running");
+      assert.equal(await d.taskCancel({ id: ended }), null);
+      assert.equal(await d.taskCancel({ id: "999999" }), null);
+      assert.equal(await d.taskCancel({ id: "x'; --" }), null);
+      assert.equal((await d.taskGet(stillQueued))?.state, "canceled");
+      assert.deepEqual(await d.taskClaim({ workerId: "w", limit: 10, leaseMs: 1_000 }), []);
+      assert.deepEqual(await d.taskHeartbeat({ workerId: "w", leaseMs: 10_000, runs: [runRef] }), []);
+      assert.deepEqual((await d.taskCompleteMany([{ kind: "succeeded", id: runRef.id, runSeq: runRef.runSeq }])).rejected, [runRef.id]);
+      assert.equal((await d.taskGet(runRef.id))?.state, "canceled");
+    });
+
+    it("queues ended tasks again on retry, with an attempt to spare", async () => {
+      const d = await fresh();
+      const id = await d.taskInsert(task({ maxAttempts: 1 }));
+      const [run] = await d.taskClaim({ workerId: "w", limit: 1, leaseMs: 1_000 });
+      assert.ok(run);
+      await d.taskCompleteMany([{ kind: "failed", id, runSeq: run.runSeq, attempt: 1, error: { name: "Error", message: "x" }, retryDelayMs: null }]);
+      assert.equal((await d.taskGet(id))?.state, "dead");
+      assert.equal(await d.taskRetry({ id }), true);
+      const again = await d.taskGet(id);
+      assert.equal(again?.state, "queued");
+      assert.equal(again?.maxAttempts, 2);
+      assert.equal(await d.taskRetry({ id }), false); // already queued
+      const [second] = await d.taskClaim({ workerId: "w", limit: 1, leaseMs: 1_000 });
+      assert.equal(second?.attempt, 2);
+    });
+
+    it("deletes tasks that are not running, and ended ones after their retention", async () => {
+      const d = await fresh();
+      const [a, b, c, e] = await d.taskInsertMany([task(), task(), task(), task()]);
+      const runs = await d.taskClaim({ workerId: "w", limit: 3, leaseMs: 60_000 });
+      const ref = (id: string | undefined) => runs.find((r) => r.id === id) as (typeof runs)[number];
+      assert.equal(await d.taskDelete({ id: a as string }), false); // running
+      await d.taskCompleteMany([
+        { kind: "succeeded", id: a as string, runSeq: ref(a).runSeq },
+        { kind: "failed", id: b as string, runSeq: ref(b).runSeq, attempt: 1, error: { name: "E", message: "m" }, retryDelayMs: null },
+      ]);
+      await d.taskCancel({ id: c as string });
+      assert.equal(await d.taskDelete({ id: e as string }), true);
+      assert.equal(await d.taskGet(e as string), null);
+      const retention = { succeededAgeMs: 60_000, failedAgeMs: 600_000, limit: 100 };
+      assert.equal(await d.taskDeleteFinished(retention), 0);
+      d.clockShift(60_001);
+      assert.equal(await d.taskDeleteFinished(retention), 1); // the succeeded one
+      assert.equal(await d.taskGet(a as string), null);
+      d.clockShift(600_000);
+      assert.equal(await d.taskDeleteFinished(retention), 2); // dead and canceled, kept longer
+      assert.equal((await d.taskList({})).items.length, 0);
+    });
+
     it("joins a transaction started inside another, and runs calls made inside it in it", async () => {
       const d = await fresh();
       await assert.rejects(

@@ -283,6 +283,28 @@ export class PostgresDriver implements StorageDriver {
     return counts;
   }
 
+  async taskCancel(params: { id: string }): Promise<TaskState | null> {
+    if (parseTaskId(params.id) === null) return null;
+    const [row] = await this.query<{ previous: TaskState }>(this.sql.cancel, [this.clockOffsetMs, params.id]);
+    return row?.previous ?? null;
+  }
+
+  async taskRetry(params: { id: string }): Promise<boolean> {
+    if (parseTaskId(params.id) === null) return false;
+    const result = await this.run(this.sql.retry, [this.clockOffsetMs, params.id]);
+    if (result.rowCount === 1) await this.query("SELECT pg_notify($1, '')", [this.schema]);
+    return result.rowCount === 1;
+  }
+
+  async taskDelete(params: { id: string }): Promise<boolean> {
+    if (parseTaskId(params.id) === null) return false;
+    return (await this.run(this.sql.delete, [params.id])).rowCount === 1;
+  }
+
+  async taskDeleteFinished(params: { succeededAgeMs: number; failedAgeMs: number; limit: number }): Promise<number> {
+    return (await this.run(this.sql.deleteFinished, [this.clockOffsetMs, params.succeededAgeMs, params.failedAgeMs, params.limit])).rowCount ?? 0;
+  }
+
   async transaction<T>(fn: (tx: DriverTransaction) => Promise<T>): Promise<T> {
     // A transaction started inside another joins it, as on SQLite.
     const outer = this.inOpenTransaction();

@@ -181,6 +181,30 @@ export function queriesFor(schema: string) {
       SELECT ${TASK_COLUMNS} FROM ${tasks} t ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
       ORDER BY t.id DESC LIMIT ${limit}`,
 
+    /** Cancels a task that has not ended; returns { previous } (its state before). $1 offset, $2 id. */
+    cancel: `
+      UPDATE ${tasks} t SET state = 'canceled', finished_at = ${NOW}, updated_at = ${NOW}, lease_expires_at = NULL
+      FROM (SELECT id, state FROM ${tasks} WHERE id = $2 FOR UPDATE) old
+      WHERE t.id = old.id AND old.state IN ('queued', 'failed', 'running')
+      RETURNING old.state AS previous`,
+
+    /** Queues an ended task again. $1 offset, $2 id. */
+    retry: `
+      UPDATE ${tasks} SET state = 'queued', run_at = ${NOW}, updated_at = ${NOW}, finished_at = NULL, worker_id = NULL,
+        max_attempts = greatest(max_attempts, attempt + 1)
+      WHERE id = $2 AND state IN ('failed', 'dead', 'canceled')`,
+
+    /** Deletes a task that is not running. $1 id. */
+    delete: `DELETE FROM ${tasks} WHERE id = $1 AND state <> 'running'`,
+
+    /** Retention. $1 offset, $2 succeeded age ms, $3 failed age ms, $4 limit. */
+    deleteFinished: `
+      DELETE FROM ${tasks} WHERE id IN (
+        SELECT id FROM ${tasks}
+        WHERE (state = 'succeeded' AND finished_at < ${NOW} - ${millis("$2::float8")})
+           OR (state IN ('dead', 'canceled') AND finished_at < ${NOW} - ${millis("$3::float8")})
+        LIMIT $4 FOR UPDATE SKIP LOCKED)`,
+
     /** Returns { state, n } per state present. */
     counts: `SELECT state, count(*)::int AS n FROM ${tasks} GROUP BY state`,
 

@@ -509,6 +509,62 @@ export class SqliteDriver implements StorageDriver {
     return scoped && this.openTransactions.has(scoped) ? scoped : undefined;
   }
 
+  taskCancel(params: { id: string }): Promise<TaskState | null> {
+    const key = parseTaskId(params.id);
+    if (key === null) return Promise.resolve(null);
+    return this.exclusive(() =>
+      this.db.transaction(() => {
+        const row = this.db.prepare("SELECT state FROM underway_tasks WHERE id = ?").get(key) as { state: TaskState } | undefined;
+        if (!row || !["queued", "failed", "running"].includes(row.state)) return null;
+        const now = this.now();
+        this.db
+          .prepare(
+            `UPDATE underway_tasks SET state = 'canceled', finished_at = ?, updated_at = ?, lease_expires_at = NULL
+             WHERE id = ? AND state IN ('queued', 'failed', 'running')`,
+          )
+          .run(now, now, key);
+        return row.state;
+      }).immediate(),
+    );
+  }
+
+  taskRetry(params: { id: string }): Promise<boolean> {
+    const key = parseTaskId(params.id);
+    if (key === null) return Promise.resolve(false);
+    return this.exclusive(() => {
+      const now = this.now();
+      return (
+        this.db
+          .prepare(
+            `UPDATE underway_tasks SET state = 'queued', run_at = ?, updated_at = ?, finished_at = NULL, worker_id = NULL,
+               max_attempts = max(max_attempts, attempt + 1)
+             WHERE id = ? AND state IN ('failed', 'dead', 'canceled')`,
+          )
+          .run(now, now, key).changes === 1
+      );
+    });
+  }
+
+  taskDelete(params: { id: string }): Promise<boolean> {
+    const key = parseTaskId(params.id);
+    if (key === null) return Promise.resolve(false);
+    return this.exclusive(() => this.db.prepare("DELETE FROM underway_tasks WHERE id = ? AND state <> 'running'").run(key).changes === 1);
+  }
+
+  taskDeleteFinished(params: { succeededAgeMs: number; failedAgeMs: number; limit: number }): Promise<number> {
+    return this.exclusive(() => {
+      const now = this.now();
+      return this.db
+        .prepare(
+          `DELETE FROM underway_tasks WHERE id IN (
+             SELECT id FROM underway_tasks INDEXED BY underway_tasks_state
+             WHERE (state = 'succeeded' AND finished_at < ?) OR (state IN ('dead', 'canceled') AND finished_at < ?)
+             LIMIT ?)`,
+        )
+        .run(now - params.succeededAgeMs, now - params.failedAgeMs, params.limit).changes;
+    });
+  }
+
   async transaction<T>(fn: (tx: DriverTransaction) => Promise<T>): Promise<T> {
     // A transaction started inside another joins it: SQLite has one writer per connection.
     const outer = this.inOpenTransaction();

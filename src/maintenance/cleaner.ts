@@ -1,0 +1,68 @@
+import type { StorageDriver } from "../store/driver.ts";
+import type { Logger } from "../tasks/logger.ts";
+
+export interface RetentionOptions {
+  /** How long succeeded tasks are kept, ms. Default 7 days. */
+  readonly succeededMs?: number;
+  /** How long dead and canceled tasks are kept, ms. Default 30 days. */
+  readonly failedMs?: number;
+}
+
+export interface CleanerOptions extends RetentionOptions {
+  readonly driver: StorageDriver;
+  readonly logger: Logger;
+  /** How often to look, ms. Default 60,000. */
+  readonly intervalMs?: number;
+  readonly isLeader?: () => boolean;
+}
+
+const DAY = 24 * 60 * 60 * 1000;
+
+/** Retention: deletes tasks that ended long enough ago, in batches, on the maintenance leader. */
+export class Cleaner {
+  private timer: NodeJS.Timeout | null = null;
+  private busy: Promise<unknown> | null = null;
+
+  constructor(private readonly options: CleanerOptions) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.tick(), this.options.intervalMs ?? 60_000);
+    this.timer.unref();
+  }
+
+  private async tick(): Promise<void> {
+    if (this.busy || this.options.isLeader?.() === false) return;
+    try {
+      this.busy = this.runOnce();
+      await this.busy;
+    } catch (error) {
+      this.options.logger.error({ err: error }, "deleting old tasks failed; will retry");
+    } finally {
+      this.busy = null;
+    }
+  }
+
+  /** One pass; returns how many tasks were deleted. */
+  async runOnce(): Promise<number> {
+    const params = {
+      succeededAgeMs: this.options.succeededMs ?? 7 * DAY,
+      failedAgeMs: this.options.failedMs ?? 30 * DAY,
+      limit: 1_000,
+    };
+    let total = 0;
+    for (;;) {
+      const n = await this.options.driver.taskDeleteFinished(params);
+      total += n;
+      if (n < params.limit) break;
+    }
+    if (total) this.options.logger.info({ deleted: total }, "deleted tasks past their retention");
+    return total;
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.busy?.catch(() => undefined);
+  }
+}
