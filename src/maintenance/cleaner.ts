@@ -1,5 +1,6 @@
 import type { StorageDriver } from "../store/driver.ts";
 import type { Logger } from "../tasks/logger.ts";
+import { PeriodicDuty } from "./periodic.ts";
 
 export interface RetentionOptions {
   /** How long succeeded tasks are kept, ms. Default 7 days. */
@@ -19,28 +20,14 @@ export interface CleanerOptions extends RetentionOptions {
 const DAY = 24 * 60 * 60 * 1000;
 
 /** Retention: deletes tasks that ended long enough ago, in batches, on the maintenance leader. */
-export class Cleaner {
-  private timer: NodeJS.Timeout | null = null;
-  private busy: Promise<unknown> | null = null;
-
-  constructor(private readonly options: CleanerOptions) {}
-
-  start(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => void this.tick(), this.options.intervalMs ?? 60_000);
-    this.timer.unref();
-  }
-
-  private async tick(): Promise<void> {
-    if (this.busy || this.options.isLeader?.() === false) return;
-    try {
-      this.busy = this.runOnce();
-      await this.busy;
-    } catch (error) {
-      this.options.logger.error({ err: error }, "deleting old tasks failed; will retry");
-    } finally {
-      this.busy = null;
-    }
+export class Cleaner extends PeriodicDuty<number> {
+  constructor(private readonly options: CleanerOptions) {
+    super({
+      logger: options.logger,
+      intervalMs: options.intervalMs ?? 60_000,
+      ...(options.isLeader ? { isLeader: options.isLeader } : {}),
+      failure: "deleting old tasks failed; will retry",
+    });
   }
 
   /** One pass; returns how many tasks were deleted. */
@@ -58,11 +45,5 @@ export class Cleaner {
     }
     if (total) this.options.logger.info({ deleted: total }, "deleted tasks past their retention");
     return total;
-  }
-
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await this.busy?.catch(() => undefined);
   }
 }

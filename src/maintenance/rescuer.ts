@@ -1,5 +1,6 @@
 import type { StorageDriver } from "../store/driver.ts";
 import type { Logger } from "../tasks/logger.ts";
+import { PeriodicDuty } from "./periodic.ts";
 
 export interface RescuerOptions {
   readonly driver: StorageDriver;
@@ -18,34 +19,14 @@ export interface RescuerOptions {
  * Finds running tasks whose worker stopped renewing the lease (crashed, killed, hung) and makes
  * them due again, or dead when their attempts are spent. The attempt that was lost counts.
  */
-export class Rescuer {
-  private timer: NodeJS.Timeout | null = null;
-  private busy: Promise<unknown> | null = null;
-
-  constructor(private readonly options: RescuerOptions) {}
-
-  start(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => void this.tick(), this.options.intervalMs ?? 5_000);
-    this.timer.unref();
-    void this.tick();
-  }
-
-  /** A pass now, when leading (after winning an election, say). */
-  nudge(): void {
-    void this.tick();
-  }
-
-  private async tick(): Promise<void> {
-    if (this.busy || this.options.isLeader?.() === false) return;
-    try {
-      this.busy = this.runOnce();
-      await this.busy;
-    } catch (error) {
-      this.options.logger.error({ err: error }, "rescuing expired leases failed; will retry");
-    } finally {
-      this.busy = null;
-    }
+export class Rescuer extends PeriodicDuty<{ retried: number; dead: number }> {
+  constructor(private readonly options: RescuerOptions) {
+    super({
+      logger: options.logger,
+      intervalMs: options.intervalMs ?? 5_000,
+      ...(options.isLeader ? { isLeader: options.isLeader } : {}),
+      failure: "rescuing expired leases failed; will retry",
+    });
   }
 
   /** One pass; returns how many tasks were made due again and how many ended dead. */
@@ -64,11 +45,5 @@ export class Rescuer {
       if (retried) this.options.onRescued?.();
     }
     return { retried, dead };
-  }
-
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await this.busy?.catch(() => undefined);
   }
 }

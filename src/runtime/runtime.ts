@@ -178,7 +178,7 @@ export class Runtime implements TaskStarter {
     setDefaultRuntime(this);
     this.worker?.start();
     this.elector?.start();
-    this.rescuer?.start();
+    this.rescuer?.start(true);
     this.cleaner?.start();
     this.state = "started";
     this.logger.info(
