@@ -1,11 +1,12 @@
 /**
  * The underway benchmark: `npm run bench` (full) or `npm run bench -- --quick`. See bench/README.md.
  *
- * Every round of every scenario runs on every store (SQLite and PostgreSQL), each in a fresh child
- * process (bench/child.ts) on a fresh SQLite file or a fresh PostgreSQL schema, removed afterwards;
- * rounds are interleaved across scenarios and stores so that a change in the machine's load does
- * not fall on one of them only. Prints a markdown table on stdout (progress goes to stderr) and
- * writes bench/results/latest.json.
+ * Compares underway (SQLite and PostgreSQL) with graphile-worker, pg-boss and BullMQ, and measures
+ * the machine's own limits without a queue library. Every round of every scenario runs on every
+ * system in fresh child processes (bench/child.ts) on a fresh SQLite file, PostgreSQL schema or
+ * Redis key prefix, removed afterwards; within a round the systems are interleaved, scenario by
+ * scenario, so that a change in the machine's load does not fall on one of them only. Prints a
+ * markdown report on stdout (progress goes to stderr) and writes bench/results/latest.json.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -15,119 +16,209 @@ import { parseArgs } from "node:util";
 import { monotonicNow } from "./lib/clock.ts";
 import { describeEnvironment } from "./lib/environment.ts";
 import { DEFAULT_PG_URL, PostgresAdmin } from "./lib/postgres.ts";
-import { STORES, type ChildSpec, type RoundResult, type Store } from "./lib/protocol.ts";
-import { renderMarkdown, summarize, type Report, type ScenarioDef } from "./lib/report.ts";
+import type { ChildSpec, RoundResult, Target } from "./lib/protocol.ts";
+import { DEFAULT_REDIS_URL, RedisAdmin } from "./lib/redis.ts";
+import { formatDuration, renderMarkdown, summarizeCell, type Report, type ScenarioDef } from "./lib/report.ts";
 import { ChildFailure, runChild } from "./lib/spawn.ts";
+import { parseSystems, QUEUE_SYSTEMS, SYSTEMS, type Service, type SystemId } from "./lib/systems.ts";
 
 interface Scenario extends ScenarioDef {
-  readonly spec: Omit<ChildSpec, "store" | "db" | "timeLimitMs" | "execArgv">;
-  /** The stores it runs on (the raw baselines are one store's each). */
-  readonly stores: readonly Store[];
+  readonly spec: Omit<ChildSpec, "system" | "target" | "timeLimitMs" | "execArgv" | "statementsFile">;
+  /** Rounds at most (memory: one; it is a footprint, and the longest scenario). */
+  readonly maxRounds?: number;
 }
 
 const RESULTS_DIR = fileURLToPath(new URL("./results/", import.meta.url));
 const PROFILES_DIR = join(RESULTS_DIR, "profiles");
 
 const USAGE = `usage: npm run bench -- [options]
-  --quick            one round, smaller sizes (about a minute; under two on a busy machine)
+  --quick            one round, smaller sizes and time limits (under two minutes)
   --rounds N         rounds per scenario (default 3, quick 1)
-  --stores LIST      comma-separated stores: sqlite, postgres (default: both)
-  --pg URL           the PostgreSQL server (default ${DEFAULT_PG_URL})
-  --only IDS         comma-separated scenario ids to run (default: all)
+  --systems LIST     comma-separated systems (default: all): ${[...QUEUE_SYSTEMS, "machine"].join(", ")},
+                     or the groups underway, peers, postgres
+  --only IDS         comma-separated scenario ids to run (default: all; --list shows them)
+  --pg URL           the PostgreSQL server (default ${DEFAULT_PG_URL}, or $UNDERWAY_BENCH_PG)
+  --redis URL        the Redis server (default ${DEFAULT_REDIS_URL}, or $UNDERWAY_BENCH_REDIS)
   --profile IDS      run these scenarios' children with --cpu-prof (into bench/results/profiles/)
   --timeout SECONDS  time limit of each child process (default 300)
   --list             list the scenario ids and exit`;
 
-/** What one round handles. Both stores run the same sizes, so their figures compare. */
+/** What one round handles, and the time limits of the measurements that may not finish. */
 interface Sizes {
-  /** Scenario 1. */
   readonly single: number;
-  /** Scenario 2. */
+  readonly singleBudgetMs: number;
   readonly bulk: number;
-  /** Scenario 3. */
+  readonly bulkBudgetMs: number;
   readonly drain: number;
-  /** Scenarios 4 and 5: starts, at 100 per second. */
+  readonly drainBudgetMs: number;
+  /** Enqueues at 100 per second. */
   readonly latency: number;
-  /** Scenario 6. */
-  readonly raw: number;
+  readonly memory: number;
+  readonly memoryBudgetMs: number;
+  /** How long the memory scenario's worker sits idle before its first reading. */
+  readonly memoryIdleMs: number;
+  readonly isolation: number;
+  readonly isolationBudgetMs: number;
+  readonly limit: number;
+  /** Time limit of each one-commit-per-row INSERT loop of the limits (PostgreSQL's is slow on a busy machine). */
+  readonly limitBudgetMs: number;
+  readonly roundTrips: number;
 }
 
 /**
- * The full run's sizes keep every PostgreSQL round under a minute on an idle 2-core machine (its
- * drain at concurrency 1 and its one-commit-per-row loops are the slowest).
+ * The issue's sizes. The time limits keep the full matrix under 30 minutes on a 2-core machine:
+ * where a system cannot handle the size within its limit (one commit per enqueue on PostgreSQL;
+ * pg-boss's one batch per poll), the round reports the rate of what it handled and says so.
  */
-const FULL: Sizes = { single: 10_000, bulk: 20_000, drain: 10_000, latency: 500, raw: 10_000 };
-/**
- * Smoke-test sizes: the quick run on both stores takes about a minute on an idle 2-core machine,
- * under two at load 8 (where starting each child process alone takes seconds).
- */
-const QUICK: Sizes = { single: 1_000, bulk: 20_000, drain: 2_000, latency: 200, raw: 2_000 };
+const FULL: Sizes = {
+  single: 20_000,
+  singleBudgetMs: 8_000,
+  bulk: 20_000,
+  bulkBudgetMs: 20_000,
+  drain: 20_000,
+  drainBudgetMs: 12_000,
+  latency: 500,
+  memory: 200_000,
+  memoryBudgetMs: 45_000,
+  memoryIdleMs: 2_000,
+  isolation: 20_000,
+  isolationBudgetMs: 10_000,
+  limit: 20_000,
+  limitBudgetMs: 10_000,
+  roundTrips: 100_000,
+};
+
+/** Smoke-test sizes: the whole matrix in under two minutes. */
+const QUICK: Sizes = {
+  single: 1_000,
+  singleBudgetMs: 1_500,
+  bulk: 5_000,
+  bulkBudgetMs: 5_000,
+  drain: 2_000,
+  drainBudgetMs: 2_000,
+  latency: 100,
+  memory: 5_000,
+  memoryBudgetMs: 3_000,
+  memoryIdleMs: 1_000,
+  isolation: 2_000,
+  isolationBudgetMs: 2_000,
+  limit: 1_000,
+  limitBudgetMs: 2_000,
+  roundTrips: 10_000,
+};
+
+const UNDERWAY: readonly SystemId[] = ["underway-sqlite", "underway-postgres"];
+/** The memory scenario's peers: those that get through its size in reasonable time (pg-boss, and graphile-worker without batching, do not). */
+const MEMORY_SYSTEMS: readonly SystemId[] = ["underway-sqlite", "underway-postgres", "graphile-worker-batched", "bullmq"];
 
 function scenarios(sizes: Sizes): Scenario[] {
   const n = (count: number): string => count.toLocaleString("en-US");
-  const latency = { count: sizes.latency, rate: 100 };
-  const both = STORES;
+  const s = (ms: number): string => `${ms / 1000} s`;
   const drain = (concurrency: number): Scenario => ({
     id: `drain-c${concurrency}`,
     number: "3",
-    title: `Drain queued tasks, 1 worker process, concurrency ${concurrency}`,
-    size: `${n(sizes.drain)} tasks`,
-    spec: { scenario: "drain", count: sizes.drain, concurrency, batch: 1_000 },
-    stores: both,
+    title: `Drain queued no-op tasks: 1 worker process, concurrency ${concurrency}`,
+    size: `${n(sizes.drain)} tasks, ≤ ${s(sizes.drainBudgetMs)}`,
+    spec: { scenario: "drain", count: sizes.drain, concurrency, batch: 1_000, budgetMs: sizes.drainBudgetMs },
+    systems: QUEUE_SYSTEMS,
+    group: "compare",
+  });
+  const isolation = (id: string, title: string, mode: "thread" | "none", runaways: number): Scenario => ({
+    id,
+    number: "6",
+    title,
+    size: `${n(sizes.isolation)} tasks, ≤ ${s(sizes.isolationBudgetMs)}`,
+    spec: { scenario: "isolation", count: sizes.isolation, concurrency: 10, batch: 1_000, budgetMs: sizes.isolationBudgetMs, isolation: mode, runaways },
+    systems: UNDERWAY,
+    group: "compare",
   });
   return [
     {
       id: "enqueue-single",
       number: "1",
-      title: "Enqueue one at a time: awaited `Task.startNew`, `worker: false`",
-      size: `${n(sizes.single)} tasks`,
-      spec: { scenario: "enqueue-single", count: sizes.single },
-      stores: both,
+      title: "Enqueue one at a time (each call awaited)",
+      size: `${n(sizes.single)} tasks, ≤ ${s(sizes.singleBudgetMs)}`,
+      spec: { scenario: "enqueue-single", count: sizes.single, budgetMs: sizes.singleBudgetMs },
+      systems: QUEUE_SYSTEMS,
+      group: "compare",
     },
     {
       id: "enqueue-bulk",
       number: "2",
-      title: "Enqueue in bulk: `Task.startNewMany`, 1,000 per call, `worker: false`",
-      size: `${n(sizes.bulk)} tasks`,
-      spec: { scenario: "enqueue-bulk", count: sizes.bulk, batch: 1_000 },
-      stores: both,
+      title: "Enqueue in bulk, 1,000 per call",
+      size: `${n(sizes.bulk)} tasks, ≤ ${s(sizes.bulkBudgetMs)}`,
+      spec: { scenario: "enqueue-bulk", count: sizes.bulk, batch: 1_000, budgetMs: sizes.bulkBudgetMs },
+      systems: QUEUE_SYSTEMS,
+      group: "compare",
     },
     drain(1),
     drain(10),
     drain(50),
     {
-      id: "latency-local",
+      id: "latency",
       number: "4",
-      title: "Pickup latency, same process: idle worker (poll 60 s), start to handler",
-      size: `${latency.count} starts at ${latency.rate}/s`,
-      spec: { scenario: "latency-local", ...latency },
-      stores: both,
+      title: "Pickup latency: enqueued by another process while the worker waits (concurrency 10)",
+      size: `${sizes.latency} at 100/s`,
+      spec: { scenario: "latency", count: sizes.latency, rate: 100 },
+      systems: QUEUE_SYSTEMS,
+      group: "compare",
     },
     {
-      id: "latency-cross",
+      id: "latency-local",
+      number: "4b",
+      title: "Pickup latency, enqueued by the worker's own runtime",
+      size: `${sizes.latency} at 100/s`,
+      spec: { scenario: "latency-local", count: sizes.latency, rate: 100 },
+      systems: UNDERWAY,
+      group: "compare",
+    },
+    {
+      id: "memory",
       number: "5",
-      title: "Pickup latency across processes: starts from a second process (`worker: false`)",
-      size: `${latency.count} starts at ${latency.rate}/s`,
-      spec: { scenario: "latency-cross", ...latency },
-      stores: both,
+      title: "Worker memory (RSS): idle, then after running the tasks (concurrency 50)",
+      size: `${n(sizes.memory)} tasks, ≤ ${s(sizes.memoryBudgetMs)}`,
+      spec: { scenario: "memory", count: sizes.memory, concurrency: 50, batch: 1_000, budgetMs: sizes.memoryBudgetMs, idleMs: sizes.memoryIdleMs },
+      systems: MEMORY_SYSTEMS,
+      group: "compare",
+      maxRounds: 1,
+    },
+    isolation("isolation-off", "Drain, concurrency 10, `isolation: { mode: \"none\" }`", "none", 0),
+    isolation("isolation-on", "Drain, concurrency 10, `isolation: { mode: \"thread\" }`", "thread", 0),
+    isolation("isolation-runaways", "Drain, concurrency 10, thread isolation, 2 runaway tasks (`while (true) {}`) holding 2 slots", "thread", 2),
+    {
+      id: "limit-sqlite",
+      number: "7",
+      title: "SQLite (better-sqlite3, WAL, synchronous=NORMAL)",
+      size: `${n(sizes.limit)} rows, INSERTs ≤ ${s(sizes.limitBudgetMs)}`,
+      spec: { scenario: "limit-sqlite", count: sizes.limit, budgetMs: sizes.limitBudgetMs },
+      systems: ["machine"],
+      group: "limits",
     },
     {
-      id: "raw-sqlite",
-      number: "6",
-      title: "Raw better-sqlite3, no queue (WAL, synchronous=NORMAL)",
-      size: `${n(sizes.raw)} rows`,
-      spec: { scenario: "raw-sqlite", count: sizes.raw },
-      stores: ["sqlite"],
+      id: "limit-postgres",
+      number: "7",
+      title: "PostgreSQL (node-postgres, one connection, prepared statements, SKIP LOCKED)",
+      size: `${n(sizes.limit)} rows, INSERTs ≤ ${s(sizes.limitBudgetMs)}`,
+      spec: { scenario: "limit-postgres", count: sizes.limit, budgetMs: sizes.limitBudgetMs },
+      systems: ["machine"],
+      group: "limits",
     },
     {
-      id: "raw-postgres",
-      number: "6",
-      title: "Raw node-postgres, no queue (one connection, prepared statements)",
-      size: `${n(sizes.raw)} rows`,
-      spec: { scenario: "raw-postgres", count: sizes.raw },
-      stores: ["postgres"],
+      id: "limit-thread",
+      number: "7",
+      title: "Worker threads (node:worker_threads)",
+      size: `${n(sizes.roundTrips)} round trips`,
+      spec: { scenario: "limit-thread", count: sizes.roundTrips },
+      systems: ["machine"],
+      group: "limits",
     },
   ];
+}
+
+/** The service a (scenario, system) round needs a fresh place in. */
+function serviceOf(scenario: Scenario, system: SystemId): Service {
+  if (system !== "machine") return SYSTEMS[system].service;
+  return scenario.id === "limit-sqlite" ? "sqlite" : scenario.id === "limit-postgres" ? "postgres" : "none";
 }
 
 function fail(message: string): never {
@@ -154,43 +245,29 @@ function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
-function storeList(text: string | undefined): Store[] {
-  if (text === undefined) return [...STORES];
-  const names = new Set(text.split(",").map((s) => s.trim()).filter(Boolean));
-  for (const name of names) {
-    if (!(STORES as readonly string[]).includes(name)) fail(`--stores: unknown store ${JSON.stringify(name)}; known: ${STORES.join(", ")}`);
-  }
-  if (names.size === 0) fail(`--stores names no store\n${USAGE}`);
-  return STORES.filter((s) => names.has(s));
-}
-
-/** One (scenario, store) pair: a row group of the table. */
+/** One (scenario, system) pair and its rounds so far. */
 interface Run {
   readonly scenario: Scenario;
-  readonly store: Store;
+  readonly system: SystemId;
   readonly rounds: RoundResult[];
+  readonly failures: string[];
   readonly wallMs: number[];
 }
 
 /** Where a round's data lives, and how to remove it. */
-interface RoundStore {
-  readonly db: string;
+interface RoundPlace {
+  readonly target: Target;
   readonly what: string;
   remove(): Promise<void>;
 }
 
-function sqliteRound(scenario: Scenario): RoundStore {
-  const dir = mkdtempSync(join(os.tmpdir(), `underway-bench-${scenario.id}-`));
-  return {
-    db: join(dir, "bench.db"),
-    what: dir,
-    remove: () => Promise.resolve(rmSync(dir, { recursive: true, force: true })),
-  };
-}
-
-function postgresRound(admin: PostgresAdmin): RoundStore {
-  const { schema, url } = admin.newRound();
-  return { db: url, what: `schema ${schema}`, remove: () => admin.dropSchema(schema) };
+/** The first figure of a round, for the progress line. */
+function headline(result: RoundResult): string {
+  if (result.unavailable) return `n/a: ${result.unavailable}`;
+  const m = result.measurements[0];
+  if (!m) return "";
+  const value = m.unit === "ms" ? m.value.toFixed(2) : Math.round(m.value).toLocaleString("en-US");
+  return `${m.label} ${value} ${m.unit}${m.partial ? ` (stopped at the time limit: ${m.partial})` : ""}${result.warnings?.length ? " WARNING" : ""}`;
 }
 
 async function main(): Promise<void> {
@@ -200,8 +277,9 @@ async function main(): Promise<void> {
       options: {
         quick: { type: "boolean", default: false },
         rounds: { type: "string" },
-        stores: { type: "string" },
+        systems: { type: "string" },
         pg: { type: "string" },
+        redis: { type: "string" },
         only: { type: "string" },
         profile: { type: "string" },
         timeout: { type: "string" },
@@ -220,33 +298,67 @@ async function main(): Promise<void> {
   const quick = args.quick === true;
   const all = scenarios(quick ? QUICK : FULL);
   if (args.list) {
-    for (const s of all) console.log(`${s.id.padEnd(16)} ${s.number}. ${s.title} (${s.size}; ${s.stores.join(", ")})`);
+    for (const s of all) console.log(`${s.id.padEnd(20)} ${s.number}. ${s.title} (${s.size}; ${s.systems.join(", ")})`);
     return;
   }
   const rounds = positiveInteger(args.rounds, "--rounds", quick ? 1 : 3);
   const timeLimitMs = positiveInteger(args.timeout, "--timeout", 300) * 1_000;
-  const stores = storeList(args.stores);
+  const systems = parseSystems(args.systems);
+  if (typeof systems === "string") fail(`--systems: ${systems}\n${USAGE}`);
   const only = idList(args.only, all, "--only");
   const profiled = idList(args.profile, all, "--profile");
+  // A limit runs when a selected system uses its store (the thread limit: always), and "machine" is selected.
+  const services = new Set(systems.filter((s) => s !== "machine").map((s) => SYSTEMS[s].service));
   const runs: Run[] = (only.size ? all.filter((s) => only.has(s.id)) : all).flatMap((scenario) =>
-    stores.filter((store) => scenario.stores.includes(store)).map((store) => ({ scenario, store, rounds: [], wallMs: [] })),
+    scenario.systems
+      .filter((system) => systems.includes(system))
+      .filter((system) => {
+        const service = serviceOf(scenario, system);
+        return system !== "machine" || service === "none" || services.has(service) || only.has(scenario.id);
+      })
+      .map((system) => ({ scenario, system, rounds: [], failures: [], wallMs: [] })),
   );
-  if (runs.length === 0) fail(`nothing to run: no selected scenario runs on ${stores.join(", ")}`);
+  if (runs.length === 0) fail(`nothing to run: no selected scenario runs on ${systems.join(", ")}`);
 
   const environment = describeEnvironment();
+  const needs = new Set(runs.map((r) => serviceOf(r.scenario, r.system)));
   let admin: PostgresAdmin | null = null;
-  if (runs.some((r) => r.store === "postgres")) {
-    const url = args.pg ?? process.env.UNDERWAY_BENCH_PG ?? DEFAULT_PG_URL;
-    try {
-      admin = await PostgresAdmin.open(url);
-    } catch (error) {
-      fail(`\n${(error as Error).message}`);
+  let redis: RedisAdmin | null = null;
+  try {
+    if (needs.has("postgres")) {
+      admin = await PostgresAdmin.open(args.pg ?? process.env.UNDERWAY_BENCH_PG ?? DEFAULT_PG_URL);
+      const leftovers = await admin.dropLeftovers();
+      if (leftovers.length) console.error(`dropped ${leftovers.length} schema(s) left by earlier, killed benchmark runs: ${leftovers.join(", ")}`);
     }
-    const leftovers = await admin.dropLeftovers();
-    if (leftovers.length) console.error(`dropped ${leftovers.length} schema(s) left by earlier, killed benchmark runs: ${leftovers.join(", ")}`);
+    if (needs.has("redis")) {
+      redis = await RedisAdmin.open(args.redis ?? process.env.UNDERWAY_BENCH_REDIS ?? DEFAULT_REDIS_URL);
+      const leftovers = await redis.dropLeftovers();
+      if (leftovers.length) console.error(`deleted the Redis keys of ${leftovers.length} round(s) left by earlier, killed benchmark runs`);
+    }
+  } catch (error) {
+    fail(`\n${(error as Error).message}`);
   }
 
-  // Ctrl-C (or SIGTERM) ends the child under way; its round's file or schema is still removed.
+  const placeFor = (scenario: Scenario, system: SystemId): RoundPlace => {
+    const service = serviceOf(scenario, system);
+    if (service === "sqlite") {
+      const dir = mkdtempSync(join(os.tmpdir(), `underway-bench-${scenario.id}-`));
+      return { target: { sqliteFile: join(dir, "bench.db") }, what: dir, remove: () => Promise.resolve(rmSync(dir, { recursive: true, force: true })) };
+    }
+    if (service === "postgres" && admin) {
+      const pg = admin;
+      const { schema } = pg.newRound();
+      return { target: { pgUrl: pg.url, pgSchema: schema }, what: `schema ${schema}`, remove: () => pg.dropSchema(schema) };
+    }
+    if (service === "redis" && redis) {
+      const r = redis;
+      const prefix = r.newPrefix();
+      return { target: { redisUrl: r.url, redisPrefix: prefix }, what: `Redis keys ${prefix}:*`, remove: async () => void (await r.dropPrefix(prefix)) };
+    }
+    return { target: {}, what: "nothing", remove: () => Promise.resolve() };
+  };
+
+  // Ctrl-C (or SIGTERM) ends the child under way; its round's file, schema or keys are still removed.
   const interrupt = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
     if (interrupt.signal.aborted) process.exit(130); // a second one: leave now
@@ -257,76 +369,96 @@ async function main(): Promise<void> {
   process.on("SIGTERM", onSignal);
 
   const started = monotonicNow();
-  const total = rounds * runs.length;
+  const total = runs.reduce((sum, r) => sum + Math.min(rounds, r.scenario.maxRounds ?? rounds), 0);
   let step = 0;
   if (profiled.size) mkdirSync(PROFILES_DIR, { recursive: true });
   console.error(
-    `underway benchmark, ${quick ? "quick" : "full"} mode: ${plural(new Set(runs.map((r) => r.scenario.id)).size, "scenario")} on ${stores.join(" and ")}, ${plural(runs.length, "run")} x ${plural(rounds, "round")}`,
+    `underway benchmark, ${quick ? "quick" : "full"} mode: ${plural(new Set(runs.map((r) => r.scenario.id)).size, "scenario")} on ${plural(new Set(runs.map((r) => r.system)).size, "system")}, ${plural(total, "child run")}`,
   );
 
-  for (let round = 1; round <= rounds; round++) {
+  outer: for (let round = 1; round <= rounds; round++) {
     for (const run of runs) {
-      const { scenario, store } = run;
+      const { scenario, system } = run;
+      if (round > (scenario.maxRounds ?? rounds)) continue;
+      // A scenario this build cannot run (n/a) says so once.
+      if (run.rounds.some((r) => r.unavailable)) {
+        step++;
+        continue;
+      }
       step++;
-      const where = store === "postgres" && admin ? postgresRound(admin) : sqliteRound(scenario);
-      const profileDir = join(PROFILES_DIR, `${scenario.id}.${store}.r${round}`);
+      const place = placeFor(scenario, system);
+      const profileDir = join(PROFILES_DIR, `${scenario.id}.${system}.r${round}`);
       const profile = profiled.has(scenario.id);
       const execArgv = profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
       const spec: ChildSpec = {
         ...scenario.spec,
-        store,
-        db: where.db,
-        // The child gives up by itself a little earlier, with a message saying how far it got.
+        system,
+        target: place.target,
+        // The child gives up by itself a little earlier, with a message saying what it was doing.
         timeLimitMs: Math.max(1_000, timeLimitMs - 5_000),
         ...(execArgv.length ? { execArgv } : {}),
         // On PostgreSQL the time is spent waiting for the server: count the statements too.
-        ...(profile && store === "postgres" ? { statementsFile: join(profileDir, "statements.json") } : {}),
+        ...(profile && serviceOf(scenario, system) === "postgres" ? { statementsFile: join(profileDir, "statements.json") } : {}),
       };
       if (profile) mkdirSync(profileDir, { recursive: true });
-      process.stderr.write(`[${step}/${total}] ${scenario.id} on ${store}, round ${round} ... `);
+      process.stderr.write(`[${step}/${total}] ${scenario.id} on ${system}, round ${round} ... `);
       const at = monotonicNow();
-      let failed = false;
       try {
         const result = await runChild(spec, { killAfterMs: timeLimitMs, execArgv, signal: interrupt.signal });
         run.rounds.push(result);
         run.wallMs.push(monotonicNow() - at);
-        process.stderr.write(`${((monotonicNow() - at) / 1000).toFixed(1)} s\n`);
+        process.stderr.write(`${((monotonicNow() - at) / 1000).toFixed(1)} s: ${headline(result)}\n`);
+        for (const warning of result.warnings ?? []) process.stderr.write(`  WARNING: ${warning}\n`);
       } catch (error) {
-        failed = true;
         process.stderr.write("FAILED\n");
         if (!interrupt.signal.aborted) {
-          console.error(`\nbenchmark failed in ${scenario.id} on ${store}, round ${round}: ${(error as Error).message}`);
-          if (error instanceof ChildFailure && error.output) console.error(`--- child output (tail) ---\n${error.output}\n---`);
+          const message = (error as Error).message;
+          run.failures.push(`round ${round}: ${message.split("\n")[0] ?? message}`);
+          console.error(`  ${scenario.id} on ${system}, round ${round}: ${message}`);
+          if (error instanceof ChildFailure && error.output) console.error(`  --- child output (tail) ---\n${error.output}\n  ---`);
         }
       } finally {
-        await where.remove().catch((error: unknown) => {
-          console.error(`could not remove the round's ${where.what}: ${(error as Error).message}`);
+        await place.remove().catch((error: unknown) => {
+          console.error(`could not remove the round's ${place.what}: ${(error as Error).message}`);
         });
       }
-      if (failed || interrupt.signal.aborted) {
-        process.exitCode = interrupt.signal.aborted ? 130 : 1;
-        return;
-      }
+      if (interrupt.signal.aborted) break outer;
     }
   }
+  if (interrupt.signal.aborted) {
+    process.exitCode = 130;
+    return;
+  }
 
+  // One entry per scenario, its cells in column order.
+  const byScenario = new Map<string, Run[]>();
+  for (const run of runs) byScenario.set(run.scenario.id, [...(byScenario.get(run.scenario.id) ?? []), run]);
   const report: Report = {
     mode: quick ? "quick" : "full",
     rounds,
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
     environment,
-    stores,
+    systems: systems.filter((s) => runs.some((r) => r.system === s)),
     postgres: admin?.info ?? null,
+    redis: redis?.info ?? null,
     loadAtEnd: os.loadavg()[0] ?? 0,
     wallMs: monotonicNow() - started,
-    scenarios: runs.map((r) =>
-      summarize({ id: r.scenario.id, number: r.scenario.number, title: r.scenario.title, size: r.scenario.size }, r.store, r.rounds, r.wallMs),
-    ),
+    scenarios: [...byScenario.values()].map((group) => {
+      const { scenario } = group[0] as Run;
+      const { spec: _spec, maxRounds: _maxRounds, ...def } = scenario;
+      return { def, cells: group.map((r) => summarizeCell(r.system, r.rounds, r.failures, r.wallMs)) };
+    }),
   };
   console.log(renderMarkdown(report));
   mkdirSync(RESULTS_DIR, { recursive: true });
   const file = join(RESULTS_DIR, "latest.json");
   writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-  console.error(`\nresults written to ${file}${profiled.size ? `; CPU profiles in ${PROFILES_DIR}` : ""}`);
+  const failed = runs.filter((r) => r.failures.length);
+  console.error(`\nwall time ${formatDuration(report.wallMs)}; results written to ${file}${profiled.size ? `; CPU profiles in ${PROFILES_DIR}` : ""}`);
+  if (failed.length) {
+    console.error(`${plural(failed.length, "scenario/system pair")} had failed rounds: ${failed.map((r) => `${r.scenario.id} on ${r.system}`).join(", ")}`);
+    process.exitCode = 1;
+  }
 }
 
 main().catch((error: unknown) => {

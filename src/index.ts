@@ -19,7 +19,10 @@ export type {
 } from "./tasks/types.ts";
 export { TASK_STATES, TERMINAL_STATES } from "./tasks/types.ts";
 export type { Logger } from "./tasks/logger.ts";
-export { currentUser, runAsUser, type TaskHandle } from "./tasks/ambient.ts";
+export { currentUser, runAsUser, type ContinuationCondition, type TaskHandle } from "./tasks/ambient.ts";
+export type { MissedTickPolicy, ScheduleInfo } from "./tasks/schedules.ts";
+export type { ScheduleDefinition } from "./runtime/schedules.ts";
+export type { QueueDepth, TaskStats } from "./store/driver.ts";
 export { TASK_DEFAULTS } from "./tasks/registry.ts";
 export { UnrecoverableTaskError } from "./tasks/errors/unrecoverable-task-error.ts";
 export { TaskTimeoutError } from "./tasks/errors/task-timeout-error.ts";
@@ -32,6 +35,8 @@ export { TaskFailedError } from "./tasks/errors/task-failed-error.ts";
 export { LeaseLostError } from "./tasks/errors/lease-lost-error.ts";
 export { TaskSecurityError } from "./tasks/errors/task-security-error.ts";
 export { TaskCanceledError } from "./tasks/errors/task-canceled-error.ts";
+export { TaskMemoryLimitError } from "./tasks/errors/task-memory-limit-error.ts";
+export { TaskExitedError } from "./tasks/errors/task-exited-error.ts";
 export {
   DEFAULT_MAX_PARAMETER_BYTES,
   TaskDeserializationError,

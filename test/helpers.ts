@@ -21,7 +21,9 @@ export function tempDb(dir: string): string {
 /** A started runtime on its own SQLite file, stopped when the file's tests end. */
 export async function startRuntime(config: Partial<RuntimeConfig> & { dir: string }): Promise<Runtime> {
   const { dir, ...rest } = config;
-  const runtime = createRuntime({ db: tempDb(dir), logger: false, ...rest });
+  // Test files define their task classes inline: they run on the worker's event loop unless a
+  // test asks for isolation (the isolation tests use task modules under test/fixtures/).
+  const runtime = createRuntime({ db: tempDb(dir), logger: false, isolation: "none", ...rest });
   await runtime.start();
   after(() => runtime.stop({ graceMs: 0 }));
   return runtime;

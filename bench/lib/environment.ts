@@ -1,8 +1,15 @@
 import Database from "better-sqlite3";
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
-import { DURABILITY } from "./runtime.ts";
+import { fileURLToPath } from "node:url";
+
+/** underway's durability in every round: its default (bench/lib/runtime.ts). */
+const DURABILITY = "normal";
+
+/** The packages whose installed versions the report names. */
+const PACKAGES = ["graphile-worker", "pg-boss", "bullmq", "ioredis", "pg", "msgpackr"] as const;
 
 export interface Environment {
   readonly date: string;
@@ -14,7 +21,10 @@ export interface Environment {
   readonly memoryGiB: number;
   readonly os: string;
   readonly tmpdir: string;
-  readonly durability: typeof DURABILITY;
+  readonly durability: string;
+  /** underway's own version (package.json), and the installed versions of the peers and drivers. */
+  readonly underway: string;
+  readonly packages: Readonly<Record<string, string>>;
   /** Commit of the working tree, and whether src/ differs from it. */
   readonly commit: string;
   readonly srcModified: boolean | null;
@@ -27,6 +37,16 @@ function git(args: string[]): string | null {
     return execFileSync("git", args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
   } catch {
     return null;
+  }
+}
+
+/** The version in node_modules/<name>/package.json (read as a file: not every package exports it). */
+function installedVersion(name: string): string {
+  try {
+    const file = fileURLToPath(new URL(`../../node_modules/${name}/package.json`, import.meta.url));
+    return (JSON.parse(readFileSync(file, "utf8")) as { version?: string }).version ?? "?";
+  } catch {
+    return "not installed";
   }
 }
 
@@ -49,8 +69,15 @@ export function describeEnvironment(): Environment {
     os: `${os.type()} ${os.release()} ${os.arch()}`,
     tmpdir: os.tmpdir(),
     durability: DURABILITY,
+    underway: installedVersionOfRoot(),
+    packages: Object.fromEntries(PACKAGES.map((name) => [name, installedVersion(name)])),
     commit: git(["rev-parse", "--short", "HEAD"]) ?? "unknown",
     srcModified: status === null ? null : status.length > 0,
     loadAtStart: os.loadavg()[0] ?? 0,
   };
+}
+
+function installedVersionOfRoot(): string {
+  const file = fileURLToPath(new URL("../../package.json", import.meta.url));
+  return (JSON.parse(readFileSync(file, "utf8")) as { version?: string }).version ?? "?";
 }

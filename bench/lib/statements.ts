@@ -19,7 +19,7 @@ let installed = false;
 function keyOf(text: string): string {
   return text
     .replace(/--[^\n]*/g, " ")
-    .replace(/"bench_\d+_\d+"\./g, "")
+    .replace(/"?bench_\d+_\d+"?\./g, "")
     .replace(/\s+/g, " ")
     .trim()
     .slice(0, 100);

@@ -1,22 +1,106 @@
-import type { IBackgroundTask, TaskContext } from "./underway.ts";
+/**
+ * underway's benchmark task classes. They may run on the worker's event loop or, with isolation,
+ * in a worker thread that loads this module by itself (`taskModule`): so it imports nothing but
+ * Node and the shared clock, and reports each run to the main thread over a BroadcastChannel when
+ * it runs elsewhere. On the main thread a run is reported by a plain function call, as the peers'
+ * handlers are, so that reporting costs underway no more than it costs them.
+ */
+import { BroadcastChannel, isMainThread } from "node:worker_threads";
 import { sharedNow } from "./clock.ts";
+import type { IBackgroundTask, TaskContext } from "./underway.ts";
 
-/** Ids of the BenchNoop runs in this process, in run order: duplicates mean a task ran twice. */
-export const noopRuns: string[] = [];
+/** What every benchmark task carries: its index, and for latency the time of its enqueue call. */
+export interface BenchPayload {
+  readonly n: number;
+  /** Shared-clock time taken just before the enqueue call (latency scenario). */
+  readonly enqueuedAt?: number;
+}
 
-/** A task that does nothing but note that it ran. */
-export class BenchNoop implements IBackgroundTask<{ n: number }> {
-  run(_parameters: { n: number }, context: TaskContext): void {
-    noopRuns.push(context.taskId);
+/** One handler run, as a scenario receives it from any system. */
+export interface RunRecord {
+  /** The system's id of the task (job). */
+  readonly id: string;
+  readonly n: number;
+  /** Shared-clock time at which the handler started. */
+  readonly startedAt: number;
+  readonly enqueuedAt?: number;
+  /** True when the handler ran in a worker thread rather than on the main thread. */
+  readonly thread: boolean;
+  /** The task class that ran ("noop", "runaway", "probe"). */
+  readonly kind: "noop" | "runaway" | "probe";
+}
+
+export type RunSink = (run: RunRecord) => void;
+
+const CHANNEL = "underway-bench-runs";
+let sink: RunSink | null = null;
+let sender: BroadcastChannel | null = null;
+
+/**
+ * Receives the runs of this process's benchmark tasks: on the main thread directly, from worker
+ * threads over the channel. Returns a function that stops listening.
+ */
+export function collectRuns(receive: RunSink): () => void {
+  sink = receive;
+  const channel = new BroadcastChannel(CHANNEL);
+  channel.onmessage = (event: unknown) => receive((event as { data: RunRecord }).data);
+  channel.unref();
+  return () => {
+    sink = null;
+    channel.close();
+  };
+}
+
+function report(run: RunRecord): void {
+  if (isMainThread) {
+    sink?.(run);
+    return;
+  }
+  sender ??= new BroadcastChannel(CHANNEL);
+  sender.postMessage(run);
+}
+
+function record(kind: RunRecord["kind"], parameters: BenchPayload, context: TaskContext): void {
+  report({
+    id: context.taskId,
+    n: parameters.n,
+    startedAt: sharedNow(),
+    ...(parameters.enqueuedAt !== undefined ? { enqueuedAt: parameters.enqueuedAt } : {}),
+    thread: !isMainThread,
+    kind,
+  });
+}
+
+/** A task that does nothing but report that it ran. */
+export class BenchNoop implements IBackgroundTask<BenchPayload> {
+  static readonly taskModule = import.meta.url;
+  run(parameters: BenchPayload, context: TaskContext): void {
+    record("noop", parameters, context);
   }
 }
 
-/** Pickup latencies seen in this process, ms: handler start minus the enqueue time passed in. */
-export const pickupLatencies: number[] = [];
+/**
+ * A task that never returns and never yields: a synchronous endless loop, the worst a task can do
+ * to a worker. With isolation its thread is stopped at the timeout (10 minutes, longer than any
+ * round); without, it would block the worker's event loop, so the benchmark starts it only with
+ * isolation on. Higher priority than BenchNoop, so it is claimed first.
+ */
+export class BenchRunaway implements IBackgroundTask<BenchPayload> {
+  static readonly taskModule = import.meta.url;
+  static readonly taskOptions = { maxAttempts: 1, timeoutMs: 600_000, priority: 10 };
+  run(parameters: BenchPayload, context: TaskContext): void {
+    record("runaway", parameters, context);
+    for (;;) {
+      // Spins until its thread is stopped.
+    }
+  }
+}
 
-/** A task whose parameter is the shared-clock time taken just before its Task.startNew call. */
-export class BenchLatency implements IBackgroundTask<{ enqueuedAt: number }> {
-  run(parameters: { enqueuedAt: number }): void {
-    pickupLatencies.push(sharedNow() - parameters.enqueuedAt);
+/** Reports where it ran: tells whether the runtime honoured `isolation: { mode: "thread" }`. */
+export class BenchProbe implements IBackgroundTask<BenchPayload> {
+  static readonly taskModule = import.meta.url;
+  static readonly taskOptions = { maxAttempts: 1, timeoutMs: 30_000 };
+  run(parameters: BenchPayload, context: TaskContext): void {
+    record("probe", parameters, context);
   }
 }

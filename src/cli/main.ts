@@ -2,12 +2,14 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { fileURLToPath } from "node:url";
 import cliProgress from "cli-progress";
 import { createHttpServer } from "../http/server.ts";
+import { ensureWebAssets } from "../http/web-assets.ts";
 import { Platform } from "../platform/platform.ts";
 import { DEFAULT_DATABASE } from "../runtime/database-url.ts";
 import { createRuntime, type Runtime, type RuntimeConfig } from "../runtime/runtime.ts";
 import { TASK_STATES, type TaskInfo, type TaskState } from "../tasks/types.ts";
 import { taskDetails, tasksTable } from "./format.ts";
-import { loadTaskModules } from "./load-tasks.ts";
+import { addOperationCommands } from "./operations.ts";
+import { taskModuleUrl } from "../runtime/task-modules.ts";
 
 function intOption(min: number) {
   return (value: string): number => {
@@ -57,10 +59,18 @@ function inspect(options: CommonOptions): Promise<Runtime> {
   return openRuntime(options, { worker: false, maintenance: false, logger: false });
 }
 
-async function taskModules(value: string | string[] | undefined) {
+function isolationOption(): Option {
+  return new Option("--isolation <mode>", "where task code runs: thread (each attempt in a worker thread, stopped at its limits) or none (on the worker's event loop; trusted code only)")
+    .choices(["thread", "none"])
+    .env("UNDERWAY_ISOLATION")
+    .default("thread");
+}
+
+/** The --tasks modules, as file URLs: the runtime imports them, and so do isolated threads. */
+function taskModules(value: string | string[] | undefined): string[] {
   if (!value) return [];
   const list = Array.isArray(value) ? value : value.split(",");
-  return loadTaskModules(list.map((s) => s.trim()).filter(Boolean));
+  return list.map((s) => s.trim()).filter(Boolean).map(taskModuleUrl);
 }
 
 /** Stops gracefully on SIGTERM or SIGINT (running tasks finish within the grace period), then exits. */
@@ -96,13 +106,15 @@ export function buildProgram(): Command {
     .addOption(new Option("--host <host>", "HTTP address to listen on").env("HOST").default("127.0.0.1"))
     .addOption(new Option("--concurrency <n>", "tasks run at once").default(10).argParser(intOption(1)))
     .addOption(graceOption())
+    .addOption(isolationOption())
     .addOption(packagesOption())
-    .action(async (options: CommonOptions & { port: number; host: string; concurrency: number; grace: number; tasks?: string | string[]; packages: string | string[] }) => {
+    .action(async (options: CommonOptions & { port: number; host: string; concurrency: number; grace: number; isolation: "thread" | "none"; tasks?: string | string[]; packages: string | string[] }) => {
       const starting = Platform.start({
         db: options.db,
         packages: list(options.packages),
-        tasks: await taskModules(options.tasks),
+        tasks: taskModules(options.tasks),
         worker: { concurrency: options.concurrency },
+        isolation: options.isolation,
         shutdownGraceMs: options.grace,
       });
       let closeHttp: (() => Promise<void>) | null = null;
@@ -112,6 +124,11 @@ export function buildProgram(): Command {
       });
       const platform = await starting;
       const runtime = platform.runtime;
+      // The browser application is built on first start (and after its sources change).
+      // A failed build leaves the API running; the page at / then says how to build.
+      await ensureWebAssets({ log: (line) => console.log(line) }).catch((error: unknown) =>
+        console.error(`underway: the web application could not be built: ${(error as Error).message}`),
+      );
       const app = await createHttpServer({ runtime, platform });
       closeHttp = () => app.close();
       try {
@@ -135,13 +152,15 @@ export function buildProgram(): Command {
     .addOption(new Option("--queues <names>", "comma-separated queues to take tasks from (default: all)"))
     .addOption(new Option("--lease <ms>", "how long a running task is held without a heartbeat").default(15_000).argParser(intOption(1_000)))
     .addOption(graceOption())
-    .action(async (options: CommonOptions & { concurrency: number; queues?: string; lease: number; grace: number; tasks?: string | string[] }) => {
+    .addOption(isolationOption())
+    .action(async (options: CommonOptions & { concurrency: number; queues?: string; lease: number; grace: number; isolation: "thread" | "none"; tasks?: string | string[] }) => {
       const queues = options.queues?.split(",").map((q) => q.trim()).filter(Boolean);
       // A worker runs the platform too: process instances, package tasks, user connections.
       const starting = Platform.start({
         db: options.db,
-        tasks: await taskModules(options.tasks),
+        tasks: taskModules(options.tasks),
         shutdownGraceMs: options.grace,
+        isolation: options.isolation,
         worker: { concurrency: options.concurrency, leaseMs: options.lease, ...(queues?.length ? { queues } : {}) },
       });
       // Signals are handled from the first moment: the worker may claim tasks while starting.
@@ -307,6 +326,7 @@ export function buildProgram(): Command {
       }
     });
 
+  addOperationCommands(program, { dbOption, inspect });
   return program;
 }
 

@@ -4,15 +4,25 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Platform } from "../platform/platform.ts";
 import type { Session } from "../platform/users/sessions.ts";
 import type { Runtime } from "../runtime/runtime.ts";
+import { ChangeFeed } from "./change-feed.ts";
 import { activityRoutes } from "./routes/activities.ts";
 import { authRoutes, SESSION_COOKIE } from "./routes/auth.ts";
+import { eventRoutes } from "./routes/events.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
 import { packageRoutes } from "./routes/packages.ts";
 import { processRoutes } from "./routes/processes.ts";
+import { taskRoutes } from "./routes/tasks.ts";
+import { staticAssets } from "./static-assets.ts";
+import { WEB_DIST } from "./web-assets.ts";
 
 export interface HttpServerOptions {
   readonly runtime: Runtime;
   /** The platform slice; without it only /healthz is served. */
   readonly platform?: Platform;
+  /** The built browser application served at /, or false for none. Default web-dist/. */
+  readonly webRoot?: string | false;
+  /** How often the change feed of live pages looks at the database, ms. Default 500. */
+  readonly changeFeedIntervalMs?: number;
 }
 
 declare module "fastify" {
@@ -29,7 +39,27 @@ const PUBLIC = new Set(["/api/auth/login"]);
 export async function createHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
   const { runtime, platform } = options;
   const app = Fastify({ logger: false, bodyLimit: 2 * 1024 * 1024 });
-  await app.register(helmet, { contentSecurityPolicy: { directives: { defaultSrc: ["'self'"] } } });
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        connectSrc: ["'self'"],
+        // The code editor and the diagram modeler set styles from script; no inline script runs.
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", "data:"],
+        fontSrc: ["'self'", "data:"],
+        objectSrc: ["'none'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'self'"],
+        formAction: ["'self'"],
+        // Not helmet's default: on plain http (a server on the LAN) it would send the page's
+        // own assets to https, where nothing answers. Put TLS in front to get https.
+        upgradeInsecureRequests: null,
+      },
+    },
+    referrerPolicy: { policy: "same-origin" },
+  });
   await app.register(cookie);
   app.decorateRequest("session", null);
   // Set before any route plugin, which inherits it.
@@ -48,6 +78,8 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
       return reply.code(503).send({ status: "unavailable", error: (error as Error).message });
     }
   });
+
+  await app.register(metricsRoutes(runtime));
 
   if (platform) {
     app.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
@@ -76,7 +108,13 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     await app.register(activityRoutes(platform));
     await app.register(processRoutes(platform));
     await app.register(packageRoutes(platform));
+    await app.register(taskRoutes(platform));
+    const feed = new ChangeFeed(platform, options.changeFeedIntervalMs);
+    app.addHook("onClose", () => feed.stop());
+    await app.register(eventRoutes(feed));
   }
+  const webRoot = options.webRoot ?? WEB_DIST;
+  if (webRoot !== false) await app.register(staticAssets(webRoot));
 
   return app;
 }

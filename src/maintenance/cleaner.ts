@@ -7,13 +7,13 @@ export interface RetentionOptions {
   readonly succeededMs?: number;
   /** How long dead and canceled tasks are kept, ms. Default 30 days. */
   readonly failedMs?: number;
+  /** How often to look, ms. Default 60,000. */
+  readonly intervalMs?: number;
 }
 
 export interface CleanerOptions extends RetentionOptions {
   readonly driver: StorageDriver;
   readonly logger: Logger;
-  /** How often to look, ms. Default 60,000. */
-  readonly intervalMs?: number;
   readonly isLeader?: () => boolean;
 }
 
@@ -28,6 +28,12 @@ export class Cleaner extends PeriodicDuty<number> {
       ...(options.isLeader ? { isLeader: options.isLeader } : {}),
       failure: "deleting old tasks failed; will retry",
     });
+    for (const key of ["succeededMs", "failedMs", "intervalMs"] as const) {
+      const value = options[key];
+      if (value !== undefined && (!Number.isInteger(value) || value < (key === "intervalMs" ? 1 : 0))) {
+        throw new RangeError(`maintenance.retention.${key} must be a whole number of ms${key === "intervalMs" ? " >= 1" : " >= 0"}, got ${String(value)}`);
+      }
+    }
   }
 
   /** One pass; returns how many tasks were deleted. */

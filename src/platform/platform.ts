@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import { createRuntime, type Runtime, type RuntimeConfig } from "../runtime/runtime.ts";
+import { Runtime, type RuntimeConfig, type RuntimeInternals } from "../runtime/runtime.ts";
 import { runAsUser } from "../tasks/ambient.ts";
 import { TaskSecurityError } from "../tasks/errors/task-security-error.ts";
 import type { Initiator } from "../tasks/types.ts";
@@ -59,12 +59,19 @@ export class Platform {
   readonly processEngine: ProcessEngine;
   private systemConnection: UserConnection | null = null;
 
-  private constructor(private readonly config: PlatformConfig) {
-    this.runtime = createRuntime({
-      ...config,
-      tasks: [...(config.tasks ?? []), ProcessInstanceTask],
-      userConnectionFactory: (initiator) => this.userConnectionFor(initiator),
-    });
+  private constructor(
+    private readonly config: PlatformConfig,
+    internals: RuntimeInternals = {},
+  ) {
+    this.runtime = new Runtime(
+      {
+        ...config,
+        tasks: [...(config.tasks ?? []), ProcessInstanceTask],
+        userConnectionFactory: (initiator) => this.userConnectionFor(initiator),
+      },
+      // Isolated tasks get a platform of their own in their thread: entities, UserConnection, processes.
+      { threadHost: new URL("./isolation/thread-host.ts", import.meta.url).href, ...internals },
+    );
     this.db = createKysely<PlatformTables>(this.runtime.driver);
     this.users = new Users(this.runtime.driver, this.db);
     this.sessions = new Sessions(this.runtime.driver, this.db, this.users, config.sessionTtlMs);
@@ -97,12 +104,16 @@ export class Platform {
   /** Creates the store, applies all migrations, and starts the runtime. */
   static async start(config: PlatformConfig): Promise<Platform> {
     const platform = new Platform(config);
-    await platform.runtime.start();
+    // The platform's tables exist before the worker claims a task or boots a task thread.
+    await platform.runtime.start({
+      afterMigrate: async () => {
+        await migratePlatform(platform.runtime.driver, platform.db as unknown as Kysely<unknown>, PLATFORM_MIGRATIONS);
+        const supervisor = await platform.users.getById(SystemIds.SupervisorUserId);
+        if (!supervisor) throw new Error("the Supervisor user is missing from the database");
+        platform.systemConnection = new UserConnection(platform.appConnection, { ...currentUserOf(supervisor), isAdmin: true });
+      },
+    });
     try {
-      await migratePlatform(platform.runtime.driver, platform.db as unknown as Kysely<unknown>, PLATFORM_MIGRATIONS);
-      const supervisor = await platform.users.getById(SystemIds.SupervisorUserId);
-      if (!supervisor) throw new Error("the Supervisor user is missing from the database");
-      platform.systemConnection = new UserConnection(platform.appConnection, { ...currentUserOf(supervisor), isAdmin: true });
       const { generated } = await platform.users.ensureSupervisorPassword(config.adminPassword ?? process.env.UNDERWAY_ADMIN_PASSWORD);
       for (const folder of config.packages ?? []) await platform.installPackage(folder);
       if (generated) {
@@ -112,6 +123,19 @@ export class Platform {
       await platform.runtime.stop({ graceMs: 0 });
       throw error;
     }
+    return platform;
+  }
+
+  /**
+   * The platform inside an isolated task's thread: the same services on the store the worker's
+   * process lends, without the start-up duties (migrations, the Supervisor's password, packages).
+   */
+  static async attach(config: PlatformConfig, internals: RuntimeInternals): Promise<Platform> {
+    const platform = new Platform(config, internals);
+    await platform.runtime.start();
+    const supervisor = await platform.users.getById(SystemIds.SupervisorUserId);
+    if (!supervisor) throw new Error("the Supervisor user is missing from the database");
+    platform.systemConnection = new UserConnection(platform.appConnection, { ...currentUserOf(supervisor), isAdmin: true });
     return platform;
   }
 

@@ -27,6 +27,21 @@ import { SqliteDriver } from "../store/sqlite/driver.ts";
 import { openDriver } from "./database-url.ts";
 import { InitiatorSigner, resolveSecret } from "./initiator-signature.ts";
 import { createLogger } from "./logger.ts";
+import { StoreLender, storeInfoOf } from "../store/remote/lender.ts";
+import { ThreadPool } from "../worker/isolation/pool.ts";
+import type { ThreadBoot } from "./isolation/thread-main.ts";
+import { importTaskModule, taskModuleUrl, type TaskModuleSpecifier } from "./task-modules.ts";
+// Issue #9: scheduling, composition and observability.
+import { Continuer } from "../maintenance/continuer.ts";
+import { cronTicks } from "../maintenance/cron.ts";
+import { Scheduler } from "../maintenance/scheduler.ts";
+import { TaskMetrics } from "../observability/metrics.ts";
+import { AttemptSpans, withEnqueueSpan } from "../observability/tracing.ts";
+import type { TaskRetryFilter, TaskStats } from "../store/driver.ts";
+import type { ContinuationCondition } from "../tasks/ambient.ts";
+import { decodeTaskResult } from "../tasks/result.ts";
+import type { ScheduleInfo } from "../tasks/schedules.ts";
+import { scheduleRow, type ScheduleDefinition } from "./schedules.ts";
 
 export interface WorkerConfig {
   /** Tasks run at once by this process. Default 10. */
@@ -41,13 +56,40 @@ export interface WorkerConfig {
   readonly pollIntervalMs?: number;
   /** Most tasks claimed at once. Default min(concurrency, 100). */
   readonly batchSize?: number;
+  /** Per queue, the most tasks of that queue this worker runs at once (within concurrency). */
+  readonly queueConcurrency?: Readonly<Record<string, number>>;
+}
+
+/** Where task code runs; see docs/isolation.md. */
+export interface IsolationConfig {
+  /**
+   * "thread" (default): every attempt in a worker thread of its own, stopped at its timeout or
+   * memory limit, or when it exits the thread, without touching other tasks. "none": on the
+   * worker's event loop (trusted code only). A class's `taskOptions.isolation` wins over this.
+   */
+  readonly mode?: "thread" | "none";
+  /** Heap limit of a task's thread, MB, unless its class sets one. Default 256. */
+  readonly memoryLimitMb?: number;
+  /** After a cancel or timeout, how long a task may take to stop by itself before its thread is stopped, ms. Default 5,000. */
+  readonly abortGraceMs?: number;
+  /** Threads kept booted while idle. Default 1. */
+  readonly minThreads?: number;
+  /** An idle thread above minThreads is retired after this long, ms. Default 30,000. */
+  readonly idleThreadMs?: number;
 }
 
 export interface RuntimeConfig {
   /** A SQLite file path, a `sqlite:` URL, a `postgres://` URL, or a StorageDriver. */
   readonly db: string | StorageDriver;
-  /** Task classes this process can run. Classes started here are added automatically. */
-  readonly tasks?: readonly StartableTaskClass[];
+  /**
+   * Task classes this process can run, or modules that export them (a path, a file: URL string or
+   * a URL): isolated threads import those modules too. Classes started here are added
+   * automatically. A class given directly runs isolated only when it declares its module
+   * (`static taskModule = import.meta.url`).
+   */
+  readonly tasks?: readonly (StartableTaskClass | TaskModuleSpecifier)[];
+  /** Where task code runs: "thread" (default), "none", or the detailed settings. */
+  readonly isolation?: "thread" | "none" | IsolationConfig;
   /** Worker settings, or false for a process that only starts and inspects tasks. */
   readonly worker?: WorkerConfig | false;
   /**
@@ -61,8 +103,14 @@ export interface RuntimeConfig {
         readonly leaderTermMs?: number;
         /** Retention of ended tasks (default: succeeded 7 days, dead and canceled 30 days), or false to keep all. */
         readonly retention?: RetentionOptions | false;
+        /** How often the leader fires due cron ticks and starts continuations whose predecessors ended, ms. Default 1,000. */
+        readonly scheduleIntervalMs?: number;
+        /** A cron tick fired later than this counts as missed and follows the schedule's `missed` policy, ms. Default 60,000. */
+        readonly missedAfterMs?: number;
       }
     | false;
+  /** Recurring tasks defined in code; created or updated in the store at start. See docs/scheduling.md. */
+  readonly schedules?: readonly ScheduleDefinition[];
   /** Rebuilds the UserConnection of the user who started a task. */
   readonly userConnectionFactory?: UserConnectionFactory;
   /** A pino (or compatible) logger; false for none. Default: pino on stderr. */
@@ -91,6 +139,14 @@ export interface RuntimeEvents {
 
 type State = "new" | "starting" | "started" | "stopping" | "stopped";
 
+/** Wiring that is not part of the public configuration (the platform, isolated threads). */
+export interface RuntimeInternals {
+  /** The initiator-signing key, as the worker's process resolved it. */
+  readonly secretKey?: Buffer;
+  /** A module whose createThreadHost builds the runtime of an isolated thread (the platform's). */
+  readonly threadHost?: string;
+}
+
 /** One runtime: a store, optionally a worker and the maintenance services, and the task API. */
 export class Runtime implements TaskStarter {
   readonly driver: StorageDriver;
@@ -101,6 +157,14 @@ export class Runtime implements TaskStarter {
   readonly rescuer: Rescuer | null;
   readonly elector: Elector | null;
   readonly cleaner: Cleaner | null;
+  /** Fires cron schedules on the maintenance leader (issue #9). */
+  readonly scheduler: Scheduler | null;
+  /** Starts continuations whose predecessors ended, on the maintenance leader (issue #9). */
+  readonly continuer: Continuer | null;
+  /** Prometheus metrics of this runtime; `GET /metrics` serves them. */
+  readonly metrics: TaskMetrics;
+  private readonly attemptSpans = new AttemptSpans();
+  private continuationsSoon = false;
   /** This process's id in the store: worker id and maintenance holder id. */
   readonly nodeId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
   private readonly events = new EventEmitter<RuntimeEvents>();
@@ -109,19 +173,47 @@ export class Runtime implements TaskStarter {
   private stopping: Promise<void> | null = null;
   private signalHandlers: (() => void) | null = null;
   private readonly signer: InitiatorSigner | null;
+  /** Task modules to import at start, as file URLs. */
+  private readonly taskModules: string[];
+  private readonly pool: ThreadPool | null;
 
-  constructor(private readonly config: RuntimeConfig) {
+  constructor(
+    private readonly config: RuntimeConfig,
+    internals: RuntimeInternals = {},
+  ) {
     if (!config || typeof config !== "object") throw new TypeError("createRuntime needs a configuration object");
     this.logger = createLogger(config.logger);
-    this.registry = new TaskRegistry(config.tasks ?? []);
+    const tasks = config.tasks ?? [];
+    if (!Array.isArray(tasks)) throw new TypeError("tasks must be an array of task classes or task modules");
+    this.taskModules = tasks.filter((t): t is TaskModuleSpecifier => typeof t === "string" || t instanceof URL).map(taskModuleUrl);
+    this.registry = new TaskRegistry(tasks.filter((t) => typeof t !== "string" && !(t instanceof URL)));
     this.maxParameterBytes = config.maxParameterBytes ?? DEFAULT_MAX_PARAMETER_BYTES;
     if (!Number.isInteger(this.maxParameterBytes) || this.maxParameterBytes < 1) {
       throw new RangeError(`maxParameterBytes must be a positive integer, got ${String(config.maxParameterBytes)}`);
     }
     this.driver = openDriver(config.db, config.durability ? { durability: config.durability } : {});
-    const key = resolveSecret(config.secret, this.driver instanceof SqliteDriver ? this.driver.filePath : null);
+    const key = internals.secretKey ?? resolveSecret(config.secret, this.driver instanceof SqliteDriver ? this.driver.filePath : null);
     this.signer = key ? new InitiatorSigner(key) : null;
     const scope = { runtime: this as TaskStarter };
+    const isolation = isolationOf(config.isolation);
+    this.pool =
+      config.worker === false
+        ? null
+        : new ThreadPool({
+            entry: new URL("./isolation/thread-boot.mjs", import.meta.url),
+            workerData: {
+              store: storeInfoOf(this.driver),
+              secretKey: key ? new Uint8Array(key) : null,
+              hostModule: internals.threadHost ?? null,
+              taskModules: this.taskModules,
+              maxParameterBytes: this.maxParameterBytes,
+            } satisfies Omit<ThreadBoot, "storePort">,
+            lendStore: (port) => new StoreLender(this.driver, port, () => this.worker?.wake()),
+            logger: this.logger,
+            minThreads: isolation.mode === "thread" ? isolation.minThreads : 0,
+            idleMs: isolation.idleThreadMs,
+            memoryLimitMb: isolation.memoryLimitMb,
+          });
     this.worker =
       config.worker === false
         ? null
@@ -134,6 +226,7 @@ export class Runtime implements TaskStarter {
             ...config.worker,
             ...(config.userConnectionFactory ? { userConnectionFactory: config.userConnectionFactory } : {}),
             onEvent: (e) => this.onWorkerEvent(e),
+            isolation: { pool: this.pool, mode: isolation.mode, abortGraceMs: isolation.abortGraceMs },
             verifyInitiator: (task) =>
               Boolean(task.initiator && this.signer?.verify(task.name, task.initiator, task.parameters, task.initiatorSignature)),
           });
@@ -153,6 +246,27 @@ export class Runtime implements TaskStarter {
       maintenance && maintenance.retention !== false
         ? new Cleaner({ driver: this.driver, logger: this.logger, ...maintenance.retention, isLeader: () => this.elector?.isLeader ?? false })
         : null;
+    const leading = (): boolean => this.elector?.isLeader ?? false;
+    this.scheduler = maintenance
+      ? new Scheduler({
+          driver: this.driver,
+          logger: this.logger,
+          isLeader: leading,
+          onFired: () => this.worker?.wake(),
+          ...(maintenance.scheduleIntervalMs ? { intervalMs: maintenance.scheduleIntervalMs } : {}),
+          ...(maintenance.missedAfterMs !== undefined ? { missedAfterMs: maintenance.missedAfterMs } : {}),
+        })
+      : null;
+    this.continuer = maintenance
+      ? new Continuer({
+          driver: this.driver,
+          logger: this.logger,
+          isLeader: leading,
+          onReleased: () => this.worker?.wake(),
+          ...(maintenance.scheduleIntervalMs ? { intervalMs: maintenance.scheduleIntervalMs } : {}),
+        })
+      : null;
+    this.metrics = new TaskMetrics(this.driver);
     this.rescuer = maintenance
       ? new Rescuer({
           driver: this.driver,
@@ -164,8 +278,11 @@ export class Runtime implements TaskStarter {
       : null;
   }
 
-  /** Applies pending migrations to the store, then starts the worker and maintenance. */
-  async start(): Promise<void> {
+  /**
+   * Applies pending migrations to the store, then starts the worker and maintenance.
+   * `afterMigrate` runs in between: the platform sets up its tables there, before any task runs.
+   */
+  async start(hooks: { afterMigrate?: () => Promise<void> } = {}): Promise<void> {
     if (this.state !== "new") throw new Error(`the runtime cannot start: it is ${this.state}`);
     this.state = "starting";
     try {
@@ -175,11 +292,34 @@ export class Runtime implements TaskStarter {
       await this.driver.close().catch(() => undefined);
       throw error;
     }
+    try {
+      await hooks.afterMigrate?.();
+      for (const url of this.taskModules) {
+        for (const c of await importTaskModule(url)) this.registry.register(c, url, url);
+      }
+      // Threads boot before the first claim, so the first task does not wait for one.
+      if (this.worker) await this.pool?.warm();
+    } catch (error) {
+      this.state = "stopped";
+      await this.pool?.close();
+      await this.driver.close().catch(() => undefined);
+      throw error;
+    }
+    try {
+      for (const def of this.config.schedules ?? []) await this.defineScheduleNow(def);
+    } catch (error) {
+      this.state = "stopped";
+      await this.pool?.close();
+      await this.driver.close().catch(() => undefined);
+      throw error;
+    }
     setDefaultRuntime(this);
     this.worker?.start();
     this.elector?.start();
     this.rescuer?.start(true);
     this.cleaner?.start();
+    this.scheduler?.start();
+    this.continuer?.start();
     this.state = "started";
     this.logger.info(
       { db: this.driver.description, worker: this.worker?.id ?? null, tasks: this.registry.names() },
@@ -196,8 +336,11 @@ export class Runtime implements TaskStarter {
       this.signalHandlers?.();
       if (was === "started") {
         await this.worker?.stop({ graceMs: options.graceMs ?? this.config.shutdownGraceMs ?? 10_000 });
+        await this.pool?.close();
         await this.rescuer?.stop();
         await this.cleaner?.stop();
+        await this.scheduler?.stop();
+        await this.continuer?.stop();
         await this.elector?.stop();
       }
       clearDefaultRuntime(this);
@@ -255,11 +398,21 @@ export class Runtime implements TaskStarter {
   async startTasks(requests: readonly StartRequest[], transaction: unknown): Promise<TaskHandle[]> {
     this.assertUsable();
     const rows = requests.map((r) => this.insertParams(r));
+    if (rows.length > 1 && rows.some((r) => r.dedupKey !== undefined)) {
+      throw new TaskStartError("options.dedupKey applies to one start: use Task.startNew, not startNewMany");
+    }
     const tx = transaction as DriverTransaction | undefined;
     if (tx !== undefined && tx.driver !== this.driver) {
       throw new TaskStartError("the transaction in scope belongs to another runtime's store; start the task with that runtime");
     }
-    const ids = rows.length === 1 ? [await this.driver.taskInsert(rows[0] as TaskInsertParams, tx)] : await this.driver.taskInsertMany(rows, tx);
+    const ids = await withEnqueueSpan(
+      rows.map((r) => r.name),
+      (traceContext) => {
+        const traced = traceContext ? rows.map((r) => ({ ...r, traceContext })) : rows;
+        return traced.length === 1 ? this.driver.taskInsert(traced[0] as TaskInsertParams, tx).then((id) => [id]) : this.driver.taskInsertMany(traced, tx);
+      },
+    );
+    for (const r of rows) this.metrics.taskEnqueued(r.name);
     if (!tx) this.worker?.wake();
     return ids.map((id) => this.handle(id));
   }
@@ -274,8 +427,21 @@ export class Runtime implements TaskStarter {
       }
       runAtMs = o.runAt.getTime();
     }
-    if (o.delayMs !== undefined && (typeof o.delayMs !== "number" || !Number.isFinite(o.delayMs) || o.delayMs < 0)) {
-      throw new TaskStartError(`options.delayMs must be a number of ms >= 0, got ${String(o.delayMs)}`);
+    if (o.dedupKey !== undefined && (typeof o.dedupKey !== "string" || o.dedupKey.length === 0 || o.dedupKey.length > 500)) {
+      throw new TaskStartError(`options.dedupKey must be a string of 1-500 characters, got ${JSON.stringify(o.dedupKey)}`);
+    }
+    if (o.dedupUntil !== undefined && o.dedupUntil !== "ended" && o.dedupUntil !== "started") {
+      throw new TaskStartError(`options.dedupUntil must be "ended" or "started", got ${JSON.stringify(o.dedupUntil)}`);
+    }
+    if (o.delayMs !== undefined && o.delay !== undefined) {
+      throw new TaskStartError(
+        `options.delay and options.delayMs are the same setting (ms from now): give one of them, got delay ${String(o.delay)} and delayMs ${String(o.delayMs)}`,
+      );
+    }
+    const delayOption = o.delay !== undefined ? "delay" : "delayMs";
+    const delayMs = o.delay ?? o.delayMs;
+    if (delayMs !== undefined && (typeof delayMs !== "number" || !Number.isFinite(delayMs) || delayMs < 0)) {
+      throw new TaskStartError(`options.${delayOption} must be a number of ms >= 0, got ${String(delayMs)}`);
     }
     const maxAttempts = o.maxAttempts ?? classOptions.maxAttempts;
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
@@ -293,10 +459,11 @@ export class Runtime implements TaskStarter {
       maxAttempts,
       timeoutMs,
       ...(runAtMs !== undefined ? { runAtMs } : {}),
-      ...(o.delayMs !== undefined ? { delayMs: Math.round(o.delayMs) } : {}),
+      ...(delayMs !== undefined ? { delayMs: Math.round(delayMs) } : {}),
       initiator: request.initiator,
       withUserConnection: request.withUserConnection,
-      initiatorSignature: request.initiator ? this.signInitiator(name, request) : null,
+      ...(o.dedupKey !== undefined ? { dedupKey: o.dedupKey, dedupUntilStart: o.dedupUntil === "started" } : {}),
+      initiatorSignature: request.initiator && request.withUserConnection ? this.signInitiator(name, request) : null,
     };
   }
 
@@ -314,6 +481,10 @@ export class Runtime implements TaskStarter {
       id,
       get: () => this.getTask(id),
       wait: (options) => this.waitForTask(id, options),
+      result: async <T>(options?: { timeoutMs?: number; signal?: AbortSignal }) => {
+        await this.waitForTask(id, options);
+        return (await this.getTaskResult(id)) as T;
+      },
     };
   }
 
@@ -345,6 +516,7 @@ export class Runtime implements TaskStarter {
     this.assertUsable();
     const previous = await this.driver.taskCancel({ id: String(id) });
     if (previous === "running") this.worker?.abortTask(String(id), new TaskCanceledError(String(id)));
+    if (previous !== null) this.resolveContinuationsSoon(); // its continuations end or start now
     return previous !== null;
   }
 
@@ -416,7 +588,127 @@ export class Runtime implements TaskStarter {
     return this;
   }
 
+  // --- Scheduling, composition and observability (issue #9). ---
+
+  /** Creates or updates a recurring task in the store (a package's schedules come through here too). */
+  async defineSchedule<C extends StartableTaskClass>(def: ScheduleDefinition<C>): Promise<void> {
+    this.assertUsable();
+    // The generic only types the parameters for the caller; scheduleRow checks the rest at run time.
+    await this.defineScheduleNow(def as unknown as ScheduleDefinition);
+  }
+
+  private async defineScheduleNow(def: ScheduleDefinition): Promise<void> {
+    await this.driver.scheduleUpsert(scheduleRow(def, this.registry, this.maxParameterBytes, await this.driver.clockNow()));
+  }
+
+  listSchedules(): Promise<ScheduleInfo[]> {
+    this.assertUsable();
+    return this.driver.scheduleList();
+  }
+
+  /** Stops firing a schedule until it is resumed; its ticks meanwhile are not made up for. */
+  async pauseSchedule(name: string): Promise<void> {
+    this.assertUsable();
+    if (!(await this.driver.scheduleSetPaused({ name, paused: true }))) throw await this.unknownSchedule(name);
+  }
+
+  /** Fires a schedule again, from its next tick after now. */
+  async resumeSchedule(name: string): Promise<void> {
+    this.assertUsable();
+    const schedule = (await this.driver.scheduleList()).find((s) => s.name === name);
+    if (!schedule) throw await this.unknownSchedule(name);
+    const next = cronTicks(schedule.cron, schedule.timeZone, `schedule ${JSON.stringify(name)}`).next(await this.driver.clockNow());
+    if (!(await this.driver.scheduleSetPaused({ name, paused: false, nextRunAtMs: next }))) throw await this.unknownSchedule(name);
+  }
+
+  async deleteSchedule(name: string): Promise<void> {
+    this.assertUsable();
+    if (!(await this.driver.scheduleDelete({ name }))) throw await this.unknownSchedule(name);
+  }
+
+  private async unknownSchedule(name: string): Promise<Error> {
+    const names = (await this.driver.scheduleList()).map((s) => s.name);
+    return new Error(`no schedule named ${JSON.stringify(name)}; ${names.length ? `schedules: ${names.join(", ")}` : "there are no schedules"}`);
+  }
+
+  /** What a succeeded task's run returned (undefined when nothing); TaskNotFoundError when there is no such task. */
+  async getTaskResult(id: string): Promise<unknown> {
+    this.assertUsable();
+    const row = await this.driver.taskResultGet({ id: String(id) });
+    if (!row) throw new TaskNotFoundError(String(id));
+    if (row.state !== "succeeded") throw new Error(`task ${id} has no result: it is ${row.state}`);
+    return decodeTaskResult(row.result);
+  }
+
+  async startContinuation(request: StartRequest, after: readonly string[], when: ContinuationCondition, transaction: unknown): Promise<TaskHandle> {
+    this.assertUsable();
+    if (request.options.delay !== undefined) {
+      throw new TaskStartError("Task.continueWith: a continuation starts when its predecessors end; runAt, delayMs and delay do not apply");
+    }
+    const row = this.insertParams(request);
+    const tx = transaction as DriverTransaction | undefined;
+    if (tx !== undefined && tx.driver !== this.driver) {
+      throw new TaskStartError("the transaction in scope belongs to another runtime's store; start the task with that runtime");
+    }
+    const id = await withEnqueueSpan([row.name], (traceContext) =>
+      this.driver.taskInsertContinuation(traceContext ? { ...row, traceContext } : row, { taskIds: after, onlyOnSuccess: when === "succeeded" }, tx),
+    );
+    this.metrics.taskEnqueued(row.name);
+    // The predecessors may have ended already.
+    this.resolveContinuationsSoon();
+    return this.handle(id);
+  }
+
+  /**
+   * Dead letters: queues ended tasks again at once (dead ones by default), all that match the
+   * filter, in batches. Returns how many. One task: `retryTask(id)`.
+   */
+  async requeueTasks(filter: Omit<TaskRetryFilter, "limit"> = {}): Promise<number> {
+    this.assertUsable();
+    let total = 0;
+    for (;;) {
+      const n = await this.driver.taskRetryMany({ ...filter, limit: 1_000 });
+      total += n;
+      if (n < 1_000) break;
+    }
+    if (total) this.worker?.wake();
+    return total;
+  }
+
+  /** Counts per task name and state, and tasks ended per minute over the last `windowMs` (default 15 minutes). */
+  taskStats(options: { windowMs?: number } = {}): Promise<TaskStats> {
+    this.assertUsable();
+    const windowMs = options.windowMs ?? 15 * 60_000;
+    if (!Number.isInteger(windowMs) || windowMs < 60_000) throw new RangeError(`windowMs must be an integer >= 60000, got ${String(options.windowMs)}`);
+    return this.driver.taskStats({ windowMs });
+  }
+
+  /** Once per turn of the event loop: start continuations of tasks that ended here. */
+  private resolveContinuationsSoon(): void {
+    if (this.continuationsSoon || !this.continuer) return;
+    this.continuationsSoon = true;
+    setImmediate(() => {
+      this.continuationsSoon = false;
+      if (this.state !== "started") return;
+      this.continuer?.runOnce().catch((error: unknown) => this.logger.error({ err: error }, "starting continuations failed; the leader will retry"));
+    });
+  }
+
+  /** Metrics, attempt spans and continuations from the worker's events. */
+  private observe(event: WorkerEvent): void {
+    if (event.type === "taskStarted") {
+      this.metrics.attemptStarted(event.name, event.pickupLatencyMs ?? null);
+      this.attemptSpans.started(event);
+      return;
+    }
+    const outcome = event.type === "taskSucceeded" ? "succeeded" : event.type === "taskFailed" ? "failed" : event.type === "taskDead" ? "dead" : "released";
+    this.metrics.attemptEnded(event.name, outcome, event.durationMs ?? null);
+    this.attemptSpans.ended(event, outcome, "error" in event ? event.error : undefined);
+    if (outcome === "succeeded" || outcome === "dead") this.resolveContinuationsSoon();
+  }
+
   private onWorkerEvent(event: WorkerEvent): void {
+    this.observe(event);
     if (event.type !== "taskStarted") {
       const waiters = this.endWaiters.get(event.taskId);
       if (waiters) for (const w of [...waiters]) w();
@@ -434,6 +726,25 @@ export class Runtime implements TaskStarter {
       throw new Error("the runtime has not started: await runtime.start() first");
     }
   }
+}
+
+function isolationOf(value: RuntimeConfig["isolation"]): Required<IsolationConfig> {
+  const given: IsolationConfig = value === undefined ? {} : typeof value === "string" ? { mode: value } : value;
+  if (typeof given !== "object" || given === null) throw new TypeError(`isolation must be "thread", "none" or an object, got ${String(value)}`);
+  const mode = given.mode ?? "thread";
+  if (mode !== "thread" && mode !== "none") throw new TypeError(`isolation.mode must be "thread" or "none", got ${JSON.stringify(mode)}`);
+  const count = (v: number | undefined, fallback: number, what: string, min: number): number => {
+    const n = v ?? fallback;
+    if (!Number.isInteger(n) || n < min) throw new RangeError(`isolation.${what} must be an integer >= ${min}, got ${String(v)}`);
+    return n;
+  };
+  return {
+    mode,
+    memoryLimitMb: count(given.memoryLimitMb, 256, "memoryLimitMb", 16),
+    abortGraceMs: count(given.abortGraceMs, 5_000, "abortGraceMs", 0),
+    minThreads: count(given.minThreads, 1, "minThreads", 0),
+    idleThreadMs: count(given.idleThreadMs, 30_000, "idleThreadMs", 1),
+  };
 }
 
 /** Creates a runtime; call start() to migrate the store and begin working. */

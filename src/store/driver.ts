@@ -5,6 +5,7 @@
  */
 import type { Initiator, TaskFilter, TaskInfo, TaskPage, TaskState } from "../tasks/types.ts";
 import type { ThrownInfo } from "../tasks/error-info.ts";
+import type { MissedTickPolicy, ScheduleInfo } from "../tasks/schedules.ts";
 
 /** What differs between backends, in one place. */
 export interface DriverCapabilities {
@@ -33,6 +34,15 @@ export interface TaskInsertParams {
   readonly withUserConnection: boolean;
   /** The runtime's signature over the initiator, name and parameters (tamper protection). */
   readonly initiatorSignature?: string | null;
+  /**
+   * At most one waiting or running task per key: when one exists, the insert returns its id and
+   * stores nothing. Only for a single insert (taskInsert).
+   */
+  readonly dedupKey?: string | null;
+  /** The key is released when the task starts (else when it ends). */
+  readonly dedupUntilStart?: boolean;
+  /** The W3C traceparent of the span that started the task; its attempts join that trace. */
+  readonly traceContext?: string | null;
 }
 
 /** A task handed to a worker by taskClaim. `runSeq` fences every later write of that run. */
@@ -49,6 +59,11 @@ export interface ClaimedTask {
   readonly withUserConnection: boolean;
   readonly initiator: Initiator | null;
   readonly initiatorSignature: string | null;
+  /** When the task was due and when this claim took it (database clock, ms): pickup latency. */
+  readonly runAtMs?: number;
+  readonly claimedAtMs?: number;
+  /** The W3C traceparent stored with the task, if any. */
+  readonly traceContext?: string | null;
 }
 
 export interface RunRef {
@@ -58,7 +73,8 @@ export interface RunRef {
 
 /** How a run ended, as the worker reports it. */
 export type RunOutcome =
-  | { readonly kind: "succeeded"; readonly id: string; readonly runSeq: number }
+  /** result: what run returned, MessagePack-encoded; absent when it returned nothing. */
+  | { readonly kind: "succeeded"; readonly id: string; readonly runSeq: number; readonly result?: Uint8Array }
   /** retryDelayMs null: no retry, the task is dead. */
   | {
       readonly kind: "failed";
@@ -77,6 +93,17 @@ export interface TaskClaimParams {
   readonly leaseMs: number;
   /** Only these queues; all queues when absent. */
   readonly queues?: readonly string[];
+  /** Not these queues (those at their concurrency limit in this worker). */
+  readonly excludeQueues?: readonly string[];
+  /** Only tasks of these names. */
+  readonly names?: readonly string[];
+  /** Not tasks of these names (those claimed separately under a rate limit). */
+  readonly excludeNames?: readonly string[];
+  /**
+   * With exactly one name: at most `limit` starts of that name per fixed window of `intervalMs`,
+   * counted in the store across every worker. The claim takes what the window has left.
+   */
+  readonly rate?: { readonly limit: number; readonly intervalMs: number };
 }
 
 export interface TaskHeartbeatParams {
@@ -123,7 +150,10 @@ export interface StorageDriver {
 
   taskInsert(params: TaskInsertParams, tx?: DriverTransaction): Promise<string>;
   taskInsertMany(params: readonly TaskInsertParams[], tx?: DriverTransaction): Promise<string[]>;
-  /** Claims up to `limit` due tasks: highest priority first, then earliest run-at, then id. */
+  /**
+   * Claims up to `limit` due tasks: highest priority first, then the lowest fair-share slot (each
+   * user's tasks in the order they were started, interleaved with other users'), then id.
+   */
   taskClaim(params: TaskClaimParams): Promise<ClaimedTask[]>;
   /** Records outcomes; returns the ids whose run no longer held the task (fenced out). */
   taskCompleteMany(outcomes: readonly RunOutcome[]): Promise<{ readonly rejected: string[] }>;
@@ -173,6 +203,143 @@ export interface StorageDriver {
   /** Called when another process may have stored new work. Returns an unsubscribe function. */
   onWake(listener: () => void): () => void;
   close(): Promise<void>;
+
+  // --- Read queries of the web application's task centre (issue #7). Each stays cheap on a table
+  // of millions of tasks: index lookups and bounded scans, never a count of the whole table. ---
+
+  /** The encoded parameters of a task, for the task page; null when there is no such task. */
+  taskParametersGet(id: string): Promise<Uint8Array | null>;
+  /**
+   * Tasks per state, each state counted up to `cap` (a count equal to cap means "cap or more"), so
+   * the work is bounded however large the table. Only the user's tasks when userId is given.
+   */
+  taskCountByStateUpTo(params: TaskCountUpToParams): Promise<Record<TaskState, number>>;
+  /**
+   * A short text that changes whenever a task is added, changes state, or a running task reports
+   * progress. Change feeds poll it (one indexed read) and refresh their pages when it moves.
+   */
+  taskChangeMark(): Promise<string>;
+  /**
+   * Activity of the last `windowMs` (database clock) in buckets of `bucketMs`, oldest first: tasks
+   * that succeeded and attempts that failed. Only the user's tasks when userId is given.
+   */
+  taskActivityBuckets(params: TaskActivityParams): Promise<TaskActivityBuckets>;
+
+  // --- Scheduling, composition and observability (issue #9; docs/scheduling.md, docs/observability.md) ---
+
+  /**
+   * Inserts a continuation: a queued task held (run-at far in the future) until its predecessors
+   * have ended, with its edges, in one transaction. Throws naming a predecessor that does not exist.
+   */
+  taskInsertContinuation(params: TaskInsertParams, after: ContinuationSpec, tx?: DriverTransaction): Promise<string>;
+  /**
+   * Consumes up to `limit` edges whose predecessor has ended (or was deleted): a continuation whose
+   * last edge is consumed becomes due now; one whose success-only predecessor did not succeed is
+   * canceled. Safe to run on several nodes at once: each edge is consumed once.
+   */
+  taskContinuationsResolve(params: { readonly limit: number }): Promise<{ readonly released: number; readonly canceled: number }>;
+  /** The state and stored result (MessagePack) of a task; null when there is no such task. */
+  taskResultGet(params: { readonly id: string }): Promise<{ readonly state: TaskState; readonly result: Uint8Array | null } | null>;
+  /** Queues again, at once, up to `limit` ended tasks matching the filter (dead letters). Returns how many. */
+  taskRetryMany(params: TaskRetryFilter): Promise<number>;
+  /** Tasks waiting and running, per queue (reads the partial indexes only: cheap on large tables). */
+  taskQueueDepth(): Promise<QueueDepth[]>;
+  /** Counts per task name and state, and tasks ended per minute over the last `windowMs`. */
+  taskStats(params: { readonly windowMs: number }): Promise<TaskStats>;
+
+  /** Creates or updates a schedule. `nextRunAtMs` applies only to a new schedule or a changed cron or time zone; paused is kept. */
+  scheduleUpsert(params: ScheduleUpsertParams): Promise<void>;
+  scheduleList(): Promise<ScheduleInfo[]>;
+  /** Schedules not paused whose next tick is at or before `atMs`. */
+  scheduleListDue(params: { readonly atMs: number; readonly limit: number }): Promise<ScheduleInfo[]>;
+  /**
+   * Compare-and-set: moves the schedule's next tick from `expectedNextRunAtMs` to `nextRunAtMs`
+   * (null: never again) and, when `fireTickMs` is given, inserts its task for that tick, in one
+   * transaction. `advanced` is false when another node moved it first, or it is paused or gone.
+   */
+  scheduleAdvance(params: ScheduleAdvanceParams): Promise<{ readonly advanced: boolean; readonly taskId: string | null }>;
+  /** Pauses or resumes; resuming sets the next tick. False when there is no such schedule. */
+  scheduleSetPaused(params: { readonly name: string; readonly paused: boolean; readonly nextRunAtMs?: number | null }): Promise<boolean>;
+  scheduleDelete(params: { readonly name: string }): Promise<boolean>;
+}
+
+/** A continuation's predecessors. */
+export interface ContinuationSpec {
+  readonly taskIds: readonly string[];
+  /** True: run only if every predecessor succeeded, else the continuation is canceled. False: once all have ended. */
+  readonly onlyOnSuccess: boolean;
+}
+
+/** Run-at of a continuation that still waits, and next tick of a schedule that never fires again: 9999-12-31T23:59:59Z. */
+export const HELD_RUN_AT_MS = 253_402_300_799_000;
+
+export interface TaskRetryFilter {
+  /** Among failed, dead and canceled; default dead. */
+  readonly states?: readonly TaskState[];
+  readonly name?: string;
+  readonly queue?: string;
+  readonly ids?: readonly string[];
+  readonly limit: number;
+}
+
+export interface QueueDepth {
+  readonly queue: string;
+  /** Queued or failed, and due now. */
+  readonly due: number;
+  /** Queued or failed, due later (delayed, backing off, or a continuation that waits). */
+  readonly later: number;
+  readonly running: number;
+}
+
+export interface TaskStats {
+  readonly counts: readonly { readonly name: string; readonly state: TaskState; readonly count: number }[];
+  /** Tasks that ended per minute (start of the minute, ms) and final state, oldest first. */
+  readonly ended: readonly { readonly minute: number; readonly state: TaskState; readonly count: number }[];
+  /** The database clock when read. */
+  readonly now: number;
+}
+
+export interface ScheduleUpsertParams {
+  readonly name: string;
+  readonly cron: string;
+  readonly timeZone: string;
+  readonly taskName: string;
+  readonly parameters: Uint8Array;
+  readonly queue: string;
+  readonly priority: number;
+  readonly maxAttempts: number;
+  readonly timeoutMs: number;
+  readonly missed: MissedTickPolicy;
+  readonly nextRunAtMs: number | null;
+}
+
+export interface ScheduleAdvanceParams {
+  readonly name: string;
+  readonly expectedNextRunAtMs: number;
+  readonly nextRunAtMs: number | null;
+  /** The tick the inserted task stands for; null to skip without a task. */
+  readonly fireTickMs: number | null;
+}
+
+export interface TaskCountUpToParams {
+  readonly cap: number;
+  readonly userId?: string;
+}
+
+export interface TaskActivityParams {
+  readonly windowMs: number;
+  readonly bucketMs: number;
+  readonly userId?: string;
+}
+
+export interface TaskActivityBuckets {
+  /** Start of the first bucket, ms since the epoch. */
+  readonly fromMs: number;
+  readonly bucketMs: number;
+  /** Per bucket: tasks that succeeded in it. */
+  readonly succeeded: number[];
+  /** Per bucket: failed attempts (retried or dead) in it. */
+  readonly failed: number[];
 }
 
 /** A task id as the stores keep it: a positive integer in decimal. */

@@ -32,6 +32,10 @@ export interface DecodedTaskRow {
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
+  /** Issue #9 columns; absent from rows of queries that do not read them. */
+  waiting_for?: number;
+  schedule_name?: string | null;
+  has_result?: boolean;
 }
 
 export function errorInfoOf(e: ErrorJson): TaskErrorInfo {
@@ -61,5 +65,13 @@ export function taskInfoOf(row: DecodedTaskRow, errors: readonly ErrorJson[]): T
     lastError: row.last_error ? errorInfoOf(row.last_error) : null,
     errors: errors.map(errorInfoOf),
     timeoutMs: row.timeout_ms,
+    ...(row.waiting_for !== undefined ? { waitingFor: row.waiting_for } : {}),
+    ...(row.schedule_name !== undefined ? { scheduleName: row.schedule_name } : {}),
+    ...(row.has_result !== undefined ? { hasResult: row.has_result } : {}),
   };
+}
+
+/** The fair-share key of a new task: its user (tasks started without one share the key ""). */
+export function fairKeyOf(p: { readonly initiator: { readonly userId: string; readonly tenant?: string | null } | null }): string {
+  return p.initiator ? `${p.initiator.tenant ?? ""}/${p.initiator.userId}` : "";
 }

@@ -18,7 +18,15 @@ export interface TaskHandle {
    * canceled, and with a timeout error after `timeoutMs` (default: wait forever).
    */
   wait(options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<TaskInfo>;
+  /**
+   * Waits as wait() does, then resolves with what run returned (decoded; undefined when it
+   * returned nothing). Name the type you expect: `await handle.result<number>()`.
+   */
+  result<T = unknown>(options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<T>;
 }
+
+/** When a continuation runs. */
+export type ContinuationCondition = "succeeded" | "ended";
 
 /** A start, checked and encoded by the facade, for the runtime to store. */
 export interface StartRequest {
@@ -36,6 +44,8 @@ export interface TaskStarter {
   readonly maxParameterBytes: number;
   startTask(request: StartRequest, transaction: unknown): Promise<TaskHandle>;
   startTasks(requests: readonly StartRequest[], transaction: unknown): Promise<TaskHandle[]>;
+  /** Stores a task that starts once the tasks `after` have ended (all succeeded, for "succeeded"). */
+  startContinuation(request: StartRequest, after: readonly string[], when: ContinuationCondition, transaction: unknown): Promise<TaskHandle>;
 }
 
 export interface AmbientScope {

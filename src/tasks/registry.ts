@@ -2,9 +2,10 @@ import { TaskStartError } from "./errors/task-start-error.ts";
 import type { BackoffOptions, IBackgroundTask, TaskClassOptions } from "./types.ts";
 
 /** Any class that can be started; parameters are checked where the class is used. */
-export type AnyTaskClass = (new () => IBackgroundTask<never>) & {
+export type AnyTaskClass = (new () => IBackgroundTask<never, unknown>) & {
   readonly taskName?: string;
   readonly taskOptions?: TaskClassOptions;
+  readonly taskModule?: string;
 };
 
 /** Defaults of every task class option. */
@@ -22,6 +23,12 @@ export interface ResolvedTaskOptions {
   readonly queue: string;
   readonly priority: number;
   readonly backoff: Required<BackoffOptions>;
+  /** The class's own choice; null: the runtime's default. */
+  readonly isolation: "thread" | "none" | null;
+  /** The class's own heap limit; null: the runtime's default. */
+  readonly memoryLimitMb: number | null;
+  /** Starts per window, across workers; null: no limit. */
+  readonly rateLimit: { readonly tasks: number; readonly intervalMs: number } | null;
 }
 
 const NAME_PATTERN = /^[A-Za-z_$][\w$.:-]{0,199}$/;
@@ -84,7 +91,34 @@ export function resolveTaskOptions(taskClass: AnyTaskClass, name: string): Resol
       maxMs: positiveInt(b.maxMs ?? TASK_DEFAULTS.backoff.maxMs, `${name}.taskOptions.backoff.maxMs`, 0),
       jitter,
     },
+    isolation: isolationOf(o.isolation, `${name}.taskOptions.isolation`),
+    memoryLimitMb:
+      o.memoryLimitMb === undefined ? null : positiveInt(o.memoryLimitMb, `${name}.taskOptions.memoryLimitMb`, 16),
+    rateLimit: rateLimitOf(o.rateLimit, `${name}.taskOptions.rateLimit`),
   };
+}
+
+function rateLimitOf(value: unknown, what: string): { tasks: number; intervalMs: number } | null {
+  if (value === undefined) return null;
+  if (!value || typeof value !== "object") throw new TaskStartError(`${what} must be { tasks, intervalMs }, got ${JSON.stringify(value)}`);
+  const { tasks, intervalMs } = value as { tasks?: unknown; intervalMs?: unknown };
+  return { tasks: positiveInt(tasks, `${what}.tasks`, 1), intervalMs: positiveInt(intervalMs, `${what}.intervalMs`, 1) };
+}
+
+function isolationOf(value: unknown, what: string): "thread" | "none" | null {
+  if (value === undefined) return null;
+  if (value === "thread" || value === "none") return value;
+  throw new TaskStartError(`${what} must be "thread" or "none", got ${JSON.stringify(value)}`);
+}
+
+/** The module a class declares with `static taskModule = import.meta.url`, checked. */
+export function declaredModuleOf(taskClass: AnyTaskClass, name: string): string | null {
+  if (!Object.prototype.hasOwnProperty.call(taskClass, "taskModule")) return null;
+  const value = taskClass.taskModule;
+  if (typeof value !== "string" || !/^(file|data):/.test(value)) {
+    throw new TaskStartError(`${name}.taskModule must be a file: URL (import.meta.url), got ${JSON.stringify(value)}`);
+  }
+  return value;
 }
 
 export function queueName(value: unknown, what: string): string {
@@ -124,8 +158,17 @@ function isDynamic(taskClass: AnyTaskClass): boolean {
 export type TaskClassResolver = (name: string) => Promise<AnyTaskClass | undefined>;
 
 /** The classes one runtime knows, by name. */
+/** A class the registry knows, with where isolated threads load it from (null: nowhere known). */
+export interface RegistryEntry {
+  readonly taskClass: AnyTaskClass;
+  readonly options: ResolvedTaskOptions;
+  readonly module: string | null;
+  /** A class of a published package: threads load it from the store themselves. */
+  readonly dynamic: boolean;
+}
+
 export class TaskRegistry {
-  private readonly byName = new Map<string, { taskClass: AnyTaskClass; options: ResolvedTaskOptions }>();
+  private readonly byName = new Map<string, RegistryEntry>();
   private readonly dynamicOptions = new WeakMap<AnyTaskClass, ResolvedTaskOptions>();
   private resolver: TaskClassResolver | null = null;
 
@@ -133,8 +176,11 @@ export class TaskRegistry {
     classes.forEach((c, i) => this.register(c, `tasks[${i}]`));
   }
 
-  /** Registers a class (idempotent); a second class under the same name is an error. */
-  register(taskClass: unknown, where = "register"): { name: string; options: ResolvedTaskOptions } {
+  /**
+   * Registers a class (idempotent); a second class under the same name is an error. `module` is
+   * the module it was loaded from, when the runtime imported it from a task module.
+   */
+  register(taskClass: unknown, where = "register", module: string | null = null): { name: string; options: ResolvedTaskOptions } {
     assertTaskClass(taskClass, where);
     const name = taskNameOf(taskClass);
     if (isDynamic(taskClass)) return { name, options: this.optionsOfDynamic(taskClass, name) };
@@ -145,14 +191,15 @@ export class TaskRegistry {
           `two different classes use the task name "${name}": give one of them a distinct static taskName`,
         );
       }
+      if (module && !known.module) this.byName.set(name, { ...known, module });
       return { name, options: known.options };
     }
     const options = resolveTaskOptions(taskClass, name);
-    this.byName.set(name, { taskClass, options });
+    this.byName.set(name, { taskClass, options, module: declaredModuleOf(taskClass, name) ?? module, dynamic: false });
     return { name, options };
   }
 
-  resolve(name: string): { taskClass: AnyTaskClass; options: ResolvedTaskOptions } | undefined {
+  resolve(name: string): RegistryEntry | undefined {
     return this.byName.get(name);
   }
 
@@ -162,12 +209,12 @@ export class TaskRegistry {
   }
 
   /** The class to run a task of this name with: a registered one, else the resolver's. */
-  async resolveForRun(name: string): Promise<{ taskClass: AnyTaskClass; options: ResolvedTaskOptions } | undefined> {
+  async resolveForRun(name: string): Promise<RegistryEntry | undefined> {
     const known = this.byName.get(name);
     if (known || !this.resolver) return known;
     const taskClass = await this.resolver(name);
     if (!taskClass) return undefined;
-    return { taskClass, options: this.optionsOfDynamic(taskClass, name) };
+    return { taskClass, options: this.optionsOfDynamic(taskClass, name), module: null, dynamic: true };
   }
 
   private optionsOfDynamic(taskClass: AnyTaskClass, name: string): ResolvedTaskOptions {
@@ -177,6 +224,16 @@ export class TaskRegistry {
       this.dynamicOptions.set(taskClass, options);
     }
     return options;
+  }
+
+  /** The registered classes with a rate limit, by name. */
+  rateLimited(): { name: string; limit: number; intervalMs: number }[] {
+    const limited: { name: string; limit: number; intervalMs: number }[] = [];
+    for (const [name, entry] of this.byName) {
+      const rate = entry.options.rateLimit;
+      if (rate) limited.push({ name, limit: rate.tasks, intervalMs: rate.intervalMs });
+    }
+    return limited;
   }
 
   names(): string[] {

@@ -1,17 +1,17 @@
 import { encodeParameters } from "../codec/index.ts";
-import { currentRuntime, currentScope, type StartRequest, type TaskHandle } from "./ambient.ts";
+import { currentRuntime, currentScope, type ContinuationCondition, type StartRequest, type TaskHandle } from "./ambient.ts";
 import { TaskStartError } from "./errors/task-start-error.ts";
 import { assertTaskClass, requiresUserConnection, taskNameOf, type AnyTaskClass } from "./registry.ts";
 import type { IBackgroundTask, IUserConnectionRequired, StartOptions, TaskClassOptions } from "./types.ts";
 
 /** A class that can be started: a parameterless constructor and a run method. */
-export type StartableTaskClass = (new () => IBackgroundTask<never>) & {
+export type StartableTaskClass = (new () => IBackgroundTask<never, unknown>) & {
   readonly taskName?: string;
   readonly taskOptions?: TaskClassOptions;
 };
 
 /** The TParameters of a task class. */
-export type ParametersOf<C extends StartableTaskClass> = InstanceType<C> extends IBackgroundTask<infer P> ? P : never;
+export type ParametersOf<C extends StartableTaskClass> = InstanceType<C> extends IBackgroundTask<infer P, unknown> ? P : never;
 
 /** A task class whose instances need a user connection. */
 export type UserConnectionTaskClass = StartableTaskClass & (new () => IUserConnectionRequired<never>);
@@ -47,9 +47,10 @@ function prepare(
   if (options !== undefined && (options === null || typeof options !== "object")) {
     throw new TaskStartError(`Task.${method}: options must be an object, got ${JSON.stringify(options)}`);
   }
-  let initiator = null;
+  // Who starts the task is recorded for every start in a user's scope: the task centre shows it,
+  // and the fair share is per user. Only a start with a user connection runs as that user.
+  const initiator = currentScope().user ?? null;
   if (withUserConnection) {
-    initiator = currentScope().user ?? null;
     if (!initiator) {
       throw new TaskStartError(
         `Task.startNewWithUserConnection: there is no current user to run ${name} as; start it from a signed-in request, a process, a task with a user connection, or inside runAsUser(user, ...)`,
@@ -111,5 +112,37 @@ export class Task {
       prepare("startNewMany", taskClass, p, options, withUser, runtime.maxParameterBytes, `parameters[${i}]`),
     );
     return runtime.startTasks(requests, currentScope().transaction);
+  }
+
+  /**
+   * Starts a task once others have ended: `when: "succeeded"` (default) runs it only if every one
+   * of them succeeded, else it is canceled; `"ended"` runs it once all have ended, whatever the
+   * outcome (a batch's continuation). Like startNew, it resolves once the task is stored; a class
+   * that needs a user connection runs as the current user.
+   */
+  static continueWith<C extends StartableTaskClass>(
+    after: TaskHandle | string | readonly (TaskHandle | string)[],
+    taskClass: C,
+    parameters: ParametersOf<C>,
+    options?: StartOptions & { readonly when?: ContinuationCondition },
+  ): Promise<TaskHandle> {
+    const runtime = currentRuntime();
+    const list = (Array.isArray(after) ? after : [after]) as readonly (TaskHandle | string)[];
+    const ids = list.map((a, i) => {
+      const id = typeof a === "string" ? a : a && typeof a === "object" ? a.id : undefined;
+      if (typeof id !== "string") throw new TaskStartError(`Task.continueWith: after[${i}] must be a task handle or id, got ${JSON.stringify(a)}`);
+      return id;
+    });
+    if (ids.length === 0) throw new TaskStartError("Task.continueWith: after must name at least one task");
+    const { when = "succeeded", ...startOptions } = options ?? {};
+    if (when !== "succeeded" && when !== "ended") {
+      throw new TaskStartError(`Task.continueWith: options.when must be "succeeded" or "ended", got ${JSON.stringify(when)}`);
+    }
+    if (startOptions.runAt !== undefined || startOptions.delayMs !== undefined) {
+      throw new TaskStartError("Task.continueWith: a continuation starts when its predecessors end; runAt and delayMs do not apply");
+    }
+    assertTaskClass(taskClass, "Task.continueWith");
+    const request = prepare("continueWith", taskClass, parameters, startOptions, requiresUserConnection(taskClass), runtime.maxParameterBytes);
+    return runtime.startContinuation(request, ids, when, currentScope().transaction);
   }
 }

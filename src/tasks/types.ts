@@ -33,9 +33,12 @@ export interface TaskContext {
   reportProgress(fraction: number, message?: string): void;
 }
 
-/** The platform's IBackgroundTask<in TParameters>: one method, run. */
-export interface IBackgroundTask<TParameters> {
-  run(parameters: TParameters, context: TaskContext): void | Promise<void>;
+/**
+ * The platform's IBackgroundTask<in TParameters>: one method, run. Our addition: run may return a
+ * small serializable result (TResult), stored with the task and read with handle.result().
+ */
+export interface IBackgroundTask<TParameters, TResult = void> {
+  run(parameters: TParameters, context: TaskContext): TResult | Promise<TResult>;
 }
 
 /**
@@ -80,7 +83,28 @@ export interface TaskClassOptions {
   readonly queue?: string;
   /** Higher runs first among due tasks. Default 0. */
   readonly priority?: number;
+  /**
+   * Where an attempt runs. "thread" (the default, unless the runtime's isolation says otherwise):
+   * in a worker thread of its own, stopped at its limits without touching other tasks. "none": on
+   * the worker's event loop; cheaper, for trusted code only (a synchronous loop there blocks every
+   * task of the process). See docs/isolation.md.
+   */
+  readonly isolation?: "thread" | "none";
+  /** Heap limit of the thread an attempt runs in, in MB. Default: the runtime's (256). */
+  readonly memoryLimitMb?: number;
+  /**
+   * At most `tasks` starts of this class per `intervalMs` (fixed windows of the database clock),
+   * counted across every worker. Tasks over the limit wait, queued. Default: no limit.
+   */
+  readonly rateLimit?: { readonly tasks: number; readonly intervalMs: number };
 }
+
+/**
+ * The module that exports a task class, for worker threads to load it from: set
+ * `static readonly taskModule = import.meta.url` on the class, or list the module in the
+ * runtime's `tasks`. Classes of published packages need neither.
+ */
+export type TaskModuleUrl = string;
 
 /** A class that can be started as a task. */
 export interface TaskClass<TParameters = unknown> {
@@ -88,6 +112,8 @@ export interface TaskClass<TParameters = unknown> {
   /** A stable name for the class (default: the class name). Workers resolve classes by it. */
   readonly taskName?: string;
   readonly taskOptions?: TaskClassOptions;
+  /** The module that exports the class (`import.meta.url`), so isolated threads can load it. */
+  readonly taskModule?: TaskModuleUrl;
 }
 
 /** Options of one start. */
@@ -101,6 +127,18 @@ export interface StartOptions {
   readonly runAt?: Date;
   /** Run no earlier than this many ms from now (database clock). */
   readonly delayMs?: number;
+  /** The same as delayMs (ms from now, database clock); give one of them, not both. */
+  readonly delay?: number;
+  /**
+   * Deduplication: while a task started with this key is held (see dedupUntil), a start with the
+   * same key stores nothing and returns that task. For one start, not startNewMany.
+   */
+  readonly dedupKey?: string;
+  /**
+   * How long the key is held: "ended" (default) while the task is queued, waiting for a retry or
+   * running; "started" only until it starts running (a start after that makes a new task).
+   */
+  readonly dedupUntil?: "ended" | "started";
 }
 
 /** A stored task, as inspection returns it. */
@@ -124,6 +162,12 @@ export interface TaskInfo {
   readonly lastError: TaskErrorInfo | null;
   readonly errors: readonly TaskErrorInfo[];
   readonly timeoutMs: number;
+  /** Predecessors a continuation still waits for (0 for other tasks). */
+  readonly waitingFor?: number;
+  /** The schedule that started the task, if a cron tick did. */
+  readonly scheduleName?: string | null;
+  /** Whether a succeeded run stored a result. */
+  readonly hasResult?: boolean;
 }
 
 export interface TaskErrorInfo {

@@ -15,25 +15,26 @@ export interface Execution {
 
 /**
  * Runs a task in this process: creates the instance with its parameterless constructor, passes
- * the user connection (if any) to setUserConnection, then awaits run. Rejects with what
- * run threw (any value), with TaskTimeoutError when the timeout passes first, or with the abort reason when the signal aborts.
+ * the user connection (if any) to setUserConnection, then awaits run. Resolves with what run
+ * returned (its result). Rejects with what run threw (any value), with TaskTimeoutError when the
+ * timeout passes first, or with the abort reason when the signal aborts.
  */
-export function executeInProcess(execution: Execution): Promise<void> {
+export function executeInProcess(execution: Execution): Promise<unknown> {
   const { controller, timeoutMs } = execution;
-  return new Promise<void>((resolve, reject) => {
+  return new Promise<unknown>((resolve, reject) => {
     // Aborted while the run was being set up (shutdown, lost lease): it must not start.
     if (controller.signal.aborted) {
       reject(controller.signal.reason);
       return;
     }
     let settled = false;
-    const finish = (failed: boolean, error?: unknown): void => {
+    const finish = (failed: boolean, outcome?: unknown): void => {
       if (settled) return;
       settled = true;
       if (timer) clearTimeout(timer);
       controller.signal.removeEventListener("abort", onAbort);
-      if (failed) reject(error);
-      else resolve();
+      if (failed) reject(outcome);
+      else resolve(outcome);
     };
     const onAbort = (): void => finish(true, controller.signal.reason);
     const timer =
@@ -52,13 +53,13 @@ export function executeInProcess(execution: Execution): Promise<void> {
           (instance as unknown as { setUserConnection(c: UserConnectionLike): void }).setUserConnection(execution.userConnection);
         }
         const result = (instance as { run(p: unknown, c: TaskContext): unknown }).run(execution.parameters, execution.context);
-        if (result && typeof (result as Promise<void>).then === "function") {
-          (result as Promise<void>).then(
-            () => finish(false),
+        if (result && typeof (result as Promise<unknown>).then === "function") {
+          (result as Promise<unknown>).then(
+            (value) => finish(false, value),
             (error: unknown) => finish(true, error),
           );
         } else {
-          finish(false);
+          finish(false, result);
         }
       } catch (error) {
         finish(true, error);

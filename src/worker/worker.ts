@@ -14,13 +14,26 @@ import { backoffDelay, TASK_DEFAULTS, type TaskRegistry } from "../tasks/registr
 import type { Initiator, TaskContext, UserConnectionLike } from "../tasks/types.ts";
 import { Completer } from "./completer.ts";
 import { executeInProcess } from "./executor.ts";
+import { taskResultOf } from "../tasks/result.ts";
+import type { ThreadPool } from "./isolation/pool.ts";
+import { ThreadTaskError } from "./isolation/thread-task-error.ts";
+import type { RegistryEntry } from "../tasks/registry.ts";
 
 /** Rebuilds the user connection of a task's initiator when the task starts. */
 export type UserConnectionFactory = (initiator: Initiator, task: { id: string; name: string }) => Promise<UserConnectionLike> | UserConnectionLike;
 
 /** Something that happened to a task in this worker. */
 export type WorkerEvent =
-  | { readonly type: "taskStarted"; readonly taskId: string; readonly name: string; readonly attempt: number }
+  | {
+      readonly type: "taskStarted";
+      readonly taskId: string;
+      readonly name: string;
+      readonly attempt: number;
+      /** The task's queue; from when it was due to this claim, ms (database clock); its stored trace context. */
+      readonly queue?: string;
+      readonly pickupLatencyMs?: number | null;
+      readonly traceContext?: string | null;
+    }
   | { readonly type: "taskSucceeded"; readonly taskId: string; readonly name: string; readonly attempt: number; readonly durationMs: number }
   | {
       readonly type: "taskFailed" | "taskDead";
@@ -29,8 +42,9 @@ export type WorkerEvent =
       readonly attempt: number;
       readonly error: ThrownInfo;
       readonly retryDelayMs: number | null;
+      readonly durationMs?: number;
     }
-  | { readonly type: "taskReleased"; readonly taskId: string; readonly name: string; readonly attempt: number };
+  | { readonly type: "taskReleased"; readonly taskId: string; readonly name: string; readonly attempt: number; readonly durationMs?: number };
 
 export interface WorkerOptions {
   readonly driver: StorageDriver;
@@ -50,12 +64,19 @@ export interface WorkerOptions {
   readonly pollIntervalMs?: number;
   /** Most tasks claimed in one statement. Default the concurrency, at most 100. */
   readonly batchSize?: number;
+  /** Per queue, the most tasks of that queue run at once here. */
+  readonly queueConcurrency?: Readonly<Record<string, number>>;
   readonly userConnectionFactory?: UserConnectionFactory;
   /** Checks the stored initiator of a task that runs with a user connection (tamper protection). */
   readonly verifyInitiator?: (task: ClaimedTask) => boolean;
   /** The ambient scope tasks run in (the runtime, so Task.startNew inside a task works). */
   readonly scope?: AmbientScope;
   readonly onEvent?: (event: WorkerEvent) => void;
+  /**
+   * Where task code runs: in the pool's threads ("thread"), or on this event loop ("none"). A
+   * class's own taskOptions.isolation wins. Default: on this event loop (no pool).
+   */
+  readonly isolation?: { readonly pool: ThreadPool | null; readonly mode: "thread" | "none"; readonly abortGraceMs: number };
   /** Deterministic jitter for tests. */
   readonly random?: () => number;
 }
@@ -113,6 +134,7 @@ export class Worker {
     this.heartbeatMs = positive(options.heartbeatMs ?? Math.max(1, Math.floor(this.leaseMs / 3)), "worker heartbeatMs");
     this.pollIntervalMs = positive(options.pollIntervalMs ?? 1_000, "worker pollIntervalMs");
     this.batchSize = positive(options.batchSize ?? Math.min(this.concurrency, 100), "worker batchSize");
+    for (const [queue, cap] of Object.entries(options.queueConcurrency ?? {})) positive(cap, `worker queueConcurrency.${queue}`);
     if (this.heartbeatMs >= this.leaseMs) {
       throw new RangeError(`worker heartbeatMs (${this.heartbeatMs}) must be shorter than leaseMs (${this.leaseMs})`);
     }
@@ -170,13 +192,9 @@ export class Worker {
           if (free <= 0) break;
           const want = Math.min(free, this.batchSize);
           let claimed: ClaimedTask[];
+          let more: boolean;
           try {
-            claimed = await this.driver.taskClaim({
-              workerId: this.id,
-              limit: want,
-              leaseMs: this.leaseMs,
-              ...(this.options.queues ? { queues: this.options.queues } : {}),
-            });
+            ({ claimed, more } = await this.claimRound(want));
             this.claimFailures = 0;
           } catch (error) {
             this.claimFailures++;
@@ -190,8 +208,12 @@ export class Worker {
             for (const task of claimed) this.giveBack(task);
             break;
           }
-          for (const task of claimed) this.begin(task);
-          if (claimed.length < want) {
+          for (const task of claimed) {
+            // A capped queue filled up meanwhile (a rate-limited claim is not filtered by room): give it back.
+            if (this.queueFull(task.queue)) this.giveBack(task);
+            else this.begin(task);
+          }
+          if (!more) {
             await this.scheduleNextDue();
             break;
           }
@@ -200,6 +222,66 @@ export class Worker {
     } finally {
       this.filling = false;
     }
+  }
+
+  private runningIn(queue: string): number {
+    let n = 0;
+    for (const run of this.active.values()) if (run.task.queue === queue) n++;
+    return n;
+  }
+
+  private queueFull(queue: string): boolean {
+    const cap = this.options.queueConcurrency?.[queue];
+    return cap !== undefined && this.runningIn(queue) >= cap;
+  }
+
+  /**
+   * One round of claims for up to `want` tasks: rate-limited classes each under their limit, then
+   * everything else, leaving out queues at their cap here. `more`: there may be more due work now.
+   */
+  private async claimRound(want: number): Promise<{ claimed: ClaimedTask[]; more: boolean }> {
+    const base = { workerId: this.id, leaseMs: this.leaseMs, ...(this.options.queues ? { queues: this.options.queues } : {}) };
+    const caps = this.options.queueConcurrency ?? {};
+    const capped = Object.keys(caps);
+    const limited = this.options.registry.rateLimited();
+    if (capped.length === 0 && limited.length === 0) {
+      const claimed = await this.driver.taskClaim({ ...base, limit: want });
+      return { claimed, more: claimed.length === want };
+    }
+    const full = capped.filter((q) => this.queueFull(q));
+    const limitedNames = limited.length ? { excludeNames: limited.map((l) => l.name) } : {};
+    const claimed: ClaimedTask[] = [];
+    let more = false;
+    for (const l of limited) {
+      if (claimed.length >= want) break;
+      claimed.push(
+        ...(await this.driver.taskClaim({
+          ...base,
+          ...(full.length ? { excludeQueues: full } : {}),
+          names: [l.name],
+          rate: { limit: l.limit, intervalMs: l.intervalMs },
+          limit: want - claimed.length,
+        })),
+      );
+    }
+    // Each capped queue with room, up to its room; then every other queue.
+    for (const queue of capped) {
+      if (full.includes(queue) || (this.options.queues && !this.options.queues.includes(queue))) continue;
+      const limit = Math.min((caps[queue] ?? 0) - this.runningIn(queue), want - claimed.length);
+      if (limit <= 0) continue;
+      const got = await this.driver.taskClaim({ ...base, ...limitedNames, queues: [queue], limit });
+      claimed.push(...got);
+      if (got.length === limit) more = true;
+    }
+    const limit = want - claimed.length;
+    if (limit > 0) {
+      const rest = await this.driver.taskClaim({ ...base, ...limitedNames, ...(capped.length ? { excludeQueues: capped } : {}), limit });
+      claimed.push(...rest);
+      if (rest.length === limit) more = true;
+    } else {
+      more = true;
+    }
+    return { claimed, more };
   }
 
   /** Nothing more is due: wake when the earliest delayed task becomes due (poll bounds it anyway). */
@@ -231,7 +313,15 @@ export class Worker {
     const controller = new AbortController();
     const run: ActiveRun = { task, controller, startedAt: performance.now(), discarded: false, done: Promise.resolve(), progressTimer: null, latestProgress: null };
     this.active.set(runKey(task), run);
-    this.options.onEvent?.({ type: "taskStarted", taskId: task.id, name: task.name, attempt: task.attempt });
+    this.options.onEvent?.({
+      type: "taskStarted",
+      taskId: task.id,
+      name: task.name,
+      attempt: task.attempt,
+      queue: task.queue,
+      pickupLatencyMs: task.claimedAtMs !== undefined && task.runAtMs !== undefined ? task.claimedAtMs - task.runAtMs : null,
+      traceContext: task.traceContext ?? null,
+    });
     run.done = this.execute(run).then(
       (outcome) => this.end(run, outcome),
       (error: unknown) => {
@@ -266,16 +356,16 @@ export class Worker {
     if (!entry) {
       return this.failure(run, new UnknownTaskError(task.name, this.options.registry.names()), "default");
     }
+    const isolation = this.options.isolation;
+    if ((entry.options.isolation ?? isolation?.mode ?? "none") === "thread") {
+      return this.executeIsolated(run, entry, logger);
+    }
     let userConnection: UserConnectionLike | null = null;
     if (task.withUserConnection) {
       const factory = this.options.userConnectionFactory;
       try {
+        this.checkInitiator(task);
         if (!task.initiator) throw new TaskSecurityError("the task needs a user connection but has no initiator");
-        if (!this.options.verifyInitiator?.(task)) {
-          throw new TaskSecurityError(
-            "the task's initiator failed its integrity check: the row was changed outside underway, or this node's secret differs from the one that started the task",
-          );
-        }
         if (!factory) {
           throw new Error("this runtime has no UserConnection factory: pass userConnectionFactory to createRuntime");
         }
@@ -294,7 +384,7 @@ export class Worker {
       reportProgress: (fraction, message) => this.reportProgress(run, fraction, message),
     };
     try {
-      await executeInProcess({
+      const returned: unknown = await executeInProcess({
         taskClass: entry.taskClass,
         parameters,
         context,
@@ -303,10 +393,71 @@ export class Worker {
         userConnection,
         scope: { ...this.options.scope, ...(task.initiator ? { user: task.initiator } : {}) },
       });
-      return { kind: "succeeded", id: task.id, runSeq: task.runSeq };
+      return { kind: "succeeded", id: task.id, runSeq: task.runSeq, ...taskResultOf(returned) };
     } catch (error) {
       if (error instanceof TaskInterruptedError) return { kind: "released", id: task.id, runSeq: task.runSeq };
       return this.failure(run, error, entry.options.backoff);
+    }
+  }
+
+  /** Runs the attempt in a thread of the pool; the limits are enforced from here. */
+  private async executeIsolated(run: ActiveRun, entry: RegistryEntry, logger: Logger): Promise<RunOutcome> {
+    const { task } = run;
+    const pool = this.options.isolation?.pool;
+    if (!pool || (!entry.dynamic && !entry.module)) {
+      return this.failure(
+        run,
+        new Error(
+          pool
+            ? `the task class ${task.name} cannot run isolated: its module is unknown to the worker threads. ` +
+                `Add \`static readonly taskModule = import.meta.url\` to the class, or list its module in createRuntime({ tasks: [...] }) ` +
+                `or --tasks; or set \`static taskOptions = { isolation: "none" }\` to run it on the worker's event loop (trusted code only)`
+            : `the task class ${task.name} asks to run isolated, but this worker has no threads`,
+        ),
+        "default",
+      );
+    }
+    if (task.withUserConnection) {
+      try {
+        this.checkInitiator(task);
+      } catch (error) {
+        return this.failure(run, error, null);
+      }
+    }
+    try {
+      const result = await pool.run({
+        run: {
+          id: task.id,
+          name: task.name,
+          module: entry.dynamic ? null : entry.module,
+          parameters: task.parameters,
+          attempt: task.attempt,
+          maxAttempts: task.maxAttempts,
+          initiator: task.initiator,
+          withUserConnection: task.withUserConnection,
+        },
+        memoryLimitMb: entry.options.memoryLimitMb,
+        controller: run.controller,
+        timeoutMs: task.timeoutMs,
+        abortGraceMs: this.options.isolation?.abortGraceMs ?? 5_000,
+        onProgress: (fraction, message) => this.reportProgress(run, fraction, message ?? undefined),
+        logger,
+      });
+      return { kind: "succeeded", id: task.id, runSeq: task.runSeq, ...(result ? { result } : {}) };
+    } catch (error) {
+      if (error instanceof TaskInterruptedError || (error instanceof ThreadTaskError && error.kind === "interrupted")) {
+        return { kind: "released", id: task.id, runSeq: task.runSeq };
+      }
+      return this.failure(run, error, entry.options.backoff);
+    }
+  }
+
+  private checkInitiator(task: ClaimedTask): void {
+    if (!task.initiator) throw new TaskSecurityError("the task needs a user connection but has no initiator");
+    if (!this.options.verifyInitiator?.(task)) {
+      throw new TaskSecurityError(
+        "the task's initiator failed its integrity check: the row was changed outside underway, or this node's secret differs from the one that started the task",
+      );
     }
   }
 
@@ -321,6 +472,7 @@ export class Worker {
       error instanceof UnrecoverableTaskError ||
       error instanceof TaskSecurityError ||
       error instanceof TaskDeserializationError ||
+      (error instanceof ThreadTaskError && error.kind !== "other" && error.kind !== "interrupted") ||
       task.attempt >= task.maxAttempts;
     const policy = backoff === "default" || backoff === null ? TASK_DEFAULTS.backoff : backoff;
     return {
@@ -364,8 +516,8 @@ export class Worker {
       if (!emit) continue;
       const base = { taskId: o.id, name: o.name, attempt: o.attempt };
       if (o.kind === "succeeded") emit({ type: "taskSucceeded", ...base, durationMs: o.durationMs });
-      else if (o.kind === "released") emit({ type: "taskReleased", ...base });
-      else emit({ type: o.retryDelayMs === null ? "taskDead" : "taskFailed", ...base, error: o.error, retryDelayMs: o.retryDelayMs });
+      else if (o.kind === "released") emit({ type: "taskReleased", ...base, durationMs: o.durationMs });
+      else emit({ type: o.retryDelayMs === null ? "taskDead" : "taskFailed", ...base, error: o.error, retryDelayMs: o.retryDelayMs, durationMs: o.durationMs });
     }
   }
 

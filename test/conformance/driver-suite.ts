@@ -69,17 +69,17 @@ export function driverSuite(factory: DriverFactory): void {
       assert.equal(await d.taskGet("1; DROP TABLE underway_tasks"), null);
     });
 
-    it("claims by priority, then run-at, then id, and never twice", async () => {
+    it("claims due tasks by priority, then in the order they were started, and never twice", async () => {
       const d = await fresh();
       const now = await d.clockNow();
       const low = await d.taskInsert(task({ priority: 0 }));
       const high = await d.taskInsert(task({ priority: 5 }));
-      const earlier = await d.taskInsert(task({ priority: 0, runAtMs: now - 1_000 }));
+      const backdated = await d.taskInsert(task({ priority: 0, runAtMs: now - 1_000 }));
       const later = await d.taskInsert(task({ priority: 0, delayMs: 60_000 }));
       const claimed = await d.taskClaim({ workerId: "w1", limit: 10, leaseMs: 1_000 });
       assert.deepEqual(
         claimed.map((c) => c.id),
-        [high, earlier, low],
+        [high, low, backdated],
       );
       assert.ok(claimed.every((c) => c.attempt === 1 && c.runSeq === 1));
       assert.deepEqual(await d.taskClaim({ workerId: "w2", limit: 10, leaseMs: 1_000 }), []);
@@ -384,6 +384,138 @@ export function driverSuite(factory: DriverFactory): void {
       ]);
       assert.deepEqual(rejected, ["x", "999999"]);
       assert.deepEqual(await d.taskHeartbeat({ workerId: "w", leaseMs: 1_000, runs: [{ id: "x", runSeq: 1 }] }), []);
+    });
+
+    // --- The web application's task centre queries. ---
+
+    it("reads a task's encoded parameters", async () => {
+      const d = await fresh();
+      const parameters = new Uint8Array([0x81, 0xa1, 0x61, 0x01]); // { a: 1 }
+      const id = await d.taskInsert(task({ parameters }));
+      assert.deepEqual(await d.taskParametersGet(id), parameters);
+      assert.equal(await d.taskParametersGet("999999"), null);
+      assert.equal(await d.taskParametersGet("nope"), null);
+    });
+
+    it("counts tasks per state up to a cap, for everyone or one user", async () => {
+      const d = await fresh();
+      const alice = { userId: "alice" };
+      for (let i = 0; i < 4; i++) await d.taskInsert(task({ initiator: alice, withUserConnection: true }));
+      await d.taskInsert(task());
+      await d.taskInsert(task({ name: "Other", priority: 9 }));
+      await d.taskClaim({ workerId: "w", limit: 1, leaseMs: 60_000 }); // the priority 9 one
+      assert.deepEqual(await d.taskCountByStateUpTo({ cap: 100 }), { queued: 5, running: 1, succeeded: 0, failed: 0, dead: 0, canceled: 0 });
+      assert.deepEqual(await d.taskCountByStateUpTo({ cap: 3 }), { queued: 3, running: 1, succeeded: 0, failed: 0, dead: 0, canceled: 0 });
+      assert.deepEqual(await d.taskCountByStateUpTo({ cap: 100, userId: "alice" }), { queued: 4, running: 0, succeeded: 0, failed: 0, dead: 0, canceled: 0 });
+      assert.deepEqual(await d.taskCountByStateUpTo({ cap: 100, userId: "nobody" }), { queued: 0, running: 0, succeeded: 0, failed: 0, dead: 0, canceled: 0 });
+      await assert.rejects(d.taskCountByStateUpTo({ cap: 0 }), /cap must be/);
+    });
+
+    it("moves its change mark on insert, state change and progress, and not otherwise", async () => {
+      const d = await fresh();
+      const empty = await d.taskChangeMark();
+      assert.equal(await d.taskChangeMark(), empty);
+      const id = await d.taskInsert(task());
+      const inserted = await d.taskChangeMark();
+      assert.notEqual(inserted, empty);
+      d.clockShift(5);
+      const [claimed] = await d.taskClaim({ workerId: "w", limit: 1, leaseMs: 60_000 });
+      assert.ok(claimed);
+      const running = await d.taskChangeMark();
+      assert.notEqual(running, inserted);
+      assert.equal(await d.taskChangeMark(), running);
+      await d.taskProgressSet({ id, runSeq: claimed.runSeq, progress: 0.5, message: "half" });
+      const progressed = await d.taskChangeMark();
+      assert.notEqual(progressed, running);
+      d.clockShift(5);
+      await d.taskCompleteMany([{ kind: "succeeded", id, runSeq: claimed.runSeq }]);
+      assert.notEqual(await d.taskChangeMark(), progressed);
+    });
+
+    it("buckets successes and failed attempts of the last window, for everyone or one user", async () => {
+      const d = await fresh();
+      const ok = await d.taskInsert(task({ initiator: { userId: "alice" }, withUserConnection: true }));
+      const bad = await d.taskInsert(task({ maxAttempts: 1 }));
+      const runs = await d.taskClaim({ workerId: "w", limit: 2, leaseMs: 60_000 });
+      const seq = (id: string): number => runs.find((r) => r.id === id)?.runSeq ?? -1;
+      await d.taskCompleteMany([
+        { kind: "succeeded", id: ok, runSeq: seq(ok) },
+        { kind: "failed", id: bad, runSeq: seq(bad), attempt: 1, error: { name: "Error", message: "boom" }, retryDelayMs: null },
+      ]);
+      const all = await d.taskActivityBuckets({ windowMs: 3_600_000, bucketMs: 60_000 });
+      assert.equal(all.succeeded.length, 60);
+      assert.equal(all.failed.length, 60);
+      assert.equal(all.bucketMs, 60_000);
+      // Everything happened just now: in the newest bucket.
+      assert.equal(all.succeeded[59], 1);
+      assert.equal(all.failed[59], 1);
+      assert.equal(all.succeeded.reduce((a, b) => a + b, 0), 1);
+      assert.ok(all.fromMs <= (await d.clockNow()) && (await d.clockNow()) < all.fromMs + 60 * 60_000);
+      const alices = await d.taskActivityBuckets({ windowMs: 3_600_000, bucketMs: 60_000, userId: "alice" });
+      assert.deepEqual([alices.succeeded[59], alices.failed.reduce((a, b) => a + b, 0)], [1, 0]);
+      // Two hours later, the last hour saw nothing.
+      d.clockShift(2 * 3_600_000);
+      const later = await d.taskActivityBuckets({ windowMs: 3_600_000, bucketMs: 60_000 });
+      assert.deepEqual([later.succeeded.reduce((a, b) => a + b, 0), later.failed.reduce((a, b) => a + b, 0)], [0, 0]);
+      await assert.rejects(d.taskActivityBuckets({ windowMs: 3_600_000, bucketMs: 10 }), /bucketMs/);
+    });
+
+    it("interleaves users fairly: a user's new tasks never wait behind another user's backlog", async () => {
+      const d = await fresh();
+      const a = { userId: "A" };
+      const b = { userId: "B" };
+      await d.taskInsertMany(Array.from({ length: 50 }, () => task({ name: "A", initiator: a })));
+      await d.taskClaim({ workerId: "w", limit: 10, leaseMs: 60_000 });
+      await d.taskInsert(task({ name: "B", initiator: b }));
+      await d.taskInsertMany([task({ name: "B", initiator: b }), task({ name: "B", initiator: b })]);
+      await d.taskInsert(task({ name: "anonymous" }));
+      const next = (await d.taskClaim({ workerId: "w", limit: 8, leaseMs: 60_000 })).map((c) => c.name);
+      assert.deepEqual(next, ["A", "B", "anonymous", "A", "B", "A", "B", "A"]);
+      // Priority still comes first.
+      const urgent = await d.taskInsert(task({ name: "A", initiator: a, priority: 1 }));
+      assert.equal((await d.taskClaim({ workerId: "w", limit: 1, leaseMs: 60_000 }))[0]?.id, urgent);
+    });
+
+    it("keeps one waiting or running task per deduplication key; a key held until start is freed by the claim", async () => {
+      const d = await fresh();
+      const first = await d.taskInsert(task({ dedupKey: "k" }));
+      assert.equal(await d.taskInsert(task({ dedupKey: "k" })), first);
+      const [claimed] = await d.taskClaim({ workerId: "w", limit: 10, leaseMs: 60_000 });
+      assert.equal(claimed?.id, first);
+      assert.equal(await d.taskInsert(task({ dedupKey: "k" })), first, "held while running");
+      await d.taskCompleteMany([{ kind: "succeeded", id: first, runSeq: 1 }]);
+      const second = await d.taskInsert(task({ dedupKey: "k" }));
+      assert.notEqual(second, first, "free once ended");
+      await d.taskCancel({ id: second });
+
+      const early = await d.taskInsert(task({ dedupKey: "s", dedupUntilStart: true }));
+      assert.equal(await d.taskInsert(task({ dedupKey: "s", dedupUntilStart: true })), early);
+      await d.taskClaim({ workerId: "w", limit: 10, leaseMs: 60_000 });
+      assert.notEqual(await d.taskInsert(task({ dedupKey: "s", dedupUntilStart: true })), early, "freed when it started");
+      // A retried task gives up its key rather than clash with the one holding it now.
+      assert.equal(await d.taskRetry({ id: second }), true);
+      assert.notEqual(await d.taskInsert(task({ dedupKey: "k" })), second);
+      await assert.rejects(d.taskInsertMany([task({ dedupKey: "x" }), task({ dedupKey: "x" })]), /deduplication keys are for single inserts/);
+    });
+
+    it("claims by name and queue filters, and within a rate limit per fixed window", async () => {
+      const d = await fresh();
+      await d.taskInsertMany([task({ name: "Mail", queue: "q1" }), task({ name: "Mail", queue: "q2" }), task({ name: "Bill", queue: "q1" })]);
+      const notQ1 = await d.taskClaim({ workerId: "w", limit: 10, leaseMs: 60_000, excludeQueues: ["q1"] });
+      assert.deepEqual(notQ1.map((c) => [c.name, c.queue]), [["Mail", "q2"]]);
+      const notMail = await d.taskClaim({ workerId: "w", limit: 10, leaseMs: 60_000, excludeNames: ["Mail"] });
+      assert.deepEqual(notMail.map((c) => c.name), ["Bill"]);
+      assert.deepEqual((await d.taskClaim({ workerId: "w", limit: 10, leaseMs: 60_000, names: ["Mail"] })).map((c) => c.queue), ["q1"]);
+
+      await d.taskInsertMany(Array.from({ length: 7 }, () => task({ name: "Rated" })));
+      const rate = { limit: 3, intervalMs: 60_000 };
+      const claim = (limit: number) => d.taskClaim({ workerId: "w", limit, leaseMs: 60_000, names: ["Rated"], rate });
+      assert.equal((await claim(2)).length, 2);
+      assert.equal((await claim(10)).length, 1);
+      assert.equal((await claim(10)).length, 0);
+      d.clockShift(60_000);
+      assert.equal((await claim(10)).length, 3);
+      await assert.rejects(d.taskClaim({ workerId: "w", limit: 1, leaseMs: 1, rate }), /exactly one task name/);
     });
   });
 }

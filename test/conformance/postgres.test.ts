@@ -12,6 +12,7 @@ import type { StorageDriver } from "../../src/store/driver.ts";
 import { loadMigrations } from "../../src/store/migrations.ts";
 import { PostgresDriver, type PostgresDriverOptions } from "../../src/store/postgres/driver.ts";
 import { driverSuite, task } from "./driver-suite.ts";
+import { compositionSuite } from "./composition-suite.ts";
 
 const DATABASE_URL = process.env.UNDERWAY_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
@@ -74,6 +75,7 @@ driverSuite({
   name: "postgres",
   create: async () => new PostgresDriver({ connectionString: DATABASE_URL, schema: newSchema() }),
 });
+compositionSuite({ name: "postgres", create: async () => new PostgresDriver({ connectionString: DATABASE_URL, schema: newSchema() }) });
 
 describe("postgres driver", () => {
   it("migrates once when several processes start at the same moment", async () => {

@@ -66,6 +66,11 @@ export function spawnWorker(options: { schema: string; name: string; concurrency
       String(options.concurrency),
       "--grace",
       "2000",
+      // These tests are about several processes on one store, with up to 200 tasks in flight; the
+      // ledger fixture opens a connection pool per thread, which isolated threads would multiply
+      // past the server's limit. Isolation has its own tests (test/isolation/).
+      "--isolation",
+      "none",
     ],
     { ...process.env, UNDERWAY_LOG_LEVEL: "warn" },
   );

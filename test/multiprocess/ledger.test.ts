@@ -105,7 +105,7 @@ it("a SIGKILLed worker's tasks run again elsewhere; only they run twice", { time
   assert.deepEqual(await parent.rescuer?.runOnce(), { retried: held.size, dead: 0 });
 
   // They are due at the shifted now, so a worker sharing that clock runs them.
-  const sweeper = createRuntime({ db, tasks: [LedgerTask], worker: { concurrency: CONCURRENCY }, maintenance: false, logger: false });
+  const sweeper = createRuntime({ db, tasks: [LedgerTask], worker: { concurrency: CONCURRENCY }, maintenance: false, logger: false, isolation: "none" });
   sweeper.driver.clockShift(DEFAULT_LEASE_MS + 1);
   await sweeper.start();
   try {

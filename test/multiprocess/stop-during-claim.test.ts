@@ -42,7 +42,7 @@ class HeldClaimsDriver extends PostgresDriver {
 
 it("stop() while a claim is in flight leaves no task claimed in the stopped worker's name", { timeout: 60_000 }, async () => {
   const driver = new HeldClaimsDriver({ connectionString: TEST_POSTGRES_URL, schema });
-  const runtime = createRuntime({ db: driver, tasks: [Noop], worker: { pollIntervalMs: 600_000 }, maintenance: false, logger: false });
+  const runtime = createRuntime({ db: driver, tasks: [Noop], worker: { pollIntervalMs: 600_000 }, maintenance: false, logger: false, isolation: "none" });
   await runtime.start();
   after(() => runtime.stop({ graceMs: 0 }));
   const inspector = await startRuntime({ dir: "", db: storeUrl(schema), worker: false, maintenance: false });

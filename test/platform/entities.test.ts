@@ -1,40 +1,16 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Task, type IBackgroundTask, type IUserConnectionRequired } from "../../src/index.ts";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Task } from "../../src/index.ts";
+import { CreateActivityTask, WhoTask } from "../fixtures/platform-tasks.ts";
+import { tempDir } from "../helpers.ts";
 import { ActivityConsts, ActivityPriorityIds, ActivityStatusIds, SystemIds } from "../../src/platform/constants.ts";
 import { Activity } from "../../src/platform/entities/activity.ts";
 import { Entity } from "../../src/platform/entities/entity.ts";
 import { EntitySecurityError, EntityValidationError } from "../../src/platform/entities/errors.ts";
 import { EntitySchemaQuery } from "../../src/platform/entities/query.ts";
-import type { UserConnection } from "../../src/platform/user-connection.ts";
 import { STORES, startPlatform } from "./helpers.ts";
-
-class CreateActivityTask implements IBackgroundTask<{ title: string }>, IUserConnectionRequired<UserConnection> {
-  private userConnection!: UserConnection;
-  setUserConnection(userConnection: UserConnection): void {
-    this.userConnection = userConnection;
-  }
-  async run(p: { title: string }): Promise<void> {
-    const activity = new Activity(this.userConnection);
-    activity.useAdminRights = false;
-    activity.title = p.title;
-    activity.typeId = ActivityConsts.TaskTypeUId;
-    activity.setDefColumnValues();
-    await activity.save(false);
-  }
-}
-
-const seenUsers: string[] = [];
-class WhoTask implements IBackgroundTask<{ expected: string }>, IUserConnectionRequired<UserConnection> {
-  private userConnection!: UserConnection;
-  setUserConnection(userConnection: UserConnection): void {
-    this.userConnection = userConnection;
-  }
-  async run(p: { expected: string }): Promise<void> {
-    await new Promise((r) => setTimeout(r, Math.random() * 5));
-    seenUsers.push(`${p.expected}=${this.userConnection.currentUser.name}`);
-  }
-}
 
 for (const store of STORES) {
   describe(`platform on ${store}`, () => {
@@ -171,11 +147,13 @@ for (const store of STORES) {
       assert.throws(() => new EntitySchemaQuery(platform.userConnection(alice), "Activity").addColumn("Title; DROP TABLE x"), /has no column/);
     });
 
-    it("runs a task as the user who started it: the Activity is A's; a deactivated user is refused", async () => {
+    it("runs a task, isolated in a thread, as the user who started it: the Activity is A's; a deactivated user is refused", async () => {
       const platform = await startPlatform(store, { tasks: [CreateActivityTask, WhoTask] });
       const alice = await platform.users.create({ login: "alice", password: "alice-pass", contactName: "Alice A" });
-      const handle = await platform.runAs(alice, () => Task.startNewWithUserConnection(CreateActivityTask, { title: "Made in the background" }));
+      const threads = join(tempDir(), "threads.txt");
+      const handle = await platform.runAs(alice, () => Task.startNewWithUserConnection(CreateActivityTask, { title: "Made in the background", file: threads }));
       assert.equal((await handle.wait({ timeoutMs: 10_000 })).state, "succeeded");
+      assert.notEqual(readFileSync(threads, "utf8").trim(), "0", "the task ran in a worker thread");
       const rows = await new EntitySchemaQuery(platform.userConnection(alice), "Activity").addColumn("Title").addColumn("OwnerId").addColumn("AuthorId").getEntityCollection();
       assert.deepEqual(rows.map((r) => [r.Title, r.OwnerId, r.AuthorId]), [["Made in the background", alice.contactId, alice.contactId]]);
 
@@ -197,13 +175,14 @@ for (const store of STORES) {
       const platform = await startPlatform(store, { tasks: [WhoTask], worker: { concurrency: 8 } });
       const carol = await platform.users.create({ login: "carol", password: "carol-pass" });
       const dave = await platform.users.create({ login: "dave", password: "dave-pass" });
-      seenUsers.length = 0;
+      const file = join(tempDir(), "seen.txt");
       const handles = [];
       for (let i = 0; i < 20; i++) {
         const user = i % 2 ? carol : dave;
-        handles.push(await platform.runAs(user, () => Task.startNewWithUserConnection(WhoTask, { expected: user.name })));
+        handles.push(await platform.runAs(user, () => Task.startNewWithUserConnection(WhoTask, { expected: user.name, file })));
       }
       for (const h of handles) await h.wait({ timeoutMs: 10_000 });
+      const seenUsers = readFileSync(file, "utf8").trim().split("\n");
       assert.equal(seenUsers.length, 20);
       for (const entry of seenUsers) {
         const [expected, actual] = entry.split("=");

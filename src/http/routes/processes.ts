@@ -1,10 +1,27 @@
 import type { FastifyInstance } from "fastify";
 import type { Platform } from "../../platform/platform.ts";
 import { ProcessNotFoundError } from "../../platform/processes/engine.ts";
+import { ProcessLibrary } from "../process-library.ts";
 
 /** Running processes and reading the process log. */
 export function processRoutes(platform: Platform) {
+  const library = new ProcessLibrary(platform);
   return async (app: FastifyInstance): Promise<void> => {
+    app.get("/api/processes", async (request, reply) => {
+      if (!request.session) return reply.code(401).send({ error: "sign in first" });
+      return { items: (await library.list()).map(({ xml: _xml, ...process }) => process) };
+    });
+
+    app.get("/api/processes/:code", { schema: { params: { type: "object", properties: { code: { type: "string", minLength: 1, maxLength: 200 } } } } }, async (request, reply) => {
+      const session = request.session;
+      if (!session) return reply.code(401).send({ error: "sign in first" });
+      const { code } = request.params as { code: string };
+      const process = (await library.list()).find((p) => p.code === code);
+      if (!process) return reply.code(404).send({ error: `no published process has the code ${JSON.stringify(code)}` });
+      // Script bodies and conditions are package code: only administrators read the configuration.
+      return { ...process, xml: session.user.isAdmin ? process.xml : withoutCode(process.xml) };
+    });
+
     app.post(
       "/api/processes/:code/run",
       {
@@ -59,4 +76,11 @@ export function processRoutes(platform: Platform) {
       return { canceled: true };
     });
   };
+}
+
+/** The diagram without script bodies and condition expressions. */
+export function withoutCode(xml: string): string {
+  return xml
+    .replace(/<((?:[\w-]+:)?script)\b([^>]*)>[\s\S]*?<\/\1>/g, "<$1$2></$1>")
+    .replace(/<((?:[\w-]+:)?conditionExpression)\b([^>]*)>[\s\S]*?<\/\1>/g, "<$1$2></$1>");
 }

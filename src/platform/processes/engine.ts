@@ -62,6 +62,8 @@ interface ProcessTaskParameters {
  */
 export class ProcessInstanceTask implements IBackgroundTask<ProcessTaskParameters>, IUserConnectionRequired<UserConnection> {
   static readonly taskName = "underway.ProcessInstance";
+  /** Isolated threads load the class from here: the scripts it runs are package code. */
+  static readonly taskModule = import.meta.url;
   static readonly taskOptions = { maxAttempts: 3, timeoutMs: 3_600_000 };
   private userConnection: UserConnection | null = null;
 

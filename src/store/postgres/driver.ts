@@ -13,15 +13,24 @@ import type {
   TaskInsertParams,
   TaskRescueResult,
   SqlResult,
+  TaskActivityBuckets,
+  TaskActivityParams,
+  TaskCountUpToParams,
 } from "../driver.ts";
 import { parseTaskId } from "../driver.ts";
+import { HELD_RUN_AT_MS } from "../driver.ts";
+import type { ContinuationSpec, QueueDepth, ScheduleAdvanceParams, ScheduleUpsertParams, TaskRetryFilter, TaskStats } from "../driver.ts";
+import type { ScheduleInfo } from "../../tasks/schedules.ts";
+import { compositionQueriesFor, type ScheduleRow } from "./composition-queries.ts";
+import { activityBuckets, activityWindow, checkCountCap, zeroCounts } from "../task-activity.ts";
+import { taskCentreQueriesFor } from "./task-centre-queries.ts";
 import { TASK_STATES, type TaskFilter, type TaskInfo, type TaskPage, type TaskState } from "../../tasks/types.ts";
 import { connectionError, describeTarget, parseConnectionString, quoteSchema, type PostgresTarget } from "./connection.ts";
 import { Listener } from "./listener.ts";
 import { migrateSchema } from "./migrate.ts";
 import { queriesFor, type Queries } from "./queries.ts";
 import { initiatorContext } from "../initiator.ts";
-import { taskInfoOf } from "../task-rows.ts";
+import { fairKeyOf, taskInfoOf } from "../task-rows.ts";
 import { byClaimOrder, claimedOf, type ClaimRow, type TaskRow } from "./rows.ts";
 
 export interface PostgresDriverOptions {
@@ -135,12 +144,22 @@ export class PostgresDriver implements StorageDriver {
   }
 
   async taskInsert(params: TaskInsertParams, tx?: DriverTransaction): Promise<string> {
-    const [id] = await this.taskInsertMany([params], tx);
-    if (id === undefined) throw new Error("the insert returned no id");
-    return id;
+    const [id] = await this.insertRows([params], tx);
+    if (id !== undefined) return id;
+    // Nothing stored: a task with this deduplication key is waiting or running, and is the answer.
+    if (params.dedupKey) {
+      const [holder] = await this.query<{ id: string }>(this.sql.dedupHolder, [params.dedupKey], tx);
+      if (holder) return holder.id;
+    }
+    throw new Error("the insert returned no id");
   }
 
   async taskInsertMany(params: readonly TaskInsertParams[], tx?: DriverTransaction): Promise<string[]> {
+    if (params.some((p) => p.dedupKey)) throw new Error("deduplication keys are for single inserts (taskInsert)");
+    return this.insertRows(params, tx);
+  }
+
+  private async insertRows(params: readonly TaskInsertParams[], tx?: DriverTransaction): Promise<string[]> {
     if (tx) this.assertOwnTransaction(tx);
     if (params.length === 0) return [];
     const column = <T>(pick: (p: TaskInsertParams) => T): T[] => params.map(pick);
@@ -161,6 +180,10 @@ export class PostgresDriver implements StorageDriver {
         column((p) => initiatorContext(p.initiator)),
         this.schema,
         column((p) => p.initiatorSignature ?? null),
+        column((p) => p.traceContext ?? null),
+        column(fairKeyOf),
+        column((p) => p.dedupKey ?? null),
+        column((p) => p.dedupUntilStart ?? false),
       ],
       tx,
     );
@@ -168,10 +191,38 @@ export class PostgresDriver implements StorageDriver {
   }
 
   async taskClaim(params: TaskClaimParams): Promise<ClaimedTask[]> {
-    const byQueue = Boolean(params.queues && params.queues.length);
-    const values: unknown[] = [this.clockOffsetMs, params.workerId, params.leaseMs, Math.max(0, Math.trunc(params.limit))];
-    if (byQueue) values.push(params.queues);
-    const rows = await this.query<ClaimRow>(byQueue ? this.sql.claimFromQueues : this.sql.claim, values);
+    const filters: string[] = [];
+    const extra: unknown[] = [];
+    const filter = (condition: string, list: readonly string[] | undefined): void => {
+      if (!list || list.length === 0) return;
+      extra.push(list);
+      filters.push(condition.replace("$N", `$${4 + extra.length}::text[]`));
+    };
+    filter("queue = ANY($N)", params.queues);
+    filter("queue <> ALL($N)", params.excludeQueues);
+    filter("name = ANY($N)", params.names);
+    filter("name <> ALL($N)", params.excludeNames);
+    const statement = this.sql.claim(filters);
+    const claimUpTo = async (limit: number, tx?: DriverTransaction): Promise<ClaimRow[]> =>
+      this.query<ClaimRow>(statement, [this.clockOffsetMs, params.workerId, params.leaseMs, Math.max(0, Math.trunc(limit)), ...extra], tx);
+    let rows: ClaimRow[];
+    const rate = params.rate;
+    if (rate) {
+      const name = params.names?.length === 1 ? params.names[0]! : null;
+      if (name === null) throw new Error("a rate-limited claim names exactly one task name");
+      // The window row stays locked until commit: claims of this name take turns, on every node.
+      rows = await this.transaction(async (tx) => {
+        const now = await this.clockNow();
+        const [window] = await this.query<{ used: number }>(this.sql.rateWindow, [name, now - (now % rate.intervalMs)], tx);
+        const left = Math.min(params.limit, rate.limit - (window?.used ?? 0));
+        if (left <= 0) return [];
+        const claimed = await claimUpTo(left, tx);
+        if (claimed.length > 0) await this.query(this.sql.rateUse, [name, claimed.length], tx);
+        return claimed;
+      });
+    } else {
+      rows = await claimUpTo(params.limit);
+    }
     // RETURNING gives no order; hand tasks out in claim order.
     return rows.sort(byClaimOrder).map(claimedOf);
   }
@@ -190,6 +241,7 @@ export class PostgresDriver implements StorageDriver {
         valid.map((o) => (o.kind === "failed" ? o.attempt : null)),
         valid.map((o) => (o.kind === "failed" ? JSON.stringify(o.error) : null)),
         valid.map((o) => (o.kind === "failed" ? o.retryDelayMs : null)),
+        valid.map((o) => (o.kind === "succeeded" && o.result ? Buffer.from(o.result.buffer, o.result.byteOffset, o.result.byteLength) : null)),
       ]);
       for (const row of rows) applied.add(sent[row.ord - 1] ?? -1);
     }
@@ -305,6 +357,140 @@ export class PostgresDriver implements StorageDriver {
     return (await this.run(this.sql.deleteFinished, [this.clockOffsetMs, params.succeededAgeMs, params.failedAgeMs, params.limit])).rowCount ?? 0;
   }
 
+  // --- Scheduling, composition and observability (issue #9): SQL in ./composition-queries.ts. ---
+
+  private compositionSqlOfSchema: ReturnType<typeof compositionQueriesFor> | null = null;
+  private get compositionSql(): ReturnType<typeof compositionQueriesFor> {
+    return (this.compositionSqlOfSchema ??= compositionQueriesFor(this.quotedSchema));
+  }
+
+  async taskInsertContinuation(params: TaskInsertParams, after: ContinuationSpec, tx?: DriverTransaction): Promise<string> {
+    const parents = [...new Set(after.taskIds)];
+    for (const id of parents) {
+      if (parseTaskId(id) === null) throw new Error(`a continuation's predecessor must be a task id, got ${JSON.stringify(id)}`);
+    }
+    const insert = async (t: DriverTransaction): Promise<string> => {
+      const found = new Set((await this.query<{ id: string }>(this.compositionSql.parentsFound, [parents], t)).map((r) => r.id));
+      const missing = parents.filter((id) => !found.has(String(BigInt(id))));
+      if (missing.length) throw new Error(`cannot continue after task ${missing.join(", ")}: no such task`);
+      const id = await this.taskInsert({ ...params, runAtMs: HELD_RUN_AT_MS }, t);
+      await this.query(this.compositionSql.continuationEdges, [id, parents, after.onlyOnSuccess], t);
+      return id;
+    };
+    if (tx) {
+      this.assertOwnTransaction(tx);
+      return insert(tx);
+    }
+    return this.transaction(insert);
+  }
+
+  async taskContinuationsResolve(params: { limit: number }): Promise<{ released: number; canceled: number }> {
+    const [row] = await this.query<{ released: number; canceled: number }>(this.compositionSql.resolve, [
+      this.clockOffsetMs,
+      Math.max(0, Math.trunc(params.limit)),
+    ]);
+    const result = { released: row?.released ?? 0, canceled: row?.canceled ?? 0 };
+    // Released continuations are due at once: wake idle workers on every node.
+    if (result.released > 0) await this.query("SELECT pg_notify($1, '')", [this.schema]);
+    return result;
+  }
+
+  async taskResultGet(params: { id: string }): Promise<{ state: TaskState; result: Uint8Array | null } | null> {
+    if (parseTaskId(params.id) === null) return null;
+    const [row] = await this.query<{ state: TaskState; result: Buffer | null }>(this.compositionSql.result, [params.id]);
+    return row ? { state: row.state, result: row.result ? new Uint8Array(row.result) : null } : null;
+  }
+
+  async taskRetryMany(params: TaskRetryFilter): Promise<number> {
+    const states = params.states && params.states.length ? params.states : (["dead"] as const);
+    for (const s of states) {
+      if (!["failed", "dead", "canceled"].includes(s)) throw new Error(`only failed, dead, canceled tasks can be queued again, not ${JSON.stringify(s)}`);
+    }
+    const args: unknown[] = [this.clockOffsetMs];
+    const arg = (value: unknown): string => {
+      args.push(value);
+      return `$${args.length}`;
+    };
+    const where = [`t.state = ANY(${arg(states)}::text[])`];
+    if (params.name !== undefined) where.push(`t.name = ${arg(params.name)}`);
+    if (params.queue !== undefined) where.push(`t.queue = ${arg(params.queue)}`);
+    if (params.ids !== undefined) {
+      const ids = params.ids.filter((id) => parseTaskId(id) !== null);
+      if (ids.length === 0) return 0;
+      where.push(`t.id = ANY(${arg(ids)}::bigint[])`);
+    }
+    const result = await this.run(this.compositionSql.retryMany(where, arg(Math.max(0, Math.trunc(params.limit)))), args);
+    if (result.rowCount) await this.query("SELECT pg_notify($1, '')", [this.schema]);
+    return result.rowCount ?? 0;
+  }
+
+  async taskQueueDepth(): Promise<QueueDepth[]> {
+    return this.query<QueueDepth & Record<string, unknown>>(this.compositionSql.queueDepth, [this.clockOffsetMs]);
+  }
+
+  async taskStats(params: { windowMs: number }): Promise<TaskStats> {
+    const [counts, ended, clock] = await Promise.all([
+      this.query<{ name: string; state: TaskState; count: number }>(this.compositionSql.counts, []),
+      this.query<{ minute: number; state: TaskState; count: number }>(this.compositionSql.ended, [this.clockOffsetMs, params.windowMs]),
+      this.query<{ now: number }>(this.compositionSql.now, [this.clockOffsetMs]),
+    ]);
+    return { counts, ended, now: clock[0]?.now ?? Date.now() };
+  }
+
+  async scheduleUpsert(p: ScheduleUpsertParams): Promise<void> {
+    await this.query(this.compositionSql.upsert, [
+      this.clockOffsetMs,
+      p.name,
+      p.cron,
+      p.timeZone,
+      p.taskName,
+      p.parameters,
+      p.queue,
+      p.priority,
+      p.maxAttempts,
+      p.timeoutMs,
+      p.missed,
+      p.nextRunAtMs ?? HELD_RUN_AT_MS,
+    ]);
+  }
+
+  async scheduleList(): Promise<ScheduleInfo[]> {
+    return (await this.query<ScheduleRow>(this.compositionSql.list, [])).map(scheduleOf);
+  }
+
+  async scheduleListDue(params: { atMs: number; limit: number }): Promise<ScheduleInfo[]> {
+    return (await this.query<ScheduleRow>(this.compositionSql.due, [params.atMs, params.limit])).map(scheduleOf);
+  }
+
+  async scheduleAdvance(p: ScheduleAdvanceParams): Promise<{ advanced: boolean; taskId: string | null }> {
+    const [row] = await this.query<{ advanced: boolean; task_id: string | null }>(this.compositionSql.advance, [
+      this.clockOffsetMs,
+      p.name,
+      p.expectedNextRunAtMs,
+      p.nextRunAtMs ?? HELD_RUN_AT_MS,
+      p.fireTickMs,
+      this.schema,
+    ]);
+    const taskId = row?.task_id ?? null;
+    if (taskId !== null) await this.query(this.compositionSql.noteTask, [p.name, taskId]);
+    return { advanced: row?.advanced ?? false, taskId };
+  }
+
+  async scheduleSetPaused(p: { name: string; paused: boolean; nextRunAtMs?: number | null }): Promise<boolean> {
+    const result = p.paused
+      ? await this.run(this.compositionSql.pause, [this.clockOffsetMs, p.name])
+      : await this.run(this.compositionSql.resume, [
+          this.clockOffsetMs,
+          p.name,
+          p.nextRunAtMs === undefined ? null : (p.nextRunAtMs ?? HELD_RUN_AT_MS),
+        ]);
+    return result.rowCount === 1;
+  }
+
+  async scheduleDelete(p: { name: string }): Promise<boolean> {
+    return (await this.run(this.compositionSql.delete, [p.name])).rowCount === 1;
+  }
+
   async transaction<T>(fn: (tx: DriverTransaction) => Promise<T>): Promise<T> {
     // A transaction started inside another joins it, as on SQLite.
     const outer = this.inOpenTransaction();
@@ -347,6 +533,47 @@ export class PostgresDriver implements StorageDriver {
     this.wakeListeners.add(listener);
     if (this.watch && !this.closed) this.startListening().catch(() => undefined); // retried with backoff
     return () => this.wakeListeners.delete(listener);
+  }
+
+  // --- Read queries of the web application's task centre (see StorageDriver). ---
+
+  private taskCentreSqlOfSchema: ReturnType<typeof taskCentreQueriesFor> | null = null;
+  private get taskCentreSql(): ReturnType<typeof taskCentreQueriesFor> {
+    return (this.taskCentreSqlOfSchema ??= taskCentreQueriesFor(this.quotedSchema));
+  }
+
+  async taskParametersGet(id: string): Promise<Uint8Array | null> {
+    if (parseTaskId(id) === null) return null;
+    const [row] = await this.query<{ parameters: Buffer }>(this.taskCentreSql.parameters, [id]);
+    return row ? new Uint8Array(row.parameters) : null;
+  }
+
+  async taskCountByStateUpTo(params: TaskCountUpToParams): Promise<Record<TaskState, number>> {
+    const cap = checkCountCap(params);
+    const rows =
+      params.userId === undefined
+        ? await this.query<{ state: TaskState; n: number }>(this.taskCentreSql.countsUpTo, [cap, TASK_STATES])
+        : await this.query<{ state: TaskState; n: number }>(this.taskCentreSql.countsUpToOfUser, [cap, TASK_STATES, params.userId]);
+    const counts = zeroCounts();
+    for (const row of rows) counts[row.state] = row.n;
+    return counts;
+  }
+
+  async taskChangeMark(): Promise<string> {
+    const [row] = await this.query<{ mark: string }>(this.taskCentreSql.changeMark, []);
+    return row?.mark ?? "";
+  }
+
+  async taskActivityBuckets(params: TaskActivityParams): Promise<TaskActivityBuckets> {
+    const [clock] = await this.query<{ now: number }>(this.taskCentreSql.now, [this.clockOffsetMs]);
+    const window = activityWindow(params, Number(clock?.now));
+    const byUser = params.userId !== undefined;
+    const args = [window.fromMs, params.bucketMs, ...(byUser ? [params.userId] : [])];
+    const [succeeded, failed] = await Promise.all([
+      this.query<{ b: number; n: number }>(this.taskCentreSql.succeededBuckets(byUser), args),
+      this.query<{ b: number; n: number }>(this.taskCentreSql.failedBuckets(byUser), args),
+    ]);
+    return activityBuckets(window, params.bucketMs, succeeded, failed);
   }
 
   async close(): Promise<void> {
@@ -464,3 +691,22 @@ function brokenBy(error: unknown): Error | undefined {
   }
   return error instanceof Error ? error : new Error(String(error));
 }
+
+function scheduleOf(row: ScheduleRow): ScheduleInfo {
+  return {
+    name: row.name,
+    cron: row.cron,
+    timeZone: row.time_zone,
+    taskName: row.task_name,
+    queue: row.queue,
+    priority: row.priority,
+    maxAttempts: row.max_attempts,
+    timeoutMs: row.timeout_ms,
+    missed: row.missed,
+    paused: row.paused,
+    nextRunAt: row.next_run_at >= HELD_RUN_AT_MS ? null : new Date(row.next_run_at),
+    lastTick: row.last_tick === null ? null : new Date(row.last_tick),
+    lastTaskId: row.last_task_id,
+  };
+}
+

@@ -22,23 +22,29 @@ const TASK_COLUMNS = `t.id::text AS id, t.name, t.queue, t.priority, t.state, ${
   t.max_attempts, t.run_seq, t.timeout_ms::float8 AS timeout_ms, t.worker_id,
   ${ms("t.lease_expires_at")} AS lease_expires_at, t.with_user_connection, t.user_id, t.user_context, t.progress,
   t.progress_message, t.last_error, ${ms("t.created_at")} AS created_at, ${ms("t.started_at")} AS started_at,
-  ${ms("t.finished_at")} AS finished_at, ${ms("t.updated_at")} AS updated_at`;
+  ${ms("t.finished_at")} AS finished_at, ${ms("t.updated_at")} AS updated_at, t.waiting_for, t.schedule_name,
+  (t.result IS NOT NULL) AS has_result`;
 
 /** The SQL of one store, `schema` already quoted. */
 export function queriesFor(schema: string) {
   const tasks = `${schema}.underway_tasks`;
   const errors = `${schema}.underway_task_errors`;
 
-  const claim = (byQueue: boolean): string => `
+  /**
+   * Claims due tasks in priority, then fair-share order. `filters` are conditions on queue and name
+   * with their own parameters ($5 on). Returns ClaimRows. $1 offset, $2 worker, $3 lease ms, $4 limit.
+   */
+  const claim = (filters: readonly string[]): string => `
     UPDATE ${tasks} SET state = 'running', attempt = attempt + 1, run_seq = run_seq + 1,
       worker_id = $2, started_at = ${NOW}, lease_expires_at = ${NOW} + ${millis("$3::float8")}, updated_at = ${NOW},
-      progress = NULL, progress_message = NULL
+      progress = NULL, progress_message = NULL,
+      dedup_key = CASE WHEN dedup_until_start THEN NULL ELSE dedup_key END
     WHERE id IN (SELECT id FROM ${tasks}
-                 WHERE ${DUE} AND run_at <= ${NOW} ${byQueue ? "AND queue = ANY($5::text[])" : ""}
-                 ORDER BY priority DESC, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
+                 WHERE ${DUE} AND run_at <= ${NOW} ${filters.map((f) => `AND ${f}`).join(" ")}
+                 ORDER BY priority DESC, fair_slot, id LIMIT $4 FOR UPDATE SKIP LOCKED)
     RETURNING id::text AS id, name, queue, priority, parameters, attempt, max_attempts, run_seq,
       timeout_ms::float8 AS timeout_ms, with_user_connection, user_id, user_context, ${ms("run_at")} AS run_at,
-      initiator_sig`;
+      initiator_sig, ${ms("started_at")} AS started_at, trace_context, fair_slot::text AS fair_slot`;
 
   const nextRunAt = (byQueue: boolean): string => `
     SELECT ${ms("min(run_at)")} AS next FROM ${tasks}
@@ -51,39 +57,66 @@ export function queriesFor(schema: string) {
     /**
      * Inserts rows given as parallel arrays, and notifies the schema's channel once, on commit.
      * Returns { ids } in input order: the sorted select draws the identity values in order.
-     * $1 offset, $2..$12 the column arrays, $13 the channel, $14 the initiator signatures.
+     * $1 offset, $2..$12 the column arrays, $13 the channel, $14 the initiator signatures, $15 the trace contexts.
      */
     insert: `
-      WITH ins AS (
-        INSERT INTO ${tasks} (name, queue, priority, parameters, run_at, max_attempts, timeout_ms,
-          with_user_connection, user_id, user_context, created_at, updated_at, initiator_sig)
-        SELECT i.name, i.queue, i.priority, i.parameters,
-               coalesce(timestamptz 'epoch' + ${millis("i.run_at_ms")},
-                        ${NOW} + ${millis("greatest(0, coalesce(i.delay_ms, 0))")}),
-               i.max_attempts, i.timeout_ms, i.with_user_connection, i.user_id, i.user_context::jsonb, ${NOW}, ${NOW}, i.initiator_sig
-        FROM unnest($2::text[], $3::text[], $4::int[], $5::bytea[], $6::float8[], $7::float8[], $8::int[],
-                    $9::bigint[], $10::bool[], $11::text[], $12::text[], $14::text[])
+      WITH i AS (
+        SELECT * FROM unnest($2::text[], $3::text[], $4::int[], $5::bytea[], $6::float8[], $7::float8[], $8::int[],
+                    $9::bigint[], $10::bool[], $11::text[], $12::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::bool[])
              WITH ORDINALITY AS i(name, queue, priority, parameters, run_at_ms, delay_ms, max_attempts, timeout_ms,
-                                  with_user_connection, user_id, user_context, initiator_sig, ord)
-        ORDER BY i.ord
+                                  with_user_connection, user_id, user_context, initiator_sig, trace_context,
+                                  fair_key, dedup_key, dedup_until_start, ord)
+      ), head AS (
+        -- The head of the queue: the smallest waiting slot; with nothing waiting, the newest task's.
+        SELECT coalesce((SELECT min(fair_slot) FROM ${tasks} WHERE ${DUE}),
+                        (SELECT fair_slot FROM ${tasks} ORDER BY id DESC LIMIT 1), 0) AS v
+      ), slotted AS (
+        -- Each user's new tasks take the slots after their own waiting ones, never before the head.
+        SELECT i.*, greatest((SELECT v FROM head),
+                             coalesce((SELECT max(t.fair_slot) + 1 FROM ${tasks} t WHERE t.fair_key = i.fair_key AND t.${DUE}), 0))
+                    + row_number() OVER (PARTITION BY i.fair_key ORDER BY i.ord) - 1 AS fair_slot
+        FROM i
+      ), ins AS (
+        INSERT INTO ${tasks} (name, queue, priority, parameters, run_at, max_attempts, timeout_ms,
+          with_user_connection, user_id, user_context, created_at, updated_at, initiator_sig, trace_context,
+          fair_key, fair_slot, dedup_key, dedup_until_start)
+        SELECT s.name, s.queue, s.priority, s.parameters,
+               coalesce(timestamptz 'epoch' + ${millis("s.run_at_ms")},
+                        ${NOW} + ${millis("greatest(0, coalesce(s.delay_ms, 0))")}),
+               s.max_attempts, s.timeout_ms, s.with_user_connection, s.user_id, s.user_context::jsonb, ${NOW}, ${NOW}, s.initiator_sig,
+               s.trace_context, s.fair_key, s.fair_slot, s.dedup_key, s.dedup_until_start
+        FROM slotted s
+        ORDER BY s.ord
+        ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND state IN ('queued', 'failed', 'running') DO NOTHING
         RETURNING id
       ), notified AS (SELECT pg_notify($13, ''))
       SELECT array(SELECT ins.id FROM ins ORDER BY ins.id)::text[] AS ids FROM notified`,
 
-    /** Claims due tasks of all queues. Returns ClaimRows. $1 offset, $2 worker, $3 lease ms, $4 limit. */
-    claim: claim(false),
-    /** The same, of the queues $5 only. */
-    claimFromQueues: claim(true),
+    /** The task holding a deduplication key. $1 key. */
+    dedupHolder: `SELECT id::text AS id FROM ${tasks} WHERE dedup_key = $1 AND state IN ('queued', 'failed', 'running')`,
+
+    /** Opens (or moves to $2) the rate window of name $1 and locks it until the transaction ends. Returns { used }. */
+    rateWindow: `
+      INSERT INTO ${schema}.underway_rate_windows AS w (name, window_start, used)
+      VALUES ($1, timestamptz 'epoch' + ${millis("$2::float8")}, 0)
+      ON CONFLICT (name) DO UPDATE SET
+        used = CASE WHEN w.window_start = excluded.window_start THEN w.used ELSE 0 END,
+        window_start = excluded.window_start
+      RETURNING used`,
+    /** Counts $2 more starts in the window of name $1. */
+    rateUse: `UPDATE ${schema}.underway_rate_windows SET used = used + $2 WHERE name = $1`,
+
+    claim,
 
     /**
      * Records outcomes given as parallel arrays (failed ones with their error as JSON text), each
      * only if its run still holds the task, and logs the failed attempts.
-     * Returns { ord } of the outcomes applied (1-based). $1 offset, $2..$7 the arrays.
+     * Returns { ord } of the outcomes applied (1-based). $1 offset, $2..$7 the arrays, $8 the results.
      */
     complete: `
       WITH input AS (
-        SELECT * FROM unnest($2::bigint[], $3::int[], $4::text[], $5::int[], $6::text[], $7::float8[])
-          WITH ORDINALITY AS i(id, run_seq, kind, attempt, error, retry_delay_ms, ord)
+        SELECT * FROM unnest($2::bigint[], $3::int[], $4::text[], $5::int[], $6::text[], $7::float8[], $8::bytea[])
+          WITH ORDINALITY AS i(id, run_seq, kind, attempt, error, retry_delay_ms, result, ord)
       ), done AS (
         UPDATE ${tasks} t SET
           state = CASE i.kind WHEN 'succeeded' THEN 'succeeded' WHEN 'released' THEN 'queued'
@@ -99,6 +132,7 @@ export function queriesFor(schema: string) {
           lease_expires_at = NULL,
           worker_id = CASE WHEN i.kind = 'released' THEN NULL ELSE t.worker_id END,
           started_at = CASE WHEN i.kind = 'released' THEN NULL ELSE t.started_at END,
+          result = CASE WHEN i.kind = 'succeeded' THEN i.result ELSE t.result END,
           last_error = CASE WHEN i.kind = 'failed'
                             THEN jsonb_build_object('attempt', i.attempt, 'at', ${ms(NOW)}) || i.error::jsonb
                             ELSE t.last_error END
@@ -191,19 +225,25 @@ export function queriesFor(schema: string) {
     /** Queues an ended task again. $1 offset, $2 id. */
     retry: `
       UPDATE ${tasks} SET state = 'queued', run_at = ${NOW}, updated_at = ${NOW}, finished_at = NULL, worker_id = NULL,
-        max_attempts = greatest(max_attempts, attempt + 1)
+        max_attempts = greatest(max_attempts, attempt + 1), dedup_key = NULL
       WHERE id = $2 AND state IN ('failed', 'dead', 'canceled')`,
 
     /** Deletes a task that is not running. $1 id. */
     delete: `DELETE FROM ${tasks} WHERE id = $1 AND state <> 'running'`,
 
-    /** Retention. $1 offset, $2 succeeded age ms, $3 failed age ms, $4 limit. */
+    /**
+     * Retention: one range of underway_tasks_finished (state, finished_at) per state, so a pass
+     * reads only what it deletes. $1 offset, $2 succeeded age ms, $3 failed age ms, $4 limit.
+     */
     deleteFinished: `
       DELETE FROM ${tasks} WHERE id IN (
-        SELECT id FROM ${tasks}
-        WHERE (state = 'succeeded' AND finished_at < ${NOW} - ${millis("$2::float8")})
-           OR (state IN ('dead', 'canceled') AND finished_at < ${NOW} - ${millis("$3::float8")})
-        LIMIT $4 FOR UPDATE SKIP LOCKED)`,
+        SELECT id FROM (
+          (SELECT id FROM ${tasks} WHERE state = 'succeeded' AND finished_at < ${NOW} - ${millis("$2::float8")} LIMIT $4)
+          UNION ALL
+          (SELECT id FROM ${tasks} WHERE state = 'dead' AND finished_at < ${NOW} - ${millis("$3::float8")} LIMIT $4)
+          UNION ALL
+          (SELECT id FROM ${tasks} WHERE state = 'canceled' AND finished_at < ${NOW} - ${millis("$3::float8")} LIMIT $4)
+        ) old LIMIT $4)`,
 
     /** Returns { state, n } per state present. */
     counts: `SELECT state, count(*)::int AS n FROM ${tasks} GROUP BY state`,

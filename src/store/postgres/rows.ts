@@ -29,6 +29,9 @@ export interface TaskRow {
   started_at: number | null;
   finished_at: number | null;
   updated_at: number;
+  waiting_for?: number;
+  schedule_name?: string | null;
+  has_result?: boolean;
   /** Only from `get`. */
   errors?: ErrorJson[];
 }
@@ -48,6 +51,10 @@ export interface ClaimRow {
   user_context: InitiatorContext | null;
   run_at: number;
   initiator_sig: string | null;
+  started_at: number;
+  trace_context: string | null;
+  /** bigint, as text. */
+  fair_slot: string;
 }
 
 export function claimedOf(row: ClaimRow): ClaimedTask {
@@ -64,12 +71,15 @@ export function claimedOf(row: ClaimRow): ClaimedTask {
     withUserConnection: row.with_user_connection,
     initiator: initiatorOf(row.user_id, row.user_context),
     initiatorSignature: row.initiator_sig,
+    runAtMs: row.run_at,
+    claimedAtMs: row.started_at,
+    traceContext: row.trace_context,
   };
 }
 
-/** Claim order: highest priority, then earliest run-at, then lowest id. */
+/** Claim order: highest priority, then the lowest fair-share slot, then lowest id. */
 export function byClaimOrder(a: ClaimRow, b: ClaimRow): number {
-  return b.priority - a.priority || a.run_at - b.run_at || compareIds(a.id, b.id);
+  return b.priority - a.priority || compareIds(a.fair_slot, b.fair_slot) || compareIds(a.id, b.id);
 }
 
 /** Compares decimal ids numerically. */

@@ -14,12 +14,19 @@ import type {
   TaskInsertParams,
   TaskRescueResult,
   SqlResult,
+  TaskActivityBuckets,
+  TaskActivityParams,
+  TaskCountUpToParams,
 } from "../driver.ts";
-import { parseTaskId } from "../driver.ts";
+import { HELD_RUN_AT_MS, parseTaskId } from "../driver.ts";
+import type { ContinuationSpec, QueueDepth, ScheduleAdvanceParams, ScheduleUpsertParams, TaskRetryFilter, TaskStats } from "../driver.ts";
+import type { ScheduleInfo } from "../../tasks/schedules.ts";
+import * as composition from "./composition.ts";
+import { activityBuckets, activityWindow, checkCountCap, zeroCounts } from "../task-activity.ts";
 import { loadMigrations } from "../migrations.ts";
 import { Lane } from "./lane.ts";
 import { initiatorContext } from "../initiator.ts";
-import { taskInfoOf } from "../task-rows.ts";
+import { fairKeyOf, taskInfoOf } from "../task-rows.ts";
 import { decodedRow, initiatorFromRow, type ErrorRow, type TaskRow } from "./rows.ts";
 import { TASK_STATES, type TaskFilter, type TaskInfo, type TaskPage, type TaskState } from "../../tasks/types.ts";
 
@@ -46,10 +53,34 @@ const CAPABILITIES: DriverCapabilities = {
 
 const TASK_COLUMNS = `id, name, queue, priority, state, parameters, run_at, attempt, max_attempts, run_seq,
   timeout_ms, worker_id, lease_expires_at, with_user_connection, user_id, user_context, progress,
-  progress_message, last_error, created_at, started_at, finished_at, updated_at`;
+  progress_message, last_error, created_at, started_at, finished_at, updated_at, waiting_for, schedule_name,
+  (result IS NOT NULL) AS has_result`;
+
+/**
+ * Retention's choice of ended tasks: one range of underway_tasks_finished (state, finished_at) per
+ * state, so a pass reads only the rows it deletes, however many younger ones the table holds.
+ * Parameters: succeeded before, dead before, canceled before, limit.
+ */
+export const SQLITE_RETENTION_SELECT = `
+  SELECT id FROM underway_tasks WHERE state = 'succeeded' AND finished_at < ?
+  UNION ALL SELECT id FROM underway_tasks WHERE state = 'dead' AND finished_at < ?
+  UNION ALL SELECT id FROM underway_tasks WHERE state = 'canceled' AND finished_at < ?
+  LIMIT ?`;
 
 const CLAIM_RETURNING = `RETURNING id, name, queue, priority, parameters, attempt, max_attempts, run_seq,
-  timeout_ms, with_user_connection, user_id, user_context, run_at, initiator_sig`;
+  timeout_ms, with_user_connection, user_id, user_context, run_at, initiator_sig, started_at, trace_context, fair_slot`;
+
+/** Waiting tasks: the WHERE of the partial indexes of migration 0006, written the same way so they are used. */
+const WAITING = "state IN ('queued', 'failed')";
+
+/**
+ * A new task's fair-share slot: after its user's own waiting tasks, never before the head of the
+ * queue (the smallest waiting slot; with nothing waiting, the newest task's). Parameter: the key.
+ */
+const FAIR_SLOT = `max(
+    coalesce((SELECT min(fair_slot) FROM underway_tasks WHERE ${WAITING}),
+             (SELECT fair_slot FROM underway_tasks ORDER BY id DESC LIMIT 1), 0),
+    coalesce((SELECT max(fair_slot) + 1 FROM underway_tasks WHERE fair_key = ? AND ${WAITING}), 0))`;
 
 interface ClaimRow {
   id: number;
@@ -66,6 +97,9 @@ interface ClaimRow {
   user_context: string | null;
   run_at: number;
   initiator_sig: string | null;
+  started_at: number;
+  trace_context: string | null;
+  fair_slot: number;
 }
 
 /** The embedded store: one SQLite file in WAL mode, shared by any number of local processes. */
@@ -155,19 +189,23 @@ export class SqliteDriver implements StorageDriver {
     return {
       insert: db.prepare(
         `INSERT INTO underway_tasks (name, queue, priority, parameters, run_at, max_attempts, timeout_ms,
-           with_user_connection, user_id, user_context, created_at, updated_at, initiator_sig)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           with_user_connection, user_id, user_context, created_at, updated_at, initiator_sig, trace_context,
+           fair_key, dedup_key, dedup_until_start, fair_slot)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ${FAIR_SLOT})
+         ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND state IN ('queued', 'failed', 'running') DO NOTHING`,
       ),
-      claim: db.prepare(
-        `UPDATE underway_tasks SET state = 'running', attempt = attempt + 1, run_seq = run_seq + 1,
-           worker_id = ?, started_at = ?, lease_expires_at = ?, updated_at = ?, progress = NULL, progress_message = NULL
-         WHERE id IN (SELECT id FROM underway_tasks INDEXED BY underway_tasks_due
-                      WHERE state IN ('queued', 'failed') AND run_at <= ?
-                      ORDER BY priority DESC, run_at, id LIMIT ?)
-         ${CLAIM_RETURNING}`,
+      dedupHolder: db.prepare(
+        "SELECT id FROM underway_tasks WHERE dedup_key = ? AND state IN ('queued', 'failed', 'running')",
+      ),
+      rateWindow: db.prepare("SELECT window_start, used FROM underway_rate_windows WHERE name = ?"),
+      rateUse: db.prepare(
+        `INSERT INTO underway_rate_windows (name, window_start, used) VALUES (?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET
+           used = CASE WHEN window_start = excluded.window_start THEN used + excluded.used ELSE excluded.used END,
+           window_start = excluded.window_start`,
       ),
       succeed: db.prepare(
-        `UPDATE underway_tasks SET state = 'succeeded', finished_at = ?, updated_at = ?, lease_expires_at = NULL
+        `UPDATE underway_tasks SET state = 'succeeded', finished_at = ?, updated_at = ?, lease_expires_at = NULL, result = ?
          WHERE id = ? AND run_seq = ? AND state = 'running'`,
       ),
       fail: db.prepare(
@@ -241,6 +279,7 @@ export class SqliteDriver implements StorageDriver {
 
   private insertRow(p: TaskInsertParams, now: number): string {
     const runAt = p.runAtMs ?? now + Math.max(0, p.delayMs ?? 0);
+    const fairKey = fairKeyOf(p);
     const info = this.sql.insert.run(
       p.name,
       p.queue,
@@ -255,7 +294,18 @@ export class SqliteDriver implements StorageDriver {
       now,
       now,
       p.initiatorSignature ?? null,
+      p.traceContext ?? null,
+      fairKey,
+      p.dedupKey ?? null,
+      p.dedupUntilStart ? 1 : 0,
+      fairKey,
     );
+    if (info.changes === 0) {
+      // A task with this deduplication key is waiting or running: that one is the answer.
+      const holder = this.sql.dedupHolder.get(p.dedupKey) as { id: number } | undefined;
+      if (!holder) throw new Error(`the task with the deduplication key ${JSON.stringify(p.dedupKey)} could not be stored or found`);
+      return String(holder.id);
+    }
     return String(info.lastInsertRowid);
   }
 
@@ -268,6 +318,7 @@ export class SqliteDriver implements StorageDriver {
   }
 
   async taskInsertMany(params: readonly TaskInsertParams[], tx?: DriverTransaction): Promise<string[]> {
+    if (params.some((p) => p.dedupKey)) throw new Error("deduplication keys are for single inserts (taskInsert)");
     const insertAll = (): string[] => {
       const now = this.now();
       return params.map((p) => this.insertRow(p, now));
@@ -282,28 +333,24 @@ export class SqliteDriver implements StorageDriver {
   taskClaim(params: TaskClaimParams): Promise<ClaimedTask[]> {
     return this.exclusive(() => {
       const now = this.now();
-      const queues = params.queues && params.queues.length ? params.queues : null;
-      const rows = queues
-        ? this.claimFromQueues(params, queues, now)
-        : (this.sql.claim.all(params.workerId, now, now + params.leaseMs, now, now, params.limit) as ClaimRow[]);
+      let limit = params.limit;
+      let window: number | null = null;
+      if (params.rate) {
+        const name = params.names?.length === 1 ? params.names[0]! : null;
+        if (name === null) throw new Error("a rate-limited claim names exactly one task name");
+        window = now - (now % params.rate.intervalMs);
+        const row = this.sql.rateWindow.get(name) as { window_start: number; used: number } | undefined;
+        const used = row && row.window_start === window ? row.used : 0;
+        limit = Math.min(limit, Math.max(0, params.rate.limit - used));
+        if (limit === 0) return [];
+      }
+      const { sql, values } = claimStatement(params);
+      const rows = this.statement(sql).all(params.workerId, now, now + params.leaseMs, now, now, ...values, limit) as ClaimRow[];
+      if (window !== null && rows.length > 0) this.sql.rateUse.run(params.names![0], window, rows.length);
       // RETURNING gives no order; hand tasks out in claim order.
-      rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.id - b.id);
+      rows.sort((a, b) => b.priority - a.priority || a.fair_slot - b.fair_slot || a.id - b.id);
       return rows.map(claimedOf);
     });
-  }
-
-  private claimFromQueues(params: TaskClaimParams, queues: readonly string[], now: number): ClaimRow[] {
-    const marks = queues.map(() => "?").join(", ");
-    return this.db
-      .prepare(
-        `UPDATE underway_tasks SET state = 'running', attempt = attempt + 1, run_seq = run_seq + 1,
-           worker_id = ?, started_at = ?, lease_expires_at = ?, updated_at = ?, progress = NULL, progress_message = NULL
-         WHERE id IN (SELECT id FROM underway_tasks INDEXED BY underway_tasks_due
-                      WHERE state IN ('queued', 'failed') AND run_at <= ?
-                      AND queue IN (${marks}) ORDER BY priority DESC, run_at, id LIMIT ?)
-         ${CLAIM_RETURNING}`,
-      )
-      .all(params.workerId, now, now + params.leaseMs, now, now, ...queues, params.limit) as ClaimRow[];
   }
 
   taskCompleteMany(outcomes: readonly RunOutcome[]): Promise<{ rejected: string[] }> {
@@ -315,7 +362,7 @@ export class SqliteDriver implements StorageDriver {
         for (const o of outcomes) {
           let changes: number;
           if (o.kind === "succeeded") {
-            changes = sql.succeed.run(now, now, o.id, o.runSeq).changes;
+            changes = sql.succeed.run(now, now, o.result ?? null, o.id, o.runSeq).changes;
           } else if (o.kind === "released") {
             changes = sql.release.run(now, now, o.id, o.runSeq).changes;
           } else {
@@ -538,6 +585,7 @@ export class SqliteDriver implements StorageDriver {
           .prepare(
             `UPDATE underway_tasks SET state = 'queued', run_at = ?, updated_at = ?, finished_at = NULL, worker_id = NULL,
                max_attempts = max(max_attempts, attempt + 1)
+             , dedup_key = NULL
              WHERE id = ? AND state IN ('failed', 'dead', 'canceled')`,
           )
           .run(now, now, key).changes === 1
@@ -556,13 +604,73 @@ export class SqliteDriver implements StorageDriver {
       const now = this.now();
       return this.db
         .prepare(
-          `DELETE FROM underway_tasks WHERE id IN (
-             SELECT id FROM underway_tasks INDEXED BY underway_tasks_state
-             WHERE (state = 'succeeded' AND finished_at < ?) OR (state IN ('dead', 'canceled') AND finished_at < ?)
-             LIMIT ?)`,
+          `DELETE FROM underway_tasks WHERE id IN (${SQLITE_RETENTION_SELECT})`,
         )
-        .run(now - params.succeededAgeMs, now - params.failedAgeMs, params.limit).changes;
+        .run(now - params.succeededAgeMs, now - params.failedAgeMs, now - params.failedAgeMs, params.limit).changes;
     });
+  }
+
+  // --- Scheduling, composition and observability (issue #9): SQL in ./composition.ts. ---
+
+  taskInsertContinuation(params: TaskInsertParams, after: ContinuationSpec, tx?: DriverTransaction): Promise<string> {
+    const insert = (): string => {
+      const id = this.insertRow({ ...params, runAtMs: HELD_RUN_AT_MS }, this.now());
+      composition.insertContinuation(this.db, id, after);
+      return id;
+    };
+    if (tx) {
+      try {
+        this.assertOwnTransaction(tx);
+        return Promise.resolve(insert());
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return this.exclusive(() => this.db.transaction(insert).immediate());
+  }
+
+  taskContinuationsResolve(params: { limit: number }): Promise<{ released: number; canceled: number }> {
+    return this.exclusive(() => this.db.transaction(() => composition.resolveContinuations(this.db, this.now(), params.limit)).immediate());
+  }
+
+  taskResultGet(params: { id: string }): Promise<{ state: TaskState; result: Uint8Array | null } | null> {
+    return this.exclusive(() => composition.resultOf(this.db, params.id));
+  }
+
+  taskRetryMany(params: TaskRetryFilter): Promise<number> {
+    return this.exclusive(() => composition.retryMany(this.db, this.now(), params));
+  }
+
+  taskQueueDepth(): Promise<QueueDepth[]> {
+    return this.exclusive(() => composition.queueDepth(this.db, this.now()));
+  }
+
+  taskStats(params: { windowMs: number }): Promise<TaskStats> {
+    return this.exclusive(() => composition.stats(this.db, this.now(), params.windowMs));
+  }
+
+  scheduleUpsert(params: ScheduleUpsertParams): Promise<void> {
+    return this.exclusive(() => composition.scheduleUpsert(this.db, this.now(), params));
+  }
+
+  scheduleList(): Promise<ScheduleInfo[]> {
+    return this.exclusive(() => composition.scheduleList(this.db));
+  }
+
+  scheduleListDue(params: { atMs: number; limit: number }): Promise<ScheduleInfo[]> {
+    return this.exclusive(() => composition.scheduleListDue(this.db, params.atMs, params.limit));
+  }
+
+  scheduleAdvance(params: ScheduleAdvanceParams): Promise<{ advanced: boolean; taskId: string | null }> {
+    return this.exclusive(() => this.db.transaction(() => composition.scheduleAdvance(this.db, this.now(), params)).immediate());
+  }
+
+  scheduleSetPaused(params: { name: string; paused: boolean; nextRunAtMs?: number | null }): Promise<boolean> {
+    return this.exclusive(() => composition.scheduleSetPaused(this.db, this.now(), params));
+  }
+
+  scheduleDelete(params: { name: string }): Promise<boolean> {
+    return this.exclusive(() => composition.scheduleDelete(this.db, params.name));
   }
 
   async transaction<T>(fn: (tx: DriverTransaction) => Promise<T>): Promise<T> {
@@ -633,6 +741,70 @@ export class SqliteDriver implements StorageDriver {
     }
   }
 
+  // --- Read queries of the web application's task centre (see StorageDriver). ---
+
+  taskParametersGet(id: string): Promise<Uint8Array | null> {
+    const key = parseTaskId(id);
+    if (key === null) return Promise.resolve(null);
+    return this.exclusive(() => {
+      const row = this.db.prepare("SELECT parameters FROM underway_tasks WHERE id = ?").get(key) as { parameters: Uint8Array } | undefined;
+      return row ? new Uint8Array(row.parameters) : null;
+    });
+  }
+
+  taskCountByStateUpTo(params: TaskCountUpToParams): Promise<Record<TaskState, number>> {
+    // One bounded index range per state: (state, id), or (user_id, state, id) for one user.
+    const sql =
+      params.userId === undefined
+        ? "SELECT count(*) AS n FROM (SELECT 1 FROM underway_tasks WHERE state = ? LIMIT ?)"
+        : "SELECT count(*) AS n FROM (SELECT 1 FROM underway_tasks WHERE user_id = ? AND state = ? LIMIT ?)";
+    return this.exclusive(() => {
+      const cap = checkCountCap(params);
+      const statement = this.db.prepare(sql);
+      const counts = zeroCounts();
+      for (const state of TASK_STATES) {
+        const args = params.userId === undefined ? [state, cap] : [params.userId, state, cap];
+        counts[state] = (statement.get(...args) as { n: number }).n;
+      }
+      return counts;
+    });
+  }
+
+  taskChangeMark(): Promise<string> {
+    return this.exclusive(() => {
+      const row = this.db
+        .prepare(
+          `SELECT (SELECT max(updated_at) FROM underway_tasks) AS updated, (SELECT max(id) FROM underway_tasks) AS newest,
+             (SELECT count(*) || '/' || total(progress) FROM underway_tasks WHERE state = 'running') AS running`,
+        )
+        .get() as { updated: number | null; newest: number | null; running: string };
+      return `${row.updated ?? 0}:${row.newest ?? 0}:${row.running}`;
+    });
+  }
+
+  taskActivityBuckets(params: TaskActivityParams): Promise<TaskActivityBuckets> {
+    return this.exclusive(() => {
+      const window = activityWindow(params, this.now());
+      const { bucketMs } = params;
+      const byUser = params.userId === undefined ? "" : "AND t.user_id = ?";
+      const userArgs = params.userId === undefined ? [] : [params.userId];
+      const succeeded = this.db
+        .prepare(
+          `SELECT CAST((t.finished_at - ?) / ? AS INTEGER) AS b, count(*) AS n FROM underway_tasks t
+           WHERE t.state = 'succeeded' AND t.finished_at >= ? ${byUser} GROUP BY b`,
+        )
+        .all(window.fromMs, bucketMs, window.fromMs, ...userArgs) as { b: number; n: number }[];
+      const failed = this.db
+        .prepare(
+          `SELECT CAST((e.at - ?) / ? AS INTEGER) AS b, count(*) AS n FROM underway_task_errors e
+           ${params.userId === undefined ? "" : "JOIN underway_tasks t ON t.id = e.task_id"}
+           WHERE e.at >= ? ${byUser} GROUP BY b`,
+        )
+        .all(window.fromMs, bucketMs, window.fromMs, ...userArgs) as { b: number; n: number }[];
+      return activityBuckets(window, bucketMs, succeeded, failed);
+    });
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     await this.lane.run(() => {
@@ -653,6 +825,36 @@ function toSqliteValue(value: unknown): unknown {
   return value;
 }
 
+
+/**
+ * The claim: due tasks in priority, then fair-share order, filtered by queue and name. The
+ * statement text depends only on how many queues and names are given, so the statement cache keeps
+ * a handful. Parameters: worker, now, lease end, now, now, the filter values, limit.
+ */
+function claimStatement(params: TaskClaimParams): { sql: string; values: string[] } {
+  const where: string[] = [];
+  const values: string[] = [];
+  const filter = (column: string, list: readonly string[] | undefined, not: boolean): void => {
+    if (!list || list.length === 0) return;
+    where.push(`AND ${column} ${not ? "NOT IN" : "IN"} (${list.map(() => "?").join(", ")})`);
+    values.push(...list);
+  };
+  filter("queue", params.queues, false);
+  filter("queue", params.excludeQueues, true);
+  filter("name", params.names, false);
+  filter("name", params.excludeNames, true);
+  return {
+    sql: `UPDATE underway_tasks SET state = 'running', attempt = attempt + 1, run_seq = run_seq + 1,
+            worker_id = ?, started_at = ?, lease_expires_at = ?, updated_at = ?, progress = NULL, progress_message = NULL,
+            dedup_key = CASE WHEN dedup_until_start = 1 THEN NULL ELSE dedup_key END
+          WHERE id IN (SELECT id FROM underway_tasks INDEXED BY underway_tasks_fair
+                       WHERE ${WAITING} AND run_at <= ? ${where.join(" ")}
+                       ORDER BY priority DESC, fair_slot, id LIMIT ?)
+          ${CLAIM_RETURNING}`,
+    values,
+  };
+}
+
 function claimedOf(row: ClaimRow): ClaimedTask {
   return {
     id: String(row.id),
@@ -667,5 +869,8 @@ function claimedOf(row: ClaimRow): ClaimedTask {
     withUserConnection: row.with_user_connection === 1,
     initiator: initiatorFromRow(row.user_id, row.user_context),
     initiatorSignature: row.initiator_sig,
+    runAtMs: row.run_at,
+    claimedAtMs: row.started_at,
+    traceContext: row.trace_context,
   };
 }

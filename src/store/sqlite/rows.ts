@@ -27,6 +27,9 @@ export interface TaskRow {
   started_at: number | null;
   finished_at: number | null;
   updated_at: number;
+  waiting_for?: number;
+  schedule_name?: string | null;
+  has_result?: number;
 }
 
 export interface ErrorRow {
@@ -44,9 +47,11 @@ export function initiatorFromRow(userId: string | null, context: string | null):
 
 /** The row decoded: JSON columns parsed, the flag as a boolean. */
 export function decodedRow(row: TaskRow): DecodedTaskRow {
+  const { has_result: hasResult, ...rest } = row;
   return {
-    ...row,
+    ...rest,
     with_user_connection: row.with_user_connection === 1,
+    ...(hasResult !== undefined ? { has_result: hasResult === 1 } : {}),
     user_context: row.user_context ? (JSON.parse(row.user_context) as InitiatorContext) : null,
     last_error: row.last_error ? (JSON.parse(row.last_error) as ErrorJson) : null,
   };

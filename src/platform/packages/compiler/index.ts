@@ -20,13 +20,10 @@
  * element's usings (schemas), and every export of "underway" (Task, Activity, ActivityConsts,
  * UserConnection, ... and its types) that no using shadows.
  */
-import { bundlePackage } from "./bundle.ts";
 import { isValidName, PLATFORM_MODULE, SchemaScope } from "./names.ts";
-import { typeCheckPackage } from "./typecheck.ts";
 import { PackageCompileError, type CompiledPackage, type CompileInput, type CompileProblem } from "./types.ts";
 
 export { loadPackage } from "./load.ts";
-export { PLATFORM_ENTRY } from "./typecheck.ts";
 export {
   PackageCompileError,
   PackageLoadError,
@@ -70,6 +67,9 @@ export async function compilePackage(input: CompileInput): Promise<CompiledPacka
   if (nameProblems.length > 0) throw new PackageCompileError(packageName, nameProblems);
 
   const scope = new SchemaScope(packageName, input.schemas, input.dependencies ?? []);
+  // The TypeScript compiler and esbuild load on the first publish only: a process (or an isolated
+  // task's thread) that never publishes does not carry them.
+  const [{ typeCheckPackage }, { bundlePackage }] = await Promise.all([import("./typecheck.ts"), import("./bundle.ts")]);
   const checked = typeCheckPackage(scope, input.scripts, input.conditions);
   if (checked.problems.length > 0) throw new PackageCompileError(packageName, checked.problems);
 

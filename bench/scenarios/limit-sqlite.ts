@@ -1,22 +1,24 @@
 import Database from "better-sqlite3";
 import { monotonicNow } from "../lib/clock.ts";
 import type { ChildSpec, Measurement, RoundResult } from "../lib/protocol.ts";
-import { openRuntime } from "../lib/runtime.ts";
-import { CLAIM_BATCH, PAYLOAD } from "../lib/raw.ts";
+import { CLAIM_BATCH, decodePayload, PAYLOAD } from "../lib/raw.ts";
+import { openRuntime, underwayDb } from "../lib/runtime.ts";
 import { perSecond } from "../lib/stats.ts";
 
 /**
- * Scenario 6 on SQLite: what this machine's SQLite does without the queue's code around it, with the
- * product's settings (WAL, synchronous=NORMAL). Twice: on a minimal queue table (one partial
+ * Scenario 7 on SQLite: what this machine's SQLite does without a queue library around it, with
+ * underway's settings (WAL, synchronous=NORMAL). Twice: on a minimal queue table (one partial
  * index), and on underway's own schema (created by the runtime's migrations), with the SQL the
  * SQLite driver uses. The second pair tells schema cost from JavaScript cost.
  */
-export async function rawSqlite(spec: ChildSpec): Promise<RoundResult> {
+export async function limitSqlite(spec: ChildSpec): Promise<RoundResult> {
   // The runtime creates underway's schema, then steps aside.
-  const runtime = await openRuntime(spec.db, false);
+  const file = underwayDb(spec);
+  const runtime = await openRuntime(file, { worker: false, maintenance: false });
   await runtime.stop();
 
-  const db = new Database(spec.db);
+  const db = new Database(file);
+  const budgetMs = spec.budgetMs ?? spec.timeLimitMs / 4;
   try {
     db.pragma("busy_timeout = 5000");
     db.pragma("journal_mode = WAL");
@@ -25,19 +27,20 @@ export async function rawSqlite(spec: ChildSpec): Promise<RoundResult> {
       CREATE TABLE jobs (id INTEGER PRIMARY KEY, state TEXT NOT NULL DEFAULT 'queued', payload BLOB NOT NULL,
                          run_at INTEGER NOT NULL);
       CREATE INDEX jobs_due ON jobs (run_at, id) WHERE state = 'queued';`);
-    const minimal = measurePair(db, spec.count, {
+    const minimal = measurePair(db, spec.count, budgetMs, {
       insert: db.prepare("INSERT INTO jobs (payload, run_at) VALUES (?, ?)"),
       insertArgs: (now) => [PAYLOAD, now],
       claim: db.prepare(
         `UPDATE jobs SET state = 'running'
          WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= ? ORDER BY run_at, id LIMIT ?)
-         RETURNING id`,
+         RETURNING id, payload`,
       ),
       claimArgs: (now) => [now, CLAIM_BATCH],
       done: db.prepare("UPDATE jobs SET state = 'done' WHERE id = ? AND state = 'running'"),
       doneArgs: (id) => [id],
+      payloadOf: (row) => row.payload,
     });
-    const schema = measurePair(db, spec.count, {
+    const schema = measurePair(db, spec.count, budgetMs, {
       insert: db.prepare(
         `INSERT INTO underway_tasks (name, queue, priority, parameters, run_at, max_attempts, timeout_ms,
            with_user_connection, user_id, user_context, created_at, updated_at)
@@ -58,18 +61,23 @@ export async function rawSqlite(spec: ChildSpec): Promise<RoundResult> {
          WHERE id = ? AND run_seq = ? AND state = 'running'`,
       ),
       doneArgs: (id, row) => [Date.now(), Date.now(), id, row.run_seq],
+      payloadOf: (row) => row.parameters,
     });
+    const partial = (rows: number): { partial?: string } =>
+      rows < spec.count ? { partial: `${rows.toLocaleString("en-US")} of ${spec.count.toLocaleString("en-US")} rows in ${budgetMs / 1000} s` } : {};
     const measurements: Measurement[] = [
-      { key: "insert-minimal", label: "INSERT, one commit each (minimal table)", unit: "rows/s", value: minimal.insertRate },
-      { key: "claim-minimal", label: `claim ${CLAIM_BATCH} + mark done (minimal table)`, unit: "rows/s", value: minimal.claimRate },
-      { key: "insert-schema", label: "INSERT, one commit each (underway schema)", unit: "rows/s", value: schema.insertRate },
-      { key: "claim-schema", label: `claim ${CLAIM_BATCH} + mark done (underway schema)`, unit: "rows/s", value: schema.claimRate },
+      { key: "insert-minimal", label: "INSERT, one commit each (minimal table)", unit: "rows/s", value: minimal.insertRate, ...partial(minimal.rows) },
+      { key: "claim-minimal", label: `claim ${CLAIM_BATCH} + decode + mark done (minimal table)`, unit: "rows/s", value: minimal.claimRate },
+      { key: "insert-schema", label: "INSERT, one commit each (underway schema)", unit: "rows/s", value: schema.insertRate, ...partial(schema.rows) },
+      { key: "claim-schema", label: `claim ${CLAIM_BATCH} + decode + mark done (underway schema)`, unit: "rows/s", value: schema.claimRate },
     ];
     return {
       measurements,
-      checks: [`${spec.count.toLocaleString("en-US")} rows inserted, claimed once and marked done in each table`],
+      checks: [`${minimal.rows.toLocaleString("en-US")} and ${schema.rows.toLocaleString("en-US")} rows inserted, each claimed once and marked done`],
       details: {
         rows: spec.count,
+        rowsMinimal: minimal.rows,
+        rowsSchema: schema.rows,
         claimBatch: CLAIM_BATCH,
         insertMinimalMs: minimal.insertMs,
         claimMinimalMs: minimal.claimMs,
@@ -85,6 +93,8 @@ export async function rawSqlite(spec: ChildSpec): Promise<RoundResult> {
 interface ClaimedRow {
   id: number;
   run_seq?: number;
+  payload?: Uint8Array;
+  parameters?: Uint8Array;
 }
 
 interface PairSql {
@@ -94,16 +104,23 @@ interface PairSql {
   claimArgs: (now: number) => unknown[];
   done: Database.Statement;
   doneArgs: (id: number, row: ClaimedRow) => unknown[];
+  /** The claimed row's encoded parameters, decoded as a worker would before running the task. */
+  payloadOf: (row: ClaimedRow) => Uint8Array | undefined;
 }
 
 /**
- * Inserts `count` rows, each in its own (autocommit) transaction; then claims them CLAIM_BATCH at
- * a time (one commit per claim) and marks each claimed batch done in one transaction, row by row,
- * as the product's completer does. Nothing claimed is decoded.
+ * Inserts `wanted` rows (fewer if `budgetMs` runs out), each in its own (autocommit) transaction; then claims them CLAIM_BATCH at
+ * a time (one commit per claim), decodes each claimed row's MessagePack payload, and marks each
+ * claimed batch done in one transaction, row by row, as the product's completer does.
  */
-function measurePair(db: Database.Database, count: number, sql: PairSql) {
+function measurePair(db: Database.Database, wanted: number, budgetMs: number, sql: PairSql) {
   let started = monotonicNow();
-  for (let i = 0; i < count; i++) sql.insert.run(...sql.insertArgs(Date.now()));
+  const deadline = started + budgetMs;
+  let count = 0;
+  while (count < wanted && monotonicNow() < deadline) {
+    sql.insert.run(...sql.insertArgs(Date.now()));
+    count++;
+  }
   const insertMs = monotonicNow() - started;
 
   const markDone = db.transaction((rows: ClaimedRow[]) => {
@@ -116,10 +133,11 @@ function measurePair(db: Database.Database, count: number, sql: PairSql) {
   for (;;) {
     const rows = sql.claim.all(...sql.claimArgs(Date.now())) as ClaimedRow[];
     if (rows.length === 0) break;
+    for (const row of rows) decodePayload(sql.payloadOf(row));
     markDone.immediate(rows);
     claimed += rows.length;
   }
   const claimMs = monotonicNow() - started;
   if (claimed !== count) throw new Error(`raw claim loop claimed ${claimed} rows of ${count}`);
-  return { insertMs, claimMs, insertRate: perSecond(count, insertMs), claimRate: perSecond(count, claimMs) };
+  return { rows: count, insertMs, claimMs, insertRate: perSecond(count, insertMs), claimRate: perSecond(count, claimMs) };
 }

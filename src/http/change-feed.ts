@@ -1,0 +1,83 @@
+import { sql } from "kysely";
+import type { Platform } from "../platform/platform.ts";
+
+export type ChangeTopic = "tasks" | "activities";
+
+/**
+ * Tells connected pages that tasks or Activities changed, from the database itself: tasks may be
+ * run by other processes and other nodes, so in-process events would miss their changes. One poll
+ * per server (two indexed reads), shared by every subscriber, and none while nobody listens.
+ */
+export class ChangeFeed {
+  private readonly listeners = new Set<(topic: ChangeTopic) => void>();
+  private readonly marks = new Map<ChangeTopic, string>();
+  private timer: NodeJS.Timeout | null = null;
+  private polling: Promise<void> | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly platform: Platform,
+    private readonly intervalMs = 500,
+  ) {}
+
+  subscribe(listener: (topic: ChangeTopic) => void): () => void {
+    this.listeners.add(listener);
+    if (this.listeners.size === 1) this.schedule(0);
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0 && this.timer) {
+        clearTimeout(this.timer);
+        this.timer = null;
+        // Marks taken while nobody listened would be stale; the next subscriber starts afresh.
+        this.marks.clear();
+      }
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.listeners.clear();
+    await this.polling;
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.polling = this.poll().finally(() => {
+        this.polling = null;
+        if (this.listeners.size > 0) this.schedule(this.intervalMs);
+      });
+    }, ms);
+    this.timer.unref();
+  }
+
+  private async poll(): Promise<void> {
+    try {
+      const [tasks, activities] = await Promise.all([this.platform.runtime.driver.taskChangeMark(), this.activityMark()]);
+      this.compare("tasks", tasks);
+      this.compare("activities", activities);
+    } catch (error) {
+      if (!this.stopped) this.platform.runtime.logger.warn({ err: error }, "the change feed could not read the database; retrying");
+    }
+  }
+
+  /** The newest ModifiedOn and CreatedOn of Activity: both are indexed, so each is one lookup. */
+  private async activityMark(): Promise<string> {
+    const { rows } = await sql<{ m: unknown; c: unknown }>`
+      SELECT (SELECT max(${sql.ref("ModifiedOn")}) FROM ${sql.table("Activity")}) AS m,
+             (SELECT max(${sql.ref("CreatedOn")}) FROM ${sql.table("Activity")}) AS c`.execute(this.platform.db);
+    const row = rows[0];
+    const text = (v: unknown): string => (v instanceof Date ? String(v.getTime()) : String(v ?? ""));
+    return `${text(row?.m)}:${text(row?.c)}`;
+  }
+
+  private compare(topic: ChangeTopic, mark: string): void {
+    const previous = this.marks.get(topic);
+    this.marks.set(topic, mark);
+    if (previous === undefined || previous === mark) return;
+    for (const listener of [...this.listeners]) listener(topic);
+  }
+}

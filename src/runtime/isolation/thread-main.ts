@@ -1,0 +1,196 @@
+/**
+ * An isolated task's worker thread: a runtime of its own (no worker, no maintenance) on the
+ * store of the worker's process, borrowed over a port; runs one attempt at a time as the worker
+ * asks, and reports progress, logs and the outcome back. The worker enforces the limits from
+ * outside (it can stop this thread at any moment), so nothing here has to be trusted to cooperate.
+ */
+import { parentPort, workerData, type MessagePort } from "node:worker_threads";
+import { decodeParameters, TaskDeserializationError } from "../../codec/index.ts";
+import { borrowStore } from "../../store/remote/borrower.ts";
+import type { RemoteStoreInfo } from "../../store/remote/protocol.ts";
+import { describeThrown, type ThrownInfo } from "../../tasks/error-info.ts";
+import { TaskInterruptedError } from "../../tasks/errors/task-interrupted-error.ts";
+import { TaskSecurityError } from "../../tasks/errors/task-security-error.ts";
+import { UnknownTaskError } from "../../tasks/errors/unknown-task-error.ts";
+import { UnrecoverableTaskError } from "../../tasks/errors/unrecoverable-task-error.ts";
+import type { Logger } from "../../tasks/logger.ts";
+import type { TaskContext, UserConnectionLike } from "../../tasks/types.ts";
+import { executeInProcess } from "../../worker/executor.ts";
+import type { FailureKind, FromThread, LogLevel, ThreadRun, ToThread } from "../../worker/isolation/protocol.ts";
+import type { UserConnectionFactory } from "../../worker/worker.ts";
+import { Runtime, type RuntimeConfig, type RuntimeInternals } from "../runtime.ts";
+import { importTaskModule } from "../task-modules.ts";
+import { taskResultOf } from "../../tasks/result.ts";
+
+/** What the worker's process hands a new thread. */
+export interface ThreadBoot {
+  readonly storePort: MessagePort;
+  readonly store: RemoteStoreInfo;
+  readonly secretKey: Uint8Array | null;
+  /** A module whose `createThreadHost` builds the thread's runtime (the platform's), or null. */
+  readonly hostModule: string | null;
+  readonly taskModules: readonly string[];
+  readonly maxParameterBytes: number;
+}
+
+/** What a host module builds in the thread. */
+export interface ThreadHost {
+  readonly runtime: Runtime;
+  readonly userConnectionFactory?: UserConnectionFactory;
+}
+
+export type CreateThreadHost = (config: RuntimeConfig, internals: RuntimeInternals) => Promise<ThreadHost>;
+
+const port = parentPort;
+if (!port) throw new Error("thread-main runs only as an isolated task's worker thread");
+const boot = workerData as ThreadBoot;
+
+function send(message: FromThread): void {
+  try {
+    port!.postMessage(message);
+  } catch {
+    // Something in a log line the structured clone cannot carry: send it as text.
+    if (message.t === "log") {
+      port!.postMessage({ ...message, bindings: { detail: String(JSON.stringify(message.bindings, safeReplacer())) } } satisfies FromThread);
+    }
+  }
+}
+
+function safeReplacer(): (key: string, value: unknown) => unknown {
+  const seen = new WeakSet<object>();
+  return (_key, value) => {
+    if (typeof value === "bigint") return value.toString();
+    if (typeof value === "function") return `[function ${value.name}]`;
+    if (value && typeof value === "object") {
+      if (seen.has(value)) return "[circular]";
+      seen.add(value);
+    }
+    return value;
+  };
+}
+
+/** A logger whose lines go to the worker's logger, with the task's bindings there. */
+function portLogger(runId: number | null, bindings: Record<string, unknown>): Logger {
+  const at =
+    (level: LogLevel) =>
+    (objectOrMessage: object | string, message?: string): void => {
+      if (typeof objectOrMessage === "string") send({ t: "log", runId, level, bindings, message: objectOrMessage });
+      else send({ t: "log", runId, level, bindings: { ...bindings, ...(objectOrMessage as Record<string, unknown>) }, message: message ?? "" });
+    };
+  return {
+    debug: at("debug"),
+    info: at("info"),
+    warn: at("warn"),
+    error: at("error"),
+    child: (more) => portLogger(runId, { ...bindings, ...more }),
+  };
+}
+
+/** The thread's own runtime reports its start-up at debug: the worker's process already said it. */
+function quieter(logger: Logger): Logger {
+  return { ...logger, info: logger.debug };
+}
+
+const config: RuntimeConfig = {
+  db: borrowStore(boot.storePort, boot.store),
+  worker: false,
+  maintenance: false,
+  logger: quieter(portLogger(null, {})),
+  maxParameterBytes: boot.maxParameterBytes,
+};
+const internals: RuntimeInternals = boot.secretKey ? { secretKey: Buffer.from(boot.secretKey) } : {};
+let host: ThreadHost;
+if (boot.hostModule) {
+  const { createThreadHost } = (await import(boot.hostModule)) as { createThreadHost: CreateThreadHost };
+  host = await createThreadHost(config, internals);
+} else {
+  const runtime = new Runtime(config, internals);
+  await runtime.start();
+  host = { runtime };
+}
+
+const modules = new Map<string, Promise<void>>();
+function loadModule(url: string): Promise<void> {
+  let loading = modules.get(url);
+  if (!loading) {
+    loading = importTaskModule(url).then((classes) => {
+      for (const c of classes) host.runtime.registry.register(c, url, url);
+    });
+    modules.set(url, loading);
+  }
+  return loading;
+}
+for (const url of boot.taskModules) await loadModule(url);
+
+const running = new Map<number, AbortController>();
+
+function kindOf(error: unknown): FailureKind {
+  if (error instanceof UnrecoverableTaskError) return "unrecoverable";
+  if (error instanceof TaskSecurityError) return "security";
+  if (error instanceof TaskDeserializationError) return "deserialization";
+  if (error instanceof TaskInterruptedError) return "interrupted";
+  return "other";
+}
+
+function reasonFrom(info: ThrownInfo, kind: FailureKind): Error {
+  if (kind === "interrupted") return new TaskInterruptedError(info.message);
+  const error = new Error(info.message);
+  error.name = info.name;
+  return error;
+}
+
+async function execute(runId: number, run: ThreadRun): Promise<void> {
+  const controller = new AbortController();
+  running.set(runId, controller);
+  try {
+    const parameters = decodeParameters(run.parameters);
+    if (run.module) await loadModule(run.module);
+    const entry = await host.runtime.registry.resolveForRun(run.name);
+    if (!entry) throw new UnknownTaskError(run.name, host.runtime.registry.names());
+    let userConnection: UserConnectionLike | null = null;
+    if (run.withUserConnection) {
+      if (!run.initiator) throw new TaskSecurityError("the task needs a user connection but has no initiator");
+      if (!host.userConnectionFactory) throw new Error("this runtime has no UserConnection factory: pass userConnectionFactory to createRuntime");
+      userConnection = await host.userConnectionFactory(run.initiator, { id: run.id, name: run.name });
+    }
+    const context: TaskContext = {
+      signal: controller.signal,
+      attempt: run.attempt,
+      maxAttempts: run.maxAttempts,
+      taskId: run.id,
+      taskName: run.name,
+      logger: portLogger(runId, {}),
+      reportProgress: (fraction, message) => {
+        if (typeof fraction !== "number" || !(fraction >= 0 && fraction <= 1)) {
+          throw new RangeError(`reportProgress: fraction must be a number from 0 to 1, got ${String(fraction)}`);
+        }
+        send({ t: "progress", runId, fraction, message: message === undefined ? null : String(message).slice(0, 500) });
+      },
+    };
+    const returned = await executeInProcess({
+      taskClass: entry.taskClass,
+      parameters,
+      context,
+      controller,
+      timeoutMs: 0,
+      userConnection,
+      scope: { runtime: host.runtime, ...(run.initiator ? { user: run.initiator } : {}) },
+    });
+    // Encoded here: a result that cannot be stored fails the attempt like a thrown error.
+    send({ t: "done", runId, ok: true, ...taskResultOf(returned) });
+  } catch (error) {
+    send({ t: "done", runId, ok: false, error: describeThrown(error), kind: kindOf(error) });
+  } finally {
+    running.delete(runId);
+  }
+}
+
+port.on("message", (message: ToThread) => {
+  if (message.t === "run") {
+    void execute(message.runId, message.run);
+  } else if (message.t === "abort") {
+    send({ t: "abortAck", runId: message.runId });
+    running.get(message.runId)?.abort(reasonFrom(message.reason, message.kind));
+  }
+});
+send({ t: "ready" });

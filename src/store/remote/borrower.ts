@@ -1,0 +1,125 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { MessagePort } from "node:worker_threads";
+import type { DriverTransaction, StorageDriver } from "../driver.ts";
+import {
+  fromRemoteError,
+  LENDER_ONLY_METHODS,
+  TRANSACTION_ARGUMENT,
+  type RemoteReply,
+  type RemoteRequest,
+  type RemoteStoreInfo,
+} from "./protocol.ts";
+
+interface RemoteTransaction extends DriverTransaction {
+  readonly txId: number;
+}
+
+/**
+ * The store as an isolated thread sees it: every method is a call to the driver of the worker's
+ * process (StoreLender). Transactions are held there; inside `transaction(fn)` every call carries
+ * the transaction, like the real drivers' async-context transactions.
+ */
+export function borrowStore(port: MessagePort, info: RemoteStoreInfo): StorageDriver {
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  const ambient = new AsyncLocalStorage<RemoteTransaction>();
+  let nextId = 1;
+  let closed = false;
+  port.on("message", (reply: RemoteReply) => {
+    const waiter = pending.get(reply.id);
+    if (!waiter) return;
+    pending.delete(reply.id);
+    if (reply.ok) waiter.resolve(reply.value);
+    else waiter.reject(fromRemoteError(reply.error));
+  });
+  // Nothing else keeps the thread alive for a reply: the port must not hold it open when idle.
+  port.unref();
+
+  type Unsent = RemoteRequest extends infer R ? (R extends RemoteRequest ? Omit<R, "id"> : never) : never;
+  const request = (message: Unsent): Promise<unknown> => {
+    if (closed) return Promise.reject(new Error("the store is closed"));
+    const id = nextId++;
+    return new Promise<unknown>((resolve, reject) => {
+      pending.set(id, { resolve, reject });
+      if (pending.size === 1) port.ref();
+      try {
+        port.postMessage({ ...message, id } as RemoteRequest);
+      } catch (error) {
+        pending.delete(id);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    }).finally(() => {
+      if (pending.size === 0) port.unref();
+    });
+  };
+
+  const call = (method: string, args: unknown[]): Promise<unknown> => {
+    const txIndex = TRANSACTION_ARGUMENT[method];
+    let tx: RemoteTransaction | undefined = ambient.getStore();
+    if (txIndex !== undefined && args.length > txIndex) {
+      const given = args[txIndex] as RemoteTransaction | undefined;
+      if (given !== undefined) {
+        if (typeof given.txId !== "number") throw new Error("the transaction passed does not belong to this store");
+        tx = given;
+      }
+      args = args.slice(0, txIndex);
+    }
+    return request({ op: "call", method, args, ...(tx ? { txId: tx.txId } : {}) });
+  };
+
+  const driver: Partial<StorageDriver> & Record<string, unknown> = {
+    dialect: info.dialect,
+    capabilities: info.capabilities,
+    schema: info.schema,
+    description: info.description,
+    migrate: async () => undefined,
+    clockShift: () => {
+      throw new Error("the database clock can only be moved from the worker's process");
+    },
+    onWake: () => () => undefined,
+    close: async () => {
+      closed = true;
+      for (const w of pending.values()) w.reject(new Error("the store is closed"));
+      pending.clear();
+      port.close();
+    },
+    transaction: async <T>(fn: (tx: DriverTransaction) => Promise<T>): Promise<T> => {
+      // A transaction started inside another joins it, as on the real drivers.
+      const outer = ambient.getStore();
+      if (outer) return fn(outer);
+      const txId = (await request({ op: "begin" })) as number;
+      let open = true;
+      const tx: RemoteTransaction = {
+        txId,
+        driver: driver as StorageDriver,
+        execute: async (sql, params = []) => {
+          if (!open) throw new Error("the transaction has ended; statements cannot run in it any more");
+          const result = (await request({ op: "call", method: "sqlQuery", args: [sql, params], txId })) as {
+            rows: Record<string, unknown>[];
+          };
+          return result.rows;
+        },
+      };
+      let result: T;
+      try {
+        result = await ambient.run(tx, () => fn(tx));
+      } catch (error) {
+        open = false;
+        await request({ op: "rollback", txId }).catch(() => undefined);
+        throw error;
+      }
+      open = false;
+      await request({ op: "commit", txId });
+      return result;
+    },
+  };
+  return new Proxy(driver, {
+    get(target, property, receiver) {
+      if (typeof property !== "string" || property in target) return Reflect.get(target, property, receiver) as unknown;
+      if (property === "then") return undefined;
+      if (LENDER_ONLY_METHODS.has(property)) {
+        return () => Promise.reject(new Error(`the store method "${property}" is not available to tasks`));
+      }
+      return (...args: unknown[]) => call(property, args);
+    },
+  }) as unknown as StorageDriver;
+}

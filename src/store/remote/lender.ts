@@ -1,0 +1,143 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { MessagePort } from "node:worker_threads";
+import type { DriverTransaction, StorageDriver } from "../driver.ts";
+import {
+  LENDER_ONLY_METHODS,
+  toRemoteError,
+  TRANSACTION_ARGUMENT,
+  type RemoteReply,
+  type RemoteRequest,
+  type RemoteStoreInfo,
+} from "./protocol.ts";
+
+interface OpenTransaction {
+  readonly tx: DriverTransaction;
+  /** Runs a call in the transaction's async context, where the driver sees it as open. */
+  readonly runIn: <R>(fn: () => R) => R;
+  readonly commit: () => void;
+  readonly rollback: (reason: Error) => void;
+}
+
+export function storeInfoOf(driver: StorageDriver): RemoteStoreInfo {
+  return { dialect: driver.dialect, capabilities: { ...driver.capabilities }, schema: driver.schema, description: driver.description };
+}
+
+/**
+ * Serves a driver to one isolated thread over a MessagePort. The thread's transactions are held
+ * open here until it commits or rolls back; when the thread goes away (it finished, or was stopped
+ * at a limit), `close()` rolls back whatever it left open, so a killed task cannot leave a
+ * transaction (or SQLite's write lock) behind.
+ */
+export class StoreLender {
+  private readonly open = new Map<number, OpenTransaction>();
+  /** Settles when the driver has committed or rolled back the transaction. */
+  private readonly endings = new Map<number, Promise<unknown>>();
+  private nextTxId = 1;
+  private closed = false;
+
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly port: MessagePort,
+    /** Called after the thread may have stored new tasks (an insert, a commit): wakes the worker. */
+    private readonly onWrite: () => void,
+  ) {
+    port.on("message", (request: RemoteRequest) => {
+      this.handle(request).then(
+        (value) => this.reply({ id: request.id, ok: true, value }),
+        (error: unknown) => this.reply({ id: request.id, ok: false, error: toRemoteError(error) }),
+      );
+    });
+  }
+
+  private reply(message: RemoteReply): void {
+    if (this.closed) return;
+    try {
+      this.port.postMessage(message);
+    } catch (error) {
+      // A value the structured clone cannot carry: say so to the caller instead of hanging it.
+      this.port.postMessage({ id: message.id, ok: false, error: toRemoteError(error) } satisfies RemoteReply);
+    }
+  }
+
+  private async handle(request: RemoteRequest): Promise<unknown> {
+    if (this.closed) throw new Error("the store is no longer lent to this thread");
+    switch (request.op) {
+      case "begin":
+        return this.begin();
+      case "commit":
+        return this.end(request.txId, null);
+      case "rollback":
+        return this.end(request.txId, new Error("rolled back by the task"));
+      case "call":
+        return this.call(request.method, request.args, request.txId);
+    }
+  }
+
+  private async call(method: string, args: readonly unknown[], txId: number | undefined): Promise<unknown> {
+    const fn = (this.driver as unknown as Record<string, unknown>)[method];
+    if (typeof fn !== "function" || LENDER_ONLY_METHODS.has(method)) {
+      throw new Error(`the store method "${method}" is not available to tasks`);
+    }
+    const callArgs = [...args];
+    const open = txId === undefined ? undefined : this.open.get(txId);
+    if (txId !== undefined && !open) throw new Error("the transaction has ended; statements cannot run in it any more");
+    const txIndex = TRANSACTION_ARGUMENT[method];
+    if (open && txIndex !== undefined) callArgs[txIndex] = open.tx;
+    const invoke = (): Promise<unknown> => (fn as (...a: unknown[]) => Promise<unknown>).apply(this.driver, callArgs);
+    const value = await (open ? open.runIn(invoke) : invoke());
+    if (!open && (method === "taskInsert" || method === "taskInsertMany")) this.onWrite();
+    return value;
+  }
+
+  private begin(): Promise<number> {
+    const txId = this.nextTxId++;
+    return new Promise<number>((resolveBegin, rejectBegin) => {
+      let began = false;
+      const ended = this.driver.transaction(
+        (tx) =>
+          new Promise<void>((commit, rollback) => {
+            began = true;
+            // The thread went away while this transaction waited for the connection.
+            if (this.closed) {
+              rollback(new Error("the task's thread ended before its transaction began"));
+              return;
+            }
+            this.open.set(txId, { tx, runIn: AsyncLocalStorage.snapshot(), commit: () => commit(), rollback });
+            resolveBegin(txId);
+          }),
+      );
+      this.endings.set(txId, ended);
+      const forget = (): void => {
+        this.open.delete(txId);
+        this.endings.delete(txId);
+      };
+      ended.then(forget, (error: unknown) => {
+        forget();
+        if (!began) rejectBegin(error);
+      });
+    });
+  }
+
+  private async end(txId: number, rollbackReason: Error | null): Promise<void> {
+    const open = this.open.get(txId);
+    const ended = this.endings.get(txId);
+    if (!open || !ended) throw new Error("the transaction has already ended");
+    if (rollbackReason) {
+      open.rollback(rollbackReason);
+      await ended.catch(() => undefined);
+      return;
+    }
+    open.commit();
+    await ended;
+    this.onWrite();
+  }
+
+  /** Rolls back what the thread left open and stops serving it. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const open of this.open.values()) open.rollback(new Error("the task's thread ended inside a transaction"));
+    await Promise.all([...this.endings.values()].map((e) => e.catch(() => undefined)));
+    this.port.close();
+  }
+}

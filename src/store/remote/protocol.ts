@@ -1,0 +1,81 @@
+/**
+ * The messages of a store lent to another thread: an isolated task's thread calls the driver of
+ * the worker's process through a MessagePort, so the task's entity reads and writes, and the
+ * tasks it starts, run on the process's one connection (pool) and in its transactions.
+ */
+
+/** What the lending side tells the borrowing thread about the store up front. */
+export interface RemoteStoreInfo {
+  readonly dialect: "sqlite" | "postgres";
+  readonly capabilities: {
+    readonly skipLocked: boolean;
+    readonly notifications: "listen-notify" | "file-watch" | "none";
+    readonly timePrecisionMs: number;
+    readonly multiHost: boolean;
+  };
+  readonly schema: string | null;
+  readonly description: string;
+}
+
+export type RemoteRequest =
+  /** A driver method; `txId` when the caller is inside one of its transactions. */
+  | { readonly id: number; readonly op: "call"; readonly method: string; readonly args: readonly unknown[]; readonly txId?: number }
+  | { readonly id: number; readonly op: "begin" }
+  | { readonly id: number; readonly op: "commit"; readonly txId: number }
+  | { readonly id: number; readonly op: "rollback"; readonly txId: number };
+
+/** A thrown error, as it crosses threads. */
+export interface RemoteError {
+  readonly name: string;
+  readonly message: string;
+  readonly stack?: string;
+  readonly code?: string;
+}
+
+export type RemoteReply =
+  | { readonly id: number; readonly ok: true; readonly value: unknown }
+  | { readonly id: number; readonly ok: false; readonly error: RemoteError };
+
+/** Methods a task's thread has no business calling: the worker's and the maintenance's own. */
+export const LENDER_ONLY_METHODS: ReadonlySet<string> = new Set([
+  "migrate",
+  "close",
+  "onWake",
+  "clockShift",
+  "transaction",
+  "taskClaim",
+  "taskCompleteMany",
+  "taskHeartbeat",
+  "taskRescueExpired",
+  "taskDeleteFinished",
+  "leaderAttemptElect",
+  "leaderResign",
+]);
+
+/** Driver methods that take a transaction, and where. */
+export const TRANSACTION_ARGUMENT: Readonly<Record<string, number>> = {
+  taskInsert: 1,
+  taskInsertMany: 1,
+  sqlQuery: 2,
+};
+
+export function toRemoteError(error: unknown): RemoteError {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return {
+      name: error.name,
+      message: error.message,
+      ...(error.stack ? { stack: error.stack } : {}),
+      ...(typeof code === "string" ? { code } : {}),
+    };
+  }
+  return { name: "Error", message: String(error) };
+}
+
+export function fromRemoteError(remote: RemoteError): Error {
+  const error = new Error(remote.message);
+  error.name = remote.name;
+  if (remote.stack) error.stack = remote.stack;
+  if (remote.code) (error as Error & { code?: string }).code = remote.code;
+  return error;
+}

@@ -1,0 +1,393 @@
+import type { MessagePort } from "node:worker_threads";
+import { MessageChannel, Worker as Thread } from "node:worker_threads";
+import { describeThrown } from "../../tasks/error-info.ts";
+import { TaskExitedError } from "../../tasks/errors/task-exited-error.ts";
+import { TaskInterruptedError } from "../../tasks/errors/task-interrupted-error.ts";
+import { TaskMemoryLimitError } from "../../tasks/errors/task-memory-limit-error.ts";
+import { TaskTimeoutError } from "../../tasks/errors/task-timeout-error.ts";
+import type { Logger } from "../../tasks/logger.ts";
+import type { FailureKind, FromThread, LogLevel, ThreadRun, ToThread } from "./protocol.ts";
+import { ThreadTaskError } from "./thread-task-error.ts";
+
+/** Lends the store to a new thread over a port; closed when the thread ends. */
+export type StoreLending = (port: MessagePort) => { close(): Promise<void> };
+
+export interface ThreadPoolOptions {
+  /** The thread's entry module. */
+  readonly entry: URL;
+  /** What every thread boots with (structured-cloneable). */
+  readonly workerData: Record<string, unknown>;
+  readonly lendStore: StoreLending;
+  readonly logger: Logger;
+  /** Threads kept warm (booted before the first task and never retired). Default 1. */
+  readonly minThreads?: number;
+  /** An idle thread above minThreads is retired after this long, ms. Default 30,000. */
+  readonly idleMs?: number;
+  /** Threads booting at once; more wait, so a burst of short tasks reuses threads. Default 2. */
+  readonly bootConcurrency?: number;
+  /** While threads exist, a run waits this long for a free one before another boots, ms. Default 20. */
+  readonly growAfterMs?: number;
+  /** The heap limit of threads whose task class sets none, MB. Default 256. */
+  readonly memoryLimitMb?: number;
+}
+
+/** One attempt to run on a thread, with what the worker needs to hear back. */
+export interface IsolatedRun {
+  readonly run: ThreadRun;
+  readonly memoryLimitMb: number | null;
+  /** The attempt's controller: aborting it stops the run; the timeout aborts it too. */
+  readonly controller: AbortController;
+  /** 0: no timeout. */
+  readonly timeoutMs: number;
+  /** After an abort, how long the task may take to stop by itself before its thread is stopped. */
+  readonly abortGraceMs: number;
+  readonly onProgress: (fraction: number, message: string | null) => void;
+  readonly logger: Logger;
+}
+
+/** An aborted task's thread that does not even answer within this is blocked: stopped at once. */
+const ABORT_ACK_MS = 250;
+
+interface Current {
+  readonly runId: number;
+  onMessage(message: FromThread): void;
+  onGone(error: Error): void;
+}
+
+/** A thread of the pool. */
+class PoolThread {
+  readonly thread: Thread;
+  readonly ready: Promise<void>;
+  current: Current | null = null;
+  gone: Error | null = null;
+  retiring = false;
+  idleTimer: NodeJS.Timeout | null = null;
+  private readonly lending: { close(): Promise<void> };
+
+  constructor(
+    readonly memoryLimitMb: number,
+    options: ThreadPoolOptions,
+    private readonly onGone: (t: PoolThread) => void,
+  ) {
+    const channel = new MessageChannel();
+    this.lending = options.lendStore(channel.port1);
+    this.thread = new Thread(options.entry, {
+      workerData: { ...options.workerData, storePort: channel.port2 },
+      transferList: [channel.port2],
+      resourceLimits: { maxOldGenerationSizeMb: memoryLimitMb },
+    });
+    let firstError: Error | null = null;
+    let booted = false;
+    this.ready = new Promise<void>((resolve, reject) => {
+      const onMessage = (message: FromThread): void => {
+        if (message.t === "ready") {
+          booted = true;
+          resolve();
+          return;
+        }
+        if (message.t === "log" && message.runId === null) {
+          logAt(options.logger, message.level, message.bindings, message.message);
+          return;
+        }
+        if (this.current && "runId" in message && message.runId === this.current.runId) this.current.onMessage(message);
+      };
+      this.thread.on("message", onMessage);
+      this.thread.on("error", (error: Error) => {
+        firstError ??=
+          (error as { code?: string }).code === "ERR_WORKER_OUT_OF_MEMORY"
+            ? new TaskMemoryLimitError(memoryLimitMb)
+            : booted
+              ? exitedBy(error)
+              : bootFailure(error);
+      });
+      this.thread.on("exit", (code) => {
+        const error = this.gone ?? firstError ?? new TaskExitedError(`process.exit(${code}) was called`);
+        this.gone = error;
+        reject(error);
+        void this.lending.close();
+        this.onGone(this);
+        this.current?.onGone(error);
+      });
+    });
+    // A boot failure is reported to the run that waits for the thread; never unhandled here.
+    this.ready.catch(() => undefined);
+  }
+
+  post(message: ToThread): void {
+    this.thread.postMessage(message);
+  }
+
+  /** Stops the thread at once (even in a synchronous loop); `reason` is what its run reports. */
+  stop(reason: Error): void {
+    if (this.gone) return;
+    this.gone = reason;
+    void this.thread.terminate();
+  }
+}
+
+/** A thread that never became ready: the fault is the set-up's (a task module, the store), not a task's. */
+function bootFailure(error: Error): Error {
+  const failure = new Error(`a task thread could not start: ${error.name}: ${error.message}`, { cause: error });
+  failure.name = "TaskThreadStartError";
+  if (error.stack) failure.stack = `${failure.name}: ${failure.message}\n${error.stack}`;
+  return failure;
+}
+
+function exitedBy(error: Error): Error {
+  const exited = new TaskExitedError(`${error.name}: ${error.message} was thrown outside run (the thread cannot go on)`);
+  if (error.stack) exited.stack = `${exited.name}: ${exited.message}\n${error.stack}`;
+  return exited;
+}
+
+function logAt(logger: Logger, level: LogLevel, bindings: Record<string, unknown>, message: string): void {
+  logger[level](bindings, message);
+}
+
+function kindOf(reason: unknown): FailureKind {
+  if (reason instanceof TaskInterruptedError) return "interrupted";
+  return "other";
+}
+
+/**
+ * Worker threads for isolated attempts, one attempt per thread at a time: a thread that loops,
+ * hangs, exits or outgrows its heap is stopped and replaced without touching the others. Threads
+ * are reused across attempts and retired when idle.
+ */
+export class ThreadPool {
+  private readonly idle: PoolThread[] = [];
+  private readonly all = new Set<PoolThread>();
+  private readonly waiters: { limit: number; since: number; resolve: (t: PoolThread) => void; reject: (e: Error) => void }[] = [];
+  private pumpTimer: NodeJS.Timeout | null = null;
+  private booting = 0;
+  private nextRunId = 1;
+  private closed = false;
+  private readonly minThreads: number;
+  private readonly idleMs: number;
+  private readonly bootConcurrency: number;
+  private readonly growAfterMs: number;
+  readonly memoryLimitMb: number;
+
+  constructor(private readonly options: ThreadPoolOptions) {
+    this.minThreads = options.minThreads ?? 1;
+    this.idleMs = options.idleMs ?? 30_000;
+    this.bootConcurrency = Math.max(1, options.bootConcurrency ?? 2);
+    this.growAfterMs = options.growAfterMs ?? 20;
+    this.memoryLimitMb = options.memoryLimitMb ?? 256;
+  }
+
+  /** Boots the warm threads; resolves when they are ready (a boot failure rejects). */
+  async warm(): Promise<void> {
+    const threads: PoolThread[] = [];
+    for (let i = this.all.size; i < this.minThreads; i++) threads.push(this.spawn(this.memoryLimitMb));
+    await Promise.all(threads.map((t) => t.ready));
+    for (const t of threads) this.makeIdle(t);
+  }
+
+  get size(): number {
+    return this.all.size;
+  }
+
+  private spawn(limit: number): PoolThread {
+    const thread = new PoolThread(limit, this.options, (t) => this.forget(t));
+    this.all.add(thread);
+    return thread;
+  }
+
+  private forget(thread: PoolThread): void {
+    this.all.delete(thread);
+    const i = this.idle.indexOf(thread);
+    if (i >= 0) this.idle.splice(i, 1);
+    if (thread.idleTimer) clearTimeout(thread.idleTimer);
+    this.pump();
+  }
+
+  private acquire(limit: number, signal: AbortSignal): Promise<PoolThread> {
+    if (this.closed) return Promise.reject(new Error("the worker's thread pool is closed"));
+    const i = this.idle.findIndex((t) => t.memoryLimitMb === limit);
+    if (i >= 0) {
+      const [thread] = this.idle.splice(i, 1) as [PoolThread];
+      if (thread.idleTimer) clearTimeout(thread.idleTimer);
+      return Promise.resolve(thread);
+    }
+    return new Promise<PoolThread>((resolve, reject) => {
+      const waiter = {
+        limit,
+        since: performance.now(),
+        resolve: (t: PoolThread) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(t);
+        },
+        reject: (e: Error) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      };
+      const onAbort = (): void => {
+        const at = this.waiters.indexOf(waiter);
+        if (at >= 0) this.waiters.splice(at, 1);
+        reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.waiters.push(waiter);
+      this.pump();
+    });
+  }
+
+  /**
+   * Boots threads for waiters, a few at a time. A new thread costs tens of MB and a fraction of a
+   * second, so while threads exist the pool grows only when a run has waited `growAfterMs` for
+   * one: a burst of short tasks shares a few threads; slow tasks get a thread each.
+   */
+  private pump(): void {
+    if (this.pumpTimer) {
+      clearTimeout(this.pumpTimer);
+      this.pumpTimer = null;
+    }
+    while (!this.closed && this.waiters.length > this.booting && this.booting < this.bootConcurrency) {
+      const waited = performance.now() - this.waiters[0]!.since;
+      const serving = this.all.size > 0;
+      if (serving && waited < this.growAfterMs) {
+        this.pumpTimer = setTimeout(() => this.pump(), Math.ceil(this.growAfterMs - waited));
+        this.pumpTimer.unref();
+        return;
+      }
+      const limit = (this.waiters[this.booting] ?? this.waiters[0])!.limit;
+      this.booting++;
+      const thread = this.spawn(limit);
+      thread.ready.then(
+        () => {
+          this.booting--;
+          this.makeIdle(thread);
+          this.pump();
+        },
+        (error: Error) => {
+          this.booting--;
+          // A thread that cannot boot fails the run that waited longest, not every run forever.
+          const at = this.waiters.findIndex((w) => w.limit === limit);
+          if (at >= 0) this.waiters.splice(at, 1)[0]!.reject(error);
+          this.pump();
+        },
+      );
+    }
+  }
+
+  private makeIdle(thread: PoolThread): void {
+    if (thread.gone) return;
+    if (this.closed) {
+      thread.stop(new Error("the pool closed"));
+      return;
+    }
+    const at = this.waiters.findIndex((w) => w.limit === thread.memoryLimitMb);
+    if (at >= 0) {
+      this.waiters.splice(at, 1)[0]!.resolve(thread);
+      return;
+    }
+    // Waiters for another limit while this one idles: make room for theirs.
+    if (this.waiters.length > 0 && this.booting < this.waiters.length) {
+      thread.stop(new Error("retired for a thread of another memory limit"));
+      return;
+    }
+    this.idle.push(thread);
+    thread.idleTimer = setTimeout(() => {
+      if (this.all.size > this.minThreads && this.idle.includes(thread)) thread.stop(new Error("retired when idle"));
+    }, this.idleMs);
+    thread.idleTimer.unref();
+  }
+
+  /**
+   * Runs one attempt on a thread: resolves when it succeeded, with its encoded result if run
+   * returned one; rejects with why it did not succeed.
+   */
+  async run(r: IsolatedRun): Promise<Uint8Array | undefined> {
+    const { controller } = r;
+    if (controller.signal.aborted) throw controller.signal.reason;
+    const thread = await this.acquire(r.memoryLimitMb ?? this.memoryLimitMb, controller.signal);
+    const runId = this.nextRunId++;
+    return new Promise<Uint8Array | undefined>((resolve, reject) => {
+      let settled = false;
+      let result: Uint8Array | undefined;
+      let abortReason: Error | null = null;
+      let ackTimer: NodeJS.Timeout | null = null;
+      let graceTimer: NodeJS.Timeout | null = null;
+      const timer = r.timeoutMs > 0 ? setTimeout(() => controller.abort(new TaskTimeoutError(r.timeoutMs)), r.timeoutMs) : null;
+      const finish = (error: Error | null, reusable: boolean): void => {
+        if (settled) return;
+        settled = true;
+        for (const t of [timer, ackTimer, graceTimer]) if (t) clearTimeout(t);
+        controller.signal.removeEventListener("abort", onAbort);
+        thread.current = null;
+        if (reusable && !thread.gone) this.makeIdle(thread);
+        else if (!thread.gone) thread.stop(error ?? new Error("stopped"));
+        if (error) reject(error);
+        else resolve(result);
+      };
+      const onAbort = (): void => {
+        const reason = controller.signal.reason as unknown;
+        abortReason = reason instanceof Error ? reason : new Error(String(reason));
+        thread.post({ t: "abort", runId, reason: describeThrown(abortReason), kind: kindOf(abortReason) });
+        // A thread that does not acknowledge is blocked (a synchronous loop): stop it now.
+        ackTimer = setTimeout(() => finish(abortReason, false), ABORT_ACK_MS);
+        graceTimer = setTimeout(() => finish(abortReason, false), Math.max(ABORT_ACK_MS, r.abortGraceMs));
+      };
+      thread.current = {
+        runId,
+        onMessage: (message) => {
+          switch (message.t) {
+            case "progress":
+              try {
+                r.onProgress(message.fraction, message.message);
+              } catch (error) {
+                r.logger.warn({ err: error }, "a progress report from the task's thread was refused");
+              }
+              return;
+            case "log":
+              logAt(r.logger, message.level, message.bindings, message.message);
+              return;
+            case "abortAck":
+              if (ackTimer) clearTimeout(ackTimer);
+              ackTimer = null;
+              return;
+            case "done":
+              // After an abort, the run ends with the abort's reason whatever the task did then.
+              if (abortReason) finish(abortReason, true);
+              else if (message.ok) {
+                result = message.result;
+                finish(null, true);
+              }
+              else finish(new ThreadTaskError(message.error, message.kind), true);
+              return;
+          }
+        },
+        onGone: (error) => finish(abortReason ?? error, false),
+      };
+      controller.signal.addEventListener("abort", onAbort, { once: true });
+      if (controller.signal.aborted) {
+        onAbort();
+        return;
+      }
+      try {
+        thread.post({ t: "run", runId, run: r.run });
+      } catch (error) {
+        finish(error instanceof Error ? error : new Error(String(error)), false);
+      }
+    });
+  }
+
+  /** Stops every thread (runs still going are reported as interrupted by the worker first). */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.pumpTimer) clearTimeout(this.pumpTimer);
+    for (const w of this.waiters.splice(0)) w.reject(new Error("the worker's thread pool is closed"));
+    const threads = [...this.all];
+    await Promise.all(
+      threads.map(
+        (t) =>
+          new Promise<void>((resolve) => {
+            if (t.gone && !this.all.has(t)) return resolve();
+            t.thread.once("exit", () => resolve());
+            t.stop(new TaskInterruptedError("the worker is shutting down; the task will run again"));
+          }),
+      ),
+    );
+  }
+}

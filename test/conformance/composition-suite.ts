@@ -1,0 +1,250 @@
+/**
+ * The driver conformance of issue #9: results, trace context, continuations, dead-letter requeue,
+ * statistics and schedules. Run by sqlite.test.ts and postgres.test.ts beside driverSuite.
+ * Time is moved with clockShift, never waited for.
+ */
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import type { StorageDriver } from "../../src/store/driver.ts";
+import { task, type DriverFactory } from "./driver-suite.ts";
+
+const MINUTE = 60_000;
+
+export function compositionSuite(factory: DriverFactory): void {
+  describe(`driver conformance, scheduling and composition: ${factory.name}`, () => {
+    const opened: StorageDriver[] = [];
+    const fresh = async (): Promise<StorageDriver> => {
+      const d = await factory.create();
+      await d.migrate();
+      opened.push(d);
+      return d;
+    };
+    after(async () => {
+      for (const d of opened) await d.close();
+    });
+
+    /** Claims every due task and records it as succeeded (or failed for good), returning their ids. */
+    async function finish(d: StorageDriver, outcome: "succeeded" | "dead", result?: Uint8Array): Promise<string[]> {
+      const runs = await d.taskClaim({ workerId: "w", limit: 100, leaseMs: 60_000 });
+      await d.taskCompleteMany(
+        runs.map((r) =>
+          outcome === "succeeded"
+            ? { kind: "succeeded" as const, id: r.id, runSeq: r.runSeq, ...(result ? { result } : {}) }
+            : { kind: "failed" as const, id: r.id, runSeq: r.runSeq, attempt: r.attempt, error: { name: "Error", message: "x" }, retryDelayMs: null },
+        ),
+      );
+      return runs.map((r) => r.id);
+    }
+
+    it("stores a succeeded run's result and hands back the trace context and pickup times", async () => {
+      const d = await fresh();
+      const traceContext = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+      const withResult = await d.taskInsert(task({ traceContext, delayMs: 5_000 }));
+      const without = await d.taskInsert(task());
+      d.clockShift(7_000);
+      const runs = await d.taskClaim({ workerId: "w", limit: 10, leaseMs: 60_000 });
+      const run = runs.find((r) => r.id === withResult);
+      assert.ok(run);
+      assert.equal(run.traceContext, traceContext);
+      assert.equal(runs.find((r) => r.id === without)?.traceContext, null);
+      // Due 5 s after the insert, claimed 7 s after it: picked up 2 s late.
+      const late = (run.claimedAtMs ?? 0) - (run.runAtMs ?? 0);
+      assert.ok(late >= 2_000 && late < 3_000, `picked up ${late} ms late`);
+      const result = new Uint8Array([0x81, 0xa2, 0x6f, 0x6b, 0xc3]); // { ok: true }
+      await d.taskCompleteMany(runs.map((r) => ({ kind: "succeeded" as const, id: r.id, runSeq: r.runSeq, ...(r.id === withResult ? { result } : {}) })));
+      assert.deepEqual(await d.taskResultGet({ id: withResult }), { state: "succeeded", result });
+      assert.deepEqual(await d.taskResultGet({ id: without }), { state: "succeeded", result: null });
+      assert.equal((await d.taskGet(withResult))?.hasResult, true);
+      assert.equal((await d.taskGet(without))?.hasResult, false);
+      assert.equal(await d.taskResultGet({ id: "999999" }), null);
+      assert.equal(await d.taskResultGet({ id: "nope" }), null);
+    });
+
+    it("holds a continuation until all its predecessors ended, whatever their outcome", async () => {
+      const d = await fresh();
+      const [a, b] = await d.taskInsertMany([task({ name: "A" }), task({ name: "B", delayMs: MINUTE })]);
+      const child = await d.taskInsertContinuation(task({ name: "After" }), { taskIds: [a as string, b as string], onlyOnSuccess: false });
+      assert.equal((await d.taskGet(child))?.waitingFor, 2);
+      assert.deepEqual(await finish(d, "succeeded"), [a]); // the child is not claimable
+      assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 0, canceled: 0 });
+      assert.equal((await d.taskGet(child))?.waitingFor, 1);
+      d.clockShift(MINUTE);
+      assert.deepEqual(await finish(d, "dead"), [b]);
+      assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 1, canceled: 0 });
+      assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 0, canceled: 0 }); // each edge once
+      const runs = await d.taskClaim({ workerId: "w", limit: 10, leaseMs: 1_000 });
+      assert.deepEqual(
+        runs.map((r) => r.name),
+        ["After"],
+      );
+    });
+
+    it("cancels a success-only continuation when a predecessor did not succeed, or was deleted", async () => {
+      const d = await fresh();
+      const [a, b] = await d.taskInsertMany([task({ name: "A" }), task({ name: "B", delayMs: MINUTE })]);
+      const onA = await d.taskInsertContinuation(task({ name: "OnA" }), { taskIds: [a as string], onlyOnSuccess: true });
+      const onB = await d.taskInsertContinuation(task({ name: "OnB" }), { taskIds: [b as string], onlyOnSuccess: true });
+      await finish(d, "dead");
+      assert.equal(await d.taskDelete({ id: b as string }), true);
+      assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 0, canceled: 2 });
+      const [ta, tb] = [await d.taskGet(onA), await d.taskGet(onB)];
+      assert.equal(ta?.state, "canceled");
+      assert.equal(ta?.lastError?.name, "ContinuationCanceledError");
+      assert.equal(ta?.lastError?.message, `task ${a} ended dead; this continuation runs only when it succeeds`);
+      assert.equal(tb?.state, "canceled");
+      assert.match(tb?.lastError?.message ?? "", new RegExp(`task ${b} was deleted`));
+    });
+
+    it("releases a continuation of tasks that had already ended, and refuses unknown predecessors", async () => {
+      const d = await fresh();
+      const a = await d.taskInsert(task({ name: "A" }));
+      await finish(d, "succeeded");
+      const child = await d.taskInsertContinuation(task({ name: "Late" }), { taskIds: [a, a], onlyOnSuccess: true });
+      assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 1, canceled: 0 });
+      assert.equal((await d.taskGet(child))?.waitingFor, 0);
+      assert.deepEqual(
+        (await d.taskClaim({ workerId: "w", limit: 10, leaseMs: 1_000 })).map((r) => r.id),
+        [child],
+      );
+      await assert.rejects(
+        d.taskInsertContinuation(task(), { taskIds: [a, "999999"], onlyOnSuccess: true }),
+        /cannot continue after task 999999: no such task/,
+      );
+      await assert.rejects(d.taskInsertContinuation(task(), { taskIds: ["x"], onlyOnSuccess: true }), /predecessor must be a task id, got "x"/);
+      assert.equal((await d.taskList({ name: "T" })).items.length, 0); // nothing of the refused ones stored
+    });
+
+    it("queues dead letters again by filter, in batches", async () => {
+      const d = await fresh();
+      await d.taskInsertMany([task({ name: "Mail" }), task({ name: "Mail" }), task({ name: "Mail", queue: "bulk" }), task({ name: "Bill" })]);
+      await finish(d, "dead");
+      assert.equal(await d.taskRetryMany({ name: "Mail", queue: "default", limit: 1 }), 1);
+      assert.equal(await d.taskRetryMany({ name: "Mail", queue: "default", limit: 10 }), 1);
+      assert.equal(await d.taskRetryMany({ name: "Mail", queue: "default", limit: 10 }), 0);
+      const dead = (await d.taskList({ states: ["dead"] })).items;
+      assert.deepEqual(dead.map((t) => `${t.name}/${t.queue}`).sort(), ["Bill/default", "Mail/bulk"]);
+      const bill = dead.find((t) => t.name === "Bill");
+      assert.equal(await d.taskRetryMany({ ids: [bill?.id ?? "", "nope"], limit: 10 }), 1);
+      const again = await d.taskGet(bill?.id ?? "");
+      assert.equal(again?.state, "queued");
+      assert.equal(again?.maxAttempts, 3); // attempt 1 of 3 spent: attempts were left
+      await assert.rejects(d.taskRetryMany({ states: ["succeeded"], limit: 1 }), /only failed, dead, canceled tasks can be queued again, not "succeeded"/);
+    });
+
+    it("reports queue depth and statistics", async () => {
+      const d = await fresh();
+      await d.taskInsertMany([task({ name: "A" }), task({ name: "A" }), task({ name: "B", queue: "q2" }), task({ name: "B", queue: "q2", delayMs: MINUTE })]);
+      await d.taskClaim({ workerId: "w", limit: 1, leaseMs: 60_000, queues: ["q2"] });
+      assert.deepEqual(
+        (await d.taskQueueDepth()).map((q) => ({ ...q })),
+        [
+          { queue: "default", due: 2, later: 0, running: 0 },
+          { queue: "q2", due: 0, later: 1, running: 1 },
+        ],
+      );
+      await finish(d, "succeeded");
+      const stats = await d.taskStats({ windowMs: 10 * MINUTE });
+      assert.deepEqual(
+        stats.counts.map((c) => `${c.name} ${c.state} ${c.count}`),
+        ["A succeeded 2", "B queued 1", "B running 1"],
+      );
+      assert.deepEqual(
+        stats.ended.map((e) => [e.state, e.count, e.minute % MINUTE, e.minute <= stats.now]),
+        [["succeeded", 2, 0, true]],
+      );
+      d.clockShift(20 * MINUTE);
+      assert.deepEqual((await d.taskStats({ windowMs: 10 * MINUTE })).ended, []);
+    });
+
+    it("advances a schedule by compare-and-set: one task per tick however many try", async () => {
+      const d = await fresh();
+      const now = await d.clockNow();
+      const def = {
+        name: "nightly",
+        cron: "0 2 * * *",
+        timeZone: "Europe/Berlin",
+        taskName: "Report",
+        parameters: new Uint8Array([0x80]),
+        queue: "reports",
+        priority: 2,
+        maxAttempts: 4,
+        timeoutMs: 1_000,
+        missed: "once" as const,
+        nextRunAtMs: now - 1_000,
+      };
+      await d.scheduleUpsert(def);
+      const [listed] = await d.scheduleList();
+      assert.equal(listed?.name, "nightly");
+      assert.equal(listed?.timeZone, "Europe/Berlin");
+      assert.equal(listed?.nextRunAt?.getTime(), now - 1_000);
+      assert.equal(listed?.paused, false);
+      assert.deepEqual(
+        (await d.scheduleListDue({ atMs: now, limit: 10 })).map((s) => s.name),
+        ["nightly"],
+      );
+      const advance = { name: "nightly", expectedNextRunAtMs: now - 1_000, nextRunAtMs: now + MINUTE, fireTickMs: now - 1_000 };
+      const [first, second] = await Promise.all([d.scheduleAdvance(advance), d.scheduleAdvance(advance)]);
+      assert.deepEqual([first?.advanced, second?.advanced].sort(), [false, true]);
+      const taskId = first?.taskId ?? second?.taskId;
+      assert.ok(taskId);
+      const fired = await d.taskGet(taskId);
+      assert.equal(fired?.name, "Report");
+      assert.equal(fired?.queue, "reports");
+      assert.equal(fired?.priority, 2);
+      assert.equal(fired?.maxAttempts, 4);
+      assert.equal(fired?.scheduleName, "nightly");
+      assert.equal((await d.taskList({})).items.length, 1);
+      const [after] = await d.scheduleList();
+      assert.equal(after?.lastTick?.getTime(), now - 1_000);
+      assert.equal(after?.lastTaskId, taskId);
+      assert.deepEqual(await d.scheduleListDue({ atMs: now, limit: 10 }), []);
+      // Skipping a tick moves it without a task.
+      assert.deepEqual(
+        await d.scheduleAdvance({ name: "nightly", expectedNextRunAtMs: now + MINUTE, nextRunAtMs: now + 2 * MINUTE, fireTickMs: null }),
+        { advanced: true, taskId: null },
+      );
+      assert.equal((await d.taskList({})).items.length, 1);
+      // The same definition keeps its next tick; a new cron takes the one given.
+      await d.scheduleUpsert({ ...def, priority: 5, nextRunAtMs: now + 99 * MINUTE });
+      assert.equal((await d.scheduleList())[0]?.nextRunAt?.getTime(), now + 2 * MINUTE);
+      assert.equal((await d.scheduleList())[0]?.priority, 5);
+      await d.scheduleUpsert({ ...def, cron: "0 3 * * *", nextRunAtMs: now + 99 * MINUTE });
+      assert.equal((await d.scheduleList())[0]?.nextRunAt?.getTime(), now + 99 * MINUTE);
+    });
+
+    it("pauses, resumes and deletes schedules", async () => {
+      const d = await fresh();
+      const now = await d.clockNow();
+      const def = {
+        name: "hourly",
+        cron: "0 * * * *",
+        timeZone: "UTC",
+        taskName: "T",
+        parameters: new Uint8Array([0x80]),
+        queue: "default",
+        priority: 0,
+        maxAttempts: 1,
+        timeoutMs: 0,
+        missed: "skip" as const,
+        nextRunAtMs: now - 1,
+      };
+      await d.scheduleUpsert(def);
+      assert.equal(await d.scheduleSetPaused({ name: "hourly", paused: true }), true);
+      assert.deepEqual(await d.scheduleListDue({ atMs: now, limit: 10 }), []);
+      // A paused schedule is not advanced, even by a node that read it before the pause.
+      assert.equal((await d.scheduleAdvance({ name: "hourly", expectedNextRunAtMs: now - 1, nextRunAtMs: now + 1, fireTickMs: now - 1 })).advanced, false);
+      await d.scheduleUpsert(def);
+      assert.equal((await d.scheduleList())[0]?.paused, true); // a redefinition keeps the pause
+      assert.equal(await d.scheduleSetPaused({ name: "hourly", paused: false, nextRunAtMs: now + MINUTE }), true);
+      const [resumed] = await d.scheduleList();
+      assert.equal(resumed?.paused, false);
+      assert.equal(resumed?.nextRunAt?.getTime(), now + MINUTE);
+      await d.scheduleSetPaused({ name: "hourly", paused: false, nextRunAtMs: null });
+      assert.equal((await d.scheduleList())[0]?.nextRunAt, null); // never again
+      assert.equal(await d.scheduleSetPaused({ name: "nope", paused: true }), false);
+      assert.equal(await d.scheduleDelete({ name: "hourly" }), true);
+      assert.equal(await d.scheduleDelete({ name: "hourly" }), false);
+      assert.deepEqual(await d.scheduleList(), []);
+    });
+  });
+}

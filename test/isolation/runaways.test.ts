@@ -1,0 +1,186 @@
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { createRuntime, Task, TaskFailedError, type Runtime, type RuntimeConfig, type TaskInfo } from "../../src/index.ts";
+import {
+  ExitTask,
+  HogTask,
+  LedgerTask,
+  NeverSettlesTask,
+  ParentTask,
+  SpinTask,
+  SumTask,
+  ThrowsLaterTask,
+  ThrowsStringTask,
+  TrustedLedgerTask,
+  WaitsForAbortTask,
+} from "../fixtures/isolation-tasks.ts";
+import { TEST_POSTGRES_URL, tempDb, tempDir, tempSchema, until } from "../helpers.ts";
+
+const FIXTURES = new URL("../fixtures/isolation-tasks.ts", import.meta.url);
+
+const STORES = ["sqlite", "postgres"] as const;
+
+async function isolatedRuntime(store: (typeof STORES)[number], extra: Partial<RuntimeConfig> = {}): Promise<{ runtime: Runtime; dir: string }> {
+  const dir = tempDir();
+  const db = store === "sqlite" ? tempDb(dir) : `${TEST_POSTGRES_URL}?schema=${tempSchema()}`;
+  const runtime = createRuntime({
+    db,
+    logger: false,
+    tasks: [FIXTURES],
+    worker: { concurrency: 8 },
+    isolation: { mode: "thread", abortGraceMs: 200 },
+    ...extra,
+  });
+  await runtime.start();
+  after(() => runtime.stop({ graceMs: 0 }));
+  return { runtime, dir };
+}
+
+/** Waits for a task to end; returns it whatever the outcome. */
+async function ended(runtime: Runtime, id: string): Promise<TaskInfo> {
+  try {
+    return await runtime.waitForTask(id, { timeoutMs: 20_000 });
+  } catch (error) {
+    if (error instanceof TaskFailedError) return runtime.getTask(id);
+    throw error;
+  }
+}
+
+function ledger(file: string): string[] {
+  return existsSync(file) ? readFileSync(file, "utf8").trim().split("\n").filter(Boolean) : [];
+}
+
+for (const store of STORES) {
+  describe(`isolated tasks (${store})`, () => {
+    it("stops each kind of runaway at its limit with its reason, while ordinary tasks all complete", async () => {
+      const { runtime, dir } = await isolatedRuntime(store);
+      const file = join(dir, "ledger.txt");
+      const once = { maxAttempts: 1 };
+      const runaways = await runtime.run(async () => ({
+        spin: await Task.startNew(SpinTask, null, { ...once, timeoutMs: 300 }),
+        never: await Task.startNew(NeverSettlesTask, null, { ...once, timeoutMs: 300 }),
+        exit: await Task.startNew(ExitTask, { code: 3 }, once),
+        hog: await Task.startNew(HogTask, null, once),
+        string: await Task.startNew(ThrowsStringTask, null, once),
+        later: await Task.startNew(ThrowsLaterTask, null, once),
+      }));
+      const ordinary = await runtime.run(() => Task.startNewMany(LedgerTask, Array.from({ length: 150 }, (_, n) => ({ file, n }))));
+
+      for (const handle of ordinary) assert.equal((await ended(runtime, handle.id)).state, "succeeded");
+      const reasons = Object.fromEntries(
+        await Promise.all(
+          Object.entries(runaways).map(async ([kind, handle]) => {
+            const task = await ended(runtime, handle.id);
+            assert.equal(task.state, "dead", `${kind} should be dead`);
+            return [kind, task.lastError] as const;
+          }),
+        ),
+      );
+      assert.equal(reasons.spin?.name, "TaskTimeoutError");
+      assert.equal(reasons.never?.name, "TaskTimeoutError");
+      assert.equal(reasons.exit?.name, "TaskExitedError");
+      assert.match(reasons.exit?.message ?? "", /process\.exit\(3\)/);
+      assert.equal(reasons.hog?.name, "TaskMemoryLimitError");
+      assert.match(reasons.hog?.message ?? "", /48 MB/);
+      assert.equal(reasons.string?.name, "NonErrorThrown");
+      assert.match(reasons.string?.message ?? "", /a plain string, not an Error/);
+      assert.equal(reasons.later?.name, "TaskExitedError");
+      assert.match(reasons.later?.message ?? "", /RangeError: thrown in a timer/);
+
+      const lines = ledger(file);
+      assert.equal(lines.length, 150);
+      assert.equal(new Set(lines.map((l) => l.split(":")[0])).size, 150, "each ordinary task ran exactly once");
+      assert.ok(lines.every((l) => l.split(":")[2] !== "0"), "ordinary tasks ran in worker threads");
+
+      // The worker lives on: a task started now runs.
+      const [again] = await runtime.run(() => Task.startNewMany(LedgerTask, [{ file, n: 1_000 }]));
+      assert.equal((await ended(runtime, again!.id)).state, "succeeded");
+    });
+
+    it("cancels a queued task before it runs, and running ones: a cooperative one by its signal, a blocked one by force", async () => {
+      const { runtime, dir } = await isolatedRuntime(store);
+      const queuedFile = join(dir, "queued.txt");
+      const queued = await runtime.run(() => Task.startNew(WaitsForAbortTask, { file: queuedFile }, { delayMs: 60_000 }));
+      assert.equal(await runtime.cancelTask(queued.id), true);
+      assert.equal((await runtime.getTask(queued.id)).state, "canceled");
+
+      const coopFile = join(dir, "coop.txt");
+      const coop = await runtime.run(() => Task.startNew(WaitsForAbortTask, { file: coopFile }));
+      await until(() => ledger(coopFile).includes("started"), "the cooperative task to start");
+      assert.equal(await runtime.cancelTask(coop.id), true);
+      await until(() => ledger(coopFile).includes("aborted:TaskCanceledError"), "the task's signal to abort with the cancel");
+
+      const spin = await runtime.run(() => Task.startNew(SpinTask, null, { timeoutMs: 0 }));
+      await until(async () => (await runtime.getTask(spin.id)).state === "running", "the spinning task to start");
+      assert.equal(await runtime.cancelTask(spin.id), true);
+      assert.equal((await runtime.getTask(spin.id)).state, "canceled");
+
+      // The queued one never ran; every slot is free again: concurrency-many tasks run at once.
+      await clockShiftPastDelay(runtime);
+      const file = join(dir, "after.txt");
+      const next = await runtime.run(() => Task.startNewMany(LedgerTask, Array.from({ length: 8 }, (_, n) => ({ file, n }))));
+      for (const h of next) assert.equal((await ended(runtime, h.id)).state, "succeeded");
+      assert.equal(existsSync(queuedFile), false);
+      assert.equal((await runtime.getTask(queued.id)).state, "canceled");
+      assert.equal((await runtime.getTask(coop.id)).state, "canceled");
+    });
+
+    it("gives a task in a thread the runtime: it starts tasks, reports progress, and logs through the worker", async () => {
+      const lines: { bindings: Record<string, unknown>; message: string }[] = [];
+      const capture = (bindings: Record<string, unknown>): RuntimeConfig["logger"] => {
+        const at = (o: object | string, m?: string): void => {
+          if (typeof o === "string") lines.push({ bindings, message: o });
+          else lines.push({ bindings: { ...bindings, ...o }, message: m ?? "" });
+        };
+        return { debug: at, info: at, warn: at, error: at, child: (more) => capture({ ...bindings, ...more }) as never };
+      };
+      const { runtime, dir } = await isolatedRuntime(store, { logger: capture({}) });
+      const file = join(dir, "parent.txt");
+      const parent = await runtime.run(() => Task.startNew(ParentTask, { file }));
+      assert.equal((await ended(runtime, parent.id)).state, "succeeded");
+      const childLine = ledger(file).find((l) => l.startsWith("child:"));
+      assert.ok(childLine, "the parent started a child");
+      const childId = childLine.slice("child:".length);
+      assert.equal((await ended(runtime, childId)).state, "succeeded");
+      const logged = lines.find((l) => l.message === "starting a child task");
+      assert.ok(logged, "the task's log line reached the worker's logger");
+      assert.equal(logged.bindings.taskId, parent.id);
+      assert.equal(logged.bindings.task, "ParentTask");
+      assert.equal(logged.bindings.step, "child");
+    });
+
+    it("stores the result a task returns in its thread", async () => {
+      const { runtime } = await isolatedRuntime(store);
+      const handle = await runtime.run(() => Task.startNew(SumTask, { values: [20, 22] }));
+      assert.deepEqual(await handle.result({ timeoutMs: 10_000 }), { total: 42 });
+    });
+
+    it("runs a class marked isolation none on the worker's event loop", async () => {
+      const { runtime, dir } = await isolatedRuntime(store);
+      const file = join(dir, "trusted.txt");
+      const [handle] = await runtime.run(() => Task.startNewMany(TrustedLedgerTask, [{ file, n: 1 }]));
+      assert.equal((await ended(runtime, handle!.id)).state, "succeeded");
+      assert.equal(ledger(file)[0]?.split(":")[2], "0");
+    });
+  });
+}
+
+describe("isolation without a known module", () => {
+  it("fails the attempt with directions when a class given directly has no module", async () => {
+    const { runtime } = await isolatedRuntime("sqlite", { tasks: [] });
+    class Inline {
+      run(): void {}
+    }
+    const handle = await runtime.run(() => Task.startNew(Inline, null, { maxAttempts: 1 }));
+    const task = await ended(runtime, handle.id);
+    assert.equal(task.state, "dead");
+    assert.match(task.lastError?.message ?? "", /cannot run isolated: its module is unknown.*taskModule = import\.meta\.url/);
+  });
+});
+
+async function clockShiftPastDelay(runtime: Runtime): Promise<void> {
+  runtime.driver.clockShift(120_000);
+  await Promise.resolve();
+}

@@ -1,0 +1,103 @@
+/**
+ * Structured logs of a task's context logger, and the Prometheus metrics at /metrics, on both
+ * stores.
+ */
+import assert from "node:assert/strict";
+import { Writable } from "node:stream";
+import { describe, it } from "node:test";
+import pino from "pino";
+import { createHttpServer } from "../../src/http/server.ts";
+import { runAsUser, Task, type IBackgroundTask, type IUserConnectionRequired, type TaskContext, type UserConnectionLike } from "../../src/index.ts";
+import { newStore, runtimeOn, STORES } from "../scheduling/stores.ts";
+
+class Chatty implements IBackgroundTask<{ order: string }>, IUserConnectionRequired {
+  setUserConnection(): void {}
+  run(p: { order: string }, context: TaskContext): void {
+    context.logger.info({ order: p.order }, "working on it");
+    context.logger.warn("almost done");
+  }
+}
+
+class Ok implements IBackgroundTask<{ n: number }> {
+  run(): void {}
+}
+
+class Broken implements IBackgroundTask<{ n: number }> {
+  static readonly taskOptions = { maxAttempts: 1 };
+  run(): void {
+    throw new Error("broken");
+  }
+}
+
+/** A pino logger whose JSON lines are collected. */
+function capture(): { logger: pino.Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString("utf8").split("\n")) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { logger: pino({ level: "info" }, stream), lines };
+}
+
+for (const store of STORES) {
+  describe(`logs and metrics (${store})`, () => {
+    it("puts task id, type, attempt and user on every line a task logs through its context", async () => {
+      const { logger, lines } = capture();
+      const runtime = await runtimeOn(newStore(store), {
+        tasks: [Chatty],
+        logger,
+        userConnectionFactory: (initiator): UserConnectionLike => ({ currentUser: { id: initiator.userId } }),
+      });
+      const handle = await runtime.run(() => runAsUser({ userId: "u-42" }, () => Task.startNewWithUserConnection(Chatty, { order: "A-1" })));
+      await handle.wait({ timeoutMs: 5_000 });
+      const own = lines.filter((l) => l.msg === "working on it" || l.msg === "almost done");
+      assert.equal(own.length, 2);
+      for (const line of own) {
+        assert.equal(line.taskId, handle.id);
+        assert.equal(line.task, "Chatty");
+        assert.equal(line.attempt, 1);
+        assert.equal(line.userId, "u-42");
+      }
+      assert.equal(own[0]?.order, "A-1");
+    });
+
+    it("serves counters, histograms and queue depth at /metrics", async () => {
+      const runtime = await runtimeOn(newStore(store), { tasks: [Ok, Broken] });
+      const app = await createHttpServer({ runtime, webRoot: false });
+      try {
+        const ok = await runtime.run(() => Task.startNew(Ok, { n: 1 }));
+        const broken = await runtime.run(() => Task.startNew(Broken, { n: 1 }));
+        await ok.wait({ timeoutMs: 5_000 });
+        await assert.rejects(broken.wait({ timeoutMs: 5_000 }));
+        await runtime.run(() => Task.startNewMany(Ok, [{ n: 2 }, { n: 3 }], { delayMs: 3_600_000, queue: "later" }));
+        const response = await app.inject({ method: "GET", url: "/metrics" });
+        assert.equal(response.statusCode, 200);
+        assert.match(String(response.headers["content-type"]), /^text\/plain/);
+        const text = response.body;
+        const value = (series: string): number | undefined => {
+          const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+          return line === undefined ? undefined : Number(line.slice(series.length + 1));
+        };
+        assert.equal(value('underway_tasks_enqueued_total{task="Ok"}'), 3);
+        assert.equal(value('underway_tasks_started_total{task="Ok"}'), 1);
+        assert.equal(value('underway_tasks_started_total{task="Broken"}'), 1);
+        assert.equal(value('underway_tasks_succeeded_total{task="Ok"}'), 1);
+        assert.equal(value('underway_tasks_dead_total{task="Broken"}'), 1);
+        assert.equal(value('underway_task_pickup_latency_seconds_count{task="Ok"}'), 1);
+        assert.equal(value('underway_task_run_seconds_count{task="Ok",outcome="succeeded"}'), 1);
+        assert.equal(value('underway_task_run_seconds_count{task="Broken",outcome="dead"}'), 1);
+        assert.equal(value('underway_queue_depth{queue="later",state="later"}'), 2);
+        assert.equal(value('underway_queue_depth{queue="later",state="due"}'), 0);
+        // Moving the clock makes them due: the depth is read when scraped.
+        runtime.driver.clockShift(3_600_000);
+        await runtime.worker?.stop({ graceMs: 0 });
+        const again = (await app.inject({ method: "GET", url: "/metrics" })).body;
+        assert.match(again, /^underway_queue_depth\{queue="later",state="due"\} 2$/m);
+      } finally {
+        await app.close();
+      }
+    });
+  });
+}

@@ -1,0 +1,76 @@
+import { signal } from "@preact/signals";
+
+/** The signed-in user as /api/auth/me tells it; null before sign-in. */
+export interface User {
+  id: string;
+  name: string;
+  contactId: string;
+  contactName: string;
+  culture: string;
+  timeZone: string;
+  isAdmin: boolean;
+}
+
+export const currentUser = signal<User | null>(null);
+/** Known once /api/auth/me answered: until then the page shows nothing rather than the sign-in form. */
+export const sessionChecked = signal(false);
+// The CSRF token lives in memory only; the session itself is the HttpOnly cookie.
+let csrfToken: string | null = null;
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly body: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+}
+
+/** Calls the JSON API with the session cookie; writes carry the CSRF token. */
+export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers["content-type"] = "application/json";
+  if (method !== "GET" && csrfToken) headers["x-csrf-token"] = csrfToken;
+  const response = await fetch(path, { method, headers, body: body === undefined ? null : JSON.stringify(body), credentials: "same-origin" });
+  const text = await response.text();
+  const parsed = (text ? JSON.parse(text) : {}) as Record<string, unknown>;
+  if (response.status === 401 && path !== "/api/auth/login") {
+    currentUser.value = null;
+    csrfToken = null;
+  }
+  if (!response.ok) throw new ApiError(response.status, typeof parsed.error === "string" ? parsed.error : `${response.status} ${response.statusText}`, parsed);
+  return parsed as T;
+}
+
+export async function loadSession(): Promise<void> {
+  try {
+    const me = await api<{ user: User | null; csrfToken: string | null }>("GET", "/api/auth/me");
+    currentUser.value = me.user;
+    csrfToken = me.csrfToken;
+  } catch {
+    currentUser.value = null;
+  } finally {
+    sessionChecked.value = true;
+  }
+}
+
+export async function signIn(login: string, password: string): Promise<void> {
+  const answer = await api<{ user: User; csrfToken: string }>("POST", "/api/auth/login", { login, password });
+  // The bearer token in the answer is not kept: the browser uses the HttpOnly cookie.
+  csrfToken = answer.csrfToken;
+  currentUser.value = answer.user;
+}
+
+export async function signOut(): Promise<void> {
+  await api("POST", "/api/auth/logout").catch(() => undefined);
+  csrfToken = null;
+  currentUser.value = null;
+}
+
+export function query(params: Record<string, string | number | undefined | null>): string {
+  const search = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") search.set(k, String(v));
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}

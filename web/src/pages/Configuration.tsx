@@ -1,0 +1,202 @@
+import { useEffect, useRef, useState } from "preact/hooks";
+import { api, ApiError } from "../api.ts";
+import { BpmnEditor, type BpmnEditorHandle } from "../components/BpmnEditor.tsx";
+import { CodeEditor, type LineProblem } from "../components/CodeEditor.tsx";
+import { when } from "../format.ts";
+
+interface PackageInfo {
+  name: string;
+  description: string | null;
+  dependencies: string[];
+  version: number | null;
+}
+interface SchemaRecord {
+  name: string;
+  kind: "source" | "process";
+  caption: string;
+  body: string;
+  modifiedOn: string | null;
+}
+/** A compile problem; a script's problems name `ProcessCode/ElementId` as their schema. */
+interface CompileProblem extends LineProblem {
+  schema: string;
+}
+type Problem = CompileProblem | string;
+
+/** The Configuration section: packages, their schemas, the editors, Save and Publish. */
+export function Configuration() {
+  const [packages, setPackages] = useState<PackageInfo[] | null>(null);
+  const [pkg, setPkg] = useState<string | null>(null);
+  const [schemas, setSchemas] = useState<SchemaRecord[] | null>(null);
+  const [current, setCurrent] = useState<SchemaRecord | null>(null);
+  const [text, setText] = useState("");
+  const [dirty, setDirty] = useState(false);
+  const [problems, setProblems] = useState<Problem[]>([]);
+  const [status, setStatus] = useState<{ text: string; error?: boolean } | null>(null);
+  const [busy, setBusy] = useState(false);
+  const modeler = useRef<BpmnEditorHandle | null>(null);
+
+  const loadPackages = async (): Promise<void> => {
+    const r = await api<{ items: PackageInfo[] }>("GET", "/api/packages");
+    setPackages(r.items);
+    setPkg((p) => p ?? r.items[0]?.name ?? null);
+  };
+  useEffect(() => {
+    loadPackages().catch((err: Error) => setStatus({ text: err.message, error: true }));
+  }, []);
+  useEffect(() => {
+    if (!pkg) return;
+    api<{ items: SchemaRecord[] }>("GET", `/api/packages/${encodeURIComponent(pkg)}/schemas`).then(
+      (r) => {
+        setSchemas(r.items);
+        open(r.items[0] ?? null);
+      },
+      (err: Error) => setStatus({ text: err.message, error: true }),
+    );
+  }, [pkg]);
+
+  const open = (schema: SchemaRecord | null): void => {
+    setCurrent(schema);
+    setText(schema?.body ?? "");
+    setDirty(false);
+  };
+
+  const save = async (): Promise<boolean> => {
+    if (!pkg || !current) return false;
+    const body = current.kind === "process" ? ((await modeler.current?.saveXML()) ?? current.body) : text;
+    try {
+      await api("PUT", `/api/packages/${encodeURIComponent(pkg)}/schemas/${encodeURIComponent(current.name)}`, { kind: current.kind, caption: current.caption, body });
+      const saved = { ...current, body, modifiedOn: new Date().toISOString() };
+      setSchemas((list) => list?.map((s) => (s.name === saved.name ? saved : s)) ?? null);
+      setCurrent(saved);
+      setDirty(false);
+      setStatus({ text: `Saved ${current.name}.` });
+      return true;
+    } catch (err) {
+      const e = err as ApiError;
+      setProblems(Array.isArray(e.body?.problems) ? (e.body.problems as Problem[]) : []);
+      setStatus({ text: e.message, error: true });
+      return false;
+    }
+  };
+
+  const run = async (what: "save" | "publish"): Promise<void> => {
+    setBusy(true);
+    setStatus(null);
+    try {
+      if (what === "save" || dirty) {
+        if (!(await save())) return;
+        if (what === "save") return;
+      }
+      const r = await api<{ version: number }>("POST", `/api/packages/${encodeURIComponent(pkg ?? "")}/publish`);
+      setProblems([]);
+      setStatus({ text: `Published ${pkg} version ${r.version}.` });
+      await loadPackages();
+    } catch (err) {
+      const e = err as ApiError;
+      setProblems(Array.isArray(e.body?.problems) ? (e.body.problems as Problem[]) : []);
+      setStatus({ text: e.status === 422 ? "Publish failed: the package does not compile. The previous build stays in use." : e.message, error: true });
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const own = (p: Problem): p is CompileProblem => typeof p !== "string";
+  const sourceProblems = problems.filter(own).filter((p) => p.schema === current?.name);
+  const scriptProblems: Record<string, LineProblem[]> = {};
+  for (const p of problems.filter(own)) {
+    const [process, element] = p.schema.split("/");
+    if (current && process === current.name && element) (scriptProblems[element] ??= []).push(p);
+  }
+  const selectProblem = (p: Problem): void => {
+    if (!own(p)) return;
+    const [schemaName, element] = p.schema.split("/");
+    const target = schemas?.find((s) => s.name === schemaName);
+    if (target && target.name !== current?.name) open(target);
+    if (element) setTimeout(() => modeler.current?.select(element), 300);
+  };
+
+  return (
+    <section>
+      <div class="section-head">
+        <h1>Configuration</h1>
+      </div>
+      <div class="config">
+        <aside class="card packages" data-testid="packages">
+          {packages?.map((p) => (
+            <div key={p.name} class={p.name === pkg ? "pkg selected" : "pkg"}>
+              <button class="link title" onClick={() => setPkg(p.name)}>
+                {p.name}
+              </button>
+              <span class="muted small"> {p.version === null ? "not published" : `v${p.version}`}</span>
+              {p.name === pkg && (
+                <ul class="plain schemas">
+                  {schemas?.map((s) => (
+                    <li key={s.name}>
+                      <button class={`link ${s.name === current?.name ? "current" : ""}`} data-schema={s.name} onClick={() => open(s)}>
+                        <span class={`kind kind-${s.kind}`}>{s.kind === "process" ? "process" : "source"}</span> {s.name}
+                      </button>
+                    </li>
+                  ))}
+                </ul>
+              )}
+            </div>
+          ))}
+        </aside>
+        <div class="grow">
+          {current && (
+            <>
+              <div class="editor-head">
+                <h2>
+                  {current.name} <span class="muted small">{current.caption !== current.name ? current.caption : ""}</span>
+                </h2>
+                <span class="muted small">{dirty ? "unsaved changes" : `saved ${when(current.modifiedOn)}`}</span>
+                <span class="spacer" />
+                <button onClick={() => void run("save")} disabled={busy}>
+                  Save
+                </button>
+                <button class="primary" onClick={() => void run("publish")} disabled={busy}>
+                  Publish
+                </button>
+              </div>
+              {status && (
+                <p class={status.error ? "error" : "notice"} data-testid="config-status">
+                  {status.text}
+                </p>
+              )}
+              {problems.length > 0 && (
+                <ul class="problems" data-testid="problems">
+                  {problems.map((p, i) => (
+                    <li key={i}>
+                      {own(p) ? (
+                        <button class="link" onClick={() => selectProblem(p)}>
+                          {p.schema}:{p.line}:{p.column}: {p.message}
+                        </button>
+                      ) : (
+                        p
+                      )}
+                    </li>
+                  ))}
+                </ul>
+              )}
+              {current.kind === "source" ? (
+                <CodeEditor
+                  docKey={`${pkg}/${current.name}`}
+                  value={current.body}
+                  onChange={(t) => {
+                    setText(t);
+                    setDirty(true);
+                  }}
+                  problems={sourceProblems}
+                  testId="source-editor"
+                />
+              ) : (
+                <BpmnEditor docKey={`${pkg}/${current.name}`} xml={current.body} onChange={() => setDirty(true)} scriptProblems={scriptProblems} handle={modeler} />
+              )}
+            </>
+          )}
+        </div>
+      </div>
+    </section>
+  );
+}

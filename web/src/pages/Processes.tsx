@@ -1,0 +1,245 @@
+import { useEffect, useState } from "preact/hooks";
+import { api, currentUser } from "../api.ts";
+import { BpmnDiagram } from "../components/BpmnDiagram.tsx";
+import { ago, when } from "../format.ts";
+import { useLive } from "../live.ts";
+import { href, navigate } from "../router.ts";
+
+interface LibraryProcess {
+  code: string;
+  title: string;
+  packageName: string;
+  version: number;
+}
+interface ElementLog {
+  seq: number;
+  elementId: string;
+  name: string;
+  kind: string;
+  status: string;
+  waiting: boolean;
+  errorMessage: string | null;
+  startedOn: string | null;
+  completedOn: string | null;
+}
+interface ProcessLog {
+  id: string;
+  processCode: string;
+  title: string;
+  packageName: string;
+  buildVersion: number;
+  status: string;
+  errorMessage: string | null;
+  taskId: string | null;
+  startedOn: string | null;
+  completedOn: string | null;
+  parameters: Record<string, unknown>;
+  elements: ElementLog[];
+}
+
+/** The process library (Run, diagram) and the process log; with an id, one instance's log. */
+export function Processes({ instanceId }: { instanceId: string | null }) {
+  return instanceId ? <Instance id={instanceId} /> : <Library />;
+}
+
+function Library() {
+  const [processes, setProcesses] = useState<LibraryProcess[] | null>(null);
+  const [selected, setSelected] = useState<string | null>(null);
+  const [xml, setXml] = useState<string | null>(null);
+  const [log, setLog] = useState<ProcessLog[] | null>(null);
+  const [message, setMessage] = useState<{ text: string; instanceId?: string; error?: boolean } | null>(null);
+
+  useEffect(() => {
+    api<{ items: LibraryProcess[] }>("GET", "/api/processes").then(
+      (r) => {
+        setProcesses(r.items);
+        setSelected((s) => s ?? r.items[0]?.code ?? null);
+      },
+      (err: Error) => setMessage({ text: err.message, error: true }),
+    );
+  }, []);
+  useEffect(() => {
+    if (!selected) return;
+    setXml(null);
+    api<{ xml: string }>("GET", `/api/processes/${encodeURIComponent(selected)}`).then(
+      (r) => setXml(r.xml),
+      (err: Error) => setMessage({ text: err.message, error: true }),
+    );
+  }, [selected]);
+  useLive(
+    "tasks",
+    async () => {
+      setLog((await api<{ items: ProcessLog[] }>("GET", "/api/process-log?limit=20")).items);
+    },
+    [],
+  );
+
+  const run = async (code: string): Promise<void> => {
+    try {
+      const { instanceId } = await api<{ instanceId: string }>("POST", `/api/processes/${encodeURIComponent(code)}/run`, {});
+      setMessage({ text: `Started ${code}: instance `, instanceId });
+    } catch (err) {
+      setMessage({ text: (err as Error).message, error: true });
+    }
+  };
+
+  return (
+    <section>
+      <div class="section-head">
+        <h1>Processes</h1>
+      </div>
+      {message && (
+        <p class={message.error ? "error" : "notice"} data-testid="run-message">
+          {message.text}
+          {message.instanceId && <a href={href("processes", message.instanceId)}>{message.instanceId}</a>}
+        </p>
+      )}
+      <div class="columns">
+        <div class="card library">
+          <h2>Library</h2>
+          <ul class="plain" data-testid="process-library">
+            {processes?.map((p) => (
+              <li key={p.code} class={p.code === selected ? "selected" : ""} data-code={p.code}>
+                <button class="link title" onClick={() => setSelected(p.code)}>
+                  {p.title}
+                </button>
+                <div class="muted small">
+                  {p.code} · {p.packageName} v{p.version}
+                </div>
+                <button class="primary" onClick={() => void run(p.code)}>
+                  Run
+                </button>
+              </li>
+            ))}
+            {processes?.length === 0 && <li class="muted">No published process. {currentUser.value?.isAdmin ? "Publish one in Configuration." : ""}</li>}
+          </ul>
+        </div>
+        <div class="card grow">{xml ? <BpmnDiagram xml={xml} /> : <p class="muted">Select a process to see its diagram.</p>}</div>
+      </div>
+      <h2>Process log</h2>
+      <table class="grid" data-testid="process-log">
+        <thead>
+          <tr>
+            <th>Process</th>
+            <th>Status</th>
+            <th>Started</th>
+            <th>Completed</th>
+            <th>Error</th>
+          </tr>
+        </thead>
+        <tbody>
+          {log?.map((l) => (
+            <tr key={l.id} onClick={() => navigate("processes", l.id)} class="clickable">
+              <td class="strong">
+                <a href={href("processes", l.id)}>{l.title}</a>
+              </td>
+              <td>
+                <span class={`pill status-${l.status.toLowerCase()}`}>{l.status}</span>
+              </td>
+              <td title={when(l.startedOn)}>{ago(l.startedOn)}</td>
+              <td>{when(l.completedOn)}</td>
+              <td class="error-text">{l.errorMessage ?? ""}</td>
+            </tr>
+          ))}
+          {log?.length === 0 && (
+            <tr>
+              <td colSpan={5} class="empty">
+                No process has run yet.
+              </td>
+            </tr>
+          )}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+function Instance({ id }: { id: string }) {
+  const [log, setLog] = useState<ProcessLog | null>(null);
+  const [xml, setXml] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useLive(
+    "tasks",
+    async () => {
+      try {
+        setLog(await api<ProcessLog>("GET", `/api/process-log/${encodeURIComponent(id)}`));
+      } catch (err) {
+        setError((err as Error).message);
+      }
+    },
+    [id],
+  );
+  useEffect(() => {
+    if (!log) return;
+    api<{ xml: string }>("GET", `/api/processes/${encodeURIComponent(log.processCode)}`).then(
+      (r) => setXml(r.xml),
+      () => setXml(null),
+    );
+  }, [log?.processCode]);
+  const cancel = async (): Promise<void> => {
+    try {
+      await api("POST", `/api/process-log/${encodeURIComponent(id)}/cancel`);
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  };
+  const statuses = Object.fromEntries((log?.elements ?? []).map((e) => [e.elementId, e.status]));
+  return (
+    <section>
+      <p>
+        <a href={href("processes")}>← Processes</a>
+      </p>
+      {error && <p class="error">{error}</p>}
+      {log && (
+        <>
+          <div class="section-head">
+            <h1>{log.title}</h1>
+            <span class={`pill big status-${log.status.toLowerCase()}`} data-testid="instance-status">
+              {log.status}
+            </span>
+            <span class="spacer" />
+            {log.taskId && <a href={href("tasks", log.taskId)}>task #{log.taskId}</a>}
+            <button onClick={() => void cancel()} disabled={log.status !== "Running"}>
+              Cancel
+            </button>
+          </div>
+          <p class="muted">
+            {log.processCode} · {log.packageName} build {log.buildVersion} · started {when(log.startedOn)}
+            {log.completedOn ? ` · ended ${when(log.completedOn)}` : ""}
+          </p>
+          {log.errorMessage && <p class="error">{log.errorMessage}</p>}
+          {xml && <BpmnDiagram xml={xml} statuses={statuses} />}
+          <table class="grid" data-testid="instance-elements">
+            <thead>
+              <tr>
+                <th>#</th>
+                <th>Element</th>
+                <th>Kind</th>
+                <th>Status</th>
+                <th>Started</th>
+                <th>Completed</th>
+                <th>Error</th>
+              </tr>
+            </thead>
+            <tbody>
+              {log.elements.map((e) => (
+                <tr key={e.seq}>
+                  <td>{e.seq}</td>
+                  <td class="strong">{e.name || e.elementId}</td>
+                  <td>{e.kind}</td>
+                  <td>
+                    <span class={`pill status-${e.status.toLowerCase()}`}>{e.status}</span>
+                    {e.waiting ? <span class="muted"> (waiting)</span> : null}
+                  </td>
+                  <td>{when(e.startedOn)}</td>
+                  <td>{when(e.completedOn)}</td>
+                  <td class="error-text">{e.errorMessage ?? ""}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,156 @@
+import { useState } from "preact/hooks";
+import { api } from "../api.ts";
+import { when } from "../format.ts";
+import { useLive } from "../live.ts";
+import { href, navigate } from "../router.ts";
+import type { TaskDetail } from "./tasks-types.ts";
+
+/** One task: parameters, attempts with errors and stacks, progress, who started it; actions. */
+export function TaskPage({ id }: { id: string }) {
+  const [task, setTask] = useState<TaskDetail | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const load = async (): Promise<void> => {
+    try {
+      setTask(await api<TaskDetail>("GET", `/api/tasks/${encodeURIComponent(id)}`));
+      setError(null);
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  };
+  useLive("tasks", load, [id]);
+
+  const act = async (verb: "retry" | "cancel" | "delete"): Promise<void> => {
+    if (verb === "delete" && !window.confirm(`Delete task ${id} and its error history?`)) return;
+    setBusy(true);
+    try {
+      if (verb === "delete") {
+        await api("DELETE", `/api/tasks/${encodeURIComponent(id)}`);
+        navigate("tasks");
+        return;
+      }
+      await api("POST", `/api/tasks/${encodeURIComponent(id)}/${verb}`);
+      setNotice(verb === "retry" ? "Queued again." : "Canceled.");
+      await load();
+    } catch (err) {
+      setNotice(null);
+      setError((err as Error).message);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  if (!task) {
+    return (
+      <section>
+        <p>
+          <a href={href("tasks")}>← Background tasks</a>
+        </p>
+        {error ? <p class="error">{error}</p> : <p class="muted">Loading…</p>}
+      </section>
+    );
+  }
+  const canRetry = ["failed", "dead", "canceled"].includes(task.state);
+  const canCancel = ["queued", "failed", "running"].includes(task.state);
+  const canDelete = task.state !== "running";
+  return (
+    <section data-testid="task-page">
+      <p>
+        <a href={href("tasks")}>← Background tasks</a>
+      </p>
+      <div class="section-head">
+        <h1>
+          {task.name} <span class="muted">#{task.id}</span>
+        </h1>
+        <span class={`pill big state-${task.state}`} data-testid="task-state">
+          {task.state}
+        </span>
+        <span class="spacer" />
+        <button onClick={() => void act("retry")} disabled={busy || !canRetry}>
+          Retry
+        </button>
+        <button onClick={() => void act("cancel")} disabled={busy || !canCancel}>
+          Cancel
+        </button>
+        <button class="danger" onClick={() => void act("delete")} disabled={busy || !canDelete}>
+          Delete
+        </button>
+      </div>
+      {notice && <p class="notice">{notice}</p>}
+      {error && <p class="error">{error}</p>}
+      {task.progress !== null && (
+        <div class="progress" title={task.progressMessage ?? ""}>
+          <div class="bar" style={{ width: `${Math.round(task.progress * 100)}%` }} />
+          <span>
+            {Math.round(task.progress * 100)}% {task.progressMessage ?? ""}
+          </span>
+        </div>
+      )}
+      <div class="columns">
+        <dl class="facts card">
+          <dt>Started by</dt>
+          <dd>{task.user ? `${task.user.name ?? task.user.id}${task.withUserConnection ? " (runs as this user)" : ""}` : "— (no user)"}</dd>
+          {task.culture && (
+            <>
+              <dt>Culture / time zone</dt>
+              <dd>
+                {task.culture} / {task.timeZone ?? "—"}
+              </dd>
+            </>
+          )}
+          <dt>Queue / priority</dt>
+          <dd>
+            {task.queue} / {task.priority}
+          </dd>
+          <dt>Attempts</dt>
+          <dd>
+            {task.attempt} of {task.maxAttempts}
+          </dd>
+          <dt>Created</dt>
+          <dd>{when(task.createdAt)}</dd>
+          <dt>Run at</dt>
+          <dd>{when(task.runAt)}</dd>
+          <dt>Started</dt>
+          <dd>{when(task.startedAt)}</dd>
+          <dt>Finished</dt>
+          <dd>{when(task.finishedAt)}</dd>
+          <dt>Timeout</dt>
+          <dd>{task.timeoutMs ? `${task.timeoutMs.toLocaleString()} ms` : "none"}</dd>
+          <dt>Worker</dt>
+          <dd class="mono">{task.workerId ?? "—"}</dd>
+        </dl>
+        <div class="card grow">
+          <h2>
+            Parameters <span class="muted">({task.parametersBytes.toLocaleString()} bytes, MessagePack)</span>
+          </h2>
+          {task.parametersError ? <p class="error">{task.parametersError}</p> : <pre class="json" data-testid="task-parameters">{JSON.stringify(task.parameters, null, 2)}</pre>}
+        </div>
+      </div>
+      <h2>Failed attempts</h2>
+      {task.errors.length === 0 ? (
+        <p class="muted">None.</p>
+      ) : (
+        <ol class="attempts" data-testid="task-errors">
+          {task.errors.map((e) => (
+            <li key={`${e.attempt}-${e.at}`}>
+              <div>
+                <strong>Attempt {e.attempt}</strong> <span class="muted">{when(e.at)}</span>
+              </div>
+              <div class="attempt-error">
+                {e.name}: {e.message}
+              </div>
+              {e.stack && (
+                <details>
+                  <summary>Stack</summary>
+                  <pre class="stack">{e.stack}</pre>
+                </details>
+              )}
+            </li>
+          ))}
+        </ol>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,16 @@
+import { signal } from "@preact/signals";
+
+/** The page, from the location hash: `#/tasks/42` is ["tasks", "42"]. */
+export const route = signal<string[]>(parse());
+
+function parse(): string[] {
+  return location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+}
+
+window.addEventListener("hashchange", () => (route.value = parse()));
+
+export function navigate(...parts: string[]): void {
+  location.hash = `#/${parts.map(encodeURIComponent).join("/")}`;
+}
+
+export const href = (...parts: string[]): string => `#/${parts.map(encodeURIComponent).join("/")}`;
