@@ -68,12 +68,13 @@ export function queriesFor(schema: string) {
                                   fair_key, dedup_key, dedup_until_start, ord)
       ), head AS (
         -- The head of the queue: the smallest waiting slot; with nothing waiting, the newest task's.
-        SELECT coalesce((SELECT min(fair_slot) FROM ${tasks} WHERE ${DUE}),
+        SELECT coalesce((SELECT fair_slot FROM ${tasks} WHERE ${DUE} AND fair_slot >= 0 ORDER BY fair_slot LIMIT 1),
                         (SELECT fair_slot FROM ${tasks} ORDER BY id DESC LIMIT 1), 0) AS v
       ), slotted AS (
         -- Each user's new tasks take the slots after their own waiting ones, never before the head.
         SELECT i.*, greatest((SELECT v FROM head),
-                             coalesce((SELECT max(t.fair_slot) + 1 FROM ${tasks} t WHERE t.fair_key = i.fair_key AND t.${DUE}), 0))
+                             coalesce((SELECT t.fair_slot + 1 FROM ${tasks} t WHERE t.fair_key = i.fair_key AND t.${DUE}
+                                       ORDER BY t.fair_slot DESC LIMIT 1), 0))
                     + row_number() OVER (PARTITION BY i.fair_key ORDER BY i.ord) - 1 AS fair_slot
         FROM i
       ), ins AS (

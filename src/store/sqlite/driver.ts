@@ -78,9 +78,9 @@ const WAITING = "state IN ('queued', 'failed')";
  * queue (the smallest waiting slot; with nothing waiting, the newest task's). Parameter: the key.
  */
 const FAIR_SLOT = `max(
-    coalesce((SELECT min(fair_slot) FROM underway_tasks WHERE ${WAITING}),
+    coalesce((SELECT min(fair_slot) FROM underway_tasks INDEXED BY underway_tasks_fair_head WHERE ${WAITING} AND fair_slot >= 0),
              (SELECT fair_slot FROM underway_tasks ORDER BY id DESC LIMIT 1), 0),
-    coalesce((SELECT max(fair_slot) + 1 FROM underway_tasks WHERE fair_key = ? AND ${WAITING}), 0))`;
+    coalesce((SELECT max(fair_slot) + 1 FROM underway_tasks INDEXED BY underway_tasks_fair_key WHERE fair_key = ? AND ${WAITING}), 0))`;
 
 interface ClaimRow {
   id: number;

@@ -4,7 +4,8 @@ ALTER TABLE {{schema}}.underway_tasks ADD COLUMN fair_key text NOT NULL DEFAULT 
 ALTER TABLE {{schema}}.underway_tasks ADD COLUMN fair_slot bigint NOT NULL DEFAULT 0;
 CREATE INDEX underway_tasks_fair ON {{schema}}.underway_tasks (priority DESC, fair_slot, id)
   WHERE state IN ('queued', 'failed');
-CREATE INDEX underway_tasks_fair_head ON {{schema}}.underway_tasks (fair_slot) WHERE state IN ('queued', 'failed');
+-- "fair_slot >= 0" (always true) keeps the planner from using this index for one user's last slot.
+CREATE INDEX underway_tasks_fair_head ON {{schema}}.underway_tasks (fair_slot) WHERE state IN ('queued', 'failed') AND fair_slot >= 0;
 CREATE INDEX underway_tasks_fair_key ON {{schema}}.underway_tasks (fair_key, fair_slot) WHERE state IN ('queued', 'failed');
 
 ALTER TABLE {{schema}}.underway_tasks ADD COLUMN dedup_key text;

@@ -10,7 +10,7 @@ ALTER TABLE underway_tasks ADD COLUMN fair_slot INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX underway_tasks_fair ON underway_tasks (priority DESC, fair_slot, id)
   WHERE state IN ('queued', 'failed');
 -- The head of the queue (the smallest waiting slot), and each user's last waiting slot.
-CREATE INDEX underway_tasks_fair_head ON underway_tasks (fair_slot) WHERE state IN ('queued', 'failed');
+CREATE INDEX underway_tasks_fair_head ON underway_tasks (fair_slot) WHERE state IN ('queued', 'failed') AND fair_slot >= 0;
 CREATE INDEX underway_tasks_fair_key ON underway_tasks (fair_key, fair_slot) WHERE state IN ('queued', 'failed');
 
 -- Deduplication: at most one waiting or running task per key. A key given with "until started"
