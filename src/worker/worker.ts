@@ -96,6 +96,8 @@ interface ActiveRun {
 }
 
 const PROGRESS_INTERVAL_MS = 250;
+/** How long a claim waits for more slots to free while most are busy. */
+const CLAIM_COALESCE_MS = 1;
 
 /**
  * The claim loop: takes due tasks from the store while it has free slots, runs them, and hands
@@ -120,6 +122,9 @@ export class Worker {
   private pollTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private nextRunTimer: NodeJS.Timeout | null = null;
+  private claimTimer: NodeJS.Timeout | null = null;
+  /** The deferred claim has waited its moment: the next look claims whatever is free. */
+  private coalesced = false;
   private unsubscribeWake: (() => void) | null = null;
   private claimFailures = 0;
   /** The claim loop under way, so stop() can wait for a claim in flight. */
@@ -190,6 +195,13 @@ export class Worker {
         while (this.running && !this.stopping) {
           const free = this.concurrency - this.active.size;
           if (free <= 0) break;
+          // Runs end one at a time (in threads, each with its own message): rather than one claim per
+          // freed slot, wait a moment for more slots while most are busy, and claim them together.
+          if (free < Math.min(this.batchSize, this.concurrency) / 2 && this.active.size > 0 && !this.coalesced) {
+            this.deferClaim();
+            break;
+          }
+          this.coalesced = false;
           const want = Math.min(free, this.batchSize);
           let claimed: ClaimedTask[];
           let more: boolean;
@@ -282,6 +294,17 @@ export class Worker {
       more = true;
     }
     return { claimed, more };
+  }
+
+  /** Claims again in a millisecond, whatever frees up meanwhile, once. */
+  private deferClaim(): void {
+    if (this.claimTimer) return;
+    this.claimTimer = setTimeout(() => {
+      this.claimTimer = null;
+      this.coalesced = true;
+      this.wake();
+    }, CLAIM_COALESCE_MS);
+    this.claimTimer.unref();
   }
 
   /** Nothing more is due: wake when the earliest delayed task becomes due (poll bounds it anyway). */
@@ -430,7 +453,8 @@ export class Worker {
           id: task.id,
           name: task.name,
           module: entry.dynamic ? null : entry.module,
-          parameters: task.parameters,
+          // A view may share a larger buffer (the driver's), which a message would copy whole.
+          parameters: new Uint8Array(task.parameters),
           attempt: task.attempt,
           maxAttempts: task.maxAttempts,
           initiator: task.initiator,
@@ -584,8 +608,8 @@ export class Worker {
     if (!this.running) return;
     this.stopping = true;
     this.unsubscribeWake?.();
-    for (const t of [this.pollTimer, this.nextRunTimer]) if (t) clearTimeout(t);
-    this.pollTimer = this.nextRunTimer = null;
+    for (const t of [this.pollTimer, this.nextRunTimer, this.claimTimer]) if (t) clearTimeout(t);
+    this.pollTimer = this.nextRunTimer = this.claimTimer = null;
     await this.fillDone;
     const graceMs = options.graceMs ?? 10_000;
     if (this.active.size > 0) {

@@ -20,7 +20,10 @@ export interface ProcessElementLog {
   readonly name: string;
   readonly kind: string;
   readonly status: ElementStatus;
-  /** A script task that returned false: it stays Running. */
+  /**
+   * The element stays Running: a script task that returned false, or one waiting for the tasks it
+   * named with context.waitForTask (the instance's taskId is then the continuation that resumes it).
+   */
   readonly waiting: boolean;
   readonly errorMessage: string | null;
   readonly startedOn: Date | null;
@@ -53,12 +56,39 @@ export class ProcessNotFoundError extends Error {
 
 interface ProcessTaskParameters {
   readonly instanceId: string;
+  /** Set on the continuation that resumes an element waiting for tasks (context.waitForTask). */
+  readonly resume?: AwaitedTasks;
+}
+
+/** The tasks one element waits for: the element's place in the log and the task ids. */
+interface AwaitedTasks {
+  readonly seq: number;
+  readonly taskIds: readonly string[];
+}
+
+type AwaitedOutcome = { readonly kind: "succeeded" } | { readonly kind: "pending"; readonly taskIds: string[] } | { readonly kind: "failed"; readonly error: Error };
+
+/** The id of what a script passed to context.waitForTask: a task handle or an id. */
+function awaitedTaskId(task: unknown): string {
+  const id = typeof task === "string" ? task : task !== null && typeof task === "object" ? (task as { id?: unknown }).id : undefined;
+  if (typeof id !== "string" || id.length === 0 || id.length > 100) {
+    let shown: string;
+    try {
+      shown = JSON.stringify(task) ?? String(task);
+    } catch {
+      shown = String(task);
+    }
+    throw new TypeError(`context.waitForTask needs a task handle (what Task.startNew returns) or a task id, got ${shown}`);
+  }
+  return id;
 }
 
 /**
  * Runs one process instance as a durable task, as the user who ran the process. A worker crash
  * mid-flow leaves the log where it was; the task runs again and goes on from the last element that
- * was not completed (a script task that was running is run again: at-least-once).
+ * was not completed (a script task that was running is run again: at-least-once). An element that
+ * waits for tasks (context.waitForTask) ends the run; a continuation of those tasks, another task
+ * of this class with `resume` set, goes on from it once they have all ended.
  */
 export class ProcessInstanceTask implements IBackgroundTask<ProcessTaskParameters>, IUserConnectionRequired<UserConnection> {
   static readonly taskName = "underway.ProcessInstance";
@@ -74,7 +104,7 @@ export class ProcessInstanceTask implements IBackgroundTask<ProcessTaskParameter
   async run(parameters: ProcessTaskParameters, context: TaskContext): Promise<void> {
     if (!this.userConnection) throw new Error("a process instance needs a user connection");
     const engine = this.userConnection.appConnection.processEngine;
-    await engine.runInstance(parameters.instanceId, this.userConnection, context.signal);
+    await engine.runInstance(parameters.instanceId, this.userConnection, context.signal, parameters.resume);
   }
 }
 
@@ -210,8 +240,12 @@ export class ProcessEngine {
     return true;
   }
 
-  /** Runs an instance from where its log stands until it ends, waits, or fails. */
-  async runInstance(instanceId: string, userConnection: UserConnection, signal: AbortSignal): Promise<void> {
+  /**
+   * Runs an instance from where its log stands until it ends, waits, or fails. `resume` is given
+   * by the continuation of the tasks an element waits for: that element completes when they all
+   * succeeded, and goes to Error when one ended dead or canceled.
+   */
+  async runInstance(instanceId: string, userConnection: UserConnection, signal: AbortSignal, resume?: AwaitedTasks): Promise<void> {
     const row = await this.db.selectFrom("SysProcessLog").selectAll().where("Id", "=", instanceId).executeTakeFirst();
     if (!row) throw new Error(`process instance ${instanceId} does not exist`);
     if (row.Status !== "Running") return;
@@ -228,7 +262,23 @@ export class ProcessEngine {
       if (last.Status !== "Running") return; // ended (or failed) earlier
       current = { seq: Number(last.Seq), element: this.element(resolved, last.ElementId), waiting: toBoolean(last.Waiting) };
     }
-    if (current.waiting) return;
+    /** The waiting script task's tasks all succeeded: it completes without running again. */
+    let resumed = false;
+    if (current.waiting) {
+      // Only the continuation armed for this very element resumes it; a script that returned false waits for good.
+      if (!resume || resume.seq !== current.seq || current.element.kind !== "scriptTask") return;
+      const outcome = await this.awaitedOutcome(resume.taskIds);
+      if (outcome.kind === "failed") {
+        await this.fail(instanceId, current.seq, outcome.error);
+        return;
+      }
+      if (outcome.kind === "pending") {
+        // A task ended and was queued again (a retry) before this ran: wait for it once more.
+        await this.awaitTasks(instanceId, current.seq, outcome.taskIds, parameters, userConnection);
+        return;
+      }
+      resumed = true;
+    }
     for (;;) {
       signal.throwIfAborted();
       const status = await this.db.selectFrom("SysProcessLog").select("Status").where("Id", "=", instanceId).executeTakeFirst();
@@ -241,15 +291,36 @@ export class ProcessEngine {
         set: (name: string, value: unknown) => {
           parameters[name] = value;
         },
+        waitForTask: (): void => {
+          throw new Error("context.waitForTask can be called only in a script task");
+        },
       };
       let nextFlowTarget: string | null = null;
+      const awaited: string[] = [];
       try {
         switch (element.kind) {
           case "startEvent":
             nextFlowTarget = this.single(element);
             break;
           case "scriptTask": {
-            const result = await resolved.build.loaded.script(resolved.definition.code, element.id)(context);
+            if (resumed) {
+              resumed = false;
+              nextFlowTarget = this.single(element);
+              break;
+            }
+            const result = await resolved.build.loaded.script(resolved.definition.code, element.id)({
+              ...context,
+              waitForTask: (task: { readonly id: string } | string) => {
+                const id = awaitedTaskId(task);
+                if (!awaited.includes(id)) awaited.push(id);
+              },
+            });
+            if (awaited.length > 0) {
+              for (const id of awaited) {
+                if (!(await this.runtime.findTask(id))) throw new Error(`context.waitForTask: there is no task ${id}`);
+              }
+              break; // the element waits for them, whatever the script returned
+            }
             if (result !== true) {
               await this.db
                 .updateTable("SysProcessElementLog")
@@ -281,6 +352,11 @@ export class ProcessEngine {
         await this.fail(instanceId, seq, error);
         return;
       }
+      if (awaited.length > 0) {
+        // Outside the try: a store error here fails the attempt, and the task runs the script again.
+        await this.awaitTasks(instanceId, seq, awaited, parameters, userConnection);
+        return;
+      }
       const now = new Date(await this.store.clockNow());
       const next = nextFlowTarget === null ? null : this.element(resolved, nextFlowTarget);
       const goOn = await this.store.transaction(async () => {
@@ -301,6 +377,58 @@ export class ProcessEngine {
       if (!next || !goOn) return;
       current = { seq: seq + 1, element: next, waiting: false };
     }
+  }
+
+  /**
+   * Makes an element wait for tasks, durably: in one transaction, the element is marked waiting,
+   * the parameters are saved, and a continuation of the tasks (when they have all ended, whatever
+   * the outcome) is stored that runs the instance again, as its user. The instance's taskId
+   * becomes that continuation's. Nothing happens when the instance is no longer running.
+   */
+  private async awaitTasks(instanceId: string, seq: number, taskIds: readonly string[], parameters: Record<string, unknown>, userConnection: UserConnection): Promise<void> {
+    const user = userConnection.currentUser;
+    // The store's transaction, not runtime.transaction: the continuation's insert joins it through
+    // the async context, on the real drivers and on the store an isolated thread borrows alike.
+    await this.runtime.run(() =>
+      runAsUser({ userId: user.id, culture: user.culture, timeZone: user.timeZone }, () =>
+        this.store.transaction(async () => {
+        const status = await this.db.selectFrom("SysProcessLog").select("Status").where("Id", "=", instanceId).executeTakeFirst();
+        if (status?.Status !== "Running") return;
+        await this.db
+          .updateTable("SysProcessElementLog")
+          .set({ Waiting: true })
+          .where("ProcessLogId", "=", instanceId)
+          .where("Seq", "=", seq)
+          .execute();
+        await this.saveParameters(instanceId, parameters);
+        const resume: AwaitedTasks = { seq, taskIds: [...taskIds] };
+        const handle = await Task.continueWith([...taskIds], ProcessInstanceTask, { instanceId, resume }, { when: "ended" });
+        await this.db.updateTable("SysProcessLog").set({ TaskId: handle.id }).where("Id", "=", instanceId).execute();
+        }),
+      ),
+    );
+  }
+
+  /** Where the tasks an element waits for stand: all succeeded, some not ended yet, or one failed. */
+  private async awaitedOutcome(taskIds: readonly string[]): Promise<AwaitedOutcome> {
+    const pending: string[] = [];
+    for (const id of taskIds) {
+      const task = await this.runtime.findTask(id);
+      if (!task) {
+        const error = new Error(`the awaited task ${id} no longer exists`);
+        error.name = "TaskNotFoundError";
+        return { kind: "failed", error };
+      }
+      if (task.state === "succeeded") continue;
+      if (task.state === "dead" || task.state === "canceled") {
+        const last = task.lastError;
+        const error = new Error(`${last ? last.message : "it was canceled"} (the awaited task ${task.name} ${task.id} ended ${task.state})`);
+        error.name = last?.name ?? (task.state === "canceled" ? "TaskCanceledError" : "Error");
+        return { kind: "failed", error };
+      }
+      pending.push(id);
+    }
+    return pending.length > 0 ? { kind: "pending", taskIds: pending } : { kind: "succeeded" };
   }
 
   private element(resolved: ResolvedProcess, id: string): ProcessElementDefinition {

@@ -41,7 +41,13 @@ export function insertContinuation(db: Database.Database, childId: string, after
 }
 
 /** Consumes edges whose parent ended or is gone; the caller runs it in a transaction. */
+const anyEdgeStatements = new WeakMap<Database.Database, Database.Statement>();
+
 export function resolveContinuations(db: Database.Database, now: number, limit: number): { released: number; canceled: number } {
+  // Most completions have no continuation at all: one cached index probe, and nothing else.
+  let anyEdge = anyEdgeStatements.get(db);
+  if (!anyEdge) anyEdgeStatements.set(db, (anyEdge = db.prepare("SELECT 1 FROM underway_continuations LIMIT 1")));
+  if (anyEdge.get() === undefined) return { released: 0, canceled: 0 };
   const edges = db
     .prepare(
       `SELECT c.parent_id, c.child_id, c.only_on_success, p.state AS parent_state

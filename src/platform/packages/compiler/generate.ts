@@ -12,6 +12,7 @@ const CONTEXT_INTERFACE = `interface ${CONTEXT_TYPE_NAME} {
   readonly parameters: Record<string, unknown>;
   get(name: string): unknown;
   set(name: string, value: unknown): void;
+  waitForTask(task: { readonly id: string } | string): void;
 }
 `;
 

@@ -70,6 +70,12 @@ export interface ScriptContext {
   readonly parameters: Record<string, unknown>;
   get(name: string): unknown;
   set(name: string, value: unknown): void;
+  /**
+   * Script tasks only: the element waits for this task (a handle or an id) instead of completing
+   * when the script returns; it completes when the task succeeds and goes to Error when the task
+   * ends dead or canceled. Call it for several tasks to wait for all of them.
+   */
+  waitForTask(task: { readonly id: string } | string): void;
 }
 
 export interface LoadedPackage {
