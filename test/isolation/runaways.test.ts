@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { createRuntime, Task, TaskFailedError, type Runtime, type RuntimeConfig, type TaskInfo } from "../../src/index.ts";
@@ -149,6 +149,21 @@ for (const store of STORES) {
       assert.equal(logged.bindings.taskId, parent.id);
       assert.equal(logged.bindings.task, "ParentTask");
       assert.equal(logged.bindings.step, "child");
+    });
+
+    it("lowers the OS priority of a thread that runs synchronously, so it does not take the cores", { skip: process.platform !== "linux" }, async () => {
+      const { runtime } = await isolatedRuntime(store);
+      const niceOfThreads = (): number[] =>
+        readdirSync("/proc/self/task").map((tid) => {
+          const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+          // Fields after the command's closing parenthesis; nice is the 19th field of the line.
+          return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+        });
+      const before = niceOfThreads().filter((n) => n === 19).length;
+      const spin = await runtime.run(() => Task.startNew(SpinTask, null, { timeoutMs: 0 }));
+      await until(() => niceOfThreads().filter((n) => n === 19).length > before, "the spinning thread's priority to drop");
+      assert.equal(await runtime.cancelTask(spin.id), true);
+      await until(() => niceOfThreads().filter((n) => n === 19).length === before, "the spinning thread to be stopped");
     });
 
     it("stores the result a task returns in its thread", async () => {

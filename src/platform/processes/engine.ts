@@ -202,12 +202,21 @@ export class ProcessEngine {
 
   /** The log of one instance; null when there is none or the user may not see it. */
   async getLog(instanceId: string, userConnection: UserConnection): Promise<ProcessLog | null> {
-    const row = await this.db.selectFrom("SysProcessLog").selectAll().where("Id", "=", String(instanceId)).executeTakeFirst();
+    const readRow = () => this.db.selectFrom("SysProcessLog").selectAll().where("Id", "=", String(instanceId)).executeTakeFirst();
+    let row = await readRow();
     if (!row) return null;
     const user = userConnection.currentUser;
     if (!user.isAdmin && row.OwnerId !== user.id) return null;
-    const elements = await this.db.selectFrom("SysProcessElementLog").selectAll().where("ProcessLogId", "=", row.Id).orderBy("Seq").execute();
-    return processLogOf(row, elements.map(elementLogOf));
+    // The engine changes an element and the instance's row in one transaction; a change that
+    // commits between the reads shows as a changed row, and the elements are read again.
+    for (let attempt = 0; ; attempt++) {
+      const elements = await this.db.selectFrom("SysProcessElementLog").selectAll().where("ProcessLogId", "=", row.Id).orderBy("Seq").execute();
+      const again = await readRow();
+      if (!again) return null;
+      const same = again.Status === row.Status && again.Parameters === row.Parameters && again.TaskId === row.TaskId;
+      row = again;
+      if (same || attempt >= 4) return processLogOf(row, elements.map(elementLogOf));
+    }
   }
 
   /** Instances newest first: all for administrators, the user's own otherwise. */
@@ -480,7 +489,7 @@ export class ProcessEngine {
       if (Number(changed.numUpdatedRows) === 0) return;
       let elements = this.db
         .updateTable("SysProcessElementLog")
-        .set({ Status: "Error", ErrorMessage: message, CompletedOn: now })
+        .set({ Status: "Error", ErrorMessage: message, CompletedOn: now, Waiting: false })
         .where("ProcessLogId", "=", instanceId)
         .where("Status", "=", "Running");
       if (seq !== null) elements = elements.where("Seq", "=", seq);

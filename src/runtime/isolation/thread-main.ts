@@ -4,6 +4,7 @@
  * asks, and reports progress, logs and the outcome back. The worker enforces the limits from
  * outside (it can stop this thread at any moment), so nothing here has to be trusted to cooperate.
  */
+import { readlinkSync } from "node:fs";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { decodeParameters, TaskDeserializationError } from "../../codec/index.ts";
 import { borrowStore } from "../../store/remote/borrower.ts";
@@ -186,11 +187,23 @@ async function execute(runId: number, run: ThreadRun): Promise<void> {
 }
 
 port.on("message", (message: ToThread) => {
-  if (message.t === "run") {
+  if (message.t === "ping") {
+    send({ t: "pong" });
+  } else if (message.t === "run") {
     void execute(message.runId, message.run);
   } else if (message.t === "abort") {
     send({ t: "abortAck", runId: message.runId });
     running.get(message.runId)?.abort(reasonFrom(message.reason, message.kind));
   }
 });
-send({ t: "ready" });
+send({ t: "ready", tid: osThreadId() });
+
+/** This thread's id in the OS, from /proc (Linux); null where there is none. */
+function osThreadId(): number | null {
+  try {
+    const match = /\/task\/(\d+)$/.exec(readlinkSync("/proc/thread-self"));
+    return match ? Number(match[1]) : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,3 +1,4 @@
+import { setPriority } from "node:os";
 import type { MessagePort } from "node:worker_threads";
 import { MessageChannel, Worker as Thread } from "node:worker_threads";
 import { describeThrown } from "../../tasks/error-info.ts";
@@ -47,6 +48,8 @@ export interface IsolatedRun {
 
 /** An aborted task's thread that does not even answer within this is blocked: stopped at once. */
 const ABORT_ACK_MS = 250;
+/** How often busy threads are asked whether they still answer, and how long they may not, ms. */
+const WATCHDOG_MS = 100;
 
 interface Current {
   readonly runId: number;
@@ -59,6 +62,13 @@ class PoolThread {
   readonly thread: Thread;
   readonly ready: Promise<void>;
   current: Current | null = null;
+  /** When the current run started, and when a ping went out that is not answered yet. */
+  runningSince = 0;
+  pingSentAt = 0;
+  /** The OS thread id (Linux), for lowering the priority of a thread that runs away. */
+  tid: number | null = null;
+  /** Its priority was lowered: it is retired once its run ends. */
+  niced = false;
   gone: Error | null = null;
   retiring = false;
   idleTimer: NodeJS.Timeout | null = null;
@@ -82,7 +92,12 @@ class PoolThread {
       const onMessage = (message: FromThread): void => {
         if (message.t === "ready") {
           booted = true;
+          this.tid = message.tid;
           resolve();
+          return;
+        }
+        if (message.t === "pong") {
+          this.pingSentAt = 0;
           return;
         }
         if (message.t === "log" && message.runId === null) {
@@ -156,6 +171,7 @@ function kindOf(reason: unknown): FailureKind {
 export class ThreadPool {
   private readonly idle: PoolThread[] = [];
   private readonly all = new Set<PoolThread>();
+  private watchdog: NodeJS.Timeout | null = null;
   private readonly waiters: { limit: number; since: number; resolve: (t: PoolThread) => void; reject: (e: Error) => void }[] = [];
   private pumpTimer: NodeJS.Timeout | null = null;
   private booting = 0;
@@ -191,6 +207,43 @@ export class ThreadPool {
     const thread = new PoolThread(limit, this.options, (t) => this.forget(t));
     this.all.add(thread);
     return thread;
+  }
+
+  /**
+   * A thread that has not answered a ping for WATCHDOG_MS is running synchronously: a runaway
+   * loop, or long CPU work. Its OS priority is lowered (nice 19), so the worker's own thread and
+   * every other task keep the cores until its timeout stops it; it is retired after that run.
+   */
+  private checkBusyThreads(): void {
+    const now = performance.now();
+    let busy = 0;
+    for (const t of this.all) {
+      if (!t.current || t.gone) continue;
+      busy++;
+      if (t.pingSentAt === 0) {
+        if (now - t.runningSince >= WATCHDOG_MS) {
+          t.pingSentAt = now;
+          t.post({ t: "ping" });
+        }
+      } else if (now - t.pingSentAt >= WATCHDOG_MS && !t.niced && t.tid !== null) {
+        t.niced = true;
+        try {
+          setPriority(t.tid, 19);
+        } catch (error) {
+          this.options.logger.warn({ err: error }, "could not lower the priority of a task thread that runs synchronously");
+        }
+      }
+    }
+    if (busy === 0 && this.watchdog) {
+      clearInterval(this.watchdog);
+      this.watchdog = null;
+    }
+  }
+
+  private watch(): void {
+    if (this.watchdog) return;
+    this.watchdog = setInterval(() => this.checkBusyThreads(), WATCHDOG_MS);
+    this.watchdog.unref();
   }
 
   private forget(thread: PoolThread): void {
@@ -316,7 +369,8 @@ export class ThreadPool {
         for (const t of [timer, ackTimer, graceTimer]) if (t) clearTimeout(t);
         controller.signal.removeEventListener("abort", onAbort);
         thread.current = null;
-        if (reusable && !thread.gone) this.makeIdle(thread);
+        thread.pingSentAt = 0;
+        if (reusable && !thread.gone && !thread.niced) this.makeIdle(thread);
         else if (!thread.gone) thread.stop(error ?? new Error("stopped"));
         if (error) reject(error);
         else resolve(result);
@@ -360,6 +414,9 @@ export class ThreadPool {
         },
         onGone: (error) => finish(abortReason ?? error, false),
       };
+      thread.runningSince = performance.now();
+      thread.pingSentAt = 0;
+      this.watch();
       controller.signal.addEventListener("abort", onAbort, { once: true });
       if (controller.signal.aborted) {
         onAbort();
@@ -377,6 +434,7 @@ export class ThreadPool {
   async close(): Promise<void> {
     this.closed = true;
     if (this.pumpTimer) clearTimeout(this.pumpTimer);
+    if (this.watchdog) clearInterval(this.watchdog);
     for (const w of this.waiters.splice(0)) w.reject(new Error("the worker's thread pool is closed"));
     const threads = [...this.all];
     await Promise.all(

@@ -20,12 +20,16 @@ export interface ThreadRun {
 
 export type ToThread =
   | { readonly t: "run"; readonly runId: number; readonly run: ThreadRun }
-  | { readonly t: "abort"; readonly runId: number; readonly reason: ThrownInfo; readonly kind: FailureKind };
+  | { readonly t: "abort"; readonly runId: number; readonly reason: ThrownInfo; readonly kind: FailureKind }
+  /** Are you there? A thread that does not answer is running synchronously. */
+  | { readonly t: "ping" };
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
 export type FromThread =
-  | { readonly t: "ready" }
+  /** `tid`: the thread's id in the OS (Linux), so the worker can lower its priority; null elsewhere. */
+  | { readonly t: "ready"; readonly tid: number | null }
+  | { readonly t: "pong" }
   | { readonly t: "progress"; readonly runId: number; readonly fraction: number; readonly message: string | null }
   | { readonly t: "log"; readonly runId: number | null; readonly level: LogLevel; readonly bindings: Record<string, unknown>; readonly message: string }
   | { readonly t: "abortAck"; readonly runId: number }

@@ -61,5 +61,8 @@ export function contextOf(parameters: Record<string, unknown> = {}): ScriptConte
     set: (name, value) => {
       parameters[name] = value;
     },
+    waitForTask: () => {
+      throw new Error("context.waitForTask is not available in compiler tests");
+    },
   };
 }
