@@ -143,6 +143,8 @@ function reasonFrom(info: ThrownInfo, kind: FailureKind): Error {
 async function execute(runId: number, run: ThreadRun): Promise<void> {
   const controller = new AbortController();
   running.set(runId, controller);
+  const began = performance.now();
+  const ms = (): number => performance.now() - began;
   try {
     const parameters = decodeParameters(run.parameters);
     if (run.module) await loadModule(run.module);
@@ -178,9 +180,9 @@ async function execute(runId: number, run: ThreadRun): Promise<void> {
       scope: { runtime: host.runtime, ...(run.initiator ? { user: run.initiator } : {}) },
     });
     // Encoded here: a result that cannot be stored fails the attempt like a thrown error.
-    send({ t: "done", runId, ok: true, ...taskResultOf(returned) });
+    send({ t: "done", runId, ms: ms(), ok: true, ...taskResultOf(returned) });
   } catch (error) {
-    send({ t: "done", runId, ok: false, error: describeThrown(error), kind: kindOf(error) });
+    send({ t: "done", runId, ms: ms(), ok: false, error: describeThrown(error), kind: kindOf(error) });
   } finally {
     running.delete(runId);
   }

@@ -50,6 +50,9 @@ export interface IsolatedRun {
 const ABORT_ACK_MS = 250;
 /** How often busy threads are asked whether they still answer, and how long they may not, ms. */
 const WATCHDOG_MS = 100;
+/** Runs shorter than this on average do not make the pool grow, unless one goes on for LONG_RUN_MS. */
+const SHORT_RUN_MS = 2;
+const LONG_RUN_MS = 1_000;
 
 interface Current {
   readonly runId: number;
@@ -175,6 +178,8 @@ export class ThreadPool {
   private readonly waiters: { limit: number; since: number; resolve: (t: PoolThread) => void; reject: (e: Error) => void }[] = [];
   private pumpTimer: NodeJS.Timeout | null = null;
   private booting = 0;
+  /** Average duration of recent runs as their threads measured them, ms. */
+  private recentRunMs = SHORT_RUN_MS;
   private nextRunId = 1;
   private closed = false;
   private readonly minThreads: number;
@@ -297,10 +302,10 @@ export class ThreadPool {
       this.pumpTimer = null;
     }
     while (!this.closed && this.waiters.length > this.booting && this.booting < this.bootConcurrency) {
-      const waited = performance.now() - this.waiters[0]!.since;
-      const serving = this.all.size > 0;
-      if (serving && waited < this.growAfterMs) {
-        this.pumpTimer = setTimeout(() => this.pump(), Math.ceil(this.growAfterMs - waited));
+      const now = performance.now();
+      const waited = now - this.waiters[0]!.since;
+      if (this.all.size > 0 && !this.shouldGrow(now, waited)) {
+        this.pumpTimer = setTimeout(() => this.pump(), Math.max(1, Math.ceil(this.growAfterMs - Math.min(waited, this.growAfterMs))));
         this.pumpTimer.unref();
         return;
       }
@@ -324,6 +329,20 @@ export class ThreadPool {
     }
   }
 
+  /**
+   * More threads help only when the ones there are held by runs that take long. When runs are
+   * short (as the threads measure them) but wait anyway, the worker's own thread is the
+   * bottleneck, and more threads would only cost memory: then only a run going on for a
+   * second counts as long.
+   */
+  private shouldGrow(now: number, waited: number): boolean {
+    if (waited < this.growAfterMs) return false;
+    let oldest = 0;
+    for (const t of this.all) if (t.current) oldest = Math.max(oldest, now - t.runningSince);
+    const shortRuns = this.recentRunMs < SHORT_RUN_MS;
+    return oldest >= (shortRuns ? LONG_RUN_MS : this.growAfterMs);
+  }
+
   private makeIdle(thread: PoolThread): void {
     if (thread.gone) return;
     if (this.closed) {
@@ -340,7 +359,8 @@ export class ThreadPool {
       thread.stop(new Error("retired for a thread of another memory limit"));
       return;
     }
-    this.idle.push(thread);
+    // Reused last-in first-out, so threads beyond what the load needs stay idle and retire.
+    this.idle.unshift(thread);
     thread.idleTimer = setTimeout(() => {
       if (this.all.size > this.minThreads && this.idle.includes(thread)) thread.stop(new Error("retired when idle"));
     }, this.idleMs);
@@ -402,6 +422,7 @@ export class ThreadPool {
               ackTimer = null;
               return;
             case "done":
+              this.recentRunMs += (message.ms - this.recentRunMs) / 16;
               // After an abort, the run ends with the abort's reason whatever the task did then.
               if (abortReason) finish(abortReason, true);
               else if (message.ok) {

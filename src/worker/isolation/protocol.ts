@@ -34,5 +34,5 @@ export type FromThread =
   | { readonly t: "log"; readonly runId: number | null; readonly level: LogLevel; readonly bindings: Record<string, unknown>; readonly message: string }
   | { readonly t: "abortAck"; readonly runId: number }
   /** `result`: what run returned, encoded in the thread (absent when it returned nothing). */
-  | { readonly t: "done"; readonly runId: number; readonly ok: true; readonly result?: Uint8Array }
-  | { readonly t: "done"; readonly runId: number; readonly ok: false; readonly error: ThrownInfo; readonly kind: FailureKind };
+  | { readonly t: "done"; readonly runId: number; readonly ms: number; readonly ok: true; readonly result?: Uint8Array }
+  | { readonly t: "done"; readonly runId: number; readonly ms: number; readonly ok: false; readonly error: ThrownInfo; readonly kind: FailureKind };
