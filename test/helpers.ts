@@ -58,7 +58,22 @@ export function tempSchema(): string {
     const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
     await client.connect();
     try {
-      await client.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
+      // A runtime of the test may still be stopping (hooks run in the order they were added) and
+      // hold locks the drop needs in another order: PostgreSQL then picks the drop as the
+      // deadlock's victim. Trying again once it has gone on is all it takes.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await client.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
+          break;
+        } catch (error) {
+          if ((error as { code?: string }).code !== "40P01" || attempt === 5) {
+            // Never fail the hook: the hooks after it (stopping runtimes) must still run.
+            process.stderr.write(`warning: could not drop the test schema ${name}: ${(error as Error).message}\n`);
+            break;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+        }
+      }
     } finally {
       await client.end();
     }

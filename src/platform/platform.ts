@@ -12,6 +12,7 @@ import { BASE_SCHEMAS } from "./entities/definitions.ts";
 import { EntitySchemaManager } from "./entities/schema.ts";
 import { PackageLoader } from "./packages/loader.ts";
 import { Packages } from "./packages/packages.ts";
+import { PackageScheduleError, PackageSchedules } from "./packages/schedules.ts";
 import { ProcessEngine, ProcessInstanceTask } from "./processes/engine.ts";
 import { UserConnection, type AppConnection, type CurrentUser } from "./user-connection.ts";
 import { Sessions } from "./users/sessions.ts";
@@ -56,6 +57,8 @@ export class Platform {
   readonly appConnection: AppConnection;
   readonly packages: Packages;
   readonly packageLoader: PackageLoader;
+  /** The recurring tasks packages declare: checked when publishing, defined once a build is stored. */
+  readonly packageSchedules: PackageSchedules;
   readonly processEngine: ProcessEngine;
   private systemConnection: UserConnection | null = null;
 
@@ -75,9 +78,23 @@ export class Platform {
     this.db = createKysely<PlatformTables>(this.runtime.driver);
     this.users = new Users(this.runtime.driver, this.db);
     this.sessions = new Sessions(this.runtime.driver, this.db, this.users, config.sessionTtlMs);
-    this.packages = new Packages(this.runtime.driver, this.db);
+    this.packages = new Packages(this.runtime.driver, this.db, {
+      check: ({ packageName, compiled, dependencies, schedules }) => this.packageSchedules.check(packageName, compiled, dependencies, schedules),
+      published: async ({ manifest, previous }) => {
+        try {
+          await this.packageSchedules.apply(manifest.packageName, manifest.version, manifest.schedules ?? [], previous?.schedules ?? []);
+        } catch (error) {
+          throw new PackageScheduleError(
+            manifest.packageName,
+            null,
+            `build ${manifest.version} is published, but its schedules could not be defined (they are defined again at the next start): ${(error as Error).message}`,
+          );
+        }
+      },
+    });
     // Package code imports "underway": the public API, loaded when a build is first used.
     this.packageLoader = new PackageLoader(this.packages, () => import("../index.ts") as Promise<Record<string, unknown>>, config.packageRefreshMs);
+    this.packageSchedules = new PackageSchedules(this.runtime, this.packageLoader);
     this.processEngine = new ProcessEngine(this.runtime.driver, this.db, this.packageLoader, this.runtime);
     this.runtime.registry.setResolver((name) => this.packageLoader.resolveTaskClass(name));
     this.runtime.on("taskDead", (event) => {
@@ -115,6 +132,7 @@ export class Platform {
     });
     try {
       const { generated } = await platform.users.ensureSupervisorPassword(config.adminPassword ?? process.env.UNDERWAY_ADMIN_PASSWORD);
+      await platform.defineSchedulesOfPackages();
       for (const folder of config.packages ?? []) await platform.installPackage(folder);
       if (generated) {
         (config.onGeneratedAdminPassword ?? ((p) => process.stderr.write(`\nunderway: the Supervisor's password is ${p} (shown once; change it after signing in)\n\n`)))(generated);
@@ -139,15 +157,34 @@ export class Platform {
     return platform;
   }
 
-  /** Saves and publishes a package folder, unless that package already has a build. */
+  /**
+   * Defines the schedules of every package's newest build, as every start defines the schedules
+   * given in code: a publish whose schedules could not be defined is made good here. A failure is
+   * logged, not fatal.
+   */
+  private async defineSchedulesOfPackages(): Promise<void> {
+    for (const [name, version] of await this.packages.latestVersions()) {
+      try {
+        const schedules = (await this.packages.build(name, version))?.manifest.schedules ?? [];
+        if (schedules.length > 0) await this.packageSchedules.apply(name, version, schedules);
+      } catch (error) {
+        this.runtime.logger.error({ err: error, package: name, version }, "defining the schedules of a package failed");
+      }
+    }
+  }
+
+  /**
+   * Saves and publishes a package folder, unless that package already has a build. The folder's
+   * "schedules" are checked against the build and defined once it is stored.
+   */
   async installPackage(folder: string): Promise<{ name: string; version: number | null }> {
     const { readFile } = await import("node:fs/promises");
     const { join } = await import("node:path");
     const descriptor = JSON.parse(await readFile(join(folder, "underway-package.json"), "utf8")) as { name: string };
     const existing = (await this.packages.latestVersions()).get(descriptor.name);
     if (existing !== undefined) return { name: descriptor.name, version: existing };
-    await this.packages.importFolder(folder);
-    const { version } = await this.packages.publish(descriptor.name);
+    const imported = await this.packages.importFolder(folder);
+    const { version } = await this.packages.publish(descriptor.name, null, { schedules: imported.schedules ?? [] });
     this.runtime.logger.info({ package: descriptor.name, version }, "package published");
     return { name: descriptor.name, version };
   }

@@ -41,8 +41,19 @@ class Slow implements IBackgroundTask<{ label: string }> {
   }
 }
 
-function storeOf(store: (typeof STORES)[number]): string {
-  return store === "sqlite" ? tempDb(tempDir()) : `${TEST_POSTGRES_URL}?schema=${tempSchema()}`;
+/**
+ * PostgreSQL schemas are made at suite level, so they are dropped after the suite, once every
+ * test's runtime has stopped (a test's own hooks run first in, first out: a schema made inside a
+ * test would be dropped while the runtime still works in it).
+ */
+function storesFor(store: (typeof STORES)[number]): () => string {
+  const schemas = store === "postgres" ? Array.from({ length: 8 }, () => tempSchema()) : [];
+  return () => {
+    if (store === "sqlite") return tempDb(tempDir());
+    const schema = schemas.shift();
+    if (!schema) throw new Error("more stores than the suite made schemas for");
+    return `${TEST_POSTGRES_URL}?schema=${schema}`;
+  };
 }
 
 async function open(db: string, extra: Partial<RuntimeConfig> = {}): Promise<Runtime> {
@@ -54,9 +65,10 @@ async function open(db: string, extra: Partial<RuntimeConfig> = {}): Promise<Run
 
 for (const store of STORES) {
   describe(`queues and fairness (${store})`, () => {
+    const storeOf = storesFor(store);
     it("runs a due task of higher priority before lower ones", async () => {
       started.length = 0;
-      const db = storeOf(store);
+      const db = storeOf();
       const producer = await open(db, { worker: false });
       await producer.run(async () => {
         await Task.startNewMany(Record, [{ label: "low-1" }, { label: "low-2" }]);
@@ -71,7 +83,7 @@ for (const store of STORES) {
 
     it("gives each user a fair share: B's 10 tasks start among the first, not after A's 5,000", async () => {
       started.length = 0;
-      const db = storeOf(store);
+      const db = storeOf();
       const producer = await open(db, { worker: false });
       await producer.run(() =>
         runAsUser({ userId: "A" }, () => Task.startNewMany(Record, Array.from({ length: 5_000 }, (_, i) => ({ label: `A${i}` })))),
@@ -89,7 +101,7 @@ for (const store of STORES) {
     it("runs at most the queue's concurrency of a capped queue, while other queues go on", async () => {
       started.length = 0;
       release = gate();
-      const runtime = await open(storeOf(store), { worker: { concurrency: 10, queueConcurrency: { slow: 2 } } });
+      const runtime = await open(storeOf(), { worker: { concurrency: 10, queueConcurrency: { slow: 2 } } });
       const held = await runtime.run(() => Task.startNewMany(Held, Array.from({ length: 6 }, (_, i) => ({ label: `held${i}` }))));
       await until(() => started.filter((l) => l.startsWith("held")).length === 2, "two of the slow queue to start");
       const others = await runtime.run(() => Task.startNewMany(Record, Array.from({ length: 5 }, (_, i) => ({ label: `other${i}` }))));
@@ -103,7 +115,7 @@ for (const store of STORES) {
 
     it("starts at most a class's rate limit per window, across workers; the next window starts more", async () => {
       started.length = 0;
-      const db = storeOf(store);
+      const db = storeOf();
       const producer = await open(db, { worker: false });
       const handles = await producer.run(() => Task.startNewMany(Limited, Array.from({ length: 8 }, (_, i) => ({ label: `L${i}` }))));
       const a = await open(db, { worker: { concurrency: 5 }, maintenance: false });
@@ -125,7 +137,7 @@ for (const store of STORES) {
     });
 
     it("returns the existing task for a start with a held deduplication key, under concurrent starts", async () => {
-      const db = storeOf(store);
+      const db = storeOf();
       const one = await open(db, { worker: false });
       const two = await open(db, { worker: false });
       const starts = await Promise.all(
@@ -147,7 +159,7 @@ for (const store of STORES) {
 
     it("holds a key until the task ends, or with dedupUntil started only until it starts", async () => {
       started.length = 0;
-      const db = storeOf(store);
+      const db = storeOf();
       const runtime = await open(db, { worker: { concurrency: 4 } });
       const first = await runtime.run(() => Task.startNew(Slow, { label: "ended-1" }, { dedupKey: "k-ended" }));
       await until(() => started.includes("ended-1"), "the first to start");

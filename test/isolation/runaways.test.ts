@@ -22,9 +22,20 @@ const FIXTURES = new URL("../fixtures/isolation-tasks.ts", import.meta.url);
 
 const STORES = ["sqlite", "postgres"] as const;
 
+/**
+ * PostgreSQL schemas for the tests, made at suite level so they are dropped after every test's
+ * runtime has stopped (hooks of one test run first in, first out).
+ */
+const schemas: string[] = [];
+function schemasForSuite(count: number): void {
+  for (let i = 0; i < count; i++) schemas.push(tempSchema());
+}
+
 async function isolatedRuntime(store: (typeof STORES)[number], extra: Partial<RuntimeConfig> = {}): Promise<{ runtime: Runtime; dir: string }> {
   const dir = tempDir();
-  const db = store === "sqlite" ? tempDb(dir) : `${TEST_POSTGRES_URL}?schema=${tempSchema()}`;
+  const schema = store === "postgres" ? schemas.shift() : undefined;
+  if (store === "postgres" && !schema) throw new Error("more stores than the suite made schemas for");
+  const db = store === "sqlite" ? tempDb(dir) : `${TEST_POSTGRES_URL}?schema=${schema}`;
   const runtime = createRuntime({
     db,
     logger: false,
@@ -54,6 +65,7 @@ function ledger(file: string): string[] {
 
 for (const store of STORES) {
   describe(`isolated tasks (${store})`, () => {
+    if (store === "postgres") schemasForSuite(8);
     it("stops each kind of runaway at its limit with its reason, while ordinary tasks all complete", async () => {
       const { runtime, dir } = await isolatedRuntime(store);
       const file = join(dir, "ledger.txt");

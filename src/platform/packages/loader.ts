@@ -1,6 +1,6 @@
 import { DYNAMIC_TASK_CLASS, taskNameOf, type AnyTaskClass } from "../../tasks/registry.ts";
 import { parseProcess, type ProcessDefinition } from "../processes/bpmn/index.ts";
-import { loadPackage, type LoadedPackage } from "./compiler/index.ts";
+import { loadPackage, type CompiledPackage, type LoadedPackage } from "./compiler/index.ts";
 import type { Packages, PackageBuild } from "./packages.ts";
 
 export interface LoadedBuild {
@@ -57,30 +57,41 @@ export class PackageLoader {
     if (seen.includes(packageName)) throw new Error(`packages depend on each other in a cycle: ${[...seen, packageName].join(" -> ")}`);
     const build = await this.packages.build(packageName, version);
     if (!build) throw new Error(`package ${packageName} has no build ${version}`);
-    const dependencies: LoadedPackage[] = [];
     const dependencyNames = (await this.packages.listPackages()).find((p) => p.name === packageName)?.dependencies ?? [];
+    const loaded = await this.evaluate(
+      { packageName, code: build.code, exports: build.manifest.exports, schemas: build.manifest.schemas },
+      version,
+      dependencyNames,
+      seen,
+    );
+    const result = { packageName, version, loaded, build };
+    this.loaded.set(key, result);
+    return result;
+  }
+
+  /**
+   * A compiled package that is not stored yet (Publish checks its schedules against it), with the
+   * newest builds of its dependencies; not kept.
+   */
+  loadCompiled(compiled: CompiledPackage, dependencyNames: readonly string[]): Promise<LoadedPackage> {
+    return this.evaluate(compiled, 0, dependencyNames, []);
+  }
+
+  private async evaluate(compiled: CompiledPackage, version: number, dependencyNames: readonly string[], seen: readonly string[]): Promise<LoadedPackage> {
+    const { packageName } = compiled;
+    const dependencies: LoadedPackage[] = [];
     await this.refresh();
     for (const name of dependencyNames) {
       const v = this.latest.get(name);
       if (v === undefined) throw new Error(`package ${packageName} depends on ${name}, which has no build`);
       dependencies.push((await this.load(name, v, [...seen, packageName])).loaded);
     }
-    const loaded = loadPackage(
-      { packageName, code: build.code, exports: build.manifest.exports, schemas: build.manifest.schemas },
-      await this.platformApi(),
-      dependencies,
-    );
+    const loaded = loadPackage(compiled, await this.platformApi(), dependencies);
     // Classes of a build are found by name through the loader, never kept by the task registry.
-    for (const module of Object.values(loaded.modules)) {
-      for (const value of Object.values(module)) {
-        if (typeof value === "function" && typeof (value as { prototype?: { run?: unknown } }).prototype?.run === "function") {
-          Object.defineProperty(value, DYNAMIC_TASK_CLASS, { value: { packageName, version }, enumerable: false });
-        }
-      }
+    for (const value of taskClassesIn(loaded)) {
+      Object.defineProperty(value, DYNAMIC_TASK_CLASS, { value: { packageName, version }, enumerable: false });
     }
-    const result = { packageName, version, loaded, build };
-    this.loaded.set(key, result);
-    return result;
+    return loaded;
   }
 
   /** The task class of this name in the newest builds, if any. */
@@ -88,16 +99,8 @@ export class PackageLoader {
     await this.refresh();
     for (const [packageName, version] of this.latest) {
       const build = await this.load(packageName, version);
-      for (const module of Object.values(build.loaded.modules)) {
-        for (const value of Object.values(module)) {
-          if (typeof value !== "function" || typeof (value as { prototype?: { run?: unknown } }).prototype?.run !== "function") continue;
-          try {
-            if (taskNameOf(value as AnyTaskClass) === name) return value as AnyTaskClass;
-          } catch {
-            // not a nameable class
-          }
-        }
-      }
+      const found = taskClassesByName(build.loaded).get(name);
+      if (found) return found;
     }
     return undefined;
   }
@@ -128,4 +131,31 @@ export class PackageLoader {
     }
     return { packageName: build.packageName, version: build.version, definition, build };
   }
+}
+
+/** The classes with a run method that a loaded package's schemas export. */
+function taskClassesIn(loaded: LoadedPackage): AnyTaskClass[] {
+  const classes: AnyTaskClass[] = [];
+  for (const module of Object.values(loaded.modules)) {
+    for (const value of Object.values(module)) {
+      if (typeof value === "function" && typeof (value as { prototype?: { run?: unknown } }).prototype?.run === "function") {
+        classes.push(value as AnyTaskClass);
+      }
+    }
+  }
+  return classes;
+}
+
+/** A loaded package's task classes by task name (the static taskName, else the class name). */
+export function taskClassesByName(loaded: LoadedPackage): Map<string, AnyTaskClass> {
+  const byName = new Map<string, AnyTaskClass>();
+  for (const value of taskClassesIn(loaded)) {
+    try {
+      const name = taskNameOf(value);
+      if (!byName.has(name)) byName.set(name, value);
+    } catch {
+      // not a nameable class
+    }
+  }
+  return byName;
 }

@@ -6,6 +6,7 @@ import type { StorageDriver } from "../../store/driver.ts";
 import type { PlatformTables } from "../db/tables.ts";
 import { parseProcess, type ProcessDefinition } from "../processes/bpmn/index.ts";
 import { compilePackage, type CompiledPackage, type ProcessCondition, type ProcessScript, type SourceSchema } from "./compiler/index.ts";
+import { parsePackageSchedules, type PackageSchedule } from "./schedules.ts";
 
 export type SchemaKind = "source" | "process";
 
@@ -29,6 +30,21 @@ export interface BuildManifest {
   readonly schemas: readonly SourceSchema[];
   /** Process code -> BPMN XML, as published. */
   readonly processes: Readonly<Record<string, string>>;
+  /** The recurring tasks the build declares (absent in builds older than package schedules). */
+  readonly schedules?: readonly PackageSchedule[];
+}
+
+/** What the platform does around a publish (package schedules). */
+export interface PublishHooks {
+  /** Checks a compiled build before it is stored; throwing refuses it, and the previous build stays. */
+  readonly check?: (build: {
+    readonly packageName: string;
+    readonly compiled: CompiledPackage;
+    readonly dependencies: readonly string[];
+    readonly schedules: readonly PackageSchedule[];
+  }) => Promise<void>;
+  /** Runs once a build is stored, with the manifest of the build before it (null for the first). */
+  readonly published?: (build: { readonly manifest: BuildManifest; readonly previous: BuildManifest | null }) => Promise<void>;
 }
 
 export interface PackageBuild {
@@ -42,6 +58,8 @@ export interface PackageDescriptor {
   readonly description?: string;
   readonly dependencies?: readonly string[];
   readonly schemas: readonly { readonly name: string; readonly kind: SchemaKind; readonly file: string; readonly caption?: string }[];
+  /** Recurring tasks of the package's task classes, defined when a build is published. */
+  readonly schedules?: readonly PackageSchedule[];
 }
 
 const NAME = /^[A-Za-z][A-Za-z0-9_]{0,99}$/;
@@ -56,6 +74,7 @@ export class Packages {
   constructor(
     private readonly store: StorageDriver,
     private readonly db: Kysely<PlatformTables>,
+    private readonly hooks: PublishHooks = {},
   ) {}
 
   async ensurePackage(name: string, options: { description?: string; dependencies?: readonly string[] } = {}): Promise<string> {
@@ -154,6 +173,8 @@ export class Packages {
     if (!descriptor || typeof descriptor.name !== "string" || !Array.isArray(descriptor.schemas)) {
       throw new Error(`${join(dir, "underway-package.json")} must have a name and a list of schemas`);
     }
+    // Checked before anything is saved; the code they name is checked when publishing.
+    const schedules = parsePackageSchedules(descriptor.name, descriptor.schedules);
     await this.ensurePackage(descriptor.name, {
       ...(descriptor.description !== undefined ? { description: descriptor.description } : {}),
       dependencies: descriptor.dependencies ?? [],
@@ -163,13 +184,20 @@ export class Packages {
       if (!file.startsWith(dir)) throw new Error(`schema file ${s.file} lies outside the package folder`);
       await this.saveSchema(descriptor.name, { name: s.name, kind: s.kind, caption: s.caption ?? s.name, body: await readFile(file, "utf8") });
     }
-    return descriptor;
+    return { ...descriptor, schedules };
   }
 
-  /** Compiles the package's saved schemas into a new build; throws PackageCompileError, keeping the previous build. */
-  async publish(packageName: string, byUserId: string | null = null): Promise<{ version: number }> {
+  /**
+   * Compiles the package's saved schemas into a new build; throws PackageCompileError, keeping the
+   * previous build. `schedules` replaces the recurring tasks the package declares; without it the
+   * new build declares those of the previous one. A schedule that does not fit the build (an
+   * unknown task class, a bad cron expression...) throws PackageScheduleError, keeping the previous build.
+   */
+  async publish(packageName: string, byUserId: string | null = null, options: { readonly schedules?: readonly unknown[] } = {}): Promise<{ version: number }> {
     const packageId = await this.packageId(packageName);
     const row = await this.db.selectFrom("SysPackage").select("Dependencies").where("Id", "=", packageId).executeTakeFirstOrThrow();
+    const previous = (await this.latestBuild(packageName))?.manifest ?? null;
+    const schedules = options.schedules !== undefined ? parsePackageSchedules(packageName, options.schedules) : [...(previous?.schedules ?? [])];
     const schemas = await this.getSchemas(packageName);
     const sources = schemas.filter((s) => s.kind === "source").map((s) => ({ name: s.name, source: s.body }));
     const processes: Record<string, string> = {};
@@ -190,20 +218,22 @@ export class Packages {
       }
     }
     const dependencies: CompiledPackage[] = [];
-    for (const name of JSON.parse(row.Dependencies) as string[]) {
+    const dependencyNames = JSON.parse(row.Dependencies) as string[];
+    for (const name of dependencyNames) {
       const build = await this.latestBuild(name);
       if (!build) throw new Error(`package ${packageName} depends on ${name}, which has not been published`);
       dependencies.push({ packageName: name, code: build.code, exports: build.manifest.exports, schemas: build.manifest.schemas });
     }
     const compiled = await compilePackage({ packageName, schemas: sources, scripts, conditions, dependencies });
-    return this.store.transaction(async () => {
+    await this.hooks.check?.({ packageName, compiled, dependencies: dependencyNames, schedules });
+    const stored = await this.store.transaction(async () => {
       const latest = await this.db
         .selectFrom("SysPackageBuild")
         .select(sql<number>`max("Version")`.as("v"))
         .where("PackageId", "=", packageId)
         .executeTakeFirst();
       const version = Number(latest?.v ?? 0) + 1;
-      const manifest: BuildManifest = { packageName, version, exports: compiled.exports, schemas: compiled.schemas, processes };
+      const manifest: BuildManifest = { packageName, version, exports: compiled.exports, schemas: compiled.schemas, processes, schedules };
       await this.db
         .insertInto("SysPackageBuild")
         .values({
@@ -216,8 +246,10 @@ export class Packages {
           CreatedById: byUserId,
         })
         .execute();
-      return { version };
+      return manifest;
     });
+    await this.hooks.published?.({ manifest: stored, previous });
+    return { version: stored.version };
   }
 
   /** The newest build's version of every published package. */

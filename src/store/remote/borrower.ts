@@ -90,7 +90,8 @@ export function borrowStore(port: MessagePort, info: RemoteStoreInfo): StorageDr
       let open = true;
       const tx: RemoteTransaction = {
         txId,
-        driver: driver as StorageDriver,
+        // The proxy, not its target: a runtime compares tx.driver with the driver it holds.
+        driver: borrowed,
         execute: async (sql, params = []) => {
           if (!open) throw new Error("the transaction has ended; statements cannot run in it any more");
           const result = (await request({ op: "call", method: "sqlQuery", args: [sql, params], txId })) as {
@@ -112,7 +113,7 @@ export function borrowStore(port: MessagePort, info: RemoteStoreInfo): StorageDr
       return result;
     },
   };
-  return new Proxy(driver, {
+  const borrowed = new Proxy(driver, {
     get(target, property, receiver) {
       if (typeof property !== "string" || property in target) return Reflect.get(target, property, receiver) as unknown;
       if (property === "then") return undefined;
@@ -122,4 +123,5 @@ export function borrowStore(port: MessagePort, info: RemoteStoreInfo): StorageDr
       return (...args: unknown[]) => call(property, args);
     },
   }) as unknown as StorageDriver;
+  return borrowed;
 }
