@@ -211,6 +211,7 @@ export class Runtime implements TaskStarter {
             lendStore: (port) => new StoreLender(this.driver, port, () => this.worker?.wake()),
             logger: this.logger,
             minThreads: isolation.mode === "thread" ? isolation.minThreads : 0,
+            maxThreads: config.worker?.concurrency ?? 10,
             idleMs: isolation.idleThreadMs,
             memoryLimitMb: isolation.memoryLimitMb,
           });

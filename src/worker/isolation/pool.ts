@@ -22,6 +22,12 @@ export interface ThreadPoolOptions {
   readonly logger: Logger;
   /** Threads kept warm (booted before the first task and never retired). Default 1. */
   readonly minThreads?: number;
+  /**
+   * At most this many threads, not counting ones being stopped. Default: no limit (the worker's
+   * concurrency bounds the runs). Below it, a spare thread is kept booted while all others are
+   * held by long runs (a second or more), so the next run does not wait for a boot.
+   */
+  readonly maxThreads?: number;
   /** An idle thread above minThreads is retired after this long, ms. Default 30,000. */
   readonly idleMs?: number;
   /** Threads booting at once; more wait, so a burst of short tasks reuses threads. Default 2. */
@@ -187,6 +193,7 @@ export class ThreadPool {
   private readonly bootConcurrency: number;
   private readonly growAfterMs: number;
   readonly memoryLimitMb: number;
+  private readonly maxThreads: number;
 
   constructor(private readonly options: ThreadPoolOptions) {
     this.minThreads = options.minThreads ?? 1;
@@ -194,6 +201,25 @@ export class ThreadPool {
     this.bootConcurrency = Math.max(1, options.bootConcurrency ?? 2);
     this.growAfterMs = options.growAfterMs ?? 20;
     this.memoryLimitMb = options.memoryLimitMb ?? 256;
+    this.maxThreads = options.maxThreads ?? Infinity;
+  }
+
+  /** Boots a spare thread when none is idle or booting, below maxThreads. */
+  private keepSpare(): void {
+    if (this.closed || this.idle.length > 0 || this.booting > 0 || this.all.size >= this.maxThreads) return;
+    this.booting++;
+    const spare = this.spawn(this.memoryLimitMb);
+    spare.ready.then(
+      () => {
+        this.booting--;
+        this.makeIdle(spare);
+        this.pump();
+      },
+      (error: Error) => {
+        this.booting--;
+        this.options.logger.warn({ err: error }, "a spare task thread could not start");
+      },
+    );
   }
 
   /** Boots the warm threads; resolves when they are ready (a boot failure rejects). */
@@ -239,6 +265,8 @@ export class ThreadPool {
         }
       }
     }
+    // Every thread held by a long run (say, runaways waiting for their timeout): have one ready.
+    if (busy === this.all.size && busy > 0 && [...this.all].every((t) => now - t.runningSince >= LONG_RUN_MS)) this.keepSpare();
     if (busy === 0 && this.watchdog) {
       clearInterval(this.watchdog);
       this.watchdog = null;
@@ -337,10 +365,12 @@ export class ThreadPool {
    */
   private shouldGrow(now: number, waited: number): boolean {
     if (waited < this.growAfterMs) return false;
-    let oldest = 0;
-    for (const t of this.all) if (t.current) oldest = Math.max(oldest, now - t.runningSince);
+    // The youngest busy run: a thread about to come free makes a new one useless (threads held
+    // by runaways, however old their runs, do not count against one that cycles quickly).
+    let youngest = Infinity;
+    for (const t of this.all) if (t.current) youngest = Math.min(youngest, now - t.runningSince);
     const shortRuns = this.recentRunMs < SHORT_RUN_MS;
-    return oldest >= (shortRuns ? LONG_RUN_MS : this.growAfterMs);
+    return youngest >= (shortRuns ? LONG_RUN_MS : this.growAfterMs);
   }
 
   private makeIdle(thread: PoolThread): void {
