@@ -1,3 +1,4 @@
+import { execFile } from "node:child_process";
 import { setPriority } from "node:os";
 import type { MessagePort } from "node:worker_threads";
 import { MessageChannel, Worker as Thread } from "node:worker_threads";
@@ -157,6 +158,16 @@ function bootFailure(error: Error): Error {
   return failure;
 }
 
+/**
+ * Nice 19 still lets a spinning thread use up its time slice before a woken thread of another
+ * process (the database server) runs, which costs each round trip milliseconds. Under
+ * SCHED_IDLE it runs only when nothing else wants the core. Node has no call for it; util-linux's
+ * chrt does (where it is missing, nice 19 stays).
+ */
+function lowerToIdlePolicy(tid: number): void {
+  execFile("chrt", ["--idle", "--pid", "0", String(tid)], () => undefined).on("error", () => undefined);
+}
+
 function exitedBy(error: Error): Error {
   const exited = new TaskExitedError(`${error.name}: ${error.message} was thrown outside run (the thread cannot go on)`);
   if (error.stack) exited.stack = `${exited.name}: ${exited.message}\n${error.stack}`;
@@ -263,6 +274,7 @@ export class ThreadPool {
         } catch (error) {
           this.options.logger.warn({ err: error }, "could not lower the priority of a task thread that runs synchronously");
         }
+        lowerToIdlePolicy(t.tid);
       }
     }
     // Every thread held by a long run (say, runaways waiting for their timeout): have one ready.
