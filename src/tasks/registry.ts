@@ -171,6 +171,7 @@ export class TaskRegistry {
   private readonly byName = new Map<string, RegistryEntry>();
   private readonly dynamicOptions = new WeakMap<AnyTaskClass, ResolvedTaskOptions>();
   private resolver: TaskClassResolver | null = null;
+  private limitedCache: { name: string; limit: number; intervalMs: number }[] | null = null;
 
   constructor(classes: readonly unknown[] = []) {
     classes.forEach((c, i) => this.register(c, `tasks[${i}]`));
@@ -196,6 +197,7 @@ export class TaskRegistry {
     }
     const options = resolveTaskOptions(taskClass, name);
     this.byName.set(name, { taskClass, options, module: declaredModuleOf(taskClass, name) ?? module, dynamic: false });
+    this.limitedCache = null;
     return { name, options };
   }
 
@@ -226,14 +228,17 @@ export class TaskRegistry {
     return options;
   }
 
-  /** The registered classes with a rate limit, by name. */
-  rateLimited(): { name: string; limit: number; intervalMs: number }[] {
-    const limited: { name: string; limit: number; intervalMs: number }[] = [];
-    for (const [name, entry] of this.byName) {
-      const rate = entry.options.rateLimit;
-      if (rate) limited.push({ name, limit: rate.tasks, intervalMs: rate.intervalMs });
+  /** The registered classes with a rate limit, by name (asked on every claim: kept until a class is added). */
+  rateLimited(): readonly { name: string; limit: number; intervalMs: number }[] {
+    if (!this.limitedCache) {
+      const limited: { name: string; limit: number; intervalMs: number }[] = [];
+      for (const [name, entry] of this.byName) {
+        const rate = entry.options.rateLimit;
+        if (rate) limited.push({ name, limit: rate.tasks, intervalMs: rate.intervalMs });
+      }
+      this.limitedCache = limited;
     }
-    return limited;
+    return this.limitedCache;
   }
 
   names(): string[] {
