@@ -207,7 +207,7 @@ export class Runtime implements TaskStarter {
               hostModule: internals.threadHost ?? null,
               taskModules: this.taskModules,
               maxParameterBytes: this.maxParameterBytes,
-            } satisfies Omit<ThreadBoot, "storePort">,
+            } satisfies Omit<ThreadBoot, "storePort" | "pauseCell" | "pauseName">,
             lendStore: (port) => new StoreLender(this.driver, port, () => this.worker?.wake()),
             logger: this.logger,
             minThreads: isolation.mode === "thread" ? isolation.minThreads : 0,

@@ -7,6 +7,7 @@ import {
   ExitTask,
   HogTask,
   LedgerTask,
+  NapTask,
   NeverSettlesTask,
   ParentTask,
   SpinTask,
@@ -176,6 +177,51 @@ for (const store of STORES) {
       await until(() => niceOfThreads().filter((n) => n === 19).length > before, "the spinning thread's priority to drop");
       assert.equal(await runtime.cancelTask(spin.id), true);
       await until(() => niceOfThreads().filter((n) => n === 19).length === before, "the spinning thread to be stopped");
+    });
+
+    it("pauses a thread that runs synchronously while other tasks work, and lets it run when none do", { skip: process.platform !== "linux" }, async () => {
+      const { runtime } = await isolatedRuntime(store);
+      const threadStats = (): { tid: string; nice: number; cpuMs: number }[] =>
+        readdirSync("/proc/self/task").flatMap((tid) => {
+          try {
+            const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+            const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+            // utime and stime in clock ticks (100 per second on Linux), nice.
+            return [{ tid, nice: Number(fields[16]), cpuMs: (Number(fields[11]) + Number(fields[12])) * 10 }];
+          } catch {
+            return [];
+          }
+        });
+      const niced = new Set(threadStats().filter((t) => t.nice === 19).map((t) => t.tid));
+      const spin = await runtime.run(() => Task.startNew(SpinTask, null, { timeoutMs: 0 }));
+      let spinner = "";
+      await until(() => {
+        spinner = threadStats().find((t) => t.nice === 19 && !niced.has(t.tid))?.tid ?? "";
+        return spinner !== "";
+      }, "the spinning thread to be found out");
+      const cpuOfSpinner = (): number => threadStats().find((t) => t.tid === spinner)?.cpuMs ?? NaN;
+      const spent = async (ms: number): Promise<number> => {
+        const from = cpuOfSpinner();
+        await new Promise((resolve) => setTimeout(resolve, ms));
+        return cpuOfSpinner() - from;
+      };
+
+      // Alone, it has the core nobody else wants.
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      const alone = await spent(1_000);
+      assert.ok(alone >= 500, `alone, the spinning thread ran ${alone} ms of 1,000`);
+
+      // Another task at work (one that awaits, using no CPU): the spinning one gets a slice.
+      const nap = await runtime.run(() => Task.startNew(NapTask, { ms: 2_500 }));
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      const beside = await spent(1_000);
+      assert.ok(beside <= 250, `beside a working task, the spinning thread ran ${beside} ms of 1,000`);
+      assert.equal((await ended(runtime, nap.id)).state, "succeeded");
+
+      // A paused thread is still stopped at once.
+      assert.equal(await runtime.cancelTask(spin.id), true);
+      assert.equal((await ended(runtime, spin.id)).state, "canceled");
+      await until(() => !threadStats().some((t) => t.tid === spinner), "the spinning thread to be stopped");
     });
 
     it("stores the result a task returns in its thread", async () => {

@@ -21,11 +21,15 @@ import type { FailureKind, FromThread, LogLevel, ThreadRun, ToThread } from "../
 import type { UserConnectionFactory } from "../../worker/worker.ts";
 import { Runtime, type RuntimeConfig, type RuntimeInternals } from "../runtime.ts";
 import { importTaskModule } from "../task-modules.ts";
+import { installPauseCell } from "../../worker/isolation/throttle.ts";
 import { taskResultOf } from "../../tasks/result.ts";
 
 /** What the worker's process hands a new thread. */
 export interface ThreadBoot {
   readonly storePort: MessagePort;
+  /** Where the pool holds this thread when it runs synchronously while others work. */
+  readonly pauseCell: Int32Array;
+  readonly pauseName: string;
   readonly store: RemoteStoreInfo;
   readonly secretKey: Uint8Array | null;
   /** A module whose `createThreadHost` builds the thread's runtime (the platform's), or null. */
@@ -45,6 +49,7 @@ export type CreateThreadHost = (config: RuntimeConfig, internals: RuntimeInterna
 const port = parentPort;
 if (!port) throw new Error("thread-main runs only as an isolated task's worker thread");
 const boot = workerData as ThreadBoot;
+installPauseCell({ cell: boot.pauseCell, name: boot.pauseName });
 
 function send(message: FromThread): void {
   try {

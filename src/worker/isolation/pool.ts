@@ -10,6 +10,7 @@ import { TaskTimeoutError } from "../../tasks/errors/task-timeout-error.ts";
 import type { Logger } from "../../tasks/logger.ts";
 import type { FailureKind, FromThread, LogLevel, ThreadRun, ToThread } from "./protocol.ts";
 import { ThreadTaskError } from "./thread-task-error.ts";
+import { newPauseCell, ThreadPauser, type PauseCell } from "./throttle.ts";
 
 /** Lends the store to a new thread over a port; closed when the thread ends. */
 export type StoreLending = (port: MessagePort) => { close(): Promise<void> };
@@ -60,6 +61,12 @@ const WATCHDOG_MS = 100;
 /** Runs shorter than this on average do not make the pool grow, unless one goes on for LONG_RUN_MS. */
 const SHORT_RUN_MS = 2;
 const LONG_RUN_MS = 1_000;
+/**
+ * A thread that runs synchronously past the watchdog, while other tasks run or wait, is paused
+ * but for this slice of every WATCHDOG_MS: long CPU work still advances (at a twentieth of its
+ * speed), a runaway costs the others almost nothing. With nothing else to do it runs freely.
+ */
+const BLOCKED_SLICE_MS = 5;
 
 interface Current {
   readonly runId: number;
@@ -77,8 +84,11 @@ class PoolThread {
   pingSentAt = 0;
   /** The OS thread id (Linux), for lowering the priority of a thread that runs away. */
   tid: number | null = null;
-  /** Its priority was lowered: it is retired once its run ends. */
+  /** It ran synchronously past the watchdog: priority lowered, retired once its run ends. */
   niced = false;
+  /** It has not answered since: paused while others work (see BLOCKED_SLICE_MS). */
+  blocked = false;
+  readonly pause: PauseCell = newPauseCell();
   gone: Error | null = null;
   retiring = false;
   idleTimer: NodeJS.Timeout | null = null;
@@ -88,11 +98,12 @@ class PoolThread {
     readonly memoryLimitMb: number,
     options: ThreadPoolOptions,
     private readonly onGone: (t: PoolThread) => void,
+    private readonly pauser: ThreadPauser,
   ) {
     const channel = new MessageChannel();
     this.lending = options.lendStore(channel.port1);
     this.thread = new Thread(options.entry, {
-      workerData: { ...options.workerData, storePort: channel.port2 },
+      workerData: { ...options.workerData, storePort: channel.port2, pauseCell: this.pause.cell, pauseName: this.pause.name },
       transferList: [channel.port2],
       resourceLimits: { maxOldGenerationSizeMb: memoryLimitMb },
     });
@@ -108,6 +119,10 @@ class PoolThread {
         }
         if (message.t === "pong") {
           this.pingSentAt = 0;
+          if (this.blocked) {
+            this.blocked = false;
+            void this.pauser.release(this.thread.threadId);
+          }
           return;
         }
         if (message.t === "log" && message.runId === null) {
@@ -128,6 +143,7 @@ class PoolThread {
       this.thread.on("exit", (code) => {
         const error = this.gone ?? firstError ?? new TaskExitedError(`process.exit(${code}) was called`);
         this.gone = error;
+        void this.pauser.release(this.thread.threadId);
         reject(error);
         void this.lending.close();
         this.onGone(this);
@@ -146,7 +162,14 @@ class PoolThread {
   stop(reason: Error): void {
     if (this.gone) return;
     this.gone = reason;
-    void this.thread.terminate();
+    // A paused thread does not see a termination, nor one the pauser is evaluating in: let it go first.
+    void this.pauser.release(this.thread.threadId).then(() => {
+      void this.thread.terminate();
+      // Should an evaluation still have swallowed it, ask again until the thread is gone.
+      const again = setInterval(() => void this.thread.terminate(), 1_000);
+      again.unref();
+      this.thread.once("exit", () => clearInterval(again));
+    });
   }
 }
 
@@ -198,6 +221,9 @@ export class ThreadPool {
   /** Average duration of recent runs as their threads measured them, ms. */
   private recentRunMs = SHORT_RUN_MS;
   private nextRunId = 1;
+  /** When a run last started on a thread that answers, for telling whether others are working. */
+  private lastRunAt = 0;
+  private readonly pauser: ThreadPauser;
   private closed = false;
   private readonly minThreads: number;
   private readonly idleMs: number;
@@ -213,6 +239,7 @@ export class ThreadPool {
     this.growAfterMs = options.growAfterMs ?? 20;
     this.memoryLimitMb = options.memoryLimitMb ?? 256;
     this.maxThreads = options.maxThreads ?? Infinity;
+    this.pauser = new ThreadPauser(options.logger);
   }
 
   /** Boots a spare thread when none is idle or booting, below maxThreads. */
@@ -246,19 +273,23 @@ export class ThreadPool {
   }
 
   private spawn(limit: number): PoolThread {
-    const thread = new PoolThread(limit, this.options, (t) => this.forget(t));
+    const thread = new PoolThread(limit, this.options, (t) => this.forget(t), this.pauser);
     this.all.add(thread);
     return thread;
   }
 
   /**
    * A thread that has not answered a ping for WATCHDOG_MS is running synchronously: a runaway
-   * loop, or long CPU work. Its OS priority is lowered (nice 19), so the worker's own thread and
-   * every other task keep the cores until its timeout stops it; it is retired after that run.
+   * loop, or long CPU work. Its OS priority is lowered (nice 19, SCHED_IDLE), and while other
+   * tasks run or wait it is paused but for a slice of each period (see BLOCKED_SLICE_MS), so the
+   * worker's own thread and every other task keep the cores until its timeout stops it. It is
+   * retired after that run.
    */
   private checkBusyThreads(): void {
     const now = performance.now();
     let busy = 0;
+    let answering = 0;
+    const blocked: PoolThread[] = [];
     for (const t of this.all) {
       if (!t.current || t.gone) continue;
       busy++;
@@ -267,22 +298,40 @@ export class ThreadPool {
           t.pingSentAt = now;
           t.post({ t: "ping" });
         }
-      } else if (now - t.pingSentAt >= WATCHDOG_MS && !t.niced && t.tid !== null) {
+      } else if (now - t.pingSentAt >= WATCHDOG_MS && !t.blocked) {
+        t.blocked = true;
+        if (!t.niced && t.tid !== null) this.lowerPriority(t.tid);
         t.niced = true;
-        try {
-          setPriority(t.tid, 19);
-        } catch (error) {
-          this.options.logger.warn({ err: error }, "could not lower the priority of a task thread that runs synchronously");
-        }
-        lowerToIdlePolicy(t.tid);
       }
+      if (t.blocked) blocked.push(t);
+      else answering++;
     }
+    if (blocked.length > 0) this.throttle(blocked, answering > 0 || this.waiters.length > 0 || now - this.lastRunAt < 2 * WATCHDOG_MS);
     // Every thread held by a long run (say, runaways waiting for their timeout): have one ready.
     if (busy === this.all.size && busy > 0 && [...this.all].every((t) => now - t.runningSince >= LONG_RUN_MS)) this.keepSpare();
     if (busy === 0 && this.watchdog) {
       clearInterval(this.watchdog);
       this.watchdog = null;
     }
+  }
+
+  private lowerPriority(tid: number): void {
+    try {
+      setPriority(tid, 19);
+    } catch (error) {
+      this.options.logger.warn({ err: error }, "could not lower the priority of a task thread that runs synchronously");
+    }
+    lowerToIdlePolicy(tid);
+  }
+
+  /** Lets blocked threads run a slice now; pauses them after it while others work. */
+  private throttle(blocked: readonly PoolThread[], othersWork: boolean): void {
+    for (const t of blocked) this.pauser.resume(t.thread.threadId);
+    if (!othersWork) return;
+    const slice = setTimeout(() => {
+      for (const t of blocked) if (t.blocked && !t.gone && t.current) this.pauser.pause(t.thread.threadId, t.pause);
+    }, BLOCKED_SLICE_MS);
+    slice.unref();
   }
 
   private watch(): void {
@@ -478,6 +527,7 @@ export class ThreadPool {
         onGone: (error) => finish(abortReason ?? error, false),
       };
       thread.runningSince = performance.now();
+      this.lastRunAt = thread.runningSince;
       thread.pingSentAt = 0;
       this.watch();
       controller.signal.addEventListener("abort", onAbort, { once: true });
