@@ -227,6 +227,7 @@ export class Runtime implements TaskStarter {
             ...config.worker,
             ...(config.userConnectionFactory ? { userConnectionFactory: config.userConnectionFactory } : {}),
             onEvent: (e) => this.onWorkerEvent(e),
+            onContinuations: () => this.resolveContinuationsSoon(),
             isolation: { pool: this.pool, mode: isolation.mode, abortGraceMs: isolation.abortGraceMs },
             verifyInitiator: (task) =>
               Boolean(task.initiator && this.signer?.verify(task.name, task.initiator, task.parameters, task.initiatorSignature)),
@@ -705,7 +706,6 @@ export class Runtime implements TaskStarter {
     const outcome = event.type === "taskSucceeded" ? "succeeded" : event.type === "taskFailed" ? "failed" : event.type === "taskDead" ? "dead" : "released";
     this.metrics.attemptEnded(event.name, outcome, event.durationMs ?? null);
     this.attemptSpans.ended(event, outcome, "error" in event ? event.error : undefined);
-    if (outcome === "succeeded" || outcome === "dead") this.resolveContinuationsSoon();
   }
 
   private onWorkerEvent(event: WorkerEvent): void {

@@ -131,6 +131,13 @@ export interface DriverTransaction {
   execute(sql: string, params?: readonly unknown[]): Promise<Record<string, unknown>[]>;
 }
 
+/** What taskCompleteMany reports. */
+export interface CompleteResult {
+  readonly rejected: string[];
+  /** A task that ended (succeeded, dead) has continuations: false lets the caller skip looking. */
+  readonly continuations?: boolean;
+}
+
 export interface StorageDriver {
   readonly dialect: "sqlite" | "postgres";
   readonly capabilities: DriverCapabilities;
@@ -155,8 +162,11 @@ export interface StorageDriver {
    * user's tasks in the order they were started, interleaved with other users'), then id.
    */
   taskClaim(params: TaskClaimParams): Promise<ClaimedTask[]>;
-  /** Records outcomes; returns the ids whose run no longer held the task (fenced out). */
-  taskCompleteMany(outcomes: readonly RunOutcome[]): Promise<{ readonly rejected: string[] }>;
+  /**
+   * Records outcomes; returns the ids whose run no longer held the task (fenced out), and
+   * whether a task that ended has continuations waiting for it (absent: not known, look).
+   */
+  taskCompleteMany(outcomes: readonly RunOutcome[]): Promise<CompleteResult>;
   /** Renews the leases of the given runs; returns those still held by this worker. */
   taskHeartbeat(params: TaskHeartbeatParams): Promise<RunRef[]>;
   taskProgressSet(params: RunRef & { readonly progress: number; readonly message: string | null }): Promise<void>;

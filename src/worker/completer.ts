@@ -1,4 +1,4 @@
-import type { RunOutcome, StorageDriver } from "../store/driver.ts";
+import type { CompleteResult, RunOutcome, StorageDriver } from "../store/driver.ts";
 
 /**
  * Collects run outcomes and writes them in batches: everything that finished during one turn of
@@ -11,7 +11,7 @@ export class Completer<T extends RunOutcome = RunOutcome> {
 
   constructor(
     private readonly driver: StorageDriver,
-    private readonly onWritten: (outcomes: readonly T[], rejected: ReadonlySet<string>) => void,
+    private readonly onWritten: (outcomes: readonly T[], rejected: ReadonlySet<string>, continuations: CompleteResult["continuations"]) => void,
     private readonly onError: (error: unknown, outcomes: readonly T[]) => void,
   ) {}
 
@@ -61,8 +61,8 @@ export class Completer<T extends RunOutcome = RunOutcome> {
   /** One write; false (the outcomes back in front of the queue) when the store failed. */
   private async write(batch: T[]): Promise<boolean> {
     try {
-      const { rejected } = await this.driver.taskCompleteMany(batch);
-      this.onWritten(batch, new Set(rejected));
+      const { rejected, continuations } = await this.driver.taskCompleteMany(batch);
+      this.onWritten(batch, new Set(rejected), continuations);
       return true;
     } catch (error) {
       this.onError(error, batch);

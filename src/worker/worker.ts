@@ -72,6 +72,8 @@ export interface WorkerOptions {
   /** The ambient scope tasks run in (the runtime, so Task.startNew inside a task works). */
   readonly scope?: AmbientScope;
   readonly onEvent?: (event: WorkerEvent) => void;
+  /** Tasks ended here may have continuations to start (the store says so, or cannot tell). */
+  readonly onContinuations?: () => void;
   /**
    * Where task code runs: in the pool's threads ("thread"), or on this event loop ("none"). A
    * class's own taskOptions.isolation wins. Default: on this event loop (no pool).
@@ -145,7 +147,7 @@ export class Worker {
     }
     this.completer = new Completer(
       this.driver,
-      (outcomes, rejected) => this.written(outcomes, rejected),
+      (outcomes, rejected, continuations) => this.written(outcomes, rejected, continuations),
       (error, outcomes) =>
         this.options.logger.error({ err: error, count: outcomes.length }, "recording task outcomes failed; retrying"),
     );
@@ -530,7 +532,10 @@ export class Worker {
   }
 
   /** Called once outcomes are stored: events fire only for what the store accepted. */
-  private written(outcomes: readonly WorkerOutcome[], rejected: ReadonlySet<string>): void {
+  private written(outcomes: readonly WorkerOutcome[], rejected: ReadonlySet<string>, continuations: boolean | undefined): void {
+    if (continuations !== false && outcomes.some((o) => o.kind === "succeeded" || (o.kind === "failed" && o.retryDelayMs === null))) {
+      this.options.onContinuations?.();
+    }
     const emit = this.options.onEvent;
     for (const o of outcomes) {
       if (rejected.has(o.id)) {

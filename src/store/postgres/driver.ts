@@ -3,6 +3,7 @@ import pg from "pg";
 import type { PoolClient, QueryResultRow } from "pg";
 import type {
   ClaimedTask,
+  CompleteResult,
   DriverCapabilities,
   DriverTransaction,
   RunOutcome,
@@ -55,6 +56,8 @@ const CAPABILITIES: DriverCapabilities = {
 };
 
 const APPLICATION_NAME = "underway";
+/** Inserts by this driver after which it refreshes the task table's statistics, at the least (see noteInserted). */
+const ANALYZE_MIN_ROWS = 1_000;
 
 /** SQLSTATEs of a statement naming a table or schema that migrate() has not created yet. */
 const NOT_MIGRATED = new Set(["42P01", "3F000"]);
@@ -77,6 +80,10 @@ export class PostgresDriver implements StorageDriver {
   private clockOffsetMs = 0;
   private closed = false;
   private closing: Promise<void> | null = null;
+  /** Rows this driver inserted since it last refreshed the task table's statistics, and when it does next. */
+  private insertedSinceAnalyze = 0;
+  private analyzeAfter = ANALYZE_MIN_ROWS;
+  private analyzing: Promise<void> | null = null;
   /** The transaction the current async context runs in, so calls made inside it run inside it. */
   private readonly txScope = new AsyncLocalStorage<DriverTransaction>();
   private readonly openTransactions = new Map<DriverTransaction, PoolClient>();
@@ -187,7 +194,34 @@ export class PostgresDriver implements StorageDriver {
       ],
       tx,
     );
-    return row?.ids ?? [];
+    const ids = row?.ids ?? [];
+    this.noteInserted(ids.length);
+    return ids;
+  }
+
+  /**
+   * The claim's plan depends on the planner knowing how many tasks wait: with statistics from
+   * when the table was near empty, it reads the due tasks by run_at and sorts them all on every
+   * claim (7 ms a claim with 17,000 waiting, against 0.1 ms). Autovacuum refreshes them only a
+   * minute or more later, so after a burst of inserts (10% of the table, at least 1,000 rows) the
+   * driver does it at once, in the background.
+   */
+  private noteInserted(rows: number): void {
+    this.insertedSinceAnalyze += rows;
+    if (this.insertedSinceAnalyze < this.analyzeAfter || this.analyzing || this.closed) return;
+    this.insertedSinceAnalyze = 0;
+    this.analyzing = (async () => {
+      try {
+        await this.query(this.sql.analyzeTasks, []);
+        const [estimate] = await this.query<{ rows: number }>(this.sql.taskRowEstimate, []);
+        this.analyzeAfter = Math.max(ANALYZE_MIN_ROWS, 0.1 * (estimate?.rows ?? 0));
+      } catch {
+        // Not the table's owner, or the database went away: autovacuum still does it, later.
+        this.analyzeAfter = Infinity;
+      } finally {
+        this.analyzing = null;
+      }
+    })();
   }
 
   async taskClaim(params: TaskClaimParams): Promise<ClaimedTask[]> {
@@ -227,13 +261,14 @@ export class PostgresDriver implements StorageDriver {
     return rows.sort(byClaimOrder).map(claimedOf);
   }
 
-  async taskCompleteMany(outcomes: readonly RunOutcome[]): Promise<{ rejected: string[] }> {
+  async taskCompleteMany(outcomes: readonly RunOutcome[]): Promise<CompleteResult> {
     // An id that is not an id holds no task: rejected without asking the database.
     const sent = outcomes.map((_, i) => i).filter((i) => parseTaskId(outcomes[i]?.id ?? "") !== null);
     const valid = sent.map((i) => outcomes[i] as RunOutcome);
     const applied = new Set<number>();
+    let continuations = false;
     if (valid.length) {
-      const rows = await this.query<{ ord: number }>(this.sql.complete, [
+      const rows = await this.query<{ ord: number; continued: boolean }>(this.sql.complete, [
         this.clockOffsetMs,
         valid.map((o) => o.id),
         valid.map((o) => o.runSeq),
@@ -243,9 +278,12 @@ export class PostgresDriver implements StorageDriver {
         valid.map((o) => (o.kind === "failed" ? o.retryDelayMs : null)),
         valid.map((o) => (o.kind === "succeeded" && o.result ? Buffer.from(o.result.buffer, o.result.byteOffset, o.result.byteLength) : null)),
       ]);
-      for (const row of rows) applied.add(sent[row.ord - 1] ?? -1);
+      for (const row of rows) {
+        applied.add(sent[row.ord - 1] ?? -1);
+        if (row.continued) continuations = true;
+      }
     }
-    return { rejected: outcomes.filter((_, i) => !applied.has(i)).map((o) => o.id) };
+    return { rejected: outcomes.filter((_, i) => !applied.has(i)).map((o) => o.id), continuations };
   }
 
   async taskHeartbeat(params: TaskHeartbeatParams): Promise<RunRef[]> {
@@ -582,6 +620,7 @@ export class PostgresDriver implements StorageDriver {
       const listener = this.listener;
       this.listener = null;
       await listener?.stop();
+      await this.analyzing;
       await this.pool.end();
     })();
     return this.closing;

@@ -29,6 +29,7 @@ const TASK_COLUMNS = `t.id::text AS id, t.name, t.queue, t.priority, t.state, ${
 export function queriesFor(schema: string) {
   const tasks = `${schema}.underway_tasks`;
   const errors = `${schema}.underway_task_errors`;
+  const edges = `${schema}.underway_continuations`;
 
   /**
    * Claims due tasks in priority, then fair-share order. `filters` are conditions on queue and name
@@ -139,7 +140,8 @@ export function queriesFor(schema: string) {
                             ELSE t.last_error END
         FROM input i
         WHERE t.id = i.id AND t.run_seq = i.run_seq AND t.state = 'running'
-        RETURNING i.ord, i.kind, t.id, i.attempt, i.error
+        RETURNING i.ord, i.kind, t.id, i.attempt, i.error,
+          EXISTS (SELECT 1 FROM ${edges} c WHERE c.parent_id = t.id) AS continued
       ), logged AS (
         INSERT INTO ${errors} (task_id, attempt, at, name, message, stack)
         SELECT d.id, d.attempt, ${NOW}, d.error::jsonb ->> 'name', d.error::jsonb ->> 'message', d.error::jsonb ->> 'stack'
@@ -147,7 +149,7 @@ export function queriesFor(schema: string) {
         ON CONFLICT (task_id, attempt, at) DO UPDATE
           SET name = excluded.name, message = excluded.message, stack = excluded.stack
       )
-      SELECT ord::int AS ord FROM done`,
+      SELECT ord::int AS ord, continued FROM done`,
 
     /**
      * Renews the leases of the runs (parallel arrays $3 ids, $4 run_seqs) that worker $5 holds.
@@ -264,6 +266,11 @@ export function queriesFor(schema: string) {
 
     /** Gives up a leadership. $1 name, $2 holder. */
     resign: `DELETE FROM ${schema}.underway_leaders WHERE name = $1 AND holder = $2`,
+
+    /** Refreshes the planner's statistics of the task table. */
+    analyzeTasks: `ANALYZE ${tasks}`,
+    /** The planner's estimate of the task table's rows. Returns { rows }. */
+    taskRowEstimate: `SELECT greatest(reltuples, 0)::float8 AS rows FROM pg_class WHERE oid = '${tasks}'::regclass`,
   };
 }
 
