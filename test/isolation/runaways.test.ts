@@ -181,13 +181,14 @@ for (const store of STORES) {
 
     it("pauses a thread that runs synchronously while other tasks work, and lets it run when none do", { skip: process.platform !== "linux" }, async () => {
       const { runtime } = await isolatedRuntime(store);
-      const threadStats = (): { tid: string; nice: number; cpuMs: number }[] =>
+      // A thread's scheduler state: R running or runnable (a spinning thread, even one the OS
+      // gives no core to), S sleeping (a paused one waits on a futex).
+      const threadStats = (): { tid: string; nice: number; state: string }[] =>
         readdirSync("/proc/self/task").flatMap((tid) => {
           try {
             const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
             const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-            // utime and stime in clock ticks (100 per second on Linux), nice.
-            return [{ tid, nice: Number(fields[16]), cpuMs: (Number(fields[11]) + Number(fields[12])) * 10 }];
+            return [{ tid, nice: Number(fields[16]), state: fields[0]! }];
           } catch {
             return [];
           }
@@ -199,23 +200,25 @@ for (const store of STORES) {
         spinner = threadStats().find((t) => t.nice === 19 && !niced.has(t.tid))?.tid ?? "";
         return spinner !== "";
       }, "the spinning thread to be found out");
-      const cpuOfSpinner = (): number => threadStats().find((t) => t.tid === spinner)?.cpuMs ?? NaN;
-      const spent = async (ms: number): Promise<number> => {
-        const from = cpuOfSpinner();
-        await new Promise((resolve) => setTimeout(resolve, ms));
-        return cpuOfSpinner() - from;
+      /** How many of 20 looks, 50 ms apart, find the spinning thread asleep. */
+      const asleep = async (): Promise<number> => {
+        let n = 0;
+        for (let i = 0; i < 20; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          if (threadStats().find((t) => t.tid === spinner)?.state === "S") n++;
+        }
+        return n;
       };
 
-      // Alone, it has the core nobody else wants.
+      // Alone, it keeps running.
       await new Promise((resolve) => setTimeout(resolve, 250));
-      const alone = await spent(1_000);
-      assert.ok(alone >= 500, `alone, the spinning thread ran ${alone} ms of 1,000`);
+      assert.equal(await asleep(), 0, "alone, the spinning thread was found asleep");
 
-      // Another task at work (one that awaits, using no CPU): the spinning one gets a slice.
+      // Another task at work (one that awaits, using no CPU): the spinning one is paused but for slices.
       const nap = await runtime.run(() => Task.startNew(NapTask, { ms: 2_500 }));
       await new Promise((resolve) => setTimeout(resolve, 250));
-      const beside = await spent(1_000);
-      assert.ok(beside <= 250, `beside a working task, the spinning thread ran ${beside} ms of 1,000`);
+      const paused = await asleep();
+      assert.ok(paused >= 10, `beside a working task, the spinning thread was found asleep ${paused} times in 20`);
       assert.equal((await ended(runtime, nap.id)).state, "succeeded");
 
       // A paused thread is still stopped at once.
