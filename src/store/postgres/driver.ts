@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
+import { createHash } from "node:crypto";
 import pg from "pg";
 import type { PoolClient, QueryResultRow } from "pg";
 import type {
@@ -58,6 +59,22 @@ const CAPABILITIES: DriverCapabilities = {
 const APPLICATION_NAME = "underway";
 /** Inserts by this driver after which it refreshes the task table's statistics, at the least (see noteInserted). */
 const ANALYZE_MIN_ROWS = 1_000;
+
+const statementNames = new Map<string, string>();
+
+/** Statements built from filters come in a few shapes; beyond this many, new ones go unprepared. */
+const MAX_PREPARED = 500;
+
+/** A prepared statement's name: the same text, the same name, on every connection. */
+function statementName(text: string): string | null {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    if (statementNames.size >= MAX_PREPARED) return null;
+    name = `underway_${createHash("sha1").update(text).digest("hex").slice(0, 24)}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
 
 /** SQLSTATEs of a statement naming a table or schema that migrate() has not created yet. */
 const NOT_MIGRATED = new Set(["42P01", "3F000"]);
@@ -652,11 +669,14 @@ export class PostgresDriver implements StorageDriver {
     queueSql = true,
   ): Promise<pg.QueryResult<R>> {
     this.assertOpen();
+    // The queue's own statements are prepared once per connection (parsed and planned once).
+    const name = queueSql && values.length > 0 ? statementName(text) : null;
+    const query: pg.QueryConfig = name ? { name, text, values: [...values] } : { text, values: [...values] };
     const joined = tx ?? this.inOpenTransaction();
     const txClient = joined ? this.openTransactions.get(joined) : undefined;
     if (txClient) {
       try {
-        return await txClient.query<R>(text, [...values]);
+        return await txClient.query<R>(query);
       } catch (error) {
         throw queueSql ? this.explain(error) : error;
       }
@@ -664,7 +684,7 @@ export class PostgresDriver implements StorageDriver {
     const client = await this.connect();
     let failure: unknown;
     try {
-      return await client.query<R>(text, [...values]);
+      return await client.query<R>(query);
     } catch (error) {
       failure = error;
       throw queueSql ? this.explain(error) : error;
