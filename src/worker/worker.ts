@@ -64,6 +64,13 @@ export interface WorkerOptions {
   readonly pollIntervalMs?: number;
   /** Most tasks claimed in one statement. Default the concurrency, at most 100. */
   readonly batchSize?: number;
+  /**
+   * Short tasks: claim up to this many more than the free slots, so a slot that frees starts its
+   * next task at once instead of after a claim's round trip. Held only while recent runs are
+   * short (under 50 ms on average) and for at most a second (a third of the lease), then handed
+   * back; not used with queue caps or rate limits. 0 turns it off. Default: batchSize.
+   */
+  readonly prefetch?: number;
   /** Per queue, the most tasks of that queue run at once here. */
   readonly queueConcurrency?: Readonly<Record<string, number>>;
   readonly userConnectionFactory?: UserConnectionFactory;
@@ -98,6 +105,10 @@ interface ActiveRun {
 }
 
 const PROGRESS_INTERVAL_MS = 250;
+/** Prefetch only while recent runs take less than this on average, ms. */
+const PREFETCH_RUN_MS = 50;
+/** A prefetched task not started within this is handed back, ms (at most a third of the lease). */
+const PREFETCH_HOLD_MS = 1_000;
 /** How long a claim waits for more slots to free while most are busy. */
 const CLAIM_COALESCE_MS = 1;
 
@@ -115,6 +126,12 @@ export class Worker {
   private readonly pollIntervalMs: number;
   private readonly batchSize: number;
   private readonly active = new Map<string, ActiveRun>();
+  /** Claimed ahead of free slots (see prefetch), oldest first, with when. */
+  private readonly prefetched: { task: ClaimedTask; at: number }[] = [];
+  private readonly prefetch: number;
+  private readonly prefetchHoldMs: number;
+  /** Average run time of recent runs, ms. */
+  private recentRunMs = 0;
   private readonly completer: Completer<WorkerOutcome>;
   private running = false;
   private stopping = false;
@@ -142,6 +159,10 @@ export class Worker {
     this.pollIntervalMs = positive(options.pollIntervalMs ?? 1_000, "worker pollIntervalMs");
     this.batchSize = positive(options.batchSize ?? Math.min(this.concurrency, 100), "worker batchSize");
     for (const [queue, cap] of Object.entries(options.queueConcurrency ?? {})) positive(cap, `worker queueConcurrency.${queue}`);
+    const prefetch = options.prefetch ?? this.batchSize;
+    if (!Number.isInteger(prefetch) || prefetch < 0) throw new RangeError(`worker prefetch must be a whole number >= 0, got ${String(options.prefetch)}`);
+    this.prefetch = prefetch;
+    this.prefetchHoldMs = Math.min(PREFETCH_HOLD_MS, this.leaseMs / 3);
     if (this.heartbeatMs >= this.leaseMs) {
       throw new RangeError(`worker heartbeatMs (${this.heartbeatMs}) must be shorter than leaseMs (${this.leaseMs})`);
     }
@@ -195,16 +216,18 @@ export class Worker {
       do {
         this.wakeAgain = false;
         while (this.running && !this.stopping) {
+          this.startPrefetched();
           const free = this.concurrency - this.active.size;
-          if (free <= 0) break;
+          const ahead = this.prefetchWanted() - this.prefetched.length;
+          if (free <= 0 && ahead < Math.max(1, this.prefetch / 2)) break;
           // Runs end one at a time (in threads, each with its own message): rather than one claim per
           // freed slot, wait a moment for more slots while most are busy, and claim them together.
-          if (free < Math.min(this.batchSize, this.concurrency) / 2 && this.active.size > 0 && !this.coalesced) {
+          if (free + ahead < Math.min(this.batchSize, this.concurrency) / 2 && this.active.size > 0 && !this.coalesced) {
             this.deferClaim();
             break;
           }
           this.coalesced = false;
-          const want = Math.min(free, this.batchSize);
+          const want = Math.min(Math.max(0, free) + Math.max(0, ahead), this.batchSize);
           let claimed: ClaimedTask[];
           let more: boolean;
           try {
@@ -222,10 +245,12 @@ export class Worker {
             for (const task of claimed) this.giveBack(task);
             break;
           }
+          const at = performance.now();
           for (const task of claimed) {
             // A capped queue filled up meanwhile (a rate-limited claim is not filtered by room): give it back.
             if (this.queueFull(task.queue)) this.giveBack(task);
-            else this.begin(task);
+            else if (this.active.size < this.concurrency) this.begin(task);
+            else this.prefetched.push({ task, at });
           }
           if (!more) {
             await this.scheduleNextDue();
@@ -236,6 +261,46 @@ export class Worker {
     } finally {
       this.filling = false;
     }
+  }
+
+  /** How many tasks to hold ahead now: none unless runs are short and nothing caps or limits claims. */
+  private prefetchWanted(): number {
+    if (this.prefetch === 0 || this.recentRunMs >= PREFETCH_RUN_MS) return 0;
+    if (this.options.queueConcurrency && Object.keys(this.options.queueConcurrency).length > 0) return 0;
+    if (this.options.registry.rateLimited().length > 0) return 0;
+    return this.prefetch;
+  }
+
+  /** Starts prefetched tasks in free slots; hands back those held too long. */
+  private startPrefetched(): void {
+    const now = performance.now();
+    while (this.prefetched.length > 0) {
+      const first = this.prefetched[0]!;
+      if (now - first.at >= this.prefetchHoldMs || this.stopping) {
+        this.prefetched.shift();
+        this.giveBack(first.task);
+        continue;
+      }
+      if (this.active.size >= this.concurrency) break;
+      this.prefetched.shift();
+      this.begin(first.task);
+    }
+    if (this.prefetched.length > 0) this.expirePrefetchedLater();
+  }
+
+  private prefetchTimer: NodeJS.Timeout | null = null;
+
+  /** Looks again when the oldest prefetched task's hold ends. */
+  private expirePrefetchedLater(): void {
+    if (this.prefetchTimer) return;
+    const first = this.prefetched[0];
+    if (!first) return;
+    this.prefetchTimer = setTimeout(() => {
+      this.prefetchTimer = null;
+      this.startPrefetched();
+      this.wake();
+    }, Math.max(1, this.prefetchHoldMs - (performance.now() - first.at)));
+    this.prefetchTimer.unref();
   }
 
   private runningIn(queue: string): number {
@@ -514,6 +579,9 @@ export class Worker {
   private end(run: ActiveRun, outcome: RunOutcome): void {
     if (run.progressTimer) clearTimeout(run.progressTimer);
     this.active.delete(runKey(run.task));
+    this.recentRunMs += (performance.now() - run.startedAt - this.recentRunMs) / 16;
+    // The next prefetched task starts in this slot now, not after the wake-up's turn.
+    if (!this.stopping) this.startPrefetched();
     if (!run.discarded) {
       if (outcome.kind === "failed") {
         this.options.logger.warn(
@@ -572,6 +640,12 @@ export class Worker {
   /** Aborts this worker's run of a task (it was canceled); its result is discarded. */
   abortTask(taskId: string, reason: Error): boolean {
     let found = false;
+    // Prefetched, not started: it never runs (its row already says why).
+    const at = this.prefetched.findIndex((p) => p.task.id === taskId);
+    if (at >= 0) {
+      this.prefetched.splice(at, 1);
+      found = true;
+    }
     for (const run of this.active.values()) {
       if (run.task.id !== taskId || run.discarded) continue;
       run.discarded = true;
@@ -613,9 +687,10 @@ export class Worker {
     if (!this.running) return;
     this.stopping = true;
     this.unsubscribeWake?.();
-    for (const t of [this.pollTimer, this.nextRunTimer, this.claimTimer]) if (t) clearTimeout(t);
-    this.pollTimer = this.nextRunTimer = this.claimTimer = null;
+    for (const t of [this.pollTimer, this.nextRunTimer, this.claimTimer, this.prefetchTimer]) if (t) clearTimeout(t);
+    this.pollTimer = this.nextRunTimer = this.claimTimer = this.prefetchTimer = null;
     await this.fillDone;
+    for (const { task } of this.prefetched.splice(0)) this.giveBack(task);
     const graceMs = options.graceMs ?? 10_000;
     if (this.active.size > 0) {
       let timer: NodeJS.Timeout | undefined;
