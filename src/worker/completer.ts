@@ -1,13 +1,20 @@
 import type { CompleteResult, RunOutcome, StorageDriver } from "../store/driver.ts";
 
+/** A write this recent means outcomes are flowing: the next batch waits COALESCE_MS for more. */
+const BUSY_MS = 5;
+const COALESCE_MS = 1;
+
 /**
  * Collects run outcomes and writes them in batches: everything that finished during one turn of
- * the event loop is recorded in one transaction.
+ * the event loop is recorded in one transaction. While outcomes keep coming (runs in threads end
+ * one message at a time), a batch waits a millisecond for more: a transaction per outcome would
+ * cost more than the runs.
  */
 export class Completer<T extends RunOutcome = RunOutcome> {
   private pending: T[] = [];
   private flushing: Promise<void> | null = null;
   private scheduled = false;
+  private lastWriteAt = -Infinity;
 
   constructor(
     private readonly driver: StorageDriver,
@@ -23,7 +30,8 @@ export class Completer<T extends RunOutcome = RunOutcome> {
     this.pending.push(outcome);
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(() => void this.flush());
+      if (performance.now() - this.lastWriteAt < BUSY_MS) setTimeout(() => void this.flush(), COALESCE_MS);
+      else setImmediate(() => void this.flush());
     }
   }
 
@@ -60,6 +68,7 @@ export class Completer<T extends RunOutcome = RunOutcome> {
 
   /** One write; false (the outcomes back in front of the queue) when the store failed. */
   private async write(batch: T[]): Promise<boolean> {
+    this.lastWriteAt = performance.now();
     try {
       const { rejected, continuations } = await this.driver.taskCompleteMany(batch);
       this.onWritten(batch, new Set(rejected), continuations);
