@@ -89,6 +89,21 @@ export async function isolation(spec: ChildSpec): Promise<RoundResult> {
 
 const ENDED = new Set(["succeeded", "dead", "canceled"]);
 
+/**
+ * The rate of handler starts between the 10th and the 90th percentile of starts: the drain once
+ * under way, without the worker's start (and, with runaways, the threads that boot to replace
+ * the ones they hold) and without the tail. Null with too few runs to tell.
+ */
+function steadyRate(starts: number[]): RoundResult["measurements"][number] | null {
+  if (starts.length < 100) return null;
+  const sorted = [...starts].sort((a, b) => a - b);
+  const from = Math.floor(sorted.length * 0.1);
+  const to = Math.floor(sorted.length * 0.9);
+  const ms = sorted[to]! - sorted[from]!;
+  if (!(ms > 0)) return null;
+  return { key: "steady", label: "steady throughput (10th to 90th percentile of starts)", unit: "tasks/s", value: Math.round(((to - from) * 1000) / ms) };
+}
+
 function summarize(outcome: DrainOutcome, mode: IsolationMode, runaways: number, concurrency: number): RoundResult {
   const spun = outcome.runs.filter((r) => r.kind === "runaway");
   const wrongPlace = outcome.runs.filter((r) => r.kind === "noop" && r.thread !== (mode === "thread")).length;
@@ -98,8 +113,9 @@ function summarize(outcome: DrainOutcome, mode: IsolationMode, runaways: number,
   const checks = [...outcome.checks];
   if (runaways > 0) checks.push(`${spun.length} runaway tasks started (in threads) before or during the drain`);
   checks.push(`tasks ran ${mode === "thread" ? "in worker threads" : "on the main thread"}`);
+  const steady = steadyRate(outcome.runs.filter((r) => r.kind === "noop").map((r) => r.startedAt));
   return {
-  measurements: [outcome.measurement],
+  measurements: [outcome.measurement, ...(steady === null ? [] : [steady])],
   checks,
   warnings,
   details: { ...outcome.details, concurrency, mode, runaways, runawaysStarted: spun.length },

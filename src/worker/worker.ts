@@ -99,6 +99,8 @@ interface ActiveRun {
   readonly startedAt: number;
   /** Set when the run's result must not be written: lease lost, or released at shutdown. */
   discarded: boolean;
+  /** Its thread has not answered for a second: it holds no slot meanwhile. */
+  blocked: boolean;
   done: Promise<void>;
   progressTimer: NodeJS.Timeout | null;
   latestProgress: { fraction: number; text: string | null } | null;
@@ -126,6 +128,8 @@ export class Worker {
   private readonly pollIntervalMs: number;
   private readonly batchSize: number;
   private readonly active = new Map<string, ActiveRun>();
+  /** Runs whose thread has not answered for a second: they no longer hold a slot (see slotsTaken). */
+  private blockedRuns = 0;
   /** Claimed ahead of free slots (see prefetch), oldest first, with when. */
   private readonly prefetched: { task: ClaimedTask; at: number }[] = [];
   private readonly prefetch: number;
@@ -217,7 +221,7 @@ export class Worker {
         this.wakeAgain = false;
         while (this.running && !this.stopping) {
           this.startPrefetched();
-          const free = this.concurrency - this.active.size;
+          const free = this.concurrency - this.slotsTaken();
           const ahead = this.prefetchWanted() - this.prefetched.length;
           if (free <= 0 && ahead < Math.max(1, this.prefetch / 2)) break;
           // Runs end one at a time (in threads, each with its own message): rather than one claim per
@@ -249,7 +253,7 @@ export class Worker {
           for (const task of claimed) {
             // A capped queue filled up meanwhile (a rate-limited claim is not filtered by room): give it back.
             if (this.queueFull(task.queue)) this.giveBack(task);
-            else if (this.active.size < this.concurrency) this.begin(task);
+            else if (this.slotsTaken() < this.concurrency) this.begin(task);
             else this.prefetched.push({ task, at });
           }
           if (!more) {
@@ -260,6 +264,28 @@ export class Worker {
       } while (this.wakeAgain && this.running && !this.stopping);
     } finally {
       this.filling = false;
+    }
+  }
+
+  /**
+   * Slots in use: every run, but those blocked in a thread for a second (a runaway, or CPU work
+   * that does not yield), at most `concurrency` of them: such a run is paused while others work
+   * and keeps running until it answers again, ends or meets its timeout, but it does not keep
+   * other tasks waiting.
+   */
+  private slotsTaken(): number {
+    return this.active.size - this.blockedRuns;
+  }
+
+  /** From the thread pool: the run's thread stopped answering for a second, or answers again. */
+  private runBlocked(run: ActiveRun, blocked: boolean): void {
+    if (blocked && !run.blocked && this.blockedRuns < this.concurrency && this.active.has(runKey(run.task))) {
+      run.blocked = true;
+      this.blockedRuns++;
+      this.wake();
+    } else if (!blocked && run.blocked) {
+      run.blocked = false;
+      this.blockedRuns--;
     }
   }
 
@@ -281,7 +307,7 @@ export class Worker {
         this.giveBack(first.task);
         continue;
       }
-      if (this.active.size >= this.concurrency) break;
+      if (this.slotsTaken() >= this.concurrency) break;
       this.prefetched.shift();
       this.begin(first.task);
     }
@@ -401,7 +427,7 @@ export class Worker {
 
   private begin(task: ClaimedTask): void {
     const controller = new AbortController();
-    const run: ActiveRun = { task, controller, startedAt: performance.now(), discarded: false, done: Promise.resolve(), progressTimer: null, latestProgress: null };
+    const run: ActiveRun = { task, controller, startedAt: performance.now(), discarded: false, blocked: false, done: Promise.resolve(), progressTimer: null, latestProgress: null };
     this.active.set(runKey(task), run);
     this.options.onEvent?.({
       type: "taskStarted",
@@ -532,6 +558,7 @@ export class Worker {
         timeoutMs: task.timeoutMs,
         abortGraceMs: this.options.isolation?.abortGraceMs ?? 5_000,
         onProgress: (fraction, message) => this.reportProgress(run, fraction, message ?? undefined),
+        onBlocked: (blocked) => this.runBlocked(run, blocked),
         logger,
       });
       return { kind: "succeeded", id: task.id, runSeq: task.runSeq, ...(result ? { result } : {}) };
@@ -578,6 +605,7 @@ export class Worker {
 
   private end(run: ActiveRun, outcome: RunOutcome): void {
     if (run.progressTimer) clearTimeout(run.progressTimer);
+    this.runBlocked(run, false);
     this.active.delete(runKey(run.task));
     this.recentRunMs += (performance.now() - run.startedAt - this.recentRunMs) / 16;
     // The next prefetched task starts in this slot now, not after the wake-up's turn.

@@ -174,9 +174,9 @@ for (const store of STORES) {
         });
       const before = niceOfThreads().filter((n) => n === 19).length;
       const spin = await runtime.run(() => Task.startNew(SpinTask, null, { timeoutMs: 0 }));
-      await until(() => niceOfThreads().filter((n) => n === 19).length > before, "the spinning thread's priority to drop");
+      await until(() => niceOfThreads().filter((n) => n === 19).length > before, "the spinning thread's priority to drop", 15_000);
       assert.equal(await runtime.cancelTask(spin.id), true);
-      await until(() => niceOfThreads().filter((n) => n === 19).length === before, "the spinning thread to be stopped");
+      await until(() => niceOfThreads().filter((n) => n === 19).length === before, "the spinning thread to be stopped", 15_000);
     });
 
     it("pauses a thread that runs synchronously while other tasks work, and lets it run when none do", { skip: process.platform !== "linux" }, async () => {
@@ -225,6 +225,18 @@ for (const store of STORES) {
       assert.equal(await runtime.cancelTask(spin.id), true);
       assert.equal((await ended(runtime, spin.id)).state, "canceled");
       await until(() => !threadStats().some((t) => t.tid === spinner), "the spinning thread to be stopped");
+    });
+
+    it("stops counting a run blocked in its thread for a second against the concurrency: another task runs meanwhile", async () => {
+      const { runtime, dir } = await isolatedRuntime(store, { worker: { concurrency: 1 } });
+      const spin = await runtime.run(() => Task.startNew(SpinTask, null, { timeoutMs: 0 }));
+      await until(async () => (await runtime.getTask(spin.id)).state === "running", "the spinning task to start");
+      const file = join(dir, "beside.txt");
+      const [beside] = await runtime.run(() => Task.startNewMany(LedgerTask, [{ file, n: 1 }]));
+      assert.equal((await ended(runtime, beside!.id)).state, "succeeded");
+      assert.equal((await runtime.getTask(spin.id)).state, "running", "the spinning task still runs");
+      assert.equal(await runtime.cancelTask(spin.id), true);
+      assert.equal((await ended(runtime, spin.id)).state, "canceled");
     });
 
     it("stores the result a task returns in its thread", async () => {

@@ -51,7 +51,30 @@ if (!port) throw new Error("thread-main runs only as an isolated task's worker t
 const boot = workerData as ThreadBoot;
 installPauseCell({ cell: boot.pauseCell, name: boot.pauseName });
 
+let outbox: FromThread[] = [];
+
+/** Sends at the end of this turn, with whatever else the turn sends (one wake-up of the worker's thread). */
 function send(message: FromThread): void {
+  outbox.push(message);
+  // A log line goes at once (the task may be about to end its thread); the rest at the turn's end.
+  if (message.t === "log") flush();
+  else if (outbox.length === 1) setImmediate(flush);
+}
+
+function flush(): void {
+  const messages = outbox;
+  outbox = [];
+  if (messages.length === 0) return;
+  if (messages.length === 1) return sendNow(messages[0]!);
+  try {
+    port!.postMessage({ t: "many", messages } satisfies FromThread);
+  } catch {
+    // One of them the structured clone cannot carry: each on its own, that one as text.
+    for (const m of messages) sendNow(m);
+  }
+}
+
+function sendNow(message: FromThread): void {
   try {
     port!.postMessage(message);
   } catch {
@@ -193,8 +216,10 @@ async function execute(runId: number, run: ThreadRun): Promise<void> {
   }
 }
 
-port.on("message", (message: ToThread) => {
-  if (message.t === "ping") {
+port.on("message", function onMessage(message: ToThread): void {
+  if (message.t === "many") {
+    for (const m of message.messages) onMessage(m);
+  } else if (message.t === "ping") {
     send({ t: "pong" });
   } else if (message.t === "run") {
     void execute(message.runId, message.run);

@@ -51,6 +51,8 @@ export interface IsolatedRun {
   /** After an abort, how long the task may take to stop by itself before its thread is stopped. */
   readonly abortGraceMs: number;
   readonly onProgress: (fraction: number, message: string | null) => void;
+  /** Its thread has not answered for BLOCKED_RELEASE_MS (true), or answers again (false). */
+  readonly onBlocked?: (blocked: boolean) => void;
   readonly logger: Logger;
 }
 
@@ -67,27 +69,64 @@ const LONG_RUN_MS = 1_000;
  * speed), a runaway costs the others almost nothing. With nothing else to do it runs freely.
  */
 const BLOCKED_SLICE_MS = 5;
+/**
+ * Sharing: attempts of a class that has proven short here (SHARE_AFTER_RUNS runs averaging under
+ * SHARE_RUN_MS, as the threads measured them, and never on a thread that stopped answering)
+ * share threads, up to SHARE_MAX at once on one: a thread round trip per attempt then overlaps
+ * with the others instead of queueing behind them. Every other attempt has a thread to itself.
+ */
+const SHARE_AFTER_RUNS = 8;
+const SHARE_RUN_MS = 50;
+const SHARE_MAX = 16;
+/**
+ * A shared thread that has not answered for this long is stopped: its attempts are handed back
+ * (they run again, the attempt not counted) and their classes run alone from then on, so the one
+ * that blocked meets its own limits in a thread of its own, ms.
+ */
+const SHARED_BLOCK_MS = 1_000;
+/** A thread to itself that has not answered for this long: the worker no longer counts its run against its concurrency, ms. */
+const BLOCKED_RELEASE_MS = 500;
 
 interface Current {
   readonly runId: number;
+  readonly name: string;
+  readonly startedAt: number;
   onMessage(message: FromThread): void;
   onGone(error: Error): void;
+  /** Its run message could not be sent (the thread never saw it). */
+  onRefused(error: Error): void;
+  onBlocked(blocked: boolean): void;
+}
+
+/** What the pool knows of a task class from its runs here. */
+interface ClassRecord {
+  runs: number;
+  avgMs: number;
+  /** It was on a thread that stopped answering, or that died with several attempts on it. */
+  tainted: boolean;
 }
 
 /** A thread of the pool. */
 class PoolThread {
   readonly thread: Thread;
   readonly ready: Promise<void>;
-  current: Current | null = null;
-  /** When the current run started, and when a ping went out that is not answered yet. */
+  /** The attempts on this thread: one, or several of short classes when it is shared. */
+  readonly runs = new Map<number, Current>();
+  /** It takes attempts of short classes beside each other (see SHARE_MAX). */
+  shared = false;
+  /** When the last run was placed here, and when a ping went out that is not answered yet. */
   runningSince = 0;
   pingSentAt = 0;
+  /** The run whose abort made the pool stop this thread: the others on it are only interrupted. */
+  culprit: number | null = null;
   /** The OS thread id (Linux), for lowering the priority of a thread that runs away. */
   tid: number | null = null;
   /** It ran synchronously past the watchdog: priority lowered, retired once its run ends. */
   niced = false;
   /** It has not answered since: paused while others work (see BLOCKED_SLICE_MS). */
   blocked = false;
+  /** Its run was reported blocked to the worker (see BLOCKED_RELEASE_MS). */
+  reportedBlocked = false;
   readonly pause: PauseCell = newPauseCell();
   gone: Error | null = null;
   retiring = false;
@@ -111,6 +150,10 @@ class PoolThread {
     let booted = false;
     this.ready = new Promise<void>((resolve, reject) => {
       const onMessage = (message: FromThread): void => {
+        if (message.t === "many") {
+          for (const m of message.messages) onMessage(m);
+          return;
+        }
         if (message.t === "ready") {
           booted = true;
           this.tid = message.tid;
@@ -123,13 +166,17 @@ class PoolThread {
             this.blocked = false;
             void this.pauser.release(this.thread.threadId);
           }
+          if (this.reportedBlocked) {
+            this.reportedBlocked = false;
+            for (const run of this.runs.values()) run.onBlocked(false);
+          }
           return;
         }
         if (message.t === "log" && message.runId === null) {
           logAt(options.logger, message.level, message.bindings, message.message);
           return;
         }
-        if (this.current && "runId" in message && message.runId === this.current.runId) this.current.onMessage(message);
+        if ("runId" in message && message.runId !== null) this.runs.get(message.runId)?.onMessage(message);
       };
       this.thread.on("message", onMessage);
       this.thread.on("error", (error: Error) => {
@@ -147,21 +194,65 @@ class PoolThread {
         reject(error);
         void this.lending.close();
         this.onGone(this);
-        this.current?.onGone(error);
+        // Attempts that only shared the thread with the one at fault run again elsewhere.
+        const shared = this.runs.size > 1;
+        for (const run of [...this.runs.values()]) {
+          run.onGone(
+            shared && run.runId !== this.culprit
+              ? new TaskInterruptedError(`the thread it shared was stopped (${error.name}: ${error.message}); the task will run again`)
+              : error,
+          );
+        }
       });
     });
     // A boot failure is reported to the run that waits for the thread; never unhandled here.
     this.ready.catch(() => undefined);
   }
 
+  private outbox: ToThread[] = [];
+
+  /**
+   * Sends at the end of this turn, with whatever else the turn sends the thread: a message costs
+   * the worker's thread a wake-up of the other thread, which is most of its price.
+   */
   post(message: ToThread): void {
-    this.thread.postMessage(message);
+    this.outbox.push(message);
+    if (this.outbox.length === 1) queueMicrotask(() => this.flush());
   }
 
-  /** Stops the thread at once (even in a synchronous loop); `reason` is what its run reports. */
-  stop(reason: Error): void {
+  private flush(): void {
+    const messages = this.outbox;
+    this.outbox = [];
+    if (messages.length === 0 || this.gone) return;
+    try {
+      this.thread.postMessage(messages.length === 1 ? messages[0] : { t: "many", messages });
+    } catch {
+      // One the structured clone cannot carry: the others go on their own.
+      for (const m of messages) {
+        try {
+          this.thread.postMessage(m);
+        } catch (error) {
+          if (m.t === "run") this.runs.get(m.runId)?.onRefused(error instanceof Error ? error : new Error(String(error)));
+        }
+      }
+    }
+  }
+
+  /** The oldest attempt's start, or Infinity. */
+  oldestRun(): number {
+    let oldest = Infinity;
+    for (const run of this.runs.values()) oldest = Math.min(oldest, run.startedAt);
+    return oldest;
+  }
+
+  /**
+   * Stops the thread at once (even in a synchronous loop); `reason` is what its run reports
+   * (`culprit`'s, when several share it; the others are interrupted).
+   */
+  stop(reason: Error, culprit: number | null = null): void {
     if (this.gone) return;
     this.gone = reason;
+    this.culprit = culprit;
     // A paused thread does not see a termination, nor one the pauser is evaluating in: let it go first.
     void this.pauser.release(this.thread.threadId).then(() => {
       void this.thread.terminate();
@@ -213,9 +304,10 @@ function kindOf(reason: unknown): FailureKind {
  */
 export class ThreadPool {
   private readonly idle: PoolThread[] = [];
+  private readonly classes = new Map<string, ClassRecord>();
   private readonly all = new Set<PoolThread>();
   private watchdog: NodeJS.Timeout | null = null;
-  private readonly waiters: { limit: number; since: number; resolve: (t: PoolThread) => void; reject: (e: Error) => void }[] = [];
+  private readonly waiters: { limit: number; share: boolean; since: number; resolve: (t: PoolThread) => void; reject: (e: Error) => void }[] = [];
   private pumpTimer: NodeJS.Timeout | null = null;
   private booting = 0;
   /** Average duration of recent runs as their threads measured them, ms. */
@@ -283,7 +375,8 @@ export class ThreadPool {
    * loop, or long CPU work. Its OS priority is lowered (nice 19, SCHED_IDLE), and while other
    * tasks run or wait it is paused but for a slice of each period (see BLOCKED_SLICE_MS), so the
    * worker's own thread and every other task keep the cores until its timeout stops it. It is
-   * retired after that run.
+   * retired after that run. A shared thread is not paused (the others on it would wait too): it
+   * is stopped after SHARED_BLOCK_MS.
    */
   private checkBusyThreads(): void {
     const now = performance.now();
@@ -291,24 +384,33 @@ export class ThreadPool {
     let answering = 0;
     const blocked: PoolThread[] = [];
     for (const t of this.all) {
-      if (!t.current || t.gone) continue;
+      if (t.runs.size === 0 || t.gone) continue;
       busy++;
       if (t.pingSentAt === 0) {
-        if (now - t.runningSince >= WATCHDOG_MS) {
+        if (now - t.oldestRun() >= WATCHDOG_MS) {
           t.pingSentAt = now;
           t.post({ t: "ping" });
         }
-      } else if (now - t.pingSentAt >= WATCHDOG_MS && !t.blocked) {
+      } else if (t.runs.size > 1 && now - t.pingSentAt >= SHARED_BLOCK_MS) {
+        for (const run of t.runs.values()) this.record(run.name).tainted = true;
+        t.stop(new TaskInterruptedError("a task on a shared thread ran synchronously for a second"));
+        continue;
+      } else if (t.runs.size === 1 && now - t.pingSentAt >= WATCHDOG_MS && !t.blocked) {
         t.blocked = true;
         if (!t.niced && t.tid !== null) this.lowerPriority(t.tid);
         t.niced = true;
       }
-      if (t.blocked) blocked.push(t);
-      else answering++;
+      if (t.blocked) {
+        blocked.push(t);
+        if (!t.reportedBlocked && now - t.pingSentAt >= BLOCKED_RELEASE_MS) {
+          t.reportedBlocked = true;
+          for (const run of t.runs.values()) run.onBlocked(true);
+        }
+      } else answering++;
     }
     if (blocked.length > 0) this.throttle(blocked, answering > 0 || this.waiters.length > 0 || now - this.lastRunAt < 2 * WATCHDOG_MS);
     // Every thread held by a long run (say, runaways waiting for their timeout): have one ready.
-    if (busy === this.all.size && busy > 0 && [...this.all].every((t) => now - t.runningSince >= LONG_RUN_MS)) this.keepSpare();
+    if (busy === this.all.size && busy > 0 && [...this.all].every((t) => now - t.runningSince >= LONG_RUN_MS && !t.shared)) this.keepSpare();
     if (busy === 0 && this.watchdog) {
       clearInterval(this.watchdog);
       this.watchdog = null;
@@ -329,7 +431,7 @@ export class ThreadPool {
     for (const t of blocked) this.pauser.resume(t.thread.threadId);
     if (!othersWork) return;
     const slice = setTimeout(() => {
-      for (const t of blocked) if (t.blocked && !t.gone && t.current) this.pauser.pause(t.thread.threadId, t.pause);
+      for (const t of blocked) if (t.blocked && !t.gone && t.runs.size === 1) this.pauser.pause(t.thread.threadId, t.pause);
     }, BLOCKED_SLICE_MS);
     slice.unref();
   }
@@ -340,7 +442,33 @@ export class ThreadPool {
     this.watchdog.unref();
   }
 
+  private record(name: string): ClassRecord {
+    let record = this.classes.get(name);
+    if (!record) this.classes.set(name, (record = { runs: 0, avgMs: 0, tainted: false }));
+    return record;
+  }
+
+  private shareable(name: string): boolean {
+    const record = this.classes.get(name);
+    return record !== undefined && !record.tainted && record.runs >= SHARE_AFTER_RUNS && record.avgMs < SHARE_RUN_MS;
+  }
+
+  /** A shared thread with room for one more attempt of this limit: the least loaded. */
+  private sharedWithRoom(limit: number): PoolThread | null {
+    let best: PoolThread | null = null;
+    for (const t of this.all) {
+      if (!t.shared || t.gone || t.blocked || t.niced || t.memoryLimitMb !== limit) continue;
+      // Not answering for a while: it may be blocked; new work goes elsewhere until it answers.
+      if (t.pingSentAt !== 0 && performance.now() - t.pingSentAt >= WATCHDOG_MS) continue;
+      if (t.runs.size === 0 || t.runs.size >= SHARE_MAX) continue;
+      if (!best || t.runs.size < best.runs.size) best = t;
+    }
+    return best;
+  }
+
   private forget(thread: PoolThread): void {
+    // Died with several attempts on it (memory, exit): which one did it is not known.
+    if (thread.runs.size > 1) for (const run of thread.runs.values()) this.record(run.name).tainted = true;
     this.all.delete(thread);
     const i = this.idle.indexOf(thread);
     if (i >= 0) this.idle.splice(i, 1);
@@ -348,7 +476,7 @@ export class ThreadPool {
     this.pump();
   }
 
-  private acquire(limit: number, signal: AbortSignal): Promise<PoolThread> {
+  private acquire(limit: number, signal: AbortSignal, share = false): Promise<PoolThread> {
     if (this.closed) return Promise.reject(new Error("the worker's thread pool is closed"));
     const i = this.idle.findIndex((t) => t.memoryLimitMb === limit);
     if (i >= 0) {
@@ -359,6 +487,7 @@ export class ThreadPool {
     return new Promise<PoolThread>((resolve, reject) => {
       const waiter = {
         limit,
+        share,
         since: performance.now(),
         resolve: (t: PoolThread) => {
           signal.removeEventListener("abort", onAbort);
@@ -429,7 +558,7 @@ export class ThreadPool {
     // The youngest busy run: a thread about to come free makes a new one useless (threads held
     // by runaways, however old their runs, do not count against one that cycles quickly).
     let youngest = Infinity;
-    for (const t of this.all) if (t.current) youngest = Math.min(youngest, now - t.runningSince);
+    for (const t of this.all) if (t.runs.size > 0) youngest = Math.min(youngest, now - t.runningSince);
     const shortRuns = this.recentRunMs < SHORT_RUN_MS;
     return youngest >= (shortRuns ? LONG_RUN_MS : this.growAfterMs);
   }
@@ -465,7 +594,10 @@ export class ThreadPool {
   async run(r: IsolatedRun): Promise<Uint8Array | undefined> {
     const { controller } = r;
     if (controller.signal.aborted) throw controller.signal.reason;
-    const thread = await this.acquire(r.memoryLimitMb ?? this.memoryLimitMb, controller.signal);
+    const limit = r.memoryLimitMb ?? this.memoryLimitMb;
+    const share = this.shareable(r.run.name);
+    const thread = (share ? this.sharedWithRoom(limit) : null) ?? (await this.acquire(limit, controller.signal, share));
+    if (thread.runs.size === 0) thread.shared = share;
     const runId = this.nextRunId++;
     return new Promise<Uint8Array | undefined>((resolve, reject) => {
       let settled = false;
@@ -479,10 +611,18 @@ export class ThreadPool {
         settled = true;
         for (const t of [timer, ackTimer, graceTimer]) if (t) clearTimeout(t);
         controller.signal.removeEventListener("abort", onAbort);
-        thread.current = null;
+        thread.runs.delete(runId);
         thread.pingSentAt = 0;
-        if (reusable && !thread.gone && !thread.niced) this.makeIdle(thread);
-        else if (!thread.gone) thread.stop(error ?? new Error("stopped"));
+        if (!reusable) {
+          if (!thread.gone) thread.stop(error ?? new Error("stopped"), runId);
+        } else if (thread.runs.size === 0) {
+          if (!thread.gone && !thread.niced) this.makeIdle(thread);
+          else if (!thread.gone) thread.stop(error ?? new Error("stopped"));
+        } else if (thread.shared && !thread.gone && !thread.blocked && !thread.niced) {
+          // Room on a shared thread: a waiting attempt that may share takes it.
+          const at = this.waiters.findIndex((w) => w.share && w.limit === thread.memoryLimitMb);
+          if (at >= 0) this.waiters.splice(at, 1)[0]!.resolve(thread);
+        }
         if (error) reject(error);
         else resolve(result);
       };
@@ -494,8 +634,11 @@ export class ThreadPool {
         ackTimer = setTimeout(() => finish(abortReason, false), ABORT_ACK_MS);
         graceTimer = setTimeout(() => finish(abortReason, false), Math.max(ABORT_ACK_MS, r.abortGraceMs));
       };
-      thread.current = {
+      const startedAt = performance.now();
+      thread.runs.set(runId, {
         runId,
+        name: r.run.name,
+        startedAt,
         onMessage: (message) => {
           switch (message.t) {
             case "progress":
@@ -512,8 +655,11 @@ export class ThreadPool {
               if (ackTimer) clearTimeout(ackTimer);
               ackTimer = null;
               return;
-            case "done":
+            case "done": {
               this.recentRunMs += (message.ms - this.recentRunMs) / 16;
+              const record = this.record(r.run.name);
+              record.runs++;
+              record.avgMs += (message.ms - record.avgMs) / Math.min(record.runs, 16);
               // After an abort, the run ends with the abort's reason whatever the task did then.
               if (abortReason) finish(abortReason, true);
               else if (message.ok) {
@@ -522,11 +668,14 @@ export class ThreadPool {
               }
               else finish(new ThreadTaskError(message.error, message.kind), true);
               return;
+            }
           }
         },
         onGone: (error) => finish(abortReason ?? error, false),
-      };
-      thread.runningSince = performance.now();
+        onRefused: (error) => finish(error, true),
+        onBlocked: (blocked) => r.onBlocked?.(blocked),
+      });
+      thread.runningSince = startedAt;
       this.lastRunAt = thread.runningSince;
       thread.pingSentAt = 0;
       this.watch();
@@ -535,11 +684,7 @@ export class ThreadPool {
         onAbort();
         return;
       }
-      try {
-        thread.post({ t: "run", runId, run: r.run });
-      } catch (error) {
-        finish(error instanceof Error ? error : new Error(String(error)), false);
-      }
+      thread.post({ t: "run", runId, run: r.run });
     });
   }
 

@@ -22,7 +22,9 @@ export type ToThread =
   | { readonly t: "run"; readonly runId: number; readonly run: ThreadRun }
   | { readonly t: "abort"; readonly runId: number; readonly reason: ThrownInfo; readonly kind: FailureKind }
   /** Are you there? A thread that does not answer is running synchronously. */
-  | { readonly t: "ping" };
+  | { readonly t: "ping" }
+  /** Several of the above, in order: what one turn of the worker's event loop sent (one wake-up of the thread). */
+  | { readonly t: "many"; readonly messages: readonly ToThread[] };
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -35,4 +37,6 @@ export type FromThread =
   | { readonly t: "abortAck"; readonly runId: number }
   /** `result`: what run returned, encoded in the thread (absent when it returned nothing). */
   | { readonly t: "done"; readonly runId: number; readonly ms: number; readonly ok: true; readonly result?: Uint8Array }
-  | { readonly t: "done"; readonly runId: number; readonly ms: number; readonly ok: false; readonly error: ThrownInfo; readonly kind: FailureKind };
+  | { readonly t: "done"; readonly runId: number; readonly ms: number; readonly ok: false; readonly error: ThrownInfo; readonly kind: FailureKind }
+  /** Several of the above, in order: what one turn of the thread's event loop sent. */
+  | { readonly t: "many"; readonly messages: readonly FromThread[] };
