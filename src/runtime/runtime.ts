@@ -56,6 +56,13 @@ export interface WorkerConfig {
   readonly pollIntervalMs?: number;
   /** Most tasks claimed at once. Default min(concurrency, 100). */
   readonly batchSize?: number;
+  /**
+   * While recent runs are short (under 50 ms), claim up to this many tasks ahead of the free
+   * slots, so a slot that frees starts its next task without a claim's round trip. Held at most a
+   * second (a third of the lease), then handed back; not used with queueConcurrency or rate
+   * limits. 0 turns it off. Default batchSize.
+   */
+  readonly prefetch?: number;
   /** Per queue, the most tasks of that queue this worker runs at once (within concurrency). */
   readonly queueConcurrency?: Readonly<Record<string, number>>;
 }
