@@ -1,4 +1,4 @@
-import { sql } from "kysely";
+import { sql } from "../platform/db/kysely-module.ts";
 import type { Platform } from "../platform/platform.ts";
 
 export type ChangeTopic = "tasks" | "activities";

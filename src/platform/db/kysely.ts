@@ -4,6 +4,7 @@
  * store driver lends. Inside runtime.transaction(...), every query joins that transaction, and so
  * does every task started there.
  */
+import type { CompiledQuery, DatabaseConnection, Dialect, Driver, Kysely as KyselyInstance, QueryResult } from "kysely";
 import {
   Kysely,
   PostgresAdapter,
@@ -12,12 +13,7 @@ import {
   SqliteAdapter,
   SqliteIntrospector,
   SqliteQueryCompiler,
-  type CompiledQuery,
-  type DatabaseConnection,
-  type Dialect,
-  type Driver,
-  type QueryResult,
-} from "kysely";
+} from "./kysely-module.ts";
 import type { StorageDriver } from "../../store/driver.ts";
 
 class StoreDriver implements Driver {
@@ -62,7 +58,7 @@ class StoreDriver implements Driver {
 }
 
 /** A Kysely instance speaking the store's dialect over the store's connection. */
-export function createKysely<DB>(store: StorageDriver): Kysely<DB> {
+export function createKysely<DB>(store: StorageDriver): KyselyInstance<DB> {
   const postgres = store.dialect === "postgres";
   const dialect: Dialect = {
     createAdapter: () => (postgres ? new PostgresAdapter() : new SqliteAdapter()),

@@ -1,4 +1,5 @@
-import { sql, type Kysely } from "kysely";
+import type { Kysely } from "kysely";
+import { sql } from "./kysely-module.ts";
 import type { StorageDriver } from "../../store/driver.ts";
 
 /** A numbered, forward-only migration of the platform's tables, written with Kysely's schema builder. */

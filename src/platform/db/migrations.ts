@@ -1,4 +1,5 @@
-import { sql, type Kysely } from "kysely";
+import type { Kysely } from "kysely";
+import { sql } from "./kysely-module.ts";
 import { ActivityConsts, ActivityPriorityIds, ActivityStatusIds, SystemIds } from "../constants.ts";
 import type { PlatformMigration } from "./migrate.ts";
 

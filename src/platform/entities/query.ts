@@ -1,4 +1,5 @@
-import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool } from "kysely";
+import type { Expression, ExpressionBuilder, Kysely, SqlBool } from "kysely";
+import { sql } from "../db/kysely-module.ts";
 import type { UserConnection } from "../user-connection.ts";
 import { columnValue, readColumnValue, type DynamicTables } from "./entity.ts";
 import { EntitySecurityError, EntityValidationError } from "./errors.ts";

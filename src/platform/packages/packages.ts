@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { sql, type Kysely } from "kysely";
+import type { Kysely } from "kysely";
+import { sql } from "../db/kysely-module.ts";
 import type { StorageDriver } from "../../store/driver.ts";
 import type { PlatformTables } from "../db/tables.ts";
 import { parseProcess, type ProcessDefinition } from "../processes/bpmn/index.ts";
