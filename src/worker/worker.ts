@@ -146,6 +146,8 @@ export class Worker {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private nextRunTimer: NodeJS.Timeout | null = null;
   private claimTimer: NodeJS.Timeout | null = null;
+  /** Hands back prefetched tasks whose hold has ended. */
+  private prefetchTimer: NodeJS.Timeout | null = null;
   /** The deferred claim has waited its moment: the next look claims whatever is free. */
   private coalesced = false;
   private unsubscribeWake: (() => void) | null = null;
@@ -313,8 +315,6 @@ export class Worker {
     }
     if (this.prefetched.length > 0) this.expirePrefetchedLater();
   }
-
-  private prefetchTimer: NodeJS.Timeout | null = null;
 
   /** Looks again when the oldest prefetched task's hold ends. */
   private expirePrefetchedLater(): void {

@@ -63,11 +63,6 @@ export class ThreadPauser {
 
   constructor(private readonly logger: Logger) {}
 
-  /** Whether this thread is held paused now. */
-  isPaused(threadId: number): boolean {
-    return this.threads.get(threadId)?.paused ?? false;
-  }
-
   /** Pauses the thread (it takes no CPU until `resume`). False where the inspector is not available. */
   pause(threadId: number, cell: PauseCell): boolean {
     const session = this.connect();
