@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { Session } from "node:inspector";
+import type { Session } from "node:inspector";
+import { createRequire } from "node:module";
 import type { Logger } from "../../tasks/logger.ts";
 
 /**
@@ -144,7 +145,9 @@ export class ThreadPauser {
     if (this.session) return this.session;
     if (this.unavailable) return null;
     try {
-      const session = new Session();
+      // Loaded when first needed: a Node.js built without the inspector still runs tasks.
+      const inspector = createRequire(import.meta.url)("node:inspector") as typeof import("node:inspector");
+      const session = new inspector.Session();
       session.connect();
       session.on("NodeWorker.attachedToWorker", (event: { params: { sessionId: string; workerInfo: { title: string } } }) => {
         const { sessionId, workerInfo } = event.params;
