@@ -67,7 +67,7 @@ function ledger(file: string): string[] {
 
 for (const store of STORES) {
   describe(`isolated tasks (${store})`, () => {
-    if (store === "postgres") schemasForSuite(12);
+    if (store === "postgres") schemasForSuite(13);
     it("stops each kind of runaway at its limit with its reason, while ordinary tasks all complete", async () => {
       const { runtime, dir } = await isolatedRuntime(store);
       const file = join(dir, "ledger.txt");
@@ -272,6 +272,19 @@ for (const store of STORES) {
       const waited = ledger(file).filter((line) => Number(line.split(":")[0]) >= 100);
       assert.equal(new Set(waited.map((line) => line.split(":")[0])).size, 5, "each of the five recorded itself");
       assert.ok(warmThreads.size < 24, `the short attempts shared threads (${warmThreads.size} threads for 24)`);
+    });
+
+    it("lets attempts that wait for a thread join the one their class shares, once the class proves short", async () => {
+      const { runtime, dir } = await isolatedRuntime(store, { worker: { concurrency: 10 } });
+      const file = join(dir, "burst.txt");
+      // All queued at once on a fresh pool: eight quick ones teach the pool the class is short,
+      // while the ten after them (each waits 300 ms) wait for a thread.
+      const params = Array.from({ length: 18 }, (_, n) => ({ file, n, waitMs: n < 8 ? 0 : 300, spin: false }));
+      const handles = await runtime.run(() => Task.startNewMany(MostlyShortTask, params));
+      for (const h of handles) assert.equal((await ended(runtime, h.id)).state, "succeeded");
+      assert.equal(ledger(file).length, 18);
+      const threads = new Set(ledger(file).map((line) => line.split(":")[2]));
+      assert.ok(threads.size <= 2, `18 attempts of a short class ran on ${threads.size} threads`);
     });
 
     it("stores the result a task returns in its thread", async () => {

@@ -106,6 +106,16 @@ interface ClassRecord {
   tainted: boolean;
 }
 
+/** An attempt waiting for a thread. */
+interface Waiter {
+  readonly limit: number;
+  /** Its task class: once the class proves short, the attempt may join a shared thread. */
+  readonly name: string;
+  readonly since: number;
+  resolve(t: PoolThread): void;
+  reject(e: Error): void;
+}
+
 /** A thread of the pool. */
 class PoolThread {
   readonly thread: Thread;
@@ -114,6 +124,10 @@ class PoolThread {
   readonly runs = new Map<number, Current>();
   /** It takes attempts of short classes beside each other (see SHARE_MAX). */
   shared = false;
+  /** Attempts handed this thread that have not been placed on it yet (they are a microtask away). */
+  reserved = 0;
+  /** When its last attempts ended while it was shared (never: -Infinity). */
+  sharedUntil = -Infinity;
   /** When the last run was placed here, and when a ping went out that is not answered yet. */
   runningSince = 0;
   pingSentAt = 0;
@@ -307,9 +321,11 @@ export class ThreadPool {
   private readonly classes = new Map<string, ClassRecord>();
   private readonly all = new Set<PoolThread>();
   private watchdog: NodeJS.Timeout | null = null;
-  private readonly waiters: { limit: number; share: boolean; since: number; resolve: (t: PoolThread) => void; reject: (e: Error) => void }[] = [];
+  private readonly waiters: Waiter[] = [];
   private pumpTimer: NodeJS.Timeout | null = null;
   private booting = 0;
+  /** Threads booting, by the class of the attempt each was booted for. */
+  private readonly bootingFor = new Map<string, number>();
   /** Average duration of recent runs as their threads measured them, ms. */
   private recentRunMs = SHORT_RUN_MS;
   private nextRunId = 1;
@@ -453,15 +469,22 @@ export class ThreadPool {
     return record !== undefined && !record.tainted && record.runs >= SHARE_AFTER_RUNS && record.avgMs < SHARE_RUN_MS;
   }
 
-  /** A shared thread with room for one more attempt of this limit: the least loaded. */
-  private sharedWithRoom(limit: number): PoolThread | null {
+  /**
+   * A shared thread with room for one more attempt of this limit. Attempts of a class that takes
+   * a couple of milliseconds or less go to the fullest such thread: one thread then carries them
+   * all, and each message to it carries more of them (spread over threads, every thread's wake-up
+   * costs the worker's thread its own). Longer ones go to the least loaded, to use the cores.
+   */
+  private sharedWithRoom(limit: number, name: string): PoolThread | null {
+    const pack = (this.classes.get(name)?.avgMs ?? Infinity) < SHORT_RUN_MS;
     let best: PoolThread | null = null;
     for (const t of this.all) {
       if (!t.shared || t.gone || t.blocked || t.niced || t.memoryLimitMb !== limit) continue;
       // Not answering for a while: it may be blocked; new work goes elsewhere until it answers.
       if (t.pingSentAt !== 0 && performance.now() - t.pingSentAt >= WATCHDOG_MS) continue;
-      if (t.runs.size === 0 || t.runs.size >= SHARE_MAX) continue;
-      if (!best || t.runs.size < best.runs.size) best = t;
+      const load = t.runs.size + t.reserved;
+      if (t.runs.size === 0 || load >= SHARE_MAX) continue;
+      if (!best || (pack ? load > best.runs.size + best.reserved : load < best.runs.size + best.reserved)) best = t;
     }
     return best;
   }
@@ -476,18 +499,19 @@ export class ThreadPool {
     this.pump();
   }
 
-  private acquire(limit: number, signal: AbortSignal, share = false): Promise<PoolThread> {
+  private acquire(limit: number, name: string, signal: AbortSignal): Promise<PoolThread> {
     if (this.closed) return Promise.reject(new Error("the worker's thread pool is closed"));
-    const i = this.idle.findIndex((t) => t.memoryLimitMb === limit);
+    const i = this.idleFor(limit, name);
     if (i >= 0) {
       const [thread] = this.idle.splice(i, 1) as [PoolThread];
       if (thread.idleTimer) clearTimeout(thread.idleTimer);
+      thread.reserved++;
       return Promise.resolve(thread);
     }
     return new Promise<PoolThread>((resolve, reject) => {
-      const waiter = {
+      const waiter: Waiter = {
         limit,
-        share,
+        name,
         since: performance.now(),
         resolve: (t: PoolThread) => {
           signal.removeEventListener("abort", onAbort);
@@ -512,32 +536,43 @@ export class ThreadPool {
   /**
    * Boots threads for waiters, a few at a time. A new thread costs tens of MB and a fraction of a
    * second, so while threads exist the pool grows only when a run has waited `growAfterMs` for
-   * one: a burst of short tasks shares a few threads; slow tasks get a thread each.
+   * one: a burst of short tasks shares a few threads; slow tasks get a thread each. A waiter whose
+   * class is already being served does not make it grow either (see `served`).
    */
   private pump(): void {
     if (this.pumpTimer) {
       clearTimeout(this.pumpTimer);
       this.pumpTimer = null;
     }
+    this.dispatch();
     while (!this.closed && this.waiters.length > this.booting && this.booting < this.bootConcurrency) {
       const now = performance.now();
       const waited = now - this.waiters[0]!.since;
-      if (this.all.size > 0 && !this.shouldGrow(now, waited)) {
-        this.pumpTimer = setTimeout(() => this.pump(), Math.max(1, Math.ceil(this.growAfterMs - Math.min(waited, this.growAfterMs))));
-        this.pumpTimer.unref();
-        return;
+      const waiter =
+        this.all.size === 0 ? this.waiters[0] : this.waiters.find((w) => !this.served(w.name, now) && this.shouldGrow(now, now - w.since, this.shareable(w.name)));
+      if (!waiter) {
+        // Look again once the first waiter has waited long enough.
+        if (waited < this.growAfterMs) this.pumpTimer = setTimeout(() => this.pump(), Math.ceil(this.growAfterMs - waited));
+        break;
       }
-      const limit = (this.waiters[this.booting] ?? this.waiters[0])!.limit;
+      const { limit, name } = waiter;
       this.booting++;
+      this.bootingFor.set(name, (this.bootingFor.get(name) ?? 0) + 1);
+      const booted = (): void => {
+        this.booting--;
+        const left = (this.bootingFor.get(name) ?? 1) - 1;
+        if (left > 0) this.bootingFor.set(name, left);
+        else this.bootingFor.delete(name);
+      };
       const thread = this.spawn(limit);
       thread.ready.then(
         () => {
-          this.booting--;
+          booted();
           this.makeIdle(thread);
           this.pump();
         },
         (error: Error) => {
-          this.booting--;
+          booted();
           // A thread that cannot boot fails the run that waited longest, not every run forever.
           const at = this.waiters.findIndex((w) => w.limit === limit);
           if (at >= 0) this.waiters.splice(at, 1)[0]!.reject(error);
@@ -545,6 +580,36 @@ export class ThreadPool {
         },
       );
     }
+    // Attempts still waiting: look again in a while (a class stops being served as its first run goes on).
+    if (!this.pumpTimer && this.waiters.length > 0 && !this.closed) this.pumpTimer = setTimeout(() => this.pump(), this.growAfterMs);
+    this.pumpTimer?.unref();
+  }
+
+  /**
+   * Whether waiting attempts of this class will be served by what is under way, so that a thread
+   * booted for them would most likely be wasted: a thread is booting for the class already, or
+   * the class never finished a run here and its first one has been going for under LONG_RUN_MS
+   * (a new class is as likely to be short, then to share threads, as long; its first run also
+   * loads its module); or an attempt of the class blocks its thread while others work. A class
+   * known to take long gets a thread per waiting attempt.
+   */
+  private served(name: string, now: number): boolean {
+    if ((this.bootingFor.get(name) ?? 0) > 0) return true;
+    const known = (this.classes.get(name)?.runs ?? 0) > 0;
+    let othersWork = false;
+    let blocked = false;
+    for (const t of this.all) {
+      if (t.runs.size === 0) continue;
+      if (!t.blocked) othersWork = true;
+      for (const run of t.runs.values()) {
+        if (run.name !== name) continue;
+        if (t.blocked) blocked = true;
+        else if (!known && now - run.startedAt < LONG_RUN_MS) return true;
+      }
+    }
+    // An attempt of the class holds its thread synchronously (paused while others work, see
+    // BLOCKED_SLICE_MS): another would be paused as well; it waits while others work.
+    return blocked && (othersWork || this.waiters.some((w) => w.name !== name));
   }
 
   /**
@@ -553,12 +618,15 @@ export class ThreadPool {
    * bottleneck, and more threads would only cost memory: then only a run going on for a
    * second counts as long.
    */
-  private shouldGrow(now: number, waited: number): boolean {
+  private shouldGrow(now: number, waited: number, share: boolean): boolean {
     if (waited < this.growAfterMs) return false;
     // The youngest busy run: a thread about to come free makes a new one useless (threads held
-    // by runaways, however old their runs, do not count against one that cycles quickly).
+    // by runaways, however old their runs, do not count against one that cycles quickly). A
+    // shared thread comes free only for attempts that may share (see waiterFor).
     let youngest = Infinity;
-    for (const t of this.all) if (t.runs.size > 0) youngest = Math.min(youngest, now - t.runningSince);
+    for (const t of this.all) {
+      if (t.runs.size + t.reserved > 0 && (share || !t.shared)) youngest = Math.min(youngest, now - t.runningSince);
+    }
     const shortRuns = this.recentRunMs < SHORT_RUN_MS;
     return youngest >= (shortRuns ? LONG_RUN_MS : this.growAfterMs);
   }
@@ -569,13 +637,13 @@ export class ThreadPool {
       thread.stop(new Error("the pool closed"));
       return;
     }
-    const at = this.waiters.findIndex((w) => w.limit === thread.memoryLimitMb);
+    const at = this.waiterFor(thread, 1);
     if (at >= 0) {
-      this.waiters.splice(at, 1)[0]!.resolve(thread);
+      this.handOut(at, thread);
       return;
     }
     // Waiters for another limit while this one idles: make room for theirs.
-    if (this.waiters.length > 0 && this.booting < this.waiters.length) {
+    if (this.waiters.some((w) => w.limit !== thread.memoryLimitMb) && this.booting < this.waiters.length) {
       thread.stop(new Error("retired for a thread of another memory limit"));
       return;
     }
@@ -588,6 +656,69 @@ export class ThreadPool {
   }
 
   /**
+   * The waiter an idle thread goes to (-1: none), `idle` being how many threads of its limit are
+   * idle, this one included. First an attempt of a class that nothing serves (see `served`). An
+   * attempt of a class that is served takes the last idle thread only when no other is idle: one
+   * idle thread stays for others meanwhile (were it taken by a second runaway of a class, the
+   * next short task would wait for a boot). A thread that carried shared attempts in the last
+   * second stays for those (they come and go between claims): another attempt gets a thread of
+   * its own rather than hold one that carries many.
+   */
+  private waiterFor(thread: PoolThread, idle: number): number {
+    const now = performance.now();
+    const limit = thread.memoryLimitMb;
+    if (now - thread.sharedUntil < LONG_RUN_MS) return this.waiters.findIndex((w) => w.limit === limit && this.shareable(w.name));
+    const at = this.waiters.findIndex((w) => w.limit === limit && !this.served(w.name, now));
+    if (at >= 0 || idle < 2) return at;
+    return this.waiters.findIndex((w) => w.limit === limit);
+  }
+
+  /** An idle thread an attempt of this class may take now (see waiterFor), or -1. */
+  private idleFor(limit: number, name: string): number {
+    const now = performance.now();
+    const idle = this.idle.filter((t) => t.memoryLimitMb === limit);
+    const candidates = this.shareable(name) ? idle : idle.filter((t) => now - t.sharedUntil >= LONG_RUN_MS);
+    if (candidates.length === 0 || (this.served(name, now) && idle.length < 2)) return -1;
+    return this.idle.indexOf(candidates[0]!);
+  }
+
+  /** Hands idle threads to waiters that may take them now (their class is no longer served, say). */
+  private dispatch(): void {
+    for (let i = 0; i < this.idle.length && this.waiters.length > 0; ) {
+      const thread = this.idle[i]!;
+      const at = this.waiterFor(thread, this.idle.filter((t) => t.memoryLimitMb === thread.memoryLimitMb).length);
+      if (at < 0) {
+        i++;
+        continue;
+      }
+      this.idle.splice(i, 1);
+      if (thread.idleTimer) clearTimeout(thread.idleTimer);
+      this.handOut(at, thread);
+    }
+  }
+
+  /**
+   * Gives the waiting attempt at `at` this thread. It counts as busy from now (its run is placed
+   * a microtask later): the pool must not boot another thread for want of one that is taken.
+   */
+  private handOut(at: number, thread: PoolThread): void {
+    const [waiter] = this.waiters.splice(at, 1) as [Waiter];
+    thread.reserved++;
+    thread.runningSince = performance.now();
+    waiter.resolve(thread);
+  }
+
+  /** A shared thread with room takes waiting attempts of classes that may share (they proved short meanwhile). */
+  private fillShared(thread: PoolThread): void {
+    if (!thread.shared || thread.gone || thread.blocked || thread.niced) return;
+    for (let i = 0; i < this.waiters.length && thread.runs.size + thread.reserved < SHARE_MAX; ) {
+      const w = this.waiters[i]!;
+      if (w.limit === thread.memoryLimitMb && this.shareable(w.name)) this.handOut(i, thread);
+      else i++;
+    }
+  }
+
+  /**
    * Runs one attempt on a thread: resolves when it succeeded, with its encoded result if run
    * returned one; rejects with why it did not succeed.
    */
@@ -595,9 +726,13 @@ export class ThreadPool {
     const { controller } = r;
     if (controller.signal.aborted) throw controller.signal.reason;
     const limit = r.memoryLimitMb ?? this.memoryLimitMb;
-    const share = this.shareable(r.run.name);
-    const thread = (share ? this.sharedWithRoom(limit) : null) ?? (await this.acquire(limit, controller.signal, share));
-    if (thread.runs.size === 0) thread.shared = share;
+    const name = r.run.name;
+    const withRoom = this.shareable(name) ? this.sharedWithRoom(limit, name) : null;
+    if (withRoom) withRoom.reserved++;
+    const thread = withRoom ?? (await this.acquire(limit, name, controller.signal));
+    thread.reserved--;
+    // Whether the class may share is decided when it is placed: it may have proven short while it waited.
+    if (thread.runs.size === 0) thread.shared = this.shareable(name);
     const runId = this.nextRunId++;
     return new Promise<Uint8Array | undefined>((resolve, reject) => {
       let settled = false;
@@ -616,12 +751,12 @@ export class ThreadPool {
         if (!reusable) {
           if (!thread.gone) thread.stop(error ?? new Error("stopped"), runId);
         } else if (thread.runs.size === 0) {
+          if (thread.shared) thread.sharedUntil = performance.now();
           if (!thread.gone && !thread.niced) this.makeIdle(thread);
           else if (!thread.gone) thread.stop(error ?? new Error("stopped"));
-        } else if (thread.shared && !thread.gone && !thread.blocked && !thread.niced) {
-          // Room on a shared thread: a waiting attempt that may share takes it.
-          const at = this.waiters.findIndex((w) => w.share && w.limit === thread.memoryLimitMb);
-          if (at >= 0) this.waiters.splice(at, 1)[0]!.resolve(thread);
+        } else {
+          // Room on a shared thread: waiting attempts that may share take it.
+          this.fillShared(thread);
         }
         if (error) reject(error);
         else resolve(result);
@@ -685,6 +820,8 @@ export class ThreadPool {
         return;
       }
       thread.post({ t: "run", runId, run: r.run });
+      // Other attempts of its class that wait may join it now.
+      if (thread.runs.size === 1) this.fillShared(thread);
     });
   }
 
