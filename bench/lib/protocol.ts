@@ -74,7 +74,7 @@ export interface ChildSpec {
   readonly statementsFile?: string;
 }
 
-export type Unit = "tasks/s" | "rows/s" | "round trips/s" | "ms" | "µs" | "MB" | "count";
+export type Unit = "tasks/s" | "rows/s" | "round trips/s" | "ms" | "µs" | "MB" | "count" | "%";
 
 /** One number a round produced. `key` identifies the same figure across rounds. */
 export interface Measurement {

@@ -94,6 +94,7 @@ function formatValue(value: number, unit: Unit): string {
   if (!Number.isFinite(value)) return String(value);
   if (unit === "ms" || unit === "µs") return value < 10 ? value.toFixed(2) : value < 100 ? value.toFixed(1) : Math.round(value).toLocaleString("en-US");
   if (unit === "MB") return Math.round(value).toLocaleString("en-US");
+  if (unit === "%") return `${value >= 0 ? "+" : ""}${value.toFixed(1)}%`;
   return Math.round(value).toLocaleString("en-US");
 }
 

@@ -16,8 +16,10 @@ const SETTLE_MS = 1_000;
  * Scenario 5: the worker process's resident memory (RSS). A worker (concurrency from the spec)
  * starts on an empty store and sits idle for 2 s (1 s in quick mode): the idle reading. A second process then enqueues
  * `count` tasks in bulk while the worker runs them; 1 s after the last stored completion (or at
- * the time limit), the second reading, and the process's peak RSS. The worker process loads only
- * its own library (and the benchmark's small harness, the same for every system).
+ * the time limit), the second reading, and the process's peak RSS. Under way, RSS is also read
+ * when a quarter of the tasks have run and when the last one has (both under load, so they compare:
+ * flat memory means the second is within 10% of the first). The worker process loads only its
+ * own library (and the benchmark's small harness, the same for every system).
  */
 export async function memory(spec: ChildSpec): Promise<RoundResult> {
   const concurrency = spec.concurrency ?? 50;
@@ -31,6 +33,9 @@ export async function memory(spec: ChildSpec): Promise<RoundResult> {
     let complete: boolean;
     let elapsedMs: number;
     let handled: number;
+    let quarterRss: number | null = null;
+    let fullRss: number | null = null;
+    const quarter = Math.ceil(spec.count / 4);
     const budgetMs = spec.budgetMs ?? spec.timeLimitMs - 20_000;
     try {
       await sleep(spec.idleMs ?? IDLE_MS);
@@ -43,7 +48,16 @@ export async function memory(spec: ChildSpec): Promise<RoundResult> {
       );
       // A failed load ends the wait at once rather than at the deadline.
       const loadFailed = loading.then(() => new Promise<never>(() => undefined));
-      const doneAt = await Promise.race([worker.completed(spec.count, () => runs, deadline), loadFailed]);
+      const sampler = setInterval(() => {
+        if (quarterRss === null && runs >= quarter) quarterRss = process.memoryUsage.rss();
+      }, 20);
+      let doneAt: number | null;
+      try {
+        doneAt = await Promise.race([worker.completed(spec.count, () => runs, deadline), loadFailed]);
+        if (doneAt !== null) fullRss = process.memoryUsage.rss();
+      } finally {
+        clearInterval(sampler);
+      }
       complete = doneAt !== null;
       elapsedMs = complete ? (doneAt as number) - started : budgetMs;
       handled = complete ? spec.count : runs;
@@ -65,9 +79,16 @@ export async function memory(spec: ChildSpec): Promise<RoundResult> {
           ...(complete ? {} : { partial: `${n(handled)} of ${n(spec.count)} tasks in ${budgetMs / 1000} s` }),
         },
         { key: "rss-peak", label: "peak RSS", unit: "MB", value: peakRss / MB },
+        ...(quarterRss !== null && fullRss !== null
+          ? [
+              { key: "rss-quarter", label: `RSS under way, at ${n(quarter)} tasks run`, unit: "MB" as const, value: quarterRss / MB },
+              { key: "rss-full", label: `RSS under way, at ${n(spec.count)} tasks run`, unit: "MB" as const, value: fullRss / MB },
+              { key: "rss-growth", label: `RSS growth from ${n(quarter)} to ${n(spec.count)} tasks run`, unit: "%" as const, value: ((fullRss - quarterRss) / quarterRss) * 100 },
+            ]
+          : []),
       ],
       checks: [complete ? `${n(spec.count)} tasks ran` : `stopped at the time limit after ${n(handled)} of ${n(spec.count)} tasks`],
-      details: { tasks: spec.count, handled, complete, concurrency, elapsedMs, rate: perSecond(handled, elapsedMs), idleRss, afterRss, peakRss },
+      details: { tasks: spec.count, handled, complete, concurrency, elapsedMs, rate: perSecond(handled, elapsedMs), idleRss, afterRss, peakRss, quarterRss: quarterRss ?? -1, fullRss: fullRss ?? -1 },
     };
   } finally {
     await system.close();

@@ -4,43 +4,45 @@
  * events and its own starts; the queue depth is read from the store when scraped.
  * Layer: beside worker/ and maintenance/ (it sees the driver interface only).
  */
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { createRequire } from "node:module";
+import type { Counter, Histogram, Registry } from "prom-client";
 import type { StorageDriver } from "../store/driver.ts";
 
 /** Seconds: from a few ms (a no-op task picked up at once) to an hour. */
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 
-export class TaskMetrics {
-  readonly registry = new Registry();
-  private readonly enqueued: Counter<"task">;
-  private readonly started: Counter<"task">;
-  private readonly succeeded: Counter<"task">;
-  private readonly failed: Counter<"task">;
-  private readonly dead: Counter<"task">;
-  private readonly pickup: Histogram<"task">;
-  private readonly runTime: Histogram<"task" | "outcome">;
+type PromClient = typeof import("prom-client");
 
-  constructor(driver: StorageDriver) {
-    const registers = [this.registry];
-    this.enqueued = new Counter({ name: "underway_tasks_enqueued_total", help: "Tasks stored by Task.startNew in this process", labelNames: ["task"], registers });
-    this.started = new Counter({ name: "underway_tasks_started_total", help: "Attempts started by this process's worker", labelNames: ["task"], registers });
-    this.succeeded = new Counter({ name: "underway_tasks_succeeded_total", help: "Tasks that succeeded in this process's worker", labelNames: ["task"], registers });
-    this.failed = new Counter({ name: "underway_tasks_failed_total", help: "Attempts that failed and will be retried", labelNames: ["task"], registers });
-    this.dead = new Counter({ name: "underway_tasks_dead_total", help: "Tasks that failed for good (no attempts left, or unrecoverable)", labelNames: ["task"], registers });
-    this.pickup = new Histogram({
-      name: "underway_task_pickup_latency_seconds",
-      help: "From when an attempt was due to when a worker claimed it (database clock)",
-      labelNames: ["task"],
-      buckets: BUCKETS,
-      registers,
-    });
-    this.runTime = new Histogram({
-      name: "underway_task_run_seconds",
-      help: "How long attempts ran, by outcome",
-      labelNames: ["task", "outcome"],
-      buckets: BUCKETS,
-      registers,
-    });
+interface Instruments {
+  readonly registry: Registry;
+  readonly enqueued: Counter<"task">;
+  readonly started: Counter<"task">;
+  readonly succeeded: Counter<"task">;
+  readonly failed: Counter<"task">;
+  readonly dead: Counter<"task">;
+  readonly pickup: Histogram<"task">;
+  readonly runTime: Histogram<"task" | "outcome">;
+}
+
+/**
+ * Made when first used: a runtime that is never scraped and runs no worker (a task thread, the
+ * CLI) does not load prom-client at all.
+ */
+export class TaskMetrics {
+  private made: Instruments | null = null;
+
+  constructor(private readonly driver: StorageDriver) {}
+
+  get registry(): Registry {
+    return this.instruments().registry;
+  }
+
+  private instruments(): Instruments {
+    if (this.made) return this.made;
+    const { Counter, Gauge, Histogram, Registry } = createRequire(import.meta.url)("prom-client") as PromClient;
+    const driver = this.driver;
+    const registry = new Registry();
+    const registers = [registry];
     new Gauge({
       name: "underway_queue_depth",
       help: "Tasks per queue and state: due (waiting for a worker), later (delayed, backing off or waiting for predecessors), running",
@@ -56,26 +58,51 @@ export class TaskMetrics {
         }
       },
     });
+    return (this.made = {
+      registry,
+      enqueued: new Counter({ name: "underway_tasks_enqueued_total", help: "Tasks stored by Task.startNew in this process", labelNames: ["task"], registers }),
+      started: new Counter({ name: "underway_tasks_started_total", help: "Attempts started by this process's worker", labelNames: ["task"], registers }),
+      succeeded: new Counter({ name: "underway_tasks_succeeded_total", help: "Tasks that succeeded in this process's worker", labelNames: ["task"], registers }),
+      failed: new Counter({ name: "underway_tasks_failed_total", help: "Attempts that failed and will be retried", labelNames: ["task"], registers }),
+      dead: new Counter({ name: "underway_tasks_dead_total", help: "Tasks that failed for good (no attempts left, or unrecoverable)", labelNames: ["task"], registers }),
+      pickup: new Histogram({
+        name: "underway_task_pickup_latency_seconds",
+        help: "From when an attempt was due to when a worker claimed it (database clock)",
+        labelNames: ["task"],
+        buckets: BUCKETS,
+        registers,
+      }),
+      runTime: new Histogram({
+        name: "underway_task_run_seconds",
+        help: "How long attempts ran, by outcome",
+        labelNames: ["task", "outcome"],
+        buckets: BUCKETS,
+        registers,
+      }),
+    });
   }
 
   taskEnqueued(task: string, count = 1): void {
-    this.enqueued.inc({ task }, count);
+    this.instruments().enqueued.inc({ task }, count);
   }
 
   attemptStarted(task: string, pickupLatencyMs: number | null): void {
-    this.started.inc({ task });
-    if (pickupLatencyMs !== null) this.pickup.observe({ task }, Math.max(0, pickupLatencyMs) / 1000);
+    const m = this.instruments();
+    m.started.inc({ task });
+    if (pickupLatencyMs !== null) m.pickup.observe({ task }, Math.max(0, pickupLatencyMs) / 1000);
   }
 
   attemptEnded(task: string, outcome: "succeeded" | "failed" | "dead" | "released", durationMs: number | null): void {
-    if (outcome === "succeeded") this.succeeded.inc({ task });
-    else if (outcome === "failed") this.failed.inc({ task });
-    else if (outcome === "dead") this.dead.inc({ task });
-    if (durationMs !== null) this.runTime.observe({ task, outcome }, durationMs / 1000);
+    const m = this.instruments();
+    if (outcome === "succeeded") m.succeeded.inc({ task });
+    else if (outcome === "failed") m.failed.inc({ task });
+    else if (outcome === "dead") m.dead.inc({ task });
+    if (durationMs !== null) m.runTime.observe({ task, outcome }, durationMs / 1000);
   }
 
   /** The exposition text, and its content type. */
   async render(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    const { registry } = this.instruments();
+    return { contentType: registry.contentType, body: await registry.metrics() };
   }
 }

@@ -2,6 +2,17 @@
  * Connection settings: the parsed connection string, the schema name, and the words used for
  * them in descriptions and errors. No password ever leaves this file.
  */
+import { createRequire } from "node:module";
+import type pg from "pg";
+
+/**
+ * node-postgres, loaded when a PostgreSQL store is first opened: a process on SQLite, and a
+ * task thread (it borrows its process's store), never pay for loading it.
+ */
+let pgLoaded: typeof pg | null = null;
+export function pgModule(): typeof pg {
+  return (pgLoaded ??= createRequire(import.meta.url)("pg") as typeof pg);
+}
 
 /** Where a driver connects, as shown in logs and errors. */
 export interface PostgresTarget {

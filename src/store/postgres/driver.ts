@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash } from "node:crypto";
-import pg from "pg";
+import type pg from "pg";
 import type { PoolClient, QueryResultRow } from "pg";
 import type {
   ClaimedTask,
@@ -27,7 +27,7 @@ import { compositionQueriesFor, type ScheduleRow } from "./composition-queries.t
 import { activityBuckets, activityWindow, checkCountCap, zeroCounts } from "../task-activity.ts";
 import { taskCentreQueriesFor } from "./task-centre-queries.ts";
 import { TASK_STATES, type TaskFilter, type TaskInfo, type TaskPage, type TaskState } from "../../tasks/types.ts";
-import { connectionError, describeTarget, parseConnectionString, quoteSchema, type PostgresTarget } from "./connection.ts";
+import { connectionError, describeTarget, parseConnectionString, pgModule, quoteSchema, type PostgresTarget } from "./connection.ts";
 import { Listener } from "./listener.ts";
 import { migrateSchema } from "./migrate.ts";
 import { queriesFor, type Queries } from "./queries.ts";
@@ -120,7 +120,7 @@ export class PostgresDriver implements StorageDriver {
       keepAlive: true,
     };
     // The platform's tables live in the store's schema too: unqualified names resolve there first.
-    this.pool = new pg.Pool({ ...this.clientConfig, options: `-c search_path=${this.quotedSchema},public`, max: poolSize });
+    this.pool = new (pgModule().Pool)({ ...this.clientConfig, options: `-c search_path=${this.quotedSchema},public`, max: poolSize });
     // An idle pooled connection that drops (server restart, pg_terminate_backend) is discarded by
     // the pool; without a handler its error would crash the process.
     this.pool.on("error", () => undefined);
@@ -708,7 +708,7 @@ export class PostgresDriver implements StorageDriver {
   }
 
   private explain(error: unknown): unknown {
-    if (error instanceof pg.DatabaseError && error.code && NOT_MIGRATED.has(error.code)) {
+    if (error instanceof pgModule().DatabaseError && error.code && NOT_MIGRATED.has(error.code)) {
       return new Error(`the store ${this.description} is not migrated yet: call migrate() first (${error.message})`, {
         cause: error,
       });
@@ -743,7 +743,7 @@ export class PostgresDriver implements StorageDriver {
  */
 function brokenBy(error: unknown): Error | undefined {
   if (error === undefined) return undefined;
-  if (error instanceof pg.DatabaseError) {
+  if (error instanceof pgModule().DatabaseError) {
     const endsSession =
       error.severity === "FATAL" || error.severity === "PANIC" || /^(08|57P)/.test(error.code ?? "");
     return endsSession ? error : undefined;

@@ -3,7 +3,8 @@
  * other work). When that connection ends or fails, it connects again with backoff; since
  * notifications sent meanwhile are lost, it wakes once after every reconnection so workers look.
  */
-import pg from "pg";
+import type pg from "pg";
+import { pgModule } from "./connection.ts";
 
 export interface ListenerOptions {
   readonly client: pg.ClientConfig;
@@ -87,7 +88,7 @@ export class Listener {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client(this.options.client);
+    const client = new (pgModule().Client)(this.options.client);
     this.client = client;
     let lost = false;
     const onLost = (): void => {

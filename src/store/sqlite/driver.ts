@@ -1,4 +1,5 @@
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
+import { createRequire } from "node:module";
 import { AsyncLocalStorage } from "node:async_hooks";
 import { mkdirSync, watch, type FSWatcher } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
@@ -102,6 +103,12 @@ interface ClaimRow {
   fair_slot: number;
 }
 
+/** better-sqlite3, loaded when a SQLite store is first opened (a task thread borrows its process's store and never does). */
+let sqliteLoaded: typeof Database | null = null;
+function betterSqlite3(): typeof Database {
+  return (sqliteLoaded ??= createRequire(import.meta.url)("better-sqlite3") as typeof Database);
+}
+
 /** The embedded store: one SQLite file in WAL mode, shared by any number of local processes. */
 export class SqliteDriver implements StorageDriver {
   readonly dialect = "sqlite" as const;
@@ -126,7 +133,7 @@ export class SqliteDriver implements StorageDriver {
     this.description = `sqlite:${path}`;
     this.filePath = path;
     try {
-      this.db = new Database(path);
+      this.db = new (betterSqlite3())(path);
     } catch (error) {
       throw new Error(`cannot open the SQLite database ${path}: ${(error as Error).message}`, { cause: error });
     }
