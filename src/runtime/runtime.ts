@@ -31,6 +31,7 @@ import { StoreLender, storeInfoOf } from "../store/remote/lender.ts";
 import { ThreadPool } from "../worker/isolation/pool.ts";
 import type { ThreadBoot } from "./isolation/thread-main.ts";
 import { importTaskModule, taskModuleUrl, type TaskModuleSpecifier } from "./task-modules.ts";
+import { threadBundle } from "./isolation/thread-bundle.ts";
 // Issue #9: scheduling, composition and observability.
 import { Continuer } from "../maintenance/continuer.ts";
 import { cronTicks } from "../maintenance/cron.ts";
@@ -214,7 +215,13 @@ export class Runtime implements TaskStarter {
               hostModule: internals.threadHost ?? null,
               taskModules: this.taskModules,
               maxParameterBytes: this.maxParameterBytes,
+              bundle: null,
             } satisfies Omit<ThreadBoot, "storePort" | "pauseCell" | "pauseName">,
+            prepare: async () => {
+              const modules = [...(internals.threadHost ? [internals.threadHost] : []), ...this.taskModules, ...this.registry.modules()];
+              const bundle = await threadBundle(this.logger, [...new Set(modules)]);
+              return bundle && { entry: bundle.entry, workerData: { bundle: { built: bundle.built, modules: bundle.modules } } };
+            },
             lendStore: (port) => new StoreLender(this.driver, port, () => this.worker?.wake()),
             logger: this.logger,
             minThreads: isolation.mode === "thread" ? isolation.minThreads : 0,

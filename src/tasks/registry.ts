@@ -244,4 +244,11 @@ export class TaskRegistry {
   names(): string[] {
     return [...this.byName.keys()].sort();
   }
+
+  /** The modules registered classes declare or were registered from (file: URLs). */
+  modules(): string[] {
+    const modules = new Set<string>();
+    for (const entry of this.byName.values()) if (entry.module) modules.add(entry.module);
+    return [...modules].sort();
+  }
 }

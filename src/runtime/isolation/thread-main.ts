@@ -22,6 +22,8 @@ import type { UserConnectionFactory } from "../../worker/worker.ts";
 import { Runtime, type RuntimeConfig, type RuntimeInternals } from "../runtime.ts";
 import { importTaskModule } from "../task-modules.ts";
 import { installPauseCell } from "../../worker/isolation/throttle.ts";
+import { bundledModule, type ThreadBundle } from "./thread-bundle.ts";
+import { register } from "node:module";
 import { taskResultOf } from "../../tasks/result.ts";
 
 /** What the worker's process hands a new thread. */
@@ -36,6 +38,8 @@ export interface ThreadBoot {
   readonly hostModule: string | null;
   readonly taskModules: readonly string[];
   readonly maxParameterBytes: number;
+  /** The build this thread booted from (thread-bundle.ts), or null when it booted from the sources. */
+  readonly bundle: Pick<ThreadBundle, "built" | "modules"> | null;
 }
 
 /** What a host module builds in the thread. */
@@ -129,8 +133,32 @@ const config: RuntimeConfig = {
 };
 const internals: RuntimeInternals = boot.secretKey ? { secretKey: Buffer.from(boot.secretKey) } : {};
 let host: ThreadHost;
+/** Where the thread imports a module from: the bundle's copy of one of underway's sources, or the module itself. */
+async function importable(url: string): Promise<string> {
+  const bundled = boot.bundle ? bundledModule(boot.bundle, url) : null;
+  if (bundled) return bundled;
+  await typescriptLoader();
+  return url;
+}
+
+const LOADER = Symbol.for("underway.typescriptLoader");
+
+/**
+ * A module from outside the bundle (an application's task module) may be TypeScript, and may
+ * import underway's sources: register tsx's loader first (once), and, when booted from the
+ * bundle, the hooks that point such imports at the bundle's copies.
+ */
+async function typescriptLoader(): Promise<void> {
+  const flags = globalThis as Record<symbol, unknown>;
+  if (flags[LOADER]) return;
+  flags[LOADER] = true;
+  const { register: registerTsx } = (await import("tsx/esm/api")) as { register(): unknown };
+  registerTsx();
+  if (boot.bundle) register(new URL("./bundle-hooks.mjs", import.meta.url), { data: boot.bundle });
+}
+
 if (boot.hostModule) {
-  const { createThreadHost } = (await import(boot.hostModule)) as { createThreadHost: CreateThreadHost };
+  const { createThreadHost } = (await import(await importable(boot.hostModule))) as { createThreadHost: CreateThreadHost };
   host = await createThreadHost(config, internals);
 } else {
   const runtime = new Runtime(config, internals);
@@ -142,7 +170,7 @@ const modules = new Map<string, Promise<void>>();
 function loadModule(url: string): Promise<void> {
   let loading = modules.get(url);
   if (!loading) {
-    loading = importTaskModule(url).then((classes) => {
+    loading = importable(url).then(importTaskModule).then((classes) => {
       for (const c of classes) host.runtime.registry.register(c, url, url);
     });
     modules.set(url, loading);

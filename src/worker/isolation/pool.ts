@@ -20,6 +20,11 @@ export interface ThreadPoolOptions {
   readonly entry: URL;
   /** What every thread boots with (structured-cloneable). */
   readonly workerData: Record<string, unknown>;
+  /**
+   * A faster entry, with what to add to workerData for it, or null to keep `entry`: asked once,
+   * before the first thread boots (a build the threads load instead of the sources).
+   */
+  readonly prepare?: () => Promise<{ readonly entry: URL; readonly workerData: Record<string, unknown> } | null>;
   readonly lendStore: StoreLending;
   readonly logger: Logger;
   /** Threads kept warm (booted before the first task and never retired). Default 1. */
@@ -157,13 +162,14 @@ class PoolThread {
   constructor(
     readonly memoryLimitMb: number,
     options: ThreadPoolOptions,
+    boot: { readonly entry: URL; readonly workerData: Record<string, unknown> },
     private readonly onGone: (t: PoolThread) => void,
     private readonly pauser: ThreadPauser,
   ) {
     const channel = new MessageChannel();
     this.lending = options.lendStore(channel.port1);
-    this.thread = new Thread(options.entry, {
-      workerData: { ...options.workerData, storePort: channel.port2, pauseCell: this.pause.cell, pauseName: this.pause.name },
+    this.thread = new Thread(boot.entry, {
+      workerData: { ...boot.workerData, storePort: channel.port2, pauseCell: this.pause.cell, pauseName: this.pause.name },
       transferList: [channel.port2],
       resourceLimits: { maxOldGenerationSizeMb: memoryLimitMb },
     });
@@ -354,6 +360,7 @@ export class ThreadPool {
     this.growAfterMs = options.growAfterMs ?? 20;
     this.memoryLimitMb = options.memoryLimitMb ?? 256;
     this.maxThreads = options.maxThreads ?? Infinity;
+    this.boot = { entry: options.entry, workerData: options.workerData };
     this.pauser = new ThreadPauser(options.logger);
   }
 
@@ -375,8 +382,27 @@ export class ThreadPool {
     );
   }
 
+  /** How threads boot: the sources' entry, or the faster one `prepare` gave. */
+  private boot: { entry: URL; workerData: Record<string, unknown> };
+  private prepared: Promise<void> | null = null;
+
+  /** Asks `prepare` for a faster entry, once; threads booted meanwhile use the sources'. */
+  private prepareBoot(): Promise<void> {
+    this.prepared ??= (async () => {
+      if (!this.options.prepare) return;
+      try {
+        const faster = await this.options.prepare();
+        if (faster) this.boot = { entry: faster.entry, workerData: { ...this.options.workerData, ...faster.workerData } };
+      } catch (error) {
+        this.options.logger.warn({ err: error }, "task threads boot from the sources (slower): their build could not be prepared");
+      }
+    })();
+    return this.prepared;
+  }
+
   /** Boots the warm threads; resolves when they are ready (a boot failure rejects). */
   async warm(): Promise<void> {
+    await this.prepareBoot();
     const threads: PoolThread[] = [];
     for (let i = this.all.size; i < this.minThreads; i++) threads.push(this.spawn(this.memoryLimitMb));
     await Promise.all(threads.map((t) => t.ready));
@@ -388,7 +414,7 @@ export class ThreadPool {
   }
 
   private spawn(limit: number): PoolThread {
-    const thread = new PoolThread(limit, this.options, (t) => this.forget(t), this.pauser);
+    const thread = new PoolThread(limit, this.options, this.boot, (t) => this.forget(t), this.pauser);
     this.all.add(thread);
     return thread;
   }

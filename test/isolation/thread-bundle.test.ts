@@ -1,0 +1,50 @@
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { after, describe, it } from "node:test";
+import { createRuntime, Task, type Runtime } from "../../src/index.ts";
+import { bundledModule, threadBundle } from "../../src/runtime/isolation/thread-bundle.ts";
+import { ParentTask } from "../fixtures/isolation-tasks.ts";
+import { tempDb, tempDir } from "../helpers.ts";
+
+const silent = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined, child: () => silent };
+
+describe("task threads' build", () => {
+  it("builds the sources with the task modules, reuses the build while they are unchanged, builds again when one changes", async () => {
+    const dir = tempDir();
+    const module = join(dir, "late-tasks.ts");
+    writeFileSync(module, "export class BuiltTask { run(): number { return 1; } }\n");
+    const url = pathToFileURL(module).href;
+    const first = await threadBundle(silent, [url]);
+    assert.ok(first, "a build was made");
+    after(() => rmSync(join(fileURLToPath(first.built), ".."), { recursive: true, force: true }));
+    assert.ok(existsSync(first.entry), "the thread's entry is in it");
+    const built = bundledModule(first, url);
+    assert.ok(built && existsSync(new URL(built)), "the task module has its counterpart");
+    assert.match(readFileSync(new URL(built), "utf8"), /BuiltTask/);
+    assert.equal(bundledModule(first, pathToFileURL(join(dir, "other.ts")).href), null, "a module not built has none");
+
+    const again = await threadBundle(silent, [url]);
+    assert.equal(again?.built, first.built, "unchanged sources: the same build");
+
+    writeFileSync(module, "export class BuiltTask { run(): number { return 22; } }\n");
+    const changed = await threadBundle(silent, [url]);
+    assert.ok(changed && changed.built !== first.built, "a changed module: a new build");
+    assert.match(readFileSync(new URL(bundledModule(changed, url)!), "utf8"), /22/);
+    assert.ok(existsSync(first.entry), "the previous build stays for threads that booted from it");
+  });
+
+  it("runs a task whose module the threads learn of after they booted in the thread's own runtime (it starts a child task)", async () => {
+    const dir = tempDir();
+    // No task modules given: ParentTask's module is learned when it is started, after the build.
+    const runtime: Runtime = createRuntime({ db: tempDb(dir), logger: false, worker: { concurrency: 2 }, isolation: { mode: "thread" } });
+    await runtime.start();
+    after(() => runtime.stop({ graceMs: 0 }));
+    const file = join(dir, "late.txt");
+    const parent = await runtime.run(() => Task.startNew(ParentTask, { file }));
+    assert.equal((await runtime.waitForTask(parent.id, { timeoutMs: 20_000 })).state, "succeeded");
+    // Task.startNew in the thread found the thread's runtime: the module's import of the API was the build's.
+    assert.match(readFileSync(file, "utf8"), /^child:\d+$/m);
+  });
+});
