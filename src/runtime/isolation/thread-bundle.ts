@@ -1,19 +1,20 @@
 /**
- * The task threads' own code as one compiled bundle, so that a new thread boots in a fraction of
+ * The task threads' own code as a compiled bundle, so that a new thread boots in a fraction of
  * the time: without it a thread registers the TypeScript loader and loads some eighty source
  * modules through it (each a round trip to the loader's thread), about 150 ms of its boot.
  *
- * The bundle holds the thread's entry, the host module (the platform's, when there is one) and
- * the public API (src/index.ts), split into shared chunks, with the packages left as imports. It
- * is written under node_modules/.cache/underway/threads/ beside the sources, so the packages
- * resolve as they do from the sources, and reused while none of its sources changed (checked by
- * size and modification time at every start; a change makes the next start build it again).
+ * The bundle holds the thread's entry, the public API (src/index.ts), the host module (the
+ * platform's, when there is one) and the task modules known when it is made, their code split
+ * into shared chunks, with the packages left as imports. It is written under
+ * node_modules/.cache/underway/threads/ beside the sources, so the packages resolve as they do
+ * from the sources, and reused while none of its sources changed (checked by size and
+ * modification time at every start; a change makes the next start build it again).
  * Each source's `import.meta.url` stands for the source's own URL, so paths relative to a module
  * (migrations, createRequire) resolve as they do unbundled.
  *
- * Task modules are not bundled: a thread imports them as they are (TypeScript ones through the
- * loader, registered then). Their imports of the public API are pointed at the bundle's copy, so
- * a task and its thread share one runtime. Where the bundle cannot be built or written (esbuild
+ * A task module learned later is imported as it is (TypeScript through the loader, registered
+ * then); its imports of the modules built are pointed at the bundle's copies, so a task and its
+ * thread share one runtime. Where the bundle cannot be built or written (esbuild
  * missing, a read-only install), threads boot from the sources as before.
  */
 import { createHash } from "node:crypto";
