@@ -10,6 +10,7 @@ import {
   MostlyShortTask,
   NapTask,
   NeverSettlesTask,
+  OverlapTask,
   ParentTask,
   SpinTask,
   SumTask,
@@ -67,7 +68,7 @@ function ledger(file: string): string[] {
 
 for (const store of STORES) {
   describe(`isolated tasks (${store})`, () => {
-    if (store === "postgres") schemasForSuite(13);
+    if (store === "postgres") schemasForSuite(14);
     it("stops each kind of runaway at its limit with its reason, while ordinary tasks all complete", async () => {
       const { runtime, dir } = await isolatedRuntime(store);
       const file = join(dir, "ledger.txt");
@@ -285,6 +286,26 @@ for (const store of STORES) {
       assert.equal(ledger(file).length, 18);
       const threads = new Set(ledger(file).map((line) => line.split(":")[2]));
       assert.ok(threads.size <= 2, `18 attempts of a short class ran on ${threads.size} threads`);
+    });
+
+    it("frees the slots of attempts that wait behind an attempt of their class that blocks its thread", async () => {
+      const { runtime, dir } = await isolatedRuntime(store, { worker: { concurrency: 4 } });
+      const spins = await runtime.run(() => Task.startNewMany(SpinTask, [null, null, null, null], { timeoutMs: 0 }));
+      await until(async () => (await runtime.getTask(spins[0]!.id)).state === "running", "the spinning tasks to start");
+      const file = join(dir, "overlap.txt");
+      const naps = await runtime.run(() => Task.startNewMany(OverlapTask, Array.from({ length: 8 }, (_, n) => ({ file, n, waitMs: 1_000 }))));
+      for (const h of naps) assert.equal((await ended(runtime, h.id)).state, "succeeded");
+      // The most naps that ran at once: with the waiting spinners holding three slots, one.
+      const events = ledger(file).map((line) => line.split(":")).map(([kind, , at]) => ({ kind, at: Number(at) }));
+      let running = 0;
+      let most = 0;
+      for (const e of events.sort((a, b) => a.at - b.at || (a.kind === "end" ? -1 : 1))) {
+        running += e.kind === "start" ? 1 : -1;
+        most = Math.max(most, running);
+      }
+      assert.ok(most >= 3, `at most ${most} of the short tasks ran at once beside the spinning ones`);
+      for (const s of spins) assert.equal(await runtime.cancelTask(s.id), true);
+      for (const s of spins) assert.equal((await ended(runtime, s.id)).state, "canceled");
     });
 
     it("stores the result a task returns in its thread", async () => {

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { after, describe, it } from "node:test";
 import { createRuntime, Task, type Runtime } from "../../src/index.ts";
 import { bundledModule, threadBundle } from "../../src/runtime/isolation/thread-bundle.ts";
-import { ParentTask } from "../fixtures/isolation-tasks.ts";
+import { HogTask, ParentTask } from "../fixtures/isolation-tasks.ts";
 import { tempDb, tempDir } from "../helpers.ts";
 
 const silent = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined, child: () => silent };
@@ -46,5 +46,24 @@ describe("task threads' build", () => {
     assert.equal((await runtime.waitForTask(parent.id, { timeoutMs: 20_000 })).state, "succeeded");
     // Task.startNew in the thread found the thread's runtime: the module's import of the API was the build's.
     assert.match(readFileSync(file, "utf8"), /^child:\d+$/m);
+  });
+
+  it("boots threads from the sources when its build is gone from under the process", async () => {
+    const dir = tempDir();
+    const fixtures = new URL("../fixtures/isolation-tasks.ts", import.meta.url);
+    const runtime: Runtime = createRuntime({ db: tempDb(dir), logger: false, tasks: [fixtures], worker: { concurrency: 2 }, isolation: { mode: "thread" } });
+    await runtime.start();
+    after(() => runtime.stop({ graceMs: 0 }));
+    // The build the runtime's threads boot from (the same modules give the same build).
+    const bundle = await threadBundle(silent, [fixtures.href]);
+    assert.ok(bundle);
+    const built = fileURLToPath(bundle.built).replace(/\/$/, "");
+    renameSync(built, `${built}-moved`);
+    after(() => rmSync(`${built}-moved`, { recursive: true, force: true }));
+    // Another memory limit: a new thread must boot.
+    const hog = await runtime.run(() => Task.startNew(HogTask, null, { maxAttempts: 1 }));
+    const task = await runtime.waitForTask(hog.id, { timeoutMs: 30_000 }).catch(() => runtime.getTask(hog.id));
+    assert.equal(task.state, "dead");
+    assert.equal(task.lastError?.name, "TaskMemoryLimitError", "the thread booted (from the sources) and met its limit");
   });
 });

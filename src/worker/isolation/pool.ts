@@ -127,6 +127,9 @@ interface Waiter {
   readonly since: number;
   resolve(t: PoolThread): void;
   reject(e: Error): void;
+  /** Reported to the worker as blocked (it waits behind an attempt of its class that blocks). */
+  blocked: boolean;
+  readonly onBlocked: ((blocked: boolean) => void) | undefined;
 }
 
 /** A thread of the pool. */
@@ -406,8 +409,22 @@ export class ThreadPool {
     await this.prepareBoot();
     const threads: PoolThread[] = [];
     for (let i = this.all.size; i < this.minThreads; i++) threads.push(this.spawn(this.memoryLimitMb));
-    await Promise.all(threads.map((t) => t.ready));
+    const booted = await Promise.allSettled(threads.map((t) => t.ready));
+    const failed = booted.find((b): b is PromiseRejectedResult => b.status === "rejected");
+    if (failed && this.bootFromSources(failed.reason)) return this.warm();
+    if (failed) throw failed.reason;
     for (const t of threads) this.makeIdle(t);
+  }
+
+  /**
+   * A thread could not boot from the faster entry (its build removed from under this process,
+   * say): boot from the sources from now on. False when threads already do.
+   */
+  private bootFromSources(error: unknown): boolean {
+    if (this.boot.entry.href === this.options.entry.href) return false;
+    this.options.logger.warn({ err: error }, "a task thread could not boot from the build of the sources; threads boot from the sources from now on");
+    this.boot = { entry: this.options.entry, workerData: this.options.workerData };
+    return true;
   }
 
   get size(): number {
@@ -459,6 +476,15 @@ export class ThreadPool {
       } else answering++;
     }
     if (blocked.length > 0) this.throttle(blocked, answering > 0 || this.waiters.length > 0 || now - this.lastRunAt < 2 * WATCHDOG_MS);
+    // Attempts that wait because an attempt of their class blocks its thread (see `served`)
+    // would wait as long as others work: like a blocked run, they stop holding a worker slot.
+    for (const w of this.waiters) {
+      if (w.blocked || now - w.since < BLOCKED_RELEASE_MS) continue;
+      if (blocked.some((t) => [...t.runs.values()].some((run) => run.name === w.name))) {
+        w.blocked = true;
+        w.onBlocked?.(true);
+      }
+    }
     // Every thread held by a long run (say, runaways waiting for their timeout): have one ready.
     if (busy === this.all.size && busy > 0 && [...this.all].every((t) => now - t.runningSince >= LONG_RUN_MS && !t.shared)) this.keepSpare();
     if (busy === 0 && this.watchdog) {
@@ -539,7 +565,7 @@ export class ThreadPool {
     this.pump();
   }
 
-  private acquire(limit: number, name: string, signal: AbortSignal): Promise<PoolThread> {
+  private acquire(limit: number, name: string, signal: AbortSignal, onBlocked?: (blocked: boolean) => void): Promise<PoolThread> {
     if (this.closed) return Promise.reject(new Error("the worker's thread pool is closed"));
     const i = this.idleFor(limit, name);
     if (i >= 0) {
@@ -553,6 +579,8 @@ export class ThreadPool {
         limit,
         name,
         since: performance.now(),
+        blocked: false,
+        onBlocked,
         resolve: (t: PoolThread) => {
           signal.removeEventListener("abort", onAbort);
           resolve(t);
@@ -613,6 +641,8 @@ export class ThreadPool {
         },
         (error: Error) => {
           booted();
+          // From the sources, the next boot may succeed: the waiters wait for it.
+          if (this.bootFromSources(error)) return this.pump();
           // A thread that cannot boot fails the run that waited longest, not every run forever.
           const at = this.waiters.findIndex((w) => w.limit === limit);
           if (at >= 0) this.waiters.splice(at, 1)[0]!.reject(error);
@@ -749,6 +779,7 @@ export class ThreadPool {
    */
   private handOut(at: number, thread: PoolThread): void {
     const [waiter] = this.waiters.splice(at, 1) as [Waiter];
+    if (waiter.blocked) waiter.onBlocked?.(false);
     thread.reserved++;
     thread.runningSince = performance.now();
     waiter.resolve(thread);
@@ -775,7 +806,7 @@ export class ThreadPool {
     const name = r.run.name;
     const withRoom = this.shareable(name) ? this.sharedWithRoom(limit, name) : null;
     if (withRoom) withRoom.reserved++;
-    const thread = withRoom ?? (await this.acquire(limit, name, controller.signal));
+    const thread = withRoom ?? (await this.acquire(limit, name, controller.signal, r.onBlocked));
     thread.reserved--;
     // Whether the class may share is decided when it is placed: it may have proven short while it waited.
     if (thread.runs.size === 0) thread.shared = this.shareable(name);
