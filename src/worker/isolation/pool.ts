@@ -549,8 +549,18 @@ export class ThreadPool {
       // Not answering for a while: it may be blocked; new work goes elsewhere until it answers.
       if (t.pingSentAt !== 0 && performance.now() - t.pingSentAt >= WATCHDOG_MS) continue;
       const load = t.runs.size + t.reserved;
-      if (t.runs.size === 0 || load >= max) continue;
+      // Empty: only one that is idle after carrying shared attempts a moment ago (they come and
+      // go between claims), or is handed some now.
+      if (load === 0 && !(performance.now() - t.sharedUntil < LONG_RUN_MS && this.idle.includes(t))) continue;
+      if (load >= max) continue;
       if (!best || (pack ? load > best.runs.size + best.reserved : load < best.runs.size + best.reserved)) best = t;
+    }
+    if (best) {
+      const i = this.idle.indexOf(best);
+      if (i >= 0) {
+        this.idle.splice(i, 1);
+        if (best.idleTimer) clearTimeout(best.idleTimer);
+      }
     }
     return best;
   }
@@ -567,7 +577,11 @@ export class ThreadPool {
 
   private acquire(limit: number, name: string, signal: AbortSignal, onBlocked?: (blocked: boolean) => void): Promise<PoolThread> {
     if (this.closed) return Promise.reject(new Error("the worker's thread pool is closed"));
-    const i = this.idleFor(limit, name);
+    // An attempt of a class not seen yet waits for the end of the turn, with the others that
+    // arrive in it: an idle thread then goes to the class with the most attempts waiting (see
+    // waiterFor), not to whichever came first.
+    const known = (this.classes.get(name)?.runs ?? 0) > 0;
+    const i = known ? this.idleFor(limit, name) : -1;
     if (i >= 0) {
       const [thread] = this.idle.splice(i, 1) as [PoolThread];
       if (thread.idleTimer) clearTimeout(thread.idleTimer);
@@ -597,6 +611,19 @@ export class ThreadPool {
       };
       signal.addEventListener("abort", onAbort, { once: true });
       this.waiters.push(waiter);
+      if (known) this.pump();
+      else this.pumpAfterTurn();
+    });
+  }
+
+  private pumpScheduled = false;
+
+  /** Pumps once the attempts this turn started have all asked for threads. */
+  private pumpAfterTurn(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
       this.pump();
     });
   }
@@ -744,9 +771,24 @@ export class ThreadPool {
     const now = performance.now();
     const limit = thread.memoryLimitMb;
     if (now - thread.sharedUntil < LONG_RUN_MS) return this.waiters.findIndex((w) => w.limit === limit && this.shareable(w.name));
-    const at = this.waiters.findIndex((w) => w.limit === limit && !this.served(w.name, now));
+    const at = this.crowdedWaiter(limit, now);
     if (at >= 0 || idle < 2) return at;
     return this.waiters.findIndex((w) => w.limit === limit);
+  }
+
+  /**
+   * The first waiter of this limit whose class nothing serves, of the class with the most such
+   * waiters: if that class is short, the thread serves them all (they share it once it proved so).
+   */
+  private crowdedWaiter(limit: number, now: number): number {
+    const counts = new Map<string, number>();
+    for (const w of this.waiters) if (w.limit === limit) counts.set(w.name, (counts.get(w.name) ?? 0) + 1);
+    let best: string | null = null;
+    for (const [name, count] of counts) {
+      if (this.served(name, now)) continue;
+      if (best === null || count > counts.get(best)!) best = name;
+    }
+    return best === null ? -1 : this.waiters.findIndex((w) => w.limit === limit && w.name === best);
   }
 
   /** An idle thread an attempt of this class may take now (see waiterFor), or -1. */
@@ -905,6 +947,7 @@ export class ThreadPool {
   /** Stops every thread (runs still going are reported as interrupted by the worker first). */
   async close(): Promise<void> {
     this.closed = true;
+    this.pumpScheduled = true;
     if (this.pumpTimer) clearTimeout(this.pumpTimer);
     if (this.watchdog) clearInterval(this.watchdog);
     for (const w of this.waiters.splice(0)) w.reject(new Error("the worker's thread pool is closed"));
