@@ -51,15 +51,19 @@ describe("task threads' build", () => {
   it("boots threads from the sources when its build is gone from under the process", async () => {
     const dir = tempDir();
     const fixtures = new URL("../fixtures/isolation-tasks.ts", import.meta.url);
-    const runtime: Runtime = createRuntime({ db: tempDb(dir), logger: false, tasks: [fixtures], worker: { concurrency: 2 }, isolation: { mode: "thread" } });
+    // A module of its own makes a build of its own: moving it away touches no other test's threads.
+    const own = join(dir, "own-tasks.ts");
+    writeFileSync(own, "export class OwnTask { run(): void {} }\n");
+    const modules = [fixtures.href, pathToFileURL(own).href];
+    const runtime: Runtime = createRuntime({ db: tempDb(dir), logger: false, tasks: modules, worker: { concurrency: 2 }, isolation: { mode: "thread" } });
     await runtime.start();
     after(() => runtime.stop({ graceMs: 0 }));
     // The build the runtime's threads boot from (the same modules give the same build).
-    const bundle = await threadBundle(silent, [fixtures.href]);
+    const bundle = await threadBundle(silent, modules);
     assert.ok(bundle);
     const built = fileURLToPath(bundle.built).replace(/\/$/, "");
+    after(() => rmSync(join(built, ".."), { recursive: true, force: true }));
     renameSync(built, `${built}-moved`);
-    after(() => rmSync(`${built}-moved`, { recursive: true, force: true }));
     // Another memory limit: a new thread must boot.
     const hog = await runtime.run(() => Task.startNew(HogTask, null, { maxAttempts: 1 }));
     const task = await runtime.waitForTask(hog.id, { timeoutMs: 30_000 }).catch(() => runtime.getTask(hog.id));

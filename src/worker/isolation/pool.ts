@@ -135,6 +135,8 @@ interface Waiter {
 /** A thread of the pool. */
 class PoolThread {
   readonly thread: Thread;
+  /** The entry it booted from. */
+  readonly entry: string;
   readonly ready: Promise<void>;
   /** The attempts on this thread: one, or several of short classes when it is shared. */
   readonly runs = new Map<number, Current>();
@@ -172,6 +174,7 @@ class PoolThread {
   ) {
     const channel = new MessageChannel();
     this.lending = options.lendStore(channel.port1);
+    this.entry = boot.entry.href;
     this.thread = new Thread(boot.entry, {
       workerData: { ...boot.workerData, storePort: channel.port2, pauseCell: this.pause.cell, pauseName: this.pause.name },
       transferList: [channel.port2],
@@ -410,20 +413,26 @@ export class ThreadPool {
     const threads: PoolThread[] = [];
     for (let i = this.all.size; i < this.minThreads; i++) threads.push(this.spawn(this.memoryLimitMb));
     const booted = await Promise.allSettled(threads.map((t) => t.ready));
-    const failed = booted.find((b): b is PromiseRejectedResult => b.status === "rejected");
-    if (failed && this.bootFromSources(failed.reason)) return this.warm();
-    if (failed) throw failed.reason;
+    const failed = threads.findIndex((_, i) => booted[i]!.status === "rejected");
+    if (failed >= 0) {
+      const reason = (booted[failed] as PromiseRejectedResult).reason as unknown;
+      if (this.bootFromSources(threads[failed]!, reason)) return this.warm();
+      throw reason;
+    }
     for (const t of threads) this.makeIdle(t);
   }
 
   /**
    * A thread could not boot from the faster entry (its build removed from under this process,
-   * say): boot from the sources from now on. False when threads already do.
+   * say): threads boot from the sources from now on, and the boot is worth another try. False
+   * when it booted from the sources already.
    */
-  private bootFromSources(error: unknown): boolean {
-    if (this.boot.entry.href === this.options.entry.href) return false;
-    this.options.logger.warn({ err: error }, "a task thread could not boot from the build of the sources; threads boot from the sources from now on");
-    this.boot = { entry: this.options.entry, workerData: this.options.workerData };
+  private bootFromSources(thread: PoolThread, error: unknown): boolean {
+    if (thread.entry === this.options.entry.href) return false;
+    if (this.boot.entry.href !== this.options.entry.href) {
+      this.options.logger.warn({ err: error }, "a task thread could not boot from the build of the sources; threads boot from the sources from now on");
+      this.boot = { entry: this.options.entry, workerData: this.options.workerData };
+    }
     return true;
   }
 
@@ -669,7 +678,7 @@ export class ThreadPool {
         (error: Error) => {
           booted();
           // From the sources, the next boot may succeed: the waiters wait for it.
-          if (this.bootFromSources(error)) return this.pump();
+          if (this.bootFromSources(thread, error)) return this.pump();
           // A thread that cannot boot fails the run that waited longest, not every run forever.
           const at = this.waiters.findIndex((w) => w.limit === limit);
           if (at >= 0) this.waiters.splice(at, 1)[0]!.reject(error);
