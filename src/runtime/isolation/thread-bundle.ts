@@ -63,7 +63,6 @@ interface Meta {
   readonly inputs: readonly { readonly path: string; readonly size: number; readonly mtimeMs: number }[];
 }
 
-
 interface EsbuildLike {
   readonly version: string;
   build(options: Record<string, unknown>): Promise<{ metafile?: { inputs: Record<string, unknown> } }>;
