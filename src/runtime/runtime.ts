@@ -80,7 +80,10 @@ export interface IsolationConfig {
   readonly memoryLimitMb?: number;
   /** After a cancel or timeout, how long a task may take to stop by itself before its thread is stopped, ms. Default 5,000. */
   readonly abortGraceMs?: number;
-  /** Threads kept booted while idle. Default 1. */
+  /**
+   * Threads kept booted while idle (at most the worker's concurrency). Default 2: an attempt that
+   * runs long, or away, on one of them never makes the next short one wait for a thread to boot.
+   */
   readonly minThreads?: number;
   /** An idle thread above minThreads is retired after this long, ms. Default 30,000. */
   readonly idleThreadMs?: number;
@@ -224,7 +227,7 @@ export class Runtime implements TaskStarter {
             },
             lendStore: (port) => new StoreLender(this.driver, port, () => this.worker?.wake()),
             logger: this.logger,
-            minThreads: isolation.mode === "thread" ? isolation.minThreads : 0,
+            minThreads: isolation.mode === "thread" ? Math.min(isolation.minThreads, config.worker?.concurrency ?? 10) : 0,
             maxThreads: config.worker?.concurrency ?? 10,
             idleMs: isolation.idleThreadMs,
             memoryLimitMb: isolation.memoryLimitMb,
@@ -757,7 +760,7 @@ function isolationOf(value: RuntimeConfig["isolation"]): Required<IsolationConfi
     mode,
     memoryLimitMb: count(given.memoryLimitMb, 256, "memoryLimitMb", 16),
     abortGraceMs: count(given.abortGraceMs, 5_000, "abortGraceMs", 0),
-    minThreads: count(given.minThreads, 1, "minThreads", 0),
+    minThreads: count(given.minThreads, 2, "minThreads", 0),
     idleThreadMs: count(given.idleThreadMs, 30_000, "idleThreadMs", 1),
   };
 }

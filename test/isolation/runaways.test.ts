@@ -7,6 +7,7 @@ import {
   ExitTask,
   HogTask,
   LedgerTask,
+  LoggedSpinTask,
   MostlyShortTask,
   NapTask,
   NeverSettlesTask,
@@ -15,6 +16,7 @@ import {
   SpinTask,
   SumTask,
   ThrowsLaterTask,
+  ThreadOriginTask,
   ThrowsStringTask,
   TrustedLedgerTask,
   WaitsForAbortTask,
@@ -68,7 +70,7 @@ function ledger(file: string): string[] {
 
 for (const store of STORES) {
   describe(`isolated tasks (${store})`, () => {
-    if (store === "postgres") schemasForSuite(14);
+    if (store === "postgres") schemasForSuite(16);
     it("stops each kind of runaway at its limit with its reason, while ordinary tasks all complete", async () => {
       const { runtime, dir } = await isolatedRuntime(store);
       const file = join(dir, "ledger.txt");
@@ -304,6 +306,41 @@ for (const store of STORES) {
         most = Math.max(most, running);
       }
       assert.ok(most >= 3, `at most ${most} of the short tasks ran at once beside the spinning ones`);
+      for (const s of spins) assert.equal(await runtime.cancelTask(s.id), true);
+      for (const s of spins) assert.equal((await ended(runtime, s.id)).state, "canceled");
+    });
+
+    it("keeps two threads booted: while a task spins on one, the next runs on the other without waiting for a boot", async () => {
+      const { runtime } = await isolatedRuntime(store);
+      const startedBy = Date.now();
+      const spin = await runtime.run(() => Task.startNew(SpinTask, null, { timeoutMs: 0 }));
+      await until(async () => (await runtime.getTask(spin.id)).state === "running", "the spinning task to start");
+      const next = await runtime.run(() => Task.startNew(ThreadOriginTask, null));
+      const origin = (await next.result({ timeoutMs: 10_000 })) as number;
+      assert.ok(origin <= startedBy, `the next task ran on a thread booted ${origin - startedBy} ms after the runtime started`);
+      assert.equal(await runtime.cancelTask(spin.id), true);
+      assert.equal((await ended(runtime, spin.id)).state, "canceled");
+    });
+
+    it("holds back a second attempt of a class that blocks its thread while short tasks come and go", async () => {
+      const { runtime, dir } = await isolatedRuntime(store);
+      const file = join(dir, "waves.txt");
+      const spins = await runtime.run(() => Task.startNewMany(LoggedSpinTask, [1, 2].map((n) => ({ file, n })), { timeoutMs: 0 }));
+      await until(() => ledger(file).some((line) => line.startsWith("spin:")), "a spinning task to start");
+      // Waves of short tasks for two seconds, with a moment between them in which their thread
+      // is empty (the spinner blocks its thread for well over a second meanwhile).
+      const until2s = Date.now() + 2_000;
+      for (let wave = 0; Date.now() < until2s; wave++) {
+        const handles = await runtime.run(() => Task.startNewMany(LedgerTask, Array.from({ length: 5 }, (_, i) => ({ file, n: wave * 5 + i }))));
+        for (const h of handles) assert.equal((await ended(runtime, h.id)).state, "succeeded");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const wavesEnded = Date.now();
+      const spun = (): number[] => ledger(file).filter((line) => line.startsWith("spin:")).map((line) => Number(line.split(":")[2]));
+      assert.equal(spun().length, 1, "the second spinning task started while the short tasks came and went");
+      // With nothing else to do, it runs.
+      await until(() => spun().length === 2, "the second spinning task to start once the others stopped");
+      assert.ok(spun()[1]! >= wavesEnded);
       for (const s of spins) assert.equal(await runtime.cancelTask(s.id), true);
       for (const s of spins) assert.equal((await ended(runtime, s.id)).state, "canceled");
     });

@@ -21,7 +21,7 @@ import type { FailureKind, FromThread, LogLevel, ThreadRun, ToThread } from "../
 import type { UserConnectionFactory } from "../../worker/worker.ts";
 import { Runtime, type RuntimeConfig, type RuntimeInternals } from "../runtime.ts";
 import { importTaskModule } from "../task-modules.ts";
-import { installPauseCell } from "../../worker/isolation/throttle.ts";
+import { installPauseCell, whileLoading } from "../../worker/isolation/throttle.ts";
 import { bundledModule, type ThreadBundle } from "./thread-bundle.ts";
 import { register } from "node:module";
 import { taskResultOf } from "../../tasks/result.ts";
@@ -170,7 +170,7 @@ const modules = new Map<string, Promise<void>>();
 function loadModule(url: string): Promise<void> {
   let loading = modules.get(url);
   if (!loading) {
-    loading = importable(url).then(importTaskModule).then((classes) => {
+    loading = whileLoading(boot.pauseCell, () => importable(url).then(importTaskModule)).then((classes) => {
       for (const c of classes) host.runtime.registry.register(c, url, url);
     });
     modules.set(url, loading);

@@ -10,7 +10,7 @@ import { TaskTimeoutError } from "../../tasks/errors/task-timeout-error.ts";
 import type { Logger } from "../../tasks/logger.ts";
 import type { FailureKind, FromThread, LogLevel, ThreadRun, ToThread } from "./protocol.ts";
 import { ThreadTaskError } from "./thread-task-error.ts";
-import { newPauseCell, ThreadPauser, type PauseCell } from "./throttle.ts";
+import { isLoading, newPauseCell, ThreadPauser, type PauseCell } from "./throttle.ts";
 
 /** Lends the store to a new thread over a port; closed when the thread ends. */
 export type StoreLending = (port: MessagePort) => { close(): Promise<void> };
@@ -63,14 +63,28 @@ export interface IsolatedRun {
 
 /** An aborted task's thread that does not even answer within this is blocked: stopped at once. */
 const ABORT_ACK_MS = 250;
-/** How often busy threads are asked whether they still answer, and how long they may not, ms. */
-const WATCHDOG_MS = 100;
+/**
+ * The watchdog looks at busy threads every WATCHDOG_MS; it pings a thread whose oldest attempt has
+ * run PING_AFTER_MS, and one that has not answered for as long runs synchronously (blocked), ms.
+ * A runaway loop so costs the others under a tenth of a second of a core before it is paused: on
+ * two cores, at 100 ms for each it spun about 300 ms (a tick to reach the ping age, one to send
+ * it, one to find it unanswered), a tenth of a drain's first seconds.
+ */
+const WATCHDOG_MS = 25;
+const PING_AFTER_MS = 50;
+/**
+ * A thread loading a task module (tsx's loader, say: its first load takes a few hundred ms) is not
+ * taken for blocked for this long, and is never paused meanwhile (see `whileLoading`), ms.
+ */
+const LOADING_GRACE_MS = 2_000;
+/** How often a blocked thread is let run its slice (see BLOCKED_SLICE_MS), ms. */
+const THROTTLE_PERIOD_MS = 100;
 /** Runs shorter than this on average do not make the pool grow, unless one goes on for LONG_RUN_MS. */
 const SHORT_RUN_MS = 2;
 const LONG_RUN_MS = 1_000;
 /**
  * A thread that runs synchronously past the watchdog, while other tasks run or wait, is paused
- * but for this slice of every WATCHDOG_MS: long CPU work still advances (at a fiftieth of its
+ * but for this slice of every THROTTLE_PERIOD_MS: long CPU work still advances (at a fiftieth of its
  * speed), a runaway costs the others almost nothing (two of them, with 5 ms slices, cost a
  * PostgreSQL drain about 4% more than with 1 ms ones here). With nothing else to do it runs freely.
  */
@@ -144,6 +158,8 @@ class PoolThread {
   shared = false;
   /** Attempts handed this thread that have not been placed on it yet (they are a microtask away). */
   reserved = 0;
+  /** The classes of waiting attempts this thread was handed (see handOut), until they are placed. */
+  readonly reservedFor: string[] = [];
   /** When its last attempts ended while it was shared (never: -Infinity). */
   sharedUntil = -Infinity;
   /** When the last run was placed here, and when a ping went out that is not answered yet. */
@@ -157,6 +173,8 @@ class PoolThread {
   niced = false;
   /** It has not answered since: paused while others work (see BLOCKED_SLICE_MS). */
   blocked = false;
+  /** When it was last let run a slice while blocked (see THROTTLE_PERIOD_MS). */
+  sliceAt = -Infinity;
   /** Its run was reported blocked to the worker (see BLOCKED_RELEASE_MS). */
   reportedBlocked = false;
   readonly pause: PauseCell = newPauseCell();
@@ -447,7 +465,7 @@ export class ThreadPool {
   }
 
   /**
-   * A thread that has not answered a ping for WATCHDOG_MS is running synchronously: a runaway
+   * A thread that has not answered a ping for PING_AFTER_MS is running synchronously: a runaway
    * loop, or long CPU work. Its OS priority is lowered (nice 19, SCHED_IDLE), and while other
    * tasks run or wait it is paused but for a slice of each period (see BLOCKED_SLICE_MS), so the
    * worker's own thread and every other task keep the cores until its timeout stops it. It is
@@ -463,7 +481,7 @@ export class ThreadPool {
       if (t.runs.size === 0 || t.gone) continue;
       busy++;
       if (t.pingSentAt === 0) {
-        if (now - t.oldestRun() >= WATCHDOG_MS) {
+        if (now - t.oldestRun() >= PING_AFTER_MS) {
           t.pingSentAt = now;
           t.post({ t: "ping" });
         }
@@ -471,7 +489,7 @@ export class ThreadPool {
         for (const run of t.runs.values()) this.record(run.name).tainted = true;
         t.stop(new TaskInterruptedError("a task on a shared thread ran synchronously for a second"));
         continue;
-      } else if (t.runs.size === 1 && now - t.pingSentAt >= WATCHDOG_MS && !t.blocked) {
+      } else if (t.runs.size === 1 && now - t.pingSentAt >= PING_AFTER_MS && !t.blocked && !(isLoading(t.pause) && now - t.pingSentAt < LOADING_GRACE_MS)) {
         t.blocked = true;
         if (!t.niced && t.tid !== null) this.lowerPriority(t.tid);
         t.niced = true;
@@ -484,7 +502,10 @@ export class ThreadPool {
         }
       } else answering++;
     }
-    if (blocked.length > 0) this.throttle(blocked, answering > 0 || this.waiters.length > 0 || now - this.lastRunAt < 2 * WATCHDOG_MS);
+    // Each blocked thread gets its slice once a period (a thread found blocked now: paused at once).
+    const due = blocked.filter((t) => now - t.sliceAt >= THROTTLE_PERIOD_MS - WATCHDOG_MS / 2);
+    for (const t of due) t.sliceAt = now;
+    if (due.length > 0) this.throttle(due, answering > 0 || this.waiters.length > 0 || this.recentlyWorked(now));
     // Attempts that wait because an attempt of their class blocks its thread (see `served`)
     // would wait as long as others work: like a blocked run, they stop holding a worker slot.
     for (const w of this.waiters) {
@@ -502,6 +523,11 @@ export class ThreadPool {
     }
   }
 
+  /** A run started on a thread that answers within the last two throttle periods. */
+  private recentlyWorked(now: number): boolean {
+    return now - this.lastRunAt < 2 * THROTTLE_PERIOD_MS;
+  }
+
   private lowerPriority(tid: number): void {
     try {
       setPriority(tid, 19);
@@ -516,7 +542,7 @@ export class ThreadPool {
     for (const t of blocked) this.pauser.resume(t.thread.threadId);
     if (!othersWork) return;
     const slice = setTimeout(() => {
-      for (const t of blocked) if (t.blocked && !t.gone && t.runs.size === 1) this.pauser.pause(t.thread.threadId, t.pause);
+      for (const t of blocked) if (t.blocked && !t.gone && t.runs.size === 1 && !isLoading(t.pause)) this.pauser.pause(t.thread.threadId, t.pause);
     }, BLOCKED_SLICE_MS);
     slice.unref();
   }
@@ -556,7 +582,7 @@ export class ThreadPool {
     for (const t of this.all) {
       if (!t.shared || t.gone || t.blocked || t.niced || t.memoryLimitMb !== limit) continue;
       // Not answering for a while: it may be blocked; new work goes elsewhere until it answers.
-      if (t.pingSentAt !== 0 && performance.now() - t.pingSentAt >= WATCHDOG_MS) continue;
+      if (t.pingSentAt !== 0 && performance.now() - t.pingSentAt >= PING_AFTER_MS) continue;
       const load = t.runs.size + t.reserved;
       // Empty: only one that is idle after carrying shared attempts a moment ago (they come and
       // go between claims), or is handed some now.
@@ -693,7 +719,8 @@ export class ThreadPool {
 
   /**
    * Whether waiting attempts of this class will be served by what is under way, so that a thread
-   * booted for them would most likely be wasted: a thread is booting for the class already, or
+   * booted for them would most likely be wasted: a thread is booting for, or was handed to, an
+   * attempt of the class already, or
    * the class never finished a run here and its first one has been going for under LONG_RUN_MS
    * (a new class is as likely to be short, then to share threads, as long; its first run also
    * loads its module); or an attempt of the class blocks its thread while others work. A class
@@ -708,20 +735,31 @@ export class ThreadPool {
       for (const t of this.all) if (t.blocked) anyBlocked = true;
       if (!anyBlocked) return false;
     }
+    if (!known) {
+      for (const t of this.all) {
+        if (t.reservedFor.includes(name)) return true;
+        if (t.blocked) continue;
+        for (const run of t.runs.values()) if (run.name === name && now - run.startedAt < LONG_RUN_MS) return true;
+      }
+    }
+    return this.heldBack(name, now);
+  }
+
+  /**
+   * An attempt of the class holds its thread synchronously (paused while others work, see
+   * BLOCKED_SLICE_MS): another would be paused as well, so it waits while others work (a run
+   * that started a moment ago counts: short tasks leave their thread empty between claims), even
+   * when threads are idle.
+   */
+  private heldBack(name: string, now: number): boolean {
     let othersWork = false;
     let blocked = false;
     for (const t of this.all) {
       if (t.runs.size === 0) continue;
       if (!t.blocked) othersWork = true;
-      for (const run of t.runs.values()) {
-        if (run.name !== name) continue;
-        if (t.blocked) blocked = true;
-        else if (!known && now - run.startedAt < LONG_RUN_MS) return true;
-      }
+      else if (!blocked) for (const run of t.runs.values()) if (run.name === name) blocked = true;
     }
-    // An attempt of the class holds its thread synchronously (paused while others work, see
-    // BLOCKED_SLICE_MS): another would be paused as well; it waits while others work.
-    return blocked && (othersWork || this.waiters.some((w) => w.name !== name));
+    return blocked && (othersWork || this.recentlyWorked(now) || this.waiters.some((w) => w.name !== name));
   }
 
   /**
@@ -770,9 +808,9 @@ export class ThreadPool {
   /**
    * The waiter an idle thread goes to (-1: none), `idle` being how many threads of its limit are
    * idle, this one included. First an attempt of a class that nothing serves (see `served`). An
-   * attempt of a class that is served takes the last idle thread only when no other is idle: one
-   * idle thread stays for others meanwhile (were it taken by a second runaway of a class, the
-   * next short task would wait for a boot). A thread that carried shared attempts in the last
+   * attempt of a class that is served takes an idle thread only while another stays idle for
+   * others (were the last taken by a second runaway of a class, the next short task would wait
+   * for a boot), and none while it is held back (see `heldBack`). A thread that carried shared attempts in the last
    * second stays for those (they come and go between claims): another attempt gets a thread of
    * its own rather than hold one that carries many.
    */
@@ -782,7 +820,7 @@ export class ThreadPool {
     if (now - thread.sharedUntil < LONG_RUN_MS) return this.waiters.findIndex((w) => w.limit === limit && this.shareable(w.name));
     const at = this.crowdedWaiter(limit, now);
     if (at >= 0 || idle < 2) return at;
-    return this.waiters.findIndex((w) => w.limit === limit);
+    return this.waiters.findIndex((w) => w.limit === limit && !this.heldBack(w.name, now));
   }
 
   /**
@@ -805,7 +843,7 @@ export class ThreadPool {
     const now = performance.now();
     const idle = this.idle.filter((t) => t.memoryLimitMb === limit);
     const candidates = this.shareable(name) ? idle : idle.filter((t) => now - t.sharedUntil >= LONG_RUN_MS);
-    if (candidates.length === 0 || (this.served(name, now) && idle.length < 2)) return -1;
+    if (candidates.length === 0 || (this.served(name, now) && (idle.length < 2 || this.heldBack(name, now)))) return -1;
     return this.idle.indexOf(candidates[0]!);
   }
 
@@ -832,6 +870,7 @@ export class ThreadPool {
     const [waiter] = this.waiters.splice(at, 1) as [Waiter];
     if (waiter.blocked) waiter.onBlocked?.(false);
     thread.reserved++;
+    thread.reservedFor.push(waiter.name);
     thread.runningSince = performance.now();
     waiter.resolve(thread);
   }
@@ -859,6 +898,8 @@ export class ThreadPool {
     if (withRoom) withRoom.reserved++;
     const thread = withRoom ?? (await this.acquire(limit, name, controller.signal, r.onBlocked));
     thread.reserved--;
+    const handed = thread.reservedFor.indexOf(name);
+    if (handed >= 0) thread.reservedFor.splice(handed, 1);
     // Whether the class may share is decided when it is placed: it may have proven short while it waited.
     if (thread.runs.size === 0) thread.shared = this.shareable(name);
     const runId = this.nextRunId++;

@@ -17,14 +17,37 @@ import type { Logger } from "../../tasks/logger.ts";
  * The inspector session is the process's own (`node:inspector`, no port is opened).
  */
 
-/** A thread's pause cell: shared memory, and the hidden global name the thread keeps it under. */
+/**
+ * A thread's pause cell: shared memory, and the hidden global name the thread keeps it under.
+ * Slot 0 is the pause; slot 1 counts the task modules the thread is loading (see `whileLoading`).
+ */
 export interface PauseCell {
   readonly cell: Int32Array;
   readonly name: string;
 }
 
 export function newPauseCell(): PauseCell {
-  return { cell: new Int32Array(new SharedArrayBuffer(4)), name: `__underway_pause_${randomBytes(8).toString("hex")}` };
+  return { cell: new Int32Array(new SharedArrayBuffer(8)), name: `__underway_pause_${randomBytes(8).toString("hex")}` };
+}
+
+/**
+ * In the thread: marks the cell while `load` runs. Loading a module can block the thread for a
+ * while (tsx's loader registers itself, the loader thread's answers are waited for
+ * synchronously), and a pause evaluated in the middle of that can bring the thread down: the pool
+ * does not pause a thread that is loading (see `isLoading`).
+ */
+export async function whileLoading<T>(cell: Int32Array, load: () => Promise<T>): Promise<T> {
+  Atomics.add(cell, 1, 1);
+  try {
+    return await load();
+  } finally {
+    Atomics.sub(cell, 1, 1);
+  }
+}
+
+/** Whether the thread is loading a module (read from the worker's thread, without asking it). */
+export function isLoading(cell: PauseCell): boolean {
+  return Atomics.load(cell.cell, 1) > 0;
 }
 
 /**
