@@ -49,7 +49,7 @@ export function queriesFor(schema: string) {
 
   const nextRunAt = (byQueue: boolean): string => `
     SELECT ${ms("min(run_at)")} AS next FROM ${tasks}
-    WHERE ${DUE} AND run_at > ${NOW} ${byQueue ? "AND queue = ANY($2::text[])" : ""}`;
+    WHERE ${DUE} AND run_at > created_at AND run_at > ${NOW} ${byQueue ? "AND queue = ANY($2::text[])" : ""}`;
 
   return {
     /** Returns { now }. $1 offset. */

@@ -246,7 +246,7 @@ export class SqliteDriver implements StorageDriver {
          WHERE id = ? AND state = 'running' AND lease_expires_at < ?`,
       ),
       nextRunAt: db.prepare(
-        "SELECT min(run_at) AS next FROM underway_tasks WHERE state IN ('queued', 'failed') AND run_at > ?",
+        "SELECT min(run_at) AS next FROM underway_tasks WHERE state IN ('queued', 'failed') AND run_at > created_at AND run_at > ?",
       ),
       get: db.prepare(`SELECT ${TASK_COLUMNS} FROM underway_tasks WHERE id = ?`),
       errors: db.prepare(
@@ -446,7 +446,7 @@ export class SqliteDriver implements StorageDriver {
         const marks = params.queues.map(() => "?").join(", ");
         const row = this.db
           .prepare(
-            `SELECT min(run_at) AS next FROM underway_tasks WHERE state IN ('queued', 'failed') AND run_at > ? AND queue IN (${marks})`,
+            `SELECT min(run_at) AS next FROM underway_tasks WHERE state IN ('queued', 'failed') AND run_at > created_at AND run_at > ? AND queue IN (${marks})`,
           )
           .get(now, ...params.queues) as { next: number | null };
         return row.next;
