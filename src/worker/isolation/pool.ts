@@ -84,8 +84,8 @@ const SHORT_RUN_MS = 2;
 const LONG_RUN_MS = 1_000;
 /**
  * A thread that runs synchronously past the watchdog, while other tasks run or wait, is paused
- * but for this slice of every THROTTLE_PERIOD_MS: long CPU work still advances (at a fiftieth of its
- * speed), a runaway costs the others almost nothing (two of them, with 5 ms slices, cost a
+ * but for this slice of every THROTTLE_PERIOD_MS: long CPU work still advances (at a fiftieth of
+ * its speed), a runaway costs the others almost nothing (two of them, with 5 ms slices, cost a
  * PostgreSQL drain about 4% more than with 1 ms ones here). With nothing else to do it runs freely.
  */
 const BLOCKED_SLICE_MS = 2;
@@ -156,10 +156,8 @@ class PoolThread {
   readonly runs = new Map<number, Current>();
   /** It takes attempts of short classes beside each other (see SHARE_MAX). */
   shared = false;
-  /** Attempts handed this thread that have not been placed on it yet (they are a microtask away). */
-  reserved = 0;
-  /** The classes of waiting attempts this thread was handed (see handOut), until they are placed. */
-  readonly reservedFor: string[] = [];
+  /** The classes of attempts handed this thread that are not placed on it yet (they are a microtask away). */
+  readonly reserved: string[] = [];
   /** When its last attempts ended while it was shared (never: -Infinity). */
   sharedUntil = -Infinity;
   /** When the last run was placed here, and when a ping went out that is not answered yet. */
@@ -583,12 +581,12 @@ export class ThreadPool {
       if (!t.shared || t.gone || t.blocked || t.niced || t.memoryLimitMb !== limit) continue;
       // Not answering for a while: it may be blocked; new work goes elsewhere until it answers.
       if (t.pingSentAt !== 0 && performance.now() - t.pingSentAt >= PING_AFTER_MS) continue;
-      const load = t.runs.size + t.reserved;
+      const load = t.runs.size + t.reserved.length;
       // Empty: only one that is idle after carrying shared attempts a moment ago (they come and
       // go between claims), or is handed some now.
       if (load === 0 && !(performance.now() - t.sharedUntil < LONG_RUN_MS && this.idle.includes(t))) continue;
       if (load >= max) continue;
-      if (!best || (pack ? load > best.runs.size + best.reserved : load < best.runs.size + best.reserved)) best = t;
+      if (!best || (pack ? load > best.runs.size + best.reserved.length : load < best.runs.size + best.reserved.length)) best = t;
     }
     if (best) {
       const i = this.idle.indexOf(best);
@@ -620,7 +618,7 @@ export class ThreadPool {
     if (i >= 0) {
       const [thread] = this.idle.splice(i, 1) as [PoolThread];
       if (thread.idleTimer) clearTimeout(thread.idleTimer);
-      thread.reserved++;
+      thread.reserved.push(name);
       return Promise.resolve(thread);
     }
     return new Promise<PoolThread>((resolve, reject) => {
@@ -720,8 +718,8 @@ export class ThreadPool {
   /**
    * Whether waiting attempts of this class will be served by what is under way, so that a thread
    * booted for them would most likely be wasted: a thread is booting for, or was handed to, an
-   * attempt of the class already, or
-   * the class never finished a run here and its first one has been going for under LONG_RUN_MS
+   * attempt of the class already, or the class never finished a run here and its first one has
+   * been going for under LONG_RUN_MS
    * (a new class is as likely to be short, then to share threads, as long; its first run also
    * loads its module); or an attempt of the class blocks its thread while others work. A class
    * known to take long gets a thread per waiting attempt.
@@ -737,7 +735,7 @@ export class ThreadPool {
     }
     if (!known) {
       for (const t of this.all) {
-        if (t.reservedFor.includes(name)) return true;
+        if (t.reserved.includes(name)) return true;
         if (t.blocked) continue;
         for (const run of t.runs.values()) if (run.name === name && now - run.startedAt < LONG_RUN_MS) return true;
       }
@@ -775,7 +773,7 @@ export class ThreadPool {
     // shared thread comes free only for attempts that may share (see waiterFor).
     let youngest = Infinity;
     for (const t of this.all) {
-      if (t.runs.size + t.reserved > 0 && (share || !t.shared)) youngest = Math.min(youngest, now - t.runningSince);
+      if (t.runs.size + t.reserved.length > 0 && (share || !t.shared)) youngest = Math.min(youngest, now - t.runningSince);
     }
     const shortRuns = this.recentRunMs < SHORT_RUN_MS;
     return youngest >= (shortRuns ? LONG_RUN_MS : this.growAfterMs);
@@ -810,9 +808,9 @@ export class ThreadPool {
    * idle, this one included. First an attempt of a class that nothing serves (see `served`). An
    * attempt of a class that is served takes an idle thread only while another stays idle for
    * others (were the last taken by a second runaway of a class, the next short task would wait
-   * for a boot), and none while it is held back (see `heldBack`). A thread that carried shared attempts in the last
-   * second stays for those (they come and go between claims): another attempt gets a thread of
-   * its own rather than hold one that carries many.
+   * for a boot), and none while it is held back (see `heldBack`). A thread that carried shared
+   * attempts in the last second stays for those (they come and go between claims): another
+   * attempt gets a thread of its own rather than hold one that carries many.
    */
   private waiterFor(thread: PoolThread, idle: number): number {
     const now = performance.now();
@@ -869,8 +867,7 @@ export class ThreadPool {
   private handOut(at: number, thread: PoolThread): void {
     const [waiter] = this.waiters.splice(at, 1) as [Waiter];
     if (waiter.blocked) waiter.onBlocked?.(false);
-    thread.reserved++;
-    thread.reservedFor.push(waiter.name);
+    thread.reserved.push(waiter.name);
     thread.runningSince = performance.now();
     waiter.resolve(thread);
   }
@@ -878,9 +875,9 @@ export class ThreadPool {
   /** A shared thread with room takes waiting attempts of classes that may share (they proved short meanwhile). */
   private fillShared(thread: PoolThread): void {
     if (!thread.shared || thread.gone || thread.blocked || thread.niced) return;
-    for (let i = 0; i < this.waiters.length && thread.runs.size + thread.reserved < SHARE_MAX_TINY; ) {
+    for (let i = 0; i < this.waiters.length && thread.runs.size + thread.reserved.length < SHARE_MAX_TINY; ) {
       const w = this.waiters[i]!;
-      if (w.limit === thread.memoryLimitMb && this.shareable(w.name) && thread.runs.size + thread.reserved < this.shareMax(w.name)) this.handOut(i, thread);
+      if (w.limit === thread.memoryLimitMb && this.shareable(w.name) && thread.runs.size + thread.reserved.length < this.shareMax(w.name)) this.handOut(i, thread);
       else i++;
     }
   }
@@ -895,11 +892,9 @@ export class ThreadPool {
     const limit = r.memoryLimitMb ?? this.memoryLimitMb;
     const name = r.run.name;
     const withRoom = this.shareable(name) ? this.sharedWithRoom(limit, name) : null;
-    if (withRoom) withRoom.reserved++;
+    if (withRoom) withRoom.reserved.push(name);
     const thread = withRoom ?? (await this.acquire(limit, name, controller.signal, r.onBlocked));
-    thread.reserved--;
-    const handed = thread.reservedFor.indexOf(name);
-    if (handed >= 0) thread.reservedFor.splice(handed, 1);
+    thread.reserved.splice(thread.reserved.indexOf(name), 1);
     // Whether the class may share is decided when it is placed: it may have proven short while it waited.
     if (thread.runs.size === 0) thread.shared = this.shareable(name);
     const runId = this.nextRunId++;
