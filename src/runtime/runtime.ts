@@ -207,6 +207,7 @@ export class Runtime implements TaskStarter {
     this.signer = key ? new InitiatorSigner(key) : null;
     const scope = { runtime: this as TaskStarter };
     const isolation = isolationOf(config.isolation);
+    const maxThreads = config.worker === false ? 0 : (config.worker?.concurrency ?? 10);
     this.pool =
       config.worker === false
         ? null
@@ -227,8 +228,8 @@ export class Runtime implements TaskStarter {
             },
             lendStore: (port) => new StoreLender(this.driver, port, () => this.worker?.wake()),
             logger: this.logger,
-            minThreads: isolation.mode === "thread" ? Math.min(isolation.minThreads, config.worker?.concurrency ?? 10) : 0,
-            maxThreads: config.worker?.concurrency ?? 10,
+            minThreads: isolation.mode === "thread" ? Math.min(isolation.minThreads, maxThreads) : 0,
+            maxThreads,
             idleMs: isolation.idleThreadMs,
             memoryLimitMb: isolation.memoryLimitMb,
           });

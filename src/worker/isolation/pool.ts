@@ -73,8 +73,8 @@ const ABORT_ACK_MS = 250;
 const WATCHDOG_MS = 25;
 const PING_AFTER_MS = 50;
 /**
- * A thread loading a task module (tsx's loader, say: its first load takes a few hundred ms) is not
- * taken for blocked for this long, and is never paused meanwhile (see `whileLoading`), ms.
+ * A thread loading a task module (tsx's loader, say: its first load takes a few hundred ms) is
+ * neither taken for blocked nor paused for this long (see `whileLoading`), ms.
  */
 const LOADING_GRACE_MS = 2_000;
 /** How often a blocked thread is let run its slice (see BLOCKED_SLICE_MS), ms. */
@@ -314,6 +314,15 @@ class PoolThread {
   }
 }
 
+/**
+ * The thread marks that it loads a module, and is neither taken for blocked nor paused meanwhile,
+ * for LOADING_GRACE_MS after the ping it left unanswered: the mark is in memory the task's code
+ * could reach, so it excuses no more than that.
+ */
+function loadingExcused(t: PoolThread, now: number): boolean {
+  return isLoading(t.pause) && now - t.pingSentAt < LOADING_GRACE_MS;
+}
+
 /** A thread that never became ready: the fault is the set-up's (a task module, the store), not a task's. */
 function bootFailure(error: Error): Error {
   const failure = new Error(`a task thread could not start: ${error.name}: ${error.message}`, { cause: error });
@@ -487,7 +496,7 @@ export class ThreadPool {
         for (const run of t.runs.values()) this.record(run.name).tainted = true;
         t.stop(new TaskInterruptedError("a task on a shared thread ran synchronously for a second"));
         continue;
-      } else if (t.runs.size === 1 && now - t.pingSentAt >= PING_AFTER_MS && !t.blocked && !(isLoading(t.pause) && now - t.pingSentAt < LOADING_GRACE_MS)) {
+      } else if (t.runs.size === 1 && now - t.pingSentAt >= PING_AFTER_MS && !t.blocked && !loadingExcused(t, now)) {
         t.blocked = true;
         if (!t.niced && t.tid !== null) this.lowerPriority(t.tid);
         t.niced = true;
@@ -540,7 +549,9 @@ export class ThreadPool {
     for (const t of blocked) this.pauser.resume(t.thread.threadId);
     if (!othersWork) return;
     const slice = setTimeout(() => {
-      for (const t of blocked) if (t.blocked && !t.gone && t.runs.size === 1 && !isLoading(t.pause)) this.pauser.pause(t.thread.threadId, t.pause);
+      for (const t of blocked) {
+        if (t.blocked && !t.gone && t.runs.size === 1 && !loadingExcused(t, performance.now())) this.pauser.pause(t.thread.threadId, t.pause);
+      }
     }, BLOCKED_SLICE_MS);
     slice.unref();
   }
