@@ -55,13 +55,14 @@ export interface WorkerConfig {
   readonly heartbeatMs?: number;
   /** Fallback polling period, ms. Default 1,000. */
   readonly pollIntervalMs?: number;
-  /** Most tasks claimed at once. Default min(concurrency, 100). */
+  /** Most tasks claimed in one statement. Default min(concurrency, 100) + prefetch, at most 500. */
   readonly batchSize?: number;
   /**
    * While recent runs are short (under 50 ms), claim up to this many tasks ahead of the free
-   * slots, so a slot that frees starts its next task without a claim's round trip. Held at most a
-   * second (a third of the lease), then handed back; not used with queueConcurrency or rate
-   * limits. 0 turns it off. Default batchSize.
+   * slots, so a slot that frees starts its next task without a claim's round trip and one
+   * claim's commit serves many tasks. The depth starts at min(concurrency, 100) and grows by one
+   * with each short run. Held at most a second (a third of the lease), then handed back; not
+   * used with queueConcurrency or rate limits. 0 turns it off. Default 10 x concurrency, at most 500.
    */
   readonly prefetch?: number;
   /** Per queue, the most tasks of that queue this worker runs at once (within concurrency). */

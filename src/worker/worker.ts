@@ -62,13 +62,15 @@ export interface WorkerOptions {
   readonly heartbeatMs?: number;
   /** Fallback poll for work when no wake-up arrives, ms. Default 1,000. */
   readonly pollIntervalMs?: number;
-  /** Most tasks claimed in one statement. Default the concurrency, at most 100. */
+  /** Most tasks claimed in one statement. Default min(concurrency, 100) + prefetch, at most 500. */
   readonly batchSize?: number;
   /**
    * Short tasks: claim up to this many more than the free slots, so a slot that frees starts its
-   * next task at once instead of after a claim's round trip. Held only while recent runs are
-   * short (under 50 ms on average) and for at most a second (a third of the lease), then handed
-   * back; not used with queue caps or rate limits. 0 turns it off. Default: batchSize.
+   * next task at once instead of after a claim's round trip, and one claim's commit serves many
+   * tasks. Held only while recent runs are short (under 50 ms on average) and for at most a
+   * second (a third of the lease), then handed back; not used with queue caps or rate limits.
+   * The depth starts at min(concurrency, 100) and grows by one with each short run up to this.
+   * 0 turns it off. Default 10 x concurrency, at most 500.
    */
   readonly prefetch?: number;
   /** Per queue, the most tasks of that queue run at once here. */
@@ -111,6 +113,9 @@ const PROGRESS_INTERVAL_MS = 250;
 const PREFETCH_RUN_MS = 50;
 /** A prefetched task not started within this is handed back, ms (at most a third of the lease). */
 const PREFETCH_HOLD_MS = 1_000;
+/** Default prefetch per slot of concurrency, and the most tasks one claim takes by default. */
+const PREFETCH_PER_SLOT = 10;
+const MAX_DEFAULT_CLAIM = 500;
 /** How long a claim waits for more slots to free while most are busy. */
 const CLAIM_COALESCE_MS = 1;
 
@@ -134,6 +139,9 @@ export class Worker {
   private readonly prefetched: { task: ClaimedTask; at: number }[] = [];
   private readonly prefetch: number;
   private readonly prefetchHoldMs: number;
+  /** The prefetch depth to start from, and runs that ended short since runs were last long (the depth grows with them). */
+  private readonly prefetchStart: number;
+  private shortRuns = 0;
   /** Average run time of recent runs, ms. */
   private recentRunMs = 0;
   private readonly completer: Completer<WorkerOutcome>;
@@ -163,11 +171,13 @@ export class Worker {
     this.leaseMs = positive(options.leaseMs ?? 15_000, "worker leaseMs");
     this.heartbeatMs = positive(options.heartbeatMs ?? Math.max(1, Math.floor(this.leaseMs / 3)), "worker heartbeatMs");
     this.pollIntervalMs = positive(options.pollIntervalMs ?? 1_000, "worker pollIntervalMs");
-    this.batchSize = positive(options.batchSize ?? Math.min(this.concurrency, 100), "worker batchSize");
     for (const [queue, cap] of Object.entries(options.queueConcurrency ?? {})) positive(cap, `worker queueConcurrency.${queue}`);
-    const prefetch = options.prefetch ?? this.batchSize;
+    const base = Math.min(this.concurrency, 100);
+    const prefetch = options.prefetch ?? Math.min(this.concurrency * PREFETCH_PER_SLOT, MAX_DEFAULT_CLAIM);
     if (!Number.isInteger(prefetch) || prefetch < 0) throw new RangeError(`worker prefetch must be a whole number >= 0, got ${String(options.prefetch)}`);
     this.prefetch = prefetch;
+    this.batchSize = positive(options.batchSize ?? Math.min(base + prefetch, Math.max(base, MAX_DEFAULT_CLAIM)), "worker batchSize");
+    this.prefetchStart = Math.min(prefetch, base);
     this.prefetchHoldMs = Math.min(PREFETCH_HOLD_MS, this.leaseMs / 3);
     if (this.heartbeatMs >= this.leaseMs) {
       throw new RangeError(`worker heartbeatMs (${this.heartbeatMs}) must be shorter than leaseMs (${this.leaseMs})`);
@@ -224,8 +234,10 @@ export class Worker {
         while (this.running && !this.stopping) {
           this.startPrefetched();
           const free = this.concurrency - this.slotsTaken();
-          const ahead = this.prefetchWanted() - this.prefetched.length;
-          if (free <= 0 && ahead < Math.max(1, this.prefetch / 2)) break;
+          const depth = this.prefetchWanted();
+          const ahead = depth - this.prefetched.length;
+          // Slots are full: claim again once the tasks held ahead are down to half the depth.
+          if (free <= 0 && ahead < Math.max(1, depth / 2)) break;
           // Runs end one at a time (in threads, each with its own message): rather than one claim per
           // freed slot, wait a moment for more slots while most are busy, and claim them together.
           if (free + ahead < Math.min(this.batchSize, this.concurrency) / 2 && this.active.size > 0 && !this.coalesced) {
@@ -291,12 +303,16 @@ export class Worker {
     }
   }
 
-  /** How many tasks to hold ahead now: none unless runs are short and nothing caps or limits claims. */
+  /**
+   * How many tasks to hold ahead now: none unless runs are short and nothing caps or limits
+   * claims; from min(concurrency, 100), one more for each run that ended short, up to `prefetch`
+   * (a deep local queue is for tasks that proved short: long ones would be handed back).
+   */
   private prefetchWanted(): number {
     if (this.prefetch === 0 || this.recentRunMs >= PREFETCH_RUN_MS) return 0;
     if (this.options.queueConcurrency && Object.keys(this.options.queueConcurrency).length > 0) return 0;
     if (this.options.registry.rateLimited().length > 0) return 0;
-    return this.prefetch;
+    return Math.min(this.prefetch, this.prefetchStart + this.shortRuns);
   }
 
   /** Starts prefetched tasks in free slots; hands back those held too long. */
@@ -608,6 +624,8 @@ export class Worker {
     this.runBlocked(run, false);
     this.active.delete(runKey(run.task));
     this.recentRunMs += (performance.now() - run.startedAt - this.recentRunMs) / 16;
+    if (this.recentRunMs >= PREFETCH_RUN_MS) this.shortRuns = 0;
+    else if (this.shortRuns < this.prefetch) this.shortRuns++;
     // The next prefetched task starts in this slot now, not after the wake-up's turn.
     if (!this.stopping) this.startPrefetched();
     if (!run.discarded) {
