@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { Task, type IBackgroundTask } from "../../src/index.ts";
+import { gate, startRuntime, tempDir, until } from "../helpers.ts";
+
+const dir = tempDir();
+
+it("holds tasks ahead of its slots: min(concurrency, 100) at first, one more per short run, up to prefetch", async () => {
+  const first = gate();
+  const later = gate();
+  const started: number[] = [];
+  class Held implements IBackgroundTask<{ n: number }> {
+    async run({ n }: { n: number }): Promise<void> {
+      started.push(n);
+      // The first two hold their slots while the test looks; 2-29 are short; 30 on hold again.
+      if (n < 2) await first.promise;
+      else if (n >= 30) await later.promise;
+    }
+  }
+  const runtime = await startRuntime({ dir, tasks: [Held], worker: { concurrency: 2, prefetch: 12, leaseMs: 30_000 } });
+  const claimed = async (): Promise<number> => (await runtime.countTasks()).running ?? 0;
+  await runtime.run(() => Task.startNewMany(Held, Array.from({ length: 60 }, (_, n) => ({ n }))));
+
+  // Slots full with 0 and 1: two claimed ahead (the starting depth, min(concurrency, 100)), no more.
+  await until(() => runtime.worker?.activeCount === 2, "the first two runs");
+  assert.equal(await claimed(), 4);
+  assert.deepEqual(started, [0, 1]);
+
+  // 28 short runs later the depth is at its most, 12: two running, twelve held ahead.
+  first.open();
+  await until(() => started.includes(31), "the short runs to pass");
+  await until(async () => (await claimed()) === 14, "the worker to hold twelve ahead");
+  assert.equal(runtime.worker?.activeCount, 2);
+  assert.equal(await claimed(), 14);
+  assert.equal(started.filter((n) => n >= 30).length, 2);
+
+  later.open();
+  await until(async () => (await runtime.countTasks()).succeeded === 60, "every task to succeed");
+  assert.deepEqual(
+    [...started].sort((a, b) => a - b),
+    Array.from({ length: 60 }, (_, n) => n),
+  );
+});
+
+it("holds none ahead with prefetch 0", async () => {
+  const hold = gate();
+  class Waits implements IBackgroundTask<null> {
+    async run(): Promise<void> {
+      await hold.promise;
+    }
+  }
+  const runtime = await startRuntime({ dir, tasks: [Waits], worker: { concurrency: 3, prefetch: 0 } });
+  await runtime.run(() => Task.startNewMany(Waits, [null, null, null, null, null]));
+  await until(() => runtime.worker?.activeCount === 3, "three runs");
+  assert.equal((await runtime.countTasks()).running, 3);
+  hold.open();
+  await until(async () => (await runtime.countTasks()).succeeded === 5, "every task to succeed");
+});
