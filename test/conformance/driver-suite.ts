@@ -429,7 +429,44 @@ export function driverSuite(factory: DriverFactory): void {
       assert.notEqual(progressed, running);
       d.clockShift(5);
       await d.taskCompleteMany([{ kind: "succeeded", id, runSeq: claimed.runSeq }]);
-      assert.notEqual(await d.taskChangeMark(), progressed);
+      const ended = await d.taskChangeMark();
+      assert.notEqual(ended, progressed);
+      assert.equal(await d.taskChangeMark(), ended);
+    });
+
+    it("moves its change mark on release, failure, retry, cancel and delete, and not on a heartbeat", async () => {
+      const d = await fresh();
+      const id = await d.taskInsert(task({ maxAttempts: 1 }));
+      const newest = await d.taskInsert(task({ name: "Newest", priority: -1 }));
+      const moves = async (what: string, change: () => Promise<unknown>): Promise<void> => {
+        const before = await d.taskChangeMark();
+        d.clockShift(5);
+        await change();
+        assert.notEqual(await d.taskChangeMark(), before, what);
+      };
+      const claim = async (): Promise<number> => {
+        const [run] = await d.taskClaim({ workerId: "w", limit: 1, leaseMs: 60_000 });
+        assert.equal(run?.id, id);
+        return run.runSeq;
+      };
+      let runSeq = await claim();
+      const running = await d.taskChangeMark();
+      d.clockShift(5);
+      await d.taskHeartbeat({ workerId: "w", leaseMs: 60_000, runs: [{ id, runSeq }] });
+      assert.equal(await d.taskChangeMark(), running, "a heartbeat");
+      await moves("a release", () => d.taskCompleteMany([{ kind: "released", id, runSeq }]));
+      runSeq = await claim();
+      await moves("a final failure", () =>
+        d.taskCompleteMany([{ kind: "failed", id, runSeq, attempt: 1, error: { name: "Error", message: "boom" }, retryDelayMs: null }]),
+      );
+      await moves("a retry", () => d.taskRetry({ id }));
+      await moves("a cancel", () => d.taskCancel({ id }));
+      await moves("a cancel of the newest", () => d.taskCancel({ id: newest }));
+      // Neither the newest task nor the latest changed one goes.
+      await moves("a delete", () => d.taskDelete({ id }));
+      const after = await d.taskChangeMark();
+      assert.equal(await d.taskDelete({ id }), false);
+      assert.equal(await d.taskChangeMark(), after, "a delete of nothing");
     });
 
     it("buckets successes and failed attempts of the last window, for everyone or one user", async () => {

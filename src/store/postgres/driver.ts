@@ -405,11 +405,13 @@ export class PostgresDriver implements StorageDriver {
 
   async taskDelete(params: { id: string }): Promise<boolean> {
     if (parseTaskId(params.id) === null) return false;
-    return (await this.run(this.sql.delete, [params.id])).rowCount === 1;
+    const [row] = await this.query<{ n: number }>(this.sql.delete, [params.id]);
+    return row?.n === 1;
   }
 
   async taskDeleteFinished(params: { succeededAgeMs: number; failedAgeMs: number; limit: number }): Promise<number> {
-    return (await this.run(this.sql.deleteFinished, [this.clockOffsetMs, params.succeededAgeMs, params.failedAgeMs, params.limit])).rowCount ?? 0;
+    const [row] = await this.query<{ n: number }>(this.sql.deleteFinished, [this.clockOffsetMs, params.succeededAgeMs, params.failedAgeMs, params.limit]);
+    return row?.n ?? 0;
   }
 
   // --- Scheduling, composition and observability (issue #9): SQL in ./composition-queries.ts. ---

@@ -29,6 +29,11 @@ const TASK_COLUMNS = `t.id::text AS id, t.name, t.queue, t.priority, t.state, ${
 export function queriesFor(schema: string) {
   const tasks = `${schema}.underway_tasks`;
   const errors = `${schema}.underway_task_errors`;
+  /** A DELETE of tasks that also moves the change mark when it deleted any. Returns { n } deleted. */
+  const deleting = (del: string): string => `
+    WITH gone AS (${del} RETURNING 1),
+    marked AS (UPDATE ${schema}.underway_changes SET n = n + 1 WHERE id = 1 AND EXISTS (SELECT 1 FROM gone))
+    SELECT count(*)::int AS n FROM gone`;
   const edges = `${schema}.underway_continuations`;
 
   /**
@@ -231,14 +236,14 @@ export function queriesFor(schema: string) {
         max_attempts = greatest(max_attempts, attempt + 1), dedup_key = NULL
       WHERE id = $2 AND state IN ('failed', 'dead', 'canceled')`,
 
-    /** Deletes a task that is not running. $1 id. */
-    delete: `DELETE FROM ${tasks} WHERE id = $1 AND state <> 'running'`,
+    /** Deletes a task that is not running, and moves the change mark. Returns { n } deleted. $1 id. */
+    delete: deleting(`DELETE FROM ${tasks} WHERE id = $1 AND state <> 'running'`),
 
     /**
      * Retention: one range of underway_tasks_finished (state, finished_at) per state, so a pass
      * reads only what it deletes. $1 offset, $2 succeeded age ms, $3 failed age ms, $4 limit.
      */
-    deleteFinished: `
+    deleteFinished: deleting(`
       DELETE FROM ${tasks} WHERE id IN (
         SELECT id FROM (
           (SELECT id FROM ${tasks} WHERE state = 'succeeded' AND finished_at < ${NOW} - ${millis("$2::float8")} LIMIT $4)
@@ -246,7 +251,7 @@ export function queriesFor(schema: string) {
           (SELECT id FROM ${tasks} WHERE state = 'dead' AND finished_at < ${NOW} - ${millis("$3::float8")} LIMIT $4)
           UNION ALL
           (SELECT id FROM ${tasks} WHERE state = 'canceled' AND finished_at < ${NOW} - ${millis("$3::float8")} LIMIT $4)
-        ) old LIMIT $4)`,
+        ) old LIMIT $4)`),
 
     /** Returns { state, n } per state present. */
     counts: `SELECT state, count(*)::int AS n FROM ${tasks} GROUP BY state`,

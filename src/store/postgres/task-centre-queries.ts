@@ -27,11 +27,12 @@ export function taskCentreQueriesFor(schema: string) {
       SELECT s.state, (SELECT count(*)::int FROM (SELECT 1 FROM ${tasks} t WHERE t.user_id = $3 AND t.state = s.state LIMIT $1) c) AS n
       FROM unnest($2::text[]) AS s(state)`,
 
-    /** Returns { mark }: the newest change, the newest id, and the running tasks' progress. */
+    /** Returns { mark }: the newest change, the newest id, the running tasks' progress, and the deletes. */
     changeMark: `
       SELECT coalesce((SELECT ${ms("max(updated_at)")} FROM ${tasks}), 0)::text || ':' ||
              coalesce((SELECT max(id) FROM ${tasks}), 0)::text || ':' ||
-             (SELECT count(*)::text || '/' || coalesce(sum(progress), 0)::text FROM ${tasks} WHERE state = 'running') AS mark`,
+             (SELECT count(*)::text || '/' || coalesce(sum(progress), 0)::text FROM ${tasks} WHERE state = 'running') || ':' ||
+             (SELECT n::text FROM ${schema}.underway_changes WHERE id = 1) AS mark`,
 
     /** Returns { now } in ms. $1 offset. */
     now: `SELECT ${ms(NOW)} AS now`,

@@ -43,11 +43,15 @@ export function insertContinuation(db: Database.Database, childId: string, after
 /** Consumes edges whose parent ended or is gone; the caller runs it in a transaction. */
 const anyEdgeStatements = new WeakMap<Database.Database, Database.Statement>();
 
-export function resolveContinuations(db: Database.Database, now: number, limit: number): { released: number; canceled: number } {
+export function resolveContinuations(
+  db: Database.Database,
+  now: number,
+  limit: number,
+): { released: number; canceled: number; countedDown: number } {
   // Most completions have no continuation at all: one cached index probe, and nothing else.
   let anyEdge = anyEdgeStatements.get(db);
   if (!anyEdge) anyEdgeStatements.set(db, (anyEdge = db.prepare("SELECT 1 FROM underway_continuations LIMIT 1")));
-  if (anyEdge.get() === undefined) return { released: 0, canceled: 0 };
+  if (anyEdge.get() === undefined) return { released: 0, canceled: 0, countedDown: 0 };
   const edges = db
     .prepare(
       `SELECT c.parent_id, c.child_id, c.only_on_success, p.state AS parent_state
@@ -69,6 +73,7 @@ export function resolveContinuations(db: Database.Database, now: number, limit: 
   );
   let released = 0;
   let canceled = 0;
+  let countedDown = 0;
   for (const e of edges) {
     drop.run(e.parent_id, e.child_id);
     if (e.only_on_success && e.parent_state !== "succeeded") {
@@ -76,10 +81,11 @@ export function resolveContinuations(db: Database.Database, now: number, limit: 
       canceled += cancel.run(now, now, JSON.stringify(error), e.child_id).changes;
     } else {
       const row = countDown.get(now, now, e.child_id) as { waiting_for: number } | undefined;
+      if (row) countedDown++;
       if (row && row.waiting_for === 0) released++;
     }
   }
-  return { released, canceled };
+  return { released, canceled, countedDown };
 }
 
 /** Why a continuation was canceled, stored as its last error. */

@@ -245,6 +245,7 @@ export class SqliteDriver implements StorageDriver {
            worker_id = NULL, last_error = ?
          WHERE id = ? AND state = 'running' AND lease_expires_at < ?`,
       ),
+      bumpChanges: db.prepare("UPDATE underway_changes SET n = n + 1 WHERE id = 1"),
       nextRunAt: db.prepare(
         "SELECT min(run_at) AS next FROM underway_tasks WHERE state IN ('queued', 'failed') AND run_at > created_at AND run_at > ?",
       ),
@@ -282,6 +283,15 @@ export class SqliteDriver implements StorageDriver {
       }
     }
     return this.lane.run(fn);
+  }
+
+  /**
+   * Moves the change mark when `rows` tasks changed; returns `rows`. Every statement that changes
+   * tasks calls it in its transaction, but inserts: the newest id tells those.
+   */
+  private changed(rows: number): number {
+    if (rows > 0) this.sql.bumpChanges.run();
+    return rows;
   }
 
   private insertRow(p: TaskInsertParams, now: number): string {
@@ -352,8 +362,13 @@ export class SqliteDriver implements StorageDriver {
         if (limit === 0) return [];
       }
       const { sql, values } = claimStatement(params);
-      const rows = this.statement(sql).all(params.workerId, now, now + params.leaseMs, now, now, ...values, limit) as ClaimRow[];
-      if (window !== null && rows.length > 0) this.sql.rateUse.run(params.names![0], window, rows.length);
+      const claim = this.statement(sql);
+      const rows = this.db.transaction(() => {
+        const claimed = claim.all(params.workerId, now, now + params.leaseMs, now, now, ...values, limit) as ClaimRow[];
+        if (window !== null && claimed.length > 0) this.sql.rateUse.run(params.names![0], window, claimed.length);
+        this.changed(claimed.length);
+        return claimed;
+      }).immediate();
       // RETURNING gives no order; hand tasks out in claim order.
       rows.sort((a, b) => b.priority - a.priority || a.fair_slot - b.fair_slot || a.id - b.id);
       return rows.map(claimedOf);
@@ -382,6 +397,7 @@ export class SqliteDriver implements StorageDriver {
           }
           if (changes === 0) rejected.push(o.id);
         }
+        this.changed(outcomes.length - rejected.length);
         return { rejected };
       }).immediate(),
     );
@@ -398,7 +414,7 @@ export class SqliteDriver implements StorageDriver {
 
   taskProgressSet(params: RunRef & { progress: number; message: string | null }): Promise<void> {
     return this.exclusive(() => {
-      this.sql.progress.run(params.progress, params.message, params.id, params.runSeq);
+      this.db.transaction(() => this.changed(this.sql.progress.run(params.progress, params.message, params.id, params.runSeq).changes)).immediate();
     });
   }
 
@@ -434,6 +450,7 @@ export class SqliteDriver implements StorageDriver {
           if (isDead) dead++;
           else retried++;
         }
+        this.changed(retried + dead);
         return { retried, dead };
       }).immediate(),
     );
@@ -577,6 +594,7 @@ export class SqliteDriver implements StorageDriver {
              WHERE id = ? AND state IN ('queued', 'failed', 'running')`,
           )
           .run(now, now, key);
+        this.changed(1);
         return row.state;
       }).immediate(),
     );
@@ -585,36 +603,42 @@ export class SqliteDriver implements StorageDriver {
   taskRetry(params: { id: string }): Promise<boolean> {
     const key = parseTaskId(params.id);
     if (key === null) return Promise.resolve(false);
-    return this.exclusive(() => {
-      const now = this.now();
-      return (
-        this.db
+    return this.exclusive(() =>
+      this.db.transaction(() => {
+        const now = this.now();
+        const changes = this.db
           .prepare(
             `UPDATE underway_tasks SET state = 'queued', run_at = ?, updated_at = ?, finished_at = NULL, worker_id = NULL,
                max_attempts = max(max_attempts, attempt + 1)
              , dedup_key = NULL
              WHERE id = ? AND state IN ('failed', 'dead', 'canceled')`,
           )
-          .run(now, now, key).changes === 1
-      );
-    });
+          .run(now, now, key).changes;
+        return this.changed(changes) === 1;
+      }).immediate(),
+    );
   }
 
   taskDelete(params: { id: string }): Promise<boolean> {
     const key = parseTaskId(params.id);
     if (key === null) return Promise.resolve(false);
-    return this.exclusive(() => this.db.prepare("DELETE FROM underway_tasks WHERE id = ? AND state <> 'running'").run(key).changes === 1);
+    return this.exclusive(() =>
+      this.db
+        .transaction(() => this.changed(this.db.prepare("DELETE FROM underway_tasks WHERE id = ? AND state <> 'running'").run(key).changes) === 1)
+        .immediate(),
+    );
   }
 
   taskDeleteFinished(params: { succeededAgeMs: number; failedAgeMs: number; limit: number }): Promise<number> {
-    return this.exclusive(() => {
-      const now = this.now();
-      return this.db
-        .prepare(
-          `DELETE FROM underway_tasks WHERE id IN (${SQLITE_RETENTION_SELECT})`,
-        )
-        .run(now - params.succeededAgeMs, now - params.failedAgeMs, now - params.failedAgeMs, params.limit).changes;
-    });
+    return this.exclusive(() =>
+      this.db.transaction(() => {
+        const now = this.now();
+        const deleted = this.db
+          .prepare(`DELETE FROM underway_tasks WHERE id IN (${SQLITE_RETENTION_SELECT})`)
+          .run(now - params.succeededAgeMs, now - params.failedAgeMs, now - params.failedAgeMs, params.limit).changes;
+        return this.changed(deleted);
+      }).immediate(),
+    );
   }
 
   // --- Scheduling, composition and observability (issue #9): SQL in ./composition.ts. ---
@@ -637,7 +661,16 @@ export class SqliteDriver implements StorageDriver {
   }
 
   taskContinuationsResolve(params: { limit: number }): Promise<{ released: number; canceled: number }> {
-    return this.exclusive(() => this.db.transaction(() => composition.resolveContinuations(this.db, this.now(), params.limit)).immediate());
+    return this.exclusive(() =>
+      this.db
+        .transaction(() => {
+          const resolved = composition.resolveContinuations(this.db, this.now(), params.limit);
+          // A continuation counted down but still waiting for another parent changed too: moving the mark for those is harmless.
+          this.changed(resolved.released + resolved.canceled + resolved.countedDown);
+          return { released: resolved.released, canceled: resolved.canceled };
+        })
+        .immediate(),
+    );
   }
 
   taskResultGet(params: { id: string }): Promise<{ state: TaskState; result: Uint8Array | null } | null> {
@@ -645,7 +678,7 @@ export class SqliteDriver implements StorageDriver {
   }
 
   taskRetryMany(params: TaskRetryFilter): Promise<number> {
-    return this.exclusive(() => composition.retryMany(this.db, this.now(), params));
+    return this.exclusive(() => this.db.transaction(() => this.changed(composition.retryMany(this.db, this.now(), params))).immediate());
   }
 
   taskQueueDepth(): Promise<QueueDepth[]> {
@@ -777,15 +810,13 @@ export class SqliteDriver implements StorageDriver {
     });
   }
 
+  /** The newest id (inserts) and the change counter (every other change to tasks, see `changed`). */
   taskChangeMark(): Promise<string> {
     return this.exclusive(() => {
       const row = this.db
-        .prepare(
-          `SELECT (SELECT max(updated_at) FROM underway_tasks) AS updated, (SELECT max(id) FROM underway_tasks) AS newest,
-             (SELECT count(*) || '/' || total(progress) FROM underway_tasks WHERE state = 'running') AS running`,
-        )
-        .get() as { updated: number | null; newest: number | null; running: string };
-      return `${row.updated ?? 0}:${row.newest ?? 0}:${row.running}`;
+        .prepare("SELECT (SELECT max(id) FROM underway_tasks) AS newest, (SELECT n FROM underway_changes WHERE id = 1) AS n")
+        .get() as { newest: number | null; n: number | null };
+      return `${row.newest ?? 0}:${row.n ?? 0}`;
     });
   }
 
