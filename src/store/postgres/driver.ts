@@ -186,9 +186,11 @@ export class PostgresDriver implements StorageDriver {
   private async insertRows(params: readonly TaskInsertParams[], tx?: DriverTransaction): Promise<string[]> {
     if (tx) this.assertOwnTransaction(tx);
     if (params.length === 0) return [];
-    const column = <T>(pick: (p: TaskInsertParams) => T): T[] => params.map(pick);
+    // One task: the same parameters as scalars, for a statement without arrays.
+    const one = params.length === 1;
+    const column = <T>(pick: (p: TaskInsertParams) => T): T[] | T => (one ? pick(params[0]!) : params.map(pick));
     const [row] = await this.query<{ ids: string[] }>(
-      this.sql.insert,
+      one ? this.sql.insertOne : this.sql.insert,
       [
         this.clockOffsetMs,
         column((p) => p.name),
