@@ -3,6 +3,8 @@ import type { CompleteResult, RunOutcome, StorageDriver } from "../store/driver.
 /** A write this recent means outcomes are flowing: the next batch waits COALESCE_MS for more. */
 const BUSY_MS = 5;
 const COALESCE_MS = 1;
+/** Most outcomes written in one statement: a batch's cost grows with it, and it holds its rows' locks. */
+export const MAX_COMPLETE_BATCH = 1_000;
 
 /**
  * Collects run outcomes and writes them in batches: everything that finished during one turn of
@@ -15,6 +17,8 @@ export class Completer<T extends RunOutcome = RunOutcome> {
   private flushing: Promise<void> | null = null;
   private scheduled = false;
   private lastWriteAt = -Infinity;
+  /** Outcomes in the write under way. */
+  private writing = 0;
 
   constructor(
     private readonly driver: StorageDriver,
@@ -24,6 +28,11 @@ export class Completer<T extends RunOutcome = RunOutcome> {
 
   get size(): number {
     return this.pending.length;
+  }
+
+  /** Outcomes not stored yet: waiting, and in the write under way. */
+  get backlog(): number {
+    return this.pending.length + this.writing;
   }
 
   add(outcome: T): void {
@@ -36,7 +45,8 @@ export class Completer<T extends RunOutcome = RunOutcome> {
   }
 
   /**
-   * Writes all pending outcomes; resolves when they and any write under way are stored. While
+   * Writes all pending outcomes, at most MAX_COMPLETE_BATCH per statement; resolves when they and
+   * any write under way are stored. While
    * running, a failing store is retried for as long as it takes; with `giveUpAfter` (at shutdown)
    * the outcomes are dropped after that many failed writes: their leases expire and the tasks run
    * again elsewhere (at-least-once).
@@ -47,8 +57,8 @@ export class Completer<T extends RunOutcome = RunOutcome> {
     for (;;) {
       while (this.flushing) await this.flushing;
       if (this.pending.length === 0) return;
-      const batch = this.pending;
-      this.pending = [];
+      const batch = this.pending.length > MAX_COMPLETE_BATCH ? this.pending.splice(0, MAX_COMPLETE_BATCH) : this.pending;
+      if (batch === this.pending) this.pending = [];
       const write = this.write(batch);
       this.flushing = write.then(() => undefined);
       let ok: boolean;
@@ -69,11 +79,14 @@ export class Completer<T extends RunOutcome = RunOutcome> {
   /** One write; false (the outcomes back in front of the queue) when the store failed. */
   private async write(batch: T[]): Promise<boolean> {
     this.lastWriteAt = performance.now();
+    this.writing = batch.length;
     try {
       const { rejected, continuations } = await this.driver.taskCompleteMany(batch);
+      this.writing = 0;
       this.onWritten(batch, new Set(rejected), continuations);
       return true;
     } catch (error) {
+      this.writing = 0;
       this.onError(error, batch);
       this.pending.unshift(...batch);
       return false;

@@ -116,6 +116,12 @@ const PREFETCH_HOLD_MS = 1_000;
 /** Default prefetch per slot of concurrency, and the most tasks one claim takes by default. */
 const PREFETCH_PER_SLOT = 10;
 const MAX_DEFAULT_CLAIM = 500;
+/**
+ * Outcomes not yet stored, per task one claim may take, at which the worker claims no more: runs
+ * that end faster than the store records them would otherwise pile up outcomes (each one a task
+ * that runs again should this process die) and make every write slower.
+ */
+const BACKLOG_PER_CLAIM = 2;
 /** How long a claim waits for more slots to free while most are busy. */
 const CLAIM_COALESCE_MS = 1;
 
@@ -234,6 +240,8 @@ export class Worker {
         while (this.running && !this.stopping) {
           this.startPrefetched();
           const free = this.concurrency - this.slotsTaken();
+          // The store is behind with the outcomes: claim again once it has caught up (see written).
+          if (this.completer.backlog >= BACKLOG_PER_CLAIM * this.batchSize) break;
           const depth = this.prefetchWanted();
           const ahead = depth - this.prefetched.length;
           // Slots are full: claim again once the tasks held ahead are down to half the depth.
@@ -662,6 +670,8 @@ export class Worker {
       else if (o.kind === "released") emit({ type: "taskReleased", ...base, durationMs: o.durationMs });
       else emit({ type: o.retryDelayMs === null ? "taskDead" : "taskFailed", ...base, error: o.error, retryDelayMs: o.retryDelayMs, durationMs: o.durationMs });
     }
+    // Claims wait while outcomes are behind (see BACKLOG_PER_CLAIM).
+    this.wake();
   }
 
   private reportProgress(run: ActiveRun, fraction: number, message?: string): void {

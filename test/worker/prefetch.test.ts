@@ -56,3 +56,30 @@ it("holds none ahead with prefetch 0", async () => {
   hold.open();
   await until(async () => (await runtime.countTasks()).succeeded === 5, "every task to succeed");
 });
+
+it("claims no more while the store is behind with outcomes, and catches up", async () => {
+  const writes = gate();
+  let started = 0;
+  class Quick implements IBackgroundTask<null> {
+    run(): void {
+      started++;
+    }
+  }
+  const runtime = await startRuntime({ dir, tasks: [Quick], worker: { concurrency: 2, prefetch: 0, batchSize: 2 } });
+  // The store takes its time with outcomes: every write waits for the test.
+  const driver = runtime.driver;
+  const complete = driver.taskCompleteMany.bind(driver);
+  driver.taskCompleteMany = async (outcomes) => {
+    await writes.promise;
+    return complete(outcomes);
+  };
+  await runtime.run(() => Task.startNewMany(Quick, Array.from({ length: 40 }, () => null)));
+  await until(() => started >= 4, "the first runs");
+  // Two claims' worth of outcomes (2 x batchSize) wait to be stored: no claim until they are.
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(started, 4);
+  assert.equal((await runtime.countTasks()).succeeded ?? 0, 0);
+  writes.open();
+  await until(async () => (await runtime.countTasks()).succeeded === 40, "every outcome to be stored");
+  assert.equal(started, 40);
+});
