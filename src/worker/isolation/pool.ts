@@ -791,7 +791,8 @@ export class ThreadPool {
   }
 
   private makeIdle(thread: PoolThread): void {
-    if (thread.gone) return;
+    // A thread handed to an attempt whose run is placed a moment later (see handOut) is not idle.
+    if (thread.gone || thread.runs.size > 0 || thread.reserved.length > 0 || this.idle.includes(thread)) return;
     if (this.closed) {
       thread.stop(new Error("the pool closed"));
       return;
@@ -809,7 +810,9 @@ export class ThreadPool {
     // Reused last-in first-out, so threads beyond what the load needs stay idle and retire.
     this.idle.unshift(thread);
     thread.idleTimer = setTimeout(() => {
-      if (this.all.size > this.minThreads && this.idle.includes(thread)) thread.stop(new Error("retired when idle"));
+      if (this.all.size > this.minThreads && this.idle.includes(thread) && thread.runs.size === 0 && thread.reserved.length === 0) {
+        thread.stop(new Error("retired when idle"));
+      }
     }, this.idleMs);
     thread.idleTimer.unref();
   }
@@ -906,6 +909,12 @@ export class ThreadPool {
     if (withRoom) withRoom.reserved.push(name);
     const thread = withRoom ?? (await this.acquire(limit, name, controller.signal, r.onBlocked));
     thread.reserved.splice(thread.reserved.indexOf(name), 1);
+    const idleAt = this.idle.indexOf(thread);
+    if (idleAt >= 0) {
+      // Never the case by design (see makeIdle); should it be, the idle timer must not retire it under the run.
+      this.idle.splice(idleAt, 1);
+      if (thread.idleTimer) clearTimeout(thread.idleTimer);
+    }
     // Whether the class may share is decided when it is placed: it may have proven short while it waited.
     if (thread.runs.size === 0) thread.shared = this.shareable(name);
     const runId = this.nextRunId++;
