@@ -759,6 +759,11 @@ export class SqliteDriver implements StorageDriver {
     return () => this.wakeListeners.delete(listener);
   }
 
+  /**
+   * Other processes' commits append to the -wal file; inotify reports that at once, so idle
+   * workers here look for work without polling. Our own writes trigger it too: the worker
+   * coalesces wake-ups, and a look that finds nothing is a cheap indexed read.
+   */
   /** SQLite's data_version: it moves when another connection commits; null once closed. */
   private dataVersion(): number | null {
     if (this.closed) return null;
@@ -769,11 +774,6 @@ export class SqliteDriver implements StorageDriver {
     }
   }
 
-  /**
-   * Other processes' commits append to the -wal file; inotify reports that at once, so idle
-   * workers here look for work without polling. Our own writes change the file too; they wake
-   * nobody here (data_version does not move for them): the runtime wakes its worker itself.
-   */
   private startWatching(): void {
     if (this.options.path === ":memory:" || this.watcher) return;
     const file = resolve(this.options.path);
