@@ -764,30 +764,13 @@ export class SqliteDriver implements StorageDriver {
    * workers here look for work without polling. Our own writes trigger it too: the worker
    * coalesces wake-ups, and a look that finds nothing is a cheap indexed read.
    */
-  /** SQLite's data_version: it moves when another connection commits; null once closed. */
-  private dataVersion(): number | null {
-    if (this.closed) return null;
-    try {
-      return this.db.pragma("data_version", { simple: true }) as number;
-    } catch {
-      return null;
-    }
-  }
-
   private startWatching(): void {
     if (this.options.path === ":memory:" || this.watcher) return;
     const file = resolve(this.options.path);
     const wal = `${basename(file)}-wal`;
     try {
-      let seen = this.dataVersion();
       this.watcher = watch(dirname(file), { persistent: false }, (_event, name) => {
-        if (name !== wal) return;
-        // Only another connection's commits wake: this process wakes its worker itself after its
-        // own (a wake-up per own commit cost an empty claim, a write transaction, each time).
-        const version = this.dataVersion();
-        if (version !== null && version === seen) return;
-        seen = version;
-        for (const l of this.wakeListeners) l();
+        if (name === wal) for (const l of this.wakeListeners) l();
       });
       this.watcher.on("error", () => {
         this.watcher?.close();
