@@ -62,10 +62,11 @@ for (const store of ["sqlite", "postgres"] as const) {
       const resumer = await open(db, true);
       resumer.runtime.driver.clockShift(15_001); // past the dead worker's lease
       assert.deepEqual(await resumer.runtime.rescuer?.runOnce(), { retried: 1, dead: 0 });
+      // As long as the wait above: the resuming runtime boots its task threads under the same load.
       const log = await until(async () => {
         const l = await resumer.processEngine.getLog(instanceId, resumer.appConnection.systemUserConnection);
         return l?.status === "Completed" ? l : null;
-      }, "the instance to complete after the crash", 20_000);
+      }, "the instance to complete after the crash", 60_000);
       assert.deepEqual(
         log.elements.map((e) => `${e.elementId}:${e.status}`),
         ["Start:Completed", "First:Completed", "Slow:Completed", "End:Completed"],
