@@ -4,7 +4,7 @@ import type { CompleteResult, RunOutcome, StorageDriver } from "../store/driver.
 const BUSY_MS = 5;
 const COALESCE_MS = 1;
 /** Most outcomes written in one statement: a batch's cost grows with it, and it holds its rows' locks. */
-export const MAX_COMPLETE_BATCH = 1_000;
+const MAX_COMPLETE_BATCH = 1_000;
 
 /**
  * Collects run outcomes and writes them in batches: everything that finished during one turn of
@@ -46,10 +46,9 @@ export class Completer<T extends RunOutcome = RunOutcome> {
 
   /**
    * Writes all pending outcomes, at most MAX_COMPLETE_BATCH per statement; resolves when they and
-   * any write under way are stored. While
-   * running, a failing store is retried for as long as it takes; with `giveUpAfter` (at shutdown)
-   * the outcomes are dropped after that many failed writes: their leases expire and the tasks run
-   * again elsewhere (at-least-once).
+   * any write under way are stored. While running, a failing store is retried for as long as it
+   * takes; with `giveUpAfter` (at shutdown) the outcomes are dropped after that many failed
+   * writes: their leases expire and the tasks run again elsewhere (at-least-once).
    */
   async flush(giveUpAfter = Infinity): Promise<void> {
     this.scheduled = false;

@@ -100,8 +100,8 @@ export function queriesFor(schema: string) {
       SELECT array(SELECT ins.id FROM ins ORDER BY ins.id)::text[] AS ids FROM notified`,
 
     /**
-     * insert for one task, with scalar parameters in the same places: arrays, unnest and the
-     * window over them cost a single insert more than half its time. Returns { ids }.
+     * As insert, for one task: the same parameters as scalars in the same places (arrays, unnest
+     * and the window over them cost a single insert more than half its time). Returns { ids }.
      */
     insertOne: `
       WITH ins AS (

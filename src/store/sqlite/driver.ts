@@ -665,8 +665,8 @@ export class SqliteDriver implements StorageDriver {
       this.db
         .transaction(() => {
           const resolved = composition.resolveContinuations(this.db, this.now(), params.limit);
-          // A continuation counted down but still waiting for another parent changed too: moving the mark for those is harmless.
-          this.changed(resolved.released + resolved.canceled + resolved.countedDown);
+          // Every continuation counted down changed (released or still waiting for another parent).
+          this.changed(resolved.canceled + resolved.countedDown);
           return { released: resolved.released, canceled: resolved.canceled };
         })
         .immediate(),

@@ -909,12 +909,6 @@ export class ThreadPool {
     if (withRoom) withRoom.reserved.push(name);
     const thread = withRoom ?? (await this.acquire(limit, name, controller.signal, r.onBlocked));
     thread.reserved.splice(thread.reserved.indexOf(name), 1);
-    const idleAt = this.idle.indexOf(thread);
-    if (idleAt >= 0) {
-      // Never the case by design (see makeIdle); should it be, the idle timer must not retire it under the run.
-      this.idle.splice(idleAt, 1);
-      if (thread.idleTimer) clearTimeout(thread.idleTimer);
-    }
     // Whether the class may share is decided when it is placed: it may have proven short while it waited.
     if (thread.runs.size === 0) thread.shared = this.shareable(name);
     const runId = this.nextRunId++;
