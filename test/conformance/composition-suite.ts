@@ -70,7 +70,9 @@ export function compositionSuite(factory: DriverFactory): void {
       assert.equal((await d.taskGet(child))?.waitingFor, 1);
       d.clockShift(MINUTE);
       assert.deepEqual(await finish(d, "dead"), [b]);
+      const mark = await d.taskChangeMark();
       assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 1, canceled: 0 });
+      assert.notEqual(await d.taskChangeMark(), mark, "the release of a continuation moves the change mark");
       assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 0, canceled: 0 }); // each edge once
       const runs = await d.taskClaim({ workerId: "w", limit: 10, leaseMs: 1_000 });
       assert.deepEqual(

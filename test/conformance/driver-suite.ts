@@ -434,6 +434,20 @@ export function driverSuite(factory: DriverFactory): void {
       assert.equal(await d.taskChangeMark(), ended);
     });
 
+    it("moves its change mark when one run ends and another starts between two reads", async () => {
+      const d = await fresh();
+      const [a, b] = await d.taskInsertMany([task({ name: "A", priority: 1 }), task({ name: "B" })]);
+      const [first] = await d.taskClaim({ workerId: "w", limit: 1, leaseMs: 60_000 });
+      assert.ok(first);
+      assert.equal(first.id, a);
+      const before = await d.taskChangeMark();
+      // As many tasks run afterwards, the newest id is the same, and the clock has not moved.
+      await d.taskCompleteMany([{ kind: "succeeded", id: first.id, runSeq: first.runSeq }]);
+      const [second] = await d.taskClaim({ workerId: "w", limit: 1, leaseMs: 60_000 });
+      assert.equal(second?.id, b);
+      assert.notEqual(await d.taskChangeMark(), before);
+    });
+
     it("moves its change mark on release, failure, retry, cancel and delete, and not on a heartbeat", async () => {
       const d = await fresh();
       const id = await d.taskInsert(task({ maxAttempts: 1 }));
@@ -460,6 +474,9 @@ export function driverSuite(factory: DriverFactory): void {
         d.taskCompleteMany([{ kind: "failed", id, runSeq, attempt: 1, error: { name: "Error", message: "boom" }, retryDelayMs: null }]),
       );
       await moves("a retry", () => d.taskRetry({ id }));
+      runSeq = await claim();
+      await d.taskCompleteMany([{ kind: "failed", id, runSeq, attempt: 1, error: { name: "Error", message: "boom" }, retryDelayMs: null }]);
+      await moves("a retry of many", async () => assert.equal(await d.taskRetryMany({ states: ["dead"], limit: 10 }), 1));
       await moves("a cancel", () => d.taskCancel({ id }));
       await moves("a cancel of the newest", () => d.taskCancel({ id: newest }));
       // Neither the newest task nor the latest changed one goes.

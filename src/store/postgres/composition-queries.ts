@@ -13,6 +13,8 @@ const ms = (expr: string): string => `round(extract(epoch FROM ${expr}) * 1000):
 /** ms since the epoch (an expression) as a timestamptz. */
 const at = (expr: string): string => `(timestamptz 'epoch' + (${expr}) * interval '1 millisecond')`;
 
+import { markingIn } from "./queries.ts";
+
 const ENDED = `('succeeded', 'dead', 'canceled')`;
 
 const SCHEDULE_COLUMNS = `name, cron, time_zone, task_name, queue, priority, max_attempts, timeout_ms::float8 AS timeout_ms, missed,
@@ -70,7 +72,7 @@ export function compositionQueriesFor(schema: string) {
         FROM culprits pc
         WHERE k.id = pc.child_id AND k.state = 'queued' AND k.waiting_for > 0
         RETURNING k.state, k.waiting_for
-      )
+      ), marked AS (UPDATE ${schema}.underway_changes SET n = n + 1 WHERE id = 1 AND EXISTS (SELECT 1 FROM changed))
       SELECT (count(*) FILTER (WHERE state = 'queued' AND waiting_for = 0))::int AS released,
              (count(*) FILTER (WHERE state = 'canceled'))::int AS canceled
       FROM changed`,
@@ -79,10 +81,15 @@ export function compositionQueriesFor(schema: string) {
     result: `SELECT state, result FROM ${tasks} WHERE id = $1::bigint`,
 
     /** Queues again up to `limit` tasks matching `where` (over t). $1 offset. */
-    retryMany: (where: readonly string[], limit: string): string => `
-      UPDATE ${tasks} SET state = 'queued', run_at = ${NOW}, updated_at = ${NOW}, finished_at = NULL, worker_id = NULL, dedup_key = NULL,
-        max_attempts = greatest(max_attempts, attempt + 1)
-      WHERE id IN (SELECT t.id FROM ${tasks} t WHERE ${where.join(" AND ")} ORDER BY t.id LIMIT ${limit} FOR UPDATE SKIP LOCKED)`,
+    retryMany: (where: readonly string[], limit: string): string =>
+      markingIn(
+        schema,
+        `UPDATE ${tasks} SET state = 'queued', run_at = ${NOW}, updated_at = ${NOW}, finished_at = NULL, worker_id = NULL, dedup_key = NULL,
+           max_attempts = greatest(max_attempts, attempt + 1)
+         WHERE id IN (SELECT t.id FROM ${tasks} t WHERE ${where.join(" AND ")} ORDER BY t.id LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+         RETURNING 1`,
+        "count(*)::int AS n",
+      ),
 
     /** Returns QueueDepth rows. $1 offset. */
     queueDepth: `

@@ -400,9 +400,10 @@ export class PostgresDriver implements StorageDriver {
 
   async taskRetry(params: { id: string }): Promise<boolean> {
     if (parseTaskId(params.id) === null) return false;
-    const result = await this.run(this.sql.retry, [this.clockOffsetMs, params.id]);
-    if (result.rowCount === 1) await this.query("SELECT pg_notify($1, '')", [this.schema]);
-    return result.rowCount === 1;
+    const [row] = await this.query<{ n: number }>(this.sql.retry, [this.clockOffsetMs, params.id]);
+    if (row?.n !== 1) return false;
+    await this.query("SELECT pg_notify($1, '')", [this.schema]);
+    return true;
   }
 
   async taskDelete(params: { id: string }): Promise<boolean> {
@@ -478,9 +479,10 @@ export class PostgresDriver implements StorageDriver {
       if (ids.length === 0) return 0;
       where.push(`t.id = ANY(${arg(ids)}::bigint[])`);
     }
-    const result = await this.run(this.compositionSql.retryMany(where, arg(Math.max(0, Math.trunc(params.limit)))), args);
-    if (result.rowCount) await this.query("SELECT pg_notify($1, '')", [this.schema]);
-    return result.rowCount ?? 0;
+    const [row] = await this.query<{ n: number }>(this.compositionSql.retryMany(where, arg(Math.max(0, Math.trunc(params.limit)))), args);
+    const queued = row?.n ?? 0;
+    if (queued) await this.query("SELECT pg_notify($1, '')", [this.schema]);
+    return queued;
   }
 
   async taskQueueDepth(): Promise<QueueDepth[]> {

@@ -25,16 +25,26 @@ const TASK_COLUMNS = `t.id::text AS id, t.name, t.queue, t.priority, t.state, ${
   ${ms("t.finished_at")} AS finished_at, ${ms("t.updated_at")} AS updated_at, t.waiting_for, t.schedule_name,
   (t.result IS NOT NULL) AS has_result`;
 
+/**
+ * A statement changing tasks (with RETURNING) that also moves the change mark of `schema` when
+ * it changed any: claims and outcomes show in the mark through the running tasks, every other
+ * change through this counter (see migration 0009). `select` is what it returns, over `changed`.
+ */
+export function markingIn(schema: string, change: string, select: string): string {
+  return `
+    WITH changed AS (${change}),
+    marked AS (UPDATE ${schema}.underway_changes SET n = n + 1 WHERE id = 1 AND EXISTS (SELECT 1 FROM changed))
+    SELECT ${select} FROM changed`;
+}
+
 /** The SQL of one store, `schema` already quoted. */
 export function queriesFor(schema: string) {
   const tasks = `${schema}.underway_tasks`;
   const errors = `${schema}.underway_task_errors`;
   /** A DELETE of tasks that also moves the change mark when it deleted any. Returns { n } deleted. */
-  const deleting = (del: string): string => `
-    WITH gone AS (${del} RETURNING 1),
-    marked AS (UPDATE ${schema}.underway_changes SET n = n + 1 WHERE id = 1 AND EXISTS (SELECT 1 FROM gone))
-    SELECT count(*)::int AS n FROM gone`;
+  const deleting = (del: string): string => marking(`${del} RETURNING 1`, "count(*)::int AS n");
   const edges = `${schema}.underway_continuations`;
+  const marking = (change: string, select: string): string => markingIn(schema, change, select);
 
   /**
    * Claims due tasks in priority, then fair-share order. `filters` are conditions on queue and name
@@ -247,17 +257,21 @@ export function queriesFor(schema: string) {
       ORDER BY t.id DESC LIMIT ${limit}`,
 
     /** Cancels a task that has not ended; returns { previous } (its state before). $1 offset, $2 id. */
-    cancel: `
-      UPDATE ${tasks} t SET state = 'canceled', finished_at = ${NOW}, updated_at = ${NOW}, lease_expires_at = NULL
-      FROM (SELECT id, state FROM ${tasks} WHERE id = $2 FOR UPDATE) old
-      WHERE t.id = old.id AND old.state IN ('queued', 'failed', 'running')
-      RETURNING old.state AS previous`,
+    cancel: marking(
+      `UPDATE ${tasks} t SET state = 'canceled', finished_at = ${NOW}, updated_at = ${NOW}, lease_expires_at = NULL
+       FROM (SELECT id, state FROM ${tasks} WHERE id = $2 FOR UPDATE) old
+       WHERE t.id = old.id AND old.state IN ('queued', 'failed', 'running')
+       RETURNING old.state AS previous`,
+      "previous",
+    ),
 
-    /** Queues an ended task again. $1 offset, $2 id. */
-    retry: `
-      UPDATE ${tasks} SET state = 'queued', run_at = ${NOW}, updated_at = ${NOW}, finished_at = NULL, worker_id = NULL,
-        max_attempts = greatest(max_attempts, attempt + 1), dedup_key = NULL
-      WHERE id = $2 AND state IN ('failed', 'dead', 'canceled')`,
+    /** Queues an ended task again. Returns { n } queued (0 or 1). $1 offset, $2 id. */
+    retry: marking(
+      `UPDATE ${tasks} SET state = 'queued', run_at = ${NOW}, updated_at = ${NOW}, finished_at = NULL, worker_id = NULL,
+         max_attempts = greatest(max_attempts, attempt + 1), dedup_key = NULL
+       WHERE id = $2 AND state IN ('failed', 'dead', 'canceled') RETURNING 1`,
+      "count(*)::int AS n",
+    ),
 
     /** Deletes a task that is not running, and moves the change mark. Returns { n } deleted. $1 id. */
     delete: deleting(`DELETE FROM ${tasks} WHERE id = $1 AND state <> 'running'`),

@@ -27,11 +27,16 @@ export function taskCentreQueriesFor(schema: string) {
       SELECT s.state, (SELECT count(*)::int FROM (SELECT 1 FROM ${tasks} t WHERE t.user_id = $3 AND t.state = s.state LIMIT $1) c) AS n
       FROM unnest($2::text[]) AS s(state)`,
 
-    /** Returns { mark }: the newest change, the newest id, the running tasks' progress, and the deletes. */
+    /**
+     * Returns { mark }: the newest id (inserts); the running tasks, each run by its id and run_seq
+     * (claims, outcomes, rescues), with their progress; and the counter every other change moves
+     * (see migration 0009). Index ranges only: the primary key's end, underway_tasks_running, one row.
+     */
     changeMark: `
-      SELECT coalesce((SELECT ${ms("max(updated_at)")} FROM ${tasks}), 0)::text || ':' ||
-             coalesce((SELECT max(id) FROM ${tasks}), 0)::text || ':' ||
-             (SELECT count(*)::text || '/' || coalesce(sum(progress), 0)::text FROM ${tasks} WHERE state = 'running') || ':' ||
+      SELECT coalesce((SELECT max(id) FROM ${tasks}), 0)::text || ':' ||
+             (SELECT count(*)::text || '/' || coalesce(sum(hashint8(id) # run_seq), 0)::text || '/' ||
+                     coalesce(sum(progress), 0)::text
+              FROM ${tasks} WHERE state = 'running') || ':' ||
              (SELECT n::text FROM ${schema}.underway_changes WHERE id = 1) AS mark`,
 
     /** Returns { now } in ms. $1 offset. */
