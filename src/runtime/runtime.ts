@@ -498,15 +498,7 @@ export class Runtime implements TaskStarter {
   }
 
   private handle(id: string): TaskHandle {
-    return {
-      id,
-      get: () => this.getTask(id),
-      wait: (options) => this.waitForTask(id, options),
-      result: async <T>(options?: { timeoutMs?: number; signal?: AbortSignal }) => {
-        await this.waitForTask(id, options);
-        return (await this.getTaskResult(id)) as T;
-      },
-    };
+    return handleOf(this, id);
   }
 
   /** The task with this id; TaskNotFoundError when there is none. */
@@ -770,4 +762,25 @@ function isolationOf(value: RuntimeConfig["isolation"]): Required<IsolationConfi
 /** Creates a runtime; call start() to migrate the store and begin working. */
 export function createRuntime(config: RuntimeConfig): Runtime {
   return new Runtime(config);
+}
+
+/**
+ * What starting a task returns. Methods rather than arrow properties: one is made for every task
+ * started, and loaders that keep function names (tsx) rename each arrow property on every call.
+ * They use no `this`, so a destructured `wait` still works.
+ */
+function handleOf(runtime: Runtime, id: string): TaskHandle {
+  return {
+    id,
+    get() {
+      return runtime.getTask(id);
+    },
+    wait(options) {
+      return runtime.waitForTask(id, options);
+    },
+    async result<T>(options?: { timeoutMs?: number; signal?: AbortSignal }) {
+      await runtime.waitForTask(id, options);
+      return (await runtime.getTaskResult(id)) as T;
+    },
+  };
 }

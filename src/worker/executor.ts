@@ -20,32 +20,15 @@ export interface Execution {
  * timeout passes first, or with the abort reason when the signal aborts.
  */
 export function executeInProcess(execution: Execution): Promise<unknown> {
-  const { controller, timeoutMs } = execution;
+  const { controller } = execution;
   return new Promise<unknown>((resolve, reject) => {
     // Aborted while the run was being set up (shutdown, lost lease): it must not start.
     if (controller.signal.aborted) {
       reject(controller.signal.reason);
       return;
     }
-    let settled = false;
-    const finish = (failed: boolean, outcome?: unknown): void => {
-      if (settled) return;
-      settled = true;
-      if (timer) clearTimeout(timer);
-      controller.signal.removeEventListener("abort", onAbort);
-      if (failed) reject(outcome);
-      else resolve(outcome);
-    };
-    const onAbort = (): void => finish(true, controller.signal.reason);
-    const timer =
-      timeoutMs > 0
-        ? setTimeout(() => {
-            const error = new TaskTimeoutError(timeoutMs);
-            controller.abort(error);
-            finish(true, error);
-          }, timeoutMs)
-        : null;
-    controller.signal.addEventListener("abort", onAbort);
+    const attempt = new InProcessRun(execution, resolve, reject);
+    controller.signal.addEventListener("abort", attempt);
     runInScope(execution.scope, () => {
       try {
         const instance = new execution.taskClass();
@@ -55,15 +38,54 @@ export function executeInProcess(execution: Execution): Promise<unknown> {
         const result = (instance as { run(p: unknown, c: TaskContext): unknown }).run(execution.parameters, execution.context);
         if (result && typeof (result as Promise<unknown>).then === "function") {
           (result as Promise<unknown>).then(
-            (value) => finish(false, value),
-            (error: unknown) => finish(true, error),
+            (value) => attempt.finish(false, value),
+            (error: unknown) => attempt.finish(true, error),
           );
         } else {
-          finish(false, result);
+          attempt.finish(false, result);
         }
       } catch (error) {
-        finish(true, error);
+        attempt.finish(true, error);
       }
     });
   });
+}
+
+/**
+ * One attempt under way in this process, until it settles: a class rather than closures, since
+ * one is made for every attempt (it is its signal's abort listener itself, through handleEvent).
+ */
+class InProcessRun {
+  private settled = false;
+  private readonly timer: NodeJS.Timeout | null;
+
+  constructor(
+    private readonly execution: Execution,
+    private readonly resolve: (value: unknown) => void,
+    private readonly reject: (reason: unknown) => void,
+  ) {
+    const { controller, timeoutMs } = execution;
+    this.timer =
+      timeoutMs > 0
+        ? setTimeout(() => {
+            const error = new TaskTimeoutError(timeoutMs);
+            controller.abort(error);
+            this.finish(true, error);
+          }, timeoutMs)
+        : null;
+  }
+
+  /** The signal aborted. */
+  handleEvent(): void {
+    this.finish(true, this.execution.controller.signal.reason);
+  }
+
+  finish(failed: boolean, outcome?: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.execution.controller.signal.removeEventListener("abort", this);
+    if (failed) this.reject(outcome);
+    else this.resolve(outcome);
+  }
 }

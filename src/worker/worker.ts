@@ -521,7 +521,7 @@ export class Worker {
       taskId: task.id,
       taskName: task.name,
       logger,
-      reportProgress: (fraction, message) => this.reportProgress(run, fraction, message),
+      reportProgress: this.reportProgress.bind(this, run),
     };
     try {
       const returned: unknown = await executeInProcess({
@@ -581,8 +581,8 @@ export class Worker {
         controller: run.controller,
         timeoutMs: task.timeoutMs,
         abortGraceMs: this.options.isolation?.abortGraceMs ?? 5_000,
-        onProgress: (fraction, message) => this.reportProgress(run, fraction, message ?? undefined),
-        onBlocked: (blocked) => this.runBlocked(run, blocked),
+        onProgress: this.reportProgress.bind(this, run),
+        onBlocked: this.runBlocked.bind(this, run),
         logger,
       });
       return { kind: "succeeded", id: task.id, runSeq: task.runSeq, ...(result ? { result } : {}) };
@@ -674,11 +674,11 @@ export class Worker {
     this.wake();
   }
 
-  private reportProgress(run: ActiveRun, fraction: number, message?: string): void {
+  private reportProgress(run: ActiveRun, fraction: number, message?: string | null): void {
     if (typeof fraction !== "number" || !(fraction >= 0 && fraction <= 1)) {
       throw new RangeError(`reportProgress: fraction must be a number from 0 to 1, got ${String(fraction)}`);
     }
-    const text = message === undefined ? null : String(message).slice(0, 500);
+    const text = message === undefined || message === null ? null : String(message).slice(0, 500);
     run.latestProgress = { fraction, text };
     if (run.progressTimer || run.discarded) return;
     const write = (): void => {

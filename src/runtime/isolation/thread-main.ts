@@ -104,18 +104,22 @@ function safeReplacer(): (key: string, value: unknown) => unknown {
 
 /** A logger whose lines go to the worker's logger, with the task's bindings there. */
 function portLogger(runId: number | null, bindings: Record<string, unknown>): Logger {
-  const at =
-    (level: LogLevel) =>
-    (objectOrMessage: object | string, message?: string): void => {
-      if (typeof objectOrMessage === "string") send({ t: "log", runId, level, bindings, message: objectOrMessage });
-      else send({ t: "log", runId, level, bindings: { ...bindings, ...(objectOrMessage as Record<string, unknown>) }, message: message ?? "" });
-    };
   return {
-    debug: at("debug"),
-    info: at("info"),
-    warn: at("warn"),
-    error: at("error"),
-    child: (more) => portLogger(runId, { ...bindings, ...more }),
+    debug: portLog(runId, bindings, "debug"),
+    info: portLog(runId, bindings, "info"),
+    warn: portLog(runId, bindings, "warn"),
+    error: portLog(runId, bindings, "error"),
+    child(more) {
+      return portLogger(runId, { ...bindings, ...more });
+    },
+  };
+}
+
+/** One level of portLogger (a function at module level: one is made per attempt, and closures declared inside would be renamed on every call under loaders that keep names). */
+function portLog(runId: number | null, bindings: Record<string, unknown>, level: LogLevel): (objectOrMessage: object | string, message?: string) => void {
+  return (objectOrMessage, message) => {
+    if (typeof objectOrMessage === "string") send({ t: "log", runId, level, bindings, message: objectOrMessage });
+    else send({ t: "log", runId, level, bindings: { ...bindings, ...(objectOrMessage as Record<string, unknown>) }, message: message ?? "" });
   };
 }
 
@@ -200,7 +204,6 @@ async function execute(runId: number, run: ThreadRun): Promise<void> {
   const controller = new AbortController();
   running.set(runId, controller);
   const began = performance.now();
-  const ms = (): number => performance.now() - began;
   try {
     const parameters = decodeParameters(run.parameters);
     if (run.module) await loadModule(run.module);
@@ -219,11 +222,11 @@ async function execute(runId: number, run: ThreadRun): Promise<void> {
       taskId: run.id,
       taskName: run.name,
       logger: portLogger(runId, {}),
-      reportProgress: (fraction, message) => {
+      reportProgress(fraction, message) {
         if (typeof fraction !== "number" || !(fraction >= 0 && fraction <= 1)) {
           throw new RangeError(`reportProgress: fraction must be a number from 0 to 1, got ${String(fraction)}`);
         }
-        send({ t: "progress", runId, fraction, message: message === undefined ? null : String(message).slice(0, 500) });
+        send({ t: "progress", runId, fraction, message: message === undefined || message === null ? null : String(message).slice(0, 500) });
       },
     };
     const returned = await executeInProcess({
@@ -236,9 +239,9 @@ async function execute(runId: number, run: ThreadRun): Promise<void> {
       scope: { runtime: host.runtime, ...(run.initiator ? { user: run.initiator } : {}) },
     });
     // Encoded here: a result that cannot be stored fails the attempt like a thrown error.
-    send({ t: "done", runId, ms: ms(), ok: true, ...taskResultOf(returned) });
+    send({ t: "done", runId, ms: performance.now() - began, ok: true, ...taskResultOf(returned) });
   } catch (error) {
-    send({ t: "done", runId, ms: ms(), ok: false, error: describeThrown(error), kind: kindOf(error) });
+    send({ t: "done", runId, ms: performance.now() - began, ok: false, error: describeThrown(error), kind: kindOf(error) });
   } finally {
     running.delete(runId);
   }

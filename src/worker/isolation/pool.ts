@@ -913,94 +913,46 @@ export class ThreadPool {
     if (thread.runs.size === 0) thread.shared = this.shareable(name);
     const runId = this.nextRunId++;
     return new Promise<Uint8Array | undefined>((resolve, reject) => {
-      let settled = false;
-      let result: Uint8Array | undefined;
-      let abortReason: Error | null = null;
-      let ackTimer: NodeJS.Timeout | null = null;
-      let graceTimer: NodeJS.Timeout | null = null;
-      const timer = r.timeoutMs > 0 ? setTimeout(() => controller.abort(new TaskTimeoutError(r.timeoutMs)), r.timeoutMs) : null;
-      const finish = (error: Error | null, reusable: boolean): void => {
-        if (settled) return;
-        settled = true;
-        for (const t of [timer, ackTimer, graceTimer]) if (t) clearTimeout(t);
-        controller.signal.removeEventListener("abort", onAbort);
-        thread.runs.delete(runId);
-        thread.pingSentAt = 0;
-        if (!reusable) {
-          if (!thread.gone) thread.stop(error ?? new Error("stopped"), runId);
-        } else if (thread.runs.size === 0) {
-          if (thread.shared) thread.sharedUntil = performance.now();
-          if (!thread.gone && !thread.niced) this.makeIdle(thread);
-          else if (!thread.gone) thread.stop(error ?? new Error("stopped"));
-        } else {
-          // Room on a shared thread: waiting attempts that may share take it.
-          this.fillShared(thread);
-        }
-        if (error) reject(error);
-        else resolve(result);
-      };
-      const onAbort = (): void => {
-        const reason = controller.signal.reason as unknown;
-        abortReason = reason instanceof Error ? reason : new Error(String(reason));
-        thread.post({ t: "abort", runId, reason: describeThrown(abortReason), kind: kindOf(abortReason) });
-        // A thread that does not acknowledge is blocked (a synchronous loop): stop it now.
-        ackTimer = setTimeout(() => finish(abortReason, false), ABORT_ACK_MS);
-        graceTimer = setTimeout(() => finish(abortReason, false), Math.max(ABORT_ACK_MS, r.abortGraceMs));
-      };
-      const startedAt = performance.now();
-      thread.runs.set(runId, {
-        runId,
-        name: r.run.name,
-        startedAt,
-        onMessage: (message) => {
-          switch (message.t) {
-            case "progress":
-              try {
-                r.onProgress(message.fraction, message.message);
-              } catch (error) {
-                r.logger.warn({ err: error }, "a progress report from the task's thread was refused");
-              }
-              return;
-            case "log":
-              logAt(r.logger, message.level, message.bindings, message.message);
-              return;
-            case "abortAck":
-              if (ackTimer) clearTimeout(ackTimer);
-              ackTimer = null;
-              return;
-            case "done": {
-              this.recentRunMs += (message.ms - this.recentRunMs) / 16;
-              const record = this.record(r.run.name);
-              record.runs++;
-              record.avgMs += (message.ms - record.avgMs) / Math.min(record.runs, 16);
-              // After an abort, the run ends with the abort's reason whatever the task did then.
-              if (abortReason) finish(abortReason, true);
-              else if (message.ok) {
-                result = message.result;
-                finish(null, true);
-              }
-              else finish(new ThreadTaskError(message.error, message.kind), true);
-              return;
-            }
-          }
-        },
-        onGone: (error) => finish(abortReason ?? error, false),
-        onRefused: (error) => finish(error, true),
-        onBlocked: (blocked) => r.onBlocked?.(blocked),
-      });
-      thread.runningSince = startedAt;
-      this.lastRunAt = thread.runningSince;
+      const attempt = new PlacedRun(this, thread, runId, r, resolve, reject);
+      thread.runs.set(runId, attempt);
+      thread.runningSince = attempt.startedAt;
+      this.lastRunAt = attempt.startedAt;
       thread.pingSentAt = 0;
       this.watch();
-      controller.signal.addEventListener("abort", onAbort, { once: true });
-      if (controller.signal.aborted) {
-        onAbort();
+      r.controller.signal.addEventListener("abort", attempt, { once: true });
+      if (r.controller.signal.aborted) {
+        attempt.handleEvent();
         return;
       }
       thread.post({ t: "run", runId, run: r.run });
       // Other attempts of its class that wait may join it now.
       if (thread.runs.size === 1) this.fillShared(thread);
     });
+  }
+
+  /** A placed attempt ended: its thread is freed (or stopped, when not reusable). */
+  runEnded(attempt: PlacedRun, error: Error | null, reusable: boolean): void {
+    const { thread } = attempt;
+    thread.runs.delete(attempt.runId);
+    thread.pingSentAt = 0;
+    if (!reusable) {
+      if (!thread.gone) thread.stop(error ?? new Error("stopped"), attempt.runId);
+    } else if (thread.runs.size === 0) {
+      if (thread.shared) thread.sharedUntil = performance.now();
+      if (!thread.gone && !thread.niced) this.makeIdle(thread);
+      else if (!thread.gone) thread.stop(error ?? new Error("stopped"));
+    } else {
+      // Room on a shared thread: waiting attempts that may share take it.
+      this.fillShared(thread);
+    }
+  }
+
+  /** A placed attempt's thread measured its run: the averages that decide sharing and growth. */
+  runMeasured(name: string, ms: number): void {
+    this.recentRunMs += (ms - this.recentRunMs) / 16;
+    const record = this.record(name);
+    record.runs++;
+    record.avgMs += (ms - record.avgMs) / Math.min(record.runs, 16);
   }
 
   /** Stops every thread (runs still going are reported as interrupted by the worker first). */
@@ -1021,5 +973,97 @@ export class ThreadPool {
           }),
       ),
     );
+  }
+}
+
+/**
+ * One attempt placed on a thread, until it settles. A class rather than closures: it is created
+ * for every attempt, and its methods are shared (the listener of its abort signal is the object
+ * itself, through handleEvent).
+ */
+class PlacedRun implements Current {
+  readonly startedAt = performance.now();
+  readonly name: string;
+  private settled = false;
+  private result: Uint8Array | undefined;
+  private abortReason: Error | null = null;
+  private ackTimer: NodeJS.Timeout | null = null;
+  private graceTimer: NodeJS.Timeout | null = null;
+  private readonly timer: NodeJS.Timeout | null;
+
+  constructor(
+    private readonly pool: ThreadPool,
+    readonly thread: PoolThread,
+    readonly runId: number,
+    private readonly r: IsolatedRun,
+    private readonly resolve: (result: Uint8Array | undefined) => void,
+    private readonly reject: (error: Error) => void,
+  ) {
+    this.name = r.run.name;
+    const { controller, timeoutMs } = r;
+    this.timer = timeoutMs > 0 ? setTimeout(() => controller.abort(new TaskTimeoutError(timeoutMs)), timeoutMs) : null;
+  }
+
+  /** The attempt's signal aborted: ask the thread to stop it, and stop the thread if it does not. */
+  handleEvent(): void {
+    const reason = this.r.controller.signal.reason as unknown;
+    const abortReason = reason instanceof Error ? reason : new Error(String(reason));
+    this.abortReason = abortReason;
+    this.thread.post({ t: "abort", runId: this.runId, reason: describeThrown(abortReason), kind: kindOf(abortReason) });
+    // A thread that does not acknowledge is blocked (a synchronous loop): stop it now.
+    this.ackTimer = setTimeout(() => this.finish(abortReason, false), ABORT_ACK_MS);
+    this.graceTimer = setTimeout(() => this.finish(abortReason, false), Math.max(ABORT_ACK_MS, this.r.abortGraceMs));
+  }
+
+  onMessage(message: FromThread): void {
+    switch (message.t) {
+      case "progress":
+        try {
+          this.r.onProgress(message.fraction, message.message);
+        } catch (error) {
+          this.r.logger.warn({ err: error }, "a progress report from the task's thread was refused");
+        }
+        return;
+      case "log":
+        logAt(this.r.logger, message.level, message.bindings, message.message);
+        return;
+      case "abortAck":
+        if (this.ackTimer) clearTimeout(this.ackTimer);
+        this.ackTimer = null;
+        return;
+      case "done":
+        this.pool.runMeasured(this.name, message.ms);
+        // After an abort, the run ends with the abort's reason whatever the task did then.
+        if (this.abortReason) this.finish(this.abortReason, true);
+        else if (message.ok) {
+          this.result = message.result;
+          this.finish(null, true);
+        } else this.finish(new ThreadTaskError(message.error, message.kind), true);
+        return;
+    }
+  }
+
+  onGone(error: Error): void {
+    this.finish(this.abortReason ?? error, false);
+  }
+
+  onRefused(error: Error): void {
+    this.finish(error, true);
+  }
+
+  onBlocked(blocked: boolean): void {
+    this.r.onBlocked?.(blocked);
+  }
+
+  private finish(error: Error | null, reusable: boolean): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    this.r.controller.signal.removeEventListener("abort", this);
+    this.pool.runEnded(this, error, reusable);
+    if (error) this.reject(error);
+    else this.resolve(this.result);
   }
 }
