@@ -2,12 +2,14 @@ import { runInScope, type AmbientScope } from "../tasks/ambient.ts";
 import { TaskTimeoutError } from "../tasks/errors/task-timeout-error.ts";
 import type { AnyTaskClass } from "../tasks/registry.ts";
 import type { TaskContext, UserConnectionLike } from "../tasks/types.ts";
+import type { RunAbort } from "./run-abort.ts";
 
 export interface Execution {
   readonly taskClass: AnyTaskClass;
   readonly parameters: unknown;
   readonly context: TaskContext;
-  readonly controller: AbortController;
+  /** The attempt's abort: it stops waiting for run (the task's code sees it through context.signal). */
+  readonly abort: RunAbort;
   readonly timeoutMs: number;
   readonly userConnection: UserConnectionLike | null;
   readonly scope: AmbientScope;
@@ -20,15 +22,15 @@ export interface Execution {
  * timeout passes first, or with the abort reason when the signal aborts.
  */
 export function executeInProcess(execution: Execution): Promise<unknown> {
-  const { controller } = execution;
+  const { abort } = execution;
   return new Promise<unknown>((resolve, reject) => {
     // Aborted while the run was being set up (shutdown, lost lease): it must not start.
-    if (controller.signal.aborted) {
-      reject(controller.signal.reason);
+    if (abort.aborted) {
+      reject(abort.reason);
       return;
     }
     const attempt = new InProcessRun(execution, resolve, reject);
-    controller.signal.addEventListener("abort", attempt);
+    abort.listen(attempt);
     runInScope(execution.scope, () => {
       try {
         const instance = new execution.taskClass();
@@ -53,7 +55,7 @@ export function executeInProcess(execution: Execution): Promise<unknown> {
 
 /**
  * One attempt under way in this process, until it settles: a class rather than closures, since
- * one is made for every attempt (it is its signal's abort listener itself, through handleEvent).
+ * one is made for every attempt (it is its abort's listener itself, through handleEvent).
  */
 class InProcessRun {
   private settled = false;
@@ -64,27 +66,27 @@ class InProcessRun {
     private readonly resolve: (value: unknown) => void,
     private readonly reject: (reason: unknown) => void,
   ) {
-    const { controller, timeoutMs } = execution;
+    const { abort, timeoutMs } = execution;
     this.timer =
       timeoutMs > 0
         ? setTimeout(() => {
             const error = new TaskTimeoutError(timeoutMs);
-            controller.abort(error);
+            abort.abort(error);
             this.finish(true, error);
           }, timeoutMs)
         : null;
   }
 
-  /** The signal aborted. */
+  /** The attempt was aborted. */
   handleEvent(): void {
-    this.finish(true, this.execution.controller.signal.reason);
+    this.finish(true, this.execution.abort.reason);
   }
 
   finish(failed: boolean, outcome?: unknown): void {
     if (this.settled) return;
     this.settled = true;
     if (this.timer) clearTimeout(this.timer);
-    this.execution.controller.signal.removeEventListener("abort", this);
+    this.execution.abort.unlisten(this);
     if (failed) this.reject(outcome);
     else this.resolve(outcome);
   }

@@ -14,6 +14,7 @@ import { backoffDelay, TASK_DEFAULTS, type TaskRegistry } from "../tasks/registr
 import type { Initiator, TaskContext, UserConnectionLike } from "../tasks/types.ts";
 import { Completer } from "./completer.ts";
 import { executeInProcess } from "./executor.ts";
+import { RunAbort } from "./run-abort.ts";
 import { taskResultOf } from "../tasks/result.ts";
 import type { ThreadPool } from "./isolation/pool.ts";
 import { ThreadTaskError } from "./isolation/thread-task-error.ts";
@@ -97,7 +98,8 @@ type WorkerOutcome = RunOutcome & { readonly name: string; readonly attempt: num
 
 interface ActiveRun {
   readonly task: ClaimedTask;
-  readonly controller: AbortController;
+  /** Aborting it stops the attempt (cancel, lost lease, shutdown); its signal is made only if the task asks. */
+  readonly abort: RunAbort;
   readonly startedAt: number;
   /** Set when the run's result must not be written: lease lost, or released at shutdown. */
   discarded: boolean;
@@ -450,8 +452,7 @@ export class Worker {
   }
 
   private begin(task: ClaimedTask): void {
-    const controller = new AbortController();
-    const run: ActiveRun = { task, controller, startedAt: performance.now(), discarded: false, blocked: false, done: Promise.resolve(), progressTimer: null, latestProgress: null };
+    const run: ActiveRun = { task, abort: new RunAbort(), startedAt: performance.now(), discarded: false, blocked: false, done: Promise.resolve(), progressTimer: null, latestProgress: null };
     this.active.set(runKey(task), run);
     this.options.onEvent?.({
       type: "taskStarted",
@@ -511,8 +512,11 @@ export class Worker {
         return this.failure(run, error, entry.options.backoff);
       }
     }
+    const { abort } = run;
     const context: TaskContext = {
-      signal: run.controller.signal,
+      get signal() {
+        return abort.signal;
+      },
       attempt: task.attempt,
       maxAttempts: task.maxAttempts,
       taskId: task.id,
@@ -525,7 +529,7 @@ export class Worker {
         taskClass: entry.taskClass,
         parameters,
         context,
-        controller: run.controller,
+        abort,
         timeoutMs: task.timeoutMs,
         userConnection,
         scope: { ...this.options.scope, ...(task.initiator ? { user: task.initiator } : {}) },
@@ -575,7 +579,7 @@ export class Worker {
           withUserConnection: task.withUserConnection,
         },
         memoryLimitMb: entry.options.memoryLimitMb,
-        controller: run.controller,
+        abort: run.abort,
         timeoutMs: task.timeoutMs,
         abortGraceMs: this.options.isolation?.abortGraceMs ?? 5_000,
         onProgress: this.reportProgress.bind(this, run),
@@ -723,7 +727,7 @@ export class Worker {
     for (const run of this.active.values()) {
       if (run.task.id !== taskId || run.discarded) continue;
       run.discarded = true;
-      run.controller.abort(reason);
+      run.abort.abort(reason);
       found = true;
     }
     return found;
@@ -749,7 +753,7 @@ export class Worker {
       if (run.discarded) continue;
       run.discarded = true;
       this.options.logger.warn({ taskId: ref.id }, "lease lost; aborting the run");
-      run.controller.abort(new LeaseLostError(ref.id));
+      run.abort.abort(new LeaseLostError(ref.id));
     }
   }
 
@@ -778,7 +782,7 @@ export class Worker {
       if (run.discarded) continue;
       run.discarded = true;
       this.completer.add(this.annotate(run, { kind: "released", id: run.task.id, runSeq: run.task.runSeq }));
-      run.controller.abort(new TaskInterruptedError("the worker is shutting down; the task will run again"));
+      run.abort.abort(new TaskInterruptedError("the worker is shutting down; the task will run again"));
     }
     await this.completer.flush(3);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);

@@ -17,6 +17,7 @@ import { UnrecoverableTaskError } from "../../tasks/errors/unrecoverable-task-er
 import type { Logger } from "../../tasks/logger.ts";
 import type { TaskContext, UserConnectionLike } from "../../tasks/types.ts";
 import { executeInProcess } from "../../worker/executor.ts";
+import { RunAbort } from "../../worker/run-abort.ts";
 import type { FailureKind, FromThread, LogLevel, ThreadRun, ToThread } from "../../worker/isolation/protocol.ts";
 import type { UserConnectionFactory } from "../../worker/worker.ts";
 import { Runtime, type RuntimeConfig, type RuntimeInternals } from "../runtime.ts";
@@ -183,7 +184,7 @@ function loadModule(url: string): Promise<void> {
 }
 for (const url of boot.taskModules) await loadModule(url);
 
-const running = new Map<number, AbortController>();
+const running = new Map<number, RunAbort>();
 
 function kindOf(error: unknown): FailureKind {
   if (error instanceof UnrecoverableTaskError) return "unrecoverable";
@@ -201,8 +202,8 @@ function reasonFrom(info: ThrownInfo, kind: FailureKind): Error {
 }
 
 async function execute(runId: number, run: ThreadRun): Promise<void> {
-  const controller = new AbortController();
-  running.set(runId, controller);
+  const abort = new RunAbort();
+  running.set(runId, abort);
   const began = performance.now();
   try {
     const parameters = decodeParameters(run.parameters);
@@ -216,7 +217,9 @@ async function execute(runId: number, run: ThreadRun): Promise<void> {
       userConnection = await host.userConnectionFactory(run.initiator, { id: run.id, name: run.name });
     }
     const context: TaskContext = {
-      signal: controller.signal,
+      get signal() {
+        return abort.signal;
+      },
       attempt: run.attempt,
       maxAttempts: run.maxAttempts,
       taskId: run.id,
@@ -233,7 +236,7 @@ async function execute(runId: number, run: ThreadRun): Promise<void> {
       taskClass: entry.taskClass,
       parameters,
       context,
-      controller,
+      abort,
       timeoutMs: 0,
       userConnection,
       scope: { runtime: host.runtime, ...(run.initiator ? { user: run.initiator } : {}) },

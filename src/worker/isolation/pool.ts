@@ -10,6 +10,7 @@ import { TaskTimeoutError } from "../../tasks/errors/task-timeout-error.ts";
 import type { Logger } from "../../tasks/logger.ts";
 import type { FailureKind, FromThread, LogLevel, ThreadRun, ToThread } from "./protocol.ts";
 import { ThreadTaskError } from "./thread-task-error.ts";
+import type { AbortListener, RunAbort } from "../run-abort.ts";
 import { isLoading, newPauseCell, ThreadPauser, type PauseCell } from "./throttle.ts";
 
 /** Lends the store to a new thread over a port; closed when the thread ends. */
@@ -49,8 +50,8 @@ export interface ThreadPoolOptions {
 export interface IsolatedRun {
   readonly run: ThreadRun;
   readonly memoryLimitMb: number | null;
-  /** The attempt's controller: aborting it stops the run; the timeout aborts it too. */
-  readonly controller: AbortController;
+  /** The attempt's abort: aborting it stops the run; the timeout aborts it too. */
+  readonly abort: RunAbort;
   /** 0: no timeout. */
   readonly timeoutMs: number;
   /** After an abort, how long the task may take to stop by itself before its thread is stopped. */
@@ -619,7 +620,7 @@ export class ThreadPool {
     this.pump();
   }
 
-  private acquire(limit: number, name: string, signal: AbortSignal, onBlocked?: (blocked: boolean) => void): Promise<PoolThread> {
+  private acquire(limit: number, name: string, abort: RunAbort, onBlocked?: (blocked: boolean) => void): Promise<PoolThread> {
     if (this.closed) return Promise.reject(new Error("the worker's thread pool is closed"));
     // An attempt of a class not seen yet waits for the end of the turn, with the others that
     // arrive in it: an idle thread then goes to the class with the most attempts waiting (see
@@ -640,20 +641,22 @@ export class ThreadPool {
         blocked: false,
         onBlocked,
         resolve: (t: PoolThread) => {
-          signal.removeEventListener("abort", onAbort);
+          abort.unlisten(aborted);
           resolve(t);
         },
         reject: (e: Error) => {
-          signal.removeEventListener("abort", onAbort);
+          abort.unlisten(aborted);
           reject(e);
         },
       };
-      const onAbort = (): void => {
-        const at = this.waiters.indexOf(waiter);
-        if (at >= 0) this.waiters.splice(at, 1);
-        reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+      const aborted: AbortListener = {
+        handleEvent: () => {
+          const at = this.waiters.indexOf(waiter);
+          if (at >= 0) this.waiters.splice(at, 1);
+          reject(abort.reason instanceof Error ? abort.reason : new Error(String(abort.reason)));
+        },
       };
-      signal.addEventListener("abort", onAbort, { once: true });
+      abort.listen(aborted);
       this.waiters.push(waiter);
       if (known) this.pump();
       else this.pumpAfterTurn();
@@ -901,13 +904,13 @@ export class ThreadPool {
    * returned one; rejects with why it did not succeed.
    */
   async run(r: IsolatedRun): Promise<Uint8Array | undefined> {
-    const { controller } = r;
-    if (controller.signal.aborted) throw controller.signal.reason;
+    const { abort } = r;
+    if (abort.aborted) throw abort.reason;
     const limit = r.memoryLimitMb ?? this.memoryLimitMb;
     const name = r.run.name;
     const withRoom = this.shareable(name) ? this.sharedWithRoom(limit, name) : null;
     if (withRoom) withRoom.reserved.push(name);
-    const thread = withRoom ?? (await this.acquire(limit, name, controller.signal, r.onBlocked));
+    const thread = withRoom ?? (await this.acquire(limit, name, abort, r.onBlocked));
     thread.reserved.splice(thread.reserved.indexOf(name), 1);
     // Whether the class may share is decided when it is placed: it may have proven short while it waited.
     if (thread.runs.size === 0) thread.shared = this.shareable(name);
@@ -919,11 +922,11 @@ export class ThreadPool {
       this.lastRunAt = attempt.startedAt;
       thread.pingSentAt = 0;
       this.watch();
-      r.controller.signal.addEventListener("abort", attempt, { once: true });
-      if (r.controller.signal.aborted) {
+      if (abort.aborted) {
         attempt.handleEvent();
         return;
       }
+      abort.listen(attempt);
       thread.post({ t: "run", runId, run: r.run });
       // Other attempts of its class that wait may join it now.
       if (thread.runs.size === 1) this.fillShared(thread);
@@ -978,7 +981,7 @@ export class ThreadPool {
 
 /**
  * One attempt placed on a thread, until it settles. A class rather than closures: it is created
- * for every attempt, and its methods are shared (the listener of its abort signal is the object
+ * for every attempt, and its methods are shared (the listener of its abort is the object
  * itself, through handleEvent).
  */
 class PlacedRun implements Current {
@@ -1000,13 +1003,13 @@ class PlacedRun implements Current {
     private readonly reject: (error: Error) => void,
   ) {
     this.name = r.run.name;
-    const { controller, timeoutMs } = r;
-    this.timer = timeoutMs > 0 ? setTimeout(() => controller.abort(new TaskTimeoutError(timeoutMs)), timeoutMs) : null;
+    const { abort, timeoutMs } = r;
+    this.timer = timeoutMs > 0 ? setTimeout(() => abort.abort(new TaskTimeoutError(timeoutMs)), timeoutMs) : null;
   }
 
-  /** The attempt's signal aborted: ask the thread to stop it, and stop the thread if it does not. */
+  /** The attempt was aborted: ask the thread to stop it, and stop the thread if it does not. */
   handleEvent(): void {
-    const reason = this.r.controller.signal.reason as unknown;
+    const reason = this.r.abort.reason;
     const abortReason = reason instanceof Error ? reason : new Error(String(reason));
     this.abortReason = abortReason;
     this.thread.post({ t: "abort", runId: this.runId, reason: describeThrown(abortReason), kind: kindOf(abortReason) });
@@ -1061,7 +1064,7 @@ class PlacedRun implements Current {
     if (this.timer) clearTimeout(this.timer);
     if (this.ackTimer) clearTimeout(this.ackTimer);
     if (this.graceTimer) clearTimeout(this.graceTimer);
-    this.r.controller.signal.removeEventListener("abort", this);
+    this.r.abort.unlisten(this);
     this.pool.runEnded(this, error, reusable);
     if (error) this.reject(error);
     else this.resolve(this.result);
