@@ -95,6 +95,12 @@ for (const store of STORES) {
         await runtime.worker?.stop({ graceMs: 0 });
         const again = (await app.inject({ method: "GET", url: "/metrics" })).body;
         assert.match(again, /^underway_queue_depth\{queue="later",state="due"\} 2$/m);
+        // Counters keep their totals from one scrape to the next: counted once, not again.
+        assert.match(again, /^underway_tasks_enqueued_total\{task="Ok"\} 3$/m);
+        assert.match(again, /^underway_tasks_succeeded_total\{task="Ok"\} 1$/m);
+        await runtime.run(() => Task.startNew(Ok, { n: 4 }));
+        const third = (await app.inject({ method: "GET", url: "/metrics" })).body;
+        assert.match(third, /^underway_tasks_enqueued_total\{task="Ok"\} 4$/m);
       } finally {
         await app.close();
       }
