@@ -19,7 +19,7 @@ export interface Execution {
  * Runs a task in this process: creates the instance with its parameterless constructor, passes
  * the user connection (if any) to setUserConnection, then awaits run. Resolves with what run
  * returned (its result). Rejects with what run threw (any value), with TaskTimeoutError when the
- * timeout passes first, or with the abort reason when the signal aborts.
+ * timeout passes first, or with the abort's reason when the attempt is aborted.
  */
 export function executeInProcess(execution: Execution): Promise<unknown> {
   const { abort } = execution;

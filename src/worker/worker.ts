@@ -801,12 +801,12 @@ function positive(value: number, what: string): number {
   return value;
 }
 
+type LogLine = [objectOrMessage: object | string, message?: string];
+
 /**
  * An attempt's logger, with its task's bindings: the child logger is made on the first line only
  * (most attempts log nothing, and a child costs its bindings' serialization).
  */
-type LogLine = [objectOrMessage: object | string, message?: string];
-
 class RunLogger implements Logger {
   private made: Logger | null = null;
 

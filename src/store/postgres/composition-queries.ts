@@ -3,6 +3,7 @@
  * results, dead-letter requeue, statistics and schedules. Same conventions as queries.ts: one
  * statement per operation; $1 is the clock offset in every statement that reads the clock.
  */
+import { markingIn } from "./queries.ts";
 
 /** The database clock: now() truncated to the ms, plus the offset $1. */
 const NOW = `(date_trunc('milliseconds', now()) + $1::float8 * interval '1 millisecond')`;
@@ -12,8 +13,6 @@ const ms = (expr: string): string => `round(extract(epoch FROM ${expr}) * 1000):
 
 /** ms since the epoch (an expression) as a timestamptz. */
 const at = (expr: string): string => `(timestamptz 'epoch' + (${expr}) * interval '1 millisecond')`;
-
-import { markingIn } from "./queries.ts";
 
 const ENDED = `('succeeded', 'dead', 'canceled')`;
 
