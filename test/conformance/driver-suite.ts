@@ -530,6 +530,22 @@ export function driverSuite(factory: DriverFactory): void {
       assert.equal((await d.taskClaim({ workerId: "w", limit: 1, leaseMs: 60_000 }))[0]?.id, urgent);
     });
 
+    it("slots each user's tasks of one bulk insert after that user's own waiting ones", async () => {
+      const d = await fresh();
+      const a = { userId: "A" };
+      const b = { userId: "B" };
+      await d.taskInsertMany(Array.from({ length: 4 }, (_, i) => task({ name: `A${i + 1}`, initiator: a })));
+      await d.taskInsertMany([
+        task({ name: "A5", initiator: a }),
+        task({ name: "B1", initiator: b }),
+        task({ name: "A6", initiator: a }),
+        task({ name: "B2", initiator: b }),
+        task({ name: "B3", initiator: b }),
+      ]);
+      const order = (await d.taskClaim({ workerId: "w", limit: 9, leaseMs: 60_000 })).map((c) => c.name);
+      assert.deepEqual(order, ["A1", "B1", "A2", "B2", "A3", "B3", "A4", "A5", "A6"]);
+    });
+
     it("keeps one waiting or running task per deduplication key; a key held until start is freed by the claim", async () => {
       const d = await fresh();
       const first = await d.taskInsert(task({ dedupKey: "k" }));

@@ -90,13 +90,16 @@ export function queriesFor(schema: string) {
         -- The head of the queue: the smallest waiting slot; with nothing waiting, the newest task's.
         SELECT coalesce((SELECT fair_slot FROM ${tasks} WHERE ${DUE} AND fair_slot >= 0 ORDER BY fair_slot LIMIT 1),
                         (SELECT fair_slot FROM ${tasks} ORDER BY id DESC LIMIT 1), 0) AS v
+      ), base AS MATERIALIZED (
+        -- Each user's new tasks take the slots after their own waiting ones, never before the head:
+        -- one lookup per user in the call, not per task.
+        SELECT k.fair_key, greatest((SELECT v FROM head),
+                                    coalesce((SELECT t.fair_slot + 1 FROM ${tasks} t WHERE t.fair_key = k.fair_key AND t.${DUE}
+                                              ORDER BY t.fair_slot DESC LIMIT 1), 0)) AS v
+        FROM (SELECT DISTINCT fair_key FROM i) k
       ), slotted AS (
-        -- Each user's new tasks take the slots after their own waiting ones, never before the head.
-        SELECT i.*, greatest((SELECT v FROM head),
-                             coalesce((SELECT t.fair_slot + 1 FROM ${tasks} t WHERE t.fair_key = i.fair_key AND t.${DUE}
-                                       ORDER BY t.fair_slot DESC LIMIT 1), 0))
-                    + row_number() OVER (PARTITION BY i.fair_key ORDER BY i.ord) - 1 AS fair_slot
-        FROM i
+        SELECT i.*, b.v + row_number() OVER (PARTITION BY i.fair_key ORDER BY i.ord) - 1 AS fair_slot
+        FROM i JOIN base b ON b.fair_key = i.fair_key
       ), ins AS (
         INSERT INTO ${tasks} (name, queue, priority, parameters, run_at, max_attempts, timeout_ms,
           with_user_connection, user_id, user_context, created_at, updated_at, initiator_sig, trace_context,
