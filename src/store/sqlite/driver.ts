@@ -3,6 +3,7 @@ import { createRequire } from "node:module";
 import { AsyncLocalStorage } from "node:async_hooks";
 import { mkdirSync, watch, type FSWatcher } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
+import { Checkpointer } from "./checkpointer.ts";
 import type {
   ClaimedTask,
   DriverCapabilities,
@@ -43,6 +44,12 @@ export interface SqliteDriverOptions {
   readonly busyTimeoutMs?: number;
   /** Watch the database for other processes' writes and wake workers. Default true. */
   readonly watch?: boolean;
+  /**
+   * Copy the write-ahead log back into the database file from a thread of its own rather than after
+   * a commit on this connection (see checkpointer.ts). Default true; false: SQLite's own automatic
+   * checkpoint. A database in memory has no log.
+   */
+  readonly checkpointThread?: boolean;
 }
 
 const CAPABILITIES: DriverCapabilities = {
@@ -124,6 +131,7 @@ export class SqliteDriver implements StorageDriver {
   private clockOffsetMs = 0;
   private closed = false;
   private statements: ReturnType<SqliteDriver["prepareStatements"]> | null = null;
+  private readonly checkpointer: Checkpointer | null = null;
   /** The transaction the current async context runs in, so calls made inside it run inside it. */
   private readonly txScope = new AsyncLocalStorage<DriverTransaction>();
 
@@ -142,6 +150,11 @@ export class SqliteDriver implements StorageDriver {
     this.db.pragma(`synchronous = ${options.durability === "full" ? "FULL" : "NORMAL"}`);
     this.db.pragma("foreign_keys = ON");
     this.db.defaultSafeIntegers(false);
+    if (path !== ":memory:" && options.checkpointThread !== false) {
+      this.checkpointer = new Checkpointer(path, (pages) => {
+        if (!this.closed) this.db.pragma(`wal_autocheckpoint = ${pages}`);
+      });
+    }
   }
 
   ping(): Promise<void> {
@@ -275,6 +288,7 @@ export class SqliteDriver implements StorageDriver {
 
   /** Runs fn alone on the connection: at once when no async transaction is open. */
   private exclusive<T>(fn: () => T): Promise<T> {
+    this.checkpointer?.note();
     if (this.lane.idle || this.inOpenTransaction()) {
       try {
         return Promise.resolve(fn());
@@ -845,6 +859,7 @@ export class SqliteDriver implements StorageDriver {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    await this.checkpointer?.close();
     await this.lane.run(() => {
       this.closed = true;
       this.watcher?.close();
