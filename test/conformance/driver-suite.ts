@@ -546,6 +546,17 @@ export function driverSuite(factory: DriverFactory): void {
       assert.deepEqual(order, ["A1", "B1", "A2", "B2", "A3", "B3", "A4", "A5", "A6"]);
     });
 
+    it("places a new user's task after the head of its own priority, whatever waits at another priority", async () => {
+      const d = await fresh();
+      // Waiting at priority 10 with the smallest slot, but not due for a minute.
+      await d.taskInsert(task({ name: "Z", priority: 10, delayMs: 60_000, initiator: { userId: "Z" } }));
+      await d.taskInsertMany(Array.from({ length: 4 }, (_, i) => task({ name: `A${i + 1}`, initiator: { userId: "A" } })));
+      assert.deepEqual((await d.taskClaim({ workerId: "w", limit: 2, leaseMs: 60_000 })).map((c) => c.name), ["A1", "A2"]);
+      await d.taskInsert(task({ name: "B1", initiator: { userId: "B" } }));
+      const order = (await d.taskClaim({ workerId: "w", limit: 3, leaseMs: 60_000 })).map((c) => c.name);
+      assert.deepEqual(order, ["A3", "B1", "A4"], "B takes its turn among A's waiting tasks, not the delayed Z's place");
+    });
+
     it("keeps one waiting or running task per deduplication key; a key held until start is freed by the claim", async () => {
       const d = await fresh();
       const first = await d.taskInsert(task({ dedupKey: "k" }));

@@ -86,20 +86,24 @@ export function queriesFor(schema: string) {
              WITH ORDINALITY AS i(name, queue, priority, parameters, run_at_ms, delay_ms, max_attempts, timeout_ms,
                                   with_user_connection, user_id, user_context, initiator_sig, trace_context,
                                   fair_key, dedup_key, dedup_until_start, ord)
-      ), head AS (
-        -- The head of the queue: the smallest waiting slot; with nothing waiting, the newest task's.
-        SELECT coalesce((SELECT fair_slot FROM ${tasks} WHERE ${DUE} AND fair_slot >= 0 ORDER BY fair_slot LIMIT 1),
+      ), heads AS MATERIALIZED (
+        -- The head of each priority's queue: its first waiting task in claim order; with none
+        -- waiting, the newest task's slot. Slots order tasks within a priority only.
+        SELECT p.priority,
+               coalesce((SELECT fair_slot FROM ${tasks} WHERE ${DUE} AND priority = p.priority
+                         ORDER BY priority DESC, fair_slot, id LIMIT 1),
                         (SELECT fair_slot FROM ${tasks} ORDER BY id DESC LIMIT 1), 0) AS v
-      ), base AS MATERIALIZED (
-        -- Each user's new tasks take the slots after their own waiting ones, never before the head:
-        -- one lookup per user in the call, not per task.
-        SELECT k.fair_key, greatest((SELECT v FROM head),
-                                    coalesce((SELECT t.fair_slot + 1 FROM ${tasks} t WHERE t.fair_key = k.fair_key AND t.${DUE}
-                                              ORDER BY t.fair_slot DESC LIMIT 1), 0)) AS v
+        FROM (SELECT DISTINCT priority FROM i) p
+      ), own AS MATERIALIZED (
+        -- Each user's slot after their own waiting tasks: one lookup per user in the call, not per task.
+        SELECT k.fair_key,
+               coalesce((SELECT t.fair_slot + 1 FROM ${tasks} t WHERE t.fair_key = k.fair_key AND t.${DUE}
+                         ORDER BY t.fair_slot DESC LIMIT 1), 0) AS v
         FROM (SELECT DISTINCT fair_key FROM i) k
       ), slotted AS (
-        SELECT i.*, b.v + row_number() OVER (PARTITION BY i.fair_key ORDER BY i.ord) - 1 AS fair_slot
-        FROM i JOIN base b ON b.fair_key = i.fair_key
+        -- A user's new tasks take the slots after their own waiting ones, never before the head.
+        SELECT i.*, greatest(h.v, o.v) + row_number() OVER (PARTITION BY i.fair_key ORDER BY i.ord) - 1 AS fair_slot
+        FROM i JOIN heads h ON h.priority = i.priority JOIN own o ON o.fair_key = i.fair_key
       ), ins AS (
         INSERT INTO ${tasks} (name, queue, priority, parameters, run_at, max_attempts, timeout_ms,
           with_user_connection, user_id, user_context, created_at, updated_at, initiator_sig, trace_context,
@@ -128,8 +132,9 @@ export function queriesFor(schema: string) {
         VALUES ($2::text, $3::text, $4::int, $5::bytea,
           coalesce(timestamptz 'epoch' + ${millis("$6::float8")}, ${NOW} + ${millis("greatest(0, coalesce($7::float8, 0))")}),
           $8::int, $9::bigint, $10::bool, $11::text, $12::text::jsonb, ${NOW}, ${NOW}, $14::text, $15::text, $16::text,
-          -- After the user's own waiting tasks, never before the head of the queue (see insert).
-          greatest(coalesce((SELECT fair_slot FROM ${tasks} WHERE ${DUE} AND fair_slot >= 0 ORDER BY fair_slot LIMIT 1),
+          -- After the user's own waiting tasks, never before the head of its priority's queue (see insert).
+          greatest(coalesce((SELECT fair_slot FROM ${tasks} WHERE ${DUE} AND priority = $4::int
+                             ORDER BY priority DESC, fair_slot, id LIMIT 1),
                             (SELECT fair_slot FROM ${tasks} ORDER BY id DESC LIMIT 1), 0),
                    coalesce((SELECT t.fair_slot + 1 FROM ${tasks} t WHERE t.fair_key = $16::text AND t.${DUE}
                              ORDER BY t.fair_slot DESC LIMIT 1), 0)),

@@ -82,11 +82,14 @@ const CLAIM_RETURNING = `RETURNING id, name, queue, priority, parameters, attemp
 const WAITING = "state IN ('queued', 'failed')";
 
 /**
- * A new task's fair-share slot: after its user's own waiting tasks, never before the head of the
- * queue (the smallest waiting slot; with nothing waiting, the newest task's). Parameter: the key.
+ * A new task's fair-share slot: after its user's own waiting tasks, never before the head of its
+ * priority's queue (the first waiting task of that priority in claim order; with none waiting, the
+ * newest task's slot). Slots order tasks within a priority only, so the head of another priority
+ * does not matter. Parameters: the priority, the key.
  */
 const FAIR_SLOT = `max(
-    coalesce((SELECT min(fair_slot) FROM underway_tasks INDEXED BY underway_tasks_fair_head WHERE ${WAITING} AND fair_slot >= 0),
+    coalesce((SELECT fair_slot FROM underway_tasks INDEXED BY underway_tasks_fair WHERE ${WAITING} AND priority = ?
+              ORDER BY priority DESC, fair_slot, id LIMIT 1),
              (SELECT fair_slot FROM underway_tasks ORDER BY id DESC LIMIT 1), 0),
     coalesce((SELECT max(fair_slot) + 1 FROM underway_tasks INDEXED BY underway_tasks_fair_key WHERE fair_key = ? AND ${WAITING}), 0))`;
 
@@ -329,6 +332,7 @@ export class SqliteDriver implements StorageDriver {
       fairKey,
       p.dedupKey ?? null,
       p.dedupUntilStart ? 1 : 0,
+      p.priority,
       fairKey,
     );
     if (info.changes === 0) {
