@@ -4,9 +4,11 @@
  * net, and it checkpoints by itself again when the thread cannot run.
  */
 import assert from "node:assert/strict";
-import { existsSync, statSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { it } from "node:test";
+import { promisify } from "node:util";
 import { Checkpointer } from "../../src/store/sqlite/checkpointer.ts";
 import { SqliteDriver } from "../../src/store/sqlite/driver.ts";
 import { task } from "../conformance/driver-suite.ts";
@@ -35,6 +37,51 @@ it("checkpoints from its thread: the database file takes the log's pages while t
   await driver.close();
   // The thread closed its connection first: the store's was the last, and removed the log.
   assert.equal(existsSync(`${path}-wal`), false);
+});
+
+it("lets a process whose store was never closed exit by itself", async () => {
+  const fixture = join(import.meta.dirname, "..", "fixtures", "unclosed-store.ts");
+  const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", fixture, tempDb(dir)], { timeout: 30_000 });
+  assert.equal(stdout, "written\n");
+});
+
+/** The process's OS threads (Linux), or null elsewhere. */
+function osThreads(): number | null {
+  try {
+    return Number(/^Threads:\s+(\d+)/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1]);
+  } catch {
+    return null;
+  }
+}
+
+it("shares one checkpoint thread among the process's stores", async (t) => {
+  if (osThreads() === null) return t.skip("counts threads through /proc (Linux)");
+  const first = new SqliteDriver({ path: tempDb(dir) });
+  await first.migrate();
+  for (let i = 0; i < 150; i++) await first.taskInsert(task());
+  const withOne = osThreads()!;
+  const more = await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      const driver = new SqliteDriver({ path: tempDb(dir) });
+      await driver.migrate();
+      for (let i = 0; i < 150; i++) await driver.taskInsert(task());
+      assert.equal(autoCheckpoint(driver), 4_000, "each store checkpoints through the thread");
+      return driver;
+    }),
+  );
+  // A worker thread of its own would be several OS threads more per store.
+  assert.ok(osThreads()! - withOne < 4, `threads ${withOne} -> ${osThreads()} with 4 more stores`);
+  for (const driver of [first, ...more]) await driver.close();
+});
+
+it("closes once for every caller: the second close also waits for the thread to let go", async () => {
+  const path = tempDb(dir);
+  const driver = new SqliteDriver({ path });
+  await driver.migrate();
+  for (let i = 0; i < 150; i++) await driver.taskInsert(task());
+  void driver.close();
+  await driver.close();
+  assert.equal(existsSync(`${path}-wal`), false, "the store's connection was the last: it removed the log");
 });
 
 it("leaves the checkpoint to SQLite when asked to (checkpointThread: false)", async () => {

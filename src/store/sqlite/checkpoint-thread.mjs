@@ -1,62 +1,99 @@
 /**
- * The SQLite store's checkpoint thread (see checkpointer.ts): a connection of its own to the
- * database file that copies the write-ahead log back into the file when asked, so that the
- * store's connection, on the process's main thread, does not stop for it after its commits.
+ * The SQLite stores' checkpoint thread (see checkpointer.ts): one per process, with a connection
+ * of its own to each database file that a store of the process writes to. It copies a file's
+ * write-ahead log back into the file when asked, so that the stores' connections, on the
+ * process's main thread, do not stop for it after their commits.
  *
- * Plain JavaScript, loaded without the TypeScript loader: it boots in a few milliseconds.
- * Messages in: "checkpoint" (coalesced: one checkpoint for all that arrived meanwhile), "close".
- * Messages out: { t: "failed", message } once, when the database cannot be checkpointed from here;
- * the thread then ends and the store's connection checkpoints by itself again.
+ * Plain JavaScript: it needs no TypeScript loader, and the worker starts it without the command
+ * line's loader flags.
+ *
+ * Messages in:  { t: "open", path }         a store of the process uses this file (counted)
+ *               { t: "checkpoint", path }   coalesced: one checkpoint for all that arrived meanwhile
+ *               { t: "close", path, id }    that store closes; the connection closes with the last
+ * Messages out: { t: "failed", path, message }  the file cannot be checkpointed from here (its
+ *                                               stores checkpoint by themselves again)
+ *               { t: "closed", id }             answer to "close"
  */
 import { createRequire } from "node:module";
-import { parentPort, workerData } from "node:worker_threads";
+import { parentPort } from "node:worker_threads";
 
 const port = parentPort;
 if (!port) throw new Error("checkpoint-thread.mjs runs as a worker thread");
 
-let db = null;
-let wanted = false;
+const Database = createRequire(import.meta.url)("better-sqlite3");
 
-function fail(error) {
-  port.postMessage({ t: "failed", message: error instanceof Error ? error.message : String(error) });
-  close();
-}
+/** path -> { db, stores } */
+const files = new Map();
+const wanted = new Set();
+let scheduled = false;
 
-function close() {
+function fail(path, file, error) {
   try {
-    db?.close();
+    file.db.close();
   } catch {
-    // Closing a connection that failed: nothing more to do.
+    // A connection that failed: nothing more to do with it.
   }
-  db = null;
-  port.close();
+  files.delete(path);
+  port.postMessage({ t: "failed", path, message: error instanceof Error ? error.message : String(error) });
 }
 
-function checkpoint() {
-  wanted = false;
-  if (!db) return;
+function open(path) {
+  const file = files.get(path);
+  if (file) {
+    file.stores++;
+    return;
+  }
   try {
-    // PASSIVE: copies what no reader still needs, without waiting for (or blocking) writers.
-    db.pragma("wal_checkpoint(PASSIVE)");
+    const db = new Database(path, { fileMustExist: true });
+    db.pragma("busy_timeout = 0");
+    files.set(path, { db, stores: 1 });
   } catch (error) {
-    // Busy (another process checkpoints, or holds a lock): the next request tries again.
-    if (error?.code === "SQLITE_BUSY" || error?.code === "SQLITE_LOCKED") return;
-    fail(error);
+    port.postMessage({ t: "failed", path, message: error instanceof Error ? error.message : String(error) });
   }
 }
 
-try {
-  const Database = createRequire(import.meta.url)("better-sqlite3");
-  db = new Database(workerData.path, { fileMustExist: true });
-  db.pragma("busy_timeout = 0");
-} catch (error) {
-  fail(error);
+function checkpointWanted() {
+  scheduled = false;
+  for (const path of wanted) {
+    const file = files.get(path);
+    if (!file) continue;
+    try {
+      // PASSIVE: copies what no reader still needs, without waiting for (or blocking) writers.
+      file.db.pragma("wal_checkpoint(PASSIVE)");
+    } catch (error) {
+      // Busy (another process checkpoints, or holds a lock): the next request tries again.
+      if (error?.code !== "SQLITE_BUSY" && error?.code !== "SQLITE_LOCKED") fail(path, file, error);
+    }
+  }
+  wanted.clear();
+}
+
+function close(path, id) {
+  const file = files.get(path);
+  if (file && --file.stores === 0) {
+    files.delete(path);
+    wanted.delete(path);
+    try {
+      file.db.close();
+    } catch {
+      // Closed already by a failure: nothing more to do.
+    }
+  }
+  port.postMessage({ t: "closed", id });
 }
 
 port.on("message", (message) => {
-  if (message === "close") return close();
-  if (message === "checkpoint" && !wanted) {
-    wanted = true;
-    setImmediate(checkpoint);
+  switch (message?.t) {
+    case "open":
+      return open(message.path);
+    case "checkpoint":
+      wanted.add(message.path);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(checkpointWanted);
+      }
+      return;
+    case "close":
+      return close(message.path, message.id);
   }
 });

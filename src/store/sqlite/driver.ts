@@ -133,6 +133,7 @@ export class SqliteDriver implements StorageDriver {
   private watcher: FSWatcher | null = null;
   private clockOffsetMs = 0;
   private closed = false;
+  private closing: Promise<void> | null = null;
   private statements: ReturnType<SqliteDriver["prepareStatements"]> | null = null;
   private readonly checkpointer: Checkpointer | null = null;
   /** The transaction the current async context runs in, so calls made inside it run inside it. */
@@ -861,16 +862,20 @@ export class SqliteDriver implements StorageDriver {
     });
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await this.checkpointer?.close();
-    await this.lane.run(() => {
-      this.closed = true;
-      this.watcher?.close();
-      this.watcher = null;
-      this.statements = null;
-      this.db.close();
-    });
+  /** Closes the connection (every caller waits for the same close). */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      // The checkpoint thread lets go of the file first: this connection, the last, then removes the log.
+      await this.checkpointer?.close();
+      await this.lane.run(() => {
+        this.closed = true;
+        this.watcher?.close();
+        this.watcher = null;
+        this.statements = null;
+        this.db.close();
+      });
+    })();
+    return this.closing;
   }
 }
 
