@@ -546,16 +546,38 @@ export function driverSuite(factory: DriverFactory): void {
       assert.deepEqual(order, ["A1", "B1", "A2", "B2", "A3", "B3", "A4", "A5", "A6"]);
     });
 
-    it("places a new user's task after the head of its own priority, whatever waits at another priority", async () => {
-      const d = await fresh();
-      // Waiting at priority 10 with the smallest slot, but not due for a minute.
-      await d.taskInsert(task({ name: "Z", priority: 10, delayMs: 60_000, initiator: { userId: "Z" } }));
-      await d.taskInsertMany(Array.from({ length: 4 }, (_, i) => task({ name: `A${i + 1}`, initiator: { userId: "A" } })));
-      assert.deepEqual((await d.taskClaim({ workerId: "w", limit: 2, leaseMs: 60_000 })).map((c) => c.name), ["A1", "A2"]);
-      await d.taskInsert(task({ name: "B1", initiator: { userId: "B" } }));
-      const order = (await d.taskClaim({ workerId: "w", limit: 3, leaseMs: 60_000 })).map((c) => c.name);
-      assert.deepEqual(order, ["A3", "B1", "A4"], "B takes its turn among A's waiting tasks, not the delayed Z's place");
-    });
+    for (const bulk of [false, true]) {
+      it(`places a new user's task after the head of its own priority, whatever waits at another priority (${bulk ? "one bulk insert" : "single inserts"})`, async () => {
+        const d = await fresh();
+        // Waiting at priority 10 with the smallest slot, but not due for a minute.
+        await d.taskInsert(task({ name: "Z", priority: 10, delayMs: 60_000, initiator: { userId: "Z" } }));
+        await d.taskInsertMany(Array.from({ length: 4 }, (_, i) => task({ name: `A${i + 1}`, initiator: { userId: "A" } })));
+        assert.deepEqual((await d.taskClaim({ workerId: "w", limit: 2, leaseMs: 60_000 })).map((c) => c.name), ["A1", "A2"]);
+        const newcomers = [task({ name: "B1", initiator: { userId: "B" } }), task({ name: "D1", initiator: { userId: "D" } })];
+        if (bulk) await d.taskInsertMany(newcomers);
+        else for (const t of newcomers) await d.taskInsert(t);
+        const order = (await d.taskClaim({ workerId: "w", limit: 4, leaseMs: 60_000 })).map((c) => c.name);
+        assert.deepEqual(order, ["A3", "B1", "D1", "A4"], "B and D take their turns among A's waiting tasks, not the delayed Z's place");
+      });
+    }
+
+    for (const bulk of [false, true]) {
+      it(`does not let a user's tasks at one priority push back their task at another (${bulk ? "one bulk insert" : "single inserts"})`, async () => {
+        const d = await fresh();
+        await d.taskInsertMany(Array.from({ length: 10 }, (_, i) => task({ name: `A${i + 1}`, initiator: { userId: "A" } })));
+        // U's task at priority 10 takes a slot far ahead of priority 0's head (nothing else waits
+        // there: the newest task's slot); then C and U start one task each at priority 0.
+        const later = [
+          task({ name: "U10", priority: 10, initiator: { userId: "U" } }),
+          task({ name: "C0", initiator: { userId: "C" } }),
+          task({ name: "U0", initiator: { userId: "U" } }),
+        ];
+        if (bulk) await d.taskInsertMany(later);
+        else for (const t of later) await d.taskInsert(t);
+        const order = (await d.taskClaim({ workerId: "w", limit: 5, leaseMs: 60_000 })).map((c) => c.name);
+        assert.deepEqual(order, ["U10", "A1", "C0", "U0", "A2"], "U's priority-0 task takes its turn beside C's");
+      });
+    }
 
     it("keeps one waiting or running task per deduplication key; a key held until start is freed by the claim", async () => {
       const d = await fresh();

@@ -95,15 +95,16 @@ export function queriesFor(schema: string) {
                         (SELECT fair_slot FROM ${tasks} ORDER BY id DESC LIMIT 1), 0) AS v
         FROM (SELECT DISTINCT priority FROM i) p
       ), own AS MATERIALIZED (
-        -- Each user's slot after their own waiting tasks: one lookup per user in the call, not per task.
-        SELECT k.fair_key,
-               coalesce((SELECT t.fair_slot + 1 FROM ${tasks} t WHERE t.fair_key = k.fair_key AND t.${DUE}
+        -- Each user's slot after their own waiting tasks of the priority: one lookup per user and
+        -- priority in the call, not per task.
+        SELECT k.fair_key, k.priority,
+               coalesce((SELECT t.fair_slot + 1 FROM ${tasks} t WHERE t.fair_key = k.fair_key AND t.priority = k.priority AND t.${DUE}
                          ORDER BY t.fair_slot DESC LIMIT 1), 0) AS v
-        FROM (SELECT DISTINCT fair_key FROM i) k
+        FROM (SELECT DISTINCT fair_key, priority FROM i) k
       ), slotted AS (
-        -- A user's new tasks take the slots after their own waiting ones, never before the head.
-        SELECT i.*, greatest(h.v, o.v) + row_number() OVER (PARTITION BY i.fair_key ORDER BY i.ord) - 1 AS fair_slot
-        FROM i JOIN heads h ON h.priority = i.priority JOIN own o ON o.fair_key = i.fair_key
+        -- A user's new tasks of a priority take the slots after their own waiting ones, never before its head.
+        SELECT i.*, greatest(h.v, o.v) + row_number() OVER (PARTITION BY i.fair_key, i.priority ORDER BY i.ord) - 1 AS fair_slot
+        FROM i JOIN heads h ON h.priority = i.priority JOIN own o ON o.fair_key = i.fair_key AND o.priority = i.priority
       ), ins AS (
         INSERT INTO ${tasks} (name, queue, priority, parameters, run_at, max_attempts, timeout_ms,
           with_user_connection, user_id, user_context, created_at, updated_at, initiator_sig, trace_context,
@@ -132,11 +133,11 @@ export function queriesFor(schema: string) {
         VALUES ($2::text, $3::text, $4::int, $5::bytea,
           coalesce(timestamptz 'epoch' + ${millis("$6::float8")}, ${NOW} + ${millis("greatest(0, coalesce($7::float8, 0))")}),
           $8::int, $9::bigint, $10::bool, $11::text, $12::text::jsonb, ${NOW}, ${NOW}, $14::text, $15::text, $16::text,
-          -- After the user's own waiting tasks, never before the head of its priority's queue (see insert).
+          -- After the user's own waiting tasks of its priority, never before that priority's head (see insert).
           greatest(coalesce((SELECT fair_slot FROM ${tasks} WHERE ${DUE} AND priority = $4::int
                              ORDER BY priority DESC, fair_slot, id LIMIT 1),
                             (SELECT fair_slot FROM ${tasks} ORDER BY id DESC LIMIT 1), 0),
-                   coalesce((SELECT t.fair_slot + 1 FROM ${tasks} t WHERE t.fair_key = $16::text AND t.${DUE}
+                   coalesce((SELECT t.fair_slot + 1 FROM ${tasks} t WHERE t.fair_key = $16::text AND t.priority = $4::int AND t.${DUE}
                              ORDER BY t.fair_slot DESC LIMIT 1), 0)),
           $17::text, $18::bool)
         ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND state IN ('queued', 'failed', 'running') DO NOTHING

@@ -82,16 +82,17 @@ const CLAIM_RETURNING = `RETURNING id, name, queue, priority, parameters, attemp
 const WAITING = "state IN ('queued', 'failed')";
 
 /**
- * A new task's fair-share slot: after its user's own waiting tasks, never before the head of its
- * priority's queue (the first waiting task of that priority in claim order; with none waiting, the
- * newest task's slot). Slots order tasks within a priority only, so the head of another priority
- * does not matter. Parameters: the priority, the key.
+ * A new task's fair-share slot: after its user's own waiting tasks of its priority, never before
+ * the head of its priority's queue (the first waiting task of that priority in claim order; with
+ * none waiting, the newest task's slot). Slots order tasks within a priority only, so other
+ * priorities' tasks do not matter. Parameters: the priority, the key, the priority.
  */
 const FAIR_SLOT = `max(
     coalesce((SELECT fair_slot FROM underway_tasks INDEXED BY underway_tasks_fair WHERE ${WAITING} AND priority = ?
               ORDER BY priority DESC, fair_slot, id LIMIT 1),
              (SELECT fair_slot FROM underway_tasks ORDER BY id DESC LIMIT 1), 0),
-    coalesce((SELECT max(fair_slot) + 1 FROM underway_tasks INDEXED BY underway_tasks_fair_key WHERE fair_key = ? AND ${WAITING}), 0))`;
+    coalesce((SELECT max(fair_slot) + 1 FROM underway_tasks INDEXED BY underway_tasks_fair_key
+              WHERE fair_key = ? AND priority = ? AND ${WAITING}), 0))`;
 
 interface ClaimRow {
   id: number;
@@ -335,6 +336,7 @@ export class SqliteDriver implements StorageDriver {
       p.dedupUntilStart ? 1 : 0,
       p.priority,
       fairKey,
+      p.priority,
     );
     if (info.changes === 0) {
       // A task with this deduplication key is waiting or running: that one is the answer.
