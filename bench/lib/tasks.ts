@@ -77,6 +77,9 @@ function report(run: RunRecord, now: boolean): void {
   }
   unsent.push(run);
   if (now) sendUnsent();
+  // Scheduled while the task runs, so before the thread's own end-of-turn message that reports the
+  // run done (thread-main.ts sends it from a setImmediate after the run returns): the report
+  // leaves before the worker can hear of the end and, at a round's end, stop the thread.
   else if (unsent.length === 1) setImmediate(sendUnsent);
 }
 
