@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Task, TaskFailedError, type IBackgroundTask, type TaskContext } from "../../src/index.ts";
+import { until } from "../helpers.ts";
 import { newStore, runtimeOn, STORES } from "../scheduling/stores.ts";
 
 const log: string[] = [];
@@ -89,8 +90,10 @@ for (const store of STORES) {
       await Promise.all(batch.map((h) => h.wait({ timeoutMs: 5_000 })));
       await assert.rejects(failing.wait({ timeoutMs: 5_000 }));
       await runtime.continuer?.runOnce();
+      // The runtime's own continuer may hold those edges at this moment (PostgreSQL: SKIP LOCKED),
+      // and the pass above then finds nothing to do: wait for whichever pass took them.
+      await until(async () => (await done.get()).waitingFor === 1, "the batch's ended tasks to be counted"); // the delayed one has not run
       assert.equal((await done.get()).state, "queued");
-      assert.equal((await done.get()).waitingFor, 1); // the delayed one has not run
       runtime.driver.clockShift(3_600_000);
       runtime.worker?.wake();
       await done.wait({ timeoutMs: 5_000 });
