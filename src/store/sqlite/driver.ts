@@ -45,9 +45,9 @@ export interface SqliteDriverOptions {
   /** Watch the database for other processes' writes and wake workers. Default true. */
   readonly watch?: boolean;
   /**
-   * Copy the write-ahead log back into the database file from a thread of its own rather than after
-   * a commit on this connection (see checkpointer.ts). Default true; false: SQLite's own automatic
-   * checkpoint. A database in memory has no log.
+   * Copy the write-ahead log back into the database file from the process's checkpoint thread
+   * (shared by its stores) rather than after a commit on this connection (see checkpointer.ts).
+   * Default true; false: SQLite's own automatic checkpoint. A database in memory has no log.
    */
   readonly checkpointThread?: boolean;
 }
