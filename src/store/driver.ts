@@ -19,6 +19,21 @@ export interface DriverCapabilities {
   readonly multiHost: boolean;
 }
 
+/** How many waiting tasks taskInsertClaimed looks at, in claim order, for one that is due. */
+export const HAND_OFF_LOOKAHEAD = 32;
+
+/** Whether a task may be handed off as it is stored (taskInsertClaimed): due now, no deduplication key. */
+export function handOffAllowed(params: TaskInsertParams): boolean {
+  return (params.dedupKey ?? null) === null && params.runAtMs === undefined && params.delayMs === undefined;
+}
+
+/** taskInsertClaimed's check of its task (see handOffAllowed). */
+export function checkHandOff(params: TaskInsertParams): void {
+  if (!handOffAllowed(params)) {
+    throw new Error("taskInsertClaimed takes a task due now: without runAtMs, delayMs or a dedupKey");
+  }
+}
+
 export interface TaskInsertParams {
   readonly name: string;
   readonly queue: string;
@@ -157,6 +172,15 @@ export interface StorageDriver {
 
   taskInsert(params: TaskInsertParams, tx?: DriverTransaction): Promise<string>;
   taskInsertMany(params: readonly TaskInsertParams[], tx?: DriverTransaction): Promise<string[]>;
+  /**
+   * Stores a task and hands it at once to the worker of `claim`, as a claim would, when no other
+   * task is due: then `claimed` is the claimed task (attempt 1, leased to the worker), else null
+   * and the task waits its turn as taskInsert leaves it. What a claim would take first decides:
+   * a due task among the first HAND_OFF_LOOKAHEAD waiting ones in claim order, or that many
+   * waiting, means no hand-off. For a start outside any transaction, without dedupKey or a run-at.
+   * Optional: a runtime whose store lacks it inserts, and its worker claims.
+   */
+  taskInsertClaimed?(params: TaskInsertParams, claim: { readonly workerId: string; readonly leaseMs: number }): Promise<{ id: string; claimed: ClaimedTask | null }>;
   /**
    * Claims up to `limit` due tasks: highest priority first, then the lowest fair-share slot (each
    * user's tasks in the order they were started, interleaved with other users'), then id.

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { StorageDriver, TaskInsertParams } from "../../src/store/driver.ts";
+import { HAND_OFF_LOOKAHEAD, type StorageDriver, type TaskInsertParams } from "../../src/store/driver.ts";
 
 export interface DriverFactory {
   readonly name: string;
@@ -599,6 +599,79 @@ export function driverSuite(factory: DriverFactory): void {
       assert.equal(await d.taskRetry({ id: second }), true);
       assert.notEqual(await d.taskInsert(task({ dedupKey: "k" })), second);
       await assert.rejects(d.taskInsertMany([task({ dedupKey: "x" }), task({ dedupKey: "x" })]), /deduplication keys are for single inserts/);
+    });
+
+    it("hands a task to a worker as it stores it when nothing else is due, as a claim would", async (t) => {
+      const d = await fresh();
+      if (!d.taskInsertClaimed) return t.skip("the driver stores and claims separately");
+      await d.taskInsert(task({ name: "Running" }));
+      assert.equal((await d.taskClaim({ workerId: "w0", limit: 10, leaseMs: 60_000 })).length, 1);
+      const later = await d.taskInsert(task({ name: "Later", delayMs: 60_000 }));
+      const initiator = { userId: "u1", culture: "en-US", timeZone: "UTC" };
+      const traceContext = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+      const { id, claimed } = await d.taskInsertClaimed(
+        task({ name: "Now", priority: 2, timeoutMs: 5, initiator, withUserConnection: true, initiatorSignature: "sig", traceContext }),
+        { workerId: "w1", leaseMs: 60_000 },
+      );
+      assert.ok(claimed, "handed off: only a running and a delayed task are in the store");
+      assert.equal(claimed.id, id);
+      assert.deepEqual(
+        { ...claimed, parameters: [...claimed.parameters] },
+        {
+          id,
+          name: "Now",
+          queue: "default",
+          priority: 2,
+          parameters: [...bytes],
+          attempt: 1,
+          maxAttempts: 3,
+          runSeq: 1,
+          timeoutMs: 5,
+          withUserConnection: true,
+          initiator,
+          initiatorSignature: "sig",
+          runAtMs: claimed.runAtMs,
+          claimedAtMs: claimed.runAtMs,
+          traceContext,
+        },
+      );
+      const stored = await d.taskGet(id);
+      assert.equal(stored?.state, "running");
+      assert.equal(stored?.workerId, "w1");
+      assert.equal(stored?.attempt, 1);
+      assert.deepEqual(await d.taskClaim({ workerId: "w2", limit: 10, leaseMs: 60_000 }), [], "no one else claims it");
+      assert.deepEqual(await d.taskHeartbeat({ workerId: "w1", leaseMs: 60_000, runs: [{ id, runSeq: 1 }] }), [{ id, runSeq: 1 }]);
+      assert.deepEqual((await d.taskCompleteMany([{ kind: "succeeded", id, runSeq: 1 }])).rejected, []);
+      assert.equal((await d.taskGet(id))?.state, "succeeded");
+      assert.equal((await d.taskGet(later))?.state, "queued");
+    });
+
+    it("stores a task queued, to wait its turn, when a task is due or too many wait to look through", async (t) => {
+      const d = await fresh();
+      if (!d.taskInsertClaimed) return t.skip("the driver stores and claims separately");
+      const first = await d.taskInsert(task({ priority: -5 }));
+      const waits = await d.taskInsertClaimed(task({ priority: 5 }), { workerId: "w", leaseMs: 60_000 });
+      assert.equal(waits.claimed, null, "a due task is waiting, even at a lower priority");
+      assert.equal((await d.taskGet(waits.id))?.state, "queued");
+      assert.deepEqual(
+        (await d.taskClaim({ workerId: "w", limit: 10, leaseMs: 60_000 })).map((c) => c.id),
+        [waits.id, first],
+        "then claimed in the usual order",
+      );
+
+      // Delayed tasks ahead are not due: fewer than the look covers, the task is handed off; as
+      // many, one further on might be due, and it waits.
+      const e = await fresh();
+      await e.taskInsertMany(Array.from({ length: HAND_OFF_LOOKAHEAD - 1 }, () => task({ priority: 9, delayMs: 60_000 })));
+      assert.ok((await e.taskInsertClaimed!(task(), { workerId: "w", leaseMs: 60_000 })).claimed);
+      await e.taskInsert(task({ priority: 9, delayMs: 60_000 }));
+      const behind = await e.taskInsertClaimed!(task(), { workerId: "w", leaseMs: 60_000 });
+      assert.equal(behind.claimed, null);
+      assert.equal((await e.taskGet(behind.id))?.state, "queued");
+
+      for (const bad of [task({ dedupKey: "k" }), task({ delayMs: 0 }), task({ runAtMs: Date.now() })]) {
+        await assert.rejects(e.taskInsertClaimed!(bad, { workerId: "w", leaseMs: 60_000 }), /taskInsertClaimed takes a task due now/);
+      }
     });
 
     it("claims by name and queue filters, and within a rate limit per fixed window", async () => {

@@ -151,7 +151,14 @@ describe("postgres driver", () => {
       await mark("after-rollback");
       await writer.taskInsertMany(Array.from({ length: 5 }, () => task()));
       await mark("after-many");
-      assert.deepEqual(payloads, ["while-open", "", "after-commit", "after-rollback", "", "after-many"]);
+      // A task handed to a worker as it is stored wakes no one; one that waits its turn does.
+      await writer.taskClaim({ workerId: "w", limit: 100, leaseMs: 60_000 });
+      assert.ok((await writer.taskInsertClaimed(task(), { workerId: "w", leaseMs: 60_000 })).claimed);
+      await mark("after-hand-off");
+      await writer.taskInsert(task());
+      assert.equal((await writer.taskInsertClaimed(task(), { workerId: "w", leaseMs: 60_000 })).claimed, null);
+      await mark("after-queued");
+      assert.deepEqual(payloads, ["while-open", "", "after-commit", "after-rollback", "", "after-many", "after-hand-off", "", "", "after-queued"]);
     } finally {
       await listener.end();
     }

@@ -20,7 +20,7 @@ import type {
   TaskCountUpToParams,
 } from "../driver.ts";
 import { parseTaskId } from "../driver.ts";
-import { HELD_RUN_AT_MS } from "../driver.ts";
+import { checkHandOff, HELD_RUN_AT_MS } from "../driver.ts";
 import type { ContinuationSpec, QueueDepth, ScheduleAdvanceParams, ScheduleUpsertParams, TaskRetryFilter, TaskStats } from "../driver.ts";
 import type { ScheduleInfo } from "../../tasks/schedules.ts";
 import { compositionQueriesFor, type ScheduleRow } from "./composition-queries.ts";
@@ -176,6 +176,31 @@ export class PostgresDriver implements StorageDriver {
       if (holder) return holder.id;
     }
     throw new Error("the insert returned no id");
+  }
+
+  async taskInsertClaimed(params: TaskInsertParams, claim: { readonly workerId: string; readonly leaseMs: number }): Promise<{ id: string; claimed: ClaimedTask | null }> {
+    checkHandOff(params);
+    const [row] = await this.query<ClaimRow & { state: string }>(this.sql.insertClaimed, [
+      this.clockOffsetMs,
+      params.name,
+      params.queue,
+      params.priority,
+      params.parameters,
+      params.maxAttempts,
+      params.timeoutMs,
+      params.withUserConnection,
+      params.initiator?.userId ?? null,
+      initiatorContext(params.initiator),
+      params.initiatorSignature ?? null,
+      params.traceContext ?? null,
+      fairKeyOf(params),
+      claim.workerId,
+      claim.leaseMs,
+      this.schema,
+    ]);
+    if (!row) throw new Error("the insert returned no row");
+    this.noteInserted(1);
+    return { id: row.id, claimed: row.state === "running" ? claimedOf(row) : null };
   }
 
   async taskInsertMany(params: readonly TaskInsertParams[], tx?: DriverTransaction): Promise<string[]> {

@@ -3,6 +3,7 @@
  * Every statement that reads the clock takes the driver's clockShift offset, in ms, as $1.
  * Times go out as ms since the epoch (float8, exact for whole ms), ids as decimal text.
  */
+import { HAND_OFF_LOOKAHEAD } from "../driver.ts";
 
 /** The database clock: now() truncated to the ms, plus the offset $1. */
 const NOW = `(date_trunc('milliseconds', now()) + $1::float8 * interval '1 millisecond')`;
@@ -14,6 +15,19 @@ const ms = (expr: string): string => `round(extract(epoch FROM ${expr}) * 1000):
 const millis = (expr: string): string => `(${expr}) * interval '1 millisecond'`;
 
 const DUE = `state IN ('queued', 'failed')`;
+
+/** What a claim returns of each task (a ClaimRow). */
+const CLAIM_RETURNING = `id::text AS id, name, queue, priority, parameters, attempt, max_attempts, run_seq,
+  timeout_ms::float8 AS timeout_ms, with_user_connection, user_id, user_context, ${ms("run_at")} AS run_at,
+  initiator_sig, ${ms("started_at")} AS started_at, trace_context, fair_slot::text AS fair_slot`;
+
+/** A new task's fair-share slot, as in the insert's own statements: priority $p, fair key $k. */
+const fairSlot = (tasks: string, p: string, k: string): string => `
+  greatest(coalesce((SELECT fair_slot FROM ${tasks} WHERE ${DUE} AND priority = ${p}
+                     ORDER BY priority DESC, fair_slot, id LIMIT 1),
+                    (SELECT fair_slot FROM ${tasks} ORDER BY id DESC LIMIT 1), 0),
+           coalesce((SELECT t.fair_slot + 1 FROM ${tasks} t WHERE t.fair_key = ${k} AND t.priority = ${p} AND t.${DUE}
+                     ORDER BY t.fair_slot DESC LIMIT 1), 0))`;
 
 const LEASE_EXPIRED_MESSAGE = `'worker ' || coalesce(e.worker_id, '?') || ' stopped renewing its lease (it crashed, was killed or hung)'`;
 
@@ -62,9 +76,7 @@ export function queriesFor(schema: string) {
     WHERE id = ANY(ARRAY(SELECT id FROM ${tasks}
                          WHERE ${DUE} AND run_at <= ${NOW} ${filters.map((f) => `AND ${f}`).join(" ")}
                          ORDER BY priority DESC, fair_slot, id LIMIT (SELECT $4::int) FOR UPDATE SKIP LOCKED))
-    RETURNING id::text AS id, name, queue, priority, parameters, attempt, max_attempts, run_seq,
-      timeout_ms::float8 AS timeout_ms, with_user_connection, user_id, user_context, ${ms("run_at")} AS run_at,
-      initiator_sig, ${ms("started_at")} AS started_at, trace_context, fair_slot::text AS fair_slot`;
+    RETURNING ${CLAIM_RETURNING}`;
 
   const nextRunAt = (byQueue: boolean): string => `
     SELECT ${ms("min(run_at)")} AS next FROM ${tasks}
@@ -134,16 +146,40 @@ export function queriesFor(schema: string) {
           coalesce(timestamptz 'epoch' + ${millis("$6::float8")}, ${NOW} + ${millis("greatest(0, coalesce($7::float8, 0))")}),
           $8::int, $9::bigint, $10::bool, $11::text, $12::text::jsonb, ${NOW}, ${NOW}, $14::text, $15::text, $16::text,
           -- After the user's own waiting tasks of its priority, never before that priority's head (see insert).
-          greatest(coalesce((SELECT fair_slot FROM ${tasks} WHERE ${DUE} AND priority = $4::int
-                             ORDER BY priority DESC, fair_slot, id LIMIT 1),
-                            (SELECT fair_slot FROM ${tasks} ORDER BY id DESC LIMIT 1), 0),
-                   coalesce((SELECT t.fair_slot + 1 FROM ${tasks} t WHERE t.fair_key = $16::text AND t.priority = $4::int AND t.${DUE}
-                             ORDER BY t.fair_slot DESC LIMIT 1), 0)),
+          ${fairSlot(tasks, "$4::int", "$16::text")},
           $17::text, $18::bool)
         ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND state IN ('queued', 'failed', 'running') DO NOTHING
         RETURNING id
       ), notified AS (SELECT pg_notify($13, ''))
       SELECT array(SELECT ins.id FROM ins)::text[] AS ids FROM notified`,
+
+    /**
+     * As insertOne, for a task due now without a deduplication key, handed at once to worker $14
+     * (leased for $15 ms) when no other task is due: a due task among the first
+     * HAND_OFF_LOOKAHEAD waiting ones in claim order, or that many waiting, keeps it queued (and
+     * notified). Returns the ClaimRow and its state. $2..$12 as insertOne's $2..$5, $8..$12,
+     * $14, $15; $13 the fair key, $16 the channel.
+     */
+    insertClaimed: `
+      WITH look AS MATERIALIZED (
+        SELECT count(*) < ${HAND_OFF_LOOKAHEAD} AND NOT coalesce(bool_or(w.run_at <= ${NOW}), false) AS hand_off
+        FROM (SELECT run_at FROM ${tasks} WHERE ${DUE} ORDER BY priority DESC, fair_slot, id LIMIT ${HAND_OFF_LOOKAHEAD}) w
+      ), ins AS (
+        INSERT INTO ${tasks} (name, queue, priority, parameters, run_at, max_attempts, timeout_ms,
+          with_user_connection, user_id, user_context, created_at, updated_at, initiator_sig, trace_context,
+          fair_key, fair_slot, state, attempt, run_seq, worker_id, started_at, lease_expires_at)
+        SELECT $2::text, $3::text, $4::int, $5::bytea, ${NOW}, $6::int, $7::bigint, $8::bool, $9::text, $10::text::jsonb,
+          ${NOW}, ${NOW}, $11::text, $12::text, $13::text, ${fairSlot(tasks, "$4::int", "$13::text")},
+          CASE WHEN l.hand_off THEN 'running' ELSE 'queued' END,
+          CASE WHEN l.hand_off THEN 1 ELSE 0 END,
+          CASE WHEN l.hand_off THEN 1 ELSE 0 END,
+          CASE WHEN l.hand_off THEN $14::text END,
+          CASE WHEN l.hand_off THEN ${NOW} END,
+          CASE WHEN l.hand_off THEN ${NOW} + ${millis("$15::float8")} END
+        FROM look l
+        RETURNING ${CLAIM_RETURNING}, state
+      ), notified AS (SELECT pg_notify($16, '') FROM ins WHERE ins.state = 'queued')
+      SELECT ins.*, (SELECT count(*) FROM notified)::int AS notified FROM ins`,
 
     /** The task holding a deduplication key. $1 key. */
     dedupHolder: `SELECT id::text AS id FROM ${tasks} WHERE dedup_key = $1 AND state IN ('queued', 'failed', 'running')`,

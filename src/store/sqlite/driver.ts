@@ -20,7 +20,7 @@ import type {
   TaskActivityParams,
   TaskCountUpToParams,
 } from "../driver.ts";
-import { HELD_RUN_AT_MS, parseTaskId } from "../driver.ts";
+import { checkHandOff, HAND_OFF_LOOKAHEAD, HELD_RUN_AT_MS, parseTaskId } from "../driver.ts";
 import type { ContinuationSpec, QueueDepth, ScheduleAdvanceParams, ScheduleUpsertParams, TaskRetryFilter, TaskStats } from "../driver.ts";
 import type { ScheduleInfo } from "../../tasks/schedules.ts";
 import * as composition from "./composition.ts";
@@ -231,6 +231,13 @@ export class SqliteDriver implements StorageDriver {
            used = CASE WHEN window_start = excluded.window_start THEN used + excluded.used ELSE excluded.used END,
            window_start = excluded.window_start`,
       ),
+      // Whether each of the first waiting tasks in claim order is due (1) or not (0). Parameter: now.
+      handOffLook: db
+        .prepare(
+          `SELECT run_at <= ? FROM underway_tasks INDEXED BY underway_tasks_fair WHERE ${WAITING}
+           ORDER BY priority DESC, fair_slot, id LIMIT ${HAND_OFF_LOOKAHEAD}`,
+        )
+        .pluck(true),
       // The tasks of a claim, by id: a JSON array from claimSelect, read in the same transaction.
       claim: db.prepare(
         `UPDATE underway_tasks SET state = 'running', attempt = attempt + 1, run_seq = run_seq + 1,
@@ -410,6 +417,24 @@ export class SqliteDriver implements StorageDriver {
       }).immediate();
       return rows.map((row) => claimedOf(row, now));
     });
+  }
+
+  async taskInsertClaimed(params: TaskInsertParams, claim: { readonly workerId: string; readonly leaseMs: number }): Promise<{ id: string; claimed: ClaimedTask | null }> {
+    checkHandOff(params);
+    return this.exclusive(() =>
+      this.db.transaction(() => {
+        const now = this.now();
+        // What a claim would take first: the waiting tasks ahead in claim order (this one is not
+        // stored yet). Any of them due, or more of them than the look covers: no hand-off.
+        const ahead = this.sql.handOffLook.all(now) as number[];
+        const handOff = ahead.length < HAND_OFF_LOOKAHEAD && !ahead.some((due) => due === 1);
+        const id = this.insertRow(params, now);
+        if (!handOff) return { id, claimed: null };
+        const [row] = this.sql.claim.all(claim.workerId, now, now + claim.leaseMs, now, JSON.stringify([Number(id)])) as ClaimRow[];
+        this.changed(row ? 1 : 0);
+        return { id, claimed: row ? claimedOf(row, now) : null };
+      }).immediate(),
+    );
   }
 
   taskCompleteMany(outcomes: readonly RunOutcome[]): Promise<{ rejected: string[] }> {
