@@ -5,7 +5,7 @@ import { hostname } from "node:os";
 import { Cleaner, type RetentionOptions } from "../maintenance/cleaner.ts";
 import { Elector } from "../maintenance/elector.ts";
 import { Rescuer } from "../maintenance/rescuer.ts";
-import type { DriverTransaction, StorageDriver, TaskInsertParams } from "../store/driver.ts";
+import { handOffAllowed, type ClaimedTask, type DriverTransaction, type StorageDriver, type TaskInsertParams } from "../store/driver.ts";
 import {
   clearDefaultRuntime,
   runInScope,
@@ -426,15 +426,31 @@ export class Runtime implements TaskStarter {
     if (tx !== undefined && tx.driver !== this.driver) {
       throw new TaskStartError("the transaction in scope belongs to another runtime's store; start the task with that runtime");
     }
-    const ids = await withEnqueueSpan(
-      rows.map((r) => r.name),
-      (traceContext) => {
-        const traced = traceContext ? rows.map((r) => ({ ...r, traceContext })) : rows;
-        return traced.length === 1 ? this.driver.taskInsert(traced[0] as TaskInsertParams, tx).then((id) => [id]) : this.driver.taskInsertMany(traced, tx);
-      },
-    );
+    // One task due now, started outside a transaction, that this process's worker has room for:
+    // the store hands it over as it stores it, when nothing else is due (no claim after).
+    const one = rows.length === 1 && !tx ? (rows[0] as TaskInsertParams) : null;
+    const reservation = one && this.driver.taskInsertClaimed && handOffAllowed(one) ? (this.worker?.reserveStart(one) ?? null) : null;
+    let handedOver: ClaimedTask | null = null;
+    let ids: string[];
+    try {
+      ids = await withEnqueueSpan(
+        rows.map((r) => r.name),
+        (traceContext) => {
+          const traced = traceContext ? rows.map((r) => ({ ...r, traceContext })) : rows;
+          if (reservation && this.driver.taskInsertClaimed) {
+            return this.driver.taskInsertClaimed(traced[0] as TaskInsertParams, reservation).then(({ id, claimed }) => {
+              handedOver = claimed;
+              return [id];
+            });
+          }
+          return traced.length === 1 ? this.driver.taskInsert(traced[0] as TaskInsertParams, tx).then((id) => [id]) : this.driver.taskInsertMany(traced, tx);
+        },
+      );
+    } finally {
+      reservation?.settle(handedOver);
+    }
     for (const r of rows) this.metrics.taskEnqueued(r.name);
-    if (!tx) this.worker?.wake();
+    if (!tx && !handedOver) this.worker?.wake();
     return ids.map((id) => this.handle(id));
   }
 

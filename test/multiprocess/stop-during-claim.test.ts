@@ -48,7 +48,9 @@ it("stop() while a claim is in flight leaves no task claimed in the stopped work
   const inspector = await startRuntime({ dir: "", db: storeUrl(schema), worker: false, maintenance: false });
 
   driver.holding = true;
-  const handle = await runtime.run(() => Task.startNew(Noop, null));
+  // Started by another runtime, so that this worker claims it (its own start would be handed to
+  // it as the task is stored; see test/worker/hand-off.test.ts for a stop during that).
+  const handle = await inspector.run(() => Task.startNew(Noop, null));
   await until(() => driver.claimedWhileHeld === 1, "the worker's claim to commit");
   assert.equal((await inspector.getTask(handle.id)).state, "running");
 

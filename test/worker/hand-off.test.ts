@@ -1,0 +1,120 @@
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { Task, type IBackgroundTask, type Runtime } from "../../src/index.ts";
+import type { ClaimedTask, StorageDriver } from "../../src/store/driver.ts";
+import { gate, startRuntime, tempDir, until } from "../helpers.ts";
+
+const dir = tempDir();
+
+/** The ids every claim of the runtime's worker returned, and the tasks its store handed over as it stored them. */
+function watchStore(runtime: Runtime): { claimed: Set<string>; handedOver: Set<string> } {
+  const driver = runtime.driver as StorageDriver & Required<Pick<StorageDriver, "taskInsertClaimed">>;
+  const claimed = new Set<string>();
+  const handedOver = new Set<string>();
+  const claim = driver.taskClaim.bind(driver);
+  driver.taskClaim = async (params) => {
+    const tasks: ClaimedTask[] = await claim(params);
+    for (const t of tasks) claimed.add(t.id);
+    return tasks;
+  };
+  const insertClaimed = driver.taskInsertClaimed.bind(driver);
+  driver.taskInsertClaimed = async (params, reservation) => {
+    const stored = await insertClaimed(params, reservation);
+    if (stored.claimed) handedOver.add(stored.id);
+    return stored;
+  };
+  return { claimed, handedOver };
+}
+
+const ended = async (runtime: Runtime, id: string) =>
+  until(async () => {
+    const t = await runtime.getTask(id);
+    return ["succeeded", "failed", "dead", "canceled"].includes(t.state) ? t : null;
+  }, `task ${id} to end`);
+
+it("runs a task started in its own process as its store hands it over, with no claim, when nothing else is due", async () => {
+  const ran: string[] = [];
+  class Quick implements IBackgroundTask<{ n: number }> {
+    run({ n }: { n: number }): void {
+      ran.push(`quick ${n}`);
+    }
+  }
+  const runtime = await startRuntime({ dir, tasks: [Quick], worker: { concurrency: 2 } });
+  const store = watchStore(runtime);
+  const handle = await runtime.run(() => Task.startNew(Quick, { n: 1 }));
+  const task = await ended(runtime, handle.id);
+  assert.equal(task.state, "succeeded");
+  assert.equal(task.attempt, 1);
+  assert.ok(store.handedOver.has(handle.id), "handed over as it was stored");
+  assert.ok(!store.claimed.has(handle.id), "never claimed");
+  assert.deepEqual(ran, ["quick 1"]);
+
+  // Inside a transaction the task must not run before the commit: stored, then claimed.
+  const inTx = await runtime.transaction(() => runtime.run(() => Task.startNew(Quick, { n: 2 })));
+  assert.equal((await ended(runtime, inTx.id)).state, "succeeded");
+  assert.ok(store.claimed.has(inTx.id) && !store.handedOver.has(inTx.id), "claimed after the commit");
+
+  // Delayed, deduplicated and bulk starts are claimed as before.
+  const delayed = await runtime.run(() => Task.startNew(Quick, { n: 3 }, { delayMs: 0 }));
+  const keyed = await runtime.run(() => Task.startNew(Quick, { n: 4 }, { dedupKey: "k" }));
+  const many = await runtime.run(() => Task.startNewMany(Quick, [{ n: 5 }]));
+  for (const h of [delayed, keyed, ...many]) {
+    assert.equal((await ended(runtime, h.id)).state, "succeeded");
+    assert.ok(store.claimed.has(h.id) && !store.handedOver.has(h.id), `task ${h.id} claimed`);
+  }
+});
+
+it("lets a start wait its turn behind a due task, and its worker claims it as usual", async () => {
+  const hold = gate();
+  const order: number[] = [];
+  class Ordered implements IBackgroundTask<{ n: number }> {
+    async run({ n }: { n: number }): Promise<void> {
+      order.push(n);
+      if (n === 0) await hold.promise;
+    }
+  }
+  // One slot: task 0 holds it, 1 and 2 wait (stored queued: no slot to hand them to).
+  const runtime = await startRuntime({ dir, tasks: [Ordered], worker: { concurrency: 1, prefetch: 0 } });
+  const store = watchStore(runtime);
+  const first = await runtime.run(() => Task.startNew(Ordered, { n: 0 }));
+  await until(() => order.length === 1, "task 0 to start");
+  const waiting = [await runtime.run(() => Task.startNew(Ordered, { n: 1 })), await runtime.run(() => Task.startNew(Ordered, { n: 2 }))];
+  hold.open();
+  for (const h of [first, ...waiting]) assert.equal((await ended(runtime, h.id)).state, "succeeded");
+  assert.deepEqual(order, [0, 1, 2]);
+  assert.ok(store.handedOver.has(first.id), "the first found the worker idle");
+  for (const h of waiting) assert.ok(store.claimed.has(h.id) && !store.handedOver.has(h.id), `task ${h.id} claimed in turn`);
+});
+
+it("gives a task handed over while its worker stops back to the queue, its attempt unspent", async () => {
+  let runs = 0;
+  class Counted implements IBackgroundTask<null> {
+    run(): void {
+      runs++;
+    }
+  }
+  const runtime = await startRuntime({ dir, tasks: [Counted], worker: { concurrency: 2 } });
+  const driver = runtime.driver as StorageDriver & Required<Pick<StorageDriver, "taskInsertClaimed">>;
+  const entered = gate();
+  const proceed = gate();
+  const insertClaimed = driver.taskInsertClaimed.bind(driver);
+  driver.taskInsertClaimed = async (params, reservation) => {
+    entered.open();
+    await proceed.promise;
+    return insertClaimed(params, reservation);
+  };
+  const started = runtime.run(() => Task.startNew(Counted, null));
+  await entered.promise;
+  const stopping = runtime.worker!.stop({ graceMs: 0 });
+  let stopped = false;
+  void stopping.then(() => (stopped = true));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(stopped, false, "the worker waits for the start on its way to the store");
+  proceed.open();
+  const handle = await started;
+  await stopping;
+  const task = await runtime.getTask(handle.id);
+  assert.equal(task.state, "queued");
+  assert.equal(task.attempt, 0);
+  assert.equal(runs, 0);
+});
