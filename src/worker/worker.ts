@@ -314,7 +314,8 @@ export class Worker {
    */
   reserveStart(task: { readonly queue: string; readonly name: string }): StartReservation | null {
     if (!this.running || this.stopping) return null;
-    if (this.prefetched.length > 0 || this.slotsTaken() >= this.concurrency) return null;
+    // A claim on its way may bring tasks due before this one: they go first, so no hand-off.
+    if (this.filling || this.prefetched.length > 0 || this.slotsTaken() >= this.concurrency) return null;
     if (this.completer.backlog >= BACKLOG_PER_CLAIM * this.batchSize) return null;
     if (this.options.queues && !this.options.queues.includes(task.queue)) return null;
     if (this.options.queueConcurrency?.[task.queue] !== undefined) return null;
@@ -323,15 +324,32 @@ export class Worker {
     return new Reservation(this, this.id, this.leaseMs);
   }
 
-  /** A reservation's end: the task runs (or goes back, when the worker stops meanwhile). */
+  /**
+   * A reservation's end. A task handed over starts on the next turn, once the start that stored
+   * it has returned to its caller (as a claimed one would), after any tasks held ahead; it goes
+   * back when the worker stops meanwhile.
+   */
   settleStart(claimed: ClaimedTask | null): void {
-    this.reserved--;
-    if (claimed) {
-      if (this.running && !this.stopping) this.begin(claimed);
-      else this.giveBack(claimed);
-    } else {
+    if (!claimed) {
+      this.unreserve();
       this.wake();
+      return;
     }
+    setImmediate(() => {
+      this.unreserve();
+      if (!this.running || this.stopping) {
+        this.giveBack(claimed);
+      } else if (this.prefetched.length > 0) {
+        this.prefetched.push({ task: claimed, at: performance.now() });
+        this.startPrefetched();
+      } else {
+        this.begin(claimed);
+      }
+    });
+  }
+
+  private unreserve(): void {
+    this.reserved--;
     if (this.reserved === 0) for (const resolve of this.reservationWaiters.splice(0)) resolve();
   }
 

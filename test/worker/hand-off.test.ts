@@ -86,6 +86,86 @@ it("lets a start wait its turn behind a due task, and its worker claims it as us
   for (const h of waiting) assert.ok(store.claimed.has(h.id) && !store.handedOver.has(h.id), `task ${h.id} claimed in turn`);
 });
 
+it("stores a start queued when a task of another worker's queue is due; its own worker claims it", async () => {
+  const ran: string[] = [];
+  class Queued implements IBackgroundTask<{ n: number }> {
+    run({ n }: { n: number }): void {
+      ran.push(`queued ${n}`);
+    }
+  }
+  const runtime = await startRuntime({ dir, tasks: [Queued], worker: { concurrency: 4, queues: ["a"] } });
+  const other = await startRuntime({ dir, db: runtime.driver.description, worker: false, tasks: [Queued] });
+  const store = watchStore(runtime);
+  // Due, in a queue this worker does not serve: a claim would not take it, but the store's look
+  // ahead sees a due task and keeps the new one waiting (a hand-off never passes due work).
+  await other.run(() => Task.startNew(Queued, { n: 0 }, { queue: "b" }));
+  const started = await runtime.run(() => Task.startNew(Queued, { n: 1 }, { queue: "a" }));
+  assert.equal((await ended(runtime, started.id)).state, "succeeded");
+  assert.ok(store.claimed.has(started.id) && !store.handedOver.has(started.id), "stored queued, then claimed");
+  assert.deepEqual(ran, ["queued 1"]);
+});
+
+it("starts after a task its worker's claim is bringing, and never hands over while a claim is on its way", async () => {
+  const order: string[] = [];
+  class Logged implements IBackgroundTask<{ name: string }> {
+    run({ name }: { name: string }): void {
+      order.push(name);
+    }
+  }
+  const runtime = await startRuntime({ dir, tasks: [Logged], worker: { concurrency: 2 } });
+  const other = await startRuntime({ dir, db: runtime.driver.description, worker: false, tasks: [Logged] });
+  const store = watchStore(runtime);
+  const driver = runtime.driver;
+  const claim = driver.taskClaim.bind(driver);
+  const held = gate();
+  const release = gate();
+  let holding = true;
+  driver.taskClaim = async (params) => {
+    const tasks = await claim(params);
+    if (tasks.length > 0 && holding) {
+      holding = false;
+      held.open();
+      await release.promise;
+    }
+    return tasks;
+  };
+  // Another process's task, claimed by this worker; the answer is held on its way.
+  const first = await other.run(() => Task.startNew(Logged, { name: "first" }));
+  await held.promise;
+  const second = await runtime.run(() => Task.startNew(Logged, { name: "second" }));
+  release.open();
+  for (const h of [first, second]) assert.equal((await ended(runtime, h.id)).state, "succeeded");
+  assert.equal(store.handedOver.has(second.id), false, "no hand-off while a claim was on its way");
+  assert.deepEqual(order, ["first", "second"]);
+});
+
+it("frees the slot of a start whose store write failed: the next start runs, and stop() returns", async () => {
+  let runs = 0;
+  class Counted implements IBackgroundTask<null> {
+    run(): void {
+      runs++;
+    }
+  }
+  const runtime = await startRuntime({ dir, tasks: [Counted], worker: { concurrency: 1 } });
+  const store = watchStore(runtime);
+  const driver = runtime.driver as StorageDriver & Required<Pick<StorageDriver, "taskInsertClaimed">>;
+  const insertClaimed = driver.taskInsertClaimed.bind(driver);
+  let fail = true;
+  driver.taskInsertClaimed = (params, reservation) => {
+    if (fail) {
+      fail = false;
+      return Promise.reject(new Error("the store went away"));
+    }
+    return insertClaimed(params, reservation);
+  };
+  await assert.rejects(runtime.run(() => Task.startNew(Counted, null)), /the store went away/);
+  const next = await runtime.run(() => Task.startNew(Counted, null));
+  assert.equal((await ended(runtime, next.id)).state, "succeeded");
+  assert.ok(store.handedOver.has(next.id), "the one slot was free again for a hand-off");
+  assert.equal(runs, 1);
+  await runtime.worker!.stop({ graceMs: 0 });
+});
+
 it("gives a task handed over while its worker stops back to the queue, its attempt unspent", async () => {
   let runs = 0;
   class Counted implements IBackgroundTask<null> {

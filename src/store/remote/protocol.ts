@@ -44,6 +44,7 @@ export const LENDER_ONLY_METHODS: ReadonlySet<string> = new Set([
   "clockShift",
   "transaction",
   "taskClaim",
+  "taskInsertClaimed",
   "taskCompleteMany",
   "taskHeartbeat",
   "taskRescueExpired",

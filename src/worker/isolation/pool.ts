@@ -112,6 +112,12 @@ const SHARE_MAX_TINY = 64;
  * that blocked meets its own limits in a thread of its own, ms.
  */
 const SHARED_BLOCK_MS = 1_000;
+/**
+ * A watchdog check this late after the previous one: the worker's own thread was held up (a long
+ * synchronous stretch, a pause of the process), and the threads' answers to pings may be waiting
+ * unread behind the check, which runs first. Pings outstanding then count from this check, ms.
+ */
+const STALLED_CHECK_MS = 4 * WATCHDOG_MS;
 /** A thread to itself that has not answered for this long: the worker no longer counts its run against its concurrency, ms. */
 const BLOCKED_RELEASE_MS = 500;
 
@@ -482,6 +488,8 @@ export class ThreadPool {
    */
   private checkBusyThreads(): void {
     const now = performance.now();
+    const stalled = this.lastCheckAt !== 0 && now - this.lastCheckAt >= STALLED_CHECK_MS;
+    this.lastCheckAt = now;
     let busy = 0;
     let answering = 0;
     const blocked: PoolThread[] = [];
@@ -493,6 +501,9 @@ export class ThreadPool {
           t.pingSentAt = now;
           t.post({ t: "ping" });
         }
+      } else if (stalled) {
+        // Its answer may be in the queue behind this check: no verdict on a wait that was ours.
+        t.pingSentAt = now;
       } else if (t.runs.size > 1 && now - t.pingSentAt >= SHARED_BLOCK_MS) {
         for (const run of t.runs.values()) this.record(run.name).tainted = true;
         t.stop(new TaskInterruptedError("a task on a shared thread ran synchronously for a second"));
@@ -528,6 +539,7 @@ export class ThreadPool {
     if (busy === 0 && this.watchdog) {
       clearInterval(this.watchdog);
       this.watchdog = null;
+      this.lastCheckAt = 0;
     }
   }
 
@@ -556,6 +568,9 @@ export class ThreadPool {
     }, BLOCKED_SLICE_MS);
     slice.unref();
   }
+
+  /** When the watchdog last looked (0: not watching), to tell a stall of the worker's own thread. */
+  private lastCheckAt = 0;
 
   private watch(): void {
     if (this.watchdog) return;

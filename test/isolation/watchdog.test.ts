@@ -1,0 +1,68 @@
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, it } from "node:test";
+import { createRuntime, Task, type Runtime } from "../../src/index.ts";
+import { ChunkedTask } from "../fixtures/isolation-tasks.ts";
+import { tempDb, tempDir, until } from "../helpers.ts";
+
+const FIXTURES = new URL("../fixtures/isolation-tasks.ts", import.meta.url);
+const dir = tempDir();
+
+function ledger(file: string): string[] {
+  return existsSync(file) ? readFileSync(file, "utf8").trim().split("\n").filter(Boolean) : [];
+}
+
+async function succeeded(runtime: Runtime, ids: readonly string[]): Promise<void> {
+  await until(async () => {
+    for (const id of ids) if ((await runtime.getTask(id)).state !== "succeeded") return false;
+    return true;
+  }, "the tasks to succeed", 10_000);
+}
+
+it("does not blame a shared thread for a stall of the worker's own thread: its attempts end once, not handed back", async () => {
+  const runtime = createRuntime({
+    db: tempDb(dir),
+    logger: false,
+    tasks: [FIXTURES],
+    worker: { concurrency: 8 },
+    isolation: { mode: "thread", abortGraceMs: 200 },
+  });
+  const released: string[] = [];
+  runtime.on("taskReleased", (e) => released.push(e.taskId));
+  await runtime.start();
+  after(() => runtime.stop({ graceMs: 0 }));
+  const file = join(dir, "stall.txt");
+  // Proven short: the class shares a thread.
+  const warm = await runtime.run(() => Task.startNewMany(ChunkedTask, Array.from({ length: 24 }, (_, n) => ({ file, n, chunks: 0, chunkMs: 0 }))));
+  await succeeded(runtime, warm.map((h) => h.id));
+
+  // Three on one shared thread, working in chunks of 150 ms (2.25 s of work in all): the thread
+  // answers the watchdog's pings between chunks, well within its second ...
+  const waiting = await runtime.run(() =>
+    Task.startNewMany(ChunkedTask, Array.from({ length: 3 }, (_, i) => ({ file, n: 100 + i, chunks: 5, chunkMs: 150 }))),
+  );
+  await until(async () => (await runtime.countTasks()).running === 3, "the three to run");
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  // ... while the worker's own thread is held up for longer than a shared thread may stay silent,
+  // in a callback after which the event loop runs its timers (the watchdog) before it reads the
+  // threads' messages (their answers), as after any I/O callback or setImmediate.
+  await new Promise<void>((resolve) =>
+    setImmediate(() => {
+      const end = Date.now() + 1_300;
+      while (Date.now() < end) {
+        // A synchronous stretch of the worker's process (a long GC, a stalled disk, a busy handler).
+      }
+      resolve();
+    }),
+  );
+  await succeeded(runtime, waiting.map((h) => h.id));
+  assert.deepEqual(released, [], "no attempt handed back");
+  const lines = ledger(file).filter((line) => Number(line.split(":")[0]) >= 100);
+  assert.deepEqual(
+    lines.map((line) => line.split(":")[0]).sort(),
+    ["100", "101", "102"],
+    "each ran once: the thread was not stopped and its attempts not run again",
+  );
+  for (const h of waiting) assert.equal((await runtime.getTask(h.id)).attempt, 1);
+});
