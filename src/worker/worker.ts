@@ -325,27 +325,22 @@ export class Worker {
   }
 
   /**
-   * A reservation's end. A task handed over starts on the next turn, once the start that stored
-   * it has returned to its caller (as a claimed one would), after any tasks held ahead; it goes
-   * back when the worker stops meanwhile.
+   * A reservation's end. A task handed over joins the tasks held ahead, behind any already there,
+   * and starts on the next turn, once the start that stored it has returned to its caller (as a
+   * claimed one would); held there, a cancel or a stop finds it as it finds those (see abortTask).
    */
   settleStart(claimed: ClaimedTask | null): void {
+    this.unreserve();
     if (!claimed) {
-      this.unreserve();
       this.wake();
       return;
     }
-    setImmediate(() => {
-      this.unreserve();
-      if (!this.running || this.stopping) {
-        this.giveBack(claimed);
-      } else if (this.prefetched.length > 0) {
-        this.prefetched.push({ task: claimed, at: performance.now() });
-        this.startPrefetched();
-      } else {
-        this.begin(claimed);
-      }
-    });
+    if (!this.running || this.stopping) {
+      this.giveBack(claimed);
+      return;
+    }
+    this.prefetched.push({ task: claimed, at: performance.now() });
+    setImmediate(() => this.startPrefetched());
   }
 
   private unreserve(): void {

@@ -61,7 +61,7 @@ describe("graceful shutdown", () => {
   it("lets a running task finish within the grace period", async () => {
     const runtime = await startRuntime({ dir, tasks: [Quick] });
     const handle = await runtime.run(() => Task.startNew(Quick, null));
-    await until(async () => (await handle.get()).state === "running", "the task to start");
+    await until(() => runtime.worker?.activeCount === 1, "the task to start");
     await runtime.stop({ graceMs: 5_000 });
     const reopened = await startRuntime({ dir, db: runtime.driver.description, worker: false });
     assert.equal((await reopened.getTask(handle.id)).state, "succeeded");

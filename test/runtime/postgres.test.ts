@@ -24,9 +24,20 @@ it("runs tasks on a postgres:// URL, with the schema from the URL", async () => 
     userConnectionFactory: (initiator) => ({ currentUser: { id: initiator.userId } }),
   });
   assert.equal(runtime.driver.dialect, "postgres");
+  // The worker is idle: the start is handed to it as the store keeps it (signed initiator included).
+  const handedOver: string[] = [];
+  const driver = runtime.driver;
+  const insertClaimed = driver.taskInsertClaimed?.bind(driver);
+  assert.ok(insertClaimed);
+  driver.taskInsertClaimed = async (params, claim) => {
+    const stored = await insertClaimed(params, claim);
+    if (stored.claimed) handedOver.push(stored.id);
+    return stored;
+  };
   const handle = await runtime.run(() => runAsUser({ userId: "u7" }, () => Task.startNewWithUserConnection(Hello, { to: "world" })));
   const done = await handle.wait({ timeoutMs: 10_000 });
   assert.equal(done.state, "succeeded");
+  assert.deepEqual(handedOver, [handle.id]);
   assert.deepEqual(Hello.ran, ["u7:world"]);
   // A task started inside a rolled-back transaction does not exist.
   await assert.rejects(

@@ -411,9 +411,9 @@ export class SqliteDriver implements StorageDriver {
       }
       const { sql, values } = claimSelect(params);
       const pick = this.statement(sql).pluck(true);
-      // Nothing due: answered by a read, without the write lock that other processes' inserts
-      // would wait for (SQLite's busy handler sleeps a millisecond or more at a time).
-      if (pick.all(now, ...values, 1).length === 0) return [];
+      // In a write transaction even when nothing is due: taking the write lock waits for another
+      // process's insert to finish its commit, which a plain read could miss when the file watch
+      // woke this worker at that insert's first write to the log (and no other write follows).
       const rows = this.db.transaction(() => {
         const ids = pick.all(now, ...values, limit) as number[];
         if (ids.length === 0) return [];
