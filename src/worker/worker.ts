@@ -280,9 +280,11 @@ export class Worker {
           for (const task of claimed) {
             // A capped queue filled up meanwhile (a rate-limited claim is not filtered by room): give it back.
             if (this.queueFull(task.queue)) this.giveBack(task);
-            else if (this.slotsTaken() < this.concurrency) this.begin(task);
+            // Behind any held ahead (a task handed over while this claim was on its way, say).
+            else if (this.prefetched.length === 0 && this.slotsTaken() < this.concurrency) this.begin(task);
             else this.prefetched.push({ task, at });
           }
+          this.startPrefetched();
           if (!more) {
             await this.scheduleNextDue();
             break;
@@ -377,12 +379,15 @@ export class Worker {
     const now = performance.now();
     while (this.prefetched.length > 0) {
       const first = this.prefetched[0]!;
-      if (now - first.at >= this.prefetchHoldMs || this.stopping) {
+      const free = this.slotsTaken() < this.concurrency;
+      // Held its time: handed back, unless a slot is free while its lease is still young.
+      const held = now - first.at;
+      if (this.stopping || (held >= this.prefetchHoldMs && (!free || held >= this.leaseMs / 2))) {
         this.prefetched.shift();
         this.giveBack(first.task);
         continue;
       }
-      if (this.slotsTaken() >= this.concurrency) break;
+      if (!free) break;
       this.prefetched.shift();
       this.begin(first.task);
     }
@@ -816,7 +821,16 @@ export class Worker {
     this.pollTimer = this.nextRunTimer = this.claimTimer = this.prefetchTimer = null;
     await this.fillDone;
     // Starts on their way to the store: a task handed over meanwhile goes back with the rest.
-    if (this.reserved > 0) await new Promise<void>((resolve) => this.reservationWaiters.push(resolve));
+    // Waited for at most a lease (a store that does not answer would hold stop() for ever; the
+    // lease of a task it hands over later runs out, and the task is rescued).
+    if (this.reserved > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.reservationWaiters.push(resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, this.leaseMs))),
+      ]);
+      clearTimeout(timer);
+    }
     for (const { task } of this.prefetched.splice(0)) this.giveBack(task);
     const graceMs = options.graceMs ?? 10_000;
     if (this.active.size > 0) {

@@ -115,7 +115,8 @@ const SHARED_BLOCK_MS = 1_000;
 /**
  * A watchdog check this late after the previous one: the worker's own thread was held up (a long
  * synchronous stretch, a pause of the process), and the threads' answers to pings may be waiting
- * unread behind the check, which runs first. Pings outstanding then count from this check, ms.
+ * unread behind the check, which the event loop runs first. The check is then made again once the
+ * loop has read the threads' messages, ms.
  */
 const STALLED_CHECK_MS = 4 * WATCHDOG_MS;
 /** A thread to itself that has not answered for this long: the worker no longer counts its run against its concurrency, ms. */
@@ -490,6 +491,13 @@ export class ThreadPool {
     const now = performance.now();
     const stalled = this.lastCheckAt !== 0 && now - this.lastCheckAt >= STALLED_CHECK_MS;
     this.lastCheckAt = now;
+    if (stalled) {
+      // No verdict on a wait that was ours: look again after the loop has read the answers.
+      setImmediate(() => {
+        if (this.watchdog) this.checkBusyThreads();
+      });
+      return;
+    }
     let busy = 0;
     let answering = 0;
     const blocked: PoolThread[] = [];
@@ -501,9 +509,6 @@ export class ThreadPool {
           t.pingSentAt = now;
           t.post({ t: "ping" });
         }
-      } else if (stalled) {
-        // Its answer may be in the queue behind this check: no verdict on a wait that was ours.
-        t.pingSentAt = now;
       } else if (t.runs.size > 1 && now - t.pingSentAt >= SHARED_BLOCK_MS) {
         for (const run of t.runs.values()) this.record(run.name).tainted = true;
         t.stop(new TaskInterruptedError("a task on a shared thread ran synchronously for a second"));
