@@ -342,29 +342,7 @@ export class SqliteDriver implements StorageDriver {
 
   private insertRow(p: TaskInsertParams, now: number): string {
     const runAt = p.runAtMs ?? now + Math.max(0, p.delayMs ?? 0);
-    const fairKey = fairKeyOf(p);
-    const info = this.sql.insert.run(
-      p.name,
-      p.queue,
-      p.priority,
-      p.parameters,
-      runAt,
-      p.maxAttempts,
-      p.timeoutMs,
-      p.withUserConnection ? 1 : 0,
-      p.initiator?.userId ?? null,
-      initiatorContext(p.initiator),
-      now,
-      now,
-      p.initiatorSignature ?? null,
-      p.traceContext ?? null,
-      fairKey,
-      p.dedupKey ?? null,
-      p.dedupUntilStart ? 1 : 0,
-      p.priority,
-      fairKey,
-      p.priority,
-    );
+    const info = this.sql.insert.run(...taskValues(p, runAt, now), p.dedupKey ?? null, p.dedupUntilStart ? 1 : 0, ...fairSlotValues(p));
     if (info.changes === 0) {
       // A task with this deduplication key is waiting or running: that one is the answer.
       const holder = this.sql.dedupHolder.get(p.dedupKey) as { id: number } | undefined;
@@ -441,30 +419,12 @@ export class SqliteDriver implements StorageDriver {
         if (!handOff) return { id: this.insertRow(params, now), claimed: null };
         // Stored as a claim leaves it: an insert of the running task writes fewer index entries
         // than an insert and an update.
-        const p = params;
-        const fairKey = fairKeyOf(p);
         const row = this.sql.insertRunning.get(
-          p.name,
-          p.queue,
-          p.priority,
-          p.parameters,
-          now,
-          p.maxAttempts,
-          p.timeoutMs,
-          p.withUserConnection ? 1 : 0,
-          p.initiator?.userId ?? null,
-          initiatorContext(p.initiator),
-          now,
-          now,
-          p.initiatorSignature ?? null,
-          p.traceContext ?? null,
-          fairKey,
+          ...taskValues(params, now, now),
           claim.workerId,
           now,
           now + claim.leaseMs,
-          p.priority,
-          fairKey,
-          p.priority,
+          ...fairSlotValues(params),
         ) as ClaimRow;
         // The new id moves the change mark, as any insert's does: no count to bump.
         return { id: String(row[0]), claimed: claimedOf(row, now) };
@@ -965,6 +925,35 @@ function toSqliteValue(value: unknown): unknown {
   return value;
 }
 
+
+/**
+ * The values of an inserted task's first 15 columns (name ... fair_key), as both insert
+ * statements list them, with its run-at and the time of the insert.
+ */
+function taskValues(p: TaskInsertParams, runAt: number, now: number): unknown[] {
+  return [
+    p.name,
+    p.queue,
+    p.priority,
+    p.parameters,
+    runAt,
+    p.maxAttempts,
+    p.timeoutMs,
+    p.withUserConnection ? 1 : 0,
+    p.initiator?.userId ?? null,
+    initiatorContext(p.initiator),
+    now,
+    now,
+    p.initiatorSignature ?? null,
+    p.traceContext ?? null,
+    fairKeyOf(p),
+  ];
+}
+
+/** The parameters of FAIR_SLOT: the priority, the key, the priority. */
+function fairSlotValues(p: TaskInsertParams): unknown[] {
+  return [p.priority, fairKeyOf(p), p.priority];
+}
 
 /**
  * The ids of the due tasks a claim takes: in priority, then fair-share order, filtered by queue
