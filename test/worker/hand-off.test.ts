@@ -6,9 +6,24 @@ import { gate, startRuntime, tempDir, until } from "../helpers.ts";
 
 const dir = tempDir();
 
+/** Counts its runs (reset by each test that uses it). */
+class Counted implements IBackgroundTask<null> {
+  static runs = 0;
+  run(): void {
+    Counted.runs++;
+  }
+}
+
+/** The runtime's driver, which has the hand-off (both stores do). */
+function handOffDriver(runtime: Runtime): StorageDriver & Required<Pick<StorageDriver, "taskInsertClaimed">> {
+  const driver = runtime.driver;
+  if (!driver.taskInsertClaimed) throw new Error(`the store ${driver.description} has no taskInsertClaimed`);
+  return driver as StorageDriver & Required<Pick<StorageDriver, "taskInsertClaimed">>;
+}
+
 /** The ids every claim of the runtime's worker returned, and the tasks its store handed over as it stored them. */
 function watchStore(runtime: Runtime): { claimed: Set<string>; handedOver: Set<string> } {
-  const driver = runtime.driver as StorageDriver & Required<Pick<StorageDriver, "taskInsertClaimed">>;
+  const driver = handOffDriver(runtime);
   const claimed = new Set<string>();
   const handedOver = new Set<string>();
   const claim = driver.taskClaim.bind(driver);
@@ -140,15 +155,10 @@ it("starts after a task its worker's claim is bringing, and never hands over whi
 });
 
 it("frees the slot of a start whose store write failed: the next start runs, and stop() returns", async () => {
-  let runs = 0;
-  class Counted implements IBackgroundTask<null> {
-    run(): void {
-      runs++;
-    }
-  }
+  Counted.runs = 0;
   const runtime = await startRuntime({ dir, tasks: [Counted], worker: { concurrency: 1 } });
   const store = watchStore(runtime);
-  const driver = runtime.driver as StorageDriver & Required<Pick<StorageDriver, "taskInsertClaimed">>;
+  const driver = handOffDriver(runtime);
   const insertClaimed = driver.taskInsertClaimed.bind(driver);
   let fail = true;
   driver.taskInsertClaimed = (params, reservation) => {
@@ -162,19 +172,14 @@ it("frees the slot of a start whose store write failed: the next start runs, and
   const next = await runtime.run(() => Task.startNew(Counted, null));
   assert.equal((await ended(runtime, next.id)).state, "succeeded");
   assert.ok(store.handedOver.has(next.id), "the one slot was free again for a hand-off");
-  assert.equal(runs, 1);
+  assert.equal(Counted.runs, 1);
   await runtime.worker!.stop({ graceMs: 0 });
 });
 
 it("gives a task handed over while its worker stops back to the queue, its attempt unspent", async () => {
-  let runs = 0;
-  class Counted implements IBackgroundTask<null> {
-    run(): void {
-      runs++;
-    }
-  }
+  Counted.runs = 0;
   const runtime = await startRuntime({ dir, tasks: [Counted], worker: { concurrency: 2 } });
-  const driver = runtime.driver as StorageDriver & Required<Pick<StorageDriver, "taskInsertClaimed">>;
+  const driver = handOffDriver(runtime);
   const entered = gate();
   const proceed = gate();
   const insertClaimed = driver.taskInsertClaimed.bind(driver);
@@ -196,5 +201,5 @@ it("gives a task handed over while its worker stops back to the queue, its attem
   const task = await runtime.getTask(handle.id);
   assert.equal(task.state, "queued");
   assert.equal(task.attempt, 0);
-  assert.equal(runs, 0);
+  assert.equal(Counted.runs, 0);
 });
