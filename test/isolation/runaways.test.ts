@@ -70,7 +70,7 @@ function ledger(file: string): string[] {
 
 for (const store of STORES) {
   describe(`isolated tasks (${store})`, () => {
-    if (store === "postgres") schemasForSuite(16);
+    if (store === "postgres") schemasForSuite(17);
     it("stops each kind of runaway at its limit with its reason, while ordinary tasks all complete", async () => {
       const { runtime, dir } = await isolatedRuntime(store);
       const file = join(dir, "ledger.txt");
@@ -288,6 +288,27 @@ for (const store of STORES) {
       assert.equal(ledger(file).length, 18);
       const threads = new Set(ledger(file).map((line) => line.split(":")[2]));
       assert.ok(threads.size <= 2, `18 attempts of a short class ran on ${threads.size} threads`);
+    });
+
+    it("lets a thread whose attempt was placed alone take attempts of its class beside it once the class proves short", async () => {
+      const { runtime, dir } = await isolatedRuntime(store, { worker: { concurrency: 4 } });
+      const file = join(dir, "proven.txt");
+      const task = (n: number, waitMs: number) => ({ file, n, waitMs, spin: false });
+      // Placed while the class is new: a thread to itself.
+      const [long] = await runtime.run(() => Task.startNewMany(MostlyShortTask, [task(0, 1_500)]));
+      await until(async () => (await runtime.getTask(long!.id)).state === "running", "the long attempt to start");
+      // Eight quick runs, one after another, prove the class short.
+      for (let n = 1; n <= 8; n++) {
+        const [h] = await runtime.run(() => Task.startNewMany(MostlyShortTask, [task(n, 0)]));
+        assert.equal((await ended(runtime, h!.id)).state, "succeeded");
+      }
+      const [late] = await runtime.run(() => Task.startNewMany(MostlyShortTask, [task(9, 100)]));
+      assert.equal((await ended(runtime, late!.id)).state, "succeeded");
+      assert.equal((await ended(runtime, long!.id)).state, "succeeded");
+      const threadOf = (n: number): string | undefined => ledger(file).find((line) => line.startsWith(`${n}:`))?.split(":")[2];
+      // The late one ended (its line first) while the long one still ran, on the long one's thread.
+      assert.equal(ledger(file).at(-1)?.split(":")[0], "0");
+      assert.equal(threadOf(9), threadOf(0), `the late attempt ran on thread ${threadOf(9)}, the long one on ${threadOf(0)}`);
     });
 
     it("frees the slots of attempts that wait behind an attempt of their class that blocks its thread", async () => {

@@ -973,9 +973,27 @@ export class ThreadPool {
   /** A placed attempt's thread measured its run: the averages that decide sharing and growth. */
   runMeasured(name: string, ms: number): void {
     this.recentRunMs += (ms - this.recentRunMs) / 16;
+    const wasShareable = this.shareable(name);
     const record = this.record(name);
     record.runs++;
     record.avgMs += (ms - record.avgMs) / Math.min(record.runs, 16);
+    if (!wasShareable && this.shareable(name)) this.shareProven();
+  }
+
+  /**
+   * A class proved short: threads that run attempts placed alone before it did, all of classes
+   * that may share now, take waiting attempts beside them (instead of the waiters waiting for
+   * those attempts to end, or for threads booted for them).
+   */
+  private shareProven(): void {
+    for (const t of this.all) {
+      if (t.shared || t.gone || t.blocked || t.niced || t.runs.size === 0) continue;
+      let all = true;
+      for (const run of t.runs.values()) if (!this.shareable(run.name)) all = false;
+      if (!all) continue;
+      t.shared = true;
+      this.fillShared(t);
+    }
   }
 
   /** Stops every thread (runs still going are reported as interrupted by the worker first). */
