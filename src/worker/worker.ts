@@ -374,15 +374,19 @@ export class Worker {
     return Math.min(this.prefetch, this.prefetchStart + this.shortRuns);
   }
 
-  /** Starts prefetched tasks in free slots; hands back those held too long. */
-  private startPrefetched(): void {
+  /**
+   * Starts prefetched tasks in free slots. With `expire` (the hold's own timer, see
+   * expirePrefetchedLater), hands back those held too long; otherwise they wait for that timer,
+   * which runs once the slots freed meanwhile are known.
+   */
+  private startPrefetched(expire = false): void {
     const now = performance.now();
     while (this.prefetched.length > 0) {
       const first = this.prefetched[0]!;
       const free = this.slotsTaken() < this.concurrency;
       // Held its time: handed back, unless a slot is free while its lease is still young.
       const held = now - first.at;
-      if (this.stopping || (held >= this.prefetchHoldMs && (!free || held >= this.leaseMs / 2))) {
+      if (this.stopping || (held >= this.prefetchHoldMs && ((expire && !free) || held >= this.leaseMs / 2))) {
         this.prefetched.shift();
         this.giveBack(first.task);
         continue;
@@ -399,12 +403,20 @@ export class Worker {
     if (this.prefetchTimer) return;
     const first = this.prefetched[0];
     if (!first) return;
-    this.prefetchTimer = setTimeout(() => {
-      this.prefetchTimer = null;
-      this.startPrefetched();
-      this.wake();
+    const timer = setTimeout(() => {
+      // Decided after the event loop has read what came in meanwhile: timers run first in a turn,
+      // and after a stall of this thread the runs' ends (their threads' messages) may wait unread
+      // behind this one, which would then see every slot taken and hand the tasks back.
+      setImmediate(() => {
+        // Cleared by stop() meanwhile.
+        if (this.prefetchTimer !== timer) return;
+        this.prefetchTimer = null;
+        this.startPrefetched(true);
+        this.wake();
+      });
     }, Math.max(1, this.prefetchHoldMs - (performance.now() - first.at)));
-    this.prefetchTimer.unref();
+    timer.unref();
+    this.prefetchTimer = timer;
   }
 
   private runningIn(queue: string): number {

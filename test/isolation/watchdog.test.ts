@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, it } from "node:test";
 import { createRuntime, Task, type Runtime } from "../../src/index.ts";
-import { ChunkedTask } from "../fixtures/isolation-tasks.ts";
+import { ChunkedTask, NapTask } from "../fixtures/isolation-tasks.ts";
 import { tempDb, tempDir, until } from "../helpers.ts";
 
 const FIXTURES = new URL("../fixtures/isolation-tasks.ts", import.meta.url);
@@ -70,4 +70,40 @@ it("does not blame a shared thread for a stall of the worker's own thread: its a
   );
   for (const h of waiting) assert.equal((await runtime.getTask(h.id)).attempt, 1);
   assert.equal(new Set(lines.map((line) => line.split(":")[2])).size, 1, "the three shared one thread");
+});
+
+it("starts tasks held ahead whose hold ran out during a stall of the worker's own thread in the slots freed meanwhile, without handing them back", async () => {
+  const runtime = createRuntime({
+    db: tempDb(dir),
+    logger: false,
+    tasks: [FIXTURES],
+    worker: { concurrency: 2, leaseMs: 30_000 },
+    isolation: { mode: "thread" },
+  });
+  const released: string[] = [];
+  runtime.on("taskReleased", (e) => released.push(e.taskId));
+  await runtime.start();
+  after(() => runtime.stop({ graceMs: 0 }));
+  // Threads booted and the class known.
+  const warm = await runtime.run(() => Task.startNewMany(NapTask, [{ ms: 0 }, { ms: 0 }]));
+  await succeeded(runtime, warm.map((h) => h.id));
+
+  // Two run (naps of 300 ms in their threads), two are held ahead of the slots (one second each).
+  const handles = await runtime.run(() => Task.startNewMany(NapTask, [300, 300, 0, 0].map((ms) => ({ ms }))));
+  await until(() => runtime.worker?.activeCount === 2, "the first two runs");
+  assert.equal((await runtime.countTasks()).running, 4);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  // The worker's thread is held up past the hold: the naps end meanwhile, their messages unread.
+  await new Promise<void>((resolve) =>
+    setImmediate(() => {
+      const end = Date.now() + 1_300;
+      while (Date.now() < end) {
+        // A synchronous stretch of the worker's process.
+      }
+      resolve();
+    }),
+  );
+  await succeeded(runtime, handles.map((h) => h.id));
+  assert.deepEqual(released, [], "none handed back");
+  for (const h of handles) assert.equal((await runtime.getTask(h.id)).attempt, 1);
 });
