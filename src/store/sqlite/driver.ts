@@ -40,7 +40,11 @@ export interface SqliteDriverOptions {
    * may lose the last commits. "full": every commit is fsynced first; nothing committed is lost.
    */
   readonly durability?: "normal" | "full";
-  /** How long a statement waits for another process's write lock, ms. Default 5,000. */
+  /**
+   * How long a call waits for another process's write lock, ms. Default 5,000. The wait does not
+   * block the event loop: the call tries again every few milliseconds, and the connection's other
+   * calls wait behind it.
+   */
   readonly busyTimeoutMs?: number;
   /** Watch the database for other processes' writes and wake workers. Default true. */
   readonly watch?: boolean;
@@ -132,6 +136,7 @@ export class SqliteDriver implements StorageDriver {
   readonly filePath: string;
   private readonly db: Database.Database;
   private readonly lane = new Lane();
+  private readonly busyTimeoutMs: number;
   private readonly wakeListeners = new Set<() => void>();
   private watcher: FSWatcher | null = null;
   private clockOffsetMs = 0;
@@ -152,7 +157,14 @@ export class SqliteDriver implements StorageDriver {
     } catch (error) {
       throw new Error(`cannot open the SQLite database ${path}: ${(error as Error).message}`, { cause: error });
     }
-    this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+    this.busyTimeoutMs = options.busyTimeoutMs ?? 5_000;
+    if (!Number.isFinite(this.busyTimeoutMs) || this.busyTimeoutMs < 0) {
+      throw new RangeError(`busyTimeoutMs must be a number of milliseconds >= 0, got ${String(options.busyTimeoutMs)}`);
+    }
+    // SQLite's own wait for a lock sleeps in this thread, up to 100 ms at a time: the whole
+    // process would stand still while another process writes. A locked call fails at once here
+    // instead and is tried again on a timer (see retryWhileBusy).
+    this.db.pragma("busy_timeout = 0");
     this.db.pragma("journal_mode = WAL");
     this.db.pragma(`synchronous = ${options.durability === "full" ? "FULL" : "NORMAL"}`);
     this.db.pragma("foreign_keys = ON");
@@ -319,16 +331,61 @@ export class SqliteDriver implements StorageDriver {
   }
 
   /** Runs fn alone on the connection: at once when no async transaction is open. */
+  /**
+   * Runs fn alone on the connection. fn is one statement or one transaction (or reads), so when
+   * another connection holds the write lock it fails before it changed anything, and runs again
+   * once the lock is free (see retryWhileBusy).
+   */
   private exclusive<T>(fn: () => T): Promise<T> {
     this.checkpointer?.note();
-    if (this.lane.idle || this.inOpenTransaction()) {
+    if (this.inOpenTransaction()) {
       try {
         return Promise.resolve(fn());
       } catch (error) {
         return Promise.reject(error);
       }
     }
-    return this.lane.run(fn);
+    if (this.lane.idle) {
+      try {
+        return Promise.resolve(fn());
+      } catch (error) {
+        // Nothing else has run since: the retries keep its place in the lane.
+        if (isBusy(error)) return this.lane.run(() => this.retryWhileBusy(fn, error));
+        return Promise.reject(error);
+      }
+    }
+    return this.lane.run(() => {
+      try {
+        return fn();
+      } catch (error) {
+        if (isBusy(error)) return this.retryWhileBusy(fn, error);
+        throw error;
+      }
+    });
+  }
+
+  /**
+   * Runs fn again, after waits of a few milliseconds, until another connection lets go of the
+   * write lock or busyTimeoutMs has passed since the first try. The event loop runs meanwhile.
+   */
+  private async retryWhileBusy<T>(fn: () => T, first: unknown): Promise<T> {
+    const began = performance.now();
+    for (let attempt = 0; ; attempt++) {
+      const waited = performance.now() - began;
+      if (waited >= this.busyTimeoutMs) {
+        throw new Error(
+          `the SQLite database ${this.filePath} stayed locked by another connection for ${Math.round(waited)} ms (busyTimeoutMs ${this.busyTimeoutMs})`,
+          { cause: first },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(BUSY_RETRY_MAX_MS, 1 + (attempt >> 2), this.busyTimeoutMs - waited)));
+      if (this.closed) throw new Error(`the store ${this.description} is closed`);
+      try {
+        return fn();
+      } catch (error) {
+        if (!isBusy(error)) throw error;
+      }
+    }
   }
 
   /**
@@ -775,7 +832,12 @@ export class SqliteDriver implements StorageDriver {
     const outer = this.inOpenTransaction();
     if (outer) return fn(outer);
     return this.lane.run(async () => {
-      this.db.exec("BEGIN IMMEDIATE");
+      try {
+        this.db.exec("BEGIN IMMEDIATE");
+      } catch (error) {
+        if (!isBusy(error)) throw error;
+        await this.retryWhileBusy(() => this.db.exec("BEGIN IMMEDIATE"), error);
+      }
       let open = true;
       const tx: DriverTransaction & { owner: SqliteDriver } = {
         driver: this,
@@ -915,6 +977,15 @@ export class SqliteDriver implements StorageDriver {
     })();
     return this.closing;
   }
+}
+
+/** The most a call waits between tries while another connection holds the write lock, ms. */
+const BUSY_RETRY_MAX_MS = 4;
+
+/** SQLite's answer when another connection holds the lock a statement needs (SQLITE_BUSY and its extended codes). */
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code.startsWith("SQLITE_BUSY");
 }
 
 /** SQLite binds numbers, strings, bigints, buffers and null: booleans become 0/1, Dates ms. */
