@@ -4,9 +4,9 @@
  * Time is moved with clockShift, never waited for.
  */
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { afterEach, describe, it } from "node:test";
 import type { StorageDriver } from "../../src/store/driver.ts";
-import { task, type DriverFactory } from "./driver-suite.ts";
+import { closeAll, task, type DriverFactory } from "./driver-suite.ts";
 
 const MINUTE = 60_000;
 
@@ -19,9 +19,8 @@ export function compositionSuite(factory: DriverFactory): void {
       opened.push(d);
       return d;
     };
-    after(async () => {
-      for (const d of opened) await d.close();
-    });
+    // Each test's stores close when it ends (see driverSuite).
+    afterEach(() => closeAll(opened.splice(0)));
 
     /** Claims every due task and records it as succeeded (or failed for good), returning their ids. */
     async function finish(d: StorageDriver, outcome: "succeeded" | "dead", result?: Uint8Array): Promise<string[]> {

@@ -28,6 +28,13 @@ export function task(overrides: Partial<TaskInsertParams> = {}): TaskInsertParam
   };
 }
 
+/** Closes every store, all of them even when one fails to close (the first failure is thrown). */
+export async function closeAll(drivers: readonly StorageDriver[]): Promise<void> {
+  const results = await Promise.allSettled(drivers.map((d) => d.close()));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+}
+
 export function driverSuite(factory: DriverFactory): void {
   describe(`driver conformance: ${factory.name}`, () => {
     let driver: StorageDriver;
@@ -43,9 +50,7 @@ export function driverSuite(factory: DriverFactory): void {
     });
     // A test's own stores close when it ends: held until the suite's end, their connections would
     // add up (PostgreSQL allows 100 here, and another test file runs beside this one).
-    afterEach(async () => {
-      for (const d of opened.splice(0)) if (d !== driver) await d.close();
-    });
+    afterEach(() => closeAll(opened.splice(0).filter((d) => d !== driver)));
     after(async () => {
       await driver.close();
     });

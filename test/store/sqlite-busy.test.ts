@@ -4,7 +4,9 @@
  * after busyTimeoutMs, having changed nothing.
  */
 import assert from "node:assert/strict";
+import { createRequire } from "node:module";
 import { after, it } from "node:test";
+import { Worker } from "node:worker_threads";
 import Database from "better-sqlite3";
 import { SqliteDriver } from "../../src/store/sqlite/driver.ts";
 import { task } from "../conformance/driver-suite.ts";
@@ -91,4 +93,36 @@ it("refuses a busyTimeoutMs that is not a number of milliseconds", () => {
   for (const busyTimeoutMs of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
     assert.throws(() => new SqliteDriver({ path: tempDb(dir), busyTimeoutMs, watch: false }), /busyTimeoutMs must be a number of milliseconds >= 0/);
   }
+});
+
+it("lets close() go ahead of a call that waits for the lock: the call fails, saying the store is closing", async () => {
+  const { driver, path } = await openDriver();
+  lockHolder(path);
+  const waiting = driver.taskInsert(task({ name: "Waiting" }));
+  const began = performance.now();
+  await driver.close();
+  assert.ok(performance.now() - began < 1_000, `close() took ${(performance.now() - began).toFixed(0)} ms`);
+  await assert.rejects(waiting, /is closing/);
+});
+
+it("waits for a lock while it opens the file, as another process turns a new file to WAL", async () => {
+  const path = tempDb(dir);
+  // Another thread (as another process would) holds the new file's exclusive lock for 300 ms.
+  const holder = new Worker(
+    `const { parentPort, workerData } = require("node:worker_threads");
+     const Database = require(workerData.module);
+     const db = new Database(workerData.path);
+     db.exec("BEGIN EXCLUSIVE; CREATE TABLE t (x); ");
+     parentPort.postMessage("locked");
+     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+     db.exec("COMMIT");
+     db.close();`,
+    { eval: true, workerData: { path, module: createRequire(import.meta.url).resolve("better-sqlite3") } },
+  );
+  after(() => holder.terminate());
+  await new Promise((resolve) => holder.once("message", resolve));
+  const driver = new SqliteDriver({ path, watch: false });
+  after(() => driver.close());
+  await driver.migrate();
+  assert.equal((await driver.taskCountByState()).queued, 0);
 });

@@ -152,22 +152,25 @@ export class SqliteDriver implements StorageDriver {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
     this.description = `sqlite:${path}`;
     this.filePath = path;
+    this.busyTimeoutMs = options.busyTimeoutMs ?? 5_000;
+    if (!Number.isFinite(this.busyTimeoutMs) || this.busyTimeoutMs < 0) {
+      throw new RangeError(`busyTimeoutMs must be a number of milliseconds >= 0, got ${String(options.busyTimeoutMs)}`);
+    }
     try {
       this.db = new (betterSqlite3())(path);
     } catch (error) {
       throw new Error(`cannot open the SQLite database ${path}: ${(error as Error).message}`, { cause: error });
     }
-    this.busyTimeoutMs = options.busyTimeoutMs ?? 5_000;
-    if (!Number.isFinite(this.busyTimeoutMs) || this.busyTimeoutMs < 0) {
-      throw new RangeError(`busyTimeoutMs must be a number of milliseconds >= 0, got ${String(options.busyTimeoutMs)}`);
-    }
-    // SQLite's own wait for a lock sleeps in this thread, up to 100 ms at a time: the whole
-    // process would stand still while another process writes. A locked call fails at once here
-    // instead and is tried again on a timer (see retryWhileBusy).
-    this.db.pragma("busy_timeout = 0");
+    // Opening may wait for a lock (another process converting a new file to WAL, or recovering
+    // the log after a crash): the constructor cannot wait on a timer, so SQLite waits here.
+    this.db.pragma(`busy_timeout = ${Math.round(this.busyTimeoutMs)}`);
     this.db.pragma("journal_mode = WAL");
     this.db.pragma(`synchronous = ${options.durability === "full" ? "FULL" : "NORMAL"}`);
     this.db.pragma("foreign_keys = ON");
+    // From now on, SQLite's own wait for a lock would sleep in this thread, up to 100 ms at a
+    // time: the whole process would stand still while another process writes. A locked call
+    // fails at once instead and is tried again on a timer (see retryWhileBusy).
+    this.db.pragma("busy_timeout = 0");
     this.db.defaultSafeIntegers(false);
     if (path !== ":memory:" && options.checkpointThread !== false) {
       this.checkpointer = new Checkpointer(path, (pages) => {
@@ -379,7 +382,8 @@ export class SqliteDriver implements StorageDriver {
         );
       }
       await new Promise((resolve) => setTimeout(resolve, Math.min(BUSY_RETRY_MAX_MS, 1 + (attempt >> 2), this.busyTimeoutMs - waited)));
-      if (this.closed) throw new Error(`the store ${this.description} is closed`);
+      // close() waits behind this call in the lane: it gives up rather than hold the close.
+      if (this.closing) throw new Error(`the store ${this.description} is closing`, { cause: first });
       try {
         return fn();
       } catch (error) {

@@ -988,6 +988,9 @@ export class ThreadPool {
   private shareProven(): void {
     for (const t of this.all) {
       if (t.shared || t.gone || t.blocked || t.niced || t.runs.size === 0) continue;
+      // Loading a module (which only a thread with one run is excused for), or not answering for
+      // a while (it may be blocked): no company, as in sharedWithRoom.
+      if (isLoading(t.pause) || (t.pingSentAt !== 0 && performance.now() - t.pingSentAt >= PING_AFTER_MS)) continue;
       let all = true;
       for (const run of t.runs.values()) if (!this.shareable(run.name)) all = false;
       if (!all) continue;
