@@ -25,11 +25,15 @@ interface Instruments {
 }
 
 /**
- * Made when first used: a runtime that is never scraped and runs no worker (a task thread, the
- * CLI) does not load prom-client at all.
+ * Made when first needed: a runtime that is never scraped and runs no worker (a task thread, the
+ * CLI, a process that only starts tasks) does not load prom-client at all; its starts are counted
+ * meanwhile and show in the first scrape. A runtime with a worker makes them as it starts
+ * (`prepare`), so its first task does not wait for prom-client to load.
  */
 export class TaskMetrics {
   private made: Instruments | null = null;
+  /** Starts counted before prom-client was loaded, by task name. */
+  private readonly enqueuedEarly = new Map<string, number>();
 
   constructor(private readonly driver: StorageDriver) {}
 
@@ -37,8 +41,20 @@ export class TaskMetrics {
     return this.instruments().registry;
   }
 
+  /** Loads prom-client and makes the instruments now rather than on the first event. */
+  prepare(): void {
+    this.instruments();
+  }
+
   private instruments(): Instruments {
     if (this.made) return this.made;
+    this.made = this.make();
+    for (const [task, count] of this.enqueuedEarly) this.made.enqueued.inc({ task }, count);
+    this.enqueuedEarly.clear();
+    return this.made;
+  }
+
+  private make(): Instruments {
     const { Counter, Gauge, Histogram, Registry } = createRequire(import.meta.url)("prom-client") as PromClient;
     const driver = this.driver;
     const registry = new Registry();
@@ -58,7 +74,7 @@ export class TaskMetrics {
         }
       },
     });
-    return (this.made = {
+    return {
       registry,
       enqueued: new Counter({ name: "underway_tasks_enqueued_total", help: "Tasks stored by Task.startNew in this process", labelNames: ["task"], registers }),
       started: new Counter({ name: "underway_tasks_started_total", help: "Attempts started by this process's worker", labelNames: ["task"], registers }),
@@ -79,11 +95,12 @@ export class TaskMetrics {
         buckets: BUCKETS,
         registers,
       }),
-    });
+    };
   }
 
   taskEnqueued(task: string, count = 1): void {
-    this.instruments().enqueued.inc({ task }, count);
+    if (this.made) this.made.enqueued.inc({ task }, count);
+    else this.enqueuedEarly.set(task, (this.enqueuedEarly.get(task) ?? 0) + count);
   }
 
   attemptStarted(task: string, pickupLatencyMs: number | null): void {

@@ -105,5 +105,21 @@ for (const store of STORES) {
         await app.close();
       }
     });
+
+    it("counts the starts of a runtime without a worker before its first scrape", async () => {
+      const runtime = await runtimeOn(newStore(store), { tasks: [Ok], worker: false });
+      await runtime.run(() => Task.startNew(Ok, { n: 1 }));
+      await runtime.run(() => Task.startNewMany(Ok, [{ n: 2 }, { n: 3 }]));
+      const app = await createHttpServer({ runtime, webRoot: false });
+      try {
+        const first = (await app.inject({ method: "GET", url: "/metrics" })).body;
+        assert.match(first, /^underway_tasks_enqueued_total\{task="Ok"\} 3$/m);
+        await runtime.run(() => Task.startNew(Ok, { n: 4 }));
+        const second = (await app.inject({ method: "GET", url: "/metrics" })).body;
+        assert.match(second, /^underway_tasks_enqueued_total\{task="Ok"\} 4$/m);
+      } finally {
+        await app.close();
+      }
+    });
   });
 }
