@@ -44,9 +44,6 @@ import { decodeTaskResult } from "../tasks/result.ts";
 import type { ScheduleInfo } from "../tasks/schedules.ts";
 import { scheduleRow, type ScheduleDefinition } from "./schedules.ts";
 
-/** The task threads' entry, when they boot from the sources. */
-const THREAD_ENTRY = new URL("./isolation/thread-boot.mjs", import.meta.url);
-
 export interface WorkerConfig {
   /** Tasks run at once by this process. Default 10. */
   readonly concurrency?: number;
@@ -216,7 +213,7 @@ export class Runtime implements TaskStarter {
       config.worker === false
         ? null
         : new ThreadPool({
-            entry: THREAD_ENTRY,
+            entry: new URL("./isolation/thread-boot.mjs", import.meta.url),
             workerData: {
               store: storeInfoOf(this.driver),
               secretKey: key ? new Uint8Array(key) : null,
@@ -225,15 +222,10 @@ export class Runtime implements TaskStarter {
               maxParameterBytes: this.maxParameterBytes,
               bundle: null,
             } satisfies Omit<ThreadBoot, "storePort" | "pauseCell" | "pauseName">,
-            // When the worker starts, with every class registered: the threads' build, and the
-            // modules of the registered classes, which threads import as they boot.
             prepare: async () => {
               const modules = [...(internals.threadHost ? [internals.threadHost] : []), ...this.taskModules, ...this.registry.modules()];
               const bundle = await threadBundle(this.logger, [...new Set(modules)]);
-              const preloadModules = this.registry.modules().filter((url) => !this.taskModules.includes(url));
-              return bundle
-                ? { entry: bundle.entry, workerData: { bundle: { built: bundle.built, modules: bundle.modules }, preloadModules } }
-                : { entry: THREAD_ENTRY, workerData: { preloadModules } };
+              return bundle && { entry: bundle.entry, workerData: { bundle: { built: bundle.built, modules: bundle.modules } } };
             },
             lendStore: (port) => new StoreLender(this.driver, port, () => this.worker?.wake()),
             logger: this.logger,

@@ -38,12 +38,6 @@ export interface ThreadBoot {
   /** A module whose `createThreadHost` builds the thread's runtime (the platform's), or null. */
   readonly hostModule: string | null;
   readonly taskModules: readonly string[];
-  /**
-   * Modules of the task classes registered in the worker's process, imported as the thread boots
-   * so that the first run of a class on a new thread does not wait for its module. One that
-   * fails here is imported again by its first run, which then fails with the error.
-   */
-  readonly preloadModules?: readonly string[];
   readonly maxParameterBytes: number;
   /** The build this thread booted from (thread-bundle.ts), or null when it booted from the sources. */
   readonly bundle: Pick<ThreadBundle, "built" | "modules"> | null;
@@ -189,9 +183,6 @@ function loadModule(url: string): Promise<void> {
   return loading;
 }
 for (const url of boot.taskModules) await loadModule(url);
-for (const url of boot.preloadModules ?? []) {
-  await loadModule(url).catch(() => modules.delete(url));
-}
 
 const running = new Map<number, RunAbort>();
 
