@@ -13,6 +13,23 @@ function ledger(file: string): string[] {
   return existsSync(file) ? readFileSync(file, "utf8").trim().split("\n").filter(Boolean) : [];
 }
 
+/**
+ * Holds up the worker's own thread for `ms` (a long GC, a stalled disk, a busy handler), in a
+ * callback after which the event loop runs its timers before it reads the threads' messages, as
+ * after any I/O callback or setImmediate.
+ */
+function stallWorkerThread(ms: number): Promise<void> {
+  return new Promise<void>((resolve) =>
+    setImmediate(() => {
+      const end = Date.now() + ms;
+      while (Date.now() < end) {
+        // spins
+      }
+      resolve();
+    }),
+  );
+}
+
 async function succeeded(runtime: Runtime, ids: readonly string[]): Promise<void> {
   await until(async () => {
     for (const id of ids) if ((await runtime.getTask(id)).state !== "succeeded") return false;
@@ -47,15 +64,7 @@ it("does not blame a shared thread for a stall of the worker's own thread: its a
   // ... while the worker's own thread is held up for longer than a shared thread may stay silent,
   // in a callback after which the event loop runs its timers (the watchdog) before it reads the
   // threads' messages (their answers), as after any I/O callback or setImmediate.
-  await new Promise<void>((resolve) =>
-    setImmediate(() => {
-      const end = Date.now() + 1_300;
-      while (Date.now() < end) {
-        // A synchronous stretch of the worker's process (a long GC, a stalled disk, a busy handler).
-      }
-      resolve();
-    }),
-  );
+  await stallWorkerThread(1_300);
   await succeeded(runtime, waiting.map((h) => h.id));
   assert.deepEqual(
     released.filter((id) => waiting.some((h) => h.id === id)),
@@ -94,15 +103,7 @@ it("starts tasks held ahead whose hold ran out during a stall of the worker's ow
   assert.equal((await runtime.countTasks()).running, 4);
   await new Promise((resolve) => setTimeout(resolve, 50));
   // The worker's thread is held up past the hold: the naps end meanwhile, their messages unread.
-  await new Promise<void>((resolve) =>
-    setImmediate(() => {
-      const end = Date.now() + 1_300;
-      while (Date.now() < end) {
-        // A synchronous stretch of the worker's process.
-      }
-      resolve();
-    }),
-  );
+  await stallWorkerThread(1_300);
   await succeeded(runtime, handles.map((h) => h.id));
   assert.deepEqual(released, [], "none handed back");
   for (const h of handles) assert.equal((await runtime.getTask(h.id)).attempt, 1);
