@@ -333,38 +333,32 @@ export class SqliteDriver implements StorageDriver {
     return this.statements;
   }
 
-  /** Runs fn alone on the connection: at once when no async transaction is open. */
   /**
    * Runs fn alone on the connection. fn is one statement or one transaction (or reads), so when
    * another connection holds the write lock it fails before it changed anything, and runs again
-   * once the lock is free (see retryWhileBusy).
+   * once the lock is free (see retryWhileBusy). Inside an open transaction the lock is held.
    */
   private exclusive<T>(fn: () => T): Promise<T> {
     this.checkpointer?.note();
-    if (this.inOpenTransaction()) {
-      try {
-        return Promise.resolve(fn());
-      } catch (error) {
-        return Promise.reject(error);
-      }
+    const inTransaction = this.inOpenTransaction() !== undefined;
+    if (!inTransaction && !this.lane.idle) return this.lane.run(() => this.runOrRetry(fn));
+    try {
+      return Promise.resolve(fn());
+    } catch (error) {
+      // Nothing else has run since: the retries keep its place in the lane.
+      if (!inTransaction && isBusy(error)) return this.lane.run(() => this.retryWhileBusy(fn, error));
+      return Promise.reject(error);
     }
-    if (this.lane.idle) {
-      try {
-        return Promise.resolve(fn());
-      } catch (error) {
-        // Nothing else has run since: the retries keep its place in the lane.
-        if (isBusy(error)) return this.lane.run(() => this.retryWhileBusy(fn, error));
-        return Promise.reject(error);
-      }
+  }
+
+  /** Runs fn; while another connection holds the write lock, again on a timer (retryWhileBusy). */
+  private runOrRetry<T>(fn: () => T): T | Promise<T> {
+    try {
+      return fn();
+    } catch (error) {
+      if (isBusy(error)) return this.retryWhileBusy(fn, error);
+      throw error;
     }
-    return this.lane.run(() => {
-      try {
-        return fn();
-      } catch (error) {
-        if (isBusy(error)) return this.retryWhileBusy(fn, error);
-        throw error;
-      }
-    });
   }
 
   /**
@@ -836,12 +830,7 @@ export class SqliteDriver implements StorageDriver {
     const outer = this.inOpenTransaction();
     if (outer) return fn(outer);
     return this.lane.run(async () => {
-      try {
-        this.db.exec("BEGIN IMMEDIATE");
-      } catch (error) {
-        if (!isBusy(error)) throw error;
-        await this.retryWhileBusy(() => this.db.exec("BEGIN IMMEDIATE"), error);
-      }
+      await this.runOrRetry(() => this.db.exec("BEGIN IMMEDIATE"));
       let open = true;
       const tx: DriverTransaction & { owner: SqliteDriver } = {
         driver: this,
