@@ -10,6 +10,11 @@ import { createHttpServer } from "../../src/http/server.ts";
 import { runAsUser, Task, type IBackgroundTask, type IUserConnectionRequired, type TaskContext, type UserConnectionLike } from "../../src/index.ts";
 import { newStore, runtimeOn, STORES } from "../scheduling/stores.ts";
 
+/** The exposition text of the runtime's /metrics. */
+async function scrape(app: Awaited<ReturnType<typeof createHttpServer>>): Promise<string> {
+  return (await app.inject({ method: "GET", url: "/metrics" })).body;
+}
+
 class Chatty implements IBackgroundTask<{ order: string }>, IUserConnectionRequired {
   setUserConnection(): void {}
   run(p: { order: string }, context: TaskContext): void {
@@ -93,13 +98,13 @@ for (const store of STORES) {
         // Moving the clock makes them due: the depth is read when scraped.
         runtime.driver.clockShift(3_600_000);
         await runtime.worker?.stop({ graceMs: 0 });
-        const again = (await app.inject({ method: "GET", url: "/metrics" })).body;
+        const again = await scrape(app);
         assert.match(again, /^underway_queue_depth\{queue="later",state="due"\} 2$/m);
         // Counters keep their totals from one scrape to the next: counted once, not again.
         assert.match(again, /^underway_tasks_enqueued_total\{task="Ok"\} 3$/m);
         assert.match(again, /^underway_tasks_succeeded_total\{task="Ok"\} 1$/m);
         await runtime.run(() => Task.startNew(Ok, { n: 4 }));
-        const third = (await app.inject({ method: "GET", url: "/metrics" })).body;
+        const third = await scrape(app);
         assert.match(third, /^underway_tasks_enqueued_total\{task="Ok"\} 4$/m);
       } finally {
         await app.close();
@@ -112,10 +117,10 @@ for (const store of STORES) {
       await runtime.run(() => Task.startNewMany(Ok, [{ n: 2 }, { n: 3 }]));
       const app = await createHttpServer({ runtime, webRoot: false });
       try {
-        const first = (await app.inject({ method: "GET", url: "/metrics" })).body;
+        const first = await scrape(app);
         assert.match(first, /^underway_tasks_enqueued_total\{task="Ok"\} 3$/m);
         await runtime.run(() => Task.startNew(Ok, { n: 4 }));
-        const second = (await app.inject({ method: "GET", url: "/metrics" })).body;
+        const second = await scrape(app);
         assert.match(second, /^underway_tasks_enqueued_total\{task="Ok"\} 4$/m);
       } finally {
         await app.close();
