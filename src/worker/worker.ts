@@ -635,8 +635,8 @@ export class Worker {
           id: task.id,
           name: task.name,
           module: entry.dynamic ? null : entry.module,
-          // A view may share a larger buffer (the driver's), which a message would copy whole.
-          parameters: new Uint8Array(task.parameters),
+          // Copied into the message's one buffer for all its attempts (see packRuns).
+          parameters: task.parameters,
           attempt: task.attempt,
           maxAttempts: task.maxAttempts,
           initiator: task.initiator,

@@ -18,7 +18,7 @@ import type { Logger } from "../../tasks/logger.ts";
 import type { TaskContext, UserConnectionLike } from "../../tasks/types.ts";
 import { executeInProcess } from "../../worker/executor.ts";
 import { RunAbort } from "../../worker/run-abort.ts";
-import type { FailureKind, FromThread, LogLevel, ThreadRun, ToThread } from "../../worker/isolation/protocol.ts";
+import { unpackRuns, type FailureKind, type FromThread, type LogLevel, type ThreadRun, type ToThread } from "../../worker/isolation/protocol.ts";
 import type { UserConnectionFactory } from "../../worker/worker.ts";
 import { Runtime, type RuntimeConfig, type RuntimeInternals } from "../runtime.ts";
 import { importTaskModule } from "../task-modules.ts";
@@ -72,11 +72,25 @@ function flush(): void {
   if (messages.length === 0) return;
   if (messages.length === 1) return sendNow(messages[0]!);
   try {
-    port!.postMessage({ t: "many", messages } satisfies FromThread);
+    port!.postMessage(packed(messages));
   } catch {
     // One of them the structured clone cannot carry: each on its own, that one as text.
     for (const m of messages) sendNow(m);
   }
+}
+
+/** One message for a turn's messages: the attempts that succeeded and returned nothing packed. */
+function packed(messages: readonly FromThread[]): FromThread {
+  const then: FromThread[] = [];
+  const runIds: number[] = [];
+  const ms: number[] = [];
+  for (const m of messages) {
+    if (m.t === "done" && m.ok && m.result === undefined) {
+      runIds.push(m.runId);
+      ms.push(m.ms);
+    } else then.push(m);
+  }
+  return runIds.length > 0 ? { t: "packed", then, runIds, ms } : { t: "many", messages: then };
 }
 
 function sendNow(message: FromThread): void {
@@ -254,7 +268,10 @@ async function execute(runId: number, run: ThreadRun): Promise<void> {
 }
 
 port.on("message", function onMessage(message: ToThread): void {
-  if (message.t === "many") {
+  if (message.t === "packed") {
+    unpackRuns(message.runs, (runId, run) => void execute(runId, run));
+    for (const m of message.then) onMessage(m);
+  } else if (message.t === "many") {
     for (const m of message.messages) onMessage(m);
   } else if (message.t === "ping") {
     send({ t: "pong" });

@@ -8,7 +8,7 @@ import { TaskInterruptedError } from "../../tasks/errors/task-interrupted-error.
 import { TaskMemoryLimitError } from "../../tasks/errors/task-memory-limit-error.ts";
 import { TaskTimeoutError } from "../../tasks/errors/task-timeout-error.ts";
 import type { Logger } from "../../tasks/logger.ts";
-import type { FailureKind, FromThread, LogLevel, ThreadRun, ToThread } from "./protocol.ts";
+import { packRuns, type FailureKind, type FromThread, type LogLevel, type ThreadRun, type ToThread } from "./protocol.ts";
 import { ThreadTaskError } from "./thread-task-error.ts";
 import type { AbortListener, RunAbort } from "../run-abort.ts";
 import { isLoading, newPauseCell, ThreadPauser, type PauseCell } from "./throttle.ts";
@@ -127,6 +127,8 @@ interface Current {
   readonly name: string;
   readonly startedAt: number;
   onMessage(message: FromThread): void;
+  /** It succeeded and returned nothing, in `ms` as its thread measured it (a packed end). */
+  onSucceeded(ms: number): void;
   onGone(error: Error): void;
   /** Its run message could not be sent (the thread never saw it). */
   onRefused(error: Error): void;
@@ -212,6 +214,11 @@ class PoolThread {
           for (const m of message.messages) onMessage(m);
           return;
         }
+        if (message.t === "packed") {
+          for (const m of message.then) onMessage(m);
+          for (let i = 0; i < message.runIds.length; i++) this.runs.get(message.runIds[i]!)?.onSucceeded(message.ms[i]!);
+          return;
+        }
         if (message.t === "ready") {
           booted = true;
           this.tid = message.tid;
@@ -283,12 +290,12 @@ class PoolThread {
     this.outbox = [];
     if (messages.length === 0 || this.gone) return;
     try {
-      this.thread.postMessage(messages.length === 1 ? messages[0] : { t: "many", messages });
+      this.thread.postMessage(packed(messages));
     } catch {
       // One the structured clone cannot carry: the others go on their own.
       for (const m of messages) {
         try {
-          this.thread.postMessage(m);
+          this.thread.postMessage(packed([m]));
         } catch (error) {
           if (m.t === "run") this.runs.get(m.runId)?.onRefused(error instanceof Error ? error : new Error(String(error)));
         }
@@ -320,6 +327,18 @@ class PoolThread {
       this.thread.once("exit", () => clearInterval(again));
     });
   }
+}
+
+/** One message for what a turn sends a thread: its attempts packed (see packRuns), the rest as they are. */
+function packed(messages: readonly ToThread[]): ToThread {
+  const runs: Extract<ToThread, { t: "run" }>[] = [];
+  const then: ToThread[] = [];
+  for (const m of messages) {
+    if (m.t === "run") runs.push(m);
+    else then.push(m);
+  }
+  if (runs.length > 0) return { t: "packed", runs: packRuns(runs), then };
+  return then.length === 1 ? then[0]! : { t: "many", messages: then };
 }
 
 /**
@@ -1076,6 +1095,7 @@ class PlacedRun implements Current {
         this.ackTimer = null;
         return;
       case "done":
+        if (message.ok && !message.result) return this.onSucceeded(message.ms);
         this.pool.runMeasured(this.name, message.ms);
         // After an abort, the run ends with the abort's reason whatever the task did then.
         if (this.abortReason) this.finish(this.abortReason, true);
@@ -1085,6 +1105,12 @@ class PlacedRun implements Current {
         } else this.finish(new ThreadTaskError(message.error, message.kind), true);
         return;
     }
+  }
+
+  onSucceeded(ms: number): void {
+    this.pool.runMeasured(this.name, ms);
+    // After an abort, the run ends with the abort's reason whatever the task did then.
+    this.finish(this.abortReason, true);
   }
 
   onGone(error: Error): void {

@@ -24,7 +24,49 @@ export type ToThread =
   /** Are you there? A thread that does not answer is running synchronously. */
   | { readonly t: "ping" }
   /** Several of the above, in order: what one turn of the worker's event loop sent (one wake-up of the thread). */
-  | { readonly t: "many"; readonly messages: readonly ToThread[] };
+  | { readonly t: "many"; readonly messages: readonly ToThread[] }
+  /**
+   * What one turn sent, with its attempts packed (see packRuns): the attempts first, then
+   * `then` in order (an abort in it only ever names an attempt sent before it).
+   */
+  | { readonly t: "packed"; readonly runs: PackedRuns; readonly then: readonly ToThread[] };
+
+/**
+ * Attempts as the structured clone carries them fastest: one array of fields per attempt (an
+ * object would carry every property name with every attempt) and all their parameters in one
+ * buffer (a buffer each costs an allocation on both sides and dominates the copy).
+ */
+export interface PackedRuns {
+  /** Per attempt: runId, id, name, module, end of its parameters in `bytes`, attempt, maxAttempts, initiator, withUserConnection. */
+  readonly fields: readonly PackedRunFields[];
+  readonly bytes: Uint8Array;
+}
+
+export type PackedRunFields = readonly [number, string, string, string | null, number, number, number, Initiator | null, boolean];
+
+/** Packs "run" messages (their parameters copied into one buffer). */
+export function packRuns(runs: readonly { readonly runId: number; readonly run: ThreadRun }[]): PackedRuns {
+  let size = 0;
+  for (const { run } of runs) size += run.parameters.byteLength;
+  const bytes = new Uint8Array(size);
+  const fields: PackedRunFields[] = [];
+  let end = 0;
+  for (const { runId, run } of runs) {
+    bytes.set(run.parameters, end);
+    end += run.parameters.byteLength;
+    fields.push([runId, run.id, run.name, run.module, end, run.attempt, run.maxAttempts, run.initiator, run.withUserConnection]);
+  }
+  return { fields, bytes };
+}
+
+/** The attempts of packRuns, in order; each one's parameters a view of the shared buffer. */
+export function unpackRuns(packed: PackedRuns, each: (runId: number, run: ThreadRun) => void): void {
+  let start = 0;
+  for (const [runId, id, name, module, end, attempt, maxAttempts, initiator, withUserConnection] of packed.fields) {
+    each(runId, { id, name, module, parameters: packed.bytes.subarray(start, end), attempt, maxAttempts, initiator, withUserConnection });
+    start = end;
+  }
+}
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -39,4 +81,10 @@ export type FromThread =
   | { readonly t: "done"; readonly runId: number; readonly ms: number; readonly ok: true; readonly result?: Uint8Array }
   | { readonly t: "done"; readonly runId: number; readonly ms: number; readonly ok: false; readonly error: ThrownInfo; readonly kind: FailureKind }
   /** Several of the above, in order: what one turn of the thread's event loop sent. */
-  | { readonly t: "many"; readonly messages: readonly FromThread[] };
+  | { readonly t: "many"; readonly messages: readonly FromThread[] }
+  /**
+   * What one turn sent, with the attempts that succeeded and returned nothing packed: `then`
+   * first, in order, then those (`runIds[i]` ran `ms[i]`). A run's own earlier messages (its
+   * progress) are in `then` or in an earlier message, so they still come before its end.
+   */
+  | { readonly t: "packed"; readonly then: readonly FromThread[]; readonly runIds: readonly number[]; readonly ms: readonly number[] };
