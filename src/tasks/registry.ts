@@ -210,6 +210,15 @@ export class TaskRegistry {
     this.resolver = resolver;
   }
 
+  /**
+   * resolveForRun's answer when it needs no resolver, without a promise: the registered class, or
+   * undefined when there is no resolver to ask; null when only resolveForRun can tell.
+   */
+  resolveRegistered(name: string): RegistryEntry | undefined | null {
+    const known = this.byName.get(name);
+    return known || !this.resolver ? known : null;
+  }
+
   /** The class to run a task of this name with: a registered one, else the resolver's. */
   async resolveForRun(name: string): Promise<RegistryEntry | undefined> {
     const known = this.byName.get(name);

@@ -186,11 +186,14 @@ if (boot.hostModule) {
 }
 
 const modules = new Map<string, Promise<void>>();
+/** Modules whose classes are registered: nothing to wait for. */
+const loaded = new Set<string>();
 function loadModule(url: string): Promise<void> {
   let loading = modules.get(url);
   if (!loading) {
     loading = whileLoading(boot.pauseCell, () => importable(url).then(importTaskModule)).then((classes) => {
       for (const c of classes) host.runtime.registry.register(c, url, url);
+      loaded.add(url);
     });
     modules.set(url, loading);
   }
@@ -223,8 +226,10 @@ async function execute(runId: number, run: ThreadRun): Promise<void> {
   let began = performance.now();
   try {
     const parameters = decodeParameters(run.parameters);
-    if (run.module) await loadModule(run.module);
-    const entry = await host.runtime.registry.resolveForRun(run.name);
+    if (run.module && !loaded.has(run.module)) await loadModule(run.module);
+    const { registry } = host.runtime;
+    const registered = registry.resolveRegistered(run.name);
+    const entry = registered !== null ? registered : await registry.resolveForRun(run.name);
     if (!entry) throw new UnknownTaskError(run.name, host.runtime.registry.names());
     began = performance.now();
     let userConnection: UserConnectionLike | null = null;

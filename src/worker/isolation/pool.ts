@@ -942,14 +942,24 @@ export class ThreadPool {
    * Runs one attempt on a thread: resolves when it succeeded, with its encoded result if run
    * returned one; rejects with why it did not succeed.
    */
-  async run(r: IsolatedRun): Promise<Uint8Array | undefined> {
+  run(r: IsolatedRun): Promise<Uint8Array | undefined> {
     const { abort } = r;
-    if (abort.aborted) throw abort.reason;
+    if (abort.aborted) return Promise.reject(abort.reason as Error);
     const limit = r.memoryLimitMb ?? this.memoryLimitMb;
     const name = r.run.name;
     const withRoom = this.shareable(name) ? this.sharedWithRoom(limit, name) : null;
-    if (withRoom) withRoom.reserved.push(name);
-    const thread = withRoom ?? (await this.acquire(limit, name, abort, r.onBlocked));
+    // On a shared thread with room, placed now (no promise to wait for: one less turn per attempt).
+    if (withRoom) {
+      withRoom.reserved.push(name);
+      return this.place(withRoom, r);
+    }
+    return this.acquire(limit, name, abort, r.onBlocked).then((thread) => this.place(thread, r));
+  }
+
+  /** Places the attempt on the thread handed to it (reserved for it until now). */
+  private place(thread: PoolThread, r: IsolatedRun): Promise<Uint8Array | undefined> {
+    const { abort } = r;
+    const name = r.run.name;
     thread.reserved.splice(thread.reserved.indexOf(name), 1);
     // Whether the class may share is decided when it is placed: it may have proven short while it waited.
     if (thread.runs.size === 0) thread.shared = this.shareable(name);
