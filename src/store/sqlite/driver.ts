@@ -56,6 +56,15 @@ export interface SqliteDriverOptions {
   readonly checkpointThread?: boolean;
 }
 
+/**
+ * The page size of a database file this driver creates, bytes. Every commit writes each page it
+ * changed to the write-ahead log whole: an enqueue changes about six (the row, its indexes, the
+ * change mark), so with SQLite's default of 4,096 a one-task commit writes about 24 KB. With 2,048
+ * it writes half that: one-at-a-time enqueues ran 14% faster here, while claims, completions and
+ * bulk enqueues ran as fast as with 4,096 (1,024 made claims 10% and bulk enqueues 13% slower).
+ */
+const PAGE_SIZE = 2_048;
+
 const CAPABILITIES: DriverCapabilities = {
   skipLocked: false,
   notifications: "file-watch",
@@ -164,6 +173,8 @@ export class SqliteDriver implements StorageDriver {
     // Opening may wait for a lock (another process converting a new file to WAL, or recovering
     // the log after a crash): the constructor cannot wait on a timer, so SQLite waits here.
     this.db.pragma(`busy_timeout = ${Math.round(this.busyTimeoutMs)}`);
+    // Only a new file takes it (a file that has pages keeps its size): see PAGE_SIZE.
+    this.db.pragma(`page_size = ${PAGE_SIZE}`);
     this.db.pragma("journal_mode = WAL");
     this.db.pragma(`synchronous = ${options.durability === "full" ? "FULL" : "NORMAL"}`);
     this.db.pragma("foreign_keys = ON");
