@@ -5,9 +5,22 @@
  * child, with a link to it as the messaging conventions suggest).
  * Layer: beside worker/ and maintenance/.
  */
-import { context, SpanKind, SpanStatusCode, trace, TraceFlags, type Span, type SpanContext } from "@opentelemetry/api";
+import { context, ProxyTracerProvider, SpanKind, SpanStatusCode, trace, TraceFlags, type Span, type SpanContext } from "@opentelemetry/api";
 
 const TRACER = "underway";
+
+/** What a tracer provider without an SDK behind it hands out (the API's no-op one). */
+const NO_SDK = new ProxyTracerProvider().getDelegate();
+
+/**
+ * Whether an SDK is registered: without one every span is a no-op, and the spans of an attempt
+ * (made thousands of times a second) are not made at all. Asked at each span, so an SDK
+ * registered later traces from then on.
+ */
+function tracing(): boolean {
+  const provider = trace.getTracerProvider();
+  return !(provider instanceof ProxyTracerProvider && provider.getDelegate() === NO_SDK);
+}
 
 /** W3C traceparent of a span context; null when it is not valid (no SDK: the no-op span). */
 export function traceparentOf(spanContext: SpanContext): string | null {
@@ -28,6 +41,7 @@ export function spanContextOf(traceparent: string | null | undefined): SpanConte
  * (null without an SDK).
  */
 export async function withEnqueueSpan<T>(names: readonly string[], insert: (traceparent: string | null) => Promise<T>): Promise<T> {
+  if (!tracing()) return insert(null);
   const first = names[0] ?? "task";
   const span = trace.getTracer(TRACER).startSpan(`underway.enqueue ${first}`, {
     kind: SpanKind.PRODUCER,
@@ -49,6 +63,7 @@ export class AttemptSpans {
   private readonly open = new Map<string, Span>();
 
   started(task: { taskId: string; name: string; attempt: number; traceContext?: string | null | undefined }): void {
+    if (!tracing()) return;
     const producer = spanContextOf(task.traceContext);
     const parent = producer ? trace.setSpanContext(context.active(), producer) : context.active();
     const span = trace.getTracer(TRACER).startSpan(
@@ -64,6 +79,7 @@ export class AttemptSpans {
   }
 
   ended(task: { taskId: string; attempt: number }, outcome: "succeeded" | "failed" | "dead" | "released", error?: { name: string; message: string }): void {
+    if (this.open.size === 0) return;
     const key = `${task.taskId}#${task.attempt}`;
     const span = this.open.get(key);
     if (!span) return;
