@@ -41,7 +41,12 @@ export function spanContextOf(traceparent: string | null | undefined): SpanConte
  * (null without an SDK).
  */
 export async function withEnqueueSpan<T>(names: readonly string[], insert: (traceparent: string | null) => Promise<T>): Promise<T> {
-  if (!tracing()) return insert(null);
+  // No SDK here: no span, but the caller's trace (a request's, given by a propagator) still goes
+  // with the task, as the no-op span would carry it, for a worker that traces.
+  if (!tracing()) {
+    const caller = trace.getSpanContext(context.active());
+    return insert(caller ? traceparentOf(caller) : null);
+  }
   const first = names[0] ?? "task";
   const span = trace.getTracer(TRACER).startSpan(`underway.enqueue ${first}`, {
     kind: SpanKind.PRODUCER,

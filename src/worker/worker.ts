@@ -527,14 +527,19 @@ export class Worker {
       pickupLatencyMs: task.claimedAtMs !== undefined && task.runAtMs !== undefined ? task.claimedAtMs - task.runAtMs : null,
       traceContext: task.traceContext ?? null,
     });
-    run.done = this.execute(run).then(
-      (outcome) => this.end(run, outcome),
-      (error: unknown) => {
-        // execute() catches everything a task does; this is a bug of ours. Keep the worker alive.
-        this.options.logger.error({ err: error, taskId: task.id }, "internal error while running a task");
-        this.end(run, this.failure(run, error, null));
-      },
-    );
+    const failed = (error: unknown): void => {
+      // execute() catches everything a task does; this is a bug of ours. Keep the worker alive.
+      this.options.logger.error({ err: error, taskId: task.id }, "internal error while running a task");
+      this.end(run, this.failure(run, error, null));
+    };
+    let running: Promise<RunOutcome>;
+    try {
+      // Not an async function: what it throws before its first promise is thrown here.
+      running = this.execute(run);
+    } catch (error) {
+      running = Promise.reject(error as Error);
+    }
+    run.done = running.then((outcome) => this.end(run, outcome), failed);
   }
 
   private execute(run: ActiveRun): Promise<RunOutcome> {

@@ -218,9 +218,14 @@ function reasonFrom(info: ThrownInfo, kind: FailureKind): Error {
   return error;
 }
 
-async function execute(runId: number, run: ThreadRun): Promise<void> {
+/** An attempt the worker sent: known (its abort can find it) from now, before it starts. */
+function admit(runId: number): RunAbort {
   const abort = new RunAbort();
   running.set(runId, abort);
+  return abort;
+}
+
+async function execute(runId: number, run: ThreadRun, abort: RunAbort): Promise<void> {
   // The run's time, which decides whether its class shares threads, leaves out the first load of
   // its module: a class whose module takes long to load is not a long-running class.
   let began = performance.now();
@@ -274,14 +279,19 @@ async function execute(runId: number, run: ThreadRun): Promise<void> {
 
 port.on("message", function onMessage(message: ToThread): void {
   if (message.t === "packed") {
-    unpackRuns(message.runs, (runId, run) => void execute(runId, run));
+    // Every attempt of the message is known before any starts (a registered class's run starts
+    // at once): an abort sent with it finds it and keeps it from starting, and no task's code
+    // runs before the rest of the message is read.
+    const runs: [number, ThreadRun, RunAbort][] = [];
+    unpackRuns(message.runs, (runId, run) => runs.push([runId, run, admit(runId)]));
     for (const m of message.then) onMessage(m);
+    for (const [runId, run, abort] of runs) void execute(runId, run, abort);
   } else if (message.t === "many") {
     for (const m of message.messages) onMessage(m);
   } else if (message.t === "ping") {
     send({ t: "pong" });
   } else if (message.t === "run") {
-    void execute(message.runId, message.run);
+    void execute(message.runId, message.run, admit(message.runId));
   } else if (message.t === "abort") {
     send({ t: "abortAck", runId: message.runId });
     running.get(message.runId)?.abort(reasonFrom(message.reason, message.kind));

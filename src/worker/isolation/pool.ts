@@ -961,6 +961,13 @@ export class ThreadPool {
     const { abort } = r;
     const name = r.run.name;
     thread.reserved.splice(thread.reserved.indexOf(name), 1);
+    if (abort.aborted) {
+      // Aborted between the thread's hand-over and now: the thread never hears of it, and is free
+      // for others (an abort sent for a run it never got would be taken for a run that ignores it).
+      if (thread.runs.size === 0) this.makeIdle(thread);
+      else this.fillShared(thread);
+      return Promise.reject(abort.reason instanceof Error ? abort.reason : new Error(String(abort.reason)));
+    }
     // Whether the class may share is decided when it is placed: it may have proven short while it waited.
     if (thread.runs.size === 0) thread.shared = this.shareable(name);
     const runId = this.nextRunId++;
@@ -971,10 +978,6 @@ export class ThreadPool {
       this.lastRunAt = attempt.startedAt;
       thread.pingSentAt = 0;
       this.watch();
-      if (abort.aborted) {
-        attempt.handleEvent();
-        return;
-      }
       abort.listen(attempt);
       thread.post({ t: "run", runId, run: r.run });
       // Other attempts of its class that wait may join it now.
