@@ -287,7 +287,11 @@ for (const store of STORES) {
       for (const h of handles) assert.equal((await ended(runtime, h.id)).state, "succeeded");
       assert.equal(ledger(file).length, 18);
       const threads = new Set(ledger(file).map((line) => line.split(":")[2]));
-      assert.ok(threads.size <= 2, `18 attempts of a short class ran on ${threads.size} threads`);
+      // Two threads when the quick runs measure short (under 2 ms) from the start. On a loaded
+      // machine they may measure longer at first, and attempts that waited 20 ms then boot one
+      // more pair (the pool's boot concurrency) before the class proves short. A waiter that got a
+      // thread of its own instead of joining would take up to ten.
+      assert.ok(threads.size <= 4, `18 attempts of a short class ran on ${threads.size} threads`);
     });
 
     it("lets a thread whose attempt was placed alone take attempts of its class beside it once the class proves short", async () => {
