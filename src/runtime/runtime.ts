@@ -177,6 +177,7 @@ export class Runtime implements TaskStarter {
   readonly metrics: TaskMetrics;
   private readonly attemptSpans = new AttemptSpans();
   private continuationsSoon = false;
+  private continuationsAgain: NodeJS.Timeout | null = null;
   /** This process's id in the store: worker id and maintenance holder id. */
   readonly nodeId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
   private readonly events = new EventEmitter<RuntimeEvents>();
@@ -368,6 +369,7 @@ export class Runtime implements TaskStarter {
         await this.continuer?.stop();
         await this.elector?.stop();
       }
+      if (this.continuationsAgain) clearTimeout(this.continuationsAgain);
       clearDefaultRuntime(this);
       await this.driver.close();
       this.state = "stopped";
@@ -687,8 +689,12 @@ export class Runtime implements TaskStarter {
       this.driver.taskInsertContinuation(traceContext ? { ...row, traceContext } : row, { taskIds: after, onlyOnSuccess: when === "succeeded" }, tx),
     );
     this.metrics.taskEnqueued(row.name);
-    // The predecessors may have ended already.
+    // The predecessors may have ended already. And one may be ending now: on PostgreSQL, a
+    // completion whose statement began before this insert committed does not see the new edge
+    // (it reports no continuations) and may commit after the look below. A second look shortly
+    // after catches that; the maintenance leader's pass (every second) stays the last resort.
     this.resolveContinuationsSoon();
+    this.resolveContinuationsAgain();
     return this.handle(id);
   }
 
@@ -717,6 +723,20 @@ export class Runtime implements TaskStarter {
   }
 
   /** Once per turn of the event loop: start continuations of tasks that ended here. */
+  /**
+   * One more look CONTINUATIONS_AGAIN_MS after the last continuation stored here (see
+   * continueWith); each one's own first look covers the ones before it.
+   */
+  private resolveContinuationsAgain(): void {
+    if (!this.continuer) return;
+    if (this.continuationsAgain) clearTimeout(this.continuationsAgain);
+    this.continuationsAgain = setTimeout(() => {
+      this.continuationsAgain = null;
+      this.resolveContinuationsSoon();
+    }, CONTINUATIONS_AGAIN_MS);
+    this.continuationsAgain.unref();
+  }
+
   private resolveContinuationsSoon(): void {
     if (this.continuationsSoon || !this.continuer) return;
     this.continuationsSoon = true;
@@ -759,6 +779,12 @@ export class Runtime implements TaskStarter {
     }
   }
 }
+
+/**
+ * After a continuation is stored, how long until the second look for predecessors that ended
+ * meanwhile, ms: a completion that raced the insert has committed by then (it is one statement).
+ */
+const CONTINUATIONS_AGAIN_MS = 100;
 
 function isolationOf(value: RuntimeConfig["isolation"]): Required<IsolationConfig> {
   const given: IsolationConfig = value === undefined ? {} : typeof value === "string" ? { mode: value } : value;
