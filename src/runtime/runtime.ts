@@ -722,7 +722,6 @@ export class Runtime implements TaskStarter {
     return this.driver.taskStats({ windowMs });
   }
 
-  /** Once per turn of the event loop: start continuations of tasks that ended here. */
   /**
    * One more look CONTINUATIONS_AGAIN_MS after the last continuation stored here (see
    * continueWith); each one's own first look covers the ones before it.
@@ -737,6 +736,7 @@ export class Runtime implements TaskStarter {
     this.continuationsAgain.unref();
   }
 
+  /** Once per turn of the event loop: start continuations of tasks that ended here. */
   private resolveContinuationsSoon(): void {
     if (this.continuationsSoon || !this.continuer) return;
     this.continuationsSoon = true;
