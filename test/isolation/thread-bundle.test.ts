@@ -68,6 +68,6 @@ describe("task threads' build", () => {
     const hog = await runtime.run(() => Task.startNew(HogTask, null, { maxAttempts: 1 }));
     const task = await runtime.waitForTask(hog.id, { timeoutMs: 30_000 }).catch(() => runtime.getTask(hog.id));
     assert.equal(task.state, "dead");
-    assert.equal(task.lastError?.name, "TaskMemoryLimitError", "the thread booted (from the sources) and met its limit");
+    assert.equal(task.lastError?.name, "TaskMemoryLimitError", `the thread booted (from the sources) and met its limit: ${JSON.stringify(task.lastError)}`);
   });
 });

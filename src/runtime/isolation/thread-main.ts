@@ -163,6 +163,18 @@ async function importable(url: string): Promise<string> {
 const LOADER = Symbol.for("underway.typescriptLoader");
 
 /**
+ * tsx's loader as `node --import tsx` registers it, which the thread does not inherit (see
+ * worker/isolation/exec-argv.ts): its require hooks (a TypeScript module outside any package of
+ * type "module" is loaded through them), then its import hooks.
+ */
+async function registerTsx(): Promise<void> {
+  // The package has no typings of its own: imported for its effect.
+  await import("tsx" as string);
+  const { register: registerImports } = (await import("tsx/esm/api")) as { register(): unknown };
+  registerImports();
+}
+
+/**
  * A module from outside the bundle (an application's task module) may be TypeScript, and may
  * import underway's sources: register tsx's loader first (once), and, when booted from the
  * bundle, the hooks that point such imports at the bundle's copies.
@@ -171,8 +183,7 @@ async function typescriptLoader(): Promise<void> {
   const flags = globalThis as Record<symbol, unknown>;
   if (flags[LOADER]) return;
   flags[LOADER] = true;
-  const { register: registerTsx } = (await import("tsx/esm/api")) as { register(): unknown };
-  registerTsx();
+  await registerTsx();
   if (boot.bundle) register(new URL("./bundle-hooks.mjs", import.meta.url), { data: boot.bundle });
 }
 

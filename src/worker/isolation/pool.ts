@@ -10,6 +10,7 @@ import { TaskTimeoutError } from "../../tasks/errors/task-timeout-error.ts";
 import type { Logger } from "../../tasks/logger.ts";
 import { packRuns, type FailureKind, type FromThread, type LogLevel, type ThreadRun, type ToThread } from "./protocol.ts";
 import { ThreadTaskError } from "./thread-task-error.ts";
+import { withoutTsxPreloads } from "./exec-argv.ts";
 import type { AbortListener, RunAbort } from "../run-abort.ts";
 import { isLoading, newPauseCell, ThreadPauser, type PauseCell } from "./throttle.ts";
 
@@ -61,6 +62,9 @@ export interface IsolatedRun {
   readonly onBlocked?: (blocked: boolean) => void;
   readonly logger: Logger;
 }
+
+/** The process's options, but tsx's loader: a thread registers it itself if it needs it (see exec-argv.ts). */
+const THREAD_EXEC_ARGV = withoutTsxPreloads(process.execArgv);
 
 /** An aborted task's thread that does not even answer within this is blocked: stopped at once. */
 const ABORT_ACK_MS = 250;
@@ -205,6 +209,7 @@ class PoolThread {
       workerData: { ...boot.workerData, storePort: channel.port2, pauseCell: this.pause.cell, pauseName: this.pause.name },
       transferList: [channel.port2],
       resourceLimits: { maxOldGenerationSizeMb: memoryLimitMb },
+      execArgv: THREAD_EXEC_ARGV,
     });
     let firstError: Error | null = null;
     let booted = false;
