@@ -1,5 +1,12 @@
-/** Cron expressions with a time zone (croner), checked with errors that name what was wrong. */
-import { Cron } from "croner";
+/**
+ * Cron expressions with a time zone (croner), checked with errors that name what was wrong.
+ * croner is loaded with the first expression: a task thread, which every process boots several
+ * of, seldom reads one.
+ */
+import { createRequire } from "node:module";
+import type { Cron } from "croner";
+
+let croner: typeof import("croner") | null = null;
 
 /** A checked cron expression in its time zone. */
 export interface CronTicks {
@@ -30,7 +37,8 @@ export function cronTicks(expression: unknown, timeZone: unknown, what: string):
   }
   let cron: Cron;
   try {
-    cron = new Cron(expression, { timezone: zone, paused: true });
+    croner ??= createRequire(import.meta.url)("croner") as typeof import("croner");
+    cron = new croner.Cron(expression, { timezone: zone, paused: true });
   } catch (error) {
     throw new RangeError(`${what}: bad cron expression ${JSON.stringify(expression)}: ${(error as Error).message}`, { cause: error });
   }
