@@ -10,7 +10,7 @@ const MAX_COMPLETE_BATCH = 1_000;
  * Collects run outcomes and writes them in batches: everything that finished during one turn of
  * the event loop is recorded in one transaction. While outcomes keep coming (runs in threads end
  * one message at a time), a batch waits a millisecond for more: a transaction per outcome would
- * cost more than the runs.
+ * cost more than the runs. A batch of `eagerAt` outcomes waits for no more.
  */
 export class Completer<T extends RunOutcome = RunOutcome> {
   private pending: T[] = [];
@@ -20,10 +20,18 @@ export class Completer<T extends RunOutcome = RunOutcome> {
   /** Outcomes in the write under way. */
   private writing = 0;
 
+  /** The coalescing wait under way (see add). */
+  private timer: NodeJS.Timeout | null = null;
+
   constructor(
     private readonly driver: StorageDriver,
     private readonly onWritten: (outcomes: readonly T[], rejected: ReadonlySet<string>, continuations: CompleteResult["continuations"]) => void,
     private readonly onError: (error: unknown, outcomes: readonly T[]) => void,
+    /**
+     * Outcomes that make a batch big enough to write without waiting for more (the worker's
+     * claims wait for outcomes that pile up: a millisecond's wait for more would idle it).
+     */
+    private readonly eagerAt = Infinity,
   ) {}
 
   get size(): number {
@@ -37,11 +45,22 @@ export class Completer<T extends RunOutcome = RunOutcome> {
 
   add(outcome: T): void {
     this.pending.push(outcome);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      if (performance.now() - this.lastWriteAt < BUSY_MS) setTimeout(() => void this.flush(), COALESCE_MS);
-      else setImmediate(() => void this.flush());
+    if (this.scheduled) {
+      // Waiting for more, and enough came: written on the next turn.
+      if (this.timer && this.pending.length >= this.eagerAt) {
+        clearTimeout(this.timer);
+        this.timer = null;
+        setImmediate(() => void this.flush());
+      }
+      return;
     }
+    this.scheduled = true;
+    if (performance.now() - this.lastWriteAt < BUSY_MS && this.pending.length < this.eagerAt) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        void this.flush();
+      }, COALESCE_MS);
+    } else setImmediate(() => void this.flush());
   }
 
   /**
@@ -52,6 +71,10 @@ export class Completer<T extends RunOutcome = RunOutcome> {
    */
   async flush(giveUpAfter = Infinity): Promise<void> {
     this.scheduled = false;
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
     let failures = 0;
     for (;;) {
       while (this.flushing) await this.flushing;

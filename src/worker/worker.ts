@@ -198,6 +198,8 @@ export class Worker {
       (outcomes, rejected, continuations) => this.written(outcomes, rejected, continuations),
       (error, outcomes) =>
         this.options.logger.error({ err: error, count: outcomes.length }, "recording task outcomes failed; retrying"),
+      // A claim's worth: claims wait once twice that is not stored (see BACKLOG_PER_CLAIM).
+      this.batchSize,
     );
   }
 
