@@ -83,3 +83,46 @@ it("claims no more while the store is behind with outcomes, and catches up", asy
   await until(async () => (await runtime.countTasks()).succeeded === 40, "every outcome to be stored");
   assert.equal(started, 40);
 });
+
+it("holds hundreds of short tasks ahead by default, even at concurrency 1", async () => {
+  const hold = gate();
+  const started: number[] = [];
+  class Tiny implements IBackgroundTask<{ n: number }> {
+    async run({ n }: { n: number }): Promise<void> {
+      started.push(n);
+      if (n === 150) await hold.promise;
+    }
+  }
+  const runtime = await startRuntime({ dir, tasks: [Tiny], worker: { concurrency: 1, leaseMs: 30_000 } });
+  await runtime.run(() => Task.startNewMany(Tiny, Array.from({ length: 260 }, (_, n) => ({ n }))));
+  // 150 short runs: the depth has grown past 150, so the 109 after the one that waits are all held.
+  await until(() => started.includes(150), "the run that waits");
+  await until(async () => (await runtime.countTasks()).running === 110, "the worker to hold the rest ahead");
+  assert.equal(runtime.worker?.activeCount, 1);
+  hold.open();
+  await until(async () => (await runtime.countTasks()).succeeded === 260, "every task to succeed");
+});
+
+it("holds no more tasks ahead than its slots run in half the hold at the recent pace", async () => {
+  const hold = gate();
+  let runs = 0;
+  class Steady implements IBackgroundTask<{ n: number }> {
+    async run({ n }: { n: number }): Promise<void> {
+      runs++;
+      // 45 ms of work (wall clock: still short, under 50 ms), then one that waits for the test.
+      if (n === 32) return hold.promise;
+      const end = performance.now() + 45;
+      while (performance.now() < end);
+    }
+  }
+  const runtime = await startRuntime({ dir, tasks: [Steady], worker: { concurrency: 1, leaseMs: 30_000 } });
+  await runtime.run(() => Task.startNewMany(Steady, Array.from({ length: 80 }, (_, n) => ({ n }))));
+  await until(() => runs === 33, "32 runs of 45 ms", 10_000);
+  // The recent pace (an average that started at 0) is about 40 ms a run after 32 runs: half a
+  // second's worth is 12 tasks. The depth alone (1 + 32 short runs) would hold 17 to 33.
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  const held = ((await runtime.countTasks()).running ?? 0) - 1;
+  assert.ok(held >= 5 && held <= 13, `held ${held} ahead`);
+  hold.open();
+  await until(async () => (await runtime.countTasks()).succeeded === 80, "every task to succeed", 10_000);
+});
