@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Task } from "../../src/index.ts";
@@ -94,6 +95,15 @@ describe("underway CLI", () => {
     assert.match(r.stderr, /underway: cannot open the SQLite database/);
     const pg = underway("tasks", "--db", "mysql://localhost/db");
     assert.match(pg.stderr, /unsupported database URL scheme/);
+  });
+
+  it("loads a TypeScript task module outside any package, as `node --import tsx` would", () => {
+    // No package.json of type "module" around it: tsx's require hooks load it, not its import hooks alone.
+    const module = join(tempDir(), "loose-tasks.ts");
+    writeFileSync(module, "export const notATask: number = 1;\n");
+    const r = underway("worker", "--db", tempDb(dir), "--tasks", module);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /loose-tasks\.ts exports no task class/, "loaded, then found no class");
   });
 
   it("refuses a task module that exports no task class", () => {
