@@ -42,7 +42,7 @@ export const SYSTEMS: Readonly<Record<SystemId, SystemInfo>> = {
     service: "sqlite",
     library: null,
     settings:
-      "`createRuntime({ db: <file>, worker: { concurrency: c }, logger: false })`, every other option at its default (isolation included: scenario 6 sets both modes; WAL, durability \"normal\", prefetch up to min(10 c, 500) while runs are short, claims of up to min(c, 100) + that); a fresh file per round",
+      "`createRuntime({ db: <file>, worker: { concurrency: c }, logger: false })`, every other option at its default (isolation included: scenario 6 sets both modes; WAL, durability \"normal\", prefetch up to 500 while runs are short, no more than the slots run in half a second, claims of up to 500); a fresh file per round",
   },
   "underway-postgres": {
     id: "underway-postgres",
