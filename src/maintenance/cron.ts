@@ -35,9 +35,9 @@ export function cronTicks(expression: unknown, timeZone: unknown, what: string):
   if (typeof expression !== "string" || expression.trim().length === 0) {
     throw new TypeError(`${what}: cron must be a cron expression such as "0 2 * * *", got ${JSON.stringify(expression)}`);
   }
+  croner ??= createRequire(import.meta.url)("croner") as typeof import("croner");
   let cron: Cron;
   try {
-    croner ??= createRequire(import.meta.url)("croner") as typeof import("croner");
     cron = new croner.Cron(expression, { timezone: zone, paused: true });
   } catch (error) {
     throw new RangeError(`${what}: bad cron expression ${JSON.stringify(expression)}: ${(error as Error).message}`, { cause: error });

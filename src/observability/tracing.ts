@@ -20,12 +20,22 @@ const TRACER = "underway";
 const REGISTERED = Symbol.for("opentelemetry.js.api.1");
 
 let loaded: { readonly api: typeof OpenTelemetry; readonly noSdk: OpenTelemetry.TracerProvider } | null = null;
+/** The API could not be loaded: no tracing (said once). */
+let unavailable = false;
 
 /** The API, once anything is registered with it (null before: every call of it would be a no-op). */
 function registeredApi(): typeof loaded {
-  if (loaded) return loaded;
+  if (loaded || unavailable) return loaded;
   if ((globalThis as Record<symbol, unknown>)[REGISTERED] === undefined) return null;
-  const api = createRequire(import.meta.url)("@opentelemetry/api") as typeof OpenTelemetry;
+  let api: typeof OpenTelemetry;
+  try {
+    api = createRequire(import.meta.url)("@opentelemetry/api") as typeof OpenTelemetry;
+  } catch (error) {
+    // Tracing is not worth failing a start or an attempt for.
+    unavailable = true;
+    process.emitWarning(`underway: no tracing: @opentelemetry/api could not be loaded (${(error as Error).message})`);
+    return null;
+  }
   // What a tracer provider without an SDK behind it hands out (the API's no-op one).
   loaded = { api, noSdk: new api.ProxyTracerProvider().getDelegate() };
   return loaded;

@@ -62,7 +62,7 @@ export interface WorkerConfig {
    * slots, so a slot that frees starts its next task without a claim's round trip and one
    * claim's commit serves many tasks. The depth starts at min(concurrency, 100) and grows by one
    * with each short run, and never holds more than the slots run in half the hold (half a
-   * second) at the recent pace. Held at most a second (a third of the lease), then handed back;
+   * second with the default lease) at the recent pace. Held at most a second (a third of the lease), then handed back;
    * not used with queueConcurrency or rate limits. 0 turns it off. Default 500.
    */
   readonly prefetch?: number;

@@ -152,6 +152,8 @@ export class Worker {
   private shortRuns = 0;
   /** Average run time of recent runs, ms. */
   private recentRunMs = 0;
+  /** How much of recentRunMs is measured (an average from 0: 1/16 after one run, near 1 after fifty). */
+  private recentWeight = 0;
   private readonly completer: Completer<WorkerOutcome>;
   private running = false;
   private stopping = false;
@@ -376,7 +378,9 @@ export class Worker {
     if (this.prefetch === 0 || this.recentRunMs >= PREFETCH_RUN_MS) return 0;
     if (this.options.queueConcurrency && Object.keys(this.options.queueConcurrency).length > 0) return 0;
     if (this.options.registry.rateLimited().length > 0) return 0;
-    const paced = Math.max(1, Math.floor((this.concurrency * this.prefetchHoldMs) / 2 / Math.max(this.recentRunMs, 0.001)));
+    // The pace as measured (the average corrected for its start at 0).
+    const pace = this.recentWeight > 0 ? this.recentRunMs / this.recentWeight : 0;
+    const paced = Math.max(1, Math.floor((this.concurrency * this.prefetchHoldMs) / 2 / Math.max(pace, 0.001)));
     return Math.min(this.prefetch, this.prefetchStart + this.shortRuns, paced);
   }
 
@@ -722,6 +726,7 @@ export class Worker {
     this.runBlocked(run, false);
     this.active.delete(runKey(run.task));
     this.recentRunMs += (performance.now() - run.startedAt - this.recentRunMs) / 16;
+    this.recentWeight += (1 - this.recentWeight) / 16;
     if (this.recentRunMs >= PREFETCH_RUN_MS) this.shortRuns = 0;
     else if (this.shortRuns < this.prefetch) this.shortRuns++;
     // The next prefetched task starts in this slot now, not after the wake-up's turn.

@@ -3,9 +3,9 @@
 // loader, which a worker thread does not inherit from its process (see
 // worker/isolation/exec-argv.ts): register it here first, as `node --import tsx` does (its
 // require hooks, then its import hooks).
-import "tsx";
+import "tsx/cjs";
 import { register } from "tsx/esm/api";
 
 register();
-globalThis[Symbol.for("underway.typescriptLoader")] = true;
+globalThis[Symbol.for("underway.typescriptLoader")] = Promise.resolve();
 await import("./thread-main.ts");

@@ -165,26 +165,27 @@ const LOADER = Symbol.for("underway.typescriptLoader");
 /**
  * tsx's loader as `node --import tsx` registers it, which the thread does not inherit (see
  * worker/isolation/exec-argv.ts): its require hooks (a TypeScript module outside any package of
- * type "module" is loaded through them), then its import hooks.
+ * type "module" is loaded through them), then its import hooks. (The package's own entry would
+ * register the import hooks as well in a thread on some versions of Node: twice with ours.)
  */
 async function registerTsx(): Promise<void> {
-  // The package has no typings of its own: imported for its effect.
-  await import("tsx" as string);
+  // No typings of its own: imported for its effect.
+  await import("tsx/cjs" as string);
   const { register: registerImports } = (await import("tsx/esm/api")) as { register(): unknown };
   registerImports();
 }
 
 /**
  * A module from outside the bundle (an application's task module) may be TypeScript, and may
- * import underway's sources: register tsx's loader first (once), and, when booted from the
- * bundle, the hooks that point such imports at the bundle's copies.
+ * import underway's sources: register tsx's loader first (once; every caller waits for it), and,
+ * when booted from the bundle, the hooks that point such imports at the bundle's copies.
  */
-async function typescriptLoader(): Promise<void> {
+function typescriptLoader(): Promise<void> {
   const flags = globalThis as Record<symbol, unknown>;
-  if (flags[LOADER]) return;
-  flags[LOADER] = true;
-  await registerTsx();
-  if (boot.bundle) register(new URL("./bundle-hooks.mjs", import.meta.url), { data: boot.bundle });
+  flags[LOADER] ??= registerTsx().then(() => {
+    if (boot.bundle) register(new URL("./bundle-hooks.mjs", import.meta.url), { data: boot.bundle });
+  });
+  return flags[LOADER] as Promise<void>;
 }
 
 if (boot.hostModule) {

@@ -6,8 +6,12 @@
  * or from the sources through an entry that registers the loader itself, and it registers the
  * loader when it first imports a TypeScript task module (thread-main.ts). Every other option
  * (`--enable-source-maps`, another `--import`, `--cpu-prof`, ...) is kept.
+ *
+ * Options given to a thread explicitly are checked as a thread's: the ones that only a process
+ * can have (`--max-old-space-size`, `--stack-size`, `--expose-gc`, ...) are refused, where
+ * inherited ones are not. So a thread inherits its options unless tsx's were left out, and then
+ * those Node refuses are left out as well (see ThreadOptions.refused).
  */
-
 /** Options that take a module to preload or a loader, as `--flag value` or `--flag=value`. */
 const PRELOADS = new Set(["--import", "--require", "-r", "--loader", "--experimental-loader"]);
 
@@ -35,4 +39,50 @@ export function withoutTsxPreloads(execArgv: readonly string[]): string[] {
     kept.push(arg);
   }
   return kept;
+}
+
+/**
+ * The `execArgv` option of the task threads: absent (inherit the process's) unless tsx's preloads
+ * were left out of it.
+ */
+export class ThreadOptions {
+  private execArgv: string[] | undefined;
+
+  constructor(processArgv: readonly string[]) {
+    const kept = withoutTsxPreloads(processArgv);
+    this.execArgv = kept.length === processArgv.length ? undefined : kept;
+  }
+
+  /** What to give `new Worker`: `{ execArgv }`, or nothing to inherit the process's options. */
+  option(): { execArgv?: string[] } {
+    return this.execArgv ? { execArgv: this.execArgv } : {};
+  }
+
+  /**
+   * `new Worker` refused the options with ERR_WORKER_INVALID_EXEC_ARGV ("... invalid execArgv
+   * flags: --max-old-space-size=4096, --expose-gc"): leaves those out from now on. False when
+   * there is nothing left to try (the error is then not about the options given here).
+   */
+  refused(error: unknown): boolean {
+    if (!this.execArgv || (error as { code?: string } | null)?.code !== "ERR_WORKER_INVALID_EXEC_ARGV") return false;
+    const listed = /flags: (.*)$/.exec((error as Error).message)?.[1]?.split(", ") ?? [];
+    const names = new Set(listed.map((flag) => flag.split("=")[0]!));
+    const kept: string[] = [];
+    for (let i = 0; i < this.execArgv.length; i++) {
+      const arg = this.execArgv[i]!;
+      if (names.has(arg.split("=")[0]!)) {
+        // `--flag value`: its value goes with it.
+        if (!arg.includes("=") && i + 1 < this.execArgv.length && !this.execArgv[i + 1]!.startsWith("-")) i++;
+        continue;
+      }
+      kept.push(arg);
+    }
+    if (kept.length === this.execArgv.length) {
+      // Named nothing given here: inherit the process's options after all (tsx's preload with them).
+      this.execArgv = undefined;
+      return true;
+    }
+    this.execArgv = kept;
+    return true;
+  }
 }

@@ -10,7 +10,7 @@ import { TaskTimeoutError } from "../../tasks/errors/task-timeout-error.ts";
 import type { Logger } from "../../tasks/logger.ts";
 import { packRuns, type FailureKind, type FromThread, type LogLevel, type ThreadRun, type ToThread } from "./protocol.ts";
 import { ThreadTaskError } from "./thread-task-error.ts";
-import { withoutTsxPreloads } from "./exec-argv.ts";
+import { ThreadOptions } from "./exec-argv.ts";
 import type { AbortListener, RunAbort } from "../run-abort.ts";
 import { isLoading, newPauseCell, ThreadPauser, type PauseCell } from "./throttle.ts";
 
@@ -64,7 +64,18 @@ export interface IsolatedRun {
 }
 
 /** The process's options, but tsx's loader: a thread registers it itself if it needs it (see exec-argv.ts). */
-const THREAD_EXEC_ARGV = withoutTsxPreloads(process.execArgv);
+const THREAD_OPTIONS = new ThreadOptions(process.execArgv);
+
+/** A new thread, with the options Node refuses in a thread left out (see ThreadOptions.refused). */
+function newThread(entry: URL, options: ConstructorParameters<typeof Thread>[1]): Thread {
+  for (;;) {
+    try {
+      return new Thread(entry, { ...options, ...THREAD_OPTIONS.option() });
+    } catch (error) {
+      if (!THREAD_OPTIONS.refused(error)) throw error;
+    }
+  }
+}
 
 /** An aborted task's thread that does not even answer within this is blocked: stopped at once. */
 const ABORT_ACK_MS = 250;
@@ -203,14 +214,14 @@ class PoolThread {
     private readonly pauser: ThreadPauser,
   ) {
     const channel = new MessageChannel();
-    this.lending = options.lendStore(channel.port1);
     this.entry = boot.entry.href;
-    this.thread = new Thread(boot.entry, {
+    this.thread = newThread(boot.entry, {
       workerData: { ...boot.workerData, storePort: channel.port2, pauseCell: this.pause.cell, pauseName: this.pause.name },
       transferList: [channel.port2],
       resourceLimits: { maxOldGenerationSizeMb: memoryLimitMb },
-      execArgv: THREAD_EXEC_ARGV,
     });
+    // Lent once the thread exists (a thread that cannot be made leaves nothing open).
+    this.lending = options.lendStore(channel.port1);
     let firstError: Error | null = null;
     let booted = false;
     this.ready = new Promise<void>((resolve, reject) => {
