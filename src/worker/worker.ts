@@ -16,7 +16,7 @@ import { Completer } from "./completer.ts";
 import { executeInProcess } from "./executor.ts";
 import { RunAbort } from "./run-abort.ts";
 import { taskResultOf } from "../tasks/result.ts";
-import type { ThreadPool } from "./isolation/pool.ts";
+import type { IsolatedRun, ThreadPool } from "./isolation/pool.ts";
 import { ThreadTaskError } from "./isolation/thread-task-error.ts";
 import type { RegistryEntry } from "../tasks/registry.ts";
 
@@ -97,11 +97,20 @@ export interface WorkerOptions {
 /** An outcome with what the events tell about it. */
 type WorkerOutcome = RunOutcome & { readonly name: string; readonly attempt: number; readonly durationMs: number };
 
+/** Attempts run one after another in a thread, taking one slot between them (see ThreadPool.runChain). */
+interface Chain {
+  /** Its attempts that have not ended. */
+  left: number;
+}
+
 interface ActiveRun {
   readonly task: ClaimedTask;
   /** Aborting it stops the attempt (cancel, lost lease, shutdown); its signal is made only if the task asks. */
   readonly abort: RunAbort;
-  readonly startedAt: number;
+  /** When it started (a chained attempt: when its thread reported it started). */
+  startedAt: number;
+  /** The chain it runs in, or null. */
+  readonly chain: Chain | null;
   /** Set when the run's result must not be written: lease lost, or released at shutdown. */
   discarded: boolean;
   /** Its thread has not answered for a second: it holds no slot meanwhile. */
@@ -126,6 +135,12 @@ const MAX_DEFAULT_CLAIM = 500;
 const BACKLOG_PER_CLAIM = 2;
 /** How long a claim waits for more slots to free while most are busy. */
 const CLAIM_COALESCE_MS = 1;
+/**
+ * Attempts of a tiny isolated class in flight in threads that the worker aims for: at
+ * concurrency c, a slot that frees takes a chain of CHAIN_IN_FLIGHT / c held tasks of one class
+ * (none from 17 on), which its thread runs one after another (see ThreadPool.runChain).
+ */
+const CHAIN_IN_FLIGHT = 32;
 
 /**
  * The claim loop: takes due tasks from the store while it has free slots, runs them, and hands
@@ -152,6 +167,8 @@ export class Worker {
   private shortRuns = 0;
   /** Average run time of recent runs, ms. */
   private recentRunMs = 0;
+  /** Attempts of chains beyond the one slot each chain takes (see beginChain). */
+  private chainExtra = 0;
   /** How much of recentRunMs is measured (an average from 0: 1/16 after one run, near 1 after fifty). */
   private recentWeight = 0;
   private readonly completer: Completer<WorkerOutcome>;
@@ -281,12 +298,20 @@ export class Worker {
             break;
           }
           const at = performance.now();
+          // Of capped queues, the tasks this claim brought so far.
+          const brought = new Map<string, number>();
           for (const task of claimed) {
+            const cap = this.options.queueConcurrency?.[task.queue];
+            const before = brought.get(task.queue) ?? 0;
             // A capped queue filled up meanwhile (a rate-limited claim is not filtered by room): give it back.
-            if (this.queueFull(task.queue)) this.giveBack(task);
-            // Behind any held ahead (a task handed over while this claim was on its way, say).
-            else if (this.prefetched.length === 0 && this.slotsTaken() < this.concurrency) this.begin(task);
-            else this.prefetched.push({ task, at });
+            if (cap !== undefined && this.runningIn(task.queue) + before >= cap) {
+              this.giveBack(task);
+              continue;
+            }
+            if (cap !== undefined) brought.set(task.queue, before + 1);
+            // Behind any held ahead (a task handed over while this claim was on its way, say),
+            // started in the free slots at once (chained, see beginChain, where they may be).
+            this.prefetched.push({ task, at });
           }
           this.startPrefetched();
           if (!more) {
@@ -307,7 +332,7 @@ export class Worker {
    * other tasks waiting.
    */
   private slotsTaken(): number {
-    return this.active.size - this.blockedRuns + this.reserved;
+    return this.active.size - this.chainExtra - this.blockedRuns + this.reserved;
   }
 
   /**
@@ -403,9 +428,52 @@ export class Worker {
       }
       if (!free) break;
       this.prefetched.shift();
-      this.begin(first.task);
+      if (!this.beginChain(first.task, now)) this.begin(first.task);
     }
     if (this.prefetched.length > 0) this.expirePrefetchedLater();
+  }
+
+  /**
+   * Begins `first` with the held tasks of its class behind it as a chain, in one slot, when its
+   * class runs isolated and has proven tiny, and concurrency is low (see CHAIN_IN_FLIGHT): its
+   * thread runs them one after another and reports each one's start. False, with nothing done,
+   * when they do not chain.
+   */
+  private beginChain(first: ClaimedTask, now: number): boolean {
+    const pool = this.options.isolation?.pool;
+    const length = Math.min(Math.floor(CHAIN_IN_FLIGHT / this.concurrency), this.prefetched.length + 1);
+    if (!pool || length < 2 || first.withUserConnection || this.prefetched[0]?.task.name !== first.name) return false;
+    const entry = this.options.registry.resolveRegistered(first.name);
+    if (!entry || (entry.options.isolation ?? this.options.isolation?.mode ?? "none") !== "thread" || (!entry.dynamic && !entry.module)) return false;
+    if (!pool.chainable(first.name)) return false;
+    const tasks = [first];
+    for (const held of this.prefetched) {
+      if (tasks.length >= length || held.task.name !== first.name || held.task.withUserConnection || now - held.at >= this.prefetchHoldMs) break;
+      tasks.push(held.task);
+    }
+    if (tasks.length < 2) return false;
+    const chain: Chain = { left: tasks.length };
+    const runs = tasks.map((task) => this.newRun(task, chain));
+    const logger = (run: ActiveRun): Logger => new RunLogger(this.options.logger, run.task);
+    const placed = pool.runChain(runs.map((run, i) => this.isolatedRun(run, entry, logger(run), i === 0 ? undefined : () => this.chainedStart(run))));
+    if (!placed) return false;
+    this.prefetched.splice(0, tasks.length - 1);
+    this.chainExtra += tasks.length - 1;
+    runs.forEach((run, i) => {
+      this.active.set(runKey(run.task), run);
+      if (i === 0) this.started(run);
+      run.done = this.isolatedOutcome(run, entry, placed[i]!).then(
+        (outcome) => this.end(run, outcome),
+        (error: unknown) => this.internalError(run, error),
+      );
+    });
+    return true;
+  }
+
+  /** A chained attempt's thread reported it started. */
+  private chainedStart(run: ActiveRun): void {
+    run.startedAt = performance.now();
+    if (this.active.has(runKey(run.task))) this.started(run);
   }
 
   /** Looks again when the oldest prefetched task's hold ends. */
@@ -525,9 +593,12 @@ export class Worker {
     this.completer.add({ kind: "released", id: task.id, runSeq: task.runSeq, name: task.name, attempt: task.attempt, durationMs: 0 });
   }
 
-  private begin(task: ClaimedTask): void {
-    const run: ActiveRun = { task, abort: new RunAbort(), startedAt: performance.now(), discarded: false, blocked: false, done: Promise.resolve(), progressTimer: null, latestProgress: null };
-    this.active.set(runKey(task), run);
+  private newRun(task: ClaimedTask, chain: Chain | null): ActiveRun {
+    return { task, abort: new RunAbort(), startedAt: performance.now(), chain, discarded: false, blocked: false, done: Promise.resolve(), progressTimer: null, latestProgress: null };
+  }
+
+  private started(run: ActiveRun): void {
+    const { task } = run;
     this.options.onEvent?.({
       type: "taskStarted",
       taskId: task.id,
@@ -537,11 +608,18 @@ export class Worker {
       pickupLatencyMs: task.claimedAtMs !== undefined && task.runAtMs !== undefined ? task.claimedAtMs - task.runAtMs : null,
       traceContext: task.traceContext ?? null,
     });
-    const failed = (error: unknown): void => {
-      // execute() catches everything a task does; this is a bug of ours. Keep the worker alive.
-      this.options.logger.error({ err: error, taskId: task.id }, "internal error while running a task");
-      this.end(run, this.failure(run, error, null));
-    };
+  }
+
+  /** execute() catches everything a task does; this is a bug of ours. Keep the worker alive. */
+  private internalError(run: ActiveRun, error: unknown): void {
+    this.options.logger.error({ err: error, taskId: run.task.id }, "internal error while running a task");
+    this.end(run, this.failure(run, error, null));
+  }
+
+  private begin(task: ClaimedTask): void {
+    const run = this.newRun(task, null);
+    this.active.set(runKey(task), run);
+    this.started(run);
     let running: Promise<RunOutcome>;
     try {
       // Not an async function: what it throws before its first promise is thrown here.
@@ -549,7 +627,10 @@ export class Worker {
     } catch (error) {
       running = Promise.reject(error as Error);
     }
-    run.done = running.then((outcome) => this.end(run, outcome), failed);
+    run.done = running.then(
+      (outcome) => this.end(run, outcome),
+      (error: unknown) => this.internalError(run, error),
+    );
   }
 
   private execute(run: ActiveRun): Promise<RunOutcome> {
@@ -655,36 +736,47 @@ export class Worker {
       }
     }
     // Without an async function's frame and its extra promises: one attempt of many thousands a second.
-    return pool
-      .run({
-        run: {
-          id: task.id,
-          name: task.name,
-          module: entry.dynamic ? null : entry.module,
-          // Copied into the message's one buffer for all its attempts (see packRuns).
-          parameters: task.parameters,
-          attempt: task.attempt,
-          maxAttempts: task.maxAttempts,
-          initiator: task.initiator,
-          withUserConnection: task.withUserConnection,
-        },
-        memoryLimitMb: entry.options.memoryLimitMb,
-        abort: run.abort,
-        timeoutMs: task.timeoutMs,
-        abortGraceMs: this.options.isolation?.abortGraceMs ?? 5_000,
-        onProgress: this.reportProgress.bind(this, run),
-        onBlocked: this.runBlocked.bind(this, run),
-        logger,
-      })
-      .then(
-        (result): RunOutcome => (result ? { kind: "succeeded", id: task.id, runSeq: task.runSeq, result } : { kind: "succeeded", id: task.id, runSeq: task.runSeq }),
-        (error: unknown): RunOutcome => {
-          if (error instanceof TaskInterruptedError || (error instanceof ThreadTaskError && error.kind === "interrupted")) {
-            return { kind: "released", id: task.id, runSeq: task.runSeq };
-          }
-          return this.failure(run, error, entry.options.backoff);
-        },
-      );
+    return this.isolatedOutcome(run, entry, pool.run(this.isolatedRun(run, entry, logger)));
+  }
+
+  /** What the thread pool needs of an attempt; `onStart` for a chained one (see beginChain). */
+  private isolatedRun(run: ActiveRun, entry: RegistryEntry, logger: Logger, onStart?: () => void): IsolatedRun {
+    const { task } = run;
+    return {
+      run: {
+        id: task.id,
+        name: task.name,
+        module: entry.dynamic ? null : entry.module,
+        // Copied into the message's one buffer for all its attempts (see packRuns).
+        parameters: task.parameters,
+        attempt: task.attempt,
+        maxAttempts: task.maxAttempts,
+        initiator: task.initiator,
+        withUserConnection: task.withUserConnection,
+      },
+      memoryLimitMb: entry.options.memoryLimitMb,
+      abort: run.abort,
+      timeoutMs: task.timeoutMs,
+      abortGraceMs: this.options.isolation?.abortGraceMs ?? 5_000,
+      onProgress: this.reportProgress.bind(this, run),
+      onBlocked: this.runBlocked.bind(this, run),
+      ...(onStart ? { onStart } : {}),
+      logger,
+    };
+  }
+
+  /** The outcome of an attempt in a thread, from what the pool settled it with. */
+  private isolatedOutcome(run: ActiveRun, entry: RegistryEntry, settled: Promise<Uint8Array | undefined>): Promise<RunOutcome> {
+    const { task } = run;
+    return settled.then(
+      (result): RunOutcome => (result ? { kind: "succeeded", id: task.id, runSeq: task.runSeq, result } : { kind: "succeeded", id: task.id, runSeq: task.runSeq }),
+      (error: unknown): RunOutcome => {
+        if (error instanceof TaskInterruptedError || (error instanceof ThreadTaskError && error.kind === "interrupted")) {
+          return { kind: "released", id: task.id, runSeq: task.runSeq };
+        }
+        return this.failure(run, error, entry.options.backoff);
+      },
+    );
   }
 
   /** failure(), settled. */
@@ -723,6 +815,8 @@ export class Worker {
 
   private end(run: ActiveRun, outcome: RunOutcome): void {
     if (run.progressTimer) clearTimeout(run.progressTimer);
+    // The chain's slot stays taken until its last attempt ends.
+    if (run.chain && --run.chain.left > 0) this.chainExtra--;
     this.runBlocked(run, false);
     this.active.delete(runKey(run.task));
     this.recentRunMs += (performance.now() - run.startedAt - this.recentRunMs) / 16;

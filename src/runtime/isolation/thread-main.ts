@@ -79,8 +79,9 @@ function flush(): void {
   }
 }
 
-/** One message for a turn's messages: the attempts that succeeded and returned nothing packed. */
+/** One message for a turn's messages: the chained starts, and the attempts that succeeded and returned nothing, packed. */
 function packed(messages: readonly FromThread[]): FromThread {
+  const started: number[] = [];
   const then: FromThread[] = [];
   const runIds: number[] = [];
   const ms: number[] = [];
@@ -88,9 +89,10 @@ function packed(messages: readonly FromThread[]): FromThread {
     if (m.t === "done" && m.ok && m.result === undefined) {
       runIds.push(m.runId);
       ms.push(m.ms);
-    } else then.push(m);
+    } else if (m.t === "started") started.push(m.runId);
+    else then.push(m);
   }
-  return runIds.length > 0 ? { t: "packed", then, runIds, ms } : { t: "many", messages: then };
+  return runIds.length > 0 || started.length > 0 ? { t: "packed", started, then, runIds, ms } : { t: "many", messages: then };
 }
 
 function sendNow(message: FromThread): void {
@@ -214,6 +216,8 @@ function loadModule(url: string): Promise<void> {
 for (const url of boot.taskModules) await loadModule(url);
 
 const running = new Map<number, RunAbort>();
+/** Chained attempts (sent with `after`), by the attempt each waits for. */
+const chained = new Map<number, [number, ThreadRun, RunAbort]>();
 
 function kindOf(error: unknown): FailureKind {
   if (error instanceof UnrecoverableTaskError) return "unrecoverable";
@@ -286,6 +290,23 @@ async function execute(runId: number, run: ThreadRun, abort: RunAbort): Promise<
     send({ t: "done", runId, ms: performance.now() - began, ok: false, error: describeThrown(error), kind: kindOf(error) });
   } finally {
     running.delete(runId);
+    // The attempt chained to this one takes its slot: reported as started before anything else of
+    // this turn, then run.
+    const next = chained.get(runId);
+    if (next) {
+      chained.delete(runId);
+      send({ t: "started", runId: next[0] });
+      void execute(...next);
+    }
+  }
+}
+
+/** Runs an attempt the worker sent now, or once the attempt it is chained to has ended. */
+function startOrChain(runId: number, run: ThreadRun, abort: RunAbort, after: number): void {
+  if (after !== 0 && running.has(after)) chained.set(after, [runId, run, abort]);
+  else {
+    if (after !== 0) send({ t: "started", runId });
+    void execute(runId, run, abort);
   }
 }
 
@@ -294,16 +315,16 @@ port.on("message", function onMessage(message: ToThread): void {
     // Every attempt of the message is known before any starts (a registered class's run starts
     // at once): an abort sent with it finds it and keeps it from starting, and no task's code
     // runs before the rest of the message is read.
-    const runs: [number, ThreadRun, RunAbort][] = [];
-    unpackRuns(message.runs, (runId, run) => runs.push([runId, run, admit(runId)]));
+    const runs: [number, ThreadRun, RunAbort, number][] = [];
+    unpackRuns(message.runs, (runId, run, after) => runs.push([runId, run, admit(runId), after]));
     for (const m of message.then) onMessage(m);
-    for (const [runId, run, abort] of runs) void execute(runId, run, abort);
+    for (const [runId, run, abort, after] of runs) startOrChain(runId, run, abort, after);
   } else if (message.t === "many") {
     for (const m of message.messages) onMessage(m);
   } else if (message.t === "ping") {
     send({ t: "pong" });
   } else if (message.t === "run") {
-    void execute(message.runId, message.run, admit(message.runId));
+    startOrChain(message.runId, message.run, admit(message.runId), message.after ?? 0);
   } else if (message.t === "abort") {
     send({ t: "abortAck", runId: message.runId });
     running.get(message.runId)?.abort(reasonFrom(message.reason, message.kind));

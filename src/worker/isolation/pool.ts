@@ -60,6 +60,8 @@ export interface IsolatedRun {
   readonly onProgress: (fraction: number, message: string | null) => void;
   /** Its thread has not answered for BLOCKED_RELEASE_MS (true), or answers again (false). */
   readonly onBlocked?: (blocked: boolean) => void;
+  /** A chained attempt (see runChain) started, its predecessor having ended. */
+  readonly onStart?: () => void;
   readonly logger: Logger;
 }
 
@@ -140,8 +142,11 @@ const BLOCKED_RELEASE_MS = 500;
 interface Current {
   readonly runId: number;
   readonly name: string;
+  /** When it was placed, or started when it was chained. */
   readonly startedAt: number;
   onMessage(message: FromThread): void;
+  /** It was chained (see runChain), and started. */
+  onStarted(): void;
   /** It succeeded and returned nothing, in `ms` as its thread measured it (a packed end). */
   onSucceeded(ms: number): void;
   onGone(error: Error): void;
@@ -231,6 +236,7 @@ class PoolThread {
           return;
         }
         if (message.t === "packed") {
+          for (const runId of message.started) this.runs.get(runId)?.onStarted();
           for (const m of message.then) onMessage(m);
           for (let i = 0; i < message.runIds.length; i++) this.runs.get(message.runIds[i]!)?.onSucceeded(message.ms[i]!);
           return;
@@ -251,6 +257,10 @@ class PoolThread {
             this.reportedBlocked = false;
             for (const run of this.runs.values()) run.onBlocked(false);
           }
+          return;
+        }
+        if (message.t === "started") {
+          this.runs.get(message.runId)?.onStarted();
           return;
         }
         if (message.t === "log" && message.runId === null) {
@@ -972,8 +982,41 @@ export class ThreadPool {
     return this.acquire(limit, name, abort, r.onBlocked).then((thread) => this.place(thread, r));
   }
 
-  /** Places the attempt on the thread handed to it (reserved for it until now). */
-  private place(thread: PoolThread, r: IsolatedRun): Promise<Uint8Array | undefined> {
+  /** Attempts of this class may run chained (see runChain): it proved tiny (TINY_RUN_MS), and shares threads. */
+  chainable(name: string): boolean {
+    return this.shareable(name) && (this.classes.get(name)?.avgMs ?? Infinity) < TINY_RUN_MS;
+  }
+
+  /**
+   * Runs attempts of one tiny class (see chainable) one after another on one shared thread: each
+   * starts there as the one before it ends, without waiting for the worker, and is reported
+   * started then (IsolatedRun.onStart; its timeout counts from then). They take one slot of the
+   * worker's between them: at low concurrency a thread would otherwise wait for the worker after
+   * every attempt, and the worker for the thread. Resolves as run() does, one promise per
+   * attempt; null, with nothing done, when no shared thread has room.
+   */
+  runChain(rs: readonly IsolatedRun[]): Promise<Uint8Array | undefined>[] | null {
+    const first = rs[0];
+    if (!first || !this.chainable(first.run.name)) return null;
+    const name = first.run.name;
+    const thread = this.sharedWithRoom(first.memoryLimitMb ?? this.memoryLimitMb, name);
+    if (!thread) return null;
+    let after = 0;
+    return rs.map((r) => {
+      thread.reserved.push(name);
+      const runId = this.nextRunId;
+      const placed = this.place(thread, r, after);
+      // Sent (an attempt aborted already is not): the next one follows it.
+      if (this.nextRunId !== runId) after = runId;
+      return placed;
+    });
+  }
+
+  /**
+   * Places the attempt on the thread handed to it (reserved for it until now); with `after`, to
+   * start once that attempt of the thread has ended (see runChain).
+   */
+  private place(thread: PoolThread, r: IsolatedRun, after = 0): Promise<Uint8Array | undefined> {
     const { abort } = r;
     const name = r.run.name;
     thread.reserved.splice(thread.reserved.indexOf(name), 1);
@@ -988,14 +1031,14 @@ export class ThreadPool {
     if (thread.runs.size === 0) thread.shared = this.shareable(name);
     const runId = this.nextRunId++;
     return new Promise<Uint8Array | undefined>((resolve, reject) => {
-      const attempt = new PlacedRun(this, thread, runId, r, resolve, reject);
+      const attempt = new PlacedRun(this, thread, runId, r, after !== 0, resolve, reject);
       thread.runs.set(runId, attempt);
       thread.runningSince = attempt.startedAt;
       this.lastRunAt = attempt.startedAt;
       thread.pingSentAt = 0;
       this.watch();
       abort.listen(attempt);
-      thread.post({ t: "run", runId, run: r.run });
+      thread.post(after !== 0 ? { t: "run", runId, run: r.run, after } : { t: "run", runId, run: r.run });
       // Other attempts of its class that wait may join it now.
       if (thread.runs.size === 1) this.fillShared(thread);
     });
@@ -1074,26 +1117,34 @@ export class ThreadPool {
  * itself, through handleEvent).
  */
 class PlacedRun implements Current {
-  readonly startedAt = performance.now();
+  startedAt = performance.now();
   readonly name: string;
   private settled = false;
   private result: Uint8Array | undefined;
   private abortReason: Error | null = null;
+  /** The thread acknowledged the abort. */
+  private acked = false;
   private ackTimer: NodeJS.Timeout | null = null;
   private graceTimer: NodeJS.Timeout | null = null;
-  private readonly timer: NodeJS.Timeout | null;
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly pool: ThreadPool,
     readonly thread: PoolThread,
     readonly runId: number,
     private readonly r: IsolatedRun,
+    /** Chained, and not started yet (see ThreadPool.runChain): no timeout runs, no abort is pressed. */
+    private waiting: boolean,
     private readonly resolve: (result: Uint8Array | undefined) => void,
     private readonly reject: (error: Error) => void,
   ) {
     this.name = r.run.name;
-    const { abort, timeoutMs } = r;
-    this.timer = timeoutMs > 0 ? setTimeout(() => abort.abort(new TaskTimeoutError(timeoutMs)), timeoutMs) : null;
+    if (!waiting) this.startTimeout();
+  }
+
+  private startTimeout(): void {
+    const { abort, timeoutMs } = this.r;
+    if (timeoutMs > 0) this.timer = setTimeout(() => abort.abort(new TaskTimeoutError(timeoutMs)), timeoutMs);
   }
 
   /** The attempt was aborted: ask the thread to stop it, and stop the thread if it does not. */
@@ -1102,9 +1153,29 @@ class PlacedRun implements Current {
     const abortReason = reason instanceof Error ? reason : new Error(String(reason));
     this.abortReason = abortReason;
     this.thread.post({ t: "abort", runId: this.runId, reason: describeThrown(abortReason), kind: kindOf(abortReason) });
-    // A thread that does not acknowledge is blocked (a synchronous loop): stop it now.
-    this.ackTimer = setTimeout(() => this.finish(abortReason, false), ABORT_ACK_MS);
+    // Chained and waiting: it will not start (the thread skips it when its turn comes).
+    if (!this.waiting) this.pressAbort(abortReason);
+  }
+
+  /** A thread that does not acknowledge the abort is blocked (a synchronous loop): stop it now; and after the grace, in any case. */
+  private pressAbort(abortReason: Error): void {
+    if (!this.acked) this.ackTimer = setTimeout(() => this.finish(abortReason, false), ABORT_ACK_MS);
     this.graceTimer = setTimeout(() => this.finish(abortReason, false), Math.max(ABORT_ACK_MS, this.r.abortGraceMs));
+  }
+
+  onStarted(): void {
+    if (!this.waiting || this.settled) return;
+    this.waiting = false;
+    this.startedAt = performance.now();
+    this.thread.runningSince = this.startedAt;
+    this.startTimeout();
+    try {
+      this.r.onStart?.();
+    } catch (error) {
+      this.r.logger.error({ err: error }, "a chained attempt's start could not be recorded");
+    }
+    // Aborted while it waited, but started before the thread read the abort.
+    if (this.abortReason) this.pressAbort(this.abortReason);
   }
 
   onMessage(message: FromThread): void {
@@ -1120,6 +1191,7 @@ class PlacedRun implements Current {
         logAt(this.r.logger, message.level, message.bindings, message.message);
         return;
       case "abortAck":
+        this.acked = true;
         if (this.ackTimer) clearTimeout(this.ackTimer);
         this.ackTimer = null;
         return;

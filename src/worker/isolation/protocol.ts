@@ -19,7 +19,11 @@ export interface ThreadRun {
 }
 
 export type ToThread =
-  | { readonly t: "run"; readonly runId: number; readonly run: ThreadRun }
+  /**
+   * `after`: the attempt starts once attempt `after` of this thread has ended, not at once (a
+   * chain of short attempts that share one slot, see ThreadPool.runChain); 0 or absent: at once.
+   */
+  | { readonly t: "run"; readonly runId: number; readonly run: ThreadRun; readonly after?: number }
   | { readonly t: "abort"; readonly runId: number; readonly reason: ThrownInfo; readonly kind: FailureKind }
   /** Are you there? A thread that does not answer is running synchronously. */
   | { readonly t: "ping" }
@@ -37,33 +41,33 @@ export type ToThread =
  * buffer (a buffer each costs an allocation on both sides and dominates the copy).
  */
 export interface PackedRuns {
-  /** Per attempt: runId, id, name, module, end of its parameters in `bytes`, attempt, maxAttempts, initiator, withUserConnection. */
+  /** Per attempt: runId, id, name, module, end of its parameters in `bytes`, attempt, maxAttempts, initiator, withUserConnection, after. */
   readonly fields: readonly PackedRunFields[];
   readonly bytes: Uint8Array;
 }
 
-export type PackedRunFields = readonly [number, string, string, string | null, number, number, number, Initiator | null, boolean];
+export type PackedRunFields = readonly [number, string, string, string | null, number, number, number, Initiator | null, boolean, number];
 
 /** Packs "run" messages (their parameters copied into one buffer). */
-export function packRuns(runs: readonly { readonly runId: number; readonly run: ThreadRun }[]): PackedRuns {
+export function packRuns(runs: readonly { readonly runId: number; readonly run: ThreadRun; readonly after?: number }[]): PackedRuns {
   let size = 0;
   for (const { run } of runs) size += run.parameters.byteLength;
   const bytes = new Uint8Array(size);
   const fields: PackedRunFields[] = [];
   let end = 0;
-  for (const { runId, run } of runs) {
+  for (const { runId, run, after } of runs) {
     bytes.set(run.parameters, end);
     end += run.parameters.byteLength;
-    fields.push([runId, run.id, run.name, run.module, end, run.attempt, run.maxAttempts, run.initiator, run.withUserConnection]);
+    fields.push([runId, run.id, run.name, run.module, end, run.attempt, run.maxAttempts, run.initiator, run.withUserConnection, after ?? 0]);
   }
   return { fields, bytes };
 }
 
-/** The attempts of packRuns, in order; each one's parameters a view of the shared buffer. */
-export function unpackRuns(packed: PackedRuns, each: (runId: number, run: ThreadRun) => void): void {
+/** The attempts of packRuns, in order; each one's parameters a view of the shared buffer, and its `after` (0: none). */
+export function unpackRuns(packed: PackedRuns, each: (runId: number, run: ThreadRun, after: number) => void): void {
   let start = 0;
-  for (const [runId, id, name, module, end, attempt, maxAttempts, initiator, withUserConnection] of packed.fields) {
-    each(runId, { id, name, module, parameters: packed.bytes.subarray(start, end), attempt, maxAttempts, initiator, withUserConnection });
+  for (const [runId, id, name, module, end, attempt, maxAttempts, initiator, withUserConnection, after] of packed.fields) {
+    each(runId, { id, name, module, parameters: packed.bytes.subarray(start, end), attempt, maxAttempts, initiator, withUserConnection }, after);
     start = end;
   }
 }
@@ -77,14 +81,23 @@ export type FromThread =
   | { readonly t: "progress"; readonly runId: number; readonly fraction: number; readonly message: string | null }
   | { readonly t: "log"; readonly runId: number | null; readonly level: LogLevel; readonly bindings: Record<string, unknown>; readonly message: string }
   | { readonly t: "abortAck"; readonly runId: number }
+  /** An attempt sent with `after` started (its predecessor ended): reported before anything else of its turn. */
+  | { readonly t: "started"; readonly runId: number }
   /** `result`: what run returned, encoded in the thread (absent when it returned nothing). */
   | { readonly t: "done"; readonly runId: number; readonly ms: number; readonly ok: true; readonly result?: Uint8Array }
   | { readonly t: "done"; readonly runId: number; readonly ms: number; readonly ok: false; readonly error: ThrownInfo; readonly kind: FailureKind }
   /** Several of the above, in order: what one turn of the thread's event loop sent. */
   | { readonly t: "many"; readonly messages: readonly FromThread[] }
   /**
-   * What one turn sent, with the attempts that succeeded and returned nothing packed: `then`
-   * first, in order, then those (`runIds[i]` ran `ms[i]`). A run's own earlier messages (its
-   * progress) are in `then` or in an earlier message, so they still come before its end.
+   * What one turn sent, with the attempts that succeeded and returned nothing packed: the chained
+   * attempts that started (`started`, see "started") first, then `then`, in order, then those
+   * (`runIds[i]` ran `ms[i]`). A run's own earlier messages (its progress) are in `then` or in an
+   * earlier message, so they still come before its end.
    */
-  | { readonly t: "packed"; readonly then: readonly FromThread[]; readonly runIds: readonly number[]; readonly ms: readonly number[] };
+  | {
+      readonly t: "packed";
+      readonly started: readonly number[];
+      readonly then: readonly FromThread[];
+      readonly runIds: readonly number[];
+      readonly ms: readonly number[];
+    };
