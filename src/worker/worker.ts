@@ -101,6 +101,10 @@ type WorkerOutcome = RunOutcome & { readonly name: string; readonly attempt: num
 interface Chain {
   /** Its attempts that have not ended. */
   left: number;
+  /** Its attempts that have not started. */
+  readonly waiting: Set<ActiveRun>;
+  /** Hands back those still waiting when their hold ends (see prefetchHoldMs). */
+  holdTimer: NodeJS.Timeout | null;
 }
 
 interface ActiveRun {
@@ -298,8 +302,11 @@ export class Worker {
             break;
           }
           const at = performance.now();
-          // Of capped queues, the tasks this claim brought so far.
+          // Of capped queues, the tasks held ahead and those this claim brought so far.
           const brought = new Map<string, number>();
+          if (this.options.queueConcurrency) {
+            for (const { task } of this.prefetched) if (this.options.queueConcurrency[task.queue] !== undefined) brought.set(task.queue, (brought.get(task.queue) ?? 0) + 1);
+          }
           for (const task of claimed) {
             const cap = this.options.queueConcurrency?.[task.queue];
             const before = brought.get(task.queue) ?? 0;
@@ -435,30 +442,41 @@ export class Worker {
 
   /**
    * Begins `first` with the held tasks of its class behind it as a chain, in one slot, when its
-   * class runs isolated and has proven tiny, and concurrency is low (see CHAIN_IN_FLIGHT): its
-   * thread runs them one after another and reports each one's start. False, with nothing done,
-   * when they do not chain.
+   * class runs isolated and has proven tiny, concurrency is low (see CHAIN_IN_FLIGHT), and more
+   * tasks are held than slots are free: its thread runs them one after another and reports each
+   * one's start. False, with nothing done, when they do not chain.
    */
   private beginChain(first: ClaimedTask, now: number): boolean {
     const pool = this.options.isolation?.pool;
-    const length = Math.min(Math.floor(CHAIN_IN_FLIGHT / this.concurrency), this.prefetched.length + 1);
+    // No longer than the held tasks spread over the free slots: a task a free slot could run
+    // beside the others does not wait in a chain.
+    const free = Math.max(1, this.concurrency - this.slotsTaken());
+    const length = Math.min(Math.floor(CHAIN_IN_FLIGHT / this.concurrency), Math.ceil((this.prefetched.length + 1) / free));
     if (!pool || length < 2 || first.withUserConnection || this.prefetched[0]?.task.name !== first.name) return false;
     const entry = this.options.registry.resolveRegistered(first.name);
     if (!entry || (entry.options.isolation ?? this.options.isolation?.mode ?? "none") !== "thread" || (!entry.dynamic && !entry.module)) return false;
-    if (!pool.chainable(first.name)) return false;
+    if (!pool.chainable(first.name, entry.options.memoryLimitMb)) return false;
     const tasks = [first];
     for (const held of this.prefetched) {
       if (tasks.length >= length || held.task.name !== first.name || held.task.withUserConnection || now - held.at >= this.prefetchHoldMs) break;
       tasks.push(held.task);
     }
     if (tasks.length < 2) return false;
-    const chain: Chain = { left: tasks.length };
+    const chain: Chain = { left: tasks.length, waiting: new Set(), holdTimer: null };
     const runs = tasks.map((task) => this.newRun(task, chain));
+    for (const run of runs.slice(1)) chain.waiting.add(run);
     const logger = (run: ActiveRun): Logger => new RunLogger(this.options.logger, run.task);
     const placed = pool.runChain(runs.map((run, i) => this.isolatedRun(run, entry, logger(run), i === 0 ? undefined : () => this.chainedStart(run))));
     if (!placed) return false;
     this.prefetched.splice(0, tasks.length - 1);
     this.chainExtra += tasks.length - 1;
+    // Held no longer than a task held ahead (behind an attempt that runs long, say): those still
+    // waiting then are handed back (their thread skips them), to run here or elsewhere.
+    chain.holdTimer = setTimeout(() => {
+      chain.holdTimer = null;
+      this.handBackWaiting(chain, "it waited its hold behind its chain");
+    }, this.prefetchHoldMs);
+    chain.holdTimer.unref();
     runs.forEach((run, i) => {
       this.active.set(runKey(run.task), run);
       if (i === 0) this.started(run);
@@ -473,7 +491,20 @@ export class Worker {
   /** A chained attempt's thread reported it started. */
   private chainedStart(run: ActiveRun): void {
     run.startedAt = performance.now();
-    if (this.active.has(runKey(run.task))) this.started(run);
+    const chain = run.chain;
+    if (chain?.waiting.delete(run) && chain.waiting.size === 0 && chain.holdTimer) {
+      clearTimeout(chain.holdTimer);
+      chain.holdTimer = null;
+    }
+    if (!run.discarded && this.active.has(runKey(run.task))) this.started(run);
+  }
+
+  /** Aborts a chain's attempts that have not started: their thread skips them, and they are released. */
+  private handBackWaiting(chain: Chain, why: string): void {
+    for (const run of [...chain.waiting]) run.abort.abort(new TaskInterruptedError(`${why}; the task will run again`));
+    chain.waiting.clear();
+    if (chain.holdTimer) clearTimeout(chain.holdTimer);
+    chain.holdTimer = null;
   }
 
   /** Looks again when the oldest prefetched task's hold ends. */
@@ -816,7 +847,11 @@ export class Worker {
   private end(run: ActiveRun, outcome: RunOutcome): void {
     if (run.progressTimer) clearTimeout(run.progressTimer);
     // The chain's slot stays taken until its last attempt ends.
-    if (run.chain && --run.chain.left > 0) this.chainExtra--;
+    if (run.chain) {
+      run.chain.waiting.delete(run);
+      if (--run.chain.left > 0) this.chainExtra--;
+      else if (run.chain.holdTimer) clearTimeout(run.chain.holdTimer);
+    }
     this.runBlocked(run, false);
     this.active.delete(runKey(run.task));
     this.recentRunMs += (performance.now() - run.startedAt - this.recentRunMs) / 16;
@@ -968,6 +1003,10 @@ export class Worker {
       clearTimeout(timer);
     }
     for (const { task } of this.prefetched.splice(0)) this.giveBack(task);
+    // Chained attempts that have not started are handed back as well (their thread skips them).
+    const chains = new Set<Chain>();
+    for (const run of this.active.values()) if (run.chain && run.chain.waiting.size > 0) chains.add(run.chain);
+    for (const chain of chains) this.handBackWaiting(chain, "the worker is shutting down");
     const graceMs = options.graceMs ?? 10_000;
     if (this.active.size > 0) {
       let timer: NodeJS.Timeout | undefined;

@@ -3,22 +3,34 @@
  * one thread, in one slot of the worker's, each starting as the one before it ends, without a
  * round trip to the worker (ThreadPool.runChain). Concurrency holds (never two at a time at
  * concurrency 1), each attempt runs once and is reported started when it starts, its timeout
- * counts from then, and one canceled while it waits never runs.
+ * counts from then, and one canceled while it waits never runs. Those still waiting when their
+ * hold ends, or when the worker stops, are handed back without running.
  */
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { createRuntime, Task, type Runtime } from "../../src/index.ts";
+import { createRuntime, Task, type Runtime, type TaskHandle } from "../../src/index.ts";
 import type { IsolatedRun, ThreadPool } from "../../src/worker/isolation/pool.ts";
 import { SpanTask } from "../fixtures/isolation-tasks.ts";
 import { tempDb, tempDir, until } from "../helpers.ts";
 
 const FIXTURES = new URL("../fixtures/isolation-tasks.ts", import.meta.url);
 
-/** A runtime at concurrency 1, with the task ids of every chain its pool runs (white box: the pool's runChain, called through). */
-async function chainingRuntime(): Promise<{ runtime: Runtime; chains: string[][] }> {
-  const runtime = createRuntime({ db: tempDb(tempDir()), logger: false, tasks: [FIXTURES], worker: { concurrency: 1 }, isolation: { mode: "thread" } });
+interface Chaining {
+  readonly runtime: Runtime;
+  readonly db: string;
+  /** The task ids of every chain the pool ran (white box: the pool's runChain, called through). */
+  readonly chains: string[][];
+  /** taskStarted and taskReleased events, by task id. */
+  readonly started: Map<string, number>;
+  readonly released: Set<string>;
+}
+
+/** A runtime at concurrency 1 whose SpanTask has proven tiny (60 runs that barely run). */
+async function chaining(worker: { leaseMs?: number; concurrency?: number } = {}): Promise<Chaining> {
+  const db = tempDb(tempDir());
+  const runtime = createRuntime({ db, logger: false, tasks: [FIXTURES], worker: { concurrency: 1, ...worker }, isolation: { mode: "thread" } });
   const pool = (runtime as unknown as { pool: ThreadPool }).pool;
   const chains: string[][] = [];
   const runChain = pool.runChain.bind(pool);
@@ -27,87 +39,118 @@ async function chainingRuntime(): Promise<{ runtime: Runtime; chains: string[][]
     if (placed) chains.push(rs.map((r) => r.run.id));
     return placed;
   };
+  const started = new Map<string, number>();
+  const released = new Set<string>();
+  runtime.on("taskStarted", (e) => started.set(e.taskId, (started.get(e.taskId) ?? 0) + 1));
+  runtime.on("taskReleased", (e) => released.add(e.taskId));
   await runtime.start();
   after(() => runtime.stop({ graceMs: 0 }));
-  return { runtime, chains };
+  const warm = await runtime.run(() => Task.startNewMany(SpanTask, Array.from({ length: 60 }, (_, n) => ({ n }))));
+  await allSucceeded(runtime, warm);
+  return { runtime, db, chains, started, released };
 }
 
-/** Each run's start and end, by n, from a SpanTask file. */
-function spans(file: string): Map<number, { start: number[]; end: number[] }> {
-  const byN = new Map<number, { start: number[]; end: number[] }>();
-  if (!existsSync(file)) return byN;
-  for (const line of readFileSync(file, "utf8").split("\n")) {
-    if (!line) continue;
-    const [n, what, at] = line.split(":") as [string, "start" | "end", string];
-    let span = byN.get(Number(n));
-    if (!span) byN.set(Number(n), (span = { start: [], end: [] }));
-    span[what].push(Number(at));
-  }
-  return byN;
-}
-
-async function allSucceeded(runtime: Runtime, ids: readonly string[]): Promise<void> {
+async function allSucceeded(runtime: Runtime, handles: readonly TaskHandle[]): Promise<void> {
   await until(async () => {
-    for (const id of ids) if ((await runtime.getTask(id)).state !== "succeeded") return false;
+    for (const h of handles) if ((await runtime.getTask(h.id)).state !== "succeeded") return false;
     return true;
-  }, `${ids.length} tasks to succeed`, 20_000);
+  }, `${handles.length} tasks to succeed`, 20_000);
+}
+
+/** Several tasks stored in one transaction (a worker claims them together): one that waits for `gate`, then `rest` that barely run. */
+async function behindGate(runtime: Runtime, gate: string, rest: number, options: { timeoutMs?: number } = {}): Promise<[TaskHandle, TaskHandle[]]> {
+  return runtime.transaction(async () => {
+    const slow = await Task.startNew(SpanTask, { n: 1_000, gate });
+    const quick = await Task.startNewMany(SpanTask, Array.from({ length: rest }, (_, i) => ({ n: 1_001 + i })), { maxAttempts: 1, ...options });
+    return [slow, quick] as [TaskHandle, TaskHandle[]];
+  });
 }
 
 describe("chained isolated attempts", () => {
-  it("run one at a time at concurrency 1, each once, each reported started", async () => {
-    const { runtime, chains } = await chainingRuntime();
-    const file = join(tempDir(), "spans.txt");
-    const starts = new Map<string, number>();
-    runtime.on("taskStarted", (e) => starts.set(e.taskId, (starts.get(e.taskId) ?? 0) + 1));
-    const handles = await runtime.run(() => Task.startNewMany(SpanTask, Array.from({ length: 400 }, (_, n) => ({ file, n, waitMs: 0 }))));
-    await allSucceeded(runtime, handles.map((h) => h.id));
-    const chained = chains.flat();
-    assert.ok(chains.length > 2 && chained.length > 100, `chains: ${chains.map((c) => c.length).join(", ")}`);
-    const byN = spans(file);
-    assert.equal(byN.size, 400);
-    const ordered = [...byN.entries()].map(([n, s]) => {
-      assert.equal(s.start.length, 1, `task ${n} started once`);
-      assert.equal(s.end.length, 1, `task ${n} ended once`);
-      return { n, start: s.start[0]!, end: s.end[0]! };
-    });
-    ordered.sort((a, b) => a.start - b.start);
-    for (let i = 1; i < ordered.length; i++) {
-      assert.ok(ordered[i]!.start >= ordered[i - 1]!.end, `task ${ordered[i]!.n} started before task ${ordered[i - 1]!.n} ended`);
+  it("run one at a time at concurrency 1, each once, each reported started once", async () => {
+    const { runtime, chains, started } = await chaining();
+    // Each yields to its thread's event loop between its start and its end: two at once would overlap.
+    const handles = await runtime.run(() => Task.startNewMany(SpanTask, Array.from({ length: 300 }, (_, n) => ({ n, yield: true }))));
+    await allSucceeded(runtime, handles);
+    const chained = new Set(chains.flat());
+    assert.ok(handles.filter((h) => chained.has(h.id)).length > 100, `chains: ${chains.map((c) => c.length).join(", ")}`);
+    const spans = await Promise.all(handles.map(async (h) => ({ id: h.id, ...((await h.result()) as { start: number; end: number }) })));
+    spans.sort((a, b) => a.start - b.start);
+    for (let i = 1; i < spans.length; i++) {
+      assert.ok(spans[i]!.start >= spans[i - 1]!.end, `task ${spans[i]!.id} started before task ${spans[i - 1]!.id} ended`);
     }
-    for (const h of handles) assert.equal(starts.get(h.id), 1, `one taskStarted for ${h.id}`);
+    for (const h of handles) assert.equal(started.get(h.id), 1, `one taskStarted for ${h.id}`);
   });
 
   it("count a chained attempt's timeout from its own start", async () => {
-    const { runtime, chains } = await chainingRuntime();
-    const file = join(tempDir(), "spans.txt");
-    const warm = await runtime.run(() => Task.startNewMany(SpanTask, Array.from({ length: 60 }, (_, n) => ({ file, n, waitMs: 0 }))));
-    await allSucceeded(runtime, warm.map((h) => h.id));
-    // Claimed together: one that takes 400 ms, then five whose timeout is 200 ms.
-    const [slow, quick] = await runtime.transaction(async () => [
-      await Task.startNew(SpanTask, { file, n: 1000, waitMs: 400 }),
-      await Task.startNewMany(SpanTask, Array.from({ length: 5 }, (_, i) => ({ file, n: 1001 + i, waitMs: 0 })), { timeoutMs: 200, maxAttempts: 1 }),
-    ] as const);
-    await allSucceeded(runtime, [slow.id, ...quick.map((h) => h.id)]);
+    const { runtime, chains } = await chaining();
+    const gate = join(tempDir(), "gate");
+    // Five with a timeout of 200 ms wait behind one that waits for the test.
+    const [slow, quick] = await behindGate(runtime, gate, 5, { timeoutMs: 200 });
+    await until(() => chains.some((chain) => chain[0] === slow.id), "the chain");
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    writeFileSync(gate, "");
+    await allSucceeded(runtime, [slow, ...quick]);
     assert.ok(
       chains.some((chain) => chain[0] === slow.id && quick.every((h) => chain.includes(h.id))),
-      `the five waited behind the slow one in its chain: ${JSON.stringify(chains.slice(-3))}`,
+      `the five waited in the slow one's chain: ${JSON.stringify(chains.slice(-3))}`,
     );
   });
 
-  it("never run an attempt canceled while it waits in its chain; the rest of the chain runs", async () => {
-    const { runtime, chains } = await chainingRuntime();
-    const file = join(tempDir(), "spans.txt");
-    const warm = await runtime.run(() => Task.startNewMany(SpanTask, Array.from({ length: 60 }, (_, n) => ({ file, n, waitMs: 0 }))));
-    await allSucceeded(runtime, warm.map((h) => h.id));
-    const [slow, rest] = await runtime.transaction(async () => [
-      await Task.startNew(SpanTask, { file, n: 2000, waitMs: 500 }),
-      await Task.startNewMany(SpanTask, [2001, 2002, 2003].map((n) => ({ file, n, waitMs: 0 }))),
-    ] as const);
-    await until(() => spans(file).has(2000), "the slow one to start");
+  it("never run an attempt canceled while it waits in its chain, nor report it started; the rest runs", async () => {
+    const { runtime, chains, started } = await chaining();
+    const gate = join(tempDir(), "gate");
+    const [slow, rest] = await behindGate(runtime, gate, 3);
+    await until(() => chains.some((chain) => chain[0] === slow.id), "the chain");
     assert.ok(chains.some((chain) => chain[0] === slow.id && chain.includes(rest[1]!.id)), "the second waits in the slow one's chain");
     assert.equal(await runtime.cancelTask(rest[1]!.id), true);
-    await allSucceeded(runtime, [slow.id, rest[0]!.id, rest[2]!.id]);
+    writeFileSync(gate, "");
+    await allSucceeded(runtime, [slow, rest[0]!, rest[2]!]);
     assert.equal((await runtime.getTask(rest[1]!.id)).state, "canceled");
-    assert.equal(spans(file).has(2002), false, "the canceled one never ran");
+    assert.equal(started.get(rest[1]!.id), undefined, "no taskStarted for the canceled one");
+  });
+
+  it("hand back the attempts still waiting when their hold ends; they run later, once", async () => {
+    // A lease of 3 s: a task is held ahead for a second at most.
+    const { runtime, chains, started, released } = await chaining({ leaseMs: 3_000 });
+    const gate = join(tempDir(), "gate");
+    const [slow, rest] = await behindGate(runtime, gate, 4);
+    await until(() => chains.some((chain) => chain[0] === slow.id), "the chain");
+    await until(() => rest.every((h) => released.has(h.id)), "the waiting ones to be handed back", 5_000);
+    for (const h of rest) assert.equal(started.get(h.id), undefined, `${h.id} did not start before it was handed back`);
+    writeFileSync(gate, "");
+    await allSucceeded(runtime, [slow, ...rest]);
+    for (const h of [slow, ...rest]) {
+      assert.equal(started.get(h.id), 1, `${h.id} started once`);
+      assert.equal((await runtime.getTask(h.id)).attempt, 1, "being handed back spent no attempt");
+    }
+  });
+
+  it("do not form while free slots could run the held tasks beside each other", async () => {
+    const { runtime, chains, started } = await chaining({ concurrency: 4 });
+    const gate = join(tempDir(), "gate");
+    // Three that wait for the test, at concurrency 4: each has a slot of its own.
+    const held = await runtime.run(() => Task.startNewMany(SpanTask, Array.from({ length: 3 }, (_, n) => ({ n, gate }))));
+    await until(() => held.every((h) => started.get(h.id) === 1), "all three to start at once");
+    assert.ok(!chains.some((chain) => held.some((h) => chain.includes(h.id))), `none chained: ${JSON.stringify(chains.slice(-2))}`);
+    writeFileSync(gate, "");
+    await allSucceeded(runtime, held);
+  });
+
+  it("hand back the attempts still waiting when the worker stops", async () => {
+    const { runtime, db, chains, started } = await chaining();
+    const gate = join(tempDir(), "gate");
+    const [slow, rest] = await behindGate(runtime, gate, 4);
+    await until(() => chains.some((chain) => chain[0] === slow.id), "the chain");
+    await runtime.stop({ graceMs: 0 });
+    for (const h of rest) assert.equal(started.get(h.id), undefined, `${h.id} never started`);
+    const inspector = createRuntime({ db, logger: false, worker: false, maintenance: false });
+    await inspector.start();
+    after(() => inspector.stop());
+    for (const h of [slow, ...rest]) {
+      const task = await inspector.getTask(h.id);
+      assert.equal(task.state, "queued", `${h.id} is queued again`);
+      assert.equal(task.attempt, 0, `${h.id} spent no attempt`);
+    }
   });
 });

@@ -216,8 +216,10 @@ function loadModule(url: string): Promise<void> {
 for (const url of boot.taskModules) await loadModule(url);
 
 const running = new Map<number, RunAbort>();
-/** Chained attempts (sent with `after`), by the attempt each waits for. */
+/** Chained attempts (sent with `after`) that have not started, by the attempt each waits for. */
 const chained = new Map<number, [number, ThreadRun, RunAbort]>();
+/** The attempt each of those waits for. */
+const predecessorOf = new Map<number, number>();
 
 function kindOf(error: unknown): FailureKind {
   if (error instanceof UnrecoverableTaskError) return "unrecoverable";
@@ -290,21 +292,46 @@ async function execute(runId: number, run: ThreadRun, abort: RunAbort): Promise<
     send({ t: "done", runId, ms: performance.now() - began, ok: false, error: describeThrown(error), kind: kindOf(error) });
   } finally {
     running.delete(runId);
-    // The attempt chained to this one takes its slot: reported as started before anything else of
-    // this turn, then run.
+    // The attempt chained to this one takes its slot: reported started with the turn's other
+    // messages (unless its abort came first: it is skipped then), and run. (Should it never
+    // yield, the turn's messages are not sent: as on any shared thread, the worker stops the
+    // thread after a second, and the attempts on it run again.)
     const next = chained.get(runId);
     if (next) {
       chained.delete(runId);
-      send({ t: "started", runId: next[0] });
+      predecessorOf.delete(next[0]);
+      if (!next[2].aborted) send({ t: "started", runId: next[0] });
       void execute(...next);
     }
   }
 }
 
+/**
+ * Takes a chained attempt that has not started out of its chain at once (the one after it now
+ * waits for the one before it), ended with `reason` without running. False when it is not waiting.
+ */
+function unchain(runId: number, reason: Error): boolean {
+  const predecessor = predecessorOf.get(runId);
+  if (predecessor === undefined) return false;
+  predecessorOf.delete(runId);
+  chained.delete(predecessor);
+  const next = chained.get(runId);
+  if (next) {
+    chained.delete(runId);
+    chained.set(predecessor, next);
+    predecessorOf.set(next[0], predecessor);
+  }
+  running.delete(runId);
+  send({ t: "done", runId, ms: 0, ok: false, error: describeThrown(reason), kind: kindOf(reason) });
+  return true;
+}
+
 /** Runs an attempt the worker sent now, or once the attempt it is chained to has ended. */
 function startOrChain(runId: number, run: ThreadRun, abort: RunAbort, after: number): void {
-  if (after !== 0 && running.has(after)) chained.set(after, [runId, run, abort]);
-  else {
+  if (after !== 0 && running.has(after)) {
+    chained.set(after, [runId, run, abort]);
+    predecessorOf.set(runId, after);
+  } else {
     if (after !== 0) send({ t: "started", runId });
     void execute(runId, run, abort);
   }
@@ -327,7 +354,8 @@ port.on("message", function onMessage(message: ToThread): void {
     startOrChain(message.runId, message.run, admit(message.runId), message.after ?? 0);
   } else if (message.t === "abort") {
     send({ t: "abortAck", runId: message.runId });
-    running.get(message.runId)?.abort(reasonFrom(message.reason, message.kind));
+    const reason = reasonFrom(message.reason, message.kind);
+    if (!unchain(message.runId, reason)) running.get(message.runId)?.abort(reason);
   }
 });
 send({ t: "ready", tid: osThreadId() });

@@ -147,6 +147,8 @@ interface Current {
   onMessage(message: FromThread): void;
   /** It was chained (see runChain), and started. */
   onStarted(): void;
+  /** Chained, and not started yet. */
+  readonly waiting: boolean;
   /** It succeeded and returned nothing, in `ms` as its thread measured it (a packed end). */
   onSucceeded(ms: number): void;
   onGone(error: Error): void;
@@ -255,7 +257,7 @@ class PoolThread {
           }
           if (this.reportedBlocked) {
             this.reportedBlocked = false;
-            for (const run of this.runs.values()) run.onBlocked(false);
+            for (const run of this.runs.values()) if (!run.waiting) run.onBlocked(false);
           }
           return;
         }
@@ -285,13 +287,17 @@ class PoolThread {
         reject(error);
         void this.lending.close();
         this.onGone(this);
-        // Attempts that only shared the thread with the one at fault run again elsewhere.
+        // Attempts that only shared the thread with the one at fault run again elsewhere, and
+        // chained ones that had not started yet. (A thread with chained attempts waiting is shared:
+        // the one that runs may have started in a turn whose messages never left the thread.)
         const shared = this.runs.size > 1;
         for (const run of [...this.runs.values()]) {
           run.onGone(
-            shared && run.runId !== this.culprit
-              ? new TaskInterruptedError(`the thread it shared was stopped (${error.name}: ${error.message}); the task will run again`)
-              : error,
+            run.waiting
+              ? new TaskInterruptedError(`its thread was stopped before it started (${error.name}: ${error.message}); the task will run again`)
+              : shared && run.runId !== this.culprit
+                ? new TaskInterruptedError(`the thread it shared was stopped (${error.name}: ${error.message}); the task will run again`)
+                : error,
           );
         }
       });
@@ -318,12 +324,17 @@ class PoolThread {
     try {
       this.thread.postMessage(packed(messages));
     } catch {
-      // One the structured clone cannot carry: the others go on their own.
+      // One the structured clone cannot carry: the others go on their own, but for the attempts
+      // chained to one refused (the thread would start them at once, beside its predecessor).
+      const refused = new Set<number>();
       for (const m of messages) {
         try {
+          if (m.t === "run" && m.after !== undefined && refused.has(m.after)) throw new Error("the attempt it was chained to could not be sent to its thread");
           this.thread.postMessage(packed([m]));
         } catch (error) {
-          if (m.t === "run") this.runs.get(m.runId)?.onRefused(error instanceof Error ? error : new Error(String(error)));
+          if (m.t !== "run") continue;
+          refused.add(m.runId);
+          this.runs.get(m.runId)?.onRefused(error instanceof Error ? error : new Error(String(error)));
         }
       }
     }
@@ -567,7 +578,8 @@ export class ThreadPool {
         blocked.push(t);
         if (!t.reportedBlocked && now - t.pingSentAt >= BLOCKED_RELEASE_MS) {
           t.reportedBlocked = true;
-          for (const run of t.runs.values()) run.onBlocked(true);
+          // Chained attempts waiting behind it hold no slot of their own.
+          for (const run of t.runs.values()) if (!run.waiting) run.onBlocked(true);
         }
       } else answering++;
     }
@@ -651,6 +663,19 @@ export class ThreadPool {
    * costs the worker's thread its own). Longer ones go to the least loaded, to use the cores.
    */
   private sharedWithRoom(limit: number, name: string): PoolThread | null {
+    const best = this.sharedRoom(limit, name);
+    if (best) {
+      const i = this.idle.indexOf(best);
+      if (i >= 0) {
+        this.idle.splice(i, 1);
+        if (best.idleTimer) clearTimeout(best.idleTimer);
+      }
+    }
+    return best;
+  }
+
+  /** The shared thread sharedWithRoom would take, left where it is. */
+  private sharedRoom(limit: number, name: string): PoolThread | null {
     const pack = (this.classes.get(name)?.avgMs ?? Infinity) < SHORT_RUN_MS;
     const max = this.shareMax(name);
     let best: PoolThread | null = null;
@@ -664,13 +689,6 @@ export class ThreadPool {
       if (load === 0 && !(performance.now() - t.sharedUntil < LONG_RUN_MS && this.idle.includes(t))) continue;
       if (load >= max) continue;
       if (!best || (pack ? load > best.runs.size + best.reserved.length : load < best.runs.size + best.reserved.length)) best = t;
-    }
-    if (best) {
-      const i = this.idle.indexOf(best);
-      if (i >= 0) {
-        this.idle.splice(i, 1);
-        if (best.idleTimer) clearTimeout(best.idleTimer);
-      }
     }
     return best;
   }
@@ -982,9 +1000,12 @@ export class ThreadPool {
     return this.acquire(limit, name, abort, r.onBlocked).then((thread) => this.place(thread, r));
   }
 
-  /** Attempts of this class may run chained (see runChain): it proved tiny (TINY_RUN_MS), and shares threads. */
-  chainable(name: string): boolean {
-    return this.shareable(name) && (this.classes.get(name)?.avgMs ?? Infinity) < TINY_RUN_MS;
+  /**
+   * Attempts of this class (with this memory limit, null: the pool's) may run chained now (see
+   * runChain): it proved tiny (TINY_RUN_MS), shares threads, and a shared thread has room.
+   */
+  chainable(name: string, memoryLimitMb: number | null): boolean {
+    return this.shareable(name) && (this.classes.get(name)?.avgMs ?? Infinity) < TINY_RUN_MS && this.sharedRoom(memoryLimitMb ?? this.memoryLimitMb, name) !== null;
   }
 
   /**
@@ -997,7 +1018,7 @@ export class ThreadPool {
    */
   runChain(rs: readonly IsolatedRun[]): Promise<Uint8Array | undefined>[] | null {
     const first = rs[0];
-    if (!first || !this.chainable(first.run.name)) return null;
+    if (!first || !this.chainable(first.run.name, first.memoryLimitMb)) return null;
     const name = first.run.name;
     const thread = this.sharedWithRoom(first.memoryLimitMb ?? this.memoryLimitMb, name);
     if (!thread) return null;
@@ -1134,7 +1155,7 @@ class PlacedRun implements Current {
     readonly runId: number,
     private readonly r: IsolatedRun,
     /** Chained, and not started yet (see ThreadPool.runChain): no timeout runs, no abort is pressed. */
-    private waiting: boolean,
+    public waiting: boolean,
     private readonly resolve: (result: Uint8Array | undefined) => void,
     private readonly reject: (error: Error) => void,
   ) {
@@ -1169,13 +1190,17 @@ class PlacedRun implements Current {
     this.startedAt = performance.now();
     this.thread.runningSince = this.startedAt;
     this.startTimeout();
+    // Aborted while it waited, but started before the thread read the abort: it is stopped as any
+    // other (and counts as started only if it was not aborted).
+    if (this.abortReason) {
+      this.pressAbort(this.abortReason);
+      return;
+    }
     try {
       this.r.onStart?.();
     } catch (error) {
       this.r.logger.error({ err: error }, "a chained attempt's start could not be recorded");
     }
-    // Aborted while it waited, but started before the thread read the abort.
-    if (this.abortReason) this.pressAbort(this.abortReason);
   }
 
   onMessage(message: FromThread): void {
@@ -1196,6 +1221,8 @@ class PlacedRun implements Current {
         this.ackTimer = null;
         return;
       case "done":
+        // Chained, and taken out of its chain by its abort before it started: it never ran.
+        if (this.waiting) return this.finish(this.abortReason ?? new TaskInterruptedError("it did not start"), true);
         if (message.ok && !message.result) return this.onSucceeded(message.ms);
         this.pool.runMeasured(this.name, message.ms);
         // After an abort, the run ends with the abort's reason whatever the task did then.
@@ -1229,6 +1256,7 @@ class PlacedRun implements Current {
   private finish(error: Error | null, reusable: boolean): void {
     if (this.settled) return;
     this.settled = true;
+    this.waiting = false;
     if (this.timer) clearTimeout(this.timer);
     if (this.ackTimer) clearTimeout(this.ackTimer);
     if (this.graceTimer) clearTimeout(this.graceTimer);
