@@ -454,7 +454,7 @@ export class Worker {
     const length = Math.min(Math.floor(CHAIN_IN_FLIGHT / this.concurrency), Math.ceil((this.prefetched.length + 1) / free));
     if (!pool || length < 2 || first.withUserConnection || this.prefetched[0]?.task.name !== first.name) return false;
     const entry = this.options.registry.resolveRegistered(first.name);
-    if (!entry || (entry.options.isolation ?? this.options.isolation?.mode ?? "none") !== "thread" || (!entry.dynamic && !entry.module)) return false;
+    if (!entry || !this.inThread(entry) || (!entry.dynamic && !entry.module)) return false;
     if (!pool.chainable(first.name, entry.options.memoryLimitMb)) return false;
     const tasks = [first];
     for (const held of this.prefetched) {
@@ -465,8 +465,9 @@ export class Worker {
     const chain: Chain = { left: tasks.length, waiting: new Set(), holdTimer: null };
     const runs = tasks.map((task) => this.newRun(task, chain));
     for (const run of runs.slice(1)) chain.waiting.add(run);
-    const logger = (run: ActiveRun): Logger => new RunLogger(this.options.logger, run.task);
-    const placed = pool.runChain(runs.map((run, i) => this.isolatedRun(run, entry, logger(run), i === 0 ? undefined : () => this.chainedStart(run))));
+    const placed = pool.runChain(
+      runs.map((run, i) => this.isolatedRun(run, entry, new RunLogger(this.options.logger, run.task), i === 0 ? undefined : () => this.chainedStart(run))),
+    );
     if (!placed) return false;
     this.prefetched.splice(0, tasks.length - 1);
     this.chainExtra += tasks.length - 1;
@@ -677,13 +678,17 @@ export class Worker {
 
   private executeWith(run: ActiveRun, entry: RegistryEntry | undefined): Promise<RunOutcome> {
     const logger = new RunLogger(this.options.logger, run.task);
-    const isolation = this.options.isolation;
     // An isolated attempt's parameters are decoded in its thread, within its limits; only its
     // thread holds them.
-    if (entry && (entry.options.isolation ?? isolation?.mode ?? "none") === "thread") {
+    if (entry && this.inThread(entry)) {
       return this.executeIsolated(run, entry, logger);
     }
     return this.executeHere(run, entry, logger);
+  }
+
+  /** Whether the class's attempts run in a thread: its own option, else the worker's. */
+  private inThread(entry: RegistryEntry): boolean {
+    return (entry.options.isolation ?? this.options.isolation?.mode ?? "none") === "thread";
   }
 
   /** Runs the attempt on this event loop. */

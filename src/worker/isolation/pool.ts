@@ -1005,7 +1005,12 @@ export class ThreadPool {
    * runChain): it proved tiny (TINY_RUN_MS), shares threads, and a shared thread has room.
    */
   chainable(name: string, memoryLimitMb: number | null): boolean {
-    return this.shareable(name) && (this.classes.get(name)?.avgMs ?? Infinity) < TINY_RUN_MS && this.sharedRoom(memoryLimitMb ?? this.memoryLimitMb, name) !== null;
+    return this.tiny(name) && this.sharedRoom(memoryLimitMb ?? this.memoryLimitMb, name) !== null;
+  }
+
+  /** The class proved tiny (TINY_RUN_MS) and shares threads. */
+  private tiny(name: string): boolean {
+    return this.shareable(name) && (this.classes.get(name)?.avgMs ?? Infinity) < TINY_RUN_MS;
   }
 
   /**
@@ -1018,7 +1023,7 @@ export class ThreadPool {
    */
   runChain(rs: readonly IsolatedRun[]): Promise<Uint8Array | undefined>[] | null {
     const first = rs[0];
-    if (!first || !this.chainable(first.run.name, first.memoryLimitMb)) return null;
+    if (!first || !this.tiny(first.run.name)) return null;
     const name = first.run.name;
     const thread = this.sharedWithRoom(first.memoryLimitMb ?? this.memoryLimitMb, name);
     if (!thread) return null;
