@@ -137,17 +137,21 @@ describe("chained isolated attempts", () => {
     await allSucceeded(runtime, held);
   });
 
-  it("hand back the attempts still waiting when the worker stops", async () => {
+  it("hand back the attempts still waiting when the worker stops, even if their turn comes in the grace", async () => {
     const { runtime, db, chains, started } = await chaining();
     const gate = join(tempDir(), "gate");
     const [slow, rest] = await behindGate(runtime, gate, 4);
     await until(() => chains.some((chain) => chain[0] === slow.id), "the chain");
-    await runtime.stop({ graceMs: 0 });
+    // The slow one ends within the stop's grace: the ones behind it must not start then.
+    const stopping = runtime.stop({ graceMs: 5_000 });
+    writeFileSync(gate, "");
+    await stopping;
     for (const h of rest) assert.equal(started.get(h.id), undefined, `${h.id} never started`);
     const inspector = createRuntime({ db, logger: false, worker: false, maintenance: false });
     await inspector.start();
     after(() => inspector.stop());
-    for (const h of [slow, ...rest]) {
+    assert.equal((await inspector.getTask(slow.id)).state, "succeeded", "the running one ended in the grace");
+    for (const h of rest) {
       const task = await inspector.getTask(h.id);
       assert.equal(task.state, "queued", `${h.id} is queued again`);
       assert.equal(task.attempt, 0, `${h.id} spent no attempt`);
