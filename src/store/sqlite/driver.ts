@@ -46,7 +46,11 @@ export interface SqliteDriverOptions {
    * calls wait behind it.
    */
   readonly busyTimeoutMs?: number;
-  /** Watch the database for other processes' writes and wake workers. Default true. */
+  /**
+   * Watch the database for other processes' writes and wake workers. Default true. The watch
+   * starts with the first wake-up listener (onWake, a worker): a store that only starts tasks does
+   * not watch, since every write to a watched folder costs the writer inotify work in the kernel.
+   */
   readonly watch?: boolean;
   /**
    * Copy the write-ahead log back into the database file from the process's checkpoint thread
@@ -236,7 +240,6 @@ export class SqliteDriver implements StorageDriver {
       }).immediate();
     });
     this.statements = this.prepareStatements();
-    if (this.options.watch !== false) this.startWatching();
   }
 
   private prepareStatements() {
@@ -881,13 +884,15 @@ export class SqliteDriver implements StorageDriver {
 
   onWake(listener: () => void): () => void {
     this.wakeListeners.add(listener);
+    if (this.options.watch !== false && !this.closed) this.startWatching();
     return () => this.wakeListeners.delete(listener);
   }
 
   /**
    * Other processes' commits append to the -wal file; inotify reports that at once, so idle
    * workers here look for work without polling. Our own writes trigger it too: the worker
-   * coalesces wake-ups, and a look that finds nothing is a cheap indexed read.
+   * coalesces wake-ups, and a look that finds nothing is a cheap indexed read. Started by the
+   * first onWake: with no one to wake, watching would only slow this store's writes.
    */
   private startWatching(): void {
     if (this.options.path === ":memory:" || this.watcher) return;
