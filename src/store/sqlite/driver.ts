@@ -49,7 +49,7 @@ export interface SqliteDriverOptions {
   /**
    * Watch the database for other processes' writes and wake workers. Default true. The watch
    * starts with the first wake-up listener (onWake, a worker): a store that only starts tasks does
-   * not watch, since every write to a watched folder costs the writer inotify work in the kernel.
+   * not watch, so its own writes cost it no event to read nor the kernel's work for its watch.
    */
   readonly watch?: boolean;
   /**
@@ -797,11 +797,11 @@ export class SqliteDriver implements StorageDriver {
   taskContinuationsResolve(params: { limit: number }): Promise<{ released: number; canceled: number }> {
     return this.exclusive(() =>
       this.immediate(() => {
-          const resolved = composition.resolveContinuations(this.db, this.now(), params.limit);
-          // Every continuation counted down changed (released or still waiting for another parent).
-          this.changed(resolved.canceled + resolved.countedDown);
-          return { released: resolved.released, canceled: resolved.canceled };
-        }),
+        const resolved = composition.resolveContinuations(this.db, this.now(), params.limit);
+        // Every continuation counted down changed (released or still waiting for another parent).
+        this.changed(resolved.canceled + resolved.countedDown);
+        return { released: resolved.released, canceled: resolved.canceled };
+      }),
     );
   }
 
@@ -896,7 +896,8 @@ export class SqliteDriver implements StorageDriver {
    * Other processes' commits append to the -wal file; inotify reports that at once, so idle
    * workers here look for work without polling. Our own writes trigger it too: the worker
    * coalesces wake-ups, and a look that finds nothing is a cheap indexed read. Started by the
-   * first onWake: with no one to wake, watching would only slow this store's writes.
+   * first onWake (and kept until close): with no one to wake, watching would only slow this
+   * store's writes.
    */
   private startWatching(): void {
     if (this.options.path === ":memory:" || this.watcher) return;
