@@ -50,7 +50,7 @@ export const SYSTEMS: Readonly<Record<SystemId, SystemInfo>> = {
     service: "postgres",
     library: null,
     settings:
-      "as on SQLite with `db: postgres://…?schema=<round schema>`: a pool of 10 connections plus one for LISTEN",
+      "as on SQLite with `db: postgres://…?schema=<round schema>`: a pool of 10 connections, plus one for LISTEN in a runtime with a worker (none in the enqueuing process)",
   },
   "graphile-worker": {
     id: "graphile-worker",

@@ -6,6 +6,11 @@ export interface DriverSettings {
   readonly durability?: "normal" | "full";
   /** PostgreSQL schema of the store's tables. Default "underway" (or `?schema=` in the URL). */
   readonly schema?: string;
+  /**
+   * Wake-ups when another process stores work (a LISTEN connection, a watch on the SQLite file's
+   * folder). Default true; false for a store with no worker to wake.
+   */
+  readonly watch?: boolean;
 }
 
 /** The default embedded database, relative to the working directory. */
@@ -29,7 +34,7 @@ export function openDriver(db: string | StorageDriver, settings: DriverSettings 
     }
     const schema = url.searchParams.get("schema") ?? settings.schema;
     url.searchParams.delete("schema");
-    return new PostgresDriver({ connectionString: url.toString(), ...(schema ? { schema } : {}) });
+    return new PostgresDriver({ connectionString: url.toString(), ...(schema ? { schema } : {}), ...(settings.watch === false ? { watch: false } : {}) });
   }
   let path = text;
   if (/^sqlite:/i.test(text)) {
@@ -39,5 +44,9 @@ export function openDriver(db: string | StorageDriver, settings: DriverSettings 
   } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) {
     throw new Error(`unsupported database URL scheme in ${JSON.stringify(text.split("://")[0] + "://...")}: use a SQLite file path, a sqlite: URL or a postgres:// URL`);
   }
-  return new SqliteDriver({ path, ...(settings.durability ? { durability: settings.durability } : {}) });
+  return new SqliteDriver({
+    path,
+    ...(settings.durability ? { durability: settings.durability } : {}),
+    ...(settings.watch === false ? { watch: false } : {}),
+  });
 }

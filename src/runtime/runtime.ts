@@ -205,7 +205,10 @@ export class Runtime implements TaskStarter {
     if (!Number.isInteger(this.maxParameterBytes) || this.maxParameterBytes < 1) {
       throw new RangeError(`maxParameterBytes must be a positive integer, got ${String(config.maxParameterBytes)}`);
     }
-    this.driver = openDriver(config.db, config.durability ? { durability: config.durability } : {});
+    // A runtime without a worker has no one to wake when another process stores work: on
+    // PostgreSQL it opens no LISTEN connection, so it holds one connection fewer and the server
+    // does not deliver it every insert's notification.
+    this.driver = openDriver(config.db, { ...(config.durability ? { durability: config.durability } : {}), ...(config.worker === false ? { watch: false } : {}) });
     const key = internals.secretKey ?? resolveSecret(config.secret, this.driver instanceof SqliteDriver ? this.driver.filePath : null);
     this.signer = key ? new InitiatorSigner(key) : null;
     const scope = { runtime: this as TaskStarter };

@@ -49,3 +49,27 @@ it("runs tasks on a postgres:// URL, with the schema from the URL", async () => 
   );
   assert.equal((await runtime.listTasks()).items.length, 1);
 });
+
+class Plain implements IBackgroundTask<{ n: number }> {
+  run(): void {}
+}
+
+it("opens a LISTEN connection only for a runtime with a worker: one that only starts tasks has no one to wake", async () => {
+  const schema = tempSchema();
+  const db = `${TEST_POSTGRES_URL}?schema=${schema}`;
+  const { default: pg } = await import("pg");
+  const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+  await admin.connect();
+  const listening = async (): Promise<number> =>
+    (await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = $1", [`LISTEN "${schema}"`])).rows[0]?.n ?? 0;
+  try {
+    const producer = await startRuntime({ dir: "", db, tasks: [Plain], worker: false, maintenance: false });
+    const handle = await producer.run(() => Task.startNew(Plain, { n: 1 }));
+    assert.equal(await listening(), 0, "a runtime without a worker listens");
+    await startRuntime({ dir: "", db, tasks: [Plain] });
+    assert.equal(await listening(), 1, "the worker's runtime listens");
+    assert.equal((await handle.wait({ timeoutMs: 10_000 })).state, "succeeded");
+  } finally {
+    await admin.end();
+  }
+});
