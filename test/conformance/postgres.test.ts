@@ -257,4 +257,79 @@ describe("postgres driver", () => {
       /is closed/,
     );
   });
+
+  describe("the claim's statistics", () => {
+    /** The plan of the claim's select, as a worker's claim runs it. */
+    const claimPlan = (schema: string): Promise<string> =>
+      admin(async (client) => {
+        const { rows } = await client.query<{ "QUERY PLAN": string }>(
+          `EXPLAIN SELECT id FROM "${schema}".underway_tasks WHERE state IN ('queued', 'failed') AND run_at <= now()
+           ORDER BY priority DESC, fair_slot, id LIMIT 500 FOR UPDATE SKIP LOCKED`,
+        );
+        return rows.map((r) => r["QUERY PLAN"]).join("\n");
+      });
+    /** How many waiting tasks the planner believes in. */
+    const plannedWaiting = (schema: string): Promise<number> =>
+      admin(async (client) => {
+        const { rows } = await client.query<{ "QUERY PLAN": string }>(
+          `EXPLAIN SELECT 1 FROM "${schema}".underway_tasks WHERE state IN ('queued', 'failed')`,
+        );
+        return Number(/rows=(\d+)/.exec(rows[0]?.["QUERY PLAN"] ?? "")?.[1]);
+      });
+    /** The driver's statistics refresh under way, if any (it runs in the background). */
+    const refreshed = (d: PostgresDriver): Promise<void> | null => (d as unknown as { analyzing: Promise<void> | null }).analyzing;
+    const burst = (n: number) => Array.from({ length: n }, (_, i) => task({ priority: i % 2 }));
+
+    it("are refreshed after a burst of inserts, and the claim then reads the claim-order index", async () => {
+      const schema = newSchema();
+      const d = driver({ schema, watch: false });
+      await d.migrate();
+      await d.taskInsertMany(burst(1_500));
+      await refreshed(d);
+      const plan = await claimPlan(schema);
+      assert.match(plan, /Index Scan using underway_tasks_fair on/, plan);
+      assert.doesNotMatch(plan, /Sort/, plan);
+      const planned = await plannedWaiting(schema);
+      assert.ok(planned >= 750 && planned <= 3_000, `the planner believes ${planned} tasks wait, of 1,500`);
+    });
+
+    it("are refreshed when the planner believes few tasks wait, however many finished ones the table holds", async () => {
+      const schema = newSchema();
+      const d = driver({ schema, watch: false });
+      await d.migrate();
+      for (let i = 0; i < 21; i++) {
+        await d.taskInsertMany(burst(1_000));
+        await refreshed(d);
+      }
+      // The tasks ran; autovacuum (here, by hand) refreshes the statistics: nothing waits.
+      await admin((client) =>
+        client.query(`UPDATE "${schema}".underway_tasks SET state = 'succeeded', finished_at = now(); ANALYZE "${schema}".underway_tasks`),
+      );
+      assert.ok((await plannedWaiting(schema)) < 100);
+      await d.taskInsertMany(burst(1_000));
+      await refreshed(d);
+      const planned = await plannedWaiting(schema);
+      assert.ok(planned >= 500 && planned <= 2_000, `the planner believes ${planned} tasks wait, of 1,000`);
+    });
+
+    it("are refreshed on a connection of the driver's own, never inside the caller's transaction", async () => {
+      const schema = newSchema();
+      const d = driver({ schema, watch: false });
+      await d.migrate();
+      const modes = await d.transaction(async (tx) => {
+        await d.taskInsertMany(burst(1_000), tx);
+        await refreshed(d);
+        const [me] = await tx.execute("SELECT pg_backend_pid() AS pid");
+        return admin(async (client) => {
+          const { rows } = await client.query<{ mode: string }>(
+            `SELECT mode FROM pg_locks WHERE pid = $1 AND relation = '"${schema}".underway_tasks'::regclass`,
+            [me?.pid],
+          );
+          return rows.map((r) => r.mode);
+        });
+      });
+      assert.ok(modes.includes("RowExclusiveLock"), `the transaction's locks: ${modes.join(", ")}`);
+      assert.ok(!modes.includes("ShareUpdateExclusiveLock"), `the transaction's locks: ${modes.join(", ")}`);
+    });
+  });
 });

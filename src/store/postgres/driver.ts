@@ -57,8 +57,8 @@ const CAPABILITIES: DriverCapabilities = {
 };
 
 const APPLICATION_NAME = "underway";
-/** Inserts by this driver after which it refreshes the task table's statistics, at the least (see noteInserted). */
-const ANALYZE_MIN_ROWS = 1_000;
+/** Inserts by this driver between two looks at the task table's statistics (see noteInserted). */
+const ANALYZE_CHECK_ROWS = 1_000;
 
 const statementNames = new Map<string, string>();
 
@@ -97,9 +97,9 @@ export class PostgresDriver implements StorageDriver {
   private clockOffsetMs = 0;
   private closed = false;
   private closing: Promise<void> | null = null;
-  /** Rows this driver inserted since it last refreshed the task table's statistics, and when it does next. */
+  /** Rows this driver inserted since it last refreshed the task table's statistics, and when it looks next. */
   private insertedSinceAnalyze = 0;
-  private analyzeAfter = ANALYZE_MIN_ROWS;
+  private nextStatisticsCheck = ANALYZE_CHECK_ROWS;
   private analyzing: Promise<void> | null = null;
   /** The transaction the current async context runs in, so calls made inside it run inside it. */
   private readonly txScope = new AsyncLocalStorage<DriverTransaction>();
@@ -245,27 +245,34 @@ export class PostgresDriver implements StorageDriver {
 
   /**
    * The claim's plan depends on the planner knowing how many tasks wait: with statistics from
-   * when the table was near empty, it reads the due tasks by run_at and sorts them all on every
-   * claim (7 ms a claim with 17,000 waiting, against 0.1 ms). Autovacuum refreshes them only a
-   * minute or more later, so after a burst of inserts (10% of the table, at least 1,000 rows) the
-   * driver does it at once, in the background.
+   * when few did (an empty table, or one of finished tasks), it reads every waiting task and sorts
+   * them on each claim (7 ms a claim with 17,000 waiting, against 0.1 ms through the claim-order
+   * index). Autovacuum refreshes them only a minute or more later. So every 1,000 rows it inserts,
+   * the driver reads how many waiting tasks the planner believes in (its estimate of the
+   * claim-order index), and when it has inserted at least as many since its last refresh (the
+   * waiting tasks may have doubled), it refreshes them at once, in the background, on a
+   * connection of its own: never inside the caller's transaction.
    */
   private noteInserted(rows: number): void {
     this.insertedSinceAnalyze += rows;
-    if (this.insertedSinceAnalyze < this.analyzeAfter || this.analyzing || this.closed) return;
-    this.insertedSinceAnalyze = 0;
-    this.analyzing = (async () => {
-      try {
+    if (this.insertedSinceAnalyze < this.nextStatisticsCheck || this.analyzing || this.closed) return;
+    this.analyzing = this.txScope.exit(() => this.refreshStatistics());
+  }
+
+  private async refreshStatistics(): Promise<void> {
+    try {
+      const [planned] = await this.query<{ rows: number }>(this.sql.waitingEstimate, []);
+      if (this.insertedSinceAnalyze >= Math.max(ANALYZE_CHECK_ROWS, planned?.rows ?? 0)) {
+        this.insertedSinceAnalyze = 0;
         await this.query(this.sql.analyzeTasks, []);
-        const [estimate] = await this.query<{ rows: number }>(this.sql.taskRowEstimate, []);
-        this.analyzeAfter = Math.max(ANALYZE_MIN_ROWS, 0.1 * (estimate?.rows ?? 0));
-      } catch {
-        // Not the table's owner, or the database went away: autovacuum still does it, later.
-        this.analyzeAfter = Infinity;
-      } finally {
-        this.analyzing = null;
       }
-    })();
+      this.nextStatisticsCheck = this.insertedSinceAnalyze + ANALYZE_CHECK_ROWS;
+    } catch {
+      // Not the table's owner, or the database went away: autovacuum still does it, later.
+      this.nextStatisticsCheck = Infinity;
+    } finally {
+      this.analyzing = null;
+    }
   }
 
   async taskClaim(params: TaskClaimParams): Promise<ClaimedTask[]> {

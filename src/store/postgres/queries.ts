@@ -362,10 +362,17 @@ export function queriesFor(schema: string) {
     /** Gives up a leadership. $1 name, $2 holder. */
     resign: `DELETE FROM ${schema}.underway_leaders WHERE name = $1 AND holder = $2`,
 
-    /** Refreshes the planner's statistics of the task table. */
-    analyzeTasks: `ANALYZE ${tasks}`,
-    /** The planner's estimate of the task table's rows. Returns { rows }. */
-    taskRowEstimate: `SELECT greatest(reltuples, 0)::float8 AS rows FROM pg_class WHERE oid = '${tasks}'::regclass`,
+    /**
+     * Refreshes the planner's statistics of the task table's columns that the queue's statements
+     * filter and order by, from a sample of 3,000 rows (statistics target 10, for this statement
+     * only) rather than 30,000: a sixth of the time of a whole-table ANALYZE at 20,000 rows. The
+     * other columns keep theirs until autovacuum's next ANALYZE. One query string, so SET LOCAL
+     * holds for the implicit transaction around both statements.
+     */
+    analyzeTasks: `SET LOCAL default_statistics_target = 10;
+      ANALYZE ${tasks} (state, priority, run_at, fair_slot, fair_key, queue, name)`,
+    /** The planner's estimate of the waiting tasks: the rows of the claim-order index. Returns { rows }. */
+    waitingEstimate: `SELECT greatest(reltuples, 0)::float8 AS rows FROM pg_class WHERE oid = '${schema}.underway_tasks_fair'::regclass`,
   };
 }
 
