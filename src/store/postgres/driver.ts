@@ -214,30 +214,27 @@ export class PostgresDriver implements StorageDriver {
     // One task: the same parameters as scalars, for a statement without arrays.
     const one = params.length === 1;
     const column = <T>(pick: (p: TaskInsertParams) => T): T[] | T => (one ? pick(params[0]!) : params.map(pick));
-    const [row] = await this.query<{ ids: string[] }>(
-      one ? this.sql.insertOne : this.sql.insert,
-      [
-        this.clockOffsetMs,
-        column((p) => p.name),
-        column((p) => p.queue),
-        column((p) => p.priority),
-        column((p) => p.parameters),
-        column((p) => p.runAtMs ?? null),
-        column((p) => p.delayMs ?? null),
-        column((p) => p.maxAttempts),
-        column((p) => p.timeoutMs),
-        column((p) => p.withUserConnection),
-        column((p) => p.initiator?.userId ?? null),
-        column((p) => initiatorContext(p.initiator)),
-        this.schema,
-        column((p) => p.initiatorSignature ?? null),
-        column((p) => p.traceContext ?? null),
-        column(fairKeyOf),
-        column((p) => p.dedupKey ?? null),
-        column((p) => p.dedupUntilStart ?? false),
-      ],
-      tx,
-    );
+    const values: unknown[] = [
+      this.clockOffsetMs,
+      column((p) => p.name),
+      column((p) => p.queue),
+      column((p) => p.priority),
+      column((p) => p.parameters),
+      column((p) => p.runAtMs ?? null),
+      column((p) => p.delayMs ?? null),
+      column((p) => p.maxAttempts),
+      column((p) => p.timeoutMs),
+      column((p) => p.withUserConnection),
+      column((p) => p.initiator?.userId ?? null),
+      column((p) => initiatorContext(p.initiator)),
+      this.schema,
+      column((p) => p.initiatorSignature ?? null),
+      column((p) => p.traceContext ?? null),
+      column(fairKeyOf),
+    ];
+    if (one) values.push(params[0]!.dedupKey ?? null, params[0]!.dedupUntilStart ?? false);
+    else values.push(...fairPairs(params, values[15] as string[]));
+    const [row] = await this.query<{ ids: string[] }>(one ? this.sql.insertOne : this.sql.insert, values, tx);
     const ids = row?.ids ?? [];
     this.noteInserted(ids.length);
     return ids;
@@ -807,3 +804,33 @@ function scheduleOf(row: ScheduleRow): ScheduleInfo {
   };
 }
 
+/**
+ * The insert statement's fair-share inputs for a call of several tasks: its distinct (fair key,
+ * priority) pairs as two arrays, and for each task the number of its pair (from 1) and its rank
+ * among the call's tasks of that pair (from 0): a user's tasks of a priority take consecutive
+ * slots, in the order given.
+ */
+function fairPairs(params: readonly TaskInsertParams[], fairKeys: readonly string[]): [string[], number[], number[], number[]] {
+  const keys: string[] = [];
+  const priorities: number[] = [];
+  const taken: number[] = [];
+  const pairOf = new Map<string, number>();
+  const pair: number[] = new Array<number>(params.length);
+  const rank: number[] = new Array<number>(params.length);
+  for (let i = 0; i < params.length; i++) {
+    const key = fairKeys[i]!;
+    const priority = params[i]!.priority;
+    const id = `${priority}:${key}`;
+    let n = pairOf.get(id);
+    if (n === undefined) {
+      keys.push(key);
+      priorities.push(priority);
+      taken.push(0);
+      n = keys.length;
+      pairOf.set(id, n);
+    }
+    pair[i] = n;
+    rank[i] = taken[n - 1]!++;
+  }
+  return [keys, priorities, pair, rank];
+}

@@ -89,46 +89,35 @@ export function queriesFor(schema: string) {
     /**
      * Inserts rows given as parallel arrays, and notifies the schema's channel once, on commit.
      * Returns { ids } in input order: the sorted select draws the identity values in order.
-     * $1 offset, $2..$12 the column arrays, $13 the channel, $14 the initiator signatures, $15 the trace contexts.
+     * $1 offset, $2..$12 the column arrays, $13 the channel, $14 the initiator signatures, $15 the
+     * trace contexts, $16 the fair keys; $17 and $18 the call's distinct (fair key, priority)
+     * pairs; $19 each row's pair (1-based) and $20 its rank among the call's rows of that pair,
+     * from 0. Bulk inserts take no deduplication keys (taskInsertMany refuses them).
      */
     insert: `
-      WITH i AS (
-        SELECT * FROM unnest($2::text[], $3::text[], $4::int[], $5::bytea[], $6::float8[], $7::float8[], $8::int[],
-                    $9::bigint[], $10::bool[], $11::text[], $12::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::bool[])
-             WITH ORDINALITY AS i(name, queue, priority, parameters, run_at_ms, delay_ms, max_attempts, timeout_ms,
-                                  with_user_connection, user_id, user_context, initiator_sig, trace_context,
-                                  fair_key, dedup_key, dedup_until_start, ord)
-      ), heads AS MATERIALIZED (
-        -- The head of each priority's queue: its first waiting task in claim order; with none
-        -- waiting, the newest task's slot. Slots order tasks within a priority only.
-        SELECT p.priority,
-               coalesce((SELECT fair_slot FROM ${tasks} WHERE ${DUE} AND priority = p.priority
-                         ORDER BY priority DESC, fair_slot, id LIMIT 1),
-                        (SELECT fair_slot FROM ${tasks} ORDER BY id DESC LIMIT 1), 0) AS v
-        FROM (SELECT DISTINCT priority FROM i) p
-      ), own AS MATERIALIZED (
-        -- Each user's slot after their own waiting tasks of the priority: one lookup per user and
-        -- priority in the call, not per task.
-        SELECT k.fair_key, k.priority,
-               coalesce((SELECT t.fair_slot + 1 FROM ${tasks} t WHERE t.fair_key = k.fair_key AND t.priority = k.priority AND t.${DUE}
-                         ORDER BY t.fair_slot DESC LIMIT 1), 0) AS v
-        FROM (SELECT DISTINCT fair_key, priority FROM i) k
-      ), slotted AS (
-        -- A user's new tasks of a priority take the slots after their own waiting ones, never before its head.
-        SELECT i.*, greatest(h.v, o.v) + row_number() OVER (PARTITION BY i.fair_key, i.priority ORDER BY i.ord) - 1 AS fair_slot
-        FROM i JOIN heads h ON h.priority = i.priority JOIN own o ON o.fair_key = i.fair_key AND o.priority = i.priority
+      WITH pairs AS MATERIALIZED (
+        -- Each pair's first slot: after the user's own waiting tasks of the priority, never before
+        -- the head of that priority's queue (its first waiting task in claim order; with none
+        -- waiting, the newest task's slot). Slots order tasks within a priority only. Looked up
+        -- once per pair in the call, not per task.
+        SELECT array_agg(${fairSlot(tasks, "p.priority", "p.fair_key")} ORDER BY p.n) AS first
+        FROM unnest($17::text[], $18::int[]) WITH ORDINALITY AS p(fair_key, priority, n)
       ), ins AS (
         INSERT INTO ${tasks} (name, queue, priority, parameters, run_at, max_attempts, timeout_ms,
           with_user_connection, user_id, user_context, created_at, updated_at, initiator_sig, trace_context,
-          fair_key, fair_slot, dedup_key, dedup_until_start)
-        SELECT s.name, s.queue, s.priority, s.parameters,
-               coalesce(timestamptz 'epoch' + ${millis("s.run_at_ms")},
-                        ${NOW} + ${millis("greatest(0, coalesce(s.delay_ms, 0))")}),
-               s.max_attempts, s.timeout_ms, s.with_user_connection, s.user_id, s.user_context::jsonb, ${NOW}, ${NOW}, s.initiator_sig,
-               s.trace_context, s.fair_key, s.fair_slot, s.dedup_key, s.dedup_until_start
-        FROM slotted s
-        ORDER BY s.ord
-        ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND state IN ('queued', 'failed', 'running') DO NOTHING
+          fair_key, fair_slot)
+        SELECT i.name, i.queue, i.priority, i.parameters,
+               coalesce(timestamptz 'epoch' + ${millis("i.run_at_ms")},
+                        ${NOW} + ${millis("greatest(0, coalesce(i.delay_ms, 0))")}),
+               i.max_attempts, i.timeout_ms, i.with_user_connection, i.user_id, i.user_context::jsonb, ${NOW}, ${NOW}, i.initiator_sig,
+               i.trace_context, i.fair_key, pairs.first[i.pair] + i.rank
+        FROM unnest($2::text[], $3::text[], $4::int[], $5::bytea[], $6::float8[], $7::float8[], $8::int[],
+                    $9::bigint[], $10::bool[], $11::text[], $12::text[], $14::text[], $15::text[], $16::text[], $19::int[], $20::int[])
+             WITH ORDINALITY AS i(name, queue, priority, parameters, run_at_ms, delay_ms, max_attempts, timeout_ms,
+                                  with_user_connection, user_id, user_context, initiator_sig, trace_context,
+                                  fair_key, pair, rank, ord),
+             pairs
+        ORDER BY i.ord
         RETURNING id
       ), notified AS (SELECT pg_notify($13, ''))
       SELECT array(SELECT ins.id FROM ins ORDER BY ins.id)::text[] AS ids FROM notified`,
