@@ -312,6 +312,28 @@ describe("postgres driver", () => {
       assert.ok(planned >= 500 && planned <= 2_000, `the planner believes ${planned} tasks wait, of 1,000`);
     });
 
+    it("count a transaction's inserts when it commits, and are refreshed with its rows in view", async () => {
+      const schema = newSchema();
+      const d = driver({ schema, watch: false });
+      await d.migrate();
+      await d.transaction(async (tx) => {
+        await d.taskInsertMany(burst(1_500), tx);
+        assert.equal(refreshed(d), null, "no refresh while the rows are not committed");
+      });
+      await refreshed(d);
+      const planned = await plannedWaiting(schema);
+      assert.ok(planned >= 750 && planned <= 3_000, `the planner believes ${planned} tasks wait, of 1,500`);
+      // A transaction rolled back counts nothing.
+      await assert.rejects(
+        d.transaction(async (tx) => {
+          await d.taskInsertMany(burst(1_500), tx);
+          throw new Error("changed my mind");
+        }),
+        /changed my mind/,
+      );
+      assert.equal(refreshed(d), null);
+    });
+
     it("are refreshed on a connection of the driver's own, never inside the caller's transaction", async () => {
       const schema = newSchema();
       const d = driver({ schema, watch: false });

@@ -104,6 +104,8 @@ export class PostgresDriver implements StorageDriver {
   /** The transaction the current async context runs in, so calls made inside it run inside it. */
   private readonly txScope = new AsyncLocalStorage<DriverTransaction>();
   private readonly openTransactions = new Map<DriverTransaction, PoolClient>();
+  /** Rows inserted in each open transaction, counted for the statistics when it commits. */
+  private readonly insertedInTransaction = new Map<DriverTransaction, number>();
 
   constructor(options: PostgresDriverOptions) {
     this.schema = options.schema ?? "underway";
@@ -236,7 +238,7 @@ export class PostgresDriver implements StorageDriver {
     else values.push(...fairPairs(params, values[15] as string[]));
     const [row] = await this.query<{ ids: string[] }>(one ? this.sql.insertOne : this.sql.insert, values, tx);
     const ids = row?.ids ?? [];
-    this.noteInserted(ids.length);
+    this.noteInserted(ids.length, tx);
     return ids;
   }
 
@@ -244,30 +246,47 @@ export class PostgresDriver implements StorageDriver {
    * The claim's plan depends on the planner knowing how many tasks wait: with statistics from
    * when few did (an empty table, or one of finished tasks), it reads every waiting task and sorts
    * them on each claim (7 ms a claim with 17,000 waiting, against 0.1 ms through the claim-order
-   * index). Autovacuum refreshes them only a minute or more later. So every 1,000 rows it inserts,
-   * the driver reads how many waiting tasks the planner believes in (its estimate of the
-   * claim-order index), and when it has inserted at least as many since its last refresh (the
-   * waiting tasks may have doubled), it refreshes them at once, in the background, on a
-   * connection of its own: never inside the caller's transaction.
+   * index). Autovacuum refreshes them only a minute or more later. So every 1,000 rows it inserts
+   * (counted when they commit), the driver reads how many waiting tasks the planner believes in
+   * (its estimate of the claim-order index), and when it has inserted at least as many since its
+   * last refresh (the waiting tasks may have doubled), it refreshes them at once, in the
+   * background, on a connection of its own.
    */
-  private noteInserted(rows: number): void {
+  private noteInserted(rows: number, tx?: DriverTransaction): void {
+    const joined = tx ?? this.inOpenTransaction();
+    if (joined && this.openTransactions.has(joined)) {
+      // Not visible to another connection before the transaction commits: counted then.
+      this.insertedInTransaction.set(joined, (this.insertedInTransaction.get(joined) ?? 0) + rows);
+      return;
+    }
     this.insertedSinceAnalyze += rows;
     if (this.insertedSinceAnalyze < this.nextStatisticsCheck || this.analyzing || this.closed) return;
-    this.analyzing = this.txScope.exit(() => this.refreshStatistics());
+    this.analyzing = this.refreshStatistics();
   }
 
   private async refreshStatistics(): Promise<void> {
+    let client: PoolClient | null = null;
+    let failure: unknown;
     try {
-      const [planned] = await this.query<{ rows: number }>(this.sql.waitingEstimate, []);
+      // Its own connection, whatever transaction the insert that led here ran in.
+      client = await this.connect();
+      const { rows } = await client.query<{ rows: number; may: boolean }>(this.sql.waitingEstimate);
+      const planned = rows[0];
+      if (planned && !planned.may) {
+        this.nextStatisticsCheck = Infinity; // autovacuum's ANALYZE, later, is all there is
+        return;
+      }
       if (this.insertedSinceAnalyze >= Math.max(ANALYZE_CHECK_ROWS, planned?.rows ?? 0)) {
         this.insertedSinceAnalyze = 0;
-        await this.query(this.sql.analyzeTasks, []);
+        await client.query(this.sql.analyzeTasks);
       }
       this.nextStatisticsCheck = this.insertedSinceAnalyze + ANALYZE_CHECK_ROWS;
-    } catch {
-      // Not the table's owner, or the database went away: autovacuum still does it, later.
-      this.nextStatisticsCheck = Infinity;
+    } catch (error) {
+      // The database went away, or was busy: looked at again after as many inserts more.
+      failure = error;
+      this.nextStatisticsCheck = this.insertedSinceAnalyze + ANALYZE_CHECK_ROWS;
     } finally {
+      client?.release(brokenBy(failure));
       this.analyzing = null;
     }
   }
@@ -605,6 +624,9 @@ export class PostgresDriver implements StorageDriver {
       if (commit.command === "ROLLBACK") {
         throw new Error("the transaction was rolled back: a statement in it failed (and its error was caught)");
       }
+      const inserted = this.insertedInTransaction.get(tx);
+      this.insertedInTransaction.delete(tx);
+      if (inserted) this.noteInserted(inserted);
       return result;
     } catch (error) {
       // When the connection itself failed, ROLLBACK fails too, and the pool discards it.
@@ -615,6 +637,7 @@ export class PostgresDriver implements StorageDriver {
     } finally {
       open = false;
       this.openTransactions.delete(tx);
+      this.insertedInTransaction.delete(tx);
       client.release(broken);
     }
   }

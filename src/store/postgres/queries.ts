@@ -21,13 +21,20 @@ const CLAIM_RETURNING = `id::text AS id, name, queue, priority, parameters, atte
   timeout_ms::float8 AS timeout_ms, with_user_connection, user_id, user_context, ${ms("run_at")} AS run_at,
   initiator_sig, ${ms("started_at")} AS started_at, trace_context, fair_slot::text AS fair_slot`;
 
+/** The head of priority $p's queue: its first waiting task's slot in claim order; with none waiting, the newest task's. */
+const headSlot = (tasks: string, p: string): string => `
+  coalesce((SELECT fair_slot FROM ${tasks} WHERE ${DUE} AND priority = ${p}
+            ORDER BY priority DESC, fair_slot, id LIMIT 1),
+           (SELECT fair_slot FROM ${tasks} ORDER BY id DESC LIMIT 1), 0)`;
+
+/** The slot after fair key $k's own waiting tasks of priority $p. */
+const ownNextSlot = (tasks: string, p: string, k: string): string => `
+  coalesce((SELECT t.fair_slot + 1 FROM ${tasks} t WHERE t.fair_key = ${k} AND t.priority = ${p} AND t.${DUE}
+            ORDER BY t.fair_slot DESC LIMIT 1), 0)`;
+
 /** A new task's fair-share slot, as in the insert's own statements: priority $p, fair key $k. */
-const fairSlot = (tasks: string, p: string, k: string): string => `
-  greatest(coalesce((SELECT fair_slot FROM ${tasks} WHERE ${DUE} AND priority = ${p}
-                     ORDER BY priority DESC, fair_slot, id LIMIT 1),
-                    (SELECT fair_slot FROM ${tasks} ORDER BY id DESC LIMIT 1), 0),
-           coalesce((SELECT t.fair_slot + 1 FROM ${tasks} t WHERE t.fair_key = ${k} AND t.priority = ${p} AND t.${DUE}
-                     ORDER BY t.fair_slot DESC LIMIT 1), 0))`;
+const fairSlot = (tasks: string, p: string, k: string): string =>
+  `greatest(${headSlot(tasks, p)}, ${ownNextSlot(tasks, p, k)})`;
 
 const LEASE_EXPIRED_MESSAGE = `'worker ' || coalesce(e.worker_id, '?') || ' stopped renewing its lease (it crashed, was killed or hung)'`;
 
@@ -95,13 +102,16 @@ export function queriesFor(schema: string) {
      * from 0. Bulk inserts take no deduplication keys (taskInsertMany refuses them).
      */
     insert: `
-      WITH pairs AS MATERIALIZED (
+      WITH heads AS MATERIALIZED (
+        -- The head of each priority's queue in the call (see headSlot): slots order tasks within
+        -- a priority only.
+        SELECT h.priority, ${headSlot(tasks, "h.priority")} AS v
+        FROM (SELECT DISTINCT priority FROM unnest($18::int[]) AS u(priority)) h
+      ), pairs AS MATERIALIZED (
         -- Each pair's first slot: after the user's own waiting tasks of the priority, never before
-        -- the head of that priority's queue (its first waiting task in claim order; with none
-        -- waiting, the newest task's slot). Slots order tasks within a priority only. Looked up
-        -- once per pair in the call, not per task.
-        SELECT array_agg(${fairSlot(tasks, "p.priority", "p.fair_key")} ORDER BY p.n) AS first
-        FROM unnest($17::text[], $18::int[]) WITH ORDINALITY AS p(fair_key, priority, n)
+        -- that priority's head. Looked up once per pair in the call, not per task.
+        SELECT array_agg(greatest(h.v, ${ownNextSlot(tasks, "p.priority", "p.fair_key")}) ORDER BY p.n) AS first
+        FROM unnest($17::text[], $18::int[]) WITH ORDINALITY AS p(fair_key, priority, n) JOIN heads h ON h.priority = p.priority
       ), ins AS (
         INSERT INTO ${tasks} (name, queue, priority, parameters, run_at, max_attempts, timeout_ms,
           with_user_connection, user_id, user_context, created_at, updated_at, initiator_sig, trace_context,
@@ -123,8 +133,9 @@ export function queriesFor(schema: string) {
       SELECT array(SELECT ins.id FROM ins ORDER BY ins.id)::text[] AS ids FROM notified`,
 
     /**
-     * As insert, for one task: the same parameters as scalars in the same places (arrays, unnest
-     * and the window over them cost a single insert more than half its time). Returns { ids }.
+     * As insert, for one task: the same parameters as scalars in the same places (arrays and
+     * unnest cost a single insert more than half its time), with its deduplication key ($17) and
+     * whether the key is released when the task starts ($18). Returns { ids }.
      */
     insertOne: `
       WITH ins AS (
@@ -360,8 +371,17 @@ export function queriesFor(schema: string) {
      */
     analyzeTasks: `SET LOCAL default_statistics_target = 10;
       ANALYZE ${tasks} (state, priority, run_at, fair_slot, fair_key, queue, name)`,
-    /** The planner's estimate of the waiting tasks: the rows of the claim-order index. Returns { rows }. */
-    waitingEstimate: `SELECT greatest(reltuples, 0)::float8 AS rows FROM pg_class WHERE oid = '${schema}.underway_tasks_fair'::regclass`,
+    /**
+     * The planner's estimate of the waiting tasks (the rows of the claim-order index), and whether
+     * this role may ANALYZE the task table (its owner's or the database owner's privileges, or a
+     * superuser's; another role's ANALYZE skips the table with a warning). Returns { rows, may }.
+     */
+    waitingEstimate: `
+      SELECT greatest(i.reltuples, 0)::float8 AS rows,
+             pg_has_role(t.relowner, 'USAGE')
+               OR pg_has_role((SELECT datdba FROM pg_database WHERE datname = current_database()), 'USAGE') AS may
+      FROM pg_class i, pg_class t
+      WHERE i.oid = '${schema}.underway_tasks_fair'::regclass AND t.oid = '${tasks}'::regclass`,
   };
 }
 
