@@ -278,12 +278,17 @@ describe("postgres driver", () => {
       });
     /** The driver's statistics refresh under way, if any (it runs in the background). */
     const refreshed = (d: PostgresDriver): Promise<void> | null => (d as unknown as { analyzing: Promise<void> | null }).analyzing;
-    const burst = (n: number) => Array.from({ length: n }, (_, i) => task({ priority: i % 2 }));
-
-    it("are refreshed after a burst of inserts, and the claim then reads the claim-order index", async () => {
+    /** A migrated store in a schema of its own, without wake-ups. */
+    const migrated = async (): Promise<{ schema: string; d: PostgresDriver }> => {
       const schema = newSchema();
       const d = driver({ schema, watch: false });
       await d.migrate();
+      return { schema, d };
+    };
+    const burst = (n: number) => Array.from({ length: n }, (_, i) => task({ priority: i % 2 }));
+
+    it("are refreshed after a burst of inserts, and the claim then reads the claim-order index", async () => {
+      const { schema, d } = await migrated();
       await d.taskInsertMany(burst(1_500));
       await refreshed(d);
       const plan = await claimPlan(schema);
@@ -294,9 +299,7 @@ describe("postgres driver", () => {
     });
 
     it("are refreshed when the planner believes few tasks wait, however many finished ones the table holds", async () => {
-      const schema = newSchema();
-      const d = driver({ schema, watch: false });
-      await d.migrate();
+      const { schema, d } = await migrated();
       for (let i = 0; i < 21; i++) {
         await d.taskInsertMany(burst(1_000));
         await refreshed(d);
@@ -313,9 +316,7 @@ describe("postgres driver", () => {
     });
 
     it("count a transaction's inserts when it commits, and are refreshed with its rows in view", async () => {
-      const schema = newSchema();
-      const d = driver({ schema, watch: false });
-      await d.migrate();
+      const { schema, d } = await migrated();
       await d.transaction(async (tx) => {
         await d.taskInsertMany(burst(1_500), tx);
         assert.equal(refreshed(d), null, "no refresh while the rows are not committed");
@@ -335,9 +336,7 @@ describe("postgres driver", () => {
     });
 
     it("are refreshed on a connection of the driver's own, never inside the caller's transaction", async () => {
-      const schema = newSchema();
-      const d = driver({ schema, watch: false });
-      await d.migrate();
+      const { schema, d } = await migrated();
       const modes = await d.transaction(async (tx) => {
         await d.taskInsertMany(burst(1_000), tx);
         await refreshed(d);
