@@ -142,9 +142,12 @@ const CLAIM_COALESCE_MS = 1;
 /**
  * Attempts of a tiny isolated class in flight in threads that the worker aims for: at
  * concurrency c, a slot that frees takes a chain of CHAIN_IN_FLIGHT / c held tasks of one class
- * (none from 17 on), which its thread runs one after another (see ThreadPool.runChain).
+ * (none from 65 on), which its thread runs one after another (see ThreadPool.runChain). The
+ * thread then still has attempts to run while the worker's thread writes outcomes and claims,
+ * instead of each waiting for the other: with 128 rather than 32, drains of no-op tasks at
+ * concurrency 1 and 10 ran 8-16% faster (at 50, chains of 2: no change).
  */
-const CHAIN_IN_FLIGHT = 32;
+const CHAIN_IN_FLIGHT = 128;
 
 /**
  * The claim loop: takes due tasks from the store while it has free slots, runs them, and hands
