@@ -118,10 +118,12 @@ const SHARE_RUN_MS = 50;
 const SHARE_MAX = 16;
 /**
  * Attempts of a class that takes under TINY_RUN_MS on average (it barely runs: a no-op, a quick
- * write) share a thread up to SHARE_MAX_TINY at once, counting those waiting in chains (see
- * runChain): fewer threads to wake, more attempts per message (at concurrency 50, one thread
- * instead of four: 13% more no-op tasks per second; at concurrency 10, whose chains of 12 hold
- * 120 attempts, one thread instead of two: about 10% more on SQLite, 128 against 64).
+ * write) share a thread up to SHARE_MAX_TINY at once, counting those waiting in chains (a chain
+ * goes whole to a thread with room for its first, see runChain): fewer threads to wake, more
+ * attempts per message (at concurrency 50, one thread instead of four: 13% more no-op tasks per
+ * second; at concurrency 10, whose chains of 12 hold 120 attempts, one thread instead of two:
+ * about 10% more on SQLite, 128 against 64). Kept at the worker's CHAIN_IN_FLIGHT, so that the
+ * chains it aims for fit one thread.
  */
 const TINY_RUN_MS = 0.25;
 const SHARE_MAX_TINY = 128;
