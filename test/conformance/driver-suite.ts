@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
-import { HAND_OFF_LOOKAHEAD, type StorageDriver, type TaskInsertParams } from "../../src/store/driver.ts";
+import { HAND_OFF_LOOKAHEAD, type ClaimedTask, type StorageDriver, type TaskInsertParams } from "../../src/store/driver.ts";
 
 export interface DriverFactory {
   readonly name: string;
@@ -180,6 +180,41 @@ export function driverSuite(factory: DriverFactory): void {
       );
       assert.deepEqual((await d.taskCompleteMany([{ kind: "released", id, runSeq: 2 }])).rejected, [id]);
       assert.equal((await d.taskGet(id))?.state, "succeeded");
+    });
+
+    it("records a batch of successes only for the runs that still hold their tasks, and names the others in order", async () => {
+      const d = await fresh();
+      const ids = await d.taskInsertMany(Array.from({ length: 6 }, () => task()));
+      const runs = await d.taskClaim({ workerId: "w", limit: 6, leaseMs: 1_000 });
+      assert.equal(runs.length, 6);
+      const [r0, r1, r2, r3, r4, r5] = runs as [ClaimedTask, ClaimedTask, ClaimedTask, ClaimedTask, ClaimedTask, ClaimedTask];
+      assert.equal(await d.taskCancel({ id: r2.id }), "running");
+      const result = new Uint8Array([0xa2, 0x6f, 0x6b]);
+      const { rejected } = await d.taskCompleteMany([
+        { kind: "succeeded", id: r0.id, runSeq: r0.runSeq },
+        { kind: "succeeded", id: r1.id, runSeq: r1.runSeq + 1 },
+        { kind: "succeeded", id: r2.id, runSeq: r2.runSeq },
+        { kind: "succeeded", id: r3.id, runSeq: r3.runSeq, result },
+        { kind: "succeeded", id: r4.id, runSeq: r4.runSeq },
+        { kind: "succeeded", id: "999999999", runSeq: 1 },
+        { kind: "released", id: r5.id, runSeq: r5.runSeq },
+      ]);
+      // A stale run, a canceled task and a task that does not exist: refused, in the batch's order.
+      assert.deepEqual(rejected, [r1.id, r2.id, "999999999"]);
+      const states = await Promise.all(ids.map(async (id) => (await d.taskGet(id))?.state));
+      const byId = new Map(ids.map((id, i) => [id, states[i]]));
+      assert.deepEqual(
+        [r0, r1, r2, r3, r4, r5].map((r) => byId.get(r.id)),
+        ["succeeded", "running", "canceled", "succeeded", "succeeded", "queued"],
+      );
+      assert.ok((await d.taskGet(r0.id))?.finishedAt);
+      assert.equal((await d.taskGet(r1.id))?.finishedAt, null);
+      assert.equal((await d.taskGet(r3.id))?.hasResult, true);
+      assert.equal((await d.taskGet(r0.id))?.hasResult, false);
+      assert.deepEqual(await d.taskCountByState(), { queued: 1, running: 1, succeeded: 3, failed: 0, dead: 0, canceled: 1 });
+      // Reported again, a batch changes nothing.
+      const again = await d.taskCompleteMany([r0, r4].map((r) => ({ kind: "succeeded" as const, id: r.id, runSeq: r.runSeq })));
+      assert.deepEqual(again.rejected, [r0.id, r4.id]);
     });
 
     it("makes a task dead when a lost lease spent its last attempt", async () => {

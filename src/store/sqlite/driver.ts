@@ -299,6 +299,17 @@ export class SqliteDriver implements StorageDriver {
         `UPDATE underway_tasks SET state = 'succeeded', finished_at = ?, updated_at = ?, lease_expires_at = NULL, result = ?
          WHERE id = ? AND run_seq = ? AND state = 'running'`,
       ),
+      // The successes of a batch that returned nothing, in one statement: a JSON array of
+      // [id, run_seq] pairs. Returns the ids it changed. NOT INDEXED: each pair finds its row by
+      // id; left to itself the planner reads the running tasks through (state, id) for each pair.
+      succeedMany: db
+        .prepare(
+          `UPDATE underway_tasks NOT INDEXED SET state = 'succeeded', finished_at = ?, updated_at = ?, lease_expires_at = NULL, result = NULL
+           FROM (SELECT value ->> 0 AS id, value ->> 1 AS run_seq FROM json_each(?)) AS o
+           WHERE underway_tasks.id = o.id AND underway_tasks.run_seq = o.run_seq AND state = 'running'
+           RETURNING underway_tasks.id`,
+        )
+        .pluck(true),
       fail: db.prepare(
         `UPDATE underway_tasks SET state = ?, run_at = ?, finished_at = ?, updated_at = ?, lease_expires_at = NULL,
            last_error = ?
@@ -517,9 +528,20 @@ export class SqliteDriver implements StorageDriver {
         const now = this.now();
         const rejected: string[] = [];
         const sql = this.sql;
+        // Successes without a result, the common outcome, in one statement when there are several.
+        let plain = 0;
+        for (const o of outcomes) if (o.kind === "succeeded" && o.result === undefined) plain++;
+        let applied: Set<number> | null = null;
+        if (plain >= 2) {
+          const pairs: [number, number][] = [];
+          for (const o of outcomes) if (o.kind === "succeeded" && o.result === undefined) pairs.push([Number(o.id), o.runSeq]);
+          applied = new Set(sql.succeedMany.all(now, now, JSON.stringify(pairs)) as number[]);
+        }
         for (const o of outcomes) {
           let changes: number;
-          if (o.kind === "succeeded") {
+          if (applied !== null && o.kind === "succeeded" && o.result === undefined) {
+            changes = applied.delete(Number(o.id)) ? 1 : 0;
+          } else if (o.kind === "succeeded") {
             changes = sql.succeed.run(now, now, o.result ?? null, o.id, o.runSeq).changes;
           } else if (o.kind === "released") {
             changes = sql.release.run(now, now, o.id, o.runSeq).changes;
