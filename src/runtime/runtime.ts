@@ -323,12 +323,8 @@ export class Runtime implements TaskStarter {
       for (const url of this.taskModules) {
         for (const c of await importTaskModule(url)) this.registry.register(c, url, url);
       }
-      // Threads boot before the first claim, so the first task does not wait for one, nor for
-      // the metrics' library to load.
-      if (this.worker) {
-        this.metrics.prepare();
-        await this.pool?.warm();
-      }
+      // Threads boot before the first claim, so the first task does not wait for one.
+      if (this.worker) await this.pool?.warm();
     } catch (error) {
       this.state = "stopped";
       await this.pool?.close();
