@@ -93,7 +93,8 @@ describe("task metrics, counted per task and read when scraped", () => {
     const json = await metrics.registry.getMetricsAsJSON();
     const pickup = json.find((m) => m.name === "underway_task_pickup_latency_seconds");
     assert.equal(pickup?.type, "histogram");
-    assert.ok(pickup?.values.some((v) => v.metricName === "underway_task_pickup_latency_seconds_count" && v.labels.task === "Ok" && v.value === 18));
+    const values = (pickup?.values ?? []) as { metricName?: string; labels: Record<string, unknown>; value: number }[];
+    assert.ok(values.some((v) => v.metricName === "underway_task_pickup_latency_seconds_count" && v.labels.task === "Ok" && v.value === 18));
     metrics.registry.resetMetrics();
     ref.registry.resetMetrics();
     events(3);
