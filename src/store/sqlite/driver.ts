@@ -300,14 +300,15 @@ export class SqliteDriver implements StorageDriver {
          WHERE id = ? AND run_seq = ? AND state = 'running'`,
       ),
       // The successes of a batch that returned nothing, in one statement: a JSON array of
-      // [id, run_seq] pairs. Returns the ids it changed. NOT INDEXED: each pair finds its row by
-      // id; left to itself the planner reads the running tasks through (state, id) for each pair.
+      // [id, run_seq] pairs, each id as the text it is given as (exact beyond 2^53). Returns the
+      // ids it changed, as text. NOT INDEXED: each pair finds its row by id; left to itself the
+      // planner reads the running tasks through (state, id) for each pair.
       succeedMany: db
         .prepare(
           `UPDATE underway_tasks NOT INDEXED SET state = 'succeeded', finished_at = ?, updated_at = ?, lease_expires_at = NULL, result = NULL
            FROM (SELECT value ->> 0 AS id, value ->> 1 AS run_seq FROM json_each(?)) AS o
            WHERE underway_tasks.id = o.id AND underway_tasks.run_seq = o.run_seq AND state = 'running'
-           RETURNING underway_tasks.id`,
+           RETURNING CAST(underway_tasks.id AS TEXT)`,
         )
         .pluck(true),
       fail: db.prepare(
@@ -531,16 +532,16 @@ export class SqliteDriver implements StorageDriver {
         // Successes without a result, the common outcome, in one statement when there are several.
         let plain = 0;
         for (const o of outcomes) if (o.kind === "succeeded" && o.result === undefined) plain++;
-        let applied: Set<number> | null = null;
+        let applied: Set<string> | null = null;
         if (plain >= 2) {
-          const pairs: [number, number][] = [];
-          for (const o of outcomes) if (o.kind === "succeeded" && o.result === undefined) pairs.push([Number(o.id), o.runSeq]);
-          applied = new Set(sql.succeedMany.all(now, now, JSON.stringify(pairs)) as number[]);
+          const pairs: [string, number][] = [];
+          for (const o of outcomes) if (o.kind === "succeeded" && o.result === undefined) pairs.push([o.id, o.runSeq]);
+          applied = new Set(sql.succeedMany.all(now, now, JSON.stringify(pairs)) as string[]);
         }
         for (const o of outcomes) {
           let changes: number;
           if (applied !== null && o.kind === "succeeded" && o.result === undefined) {
-            changes = applied.delete(Number(o.id)) ? 1 : 0;
+            changes = applied.delete(o.id) ? 1 : 0;
           } else if (o.kind === "succeeded") {
             changes = sql.succeed.run(now, now, o.result ?? null, o.id, o.runSeq).changes;
           } else if (o.kind === "released") {
