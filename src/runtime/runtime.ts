@@ -232,7 +232,16 @@ export class Runtime implements TaskStarter {
               const bundle = await threadBundle(this.logger, [...new Set(modules)]);
               return bundle && { entry: bundle.entry, workerData: { bundle: { built: bundle.built, modules: bundle.modules } } };
             },
-            lendStore: (port) => new StoreLender(this.driver, port, () => this.worker?.wake()),
+            lendStore: (port) =>
+              new StoreLender(
+                this.driver,
+                port,
+                () => this.worker?.wake(),
+                // Its tasks' starts are this process's, as if they had run here.
+                (names) => {
+                  for (const name of names) this.metrics.taskEnqueued(name);
+                },
+              ),
             logger: this.logger,
             minThreads: isolation.mode === "thread" ? Math.min(isolation.minThreads, maxThreads) : 0,
             maxThreads,

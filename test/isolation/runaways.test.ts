@@ -166,6 +166,10 @@ for (const store of STORES) {
       assert.equal(logged.bindings.taskId, parent.id);
       assert.equal(logged.bindings.task, "ParentTask");
       assert.equal(logged.bindings.step, "child");
+      // The child was stored by this process, through the store lent to the parent's thread.
+      const { body } = await runtime.metrics.render();
+      assert.match(body, /^underway_tasks_enqueued_total\{task="ParentTask"\} 1$/m);
+      assert.match(body, /^underway_tasks_enqueued_total\{task="LedgerTask"\} 1$/m);
     });
 
     it("lowers the OS priority of a thread that runs synchronously, so it does not take the cores", { skip: process.platform !== "linux" }, async () => {

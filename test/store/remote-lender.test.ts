@@ -34,3 +34,31 @@ it("refuses a thread the worker's own methods, the hand-off of a start included,
   assert.match(answer.ok ? "" : answer.error.message, /not available to tasks/);
   assert.deepEqual((await driver.taskList({})).items, [], "nothing stored");
 });
+
+it("tells the process which tasks a thread stored, and runs a continuation's insert in the thread's transaction", async () => {
+  const driver = new SqliteDriver({ path: tempDb(dir) });
+  await driver.migrate();
+  after(() => driver.close());
+  const { port1, port2 } = new MessageChannel();
+  after(() => {
+    port1.close();
+    port2.close();
+  });
+  const reported: string[][] = [];
+  new StoreLender(driver, port1, () => undefined, (names) => reported.push([...names]));
+  const task = (name: string) => ({ name, queue: "default", priority: 0, parameters: new Uint8Array([0x80]), maxAttempts: 1, timeoutMs: 0, initiator: null, withUserConnection: false });
+  const borrowed = borrowStore(port2, { dialect: "sqlite", capabilities: driver.capabilities, schema: null, description: driver.description });
+
+  const first = await borrowed.taskInsert(task("One"));
+  await borrowed.taskInsertMany([task("Two"), task("Three")]);
+  const continued = await borrowed.transaction(async (tx) => {
+    await borrowed.taskInsert(task("Four"), tx);
+    return borrowed.taskInsertContinuation(task("Five"), { taskIds: [first], onlyOnSuccess: false }, tx);
+  });
+  // A statement the store refused stores nothing and reports nothing.
+  await assert.rejects(borrowed.taskInsert({ ...task("Six"), maxAttempts: 0 }));
+  assert.deepEqual(reported, [["One"], ["Two", "Three"], ["Four"], ["Five"]]);
+  const stored = await driver.taskGet(continued);
+  assert.equal(stored?.name, "Five");
+  assert.equal(stored?.waitingFor, 1, "the continuation waits for its predecessor");
+});

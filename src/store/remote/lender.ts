@@ -40,6 +40,11 @@ export class StoreLender {
     private readonly port: MessagePort,
     /** Called after the thread may have stored new tasks (an insert, a commit): wakes the worker. */
     private readonly onWrite: () => void,
+    /**
+     * Called with the task names of each insert the thread made (its Task.startNew calls, which
+     * the process counts as its own starts), when the insert returned, in a transaction or not.
+     */
+    private readonly onInserted: (names: readonly string[]) => void = () => undefined,
   ) {
     port.on("message", (request: RemoteRequest) => {
       this.handle(request).then(
@@ -85,6 +90,8 @@ export class StoreLender {
     if (open && txIndex !== undefined) callArgs[txIndex] = open.tx;
     const invoke = (): Promise<unknown> => (fn as (...a: unknown[]) => Promise<unknown>).apply(this.driver, callArgs);
     const value = await (open ? open.runIn(invoke) : invoke());
+    const inserted = insertedNames(method, args);
+    if (inserted.length > 0) this.onInserted(inserted);
     if (!open && (method === "taskInsert" || method === "taskInsertMany")) this.onWrite();
     return value;
   }
@@ -140,4 +147,20 @@ export class StoreLender {
     await Promise.all([...this.endings.values()].map((e) => e.catch(() => undefined)));
     this.port.close();
   }
+}
+
+/** The task names an insert stored (args as the driver took them, so already checked by it). */
+function insertedNames(method: string, args: readonly unknown[]): string[] {
+  const nameOf = (p: unknown): string | null => {
+    const name = (p as { name?: unknown } | null)?.name;
+    return typeof name === "string" ? name : null;
+  };
+  if (method === "taskInsert" || method === "taskInsertContinuation") {
+    const name = nameOf(args[0]);
+    return name === null ? [] : [name];
+  }
+  if (method === "taskInsertMany" && Array.isArray(args[0])) {
+    return args[0].map(nameOf).filter((name): name is string => name !== null);
+  }
+  return [];
 }

@@ -58,6 +58,7 @@ export const TRANSACTION_ARGUMENT: Readonly<Record<string, number>> = {
   taskInsert: 1,
   taskInsertMany: 1,
   sqlQuery: 2,
+  taskInsertContinuation: 2,
 };
 
 export function toRemoteError(error: unknown): RemoteError {
