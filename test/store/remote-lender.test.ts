@@ -9,7 +9,8 @@ import { tempDb, tempDir } from "../helpers.ts";
 
 const dir = tempDir();
 
-it("refuses a thread the worker's own methods, the hand-off of a start included, even sent as raw messages", async () => {
+/** A SQLite store lent over a message channel, and the store the other end borrows. */
+async function lentStore(onInserted?: (names: readonly string[]) => void) {
   const driver = new SqliteDriver({ path: tempDb(dir) });
   await driver.migrate();
   after(() => driver.close());
@@ -18,17 +19,22 @@ it("refuses a thread the worker's own methods, the hand-off of a start included,
     port1.close();
     port2.close();
   });
-  new StoreLender(driver, port1, () => undefined);
-  const task = { name: "T", queue: "default", priority: 0, parameters: new Uint8Array([0x80]), maxAttempts: 1, timeoutMs: 0, initiator: null, withUserConnection: false };
-  const claim = { workerId: "someone", leaseMs: 60_000 };
-
+  new StoreLender(driver, port1, () => undefined, onInserted);
   const borrowed = borrowStore(port2, { dialect: "sqlite", capabilities: driver.capabilities, schema: null, description: driver.description });
-  await assert.rejects(borrowed.taskInsertClaimed!(task, claim), /the store method "taskInsertClaimed" is not available to tasks/);
+  return { driver, borrowed, port: port2 };
+}
+
+const task = (name: string) => ({ name, queue: "default", priority: 0, parameters: new Uint8Array([0x80]), maxAttempts: 1, timeoutMs: 0, initiator: null, withUserConnection: false });
+
+it("refuses a thread the worker's own methods, the hand-off of a start included, even sent as raw messages", async () => {
+  const { driver, borrowed, port: port2 } = await lentStore();
+  const claim = { workerId: "someone", leaseMs: 60_000 };
+  await assert.rejects(borrowed.taskInsertClaimed!(task("T"), claim), /the store method "taskInsertClaimed" is not available to tasks/);
   await assert.rejects(borrowed.taskClaim({ workerId: "someone", limit: 1, leaseMs: 60_000 }), /not available to tasks/);
 
   // A thread that posts the request itself meets the same refusal on the lending side.
   const reply = new Promise<RemoteReply>((resolve) => port2.once("message", resolve));
-  port2.postMessage({ id: 999, op: "call", method: "taskInsertClaimed", args: [task, claim] });
+  port2.postMessage({ id: 999, op: "call", method: "taskInsertClaimed", args: [task("T"), claim] });
   const answer = await reply;
   assert.equal(answer.ok, false);
   assert.match(answer.ok ? "" : answer.error.message, /not available to tasks/);
@@ -36,18 +42,8 @@ it("refuses a thread the worker's own methods, the hand-off of a start included,
 });
 
 it("tells the process which tasks a thread stored, and runs a continuation's insert in the thread's transaction", async () => {
-  const driver = new SqliteDriver({ path: tempDb(dir) });
-  await driver.migrate();
-  after(() => driver.close());
-  const { port1, port2 } = new MessageChannel();
-  after(() => {
-    port1.close();
-    port2.close();
-  });
   const reported: string[][] = [];
-  new StoreLender(driver, port1, () => undefined, (names) => reported.push([...names]));
-  const task = (name: string) => ({ name, queue: "default", priority: 0, parameters: new Uint8Array([0x80]), maxAttempts: 1, timeoutMs: 0, initiator: null, withUserConnection: false });
-  const borrowed = borrowStore(port2, { dialect: "sqlite", capabilities: driver.capabilities, schema: null, description: driver.description });
+  const { driver, borrowed } = await lentStore((names) => reported.push([...names]));
 
   const first = await borrowed.taskInsert(task("One"));
   await borrowed.taskInsertMany([task("Two"), task("Three")]);
