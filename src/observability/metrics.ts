@@ -69,25 +69,20 @@ class Tally {
 
 type CounterField = "enqueued" | "started" | "succeeded" | "failed" | "dead";
 
-interface Instruments {
-  readonly registry: Registry;
-  readonly counters: readonly Counter<"task">[];
-  readonly histograms: readonly Histogram<string>[];
-}
-
 /**
  * The instruments are made at the first scrape (or the first read of `registry`): a runtime that
  * is never scraped does not load prom-client at all, and no attempt ever waits for it. What was
  * counted before shows in that first scrape.
  */
 export class TaskMetrics {
-  private made: Instruments | null = null;
+  /** The registry, with the instruments registered in it. */
+  private made: Registry | null = null;
   private readonly tallies = new Map<string, Tally>();
 
   constructor(private readonly driver: StorageDriver) {}
 
   get registry(): Registry {
-    return this.instruments().registry;
+    return this.instruments();
   }
 
   private tally(task: string): Tally {
@@ -99,11 +94,12 @@ export class TaskMetrics {
     return t;
   }
 
-  private instruments(): Instruments {
+  private instruments(): Registry {
     return (this.made ??= this.make());
   }
 
-  private make(): Instruments {
+  /** Loads prom-client and registers the gauge, the counters and the histograms in a new registry. */
+  private make(): Registry {
     const { Counter, Gauge, Histogram, Registry } = createRequire(import.meta.url)("prom-client") as PromClient;
     const driver = this.driver;
     const tallies = this.tallies;
@@ -187,25 +183,19 @@ export class TaskMetrics {
       }
     }
 
-    return {
-      registry,
-      counters: [
-        counter("enqueued", "underway_tasks_enqueued_total", "Tasks stored by Task.startNew in this process"),
-        counter("started", "underway_tasks_started_total", "Attempts started by this process's worker"),
-        counter("succeeded", "underway_tasks_succeeded_total", "Tasks that succeeded in this process's worker"),
-        counter("failed", "underway_tasks_failed_total", "Attempts that failed and will be retried"),
-        counter("dead", "underway_tasks_dead_total", "Tasks that failed for good (no attempts left, or unrecoverable)"),
-      ],
-      histograms: [
-        new TalliedHistogram(
-          "underway_task_pickup_latency_seconds",
-          "From when an attempt was due to when a worker claimed it (database clock)",
-          ["task"],
-          (t) => [t.pickup],
-        ),
-        new TalliedHistogram("underway_task_run_seconds", "How long attempts ran, by outcome", ["task", "outcome"], (t) => t.runTime),
-      ],
-    };
+    counter("enqueued", "underway_tasks_enqueued_total", "Tasks stored by Task.startNew in this process");
+    counter("started", "underway_tasks_started_total", "Attempts started by this process's worker");
+    counter("succeeded", "underway_tasks_succeeded_total", "Tasks that succeeded in this process's worker");
+    counter("failed", "underway_tasks_failed_total", "Attempts that failed and will be retried");
+    counter("dead", "underway_tasks_dead_total", "Tasks that failed for good (no attempts left, or unrecoverable)");
+    new TalliedHistogram(
+      "underway_task_pickup_latency_seconds",
+      "From when an attempt was due to when a worker claimed it (database clock)",
+      ["task"],
+      (t) => [t.pickup],
+    );
+    new TalliedHistogram("underway_task_run_seconds", "How long attempts ran, by outcome", ["task", "outcome"], (t) => t.runTime);
+    return registry;
   }
 
   taskEnqueued(task: string, count = 1): void {
@@ -228,7 +218,7 @@ export class TaskMetrics {
 
   /** The exposition text, and its content type. */
   async render(): Promise<{ contentType: string; body: string }> {
-    const { registry } = this.instruments();
+    const registry = this.instruments();
     return { contentType: registry.contentType, body: await registry.metrics() };
   }
 }

@@ -530,14 +530,9 @@ export class SqliteDriver implements StorageDriver {
         const rejected: string[] = [];
         const sql = this.sql;
         // Successes without a result, the common outcome, in one statement when there are several.
-        let plain = 0;
-        for (const o of outcomes) if (o.kind === "succeeded" && o.result === undefined) plain++;
-        let applied: Set<string> | null = null;
-        if (plain >= 2) {
-          const pairs: [string, number][] = [];
-          for (const o of outcomes) if (o.kind === "succeeded" && o.result === undefined) pairs.push([o.id, o.runSeq]);
-          applied = new Set(sql.succeedMany.all(now, now, JSON.stringify(pairs)) as string[]);
-        }
+        const pairs: [string, number][] = [];
+        for (const o of outcomes) if (o.kind === "succeeded" && o.result === undefined) pairs.push([o.id, o.runSeq]);
+        const applied = pairs.length >= 2 ? new Set(sql.succeedMany.all(now, now, JSON.stringify(pairs)) as string[]) : null;
         for (const o of outcomes) {
           let changes: number;
           if (applied !== null && o.kind === "succeeded" && o.result === undefined) {
