@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { Session } from "node:inspector";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { createRuntime, Task, TaskFailedError, type Runtime, type RuntimeConfig, type TaskInfo } from "../../src/index.ts";
@@ -400,6 +401,35 @@ describe("isolation without a known module", () => {
     const task = await ended(runtime, handle.id);
     assert.equal(task.state, "dead");
     assert.match(task.lastError?.message ?? "", /cannot run isolated: its module is unknown.*taskModule = import\.meta\.url/);
+  });
+});
+
+describe("the inspector session that pauses threads", () => {
+  it("is connected once a thread is paused, and ends when the runtime stops", async () => {
+    // The pauser's sessions, counted through the inspector's own Session class.
+    const proto = Session.prototype as { connect(): void; disconnect(): void };
+    const { connect, disconnect } = proto;
+    let live = 0;
+    proto.connect = function (this: Session) {
+      connect.call(this);
+      live++;
+    };
+    proto.disconnect = function (this: Session) {
+      disconnect.call(this);
+      live--;
+    };
+    after(() => Object.assign(proto, { connect, disconnect }));
+
+    const dir = tempDir();
+    const runtime = createRuntime({ db: tempDb(dir), logger: false, tasks: [FIXTURES], worker: { concurrency: 4 }, isolation: { mode: "thread" } });
+    await runtime.start();
+    const spin = await runtime.run(() => Task.startNew(SpinTask, null, { timeoutMs: 0 }));
+    // Another task at work: the spinning thread is paused, through a session of the inspector.
+    await runtime.run(() => Task.startNew(NapTask, { ms: 5_000 }));
+    await until(() => live === 1, "the pauser to connect to the inspector", 10_000);
+    assert.equal((await runtime.getTask(spin.id)).state, "running");
+    await runtime.stop({ graceMs: 0 });
+    assert.equal(live, 0, "the session outlived the runtime");
   });
 });
 

@@ -1138,6 +1138,8 @@ export class ThreadPool {
           }),
       ),
     );
+    // The inspector session it paused threads through ends with it (not when collected).
+    await this.pauser.close();
   }
 }
 

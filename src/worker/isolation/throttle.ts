@@ -78,6 +78,9 @@ const DRAIN_MS = 1_000;
 export class ThreadPauser {
   private session: Session | null = null;
   private unavailable = false;
+  private closed = false;
+  /** Releases still waiting for a thread's evaluations to end. */
+  private readonly releasing = new Set<Promise<void>>();
   private readonly threads = new Map<number, Attached>();
   /** Inspector sessions of the process's threads, by thread id, while attached. */
   private readonly sessionIds = new Map<number, string>();
@@ -136,12 +139,30 @@ export class ThreadPauser {
             }
             attached.drained = done;
           });
-    return drained.then(() => {
+    const released = drained.then(() => {
+      this.releasing.delete(released);
       if (this.threads.size === 0 && this.session) {
         this.sessionIds.clear();
         this.session.post("NodeWorker.disable", {}, () => undefined);
       }
     });
+    this.releasing.add(released);
+    return released;
+  }
+
+  /**
+   * Ends the inspector session, once no evaluation of the pauser runs in a thread any more (the
+   * pool closed: it has no thread left to pause). Nothing is paused after this.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const threadId of [...this.threads.keys()]) void this.release(threadId);
+    await Promise.all(this.releasing);
+    const session = this.session;
+    this.session = null;
+    this.sessionIds.clear();
+    this.inFlight.clear();
+    session?.disconnect();
   }
 
   private evaluateWait(session: Session, threadId: number, sessionId: string, attached: Attached): void {
@@ -166,7 +187,7 @@ export class ThreadPauser {
 
   private connect(): Session | null {
     if (this.session) return this.session;
-    if (this.unavailable) return null;
+    if (this.unavailable || this.closed) return null;
     try {
       // Loaded when first needed: a Node.js built without the inspector still runs tasks.
       const inspector = createRequire(import.meta.url)("node:inspector") as typeof import("node:inspector");
