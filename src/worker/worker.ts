@@ -142,13 +142,21 @@ const CLAIM_COALESCE_MS = 1;
 /**
  * Attempts of a tiny isolated class in flight in threads that the worker aims for: at
  * concurrency c, a slot that frees takes a chain of CHAIN_IN_FLIGHT / c held tasks of one class
- * (none from 65 on), which its thread runs one after another (see ThreadPool.runChain). The
- * thread then still has attempts to run while the worker's thread writes outcomes and claims,
- * instead of each waiting for the other: with 128 rather than 32, drains of no-op tasks at
- * concurrency 1 and 10 ran 8-16% faster (at 50, chains of 2: no change). The pool's
- * SHARE_MAX_TINY is as large, so that these chains fit one thread.
+ * (at most MAX_CHAIN; none from concurrency 257 on), which its thread runs one after another (see
+ * ThreadPool.runChain). The thread then still has attempts to run while the worker's thread
+ * writes outcomes and claims (a claim of 500 on SQLite holds it for about 4 ms), instead of each
+ * waiting for the other: with 128 rather than 32, drains of no-op tasks at concurrency 1 and 10
+ * ran 8-16% faster; with 512 rather than 128, at concurrency 10 and 50 (chains of 51 and 10
+ * instead of 12 and 2), 4-22% faster on SQLite (PostgreSQL, bound by its server, within the
+ * noise). The pool's SHARE_MAX_TINY is as large, so that these chains fit one thread.
  */
-const CHAIN_IN_FLIGHT = 128;
+const CHAIN_IN_FLIGHT = 512;
+/**
+ * The longest chain: at concurrency 1 a chain of 512 took the only slot for the whole of a
+ * claim's tasks, and the next claim waited for it to end (PostgreSQL's drain read no faster, and
+ * slower in the benchmark's pairs, than with 128).
+ */
+const MAX_CHAIN = 128;
 
 /**
  * The claim loop: takes due tasks from the store while it has free slots, runs them, and hands
@@ -455,7 +463,7 @@ export class Worker {
     // No longer than the held tasks spread over the free slots: a task a free slot could run
     // beside the others does not wait in a chain.
     const free = Math.max(1, this.concurrency - this.slotsTaken());
-    const length = Math.min(Math.floor(CHAIN_IN_FLIGHT / this.concurrency), Math.ceil((this.prefetched.length + 1) / free));
+    const length = Math.min(MAX_CHAIN, Math.floor(CHAIN_IN_FLIGHT / this.concurrency), Math.ceil((this.prefetched.length + 1) / free));
     if (!pool || length < 2 || first.withUserConnection || this.prefetched[0]?.task.name !== first.name) return false;
     const entry = this.options.registry.resolveRegistered(first.name);
     if (!entry || !this.inThread(entry) || (!entry.dynamic && !entry.module)) return false;

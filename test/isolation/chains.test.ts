@@ -7,12 +7,12 @@
  * hold ends, or when the worker stops, are handed back without running.
  */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { createRuntime, Task, type Runtime, type TaskHandle } from "../../src/index.ts";
 import type { IsolatedRun, ThreadPool } from "../../src/worker/isolation/pool.ts";
-import { SpanTask } from "../fixtures/isolation-tasks.ts";
+import { MostlyShortTask, SpanTask } from "../fixtures/isolation-tasks.ts";
 import { tempDb, tempDir, until } from "../helpers.ts";
 
 const FIXTURES = new URL("../fixtures/isolation-tasks.ts", import.meta.url);
@@ -156,5 +156,26 @@ describe("chained isolated attempts", () => {
       assert.equal(task.state, "queued", `${h.id} is queued again`);
       assert.equal(task.attempt, 0, `${h.id} spent no attempt`);
     }
+  });
+
+  it("send the ends of a long turn's attempts as they gather: one that then blocks the thread makes fewer than 256 run again", async () => {
+    // Concurrency 4: four chains of about 100 go to one thread in one message, and it runs them
+    // all in one turn, the spinner last.
+    const { runtime, chains } = await chaining({ concurrency: 4 });
+    const file = join(tempDir(), "ledger.txt");
+    const warm = await runtime.run(() => Task.startNewMany(MostlyShortTask, Array.from({ length: 60 }, (_, n) => ({ file, n, waitMs: 0, spin: false }))));
+    await allSucceeded(runtime, warm);
+    const [quick, spinner] = await runtime.transaction(async () => {
+      const quick = await Task.startNewMany(MostlyShortTask, Array.from({ length: 400 }, (_, i) => ({ file, n: 1_000 + i, waitMs: 0, spin: false })));
+      const spinner = await Task.startNew(MostlyShortTask, { file, n: 9_999, waitMs: 0, spin: true }, { timeoutMs: 3_000, maxAttempts: 1 });
+      return [quick, spinner] as [TaskHandle[], TaskHandle];
+    });
+    await allSucceeded(runtime, quick);
+    await until(async () => (await runtime.getTask(spinner.id)).state === "dead", "the spinner to time out", 20_000);
+    assert.ok(chains.some((chain) => chain.includes(spinner.id)), "the spinner ran chained");
+    const runs = readFileSync(file, "utf8").split("\n").filter((line) => Number(line.split(":")[0]) >= 1_000);
+    assert.equal(new Set(runs.map((line) => line.split(":")[0])).size, 400, "each of the 400 ran");
+    const again = runs.length - 400;
+    assert.ok(again < 256, `${again} of the attempts that ended before the thread blocked ran again`);
   });
 });

@@ -57,12 +57,20 @@ const boot = workerData as ThreadBoot;
 installPauseCell({ cell: boot.pauseCell, name: boot.pauseName });
 
 let outbox: FromThread[] = [];
+/**
+ * A turn's messages go at once when this many have gathered, rather than at the turn's end: a
+ * turn may run hundreds of chained attempts (ThreadPool.runChain), and should one of them then
+ * block the thread, those whose ends were not sent run again when the worker stops it. So at most
+ * 255 re-run, not the turn's whole chain. Measured within the noise of sending one message a turn.
+ */
+const THREAD_FLUSH_AT = 256;
 
 /** Sends at the end of this turn, with whatever else the turn sends (one wake-up of the worker's thread). */
 function send(message: FromThread): void {
   outbox.push(message);
-  // A log line goes at once (the task may be about to end its thread); the rest at the turn's end.
-  if (message.t === "log") flush();
+  // A log line goes at once (the task may be about to end its thread); the rest at the turn's end,
+  // or when THREAD_FLUSH_AT have gathered.
+  if (message.t === "log" || outbox.length >= THREAD_FLUSH_AT) flush();
   else if (outbox.length === 1) setImmediate(flush);
 }
 

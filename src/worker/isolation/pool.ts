@@ -121,12 +121,14 @@ const SHARE_MAX = 16;
  * write) share a thread up to SHARE_MAX_TINY at once, counting those waiting in chains (a chain
  * goes whole to a thread with room for its first, see runChain): fewer threads to wake, more
  * attempts per message (at concurrency 50, one thread instead of four: 13% more no-op tasks per
- * second; at concurrency 10, whose chains of 12 hold 120 attempts, one thread instead of two:
+ * second; at concurrency 10, whose chains of 12 held 120 attempts, one thread instead of two:
  * about 10% more on SQLite, 128 against 64). Kept at the worker's CHAIN_IN_FLIGHT, so that the
- * chains it aims for fit one thread.
+ * chains it aims for fit one thread. A thread that blocks while holding them re-runs at most the
+ * attempts whose ends it had not sent yet: it sends them every THREAD_FLUSH_AT messages
+ * (thread-main.ts), not only at the end of its turn.
  */
 const TINY_RUN_MS = 0.25;
-const SHARE_MAX_TINY = 128;
+const SHARE_MAX_TINY = 512;
 /**
  * A shared thread that has not answered for this long is stopped: its attempts are handed back
  * (they run again, the attempt not counted) and their classes run alone from then on, so the one
