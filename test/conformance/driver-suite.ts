@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import { HAND_OFF_LOOKAHEAD, type ClaimedTask, type StorageDriver, type TaskInsertParams } from "../../src/store/driver.ts";
+import { TASK_STATES, type TaskState } from "../../src/tasks/types.ts";
 
 export interface DriverFactory {
   readonly name: string;
@@ -294,6 +295,54 @@ export function driverSuite(factory: DriverFactory): void {
       assert.equal((await d.taskList({ name: "' OR 1=1 --" })).items.length, 0);
       await assert.rejects(d.taskList({ states: ["bogus" as never] }), /unknown task state "bogus"/);
       await assert.rejects(d.taskList({ beforeId: "x" }), /beforeId must be a task id/);
+    });
+
+    it("counts, lists and measures queues by state, every state alike", async () => {
+      const d = await fresh();
+      const inserted = await d.taskInsertMany(Array.from({ length: 10 }, (_, i) => task({ queue: i % 2 ? "mail" : "default" })));
+      const claimed = (await d.taskClaim({ workerId: "w", limit: 8, leaseMs: 60_000 })).sort((x, y) => Number(x.id) - Number(y.id));
+      assert.equal(claimed.length, 8);
+      const run = (i: number): ClaimedTask => claimed[i] as ClaimedTask;
+      const error = { name: "Error", message: "boom" };
+      await d.taskCompleteMany([
+        { kind: "succeeded", id: run(0).id, runSeq: run(0).runSeq },
+        { kind: "succeeded", id: run(1).id, runSeq: run(1).runSeq },
+        { kind: "failed", id: run(2).id, runSeq: run(2).runSeq, attempt: 1, error, retryDelayMs: 60_000 },
+        { kind: "failed", id: run(3).id, runSeq: run(3).runSeq, attempt: 1, error, retryDelayMs: 60_000 },
+        { kind: "failed", id: run(4).id, runSeq: run(4).runSeq, attempt: 1, error, retryDelayMs: null },
+        { kind: "failed", id: run(5).id, runSeq: run(5).runSeq, attempt: 1, error, retryDelayMs: null },
+      ]);
+      const canceled = await d.taskInsertMany([task(), task({ queue: "mail" })]);
+      for (const id of canceled) assert.equal(await d.taskCancel({ id }), "queued");
+      const byId = (a: string, b: string): number => Number(b) - Number(a);
+      const expected: Record<TaskState, string[]> = {
+        queued: inserted.filter((id) => !claimed.some((c) => c.id === id)),
+        running: [run(6).id, run(7).id],
+        succeeded: [run(0).id, run(1).id],
+        failed: [run(2).id, run(3).id],
+        dead: [run(4).id, run(5).id],
+        canceled,
+      };
+      const two = { queued: 2, running: 2, succeeded: 2, failed: 2, dead: 2, canceled: 2 };
+      assert.deepEqual(await d.taskCountByState(), two);
+      assert.deepEqual(await d.taskCountByStateUpTo({ cap: 10 }), two);
+      assert.deepEqual(await d.taskCountByStateUpTo({ cap: 1 }), { queued: 1, running: 1, succeeded: 1, failed: 1, dead: 1, canceled: 1 });
+      for (const state of TASK_STATES) {
+        const listed = (await d.taskList({ states: [state] })).items;
+        assert.deepEqual(listed.map((t) => t.id), [...expected[state]].sort(byId), `the ${state} tasks, newest first`);
+        assert.ok(listed.every((t) => t.state === state));
+        const page = await d.taskList({ states: [state], limit: 1 });
+        assert.deepEqual([page.items[0]?.id, page.nextBeforeId], [[...expected[state]].sort(byId)[0], [...expected[state]].sort(byId)[0]]);
+      }
+      assert.deepEqual(
+        (await d.taskList({ states: ["running", "dead", "queued"] })).items.map((t) => t.id),
+        [...expected.running, ...expected.dead, ...expected.queued].sort(byId),
+      );
+      // Each queue: one queued and due, one failed that waits for its retry, one running.
+      assert.deepEqual(await d.taskQueueDepth(), [
+        { queue: "default", due: 1, later: 1, running: 1 },
+        { queue: "mail", due: 1, later: 1, running: 1 },
+      ]);
     });
 
     it("joins an enqueue to a transaction: rollback leaves no task, commit keeps it", async () => {

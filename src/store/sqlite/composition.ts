@@ -16,6 +16,7 @@ import {
 } from "../driver.ts";
 import type { MissedTickPolicy, ScheduleInfo } from "../../tasks/schedules.ts";
 import { TASK_STATES, type TaskState } from "../../tasks/types.ts";
+import { RESTING, WAITING } from "./state-terms.ts";
 
 const ENDED = "('succeeded', 'dead', 'canceled')";
 const RETRYABLE: readonly TaskState[] = ["failed", "dead", "canceled"];
@@ -116,7 +117,8 @@ export function retryStates(filter: TaskRetryFilter): readonly TaskState[] {
 
 export function retryMany(db: Database.Database, now: number, filter: TaskRetryFilter): number {
   const states = retryStates(filter);
-  const where = [`state IN (${states.map(() => "?").join(", ")})`];
+  // The retryable states rest (underway_tasks_state).
+  const where = [`${RESTING} AND state IN (${states.map(() => "?").join(", ")})`];
   const args: unknown[] = [...states];
   if (filter.name !== undefined) {
     where.push("name = ?");
@@ -141,16 +143,14 @@ export function retryMany(db: Database.Database, now: number, filter: TaskRetryF
     .run(now, now, ...args, Math.max(0, Math.trunc(filter.limit))).changes;
 }
 
+/** Waiting and running tasks per queue, each through the partial index that holds them. */
+export const QUEUE_DEPTH = `SELECT queue, sum(due) AS due, sum(later) AS later, sum(running) AS running FROM (
+    SELECT queue, run_at <= ? AS due, run_at > ? AS later, 0 AS running FROM underway_tasks WHERE ${WAITING}
+    UNION ALL SELECT queue, 0, 0, 1 FROM underway_tasks WHERE state = 'running'
+  ) GROUP BY queue ORDER BY queue`;
+
 export function queueDepth(db: Database.Database, now: number): QueueDepth[] {
-  return db
-    .prepare(
-      `SELECT queue,
-         sum(CASE WHEN state IN ('queued', 'failed') AND run_at <= ? THEN 1 ELSE 0 END) AS due,
-         sum(CASE WHEN state IN ('queued', 'failed') AND run_at > ? THEN 1 ELSE 0 END) AS later,
-         sum(CASE WHEN state = 'running' THEN 1 ELSE 0 END) AS running
-       FROM underway_tasks WHERE state IN ('queued', 'failed', 'running') GROUP BY queue ORDER BY queue`,
-    )
-    .all(now, now) as QueueDepth[];
+  return db.prepare(QUEUE_DEPTH).all(now, now) as QueueDepth[];
 }
 
 export function stats(db: Database.Database, now: number, windowMs: number): TaskStats {

@@ -30,6 +30,7 @@ import { Lane } from "./lane.ts";
 import { initiatorContext } from "../initiator.ts";
 import { fairKeyOf, taskInfoOf } from "../task-rows.ts";
 import { decodedRow, initiatorFromRow, type ErrorRow, type TaskRow } from "./rows.ts";
+import { COUNTS_BY_STATE, listStateTerm, stateTerm, WAITING } from "./state-terms.ts";
 import { TASK_STATES, type TaskFilter, type TaskInfo, type TaskPage, type TaskState } from "../../tasks/types.ts";
 
 export interface SqliteDriverOptions {
@@ -119,8 +120,6 @@ type ClaimRow = [
   traceContext: string | null,
 ];
 
-/** Waiting tasks: the WHERE of the partial indexes of migration 0006, written the same way so they are used. */
-const WAITING = "state IN ('queued', 'failed')";
 
 /**
  * A new task's fair-share slot: after its user's own waiting tasks of its priority, never before
@@ -302,7 +301,7 @@ export class SqliteDriver implements StorageDriver {
       // The successes of a batch that returned nothing, in one statement: a JSON array of
       // [id, run_seq] pairs, each id as the text it is given as (exact beyond 2^53). Returns the
       // ids it changed, as text. NOT INDEXED: each pair finds its row by id; left to itself the
-      // planner reads the running tasks through (state, id) for each pair.
+      // planner reads the running tasks through an index of their state for each pair.
       succeedMany: db
         .prepare(
           `UPDATE underway_tasks NOT INDEXED SET state = 'succeeded', finished_at = ?, updated_at = ?, lease_expires_at = NULL, result = NULL
@@ -349,7 +348,7 @@ export class SqliteDriver implements StorageDriver {
       errors: db.prepare(
         "SELECT attempt, at, name, message, stack FROM underway_task_errors WHERE task_id = ? ORDER BY at, attempt",
       ),
-      counts: db.prepare("SELECT state, count(*) AS n FROM underway_tasks GROUP BY state"),
+      counts: db.prepare(COUNTS_BY_STATE),
       elect: db.prepare(
         `INSERT INTO underway_leaders (name, holder, elected_at, expires_at) VALUES (?, ?, ?, ?)
          ON CONFLICT (name) DO UPDATE SET
@@ -644,8 +643,7 @@ export class SqliteDriver implements StorageDriver {
       for (const s of filter.states) {
         if (!TASK_STATES.includes(s)) throw new Error(`unknown task state ${JSON.stringify(s)}; expected one of ${TASK_STATES.join(", ")}`);
       }
-      where.push(`state IN (${filter.states.map(() => "?").join(", ")})`);
-      args.push(...filter.states);
+      where.push(`(${filter.states.map(listStateTerm).join(" OR ")})`);
     }
     if (filter.name !== undefined) {
       where.push("name = ?");
@@ -946,18 +944,16 @@ export class SqliteDriver implements StorageDriver {
   }
 
   taskCountByStateUpTo(params: TaskCountUpToParams): Promise<Record<TaskState, number>> {
-    // One bounded index range per state: (state, id), or (user_id, state, id) for one user.
-    const sql =
-      params.userId === undefined
-        ? "SELECT count(*) AS n FROM (SELECT 1 FROM underway_tasks WHERE state = ? LIMIT ?)"
-        : "SELECT count(*) AS n FROM (SELECT 1 FROM underway_tasks WHERE user_id = ? AND state = ? LIMIT ?)";
+    // One bounded index range per state: see stateTerm, or (user_id, state, id) for one user.
     return this.exclusive(() => {
       const cap = checkCountCap(params);
-      const statement = this.db.prepare(sql);
       const counts = zeroCounts();
       for (const state of TASK_STATES) {
-        const args = params.userId === undefined ? [state, cap] : [params.userId, state, cap];
-        counts[state] = (statement.get(...args) as { n: number }).n;
+        const row =
+          params.userId === undefined
+            ? this.statement(`SELECT count(*) AS n FROM (SELECT 1 FROM underway_tasks WHERE ${stateTerm(state)} LIMIT ?)`).get(cap)
+            : this.statement("SELECT count(*) AS n FROM (SELECT 1 FROM underway_tasks WHERE user_id = ? AND state = ? LIMIT ?)").get(params.userId, state, cap);
+        counts[state] = (row as { n: number }).n;
       }
       return counts;
     });
