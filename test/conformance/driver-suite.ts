@@ -343,6 +343,13 @@ export function driverSuite(factory: DriverFactory): void {
         { queue: "default", due: 1, later: 1, running: 1 },
         { queue: "mail", due: 1, later: 1, running: 1 },
       ]);
+      // A backlog: a store may read a long queue differently from a short one.
+      const backlog = await d.taskInsertMany(Array.from({ length: 1_200 }, () => task()));
+      const newest = [...backlog].sort(byId).slice(0, 3);
+      assert.deepEqual((await d.taskList({ states: ["queued"], limit: 3 })).items.map((t) => t.id), newest);
+      assert.deepEqual((await d.taskList({ states: ["queued"], limit: 2, beforeId: newest[0] })).items.map((t) => t.id), newest.slice(1, 3));
+      assert.equal((await d.taskCountByStateUpTo({ cap: 10_000 })).queued, 1_202);
+      assert.equal((await d.taskCountByState()).queued, 1_202);
     });
 
     it("joins an enqueue to a transaction: rollback leaves no task, commit keeps it", async () => {

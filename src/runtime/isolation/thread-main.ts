@@ -65,7 +65,7 @@ let outbox: FromThread[] = [];
  */
 const THREAD_FLUSH_AT = 256;
 
-/** Sends at the end of this turn, with whatever else the turn sends (one wake-up of the worker's thread). */
+/** Sends at the end of this turn, with whatever else the turn sends (one wake-up of the worker's thread), or earlier (THREAD_FLUSH_AT). */
 function send(message: FromThread): void {
   outbox.push(message);
   // A log line goes at once (the task may be about to end its thread); the rest at the turn's end,
@@ -302,8 +302,9 @@ async function execute(runId: number, run: ThreadRun, abort: RunAbort): Promise<
     running.delete(runId);
     // The attempt chained to this one takes its slot: reported started with the turn's other
     // messages (unless its abort came first: it is skipped then), and run. (Should it never
-    // yield, the turn's messages are not sent: as on any shared thread, the worker stops the
-    // thread after a second, and the attempts on it run again.)
+    // yield, the turn's messages not sent yet (THREAD_FLUSH_AT) are not sent: as on any shared
+    // thread, the worker stops the thread after a second, and the attempts on it whose ends it
+    // did not hear of run again.)
     const next = chained.get(runId);
     if (next) {
       chained.delete(runId);

@@ -30,7 +30,7 @@ import { Lane } from "./lane.ts";
 import { initiatorContext } from "../initiator.ts";
 import { fairKeyOf, taskInfoOf } from "../task-rows.ts";
 import { decodedRow, initiatorFromRow, type ErrorRow, type TaskRow } from "./rows.ts";
-import { COUNTS_BY_STATE, listStateTerm, stateTerm, WAITING } from "./state-terms.ts";
+import { COUNTS_BY_STATE, listStateTerm, QUEUED_LIST_BY_INDEX, stateTerm, WAITING, WAITING_UP_TO } from "./state-terms.ts";
 import { TASK_STATES, type TaskFilter, type TaskInfo, type TaskPage, type TaskState } from "../../tasks/types.ts";
 
 export interface SqliteDriverOptions {
@@ -78,6 +78,9 @@ const CAPABILITIES: DriverCapabilities = {
   timePrecisionMs: 1,
   multiHost: false,
 };
+
+/** Stands for the states filter in a list's terms until the list is read (see taskList). */
+const STATES_TERM = "<states>";
 
 const TASK_COLUMNS = `id, name, queue, priority, state, parameters, run_at, attempt, max_attempts, run_seq,
   timeout_ms, worker_id, lease_expires_at, with_user_connection, user_id, user_context, progress,
@@ -643,7 +646,8 @@ export class SqliteDriver implements StorageDriver {
       for (const s of filter.states) {
         if (!TASK_STATES.includes(s)) throw new Error(`unknown task state ${JSON.stringify(s)}; expected one of ${TASK_STATES.join(", ")}`);
       }
-      where.push(`(${filter.states.map(listStateTerm).join(" OR ")})`);
+      // Queued tasks have no index in id order: see listStateTerm (decided where the list is read).
+      where.push(STATES_TERM);
     }
     if (filter.name !== undefined) {
       where.push("name = ?");
@@ -663,10 +667,14 @@ export class SqliteDriver implements StorageDriver {
       where.push("id < ?");
       args.push(before);
     }
-    const sql = `SELECT ${TASK_COLUMNS} FROM underway_tasks ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-                 ORDER BY id DESC LIMIT ?`;
+    const states = filter.states ?? [];
     return this.exclusive(() => {
-      const rows = this.db.prepare(sql).all(...args, limit + 1) as TaskRow[];
+      const fewWaiting =
+        states.includes("queued") && (this.statement(WAITING_UP_TO).get(QUEUED_LIST_BY_INDEX + 1) as { n: number }).n <= QUEUED_LIST_BY_INDEX;
+      const terms = where.map((term) => (term === STATES_TERM ? `(${states.map((st) => listStateTerm(st, fewWaiting)).join(" OR ")})` : term));
+      const sql = `SELECT ${TASK_COLUMNS} FROM underway_tasks ${terms.length ? `WHERE ${terms.join(" AND ")}` : ""}
+                   ORDER BY id DESC LIMIT ?`;
+      const rows = this.statement(sql).all(...args, limit + 1) as TaskRow[];
       const more = rows.length > limit;
       const items = rows.slice(0, limit).map((r) => taskInfoOf(decodedRow(r), []));
       return { items, nextBeforeId: more && items.length ? (items[items.length - 1]?.id ?? null) : null };

@@ -23,8 +23,9 @@ export const COUNTS_BY_STATE = `SELECT state, count(*) AS n FROM underway_tasks 
 
 /**
  * One state's rows, through an index: running through underway_tasks_running, queued through
- * underway_tasks_fair (each entry then looked up in the table, as that index does not hold the
- * state), the others through underway_tasks_state. For counts and bounded reads.
+ * underway_tasks_fair or underway_tasks_fair_key (each entry then looked up in the table, as they
+ * do not hold the state: a read of n queued ones also reads the failed ones among them), the
+ * others through underway_tasks_state. For counts and bounded reads.
  */
 export function stateTerm(state: TaskState): string {
   if (state === "running") return "state = 'running'";
@@ -32,18 +33,26 @@ export function stateTerm(state: TaskState): string {
   return `(${RESTING} AND state = ${literal(state)})`;
 }
 
+/** A list of queued tasks reads them through the claim-order index while at most this many tasks wait. */
+export const QUEUED_LIST_BY_INDEX = 1_000;
+
 /**
- * One state's rows in a list newest first (ORDER BY id DESC LIMIT n): queued ones by reading the
- * table backwards, where new tasks are (the claim-order index would have the planner read and
- * sort every waiting task first); running ones by their ids from their index (given the order,
- * the planner would otherwise read the table backwards until it found enough of them, all of it
- * when they are old); the others as stateTerm, in id order.
+ * One state's rows in a list newest first (ORDER BY id DESC LIMIT n). Running ones by their ids
+ * from their index (given the order, the planner would otherwise read the table backwards until it
+ * found enough of them, all of it when they are old). Queued ones, when few tasks wait
+ * (`fewWaiting`: at most QUEUED_LIST_BY_INDEX), by their ids from the claim-order index, each
+ * looked up for its state; when more wait, by reading the table backwards, where a backlog is
+ * (through the index the planner would read and sort every waiting task first). The others as
+ * stateTerm, in id order.
  */
-export function listStateTerm(state: TaskState): string {
-  if (state === "queued") return "state = 'queued'";
+export function listStateTerm(state: TaskState, fewWaiting: boolean): string {
+  if (state === "queued") return fewWaiting ? `id IN (SELECT id FROM underway_tasks WHERE ${WAITING} AND state = 'queued')` : "state = 'queued'";
   if (state === "running") return "id IN (SELECT id FROM underway_tasks WHERE state = 'running')";
   return stateTerm(state);
 }
+
+/** How many tasks wait (queued or failed), counted up to the bound given as its parameter. */
+export const WAITING_UP_TO = `SELECT count(*) AS n FROM (SELECT 1 FROM underway_tasks WHERE ${WAITING} LIMIT ?)`;
 
 /** A state as an SQL string literal: one of TASK_STATES, never text from outside. */
 function literal(state: TaskState): string {
