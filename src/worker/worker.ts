@@ -147,14 +147,14 @@ const CLAIM_COALESCE_MS = 1;
  * writes outcomes and claims (a claim of 500 on SQLite holds it for about 4 ms), instead of each
  * waiting for the other: with 128 rather than 32, drains of no-op tasks at concurrency 1 and 10
  * ran 8-16% faster; with 512 rather than 128, at concurrency 10 and 50 (chains of 51 and 10
- * instead of 12 and 2), 4-22% faster on SQLite (PostgreSQL, bound by its server, within the
+ * instead of 12 and 2), 4-23% faster in a script's SQLite drains (PostgreSQL, bound by its server, within the
  * noise). The pool's SHARE_MAX_TINY is as large, so that these chains fit one thread.
  */
 const CHAIN_IN_FLIGHT = 512;
 /**
- * The longest chain: at concurrency 1 a chain of 512 took the only slot for the whole of a
- * claim's tasks, and the next claim waited for it to end (PostgreSQL's drain read no faster, and
- * slower in the benchmark's pairs, than with 128).
+ * The longest chain. With chains of up to 512 at concurrency 1 too, PostgreSQL's drain-c1 read
+ * slower in 4 of 4 benchmark pairs (medians 29,978 -> 27,395 tasks/s) and a script's no faster;
+ * why is not measured.
  */
 const MAX_CHAIN = 128;
 

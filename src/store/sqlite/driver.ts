@@ -79,9 +79,6 @@ const CAPABILITIES: DriverCapabilities = {
   multiHost: false,
 };
 
-/** Stands for the states filter in a list's terms until the list is read (see taskList). */
-const STATES_TERM = "<states>";
-
 const TASK_COLUMNS = `id, name, queue, priority, state, parameters, run_at, attempt, max_attempts, run_seq,
   timeout_ms, worker_id, lease_expires_at, with_user_connection, user_id, user_context, progress,
   progress_message, last_error, created_at, started_at, finished_at, updated_at, waiting_for, schedule_name,
@@ -122,7 +119,6 @@ type ClaimRow = [
   initiatorSig: string | null,
   traceContext: string | null,
 ];
-
 
 /**
  * A new task's fair-share slot: after its user's own waiting tasks of its priority, never before
@@ -646,8 +642,6 @@ export class SqliteDriver implements StorageDriver {
       for (const s of filter.states) {
         if (!TASK_STATES.includes(s)) throw new Error(`unknown task state ${JSON.stringify(s)}; expected one of ${TASK_STATES.join(", ")}`);
       }
-      // Queued tasks have no index in id order: see listStateTerm (decided where the list is read).
-      where.push(STATES_TERM);
     }
     if (filter.name !== undefined) {
       where.push("name = ?");
@@ -669,9 +663,10 @@ export class SqliteDriver implements StorageDriver {
     }
     const states = filter.states ?? [];
     return this.exclusive(() => {
+      // Queued tasks have no index in id order: how they are read depends on how many wait (see listStateTerm).
       const fewWaiting =
         states.includes("queued") && (this.statement(WAITING_UP_TO).get(QUEUED_LIST_BY_INDEX + 1) as { n: number }).n <= QUEUED_LIST_BY_INDEX;
-      const terms = where.map((term) => (term === STATES_TERM ? `(${states.map((st) => listStateTerm(st, fewWaiting)).join(" OR ")})` : term));
+      const terms = states.length ? [...where, `(${states.map((st) => listStateTerm(st, fewWaiting)).join(" OR ")})`] : where;
       const sql = `SELECT ${TASK_COLUMNS} FROM underway_tasks ${terms.length ? `WHERE ${terms.join(" AND ")}` : ""}
                    ORDER BY id DESC LIMIT ?`;
       const rows = this.statement(sql).all(...args, limit + 1) as TaskRow[];
