@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, it } from "node:test";
 import { createRuntime, Task } from "../../src/index.ts";
-import { SlicedTask } from "../fixtures/isolation-tasks.ts";
+import { ChunkedTask } from "../fixtures/isolation-tasks.ts";
 import { tempDb, tempDir, until } from "../helpers.ts";
 
 const FIXTURES = new URL("../fixtures/isolation-tasks.ts", import.meta.url);
@@ -37,11 +37,11 @@ it("keeps a short class packed on one thread when many of its attempts ran there
   await runtime.start();
   after(() => runtime.stop({ graceMs: 0 }));
   const file = join(dir, "sharing.txt");
-  const batch = async (from: number, count: number, slices: number, sliceMs: number): Promise<void> => {
+  const batch = async (from: number, count: number, chunks: number, chunkMs: number): Promise<void> => {
     const handles = await runtime.run(() =>
       Task.startNewMany(
-        SlicedTask,
-        Array.from({ length: count }, (_, i) => ({ file, n: from + i, slices, sliceMs })),
+        ChunkedTask,
+        Array.from({ length: count }, (_, i) => ({ file, n: from + i, chunks, chunkMs, immediate: true })),
       ),
     );
     await until(async () => {
@@ -52,7 +52,7 @@ it("keeps a short class packed on one thread when many of its attempts ran there
   // Proven short (runs that barely run): the class's attempts share a thread.
   await batch(0, 40, 0, 0);
   // Sixteen at once (as many as a class that is short but not tiny puts on one thread), each
-  // working 3 slices of 0.1 ms and yielding after each: the others' slices run between its own,
+  // working 3 chunks of 0.1 ms and yielding after each: the others' chunks run between its own,
   // so each ends about 5 ms after it began, but it took about 0.3 ms of its thread.
   await batch(1_000, concurrency, 3, 0.1);
   await batch(2_000, concurrency, 3, 0.1);
