@@ -7,7 +7,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, it } from "node:test";
 import { createRuntime, Task } from "../../src/index.ts";
-import { ChunkedTask } from "../fixtures/isolation-tasks.ts";
+import { ThreadPool } from "../../src/worker/isolation/pool.ts";
+import { ChunkedTask, OtherChunkedTask } from "../fixtures/isolation-tasks.ts";
 import { tempDb, tempDir, until } from "../helpers.ts";
 
 const FIXTURES = new URL("../fixtures/isolation-tasks.ts", import.meta.url);
@@ -61,4 +62,59 @@ it("keeps a short class packed on one thread when many of its attempts ran there
   const last = threadsFrom(file, 2_000);
   assert.equal(last.length, concurrency);
   assert.equal(new Set(last).size, 1, `the last sixteen ran on one thread: ${last.join(",")}`);
+});
+
+it("counts a long synchronous stretch of an attempt whole, however many attempts share its thread", async () => {
+  // What the threads report of each attempt, as the pool receives it.
+  const measured: { name: string; ms: number }[] = [];
+  const runMeasured = Object.getOwnPropertyDescriptor(ThreadPool.prototype, "runMeasured")!.value as ThreadPool["runMeasured"];
+  ThreadPool.prototype.runMeasured = function (this: ThreadPool, name: string, ms: number) {
+    measured.push({ name, ms });
+    return runMeasured.call(this, name, ms);
+  };
+  after(() => {
+    ThreadPool.prototype.runMeasured = runMeasured;
+  });
+  const concurrency = 16;
+  const runtime = createRuntime({
+    db: tempDb(dir),
+    logger: false,
+    tasks: [FIXTURES],
+    worker: { concurrency },
+    isolation: { mode: "thread" },
+  });
+  await runtime.start();
+  after(() => runtime.stop({ graceMs: 0 }));
+  const file = join(dir, "stretch.txt");
+  const succeeded = (ids: readonly string[]): Promise<unknown> =>
+    until(async () => {
+      for (const id of ids) if ((await runtime.getTask(id)).state !== "succeeded") return false;
+      return true;
+    }, "the tasks to succeed", 20_000);
+  // Both classes proven to barely run: their attempts share one thread.
+  const warm = await runtime.run(async () => [
+    ...(await Task.startNewMany(ChunkedTask, Array.from({ length: 40 }, (_, n) => ({ file, n, chunks: 0, chunkMs: 0 })))),
+    ...(await Task.startNewMany(OtherChunkedTask, Array.from({ length: 16 }, (_, n) => ({ file, n: 100 + n, chunks: 0, chunkMs: 0 })))),
+  ]);
+  await succeeded(warm.map((h) => h.id));
+  // Fifteen that keep yielding (running, but barely using the thread), then one that works 40 ms
+  // at once before its first await, beside them on their thread.
+  const yielding = await runtime.run(() =>
+    Task.startNewMany(ChunkedTask, Array.from({ length: concurrency - 1 }, (_, n) => ({ file, n: 1_000 + n, chunks: 2_000, chunkMs: 0, immediate: true }))),
+  );
+  await until(async () => (await runtime.countTasks()).running === concurrency - 1, "the fifteen to run");
+  const long = await runtime.run(() => Task.startNew(OtherChunkedTask, { file, n: 2_000, chunks: 1, chunkMs: 40 }));
+  await succeeded([long.id, ...yielding.map((h) => h.id)]);
+  const threads = new Set(
+    readFileSync(file, "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => line.split(":"))
+      .filter((fields) => Number(fields[0]) >= 1_000)
+      .map((fields) => fields[2]),
+  );
+  assert.equal(threads.size, 1, "the long one ran on the thread of the fifteen");
+  const last = measured.filter((m) => m.name === "OtherChunkedTask").at(-1)!;
+  // Divided among the sixteen running, it would read about 2.5 ms.
+  assert.ok(last.ms >= 40, `the long one measured ${last.ms} ms`);
 });
