@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, it } from "node:test";
-import { createRuntime, Task } from "../../src/index.ts";
+import { createRuntime, Task, type Runtime } from "../../src/index.ts";
 import { ThreadPool } from "../../src/worker/isolation/pool.ts";
 import { ChunkedTask, OtherChunkedTask } from "../fixtures/isolation-tasks.ts";
 import { tempDb, tempDir, until } from "../helpers.ts";
@@ -26,17 +26,24 @@ function threadsFrom(file: string, from: number): string[] {
     .map((fields) => fields[2]!);
 }
 
-it("keeps a short class packed on one thread when many of its attempts ran there side by side", async () => {
-  const concurrency = 16;
-  const runtime = createRuntime({
-    db: tempDb(dir),
-    logger: false,
-    tasks: [FIXTURES],
-    worker: { concurrency },
-    isolation: { mode: "thread" },
-  });
+/** A runtime with thread isolation at this concurrency, started, stopped after the test. */
+async function started(concurrency: number): Promise<Runtime> {
+  const runtime = createRuntime({ db: tempDb(dir), logger: false, tasks: [FIXTURES], worker: { concurrency }, isolation: { mode: "thread" } });
   await runtime.start();
   after(() => runtime.stop({ graceMs: 0 }));
+  return runtime;
+}
+
+function succeeded(runtime: Runtime, ids: readonly string[]): Promise<unknown> {
+  return until(async () => {
+    for (const id of ids) if ((await runtime.getTask(id)).state !== "succeeded") return false;
+    return true;
+  }, "the tasks to succeed", 20_000);
+}
+
+it("keeps a short class packed on one thread when many of its attempts ran there side by side", async () => {
+  const concurrency = 16;
+  const runtime = await started(concurrency);
   const file = join(dir, "sharing.txt");
   const batch = async (from: number, count: number, chunks: number, chunkMs: number): Promise<void> => {
     const handles = await runtime.run(() =>
@@ -45,10 +52,7 @@ it("keeps a short class packed on one thread when many of its attempts ran there
         Array.from({ length: count }, (_, i) => ({ file, n: from + i, chunks, chunkMs, immediate: true })),
       ),
     );
-    await until(async () => {
-      for (const h of handles) if ((await runtime.getTask(h.id)).state !== "succeeded") return false;
-      return true;
-    }, "the batch to succeed", 20_000);
+    await succeeded(runtime, handles.map((h) => h.id));
   };
   // Proven short (runs that barely run): the class's attempts share a thread.
   await batch(0, 40, 0, 0);
@@ -76,27 +80,14 @@ it("counts a long synchronous stretch of an attempt whole, however many attempts
     ThreadPool.prototype.runMeasured = runMeasured;
   });
   const concurrency = 16;
-  const runtime = createRuntime({
-    db: tempDb(dir),
-    logger: false,
-    tasks: [FIXTURES],
-    worker: { concurrency },
-    isolation: { mode: "thread" },
-  });
-  await runtime.start();
-  after(() => runtime.stop({ graceMs: 0 }));
+  const runtime = await started(concurrency);
   const file = join(dir, "stretch.txt");
-  const succeeded = (ids: readonly string[]): Promise<unknown> =>
-    until(async () => {
-      for (const id of ids) if ((await runtime.getTask(id)).state !== "succeeded") return false;
-      return true;
-    }, "the tasks to succeed", 20_000);
   // Both classes proven to barely run: their attempts share one thread.
   const warm = await runtime.run(async () => [
     ...(await Task.startNewMany(ChunkedTask, Array.from({ length: 40 }, (_, n) => ({ file, n, chunks: 0, chunkMs: 0 })))),
     ...(await Task.startNewMany(OtherChunkedTask, Array.from({ length: 16 }, (_, n) => ({ file, n: 100 + n, chunks: 0, chunkMs: 0 })))),
   ]);
-  await succeeded(warm.map((h) => h.id));
+  await succeeded(runtime, warm.map((h) => h.id));
   // Fifteen that keep yielding (running, but barely using the thread), then one that works 40 ms
   // at once before its first await, beside them on their thread.
   const yielding = await runtime.run(() =>
@@ -104,16 +95,8 @@ it("counts a long synchronous stretch of an attempt whole, however many attempts
   );
   await until(async () => (await runtime.countTasks()).running === concurrency - 1, "the fifteen to run");
   const long = await runtime.run(() => Task.startNew(OtherChunkedTask, { file, n: 2_000, chunks: 1, chunkMs: 40 }));
-  await succeeded([long.id, ...yielding.map((h) => h.id)]);
-  const threads = new Set(
-    readFileSync(file, "utf8")
-      .trim()
-      .split("\n")
-      .map((line) => line.split(":"))
-      .filter((fields) => Number(fields[0]) >= 1_000)
-      .map((fields) => fields[2]),
-  );
-  assert.equal(threads.size, 1, "the long one ran on the thread of the fifteen");
+  await succeeded(runtime, [long.id, ...yielding.map((h) => h.id)]);
+  assert.equal(new Set(threadsFrom(file, 1_000)).size, 1, "the long one ran on the thread of the fifteen");
   const last = measured.filter((m) => m.name === "OtherChunkedTask").at(-1)!;
   // Divided among the sixteen running, it would read about 2.5 ms.
   assert.ok(last.ms >= 40, `the long one measured ${last.ms} ms`);
