@@ -208,6 +208,51 @@ describe("postgres driver", () => {
     assert.deepEqual([...claimed, ...rest.map((c) => c.id)].sort(), [...inserted].sort());
   });
 
+  it("commits a claim of its own without waiting for the disk, and leaves a caller's transaction as it is", async () => {
+    const d = driver({ watch: false, poolSize: 1 });
+    await d.migrate();
+    await d.taskInsertMany([task(), task()]);
+    const sent: { text: string; values: unknown[] }[] = [];
+    const query = pg.Client.prototype.query;
+    // Passes every call through to the server; keeps the claims' statements to run them again below.
+    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+      const config = args[0] as { text?: string; values?: unknown[] } | undefined;
+      if (config?.text?.includes("SET state = 'running'")) sent.push({ text: config.text, values: config.values ?? [] });
+      return (query as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof query;
+    let alone: string[];
+    let inside: { claimed: string[]; setting: unknown };
+    try {
+      alone = (await d.taskClaim({ workerId: "w1", limit: 1, leaseMs: 10_000 })).map((c) => c.id);
+      inside = await d.transaction(async (tx) => {
+        const claimed = (await d.taskClaim({ workerId: "w2", limit: 1, leaseMs: 10_000 })).map((c) => c.id);
+        const [row] = await tx.execute("SELECT current_setting('synchronous_commit') AS s");
+        return { claimed, setting: row?.s };
+      });
+    } finally {
+      pg.Client.prototype.query = query;
+    }
+    assert.equal(alone.length, 1);
+    assert.equal(inside.claimed.length, 1);
+    assert.equal(inside.setting, "on", "a claim inside a transaction leaves that transaction's commit durable");
+    assert.equal(sent.length, 2);
+    // The same connection afterwards: the claim's setting lasted its own transaction only.
+    const [after] = await d.transaction((tx) => tx.execute("SELECT current_setting('synchronous_commit') AS s"));
+    assert.equal(after?.s, "on");
+    // Each statement as sent, in a transaction of its own that is rolled back: what it sets.
+    const settings = await admin(async (client) => {
+      const seen: unknown[] = [];
+      for (const { text, values } of sent) {
+        await client.query("BEGIN");
+        await client.query(text, values);
+        seen.push((await client.query("SELECT current_setting('synchronous_commit') AS s")).rows[0]?.s);
+        await client.query("ROLLBACK");
+      }
+      return seen;
+    });
+    assert.deepEqual(settings, ["off", "on"]);
+  });
+
   it("does not report a commit when a failed statement made PostgreSQL roll back", async () => {
     const d = driver({ watch: false });
     await d.migrate();

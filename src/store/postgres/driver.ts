@@ -303,9 +303,13 @@ export class PostgresDriver implements StorageDriver {
     filter("queue <> ALL($N)", params.excludeQueues);
     filter("name = ANY($N)", params.names);
     filter("name <> ALL($N)", params.excludeNames);
-    const statement = this.sql.claim(filters);
-    const claimUpTo = async (limit: number, tx?: DriverTransaction): Promise<ClaimRow[]> =>
-      this.query<ClaimRow>(statement, [this.clockOffsetMs, params.workerId, params.leaseMs, Math.max(0, Math.trunc(limit)), ...extra], tx);
+    const claimUpTo = async (limit: number, tx?: DriverTransaction): Promise<ClaimRow[]> => {
+      // A claim that is its own transaction commits without waiting for the disk (durability.md,
+      // "At-least-once"); one inside a transaction leaves that transaction's commit as it is.
+      const unflushed = !tx && !this.inOpenTransaction();
+      const statement = this.sql.claim(filters, unflushed);
+      return this.query<ClaimRow>(statement, [this.clockOffsetMs, params.workerId, params.leaseMs, Math.max(0, Math.trunc(limit)), ...extra], tx);
+    };
     let rows: ClaimRow[];
     const rate = params.rate;
     if (rate) {
