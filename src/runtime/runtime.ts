@@ -226,7 +226,8 @@ export class Runtime implements TaskStarter {
               taskModules: this.taskModules,
               maxParameterBytes: this.maxParameterBytes,
               bundle: null,
-            } satisfies Omit<ThreadBoot, "storePort" | "pauseCell" | "pauseName">,
+            } satisfies Omit<ThreadBoot, "storePort" | "pauseCell" | "pauseName" | "classModules">,
+            classModules: () => this.registry.modules().filter((url) => !this.taskModules.includes(url)),
             prepare: async () => {
               const modules = [...(internals.threadHost ? [internals.threadHost] : []), ...this.taskModules, ...this.registry.modules()];
               const bundle = await threadBundle(this.logger, [...new Set(modules)]);

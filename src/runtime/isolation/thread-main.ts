@@ -38,6 +38,12 @@ export interface ThreadBoot {
   /** A module whose `createThreadHost` builds the thread's runtime (the platform's), or null. */
   readonly hostModule: string | null;
   readonly taskModules: readonly string[];
+  /**
+   * The modules that task classes known to the worker's process declare (`static taskModule`),
+   * loaded at boot as well; one that fails to load here is left to its class's first attempt,
+   * which then fails with the reason.
+   */
+  readonly classModules: readonly string[];
   readonly maxParameterBytes: number;
   /** The build this thread booted from (thread-bundle.ts), or null when it booted from the sources. */
   readonly bundle: Pick<ThreadBundle, "built" | "modules"> | null;
@@ -222,6 +228,9 @@ function loadModule(url: string): Promise<void> {
   return loading;
 }
 for (const url of boot.taskModules) await loadModule(url);
+for (const url of boot.classModules) {
+  await loadModule(url).catch(() => modules.delete(url));
+}
 
 const running = new Map<number, RunAbort>();
 /** Chained attempts (sent with `after`) that have not started, by the attempt each waits for. */

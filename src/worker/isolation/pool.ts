@@ -28,6 +28,11 @@ export interface ThreadPoolOptions {
    */
   readonly prepare?: () => Promise<{ readonly entry: URL; readonly workerData: Record<string, unknown> } | null>;
   readonly lendStore: StoreLending;
+  /**
+   * The modules of the task classes known when a thread boots, which it loads before it is ready
+   * (workerData `classModules`), so that no class's first attempt on it waits for its module.
+   */
+  readonly classModules?: () => readonly string[];
   readonly logger: Logger;
   /** Threads kept warm (booted before the first task and never retired). Default 1. */
   readonly minThreads?: number;
@@ -229,7 +234,13 @@ class PoolThread {
     const channel = new MessageChannel();
     this.entry = boot.entry.href;
     this.thread = newThread(boot.entry, {
-      workerData: { ...boot.workerData, storePort: channel.port2, pauseCell: this.pause.cell, pauseName: this.pause.name },
+      workerData: {
+        ...boot.workerData,
+        classModules: options.classModules?.() ?? [],
+        storePort: channel.port2,
+        pauseCell: this.pause.cell,
+        pauseName: this.pause.name,
+      },
       transferList: [channel.port2],
       resourceLimits: { maxOldGenerationSizeMb: memoryLimitMb },
     });
