@@ -5,3 +5,4 @@ export { TaskSerializationError } from "./task-serialization-error.ts";
 export { TaskDeserializationError } from "./task-deserialization-error.ts";
 export { encodeParameters, type EncodeOptions } from "./encode.ts";
 export { decodeParameters, type DecodeOptions } from "./decode.ts";
+export { warmCodec } from "./warm.ts";

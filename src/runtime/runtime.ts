@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { DEFAULT_MAX_PARAMETER_BYTES } from "../codec/index.ts";
+import { DEFAULT_MAX_PARAMETER_BYTES, warmCodec } from "../codec/index.ts";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { Cleaner, type RetentionOptions } from "../maintenance/cleaner.ts";
@@ -335,6 +335,7 @@ export class Runtime implements TaskStarter {
       }
       // Threads boot before the first claim, so the first task does not wait for one.
       if (this.worker) await this.pool?.warm();
+      warmCodec();
     } catch (error) {
       this.state = "stopped";
       await this.pool?.close();
