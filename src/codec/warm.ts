@@ -7,7 +7,8 @@ const SAMPLE = { text: "underway", count: 1, ratio: 0.5, big: 2n ** 40n, yes: tr
 /**
  * Encodes and decodes a small value of every kind once. The codec's first use costs milliseconds
  * (msgpackr's writer and reader compiled and their buffers made): a runtime pays it as it starts
- * and a task thread as it boots, rather than the first task's start or attempt.
+ * (a task thread's own runtime too, as the thread boots), rather than the first task's start or
+ * attempt.
  */
 export function warmCodec(): void {
   decodeParameters(encodeParameters(SAMPLE));

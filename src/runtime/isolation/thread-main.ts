@@ -6,7 +6,7 @@
  */
 import { readlinkSync } from "node:fs";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
-import { decodeParameters, TaskDeserializationError, warmCodec } from "../../codec/index.ts";
+import { decodeParameters, TaskDeserializationError } from "../../codec/index.ts";
 import { borrowStore } from "../../store/remote/borrower.ts";
 import type { RemoteStoreInfo } from "../../store/remote/protocol.ts";
 import { describeThrown, type ThrownInfo } from "../../tasks/error-info.ts";
@@ -240,12 +240,12 @@ class WarmUpRun {
 }
 
 /**
- * Each step of an attempt's path costs milliseconds the first time it runs (the codec compiled,
- * the task scope's async hooks enabled, the executor's code): the thread takes them once as it
- * boots, by running a no-op class through them, rather than its first attempt.
+ * Each step of an attempt's path costs milliseconds the first time it runs (the task scope's async
+ * hooks enabled, the executor's code; the codec was warmed as the thread's runtime started): the
+ * thread takes them once as it boots, by running a no-op class through them, rather than its
+ * first attempt.
  */
 async function warmRunPath(): Promise<void> {
-  warmCodec();
   const abort = new RunAbort();
   const context: TaskContext = {
     get signal() {
