@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -434,9 +434,11 @@ describe("the inspector session that pauses threads", () => {
 async function lateJoinsLong(store: (typeof STORES)[number]): Promise<string | null> {
   const { runtime, dir } = await isolatedRuntime(store, { worker: { concurrency: 4 } });
   const file = join(dir, "proven.txt");
+  const gate = join(dir, "late-ended");
   const task = (n: number, waitMs: number) => ({ file, n, waitMs, spin: false });
-  // Placed while the class is new: a thread to itself.
-  const [long] = await runtime.run(() => Task.startNewMany(MostlyShortTask, [task(0, 1_500)]));
+  // Placed while the class is new: a thread to itself. It runs until the late one has ended (a
+  // fixed time could pass first on a loaded machine, before the quick runs below are done).
+  const [long] = await runtime.run(() => Task.startNewMany(MostlyShortTask, [{ ...task(0, 20_000), gate }]));
   await until(async () => (await runtime.getTask(long!.id)).state === "running", "the long attempt to start");
   // Eight quick runs, one after another, prove the class short.
   for (let n = 1; n <= 8; n++) {
@@ -445,6 +447,7 @@ async function lateJoinsLong(store: (typeof STORES)[number]): Promise<string | n
   }
   const [late] = await runtime.run(() => Task.startNewMany(MostlyShortTask, [task(9, 100)]));
   assert.equal((await ended(runtime, late!.id)).state, "succeeded");
+  writeFileSync(gate, "");
   assert.equal((await ended(runtime, long!.id)).state, "succeeded");
   await runtime.stop({ graceMs: 0 });
   const threadOf = (n: number): string | undefined => ledger(file).find((line) => line.startsWith(`${n}:`))?.split(":")[2];
