@@ -193,6 +193,14 @@ export class Worker {
   private filling = false;
   private wakeAgain = false;
   private wakeScheduled = false;
+  /**
+   * The store may hold due tasks this worker has not claimed. Cleared when a claim of every queue
+   * came back with fewer than it asked for (a wake-up while it was on its way claims again): a slot
+   * that frees then has nothing to claim, and claims only after the next wake-up (a new task's
+   * notification, a due time, the poll). Without it each run's end and each write of outcomes
+   * claimed again, found nothing, and looked up the next due time: 3 claims per task, not 1.
+   */
+  private maybeDue = true;
   private pollTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private nextRunTimer: NodeJS.Timeout | null = null;
@@ -254,8 +262,21 @@ export class Worker {
     this.wake();
   }
 
-  /** Looks for work now (coalesced: many calls in one turn make one look). */
+  /**
+   * Looks for work now (coalesced: many calls in one turn make one look): the store may hold due
+   * tasks (a notification, a due time, the poll, a task handed back).
+   */
   wake(): void {
+    this.maybeDue = true;
+    this.look();
+  }
+
+  /** A slot freed, or outcomes were stored: looks for work only if the store may have some. */
+  private slotFreed(): void {
+    if (this.maybeDue) this.look();
+  }
+
+  private look(): void {
     if (!this.running || this.stopping) return;
     if (this.filling) {
       this.wakeAgain = true;
@@ -298,8 +319,9 @@ export class Worker {
           const want = Math.min(Math.max(0, free) + Math.max(0, ahead), this.batchSize);
           let claimed: ClaimedTask[];
           let more: boolean;
+          let exhausted: boolean;
           try {
-            ({ claimed, more } = await this.claimRound(want));
+            ({ claimed, more, exhausted } = await this.claimRound(want));
             this.claimFailures = 0;
           } catch (error) {
             this.claimFailures++;
@@ -334,6 +356,7 @@ export class Worker {
           }
           this.startPrefetched();
           if (!more) {
+            if (exhausted) this.maybeDue = false;
             await this.scheduleNextDue();
             break;
           }
@@ -403,7 +426,7 @@ export class Worker {
     if (blocked && !run.blocked && this.blockedRuns < this.concurrency && this.active.has(runKey(run.task))) {
       run.blocked = true;
       this.blockedRuns++;
-      this.wake();
+      this.slotFreed();
     } else if (!blocked && run.blocked) {
       run.blocked = false;
       this.blockedRuns--;
@@ -556,14 +579,14 @@ export class Worker {
    * One round of claims for up to `want` tasks: rate-limited classes each under their limit, then
    * everything else, leaving out queues at their cap here. `more`: there may be more due work now.
    */
-  private async claimRound(want: number): Promise<{ claimed: ClaimedTask[]; more: boolean }> {
+  private async claimRound(want: number): Promise<{ claimed: ClaimedTask[]; more: boolean; exhausted: boolean }> {
     const base = { workerId: this.id, leaseMs: this.leaseMs, ...(this.options.queues ? { queues: this.options.queues } : {}) };
     const caps = this.options.queueConcurrency ?? {};
     const capped = Object.keys(caps);
     const limited = this.options.registry.rateLimited();
     if (capped.length === 0 && limited.length === 0) {
       const claimed = await this.driver.taskClaim({ ...base, limit: want });
-      return { claimed, more: claimed.length === want };
+      return { claimed, more: claimed.length === want, exhausted: claimed.length < want };
     }
     const full = capped.filter((q) => this.queueFull(q));
     const limitedNames = limited.length ? { excludeNames: limited.map((l) => l.name) } : {};
@@ -598,7 +621,9 @@ export class Worker {
     } else {
       more = true;
     }
-    return { claimed, more };
+    // Rate-limited classes and capped queues may leave due tasks behind a short claim: each slot
+    // that frees looks again, as a window or a queue's room may have opened.
+    return { claimed, more, exhausted: false };
   }
 
   /** Claims again in a millisecond, whatever frees up meanwhile, once. */
@@ -607,7 +632,7 @@ export class Worker {
     this.claimTimer = setTimeout(() => {
       this.claimTimer = null;
       this.coalesced = true;
-      this.wake();
+      this.slotFreed();
     }, CLAIM_COALESCE_MS);
     this.claimTimer.unref();
   }
@@ -887,7 +912,7 @@ export class Worker {
       this.completer.add(this.annotate(run, outcome));
     }
     if (this.active.size === 0) for (const w of this.idleWaiters.splice(0)) w();
-    this.wake();
+    this.slotFreed();
   }
 
   private annotate(run: ActiveRun, outcome: RunOutcome): WorkerOutcome {
@@ -932,8 +957,10 @@ export class Worker {
       else if (o.kind === "released") emit({ type: "taskReleased", ...base, durationMs: o.durationMs });
       else emit({ type: o.retryDelayMs === null ? "taskDead" : "taskFailed", ...base, error: o.error, retryDelayMs: o.retryDelayMs, durationMs: o.durationMs });
     }
-    // Claims wait while outcomes are behind (see BACKLOG_PER_CLAIM).
-    this.wake();
+    // Claims wait while outcomes are behind (see BACKLOG_PER_CLAIM). A task handed back is due
+    // again, and one failed is due at its retry: the next claim (or the next due time) finds it.
+    if (outcomes.some((o) => o.kind !== "succeeded")) this.wake();
+    else this.slotFreed();
   }
 
   private reportProgress(run: ActiveRun, fraction: number, message?: string | null): void {

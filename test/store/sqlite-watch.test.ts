@@ -76,3 +76,27 @@ it("never watches with watch: false, nor after close", async () => {
   closed.onWake(() => undefined);
   assert.equal(watching(closed), false);
 });
+
+it("does not wake its listeners for its own commits, and still does for another connection's after them", async () => {
+  const path = tempDb(dir);
+  const worker = new SqliteDriver({ path });
+  const producer = new SqliteDriver({ path });
+  try {
+    await worker.migrate();
+    await producer.migrate();
+    let wakes = 0;
+    worker.onWake(() => wakes++);
+    // Its own writes: a worker would claim again after each of them, and find nothing.
+    await worker.taskInsert(task());
+    await worker.taskClaim({ workerId: "w", leaseMs: 60_000, limit: 10 });
+    await worker.taskInsert(task());
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(wakes, 0, "no wake-up for its own commits");
+    const woke = nextWake(worker, 5_000);
+    await producer.taskInsert(task());
+    await woke;
+  } finally {
+    await producer.close();
+    await worker.close();
+  }
+});

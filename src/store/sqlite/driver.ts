@@ -72,6 +72,9 @@ export interface SqliteDriverOptions {
  */
 const PAGE_SIZE = 2_048;
 
+/** When a file event shows no other connection's commit yet, looks again after these, ms (see checkOthersCommitted). */
+const VERSION_RECHECK_MS = [1, 4, 16];
+
 const CAPABILITIES: DriverCapabilities = {
   skipLocked: false,
   notifications: "file-watch",
@@ -159,6 +162,11 @@ export class SqliteDriver implements StorageDriver {
   private readonly busyTimeoutMs: number;
   private readonly wakeListeners = new Set<() => void>();
   private watcher: FSWatcher | null = null;
+  /** A look at PRAGMA data_version is on its way, or due again (see checkOthersCommitted). */
+  private versionCheckScheduled = false;
+  private versionRecheck: NodeJS.Timeout | null = null;
+  /** PRAGMA data_version as last read: it changes only with other connections' commits. */
+  private seenDataVersion: number | null = null;
   private clockOffsetMs = 0;
   private closed = false;
   private closing: Promise<void> | null = null;
@@ -913,8 +921,9 @@ export class SqliteDriver implements StorageDriver {
 
   /**
    * Other processes' commits append to the -wal file; inotify reports that at once, so idle
-   * workers here look for work without polling. Our own writes trigger it too: the worker
-   * coalesces wake-ups, and a look that finds nothing is a cheap indexed read. Started by the
+   * workers here look for work without polling. Our own writes trigger it too, and are told apart
+   * by PRAGMA data_version, which moves only with other connections' commits: a worker woken by
+   * its own claims and outcomes would claim again after each, and find nothing. Started by the
    * first onWake (and kept until close): with no one to wake, watching would only slow this
    * store's writes.
    */
@@ -924,14 +933,57 @@ export class SqliteDriver implements StorageDriver {
     const wal = `${basename(file)}-wal`;
     try {
       this.watcher = watch(dirname(file), { persistent: false }, (_event, name) => {
-        if (name === wal) for (const l of this.wakeListeners) l();
+        if (name === wal) this.checkOthersCommitted();
       });
+      this.seenDataVersion = this.dataVersion();
       this.watcher.on("error", () => {
         this.watcher?.close();
         this.watcher = null;
       });
     } catch {
       this.watcher = null; // polling remains
+    }
+  }
+
+  /**
+   * Wakes the listeners if another connection committed since the last look, read on the turn
+   * after the file's events (coalesced), as a worker's look would be. A writer's last write to the
+   * file comes just before its commit is visible (the commit is published in the shared-memory
+   * index, which raises no event): when none is visible yet, it looks again 1, 4 and 16 ms later.
+   */
+  private checkOthersCommitted(): void {
+    if (this.versionCheckScheduled) return;
+    this.versionCheckScheduled = true;
+    setImmediate(() => {
+      this.versionCheckScheduled = false;
+      this.lookForOthersCommit(0);
+    });
+  }
+
+  private lookForOthersCommit(step: number): void {
+    if (this.versionRecheck) clearTimeout(this.versionRecheck);
+    this.versionRecheck = null;
+    if (this.closed) return;
+    const version = this.dataVersion();
+    if (version === null || version !== this.seenDataVersion) {
+      this.seenDataVersion = version;
+      for (const l of this.wakeListeners) l();
+      return;
+    }
+    const delay = VERSION_RECHECK_MS[step];
+    if (delay === undefined) return;
+    this.versionRecheck = setTimeout(() => this.lookForOthersCommit(step + 1), delay);
+    this.versionRecheck.unref();
+  }
+
+  /** PRAGMA data_version; null where it cannot tell (unreadable, or read in an open transaction). */
+  private dataVersion(): number | null {
+    // Inside an open transaction the connection may not see others' commits yet.
+    if (this.closed || this.db.inTransaction) return null;
+    try {
+      return this.statement("PRAGMA data_version").pluck().get() as number;
+    } catch {
+      return null; // busy, say: wake anyway
     }
   }
 
@@ -1004,6 +1056,7 @@ export class SqliteDriver implements StorageDriver {
         this.closed = true;
         this.watcher?.close();
         this.watcher = null;
+        if (this.versionRecheck) clearTimeout(this.versionRecheck);
         this.statements = null;
         this.db.close();
       });
