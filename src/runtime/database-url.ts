@@ -11,6 +11,8 @@ export interface DriverSettings {
    * folder). Default true; false for a store with no worker to wake.
    */
   readonly watch?: boolean;
+  /** PostgreSQL: connections opened and readied at the start and kept open (PostgresDriverOptions.warmConnections). */
+  readonly warmConnections?: number;
 }
 
 /** The default embedded database, relative to the working directory. */
@@ -34,7 +36,12 @@ export function openDriver(db: string | StorageDriver, settings: DriverSettings 
     }
     const schema = url.searchParams.get("schema") ?? settings.schema;
     url.searchParams.delete("schema");
-    return new PostgresDriver({ connectionString: url.toString(), ...(schema ? { schema } : {}), ...(settings.watch === false ? { watch: false } : {}) });
+    return new PostgresDriver({
+      connectionString: url.toString(),
+      ...(schema ? { schema } : {}),
+      ...(settings.watch === false ? { watch: false } : {}),
+      ...(settings.warmConnections !== undefined ? { warmConnections: settings.warmConnections } : {}),
+    });
   }
   let path = text;
   if (/^sqlite:/i.test(text)) {

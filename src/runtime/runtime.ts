@@ -207,8 +207,14 @@ export class Runtime implements TaskStarter {
     }
     // A runtime without a worker has no one to wake when another process stores work: on
     // PostgreSQL it opens no LISTEN connection, so it holds one connection fewer and the server
-    // does not deliver it every insert's notification.
-    this.driver = openDriver(config.db, { ...(config.durability ? { durability: config.durability } : {}), ...(config.worker === false ? { watch: false } : {}) });
+    // does not deliver it every insert's notification. On PostgreSQL it keeps connections ready
+    // for what runs at once after a start: a worker's claim, its completions and maintenance
+    // (3); without a worker, the application's starts beside maintenance (2).
+    this.driver = openDriver(config.db, {
+      ...(config.durability ? { durability: config.durability } : {}),
+      ...(config.worker === false ? { watch: false } : {}),
+      warmConnections: config.worker === false ? 2 : 3,
+    });
     const key = internals.secretKey ?? resolveSecret(config.secret, this.driver instanceof SqliteDriver ? this.driver.filePath : null);
     this.signer = key ? new InitiatorSigner(key) : null;
     const scope = { runtime: this as TaskStarter };
@@ -333,8 +339,12 @@ export class Runtime implements TaskStarter {
       for (const url of this.taskModules) {
         for (const c of await importTaskModule(url)) this.registry.register(c, url, url);
       }
-      // Threads boot before the first claim, so the first task does not wait for one.
-      if (this.worker) await this.pool?.warm();
+      // Threads boot before the first claim, so the first task does not wait for one; the store's
+      // connections get ready meanwhile (a failure there only leaves the first statements slower).
+      await Promise.all([
+        this.worker ? this.pool?.warm() : undefined,
+        this.driver.warm?.().catch((error: unknown) => this.logger.warn({ err: error }, "the store's connections could not be readied")),
+      ]);
       warmCodec();
     } catch (error) {
       this.state = "stopped";

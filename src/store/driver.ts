@@ -163,6 +163,12 @@ export interface StorageDriver {
 
   /** Applies the pending numbered migrations; safe when several processes start at once. */
   migrate(): Promise<void>;
+  /**
+   * Readies the store for the first statements after a start, where it has something to ready
+   * (PostgreSQL: opens the connections it keeps and loads each server process's catalogs for the
+   * queue's statements). Best effort: a failure only leaves the first statements slower.
+   */
+  warm?(): Promise<void>;
   /** Answers when the store is reachable; throws otherwise. */
   ping(): Promise<void>;
   /** The database clock, ms since the epoch. */

@@ -46,6 +46,11 @@ export interface PostgresDriverOptions {
   readonly watch?: boolean;
   /** How long opening a connection may take before it fails, ms. Default 10,000. */
   readonly connectTimeoutMs?: number;
+  /**
+   * Pooled connections opened and readied by warm() and kept open while idle (at most poolSize).
+   * Default 0: connections open on demand and close after 10 s idle.
+   */
+  readonly warmConnections?: number;
 }
 
 const CAPABILITIES: DriverCapabilities = {
@@ -92,6 +97,7 @@ export class PostgresDriver implements StorageDriver {
   private readonly pool: pg.Pool;
   private readonly sql: Queries;
   private readonly watch: boolean;
+  private readonly warmConnections: number;
   private listener: Listener | null = null;
   private readonly wakeListeners = new Set<() => void>();
   private clockOffsetMs = 0;
@@ -115,6 +121,9 @@ export class PostgresDriver implements StorageDriver {
     const poolSize = options.poolSize ?? 10;
     if (!Number.isInteger(poolSize) || poolSize < 1) throw new Error(`poolSize must be a positive integer, got ${poolSize}`);
     this.watch = options.watch ?? true;
+    const warm = options.warmConnections ?? 0;
+    if (!Number.isInteger(warm) || warm < 0) throw new Error(`warmConnections must be a whole number, got ${warm}`);
+    this.warmConnections = Math.min(warm, poolSize);
     this.clientConfig = {
       connectionString: options.connectionString,
       application_name: APPLICATION_NAME,
@@ -122,7 +131,12 @@ export class PostgresDriver implements StorageDriver {
       keepAlive: true,
     };
     // The platform's tables live in the store's schema too: unqualified names resolve there first.
-    this.pool = new (pgModule().Pool)({ ...this.clientConfig, options: `-c search_path=${this.quotedSchema},public`, max: poolSize });
+    this.pool = new (pgModule().Pool)({
+      ...this.clientConfig,
+      options: `-c search_path=${this.quotedSchema},public`,
+      max: poolSize,
+      min: this.warmConnections,
+    });
     // An idle pooled connection that drops (server restart, pg_terminate_backend) is discarded by
     // the pool; without a handler its error would crash the process.
     this.pool.on("error", () => undefined);
@@ -167,6 +181,37 @@ export class PostgresDriver implements StorageDriver {
       client.release(brokenBy(failure));
     }
     if (this.watch) await this.startListening();
+  }
+
+  /**
+   * Opens `warmConnections` pooled connections at once and has each server process plan the
+   * queue's statements (prepared and explained, never run), so that its catalogs are loaded: the
+   * first insert on a new server process took 2.5-4.6 ms, against 1.2 after this and 0.7 once
+   * prepared (a script on this machine), and a connection opened on demand 4-6 ms more.
+   */
+  async warm(): Promise<void> {
+    this.assertOpen();
+    if (this.warmConnections === 0) return;
+    // All held at once, so that the pool opens that many.
+    const opened = await Promise.allSettled(Array.from({ length: this.warmConnections }, () => this.connect()));
+    const failures: unknown[] = [];
+    await Promise.all(
+      opened.map(async (result) => {
+        if (result.status === "rejected") {
+          failures.push(result.reason);
+          return;
+        }
+        try {
+          await result.value.query(this.sql.warm);
+          result.value.release();
+        } catch (error) {
+          failures.push(error);
+          // Its session may keep a statement prepared by the failed batch: not kept.
+          result.value.release(error instanceof Error ? error : new Error(String(error)));
+        }
+      }),
+    );
+    if (failures.length > 0) throw failures[0];
   }
 
   async taskInsert(params: TaskInsertParams, tx?: DriverTransaction): Promise<string> {

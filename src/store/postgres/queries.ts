@@ -93,7 +93,7 @@ export function queriesFor(schema: string) {
     SELECT ${ms("min(run_at)")} AS next FROM ${tasks}
     WHERE ${DUE} AND run_at > created_at AND run_at > ${NOW} ${byQueue ? "AND queue = ANY($2::text[])" : ""}`;
 
-  return {
+  const queries = {
     /** Returns { now }. $1 offset. */
     clockNow: `SELECT ${ms(NOW)} AS now`,
 
@@ -386,6 +386,21 @@ export function queriesFor(schema: string) {
                OR pg_has_role((SELECT datdba FROM pg_database WHERE datname = current_database()), 'USAGE') AS may
       FROM pg_class i, pg_class t
       WHERE i.oid = '${schema}.underway_tasks_fair'::regclass AND t.oid = '${tasks}'::regclass`,
+  };
+  return {
+    ...queries,
+    /**
+     * Has a new server process plan the statements of a start, a claim and a completion (see
+     * PostgresDriver.warm): each prepared under a name of its own, explained with every parameter
+     * NULL (planned, never run), and deallocated. One query string of simple statements.
+     */
+    warm: [queries.insertOne, queries.insertClaimed, claim([], true), queries.complete, queries.nextRunAt, queries.elect]
+      .map((text, i) => {
+        const name = `underway_warm_${i}`;
+        const parameters = Math.max(0, ...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
+        return `PREPARE ${name} AS ${text}; EXPLAIN EXECUTE ${name}(${Array<string>(parameters).fill("NULL").join(", ")}); DEALLOCATE ${name};`;
+      })
+      .join("\n"),
   };
 }
 

@@ -1,0 +1,69 @@
+/**
+ * The PostgreSQL store's warm-up at a start: the connections it keeps are opened at once, each
+ * server process plans the queue's statements (never runs them), and nothing is left behind.
+ */
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import pg from "pg";
+import { PostgresDriver } from "../../src/store/postgres/driver.ts";
+import { task } from "../conformance/driver-suite.ts";
+import { TEST_POSTGRES_URL, tempSchema } from "../helpers.ts";
+
+it("opens the connections it keeps at once, and leaves no statement prepared nor any row written", async () => {
+  const schema = tempSchema();
+  const driver = new PostgresDriver({ connectionString: TEST_POSTGRES_URL, schema, watch: false, warmConnections: 3, poolSize: 5 });
+  try {
+    await driver.migrate();
+    const pool = (driver as unknown as { pool: pg.Pool }).pool;
+    assert.equal(pool.totalCount, 1, "migrate() used one connection");
+    await driver.warm();
+    assert.equal(pool.totalCount, 3);
+    assert.equal(pool.idleCount, 3);
+    // Each of the three sessions: its own server process, no statement left prepared.
+    const clients = await Promise.all([pool.connect(), pool.connect(), pool.connect()]);
+    try {
+      const pids = new Set<number>();
+      for (const client of clients) {
+        const { rows } = await client.query<{ pid: number; prepared: number }>(
+          "SELECT pg_backend_pid() AS pid, (SELECT count(*) FROM pg_prepared_statements)::int AS prepared",
+        );
+        pids.add(rows[0]!.pid);
+        assert.equal(rows[0]!.prepared, 0);
+      }
+      assert.equal(pids.size, 3);
+    } finally {
+      for (const client of clients) client.release();
+    }
+    assert.equal(pool.totalCount, 3, "no connection opened on demand");
+    assert.deepEqual((await driver.sqlQuery("SELECT count(*)::int AS n FROM underway_tasks", [])).rows, [{ n: 0 }]);
+    // The queue works on the readied connections as on any other.
+    const id = await driver.taskInsert(task());
+    const [claimed] = await driver.taskClaim({ workerId: "w", leaseMs: 60_000, limit: 5 });
+    assert.equal(claimed?.id, id);
+  } finally {
+    await driver.close();
+  }
+});
+
+it("fails with the reason on a store that is not migrated, and keeps none of those connections", async () => {
+  const driver = new PostgresDriver({ connectionString: TEST_POSTGRES_URL, schema: tempSchema(), watch: false, warmConnections: 2 });
+  try {
+    await assert.rejects(driver.warm(), /underway_tasks/);
+    const pool = (driver as unknown as { pool: pg.Pool }).pool;
+    assert.equal(pool.totalCount, 0);
+  } finally {
+    await driver.close();
+  }
+});
+
+it("opens none with warmConnections 0 (the driver's default), and refuses a negative or fractional count", async () => {
+  const driver = new PostgresDriver({ connectionString: TEST_POSTGRES_URL, schema: tempSchema(), watch: false });
+  try {
+    await driver.warm();
+    assert.equal((driver as unknown as { pool: pg.Pool }).pool.totalCount, 0);
+  } finally {
+    await driver.close();
+  }
+  assert.throws(() => new PostgresDriver({ connectionString: TEST_POSTGRES_URL, warmConnections: -1 }), /warmConnections must be a whole number, got -1/);
+  assert.throws(() => new PostgresDriver({ connectionString: TEST_POSTGRES_URL, warmConnections: 1.5 }), /warmConnections must be a whole number, got 1.5/);
+});
