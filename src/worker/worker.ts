@@ -194,7 +194,7 @@ export class Worker {
   private wakeAgain = false;
   private wakeScheduled = false;
   /**
-   * The store may hold due tasks this worker has not claimed. Cleared when a claim of every queue
+   * The store may hold due tasks this worker has not claimed. Cleared when a claim of all its queues
    * came back with fewer than it asked for (a wake-up while it was on its way claims again): a slot
    * that frees then has nothing to claim, and claims only after the next wake-up (a new task's
    * notification, a due time, the poll). Without it each run's end and each write of outcomes

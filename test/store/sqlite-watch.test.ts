@@ -46,21 +46,27 @@ it("watches only once a listener wants wake-ups: a store that only starts tasks 
   }
 });
 
-it("wakes a listener when another connection commits a task", async () => {
+/** Two connections to one new file, migrated: a worker's and a producer's. */
+async function twoConnections(test: (worker: SqliteDriver, producer: SqliteDriver) => Promise<void>): Promise<void> {
   const path = tempDb(dir);
   const worker = new SqliteDriver({ path });
   const producer = new SqliteDriver({ path });
   try {
     await worker.migrate();
     await producer.migrate();
-    const woke = nextWake(worker, 5_000);
-    await producer.taskInsert(task());
-    await woke;
+    await test(worker, producer);
   } finally {
     await producer.close();
     await worker.close();
   }
-});
+}
+
+it("wakes a listener when another connection commits a task", () =>
+  twoConnections(async (worker, producer) => {
+    const woke = nextWake(worker, 5_000);
+    await producer.taskInsert(task());
+    await woke;
+  }));
 
 it("never watches with watch: false, nor after close", async () => {
   const unwatched = new SqliteDriver({ path: tempDb(dir), watch: false });
@@ -77,13 +83,8 @@ it("never watches with watch: false, nor after close", async () => {
   assert.equal(watching(closed), false);
 });
 
-it("does not wake its listeners for its own commits, and still does for another connection's after them", async () => {
-  const path = tempDb(dir);
-  const worker = new SqliteDriver({ path });
-  const producer = new SqliteDriver({ path });
-  try {
-    await worker.migrate();
-    await producer.migrate();
+it("does not wake its listeners for its own commits, and still does for another connection's after them", () =>
+  twoConnections(async (worker, producer) => {
     let wakes = 0;
     worker.onWake(() => wakes++);
     // Its own writes: a worker would claim again after each of them, and find nothing.
@@ -95,8 +96,4 @@ it("does not wake its listeners for its own commits, and still does for another 
     const woke = nextWake(worker, 5_000);
     await producer.taskInsert(task());
     await woke;
-  } finally {
-    await producer.close();
-    await worker.close();
-  }
-});
+  }));
