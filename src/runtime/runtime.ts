@@ -209,11 +209,12 @@ export class Runtime implements TaskStarter {
     // PostgreSQL it opens no LISTEN connection, so it holds one connection fewer and the server
     // does not deliver it every insert's notification. On PostgreSQL it keeps connections ready
     // for what runs at once after a start: a worker's claim, its completions and maintenance
-    // (3); without a worker, the application's starts beside maintenance (2).
+    // (3); without a worker, the application's starts beside maintenance (2); none for a runtime
+    // with neither (the CLI's inspection commands, which run none of the queue's statements).
     this.driver = openDriver(config.db, {
       ...(config.durability ? { durability: config.durability } : {}),
       ...(config.worker === false ? { watch: false } : {}),
-      warmConnections: config.worker === false ? 2 : 3,
+      warmConnections: config.worker !== false ? 3 : config.maintenance === false ? 0 : 2,
     });
     const key = internals.secretKey ?? resolveSecret(config.secret, this.driver instanceof SqliteDriver ? this.driver.filePath : null);
     this.signer = key ? new InitiatorSigner(key) : null;

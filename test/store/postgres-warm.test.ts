@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import pg from "pg";
+import { createRuntime } from "../../src/index.ts";
 import { PostgresDriver } from "../../src/store/postgres/driver.ts";
 import { task } from "../conformance/driver-suite.ts";
 import { TEST_POSTGRES_URL, tempSchema } from "../helpers.ts";
@@ -66,4 +67,27 @@ it("opens none with warmConnections 0 (the driver's default), and refuses a nega
   }
   assert.throws(() => new PostgresDriver({ connectionString: TEST_POSTGRES_URL, warmConnections: -1 }), /warmConnections must be a whole number, got -1/);
   assert.throws(() => new PostgresDriver({ connectionString: TEST_POSTGRES_URL, warmConnections: 1.5 }), /warmConnections must be a whole number, got 1.5/);
+});
+
+it("a runtime readies 3 connections with a worker, 2 without, none without maintenance either (the CLI's inspection commands)", async () => {
+  const schema = tempSchema();
+  const url = `${TEST_POSTGRES_URL}?schema=${schema}`;
+  const cases = [
+    [{}, 3],
+    [{ worker: false }, 2],
+    [{ worker: false, maintenance: false }, 0],
+  ] as const;
+  for (const [config, expected] of cases) {
+    const runtime = createRuntime({ db: url, logger: false, isolation: "none", ...config });
+    await runtime.start();
+    try {
+      // migrate() holds one, as with no warm-up; the worker's and maintenance's first looks may open one more.
+      const pool = (runtime.driver as unknown as { pool: pg.Pool }).pool;
+      assert.ok(pool.totalCount >= Math.max(1, expected), `${JSON.stringify(config)}: ${pool.totalCount} connections`);
+      if (expected === 0) assert.equal(pool.totalCount, 1, `${JSON.stringify(config)}: only migrate()'s`);
+      assert.equal((pool as unknown as { options: { min: number } }).options.min, expected);
+    } finally {
+      await runtime.stop({ graceMs: 0 });
+    }
+  }
 });
