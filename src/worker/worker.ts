@@ -398,9 +398,11 @@ export class Worker {
   }
 
   /**
-   * A reservation's end. A task handed over joins the tasks held ahead, behind any already there,
-   * and starts on the next turn, once the start that stored it has returned to its caller (as a
-   * claimed one would); held there, a cancel or a stop finds it as it finds those (see abortTask).
+   * A reservation's end. A task handed over joins the tasks held ahead, behind any already there;
+   * held there, a cancel or a stop finds it as it finds those (see abortTask). With none ahead, a
+   * task whose class runs in a thread begins at once: its thread wakes while the start returns to
+   * its caller. Any other starts on the next turn, once the start that stored it has returned (as
+   * a claimed one would): a run on this thread never begins inside its starter's call.
    */
   settleStart(claimed: ClaimedTask | null): void {
     this.unreserve();
@@ -413,7 +415,14 @@ export class Worker {
       return;
     }
     this.prefetched.push({ task: claimed, at: performance.now() });
-    setImmediate(() => this.startPrefetched());
+    if (this.prefetched.length === 1 && this.runsInThread(claimed.name)) this.startPrefetched();
+    else setImmediate(() => this.startPrefetched());
+  }
+
+  /** Whether the attempts of task type `name`, registered here, run in a thread. */
+  private runsInThread(name: string): boolean {
+    const entry = this.options.registry.resolveRegistered(name);
+    return entry !== null && entry !== undefined && this.inThread(entry);
   }
 
   private unreserve(): void {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { it } from "node:test";
 import { Task, type IBackgroundTask, type Runtime } from "../../src/index.ts";
 import type { ClaimedTask, StorageDriver } from "../../src/store/driver.ts";
+import { NapTask } from "../fixtures/isolation-tasks.ts";
 import { gate, startRuntime, tempDir, until } from "../helpers.ts";
 
 const dir = tempDir();
@@ -202,4 +203,30 @@ it("gives a task handed over while its worker stops back to the queue, its attem
   assert.equal(task.state, "queued");
   assert.equal(task.attempt, 0);
   assert.equal(Counted.runs, 0);
+});
+
+it("begins a task handed over to a thread before its start returns, and one that runs on the worker's thread only after", async () => {
+  // In a thread: begun at once, so the thread wakes while the start returns to its caller.
+  const isolated = await startRuntime({
+    dir,
+    tasks: [new URL("../fixtures/isolation-tasks.ts", import.meta.url)],
+    worker: { concurrency: 2 },
+    isolation: { mode: "thread" },
+  });
+  const threadStore = watchStore(isolated);
+  const nap = await isolated.run(() => Task.startNew(NapTask, { ms: 1 }));
+  assert.ok(threadStore.handedOver.has(nap.id), "handed over as it was stored");
+  assert.equal(isolated.worker!.activeCount, 1, "begun before the start returned");
+  assert.equal((await ended(isolated, nap.id)).state, "succeeded");
+
+  // On the worker's thread: never begun inside its starter's call, but on the next turn.
+  Counted.runs = 0;
+  const here = await startRuntime({ dir, tasks: [Counted], worker: { concurrency: 2 } });
+  const hereStore = watchStore(here);
+  const counted = await here.run(() => Task.startNew(Counted, null));
+  assert.ok(hereStore.handedOver.has(counted.id), "handed over as it was stored");
+  assert.equal(here.worker!.activeCount, 0, "not begun when the start returned");
+  assert.equal(Counted.runs, 0);
+  assert.equal((await ended(here, counted.id)).state, "succeeded");
+  assert.equal(Counted.runs, 1);
 });
