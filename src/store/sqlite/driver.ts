@@ -123,6 +123,9 @@ type ClaimRow = [
   traceContext: string | null,
 ];
 
+/** What insertClaimed returns: a ClaimRow, then the state it stored. */
+type HandOffRow = [...ClaimRow, state: string];
+
 /**
  * A new task's fair-share slot: after its user's own waiting tasks of its priority, never before
  * the head of its priority's queue (the first waiting task of that priority in claim order; with
@@ -276,23 +279,27 @@ export class SqliteDriver implements StorageDriver {
            used = CASE WHEN window_start = excluded.window_start THEN used + excluded.used ELSE excluded.used END,
            window_start = excluded.window_start`,
       ),
-      // A task stored as its claim leaves it (taskInsertClaimed): running, attempt 1, leased.
-      insertRunning: db
+      // A task due now, stored running (handed to worker ?, leased until ?) when none of the first
+      // waiting tasks in claim order is due and fewer than HAND_OFF_LOOKAHEAD wait, else queued:
+      // one statement, its own transaction (a write statement takes the write lock before it
+      // reads). Stored as a claim leaves it: an insert of the running task writes fewer index
+      // entries than an insert and an update. Parameters: the task's values, the worker, the
+      // claim's time, the lease's end, FAIR_SLOT's, now (for the look). Returns a ClaimRow and the state.
+      insertClaimed: db
         .prepare(
           `INSERT INTO underway_tasks (name, queue, priority, parameters, run_at, max_attempts, timeout_ms,
              with_user_connection, user_id, user_context, created_at, updated_at, initiator_sig, trace_context,
-             fair_key, state, attempt, run_seq, worker_id, started_at, lease_expires_at, fair_slot)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', 1, 1, ?, ?, ?, ${FAIR_SLOT})
-           ${CLAIM_RETURNING}`,
+             fair_key, worker_id, started_at, lease_expires_at, fair_slot, state, attempt, run_seq)
+           SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+             CASE WHEN look.hand_off THEN ? END, CASE WHEN look.hand_off THEN ? END, CASE WHEN look.hand_off THEN ? END,
+             ${FAIR_SLOT},
+             CASE WHEN look.hand_off THEN 'running' ELSE 'queued' END, look.hand_off, look.hand_off
+           FROM (SELECT count(*) < ${HAND_OFF_LOOKAHEAD} AND NOT coalesce(max(due), 0) AS hand_off
+                 FROM (SELECT run_at <= ? AS due FROM underway_tasks INDEXED BY underway_tasks_fair WHERE ${WAITING}
+                       ORDER BY priority DESC, fair_slot, id LIMIT ${HAND_OFF_LOOKAHEAD})) AS look
+           ${CLAIM_RETURNING}, state`,
         )
         .raw(true),
-      // Whether each of the first waiting tasks in claim order is due (1) or not (0). Parameter: now.
-      handOffLook: db
-        .prepare(
-          `SELECT run_at <= ? FROM underway_tasks INDEXED BY underway_tasks_fair WHERE ${WAITING}
-           ORDER BY priority DESC, fair_slot, id LIMIT ${HAND_OFF_LOOKAHEAD}`,
-        )
-        .pluck(true),
       // The tasks of a claim, by id: a JSON array from claimSelect, read in the same transaction.
       claim: db.prepare(
         `UPDATE underway_tasks SET state = 'running', attempt = attempt + 1, run_seq = run_seq + 1,
@@ -506,27 +513,19 @@ export class SqliteDriver implements StorageDriver {
 
   async taskInsertClaimed(params: TaskInsertParams, claim: { readonly workerId: string; readonly leaseMs: number }): Promise<{ id: string; claimed: ClaimedTask | null }> {
     checkHandOff(params);
-    return this.exclusive(() =>
-      this.immediate(() => {
-        const now = this.now();
-        // What a claim would take first: the waiting tasks ahead in claim order (this one is not
-        // stored yet). Any of them due, or more of them than the look covers: no hand-off.
-        const ahead = this.sql.handOffLook.all(now) as number[];
-        const handOff = ahead.length < HAND_OFF_LOOKAHEAD && !ahead.some((due) => due === 1);
-        if (!handOff) return { id: this.insertRow(params, now), claimed: null };
-        // Stored as a claim leaves it: an insert of the running task writes fewer index entries
-        // than an insert and an update.
-        const row = this.sql.insertRunning.get(
-          ...taskValues(params, now, now),
-          claim.workerId,
-          now,
-          now + claim.leaseMs,
-          ...fairSlotValues(params),
-        ) as ClaimRow;
-        // The new id moves the change mark, as any insert's does: no count to bump.
-        return { id: String(row[0]), claimed: claimedOf(row, now) };
-      }),
-    );
+    return this.exclusive(() => {
+      const now = this.now();
+      const row = this.sql.insertClaimed.get(
+        ...taskValues(params, now, now),
+        claim.workerId,
+        now,
+        now + claim.leaseMs,
+        ...fairSlotValues(params),
+        now,
+      ) as HandOffRow;
+      // The new id moves the change mark, as any insert's does: no count to bump.
+      return { id: String(row[0]), claimed: row[15] === "running" ? claimedOf(row as unknown as ClaimRow, now) : null };
+    });
   }
 
   taskCompleteMany(outcomes: readonly RunOutcome[]): Promise<{ rejected: string[] }> {
