@@ -123,8 +123,9 @@ type ClaimRow = [
   traceContext: string | null,
 ];
 
-/** What insertClaimed returns: a ClaimRow, then the state it stored. */
+/** What insertClaimed returns: a ClaimRow, then the state it stored (at HAND_OFF_STATE). */
 type HandOffRow = [...ClaimRow, state: string];
+const HAND_OFF_STATE = 15;
 
 /**
  * A new task's fair-share slot: after its user's own waiting tasks of its priority, never before
@@ -279,12 +280,12 @@ export class SqliteDriver implements StorageDriver {
            used = CASE WHEN window_start = excluded.window_start THEN used + excluded.used ELSE excluded.used END,
            window_start = excluded.window_start`,
       ),
-      // A task due now, stored running (handed to worker ?, leased until ?) when none of the first
-      // waiting tasks in claim order is due and fewer than HAND_OFF_LOOKAHEAD wait, else queued:
-      // one statement, its own transaction (a write statement takes the write lock before it
-      // reads). Stored as a claim leaves it: an insert of the running task writes fewer index
+      // taskInsertClaimed: a task due now, stored running and leased to the worker when none of
+      // the first waiting tasks in claim order is due and fewer than HAND_OFF_LOOKAHEAD wait, else
+      // queued. One statement, its own transaction (a write statement takes the write lock before
+      // it reads). Stored as a claim leaves it: an insert of the running task writes fewer index
       // entries than an insert and an update. Parameters: the task's values, the worker, the
-      // claim's time, the lease's end, FAIR_SLOT's, now (for the look). Returns a ClaimRow and the state.
+      // claim's time, the lease's end, FAIR_SLOT's, now (for the look). Returns a HandOffRow.
       insertClaimed: db
         .prepare(
           `INSERT INTO underway_tasks (name, queue, priority, parameters, run_at, max_attempts, timeout_ms,
@@ -524,7 +525,7 @@ export class SqliteDriver implements StorageDriver {
         now,
       ) as HandOffRow;
       // The new id moves the change mark, as any insert's does: no count to bump.
-      return { id: String(row[0]), claimed: row[15] === "running" ? claimedOf(row as unknown as ClaimRow, now) : null };
+      return { id: String(row[0]), claimed: row[HAND_OFF_STATE] === "running" ? claimedOf(row as unknown as ClaimRow, now) : null };
     });
   }
 
