@@ -4,9 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { it } from "node:test";
+import { MessageChannel } from "node:worker_threads";
 import pg from "pg";
 import { createRuntime } from "../../src/index.ts";
 import { PostgresDriver } from "../../src/store/postgres/driver.ts";
+import { borrowStore } from "../../src/store/remote/borrower.ts";
+import { StoreLender } from "../../src/store/remote/lender.ts";
+import type { RemoteReply } from "../../src/store/remote/protocol.ts";
 import { task } from "../conformance/driver-suite.ts";
 import { TEST_POSTGRES_URL, tempSchema } from "../helpers.ts";
 
@@ -89,5 +93,28 @@ it("a runtime readies 3 connections with a worker, 2 without, none without maint
     } finally {
       await runtime.stop({ graceMs: 0 });
     }
+  }
+});
+
+it("readies nothing for a task's thread: its borrowed store's warm-up asks nothing of the worker's process, which refuses it", async () => {
+  const driver = new PostgresDriver({ connectionString: TEST_POSTGRES_URL, schema: tempSchema(), watch: false, warmConnections: 3 });
+  const { port1, port2 } = new MessageChannel();
+  try {
+    await driver.migrate();
+    const pool = (driver as unknown as { pool: pg.Pool }).pool;
+    new StoreLender(driver, port1, () => undefined);
+    const borrowed = borrowStore(port2, { dialect: "postgres", capabilities: driver.capabilities, schema: driver.schema, description: driver.description });
+    await borrowed.warm!();
+    // Posted as a raw request, the lending side refuses it too.
+    const reply = new Promise<RemoteReply>((resolve) => port2.once("message", resolve));
+    port2.postMessage({ id: 999, op: "call", method: "warm", args: [] });
+    const answer = await reply;
+    assert.equal(answer.ok, false);
+    assert.match(answer.ok ? "" : answer.error.message, /the store method "warm" is not available to tasks/);
+    assert.equal(pool.totalCount, 1, "migrate()'s connection only");
+  } finally {
+    port1.close();
+    port2.close();
+    await driver.close();
   }
 });

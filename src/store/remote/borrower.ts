@@ -72,6 +72,8 @@ export function borrowStore(port: MessagePort, info: RemoteStoreInfo): StorageDr
     schema: info.schema,
     description: info.description,
     migrate: async () => undefined,
+    // Nothing to ready: the connections are the worker's process's, readied as it started.
+    warm: async () => undefined,
     clockShift: () => {
       throw new Error("the database clock can only be moved from the worker's process");
     },

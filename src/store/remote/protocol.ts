@@ -39,6 +39,7 @@ export type RemoteReply =
 /** Methods a task's thread has no business calling: the worker's and the maintenance's own. */
 export const LENDER_ONLY_METHODS: ReadonlySet<string> = new Set([
   "migrate",
+  "warm",
   "close",
   "onWake",
   "clockShift",
