@@ -6,7 +6,7 @@ import type { Session } from "../platform/users/sessions.ts";
 import type { Runtime } from "../runtime/runtime.ts";
 import { ChangeFeed } from "./change-feed.ts";
 import { activityRoutes } from "./routes/activities.ts";
-import { authRoutes, SESSION_COOKIE } from "./routes/auth.ts";
+import { authRoutes, requestToken } from "./routes/auth.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { packageRoutes } from "./routes/packages.ts";
@@ -23,6 +23,8 @@ export interface HttpServerOptions {
   readonly webRoot?: string | false;
   /** How often the change feed of live pages looks at the database, ms. Default 500. */
   readonly changeFeedIntervalMs?: number;
+  /** How often an open event stream checks that its session still holds (signed out, user deactivated), ms. Default 5,000. */
+  readonly sessionCheckMs?: number;
 }
 
 declare module "fastify" {
@@ -34,6 +36,29 @@ declare module "fastify" {
 
 /** Routes that need no session. */
 const PUBLIC = new Set(["/api/auth/login"]);
+
+/** A request's path, percent-decoded (as sent when it does not decode). */
+function decodedPath(url: string): string {
+  const path = url.split("?")[0] ?? "";
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
+/** Where a request's parsed part holds a NUL character, in a value or a key (`body/items/0/name`); null when nowhere. */
+function nulIn(value: unknown, path: string, depth = 0): string | null {
+  if (typeof value === "string") return value.includes("\u0000") ? path : null;
+  if (typeof value !== "object" || value === null || depth > 64) return null;
+  for (const [key, item] of Object.entries(value)) {
+    const at = `${path}/${key.replaceAll("\u0000", "\\u0000")}`;
+    if (key.includes("\u0000")) return at;
+    const found = nulIn(item, at, depth + 1);
+    if (found) return found;
+  }
+  return null;
+}
 
 /** The HTTP server of `underway start`. */
 export async function createHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
@@ -70,6 +95,14 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
   });
 
 
+  // No text the API stores or looks up may hold a NUL character: PostgreSQL's text cannot, and a
+  // login, a filter or a name with one is a mistake or a probe. Refused as a bad request, before
+  // any route's own checks run.
+  app.addHook("preValidation", async (request, reply) => {
+    const where = nulIn(request.params, "params") ?? nulIn(request.query, "querystring") ?? nulIn(request.body, "body");
+    if (where) return reply.code(400).send({ error: `${where} must not contain a NUL character (U+0000)` });
+  });
+
   app.get("/healthz", async (_request, reply) => {
     try {
       await runtime.driver.ping();
@@ -83,11 +116,11 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
 
   if (platform) {
     app.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
-      const path = request.url.split("?")[0] ?? "";
-      if (!path.startsWith("/api/") || PUBLIC.has(path)) return;
-      const header = request.headers.authorization;
-      const bearer = header?.startsWith("Bearer ") ? header.slice(7).trim() : undefined;
-      const token = bearer ?? request.cookies[SESSION_COOKIE];
+      // By the route the request matched as well as by its path decoded: the router decodes the
+      // path, so `/%61pi/...` is served by the `/api/...` routes.
+      const route = request.routeOptions.url ?? "";
+      if (!(route.startsWith("/api/") || decodedPath(request.url).startsWith("/api/")) || PUBLIC.has(route)) return;
+      const { token, bearer } = requestToken(request);
       const session = token ? await platform.sessions.authenticate(token) : null;
       if (!session) return reply.code(401).send({ error: "sign in first: POST /api/auth/login" });
       // A browser sends the cookie by itself, so a cookie-authenticated write must also prove it
@@ -111,7 +144,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     await app.register(taskRoutes(platform));
     const feed = new ChangeFeed(platform, options.changeFeedIntervalMs);
     app.addHook("onClose", () => feed.stop());
-    await app.register(eventRoutes(feed));
+    await app.register(eventRoutes(feed, platform.sessions, options.sessionCheckMs));
   }
   const webRoot = options.webRoot ?? WEB_DIST;
   if (webRoot !== false) await app.register(staticAssets(webRoot));

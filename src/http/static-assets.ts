@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { extname, join, normalize, sep } from "node:path";
 
@@ -17,6 +17,14 @@ const TYPES: Record<string, string> = {
   ".ico": "image/x-icon",
 };
 
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Serves the built browser application from `root`: files under /assets/ (their names carry a
  * content hash, so they are cached for good) and index.html for every other page path.
@@ -25,14 +33,21 @@ export function staticAssets(root: string) {
   return async (app: FastifyInstance): Promise<void> => {
     const index = join(root, "index.html");
     app.get("/*", async (request, reply) => {
-      const path = decodeURIComponent((request.url.split("?")[0] ?? "/").replace(/^\/+/, ""));
+      let path: string;
+      try {
+        path = decodeURIComponent((request.url.split("?")[0] ?? "/").replace(/^\/+/, ""));
+      } catch {
+        return reply.code(400).send({ error: "the path is not valid percent-encoding" });
+      }
       if (path.startsWith("api/")) return reply.code(404).send({ error: `no route ${request.method} ${request.url}` });
       if (!existsSync(index)) {
         return reply.code(503).type("text/plain; charset=utf-8").send("The web application is not built: run `npm run build:web` (npm start builds it).");
       }
+      // Only regular files under assets/ once the path is normalized: `assets/../.env` is not
+      // an asset, and neither is the folder itself.
       const file = normalize(join(root, path));
-      const inside = file.startsWith(root + sep);
-      if (inside && path.startsWith("assets/") && existsSync(file)) {
+      const asset = file.startsWith(join(root, "assets") + sep) && isFile(file);
+      if (asset) {
         reply.header("cache-control", "public, max-age=31536000, immutable");
         return reply.type(TYPES[extname(file)] ?? "application/octet-stream").send(await readFile(file));
       }

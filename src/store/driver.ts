@@ -382,7 +382,12 @@ export interface TaskActivityBuckets {
   readonly failed: number[];
 }
 
-/** A task id as the stores keep it: a positive integer in decimal. */
+/** The largest task id a store can hold: ids are 64-bit signed integers. */
+const MAX_TASK_ID = 2n ** 63n - 1n;
+
+/** A task id as the stores keep it: a positive 64-bit integer in decimal. Null for anything else. */
 export function parseTaskId(id: string): bigint | null {
-  return /^[1-9][0-9]{0,18}$/.test(id) ? BigInt(id) : null;
+  if (!/^[1-9][0-9]{0,18}$/.test(id)) return null;
+  const key = BigInt(id);
+  return key <= MAX_TASK_ID ? key : null;
 }

@@ -1,7 +1,14 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Platform } from "../../platform/platform.ts";
 
 export const SESSION_COOKIE = "underway_session";
+
+/** The session token a request carries: its bearer token, else its session cookie. */
+export function requestToken(request: FastifyRequest): { token: string | undefined; bearer: boolean } {
+  const header = request.headers.authorization;
+  const bearer = header?.startsWith("Bearer ") ? header.slice(7).trim() : undefined;
+  return bearer !== undefined ? { token: bearer, bearer: true } : { token: request.cookies[SESSION_COOKIE], bearer: false };
+}
 
 function userView(user: { id: string; name: string; contactId: string; contactName: string; culture: string; timeZone: string; isAdmin: boolean }) {
   return {
@@ -46,8 +53,7 @@ export function authRoutes(platform: Platform) {
     );
 
     app.post("/api/auth/logout", async (request, reply) => {
-      const header = request.headers.authorization;
-      await platform.sessions.signOut(header?.startsWith("Bearer ") ? header.slice(7).trim() : request.cookies[SESSION_COOKIE]);
+      await platform.sessions.signOut(requestToken(request).token);
       reply.clearCookie(SESSION_COOKIE, { path: "/" });
       return reply.code(204).send();
     });

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { Platform } from "../../platform/platform.ts";
+import { withoutProcessCode } from "../../platform/processes/bpmn/index.ts";
 import { ProcessNotFoundError } from "../../platform/processes/engine.ts";
 import { ProcessLibrary } from "../process-library.ts";
 
@@ -19,7 +20,7 @@ export function processRoutes(platform: Platform) {
       const process = (await library.list()).find((p) => p.code === code);
       if (!process) return reply.code(404).send({ error: `no published process has the code ${JSON.stringify(code)}` });
       // Script bodies and conditions are package code: only administrators read the configuration.
-      return { ...process, xml: session.user.isAdmin ? process.xml : withoutCode(process.xml) };
+      return { ...process, xml: session.user.isAdmin ? process.xml : await withoutProcessCode(process.xml) };
     });
 
     app.post(
@@ -51,7 +52,7 @@ export function processRoutes(platform: Platform) {
       },
     );
 
-    app.get("/api/process-log", { schema: { querystring: { type: "object", properties: { limit: { type: "integer", minimum: 1, maximum: 500, default: 50 }, offset: { type: "integer", minimum: 0, default: 0 } } } } }, async (request, reply) => {
+    app.get("/api/process-log", { schema: { querystring: { type: "object", properties: { limit: { type: "integer", minimum: 1, maximum: 500, default: 50 }, offset: { type: "integer", minimum: 0, maximum: 1_000_000, default: 0 } }, additionalProperties: false } } }, async (request, reply) => {
       const session = request.session;
       if (!session) return reply.code(401).send({ error: "sign in first" });
       const { limit, offset } = request.query as { limit: number; offset: number };
@@ -76,11 +77,4 @@ export function processRoutes(platform: Platform) {
       return { canceled: true };
     });
   };
-}
-
-/** The diagram without script bodies and condition expressions. */
-export function withoutCode(xml: string): string {
-  return xml
-    .replace(/<((?:[\w-]+:)?script)\b([^>]*)>[\s\S]*?<\/\1>/g, "<$1$2></$1>")
-    .replace(/<((?:[\w-]+:)?conditionExpression)\b([^>]*)>[\s\S]*?<\/\1>/g, "<$1$2></$1>");
 }

@@ -1,0 +1,169 @@
+/**
+ * Requests a careless or hostile client sends: encoded paths around the sign-in check, script code
+ * spelled so a text filter misses it, ids past 64 bits, NUL characters, paths out of the assets
+ * folder, and an event stream kept after signing out. Each gets a clear 4xx (or nothing to read),
+ * never a 500 and never another user's data.
+ */
+import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { createHttpServer } from "../../src/http/server.ts";
+import { tempDir, until } from "../helpers.ts";
+import { processXml } from "../platform/process-helpers.ts";
+import { STORES, startPlatform } from "../platform/helpers.ts";
+
+type App = Awaited<ReturnType<typeof createHttpServer>>;
+
+async function signIn(app: App, login: string, password: string) {
+  const response = await app.inject({ method: "POST", url: "/api/auth/login", payload: { login, password } });
+  assert.equal(response.statusCode, 200, response.body);
+  const { token, csrfToken } = response.json() as { token: string; csrfToken: string };
+  return { bearer: { authorization: `Bearer ${token}` }, cookie: { cookie: `underway_session=${token}` }, csrfToken };
+}
+
+describe("hostile and careless requests", () => {
+  it("gives users who may not read the configuration no script or condition code, however it is spelled", async () => {
+    const platform = await startPlatform("sqlite", { isolation: "none" });
+    const app = await createHttpServer({ runtime: platform.runtime, platform, webRoot: false });
+    await platform.users.create({ login: "alice", password: "alice-pass" });
+    const admin = await signIn(app, "Supervisor", "supervisor-pass");
+    const alice = await signIn(app, "alice", "alice-pass");
+    const xml = processXml("UsrSecretProc", "Secret", [
+      { kind: "script", id: "First", body: "/* SECRET-IN-ELEMENT */ return true;" },
+      {
+        kind: "gateway",
+        id: "Choice",
+        branches: [
+          { condition: "/* SECRET-IN-CONDITION */ true", steps: [{ kind: "script", id: "Second", body: "/* SECRET-IN-TEXT </bpmn:script> */ return true;" }, { kind: "end", id: "End1" }] },
+          { steps: [{ kind: "end", id: "End2" }] },
+        ],
+      },
+    ])
+      // The first script as an attribute rather than an element: moddle reads both as the body.
+      .replace(/(<bpmn:scriptTask id="First"[^>]*)><bpmn:script>[^<]*<\/bpmn:script>/, '$1 script="/* SECRET-IN-ATTRIBUTE */ return true;">');
+    assert.match(xml, /SECRET-IN-ATTRIBUTE/);
+    const ask = (method: "GET" | "POST" | "PUT", url: string, payload?: Record<string, unknown>) =>
+      app.inject({ method, url, headers: admin.bearer, ...(payload === undefined ? {} : { payload }) });
+    assert.equal((await ask("POST", "/api/packages", { name: "UsrSecret" })).statusCode, 201);
+    const saved = await ask("PUT", "/api/packages/UsrSecret/schemas/UsrSecretProc", { kind: "process", body: xml });
+    assert.equal(saved.statusCode, 200, saved.body);
+    const published = await ask("POST", "/api/packages/UsrSecret/publish");
+    assert.equal(published.statusCode, 200, published.body);
+
+    const forAdmin = (await ask("GET", "/api/processes/UsrSecretProc")).json() as { xml: string };
+    for (const secret of ["SECRET-IN-ATTRIBUTE", "SECRET-IN-CONDITION", "SECRET-IN-TEXT"]) assert.match(forAdmin.xml, new RegExp(secret));
+    const forAlice = await app.inject({ method: "GET", url: "/api/processes/UsrSecretProc", headers: alice.bearer });
+    assert.equal(forAlice.statusCode, 200);
+    assert.doesNotMatch(forAlice.body, /SECRET/);
+    // The diagram itself is still there.
+    assert.match((forAlice.json() as { xml: string }).xml, /<bpmn:scriptTask id="Second"/);
+    await app.close();
+  });
+
+  it("checks the session of a request whatever the encoding of its path", async () => {
+    const platform = await startPlatform("sqlite", { isolation: "none" });
+    const app = await createHttpServer({ runtime: platform.runtime, platform, webRoot: false });
+    const admin = await signIn(app, "Supervisor", "supervisor-pass");
+    assert.equal((await app.inject({ method: "GET", url: "/%61pi/tasks" })).statusCode, 401);
+    assert.equal((await app.inject({ method: "GET", url: "/%61pi/auth/me" })).statusCode, 401);
+    // A cookie-authenticated write without the CSRF header is refused, encoded or not.
+    const logout = await app.inject({ method: "POST", url: "/%61pi/auth/logout", headers: admin.cookie });
+    assert.equal(logout.statusCode, 403);
+    assert.equal((await app.inject({ method: "GET", url: "/api/auth/me", headers: admin.bearer })).statusCode, 200, "still signed in");
+    assert.equal((await app.inject({ method: "GET", url: "/%61pi/nothing-here" })).statusCode, 401);
+    await app.close();
+  });
+
+  for (const store of STORES) {
+    it(`answers ids past 64 bits, huge offsets and NUL characters with a 4xx (${store})`, async () => {
+      const platform = await startPlatform(store, { isolation: "none" });
+      const app = await createHttpServer({ runtime: platform.runtime, platform, webRoot: false });
+      const admin = await signIn(app, "Supervisor", "supervisor-pass");
+      const get = (url: string) => app.inject({ method: "GET", url, headers: admin.bearer });
+      const post = (url: string) => app.inject({ method: "POST", url, headers: admin.bearer });
+
+      assert.equal((await get("/api/tasks/9223372036854775807")).statusCode, 404, "the largest id is an id");
+      assert.equal((await get("/api/tasks/9999999999999999999")).statusCode, 404);
+      assert.equal((await post("/api/tasks/9223372036854775808/retry")).statusCode, 404);
+      assert.equal((await post("/api/tasks/9223372036854775808/cancel")).statusCode, 404);
+      assert.equal((await app.inject({ method: "DELETE", url: "/api/tasks/9223372036854775808", headers: admin.bearer })).statusCode, 404);
+      const before = await get("/api/tasks?before=9999999999999999999");
+      assert.equal(before.statusCode, 400);
+      assert.match(before.body, /before/);
+      assert.equal((await get("/api/tasks?before=9223372036854775807")).statusCode, 200);
+
+      for (const offset of ["100000000000000000000", "1e300", "1000001"]) {
+        assert.equal((await get(`/api/process-log?offset=${offset}`)).statusCode, 400, offset);
+      }
+
+      const nulLogin = await app.inject({ method: "POST", url: "/api/auth/login", payload: { login: "\u0000", password: "x" } });
+      assert.equal(nulLogin.statusCode, 400);
+      assert.match(nulLogin.body, /body\/login must not contain a NUL character/);
+      for (const url of ["/api/tasks?name=%00", "/api/tasks?queue=a%00b", "/api/tasks?user=%00", "/api/activities?title=%00", "/api/process-log/%00", "/api/packages/%00/schemas"]) {
+        const response = await get(url);
+        assert.equal(response.statusCode, 400, `${url}: ${response.body}`);
+        assert.match(response.body, /NUL character/);
+      }
+      assert.equal((await post("/api/process-log/%00/cancel")).statusCode, 400);
+      const nulKey = await app.inject({ method: "POST", url: "/api/processes/Nope/run", headers: admin.bearer, payload: { parameters: { "a\u0000b": 1 } } });
+      assert.equal(nulKey.statusCode, 400);
+      assert.match(nulKey.body, /body\/parameters\/a\\\\u0000b must not contain/);
+      await app.close();
+    });
+  }
+
+  it("serves only regular files from the assets folder", async () => {
+    const platform = await startPlatform("sqlite", { isolation: "none" });
+    const webRoot = tempDir();
+    writeFileSync(join(webRoot, "index.html"), "<!doctype html><title>underway</title>");
+    writeFileSync(join(webRoot, ".env"), "SECRET=1");
+    mkdirSync(join(webRoot, "assets"));
+    writeFileSync(join(webRoot, "assets", "app-1234.js"), "console.log(1)");
+    const app = await createHttpServer({ runtime: platform.runtime, platform, webRoot });
+    assert.equal((await app.inject({ method: "GET", url: "/assets/app-1234.js" })).statusCode, 200);
+    assert.equal((await app.inject({ method: "GET", url: "/assets/" })).statusCode, 404);
+    assert.equal((await app.inject({ method: "GET", url: "/assets" })).statusCode, 200, "a page path: the application");
+    for (const url of ["/assets/..%2f.env", "/assets/..%2f..%2fetc%2fpasswd"]) {
+      const response = await app.inject({ method: "GET", url });
+      assert.equal(response.statusCode, 404, url);
+      assert.doesNotMatch(response.body, /SECRET|root:/);
+    }
+    // Dot segments are resolved before routing: a page path, answered with the application.
+    assert.doesNotMatch((await app.inject({ method: "GET", url: "/assets/%2e%2e/.env" })).body, /SECRET/);
+    assert.equal((await app.inject({ method: "GET", url: "/%E0%A4%A" })).statusCode, 400);
+    await app.close();
+  });
+
+  it("ends an event stream once its session is signed out", async () => {
+    const platform = await startPlatform("sqlite", { isolation: "none" });
+    const app = await createHttpServer({ runtime: platform.runtime, platform, webRoot: false, sessionCheckMs: 50 });
+    await app.listen({ port: 0, host: "127.0.0.1" });
+    const address = app.server.address();
+    const url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+    const admin = await signIn(app, "Supervisor", "supervisor-pass");
+    const other = await signIn(app, "Supervisor", "supervisor-pass");
+    const open = async (headers: Record<string, string>) => {
+      const response = await fetch(`${url}/api/events`, { headers });
+      assert.equal(response.status, 200);
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      const state = { received: "", ended: false };
+      void (async () => {
+        for (;;) {
+          const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true as const }));
+          if (done || !value) break;
+          state.received += Buffer.from(value).toString();
+        }
+        state.ended = true;
+      })();
+      await until(() => state.received.includes(": connected"), "the stream to open");
+      return state;
+    };
+    const stream = await open(admin.bearer);
+    const kept = await open(other.bearer);
+    assert.equal((await app.inject({ method: "POST", url: "/api/auth/logout", headers: admin.bearer })).statusCode, 204);
+    await until(() => stream.ended, "the signed-out session's stream to end", 5_000);
+    assert.equal(kept.ended, false, "another session's stream stays open");
+    await app.close();
+  });
+});
