@@ -5,7 +5,7 @@ import { hostname } from "node:os";
 import { Cleaner, type RetentionOptions } from "../maintenance/cleaner.ts";
 import { Elector } from "../maintenance/elector.ts";
 import { Rescuer } from "../maintenance/rescuer.ts";
-import { handOffAllowed, type ClaimedTask, type DriverTransaction, type StorageDriver, type TaskInsertParams } from "../store/driver.ts";
+import { handOffAllowed, HELD_RUN_AT_MS, type ClaimedTask, type DriverTransaction, type StorageDriver, type TaskInsertParams } from "../store/driver.ts";
 import {
   clearDefaultRuntime,
   runInScope,
@@ -19,7 +19,7 @@ import { TaskFailedError } from "../tasks/errors/task-failed-error.ts";
 import { TaskNotFoundError } from "../tasks/errors/task-not-found-error.ts";
 import { TaskStartError } from "../tasks/errors/task-start-error.ts";
 import type { Logger } from "../tasks/logger.ts";
-import { integer, queueName, TaskRegistry } from "../tasks/registry.ts";
+import { priorityOf, queueName, TASK_LIMITS, TaskRegistry } from "../tasks/registry.ts";
 import type { StartableTaskClass } from "../tasks/task.ts";
 import type { TaskFilter, TaskInfo, TaskPage, TaskState } from "../tasks/types.ts";
 import { Worker, type UserConnectionFactory, type WorkerEvent } from "../worker/worker.ts";
@@ -508,18 +508,27 @@ export class Runtime implements TaskStarter {
     if (delayMs !== undefined && (typeof delayMs !== "number" || !Number.isFinite(delayMs) || delayMs < 0)) {
       throw new TaskStartError(`options.${delayOption} must be a number of ms >= 0, got ${String(delayMs)}`);
     }
+    // Checked against this process's clock; the store adds the delay to its own.
+    if (delayMs !== undefined && Date.now() + delayMs >= HELD_RUN_AT_MS) {
+      throw new TaskStartError(`options.${delayOption} must end before 9999-12-31T23:59:59Z, got ${String(delayMs)} ms from now`);
+    }
+    if (runAtMs !== undefined && runAtMs >= HELD_RUN_AT_MS) {
+      throw new TaskStartError(`options.runAt must be before 9999-12-31T23:59:59Z, got ${new Date(runAtMs).toISOString()}`);
+    }
     const maxAttempts = o.maxAttempts ?? classOptions.maxAttempts;
-    if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
-      throw new TaskStartError(`options.maxAttempts must be an integer >= 1, got ${String(maxAttempts)}`);
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > TASK_LIMITS.maxAttempts) {
+      throw new TaskStartError(`options.maxAttempts must be an integer >= 1 and <= ${TASK_LIMITS.maxAttempts}, got ${String(maxAttempts)}`);
     }
     const timeoutMs = o.timeoutMs ?? classOptions.timeoutMs;
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 0) {
-      throw new TaskStartError(`options.timeoutMs must be an integer >= 0 (0 = no timeout), got ${String(timeoutMs)}`);
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > TASK_LIMITS.maxTimeoutMs) {
+      throw new TaskStartError(
+        `options.timeoutMs must be an integer >= 0 (0 = no timeout) and <= ${TASK_LIMITS.maxTimeoutMs} (about 24.8 days, the longest timer Node.js sets), got ${String(timeoutMs)}`,
+      );
     }
     return {
       name,
       queue: o.queue === undefined ? classOptions.queue : queueName(o.queue, "options.queue"),
-      priority: o.priority === undefined ? classOptions.priority : integer(o.priority, "options.priority"),
+      priority: o.priority === undefined ? classOptions.priority : priorityOf(o.priority, "options.priority"),
       parameters: request.parameters,
       maxAttempts,
       timeoutMs,

@@ -5,7 +5,7 @@ import type { ScheduleUpsertParams } from "../store/driver.ts";
 import { requiresUserConnection, type TaskRegistry } from "../tasks/registry.ts";
 import { MISSED_TICK_POLICIES, type MissedTickPolicy } from "../tasks/schedules.ts";
 import type { ParametersOf, StartableTaskClass } from "../tasks/task.ts";
-import { integer, queueName } from "../tasks/registry.ts";
+import { priorityOf, queueName } from "../tasks/registry.ts";
 
 /** A recurring task, defined in code (createRuntime({ schedules }) or runtime.defineSchedule). */
 export interface ScheduleDefinition<C extends StartableTaskClass = StartableTaskClass> {
@@ -55,7 +55,7 @@ export function scheduleRow(def: ScheduleDefinition, registry: TaskRegistry, max
     taskName,
     parameters: encodeParameters(def.parameters, { maxBytes: maxParameterBytes, rootName: `${what}.parameters` }),
     queue: o.queue === undefined ? classOptions.queue : queueName(o.queue, `${what}: options.queue`),
-    priority: o.priority === undefined ? classOptions.priority : integer(o.priority, `${what}: options.priority`),
+    priority: o.priority === undefined ? classOptions.priority : priorityOf(o.priority, `${what}: options.priority`),
     maxAttempts,
     timeoutMs,
     missed,

@@ -67,9 +67,23 @@ export function requiresUserConnection(taskClass: AnyTaskClass): boolean {
   return typeof (taskClass.prototype as { setUserConnection?: unknown }).setUserConnection === "function";
 }
 
-function positiveInt(value: unknown, what: string, min: number): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
-    throw new TaskStartError(`${what} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
+/**
+ * The ranges of task options, where the stores and Node's timers end: a timeout is a timer (Node
+ * fires one set above 2^31-1 ms at once), attempts and priorities are 32-bit integers in the
+ * stores, and a run time or a backoff must land before 9999-12-31 (later means held).
+ */
+export const TASK_LIMITS = {
+  maxTimeoutMs: 2_147_483_647,
+  maxAttempts: 1_000_000,
+  minPriority: -2_147_483_648,
+  maxPriority: 2_147_483_647,
+  /** A backoff's base and cap: 100 years. */
+  maxBackoffMs: 3_155_760_000_000,
+} as const;
+
+function positiveInt(value: unknown, what: string, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new TaskStartError(`${what} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
   }
   return value;
 }
@@ -82,18 +96,18 @@ export function resolveTaskOptions(taskClass: AnyTaskClass, name: string): Resol
     throw new TaskStartError(`${name}.taskOptions.backoff.jitter must be between 0 and 1, got ${JSON.stringify(jitter)}`);
   }
   return {
-    maxAttempts: positiveInt(o.maxAttempts ?? TASK_DEFAULTS.maxAttempts, `${name}.taskOptions.maxAttempts`, 1),
-    timeoutMs: positiveInt(o.timeoutMs ?? TASK_DEFAULTS.timeoutMs, `${name}.taskOptions.timeoutMs`, 0),
+    maxAttempts: positiveInt(o.maxAttempts ?? TASK_DEFAULTS.maxAttempts, `${name}.taskOptions.maxAttempts`, 1, TASK_LIMITS.maxAttempts),
+    timeoutMs: positiveInt(o.timeoutMs ?? TASK_DEFAULTS.timeoutMs, `${name}.taskOptions.timeoutMs`, 0, TASK_LIMITS.maxTimeoutMs),
     queue: queueName(o.queue ?? TASK_DEFAULTS.queue, `${name}.taskOptions.queue`),
-    priority: integer(o.priority ?? TASK_DEFAULTS.priority, `${name}.taskOptions.priority`),
+    priority: priorityOf(o.priority ?? TASK_DEFAULTS.priority, `${name}.taskOptions.priority`),
     backoff: {
-      baseMs: positiveInt(b.baseMs ?? TASK_DEFAULTS.backoff.baseMs, `${name}.taskOptions.backoff.baseMs`, 0),
-      maxMs: positiveInt(b.maxMs ?? TASK_DEFAULTS.backoff.maxMs, `${name}.taskOptions.backoff.maxMs`, 0),
+      baseMs: positiveInt(b.baseMs ?? TASK_DEFAULTS.backoff.baseMs, `${name}.taskOptions.backoff.baseMs`, 0, TASK_LIMITS.maxBackoffMs),
+      maxMs: positiveInt(b.maxMs ?? TASK_DEFAULTS.backoff.maxMs, `${name}.taskOptions.backoff.maxMs`, 0, TASK_LIMITS.maxBackoffMs),
       jitter,
     },
     isolation: isolationOf(o.isolation, `${name}.taskOptions.isolation`),
     memoryLimitMb:
-      o.memoryLimitMb === undefined ? null : positiveInt(o.memoryLimitMb, `${name}.taskOptions.memoryLimitMb`, 16),
+      o.memoryLimitMb === undefined ? null : positiveInt(o.memoryLimitMb, `${name}.taskOptions.memoryLimitMb`, 16, 1_048_576),
     rateLimit: rateLimitOf(o.rateLimit, `${name}.taskOptions.rateLimit`),
   };
 }
@@ -102,7 +116,7 @@ function rateLimitOf(value: unknown, what: string): { tasks: number; intervalMs:
   if (value === undefined) return null;
   if (!value || typeof value !== "object") throw new TaskStartError(`${what} must be { tasks, intervalMs }, got ${JSON.stringify(value)}`);
   const { tasks, intervalMs } = value as { tasks?: unknown; intervalMs?: unknown };
-  return { tasks: positiveInt(tasks, `${what}.tasks`, 1), intervalMs: positiveInt(intervalMs, `${what}.intervalMs`, 1) };
+  return { tasks: positiveInt(tasks, `${what}.tasks`, 1, 1_000_000_000), intervalMs: positiveInt(intervalMs, `${what}.intervalMs`, 1, TASK_LIMITS.maxTimeoutMs) };
 }
 
 function isolationOf(value: unknown, what: string): "thread" | "none" | null {
@@ -128,9 +142,10 @@ export function queueName(value: unknown, what: string): string {
   return value;
 }
 
-export function integer(value: unknown, what: string): number {
-  if (typeof value !== "number" || !Number.isSafeInteger(value)) {
-    throw new TaskStartError(`${what} must be an integer, got ${JSON.stringify(value)}`);
+/** A priority: an integer in the stores' 32-bit range. */
+export function priorityOf(value: unknown, what: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < TASK_LIMITS.minPriority || value > TASK_LIMITS.maxPriority) {
+    throw new TaskStartError(`${what} must be an integer from ${TASK_LIMITS.minPriority} to ${TASK_LIMITS.maxPriority}, got ${JSON.stringify(value)}`);
   }
   return value;
 }

@@ -108,9 +108,12 @@ export class Task {
     }
     assertTaskClass(taskClass, "Task.startNewMany");
     const withUser = requiresUserConnection(taskClass);
-    const requests = parameters.map((p, i) =>
-      prepare("startNewMany", taskClass, p, options, withUser, runtime.maxParameterBytes, `parameters[${i}]`),
-    );
+    // By index: `map` skips the holes of a sparse array, which would leave holes among the requests.
+    const requests: ReturnType<typeof prepare>[] = [];
+    for (let i = 0; i < parameters.length; i++) {
+      if (!(i in parameters)) throw new TaskStartError(`Task.startNewMany: parameters[${i}] is a hole in a sparse array; give every element a value`);
+      requests.push(prepare("startNewMany", taskClass, parameters[i], options, withUser, runtime.maxParameterBytes, `parameters[${i}]`));
+    }
     return runtime.startTasks(requests, currentScope().transaction);
   }
 

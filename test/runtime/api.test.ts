@@ -171,6 +171,19 @@ describe("Task.startNew", () => {
     await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { queue: "no spaces" })), /options.queue must be/);
     await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { runAt: new Date("nope") })), /runAt must be a valid Date/);
     await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { delayMs: -1 })), /delayMs must be/);
+    // Where the stores and Node's timers end: a timeout above 2^31-1 ms would fire at once, a delay
+    // or run time from the year 10000 on is the stores' mark of a held task, 32-bit attempts and priorities.
+    await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { timeoutMs: 3_000_000_000 })), /timeoutMs must be .* <= 2147483647/);
+    await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { timeoutMs: 1e300 })), /timeoutMs must be/);
+    await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { delayMs: 1e16 })), /delayMs must end before 9999-12-31/);
+    await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { runAt: new Date("+010000-01-01T00:00:00Z") })), /runAt must be before 9999-12-31/);
+    await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { maxAttempts: 1e300 })), /maxAttempts must be an integer >= 1 and <= 1000000/);
+    await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { priority: 2 ** 31 })), /priority must be an integer from -2147483648 to 2147483647/);
+    const sparse = [p, , p] as (typeof p)[]; // eslint-disable-line no-sparse-arrays
+    assert.throws(() => runtime.run(() => Task.startNewMany(RecordTask, sparse)), /parameters\[1\] is a hole/);
+    assert.deepEqual((await runtime.listTasks()).items, [], "nothing stored");
+    const longest = await runtime.run(() => Task.startNew(RecordTask, p, { timeoutMs: 2_147_483_647, priority: -(2 ** 31), delayMs: 60_000 }));
+    assert.equal((await runtime.getTask(longest.id)).timeoutMs, 2_147_483_647);
   });
 
   it("starts many tasks in one call", async () => {
