@@ -65,6 +65,31 @@ describe("the initiator of a task", () => {
     assert.deepEqual(ran, ["alice:3"]);
   });
 
+  it("fails alone, and reads, when its stored context or error record is damaged", async () => {
+    const runtime = await startRuntime({ dir, tasks: [AsUser], worker: false, userConnectionFactory });
+    const start = (amount: number) =>
+      runtime.run(() => runAsUser({ userId: "carol", culture: "fr-FR" }, () => Task.startNewWithUserConnection(AsUser, { amount })));
+    const damaged = await start(10);
+    const first = await start(11);
+    const second = await start(12);
+    await runtime.transaction(async (tx) => {
+      await tx.execute("UPDATE underway_tasks SET user_context = ? WHERE id = ?", ["{not json", damaged.id]);
+      await tx.execute("UPDATE underway_tasks SET last_error = ? WHERE id = ?", ["oops", second.id]);
+    });
+    const listed = await runtime.listTasks();
+    assert.equal(listed.items.length, 3, "the list reads every row");
+    assert.match((await runtime.getTask(second.id)).lastError?.message ?? "", /the stored error record cannot be read: "oops"/);
+    assert.equal((await runtime.getTask(damaged.id)).initiator?.userId, "carol");
+    const db = runtime.driver.description;
+    await runtime.stop();
+    const worker = await startRuntime({ dir, db, tasks: [AsUser], userConnectionFactory });
+    const error = await failure(worker.waitForTask(damaged.id, { timeoutMs: 5_000 }));
+    assert.equal(error.task.state, "dead");
+    assert.equal(error.task.lastError?.name, "TaskSecurityError");
+    for (const id of [first.id, second.id]) assert.equal((await worker.waitForTask(id, { timeoutMs: 5_000 })).state, "succeeded");
+    assert.ok(ran.includes("carol:11") && ran.includes("carol:12") && !ran.includes("carol:10"));
+  });
+
   it("is refused, without retries, when the user was deactivated after the start", async () => {
     const runtime = await startRuntime({ dir, tasks: [AsUser], userConnectionFactory, worker: false });
     const handle = await runtime.run(() => runAsUser({ userId: "bob" }, () => Task.startNewWithUserConnection(AsUser, { amount: 5 })));
