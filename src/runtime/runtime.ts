@@ -711,6 +711,11 @@ export class Runtime implements TaskStarter {
     if (request.options.delay !== undefined) {
       throw new TaskStartError("Task.continueWith: a continuation starts when its predecessors end; runAt, delayMs and delay do not apply");
     }
+    if (request.options.dedupKey !== undefined) {
+      // A key held by another task would make this call return that task and tie it to these
+      // predecessors (and cancel it should they fail): a continuation is its own task.
+      throw new TaskStartError("Task.continueWith: a continuation cannot take a dedupKey; deduplicate the tasks it follows instead");
+    }
     const row = this.insertParams(request);
     const tx = transaction as DriverTransaction | undefined;
     if (tx !== undefined && tx.driver !== this.driver) {

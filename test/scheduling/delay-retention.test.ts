@@ -72,6 +72,10 @@ for (const store of STORES) {
         runtime.run(() => Task.continueWith(delayed, Later, { n: 5 }, { delay: 1_000 })),
         /Task.continueWith: a continuation starts when its predecessors end; runAt, delayMs and delay do not apply/,
       );
+      await assert.rejects(
+        runtime.run(() => Task.continueWith(delayed, Later, { n: 6 }, { dedupKey: "held-by-another" })),
+        /Task.continueWith: a continuation cannot take a dedupKey/,
+      );
       assert.equal((await runtime.listTasks()).items.length, 1, "nothing was stored by the refused starts");
     });
 
