@@ -202,7 +202,7 @@ export class Runtime implements TaskStarter {
     this.taskModules = tasks.filter((t): t is TaskModuleSpecifier => typeof t === "string" || t instanceof URL).map(taskModuleUrl);
     this.registry = new TaskRegistry(tasks.filter((t) => typeof t !== "string" && !(t instanceof URL)));
     this.maxParameterBytes = config.maxParameterBytes ?? DEFAULT_MAX_PARAMETER_BYTES;
-    if (!Number.isInteger(this.maxParameterBytes) || this.maxParameterBytes < 1) {
+    if (!Number.isSafeInteger(this.maxParameterBytes) || this.maxParameterBytes < 1) {
       throw new RangeError(`maxParameterBytes must be a positive integer, got ${String(config.maxParameterBytes)}`);
     }
     // A runtime without a worker has no one to wake when another process stores work: on
@@ -611,6 +611,9 @@ export class Runtime implements TaskStarter {
    * completions in other processes are seen by polling.
    */
   async waitForTask(id: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<TaskInfo> {
+    if (options.timeoutMs !== undefined && (typeof options.timeoutMs !== "number" || Number.isNaN(options.timeoutMs) || options.timeoutMs < 0)) {
+      throw new RangeError(`waitForTask: timeoutMs must be a number of ms >= 0, got ${String(options.timeoutMs)}`);
+    }
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
     let delay = 20;
     for (;;) {

@@ -184,6 +184,8 @@ describe("Task.startNew", () => {
     assert.deepEqual((await runtime.listTasks()).items, [], "nothing stored");
     const longest = await runtime.run(() => Task.startNew(RecordTask, p, { timeoutMs: 2_147_483_647, priority: -(2 ** 31), delayMs: 60_000 }));
     assert.equal((await runtime.getTask(longest.id)).timeoutMs, 2_147_483_647);
+    await assert.rejects(runtime.waitForTask(longest.id, { timeoutMs: Number.NaN }), /timeoutMs must be a number of ms >= 0, got NaN/);
+    await assert.rejects(startRuntime({ dir, tasks: [RecordTask], maxParameterBytes: 2 ** 60 }), /maxParameterBytes must be a positive integer/);
   });
 
   it("starts many tasks in one call", async () => {
