@@ -19,7 +19,7 @@ import { TaskFailedError } from "../tasks/errors/task-failed-error.ts";
 import { TaskNotFoundError } from "../tasks/errors/task-not-found-error.ts";
 import { TaskStartError } from "../tasks/errors/task-start-error.ts";
 import type { Logger } from "../tasks/logger.ts";
-import { priorityOf, queueName, TASK_LIMITS, TaskRegistry } from "../tasks/registry.ts";
+import { maxAttemptsOf, priorityOf, queueName, TaskRegistry, timeoutMsOf } from "../tasks/registry.ts";
 import type { StartableTaskClass } from "../tasks/task.ts";
 import type { TaskFilter, TaskInfo, TaskPage, TaskState } from "../tasks/types.ts";
 import { Worker, type UserConnectionFactory, type WorkerEvent } from "../worker/worker.ts";
@@ -515,16 +515,8 @@ export class Runtime implements TaskStarter {
     if (runAtMs !== undefined && runAtMs >= HELD_RUN_AT_MS) {
       throw new TaskStartError(`options.runAt must be before 9999-12-31T23:59:59Z, got ${new Date(runAtMs).toISOString()}`);
     }
-    const maxAttempts = o.maxAttempts ?? classOptions.maxAttempts;
-    if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > TASK_LIMITS.maxAttempts) {
-      throw new TaskStartError(`options.maxAttempts must be an integer >= 1 and <= ${TASK_LIMITS.maxAttempts}, got ${String(maxAttempts)}`);
-    }
-    const timeoutMs = o.timeoutMs ?? classOptions.timeoutMs;
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > TASK_LIMITS.maxTimeoutMs) {
-      throw new TaskStartError(
-        `options.timeoutMs must be an integer >= 0 (0 = no timeout) and <= ${TASK_LIMITS.maxTimeoutMs} (about 24.8 days, the longest timer Node.js sets), got ${String(timeoutMs)}`,
-      );
-    }
+    const maxAttempts = maxAttemptsOf(o.maxAttempts ?? classOptions.maxAttempts, "options.maxAttempts");
+    const timeoutMs = timeoutMsOf(o.timeoutMs ?? classOptions.timeoutMs, "options.timeoutMs");
     return {
       name,
       queue: o.queue === undefined ? classOptions.queue : queueName(o.queue, "options.queue"),

@@ -5,7 +5,7 @@ import type { ScheduleUpsertParams } from "../store/driver.ts";
 import { requiresUserConnection, type TaskRegistry } from "../tasks/registry.ts";
 import { MISSED_TICK_POLICIES, type MissedTickPolicy } from "../tasks/schedules.ts";
 import type { ParametersOf, StartableTaskClass } from "../tasks/task.ts";
-import { priorityOf, queueName } from "../tasks/registry.ts";
+import { maxAttemptsOf, priorityOf, queueName, timeoutMsOf } from "../tasks/registry.ts";
 
 /** A recurring task, defined in code (createRuntime({ schedules }) or runtime.defineSchedule). */
 export interface ScheduleDefinition<C extends StartableTaskClass = StartableTaskClass> {
@@ -44,10 +44,8 @@ export function scheduleRow(def: ScheduleDefinition, registry: TaskRegistry, max
     throw new TypeError(`${what}: ${taskName} needs a user connection, but a schedule has no user to run it as`);
   }
   const o = def.options ?? {};
-  const maxAttempts = o.maxAttempts ?? classOptions.maxAttempts;
-  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new TypeError(`${what}: options.maxAttempts must be an integer >= 1, got ${String(maxAttempts)}`);
-  const timeoutMs = o.timeoutMs ?? classOptions.timeoutMs;
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 0) throw new TypeError(`${what}: options.timeoutMs must be an integer >= 0, got ${String(timeoutMs)}`);
+  const maxAttempts = maxAttemptsOf(o.maxAttempts ?? classOptions.maxAttempts, `${what}: options.maxAttempts`);
+  const timeoutMs = timeoutMsOf(o.timeoutMs ?? classOptions.timeoutMs, `${what}: options.timeoutMs`);
   return {
     name: def.name,
     cron: def.cron,

@@ -383,7 +383,7 @@ export interface TaskActivityBuckets {
 }
 
 /** The largest task id a store can hold: ids are 64-bit signed integers. */
-const MAX_TASK_ID = 2n ** 63n - 1n;
+export const MAX_TASK_ID = 2n ** 63n - 1n;
 
 /** A task id as the stores keep it: a positive 64-bit integer in decimal. Null for anything else. */
 export function parseTaskId(id: string): bigint | null {

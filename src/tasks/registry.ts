@@ -96,8 +96,8 @@ export function resolveTaskOptions(taskClass: AnyTaskClass, name: string): Resol
     throw new TaskStartError(`${name}.taskOptions.backoff.jitter must be between 0 and 1, got ${JSON.stringify(jitter)}`);
   }
   return {
-    maxAttempts: positiveInt(o.maxAttempts ?? TASK_DEFAULTS.maxAttempts, `${name}.taskOptions.maxAttempts`, 1, TASK_LIMITS.maxAttempts),
-    timeoutMs: positiveInt(o.timeoutMs ?? TASK_DEFAULTS.timeoutMs, `${name}.taskOptions.timeoutMs`, 0, TASK_LIMITS.maxTimeoutMs),
+    maxAttempts: maxAttemptsOf(o.maxAttempts ?? TASK_DEFAULTS.maxAttempts, `${name}.taskOptions.maxAttempts`),
+    timeoutMs: timeoutMsOf(o.timeoutMs ?? TASK_DEFAULTS.timeoutMs, `${name}.taskOptions.timeoutMs`),
     queue: queueName(o.queue ?? TASK_DEFAULTS.queue, `${name}.taskOptions.queue`),
     priority: priorityOf(o.priority ?? TASK_DEFAULTS.priority, `${name}.taskOptions.priority`),
     backoff: {
@@ -138,6 +138,24 @@ export function declaredModuleOf(taskClass: AnyTaskClass, name: string): string 
 export function queueName(value: unknown, what: string): string {
   if (typeof value !== "string" || !/^[\w.:-]{1,100}$/.test(value)) {
     throw new TaskStartError(`${what} must be 1-100 letters, digits or _ . : -, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** A task's attempts: an integer from 1 to TASK_LIMITS.maxAttempts. */
+export function maxAttemptsOf(value: unknown, what: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > TASK_LIMITS.maxAttempts) {
+    throw new TaskStartError(`${what} must be an integer >= 1 and <= ${TASK_LIMITS.maxAttempts}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** An attempt's timeout: 0 (none) to TASK_LIMITS.maxTimeoutMs, the longest timer Node.js sets. */
+export function timeoutMsOf(value: unknown, what: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > TASK_LIMITS.maxTimeoutMs) {
+    throw new TaskStartError(
+      `${what} must be an integer >= 0 (0 = no timeout) and <= ${TASK_LIMITS.maxTimeoutMs} (about 24.8 days, the longest timer Node.js sets), got ${String(value)}`,
+    );
   }
   return value;
 }

@@ -154,6 +154,8 @@ describe("cron schedules: definitions", () => {
     await assert.rejects(runtime.defineSchedule({ ...every5("bad"), cron: "every day" }), /schedule "bad": bad cron expression "every day"/);
     await assert.rejects(runtime.defineSchedule({ ...every5("bad"), timeZone: "Mars/Olympus" }), /schedule "bad": unknown time zone "Mars\/Olympus"; use an IANA name/);
     await assert.rejects(runtime.defineSchedule({ ...every5("bad"), missed: "twice" as never }), /schedule "bad": missed must be "once" or "skip", got "twice"/);
+    await assert.rejects(runtime.defineSchedule({ ...every5("bad"), options: { timeoutMs: 3_000_000_000 } }), /schedule "bad": options.timeoutMs must be .* <= 2147483647/);
+    await assert.rejects(runtime.defineSchedule({ ...every5("bad"), options: { maxAttempts: 1e300 } }), /schedule "bad": options.maxAttempts must be an integer >= 1 and <= 1000000/);
     await assert.rejects(runtime.defineSchedule({ ...every5("bad name!") }), /a schedule's name must be 1-200 letters/);
     await runtime.defineSchedule(every5("real"));
     await assert.rejects(runtime.pauseSchedule("nope"), /no schedule named "nope"; schedules: real/);

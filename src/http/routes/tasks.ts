@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { decodeParameters } from "../../codec/index.ts";
 import type { Platform } from "../../platform/platform.ts";
 import type { Session } from "../../platform/users/sessions.ts";
-import { parseTaskId, type TaskActivityBuckets } from "../../store/driver.ts";
+import { MAX_TASK_ID, parseTaskId, type TaskActivityBuckets } from "../../store/driver.ts";
 import { TASK_STATES, type TaskInfo, type TaskState } from "../../tasks/types.ts";
 import { previewValue, type Preview } from "../parameters-preview.ts";
 
@@ -10,8 +10,6 @@ import { previewValue, type Preview } from "../parameters-preview.ts";
 export const COUNT_CAP = 10_000;
 
 const ID = { type: "string", pattern: "^[1-9][0-9]{0,18}$" } as const;
-/** The largest task id (ids are 64-bit signed integers); the pattern above lets larger ones through. */
-const MAX_TASK_ID_TEXT = "9223372036854775807";
 const idParams = { type: "object", required: ["id"], properties: { id: ID } } as const;
 
 /** Administrators see every task; anyone else only the tasks they started. */
@@ -106,7 +104,7 @@ export function taskRoutes(platform: Platform) {
         if (!session) return reply;
         const q = request.query as { state?: string; name?: string; queue?: string; user?: string; limit: number; before?: string };
         if (q.before !== undefined && parseTaskId(q.before) === null) {
-          return reply.code(400).send({ error: `querystring/before must be a task id (at most ${MAX_TASK_ID_TEXT}), got ${q.before}` });
+          return reply.code(400).send({ error: `querystring/before must be a task id (at most ${MAX_TASK_ID}), got ${q.before}` });
         }
         let userId: string | undefined = session.user.id;
         if (session.user.isAdmin) {
