@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
+import { types } from "node:util";
 import { decodeParameters, TaskDeserializationError } from "../codec/index.ts";
 import type { ClaimedTask, RunOutcome, StorageDriver } from "../store/driver.ts";
 import type { AmbientScope } from "../tasks/ambient.ts";
@@ -496,13 +497,15 @@ export class Worker {
     // beside the others does not wait in a chain.
     const free = Math.max(1, this.concurrency - this.slotsTaken());
     const length = Math.min(MAX_CHAIN, Math.floor(CHAIN_IN_FLIGHT / this.concurrency), Math.ceil((this.prefetched.length + 1) / free));
-    if (!pool || length < 2 || first.withUserConnection || this.prefetched[0]?.task.name !== first.name) return false;
+    if (!pool || length < 2 || first.withUserConnection || !isBytes(first) || this.prefetched[0]?.task.name !== first.name) return false;
     const entry = this.options.registry.resolveRegistered(first.name);
     if (!entry || !this.inThread(entry) || (!entry.dynamic && !entry.module)) return false;
     if (!pool.chainable(first.name, entry.options.memoryLimitMb)) return false;
     const tasks = [first];
     for (const held of this.prefetched) {
-      if (tasks.length >= length || held.task.name !== first.name || held.task.withUserConnection || now - held.at >= this.prefetchHoldMs) break;
+      if (tasks.length >= length || held.task.name !== first.name || held.task.withUserConnection || !isBytes(held.task) || now - held.at >= this.prefetchHoldMs) {
+        break;
+      }
       tasks.push(held.task);
     }
     if (tasks.length < 2) return false;
@@ -810,6 +813,9 @@ export class Worker {
         "default",
       );
     }
+    // A column edited by hand to hold no bytes: the codec's error, as on this event loop (the
+    // thread's message carries bytes only).
+    if (!isBytes(task)) return this.failed(run, parametersError(task.parameters), null);
     if (task.withUserConnection) {
       try {
         this.checkInitiator(task);
@@ -1162,4 +1168,19 @@ class RunLogger implements Logger {
   child(bindings: Record<string, unknown>): Logger {
     return this.logger.child(bindings);
   }
+}
+
+/** Whether a claimed task's parameters are bytes (a row edited by hand may hold text or a number). */
+function isBytes(task: ClaimedTask): boolean {
+  return types.isUint8Array(task.parameters);
+}
+
+/** The codec's error for parameters that are not bytes. */
+function parametersError(parameters: unknown): unknown {
+  try {
+    decodeParameters(parameters as Uint8Array);
+  } catch (error) {
+    return error;
+  }
+  return new TaskDeserializationError("parameters", "the stored parameters are not bytes");
 }

@@ -38,3 +38,37 @@ for (const store of ["sqlite", "postgres"] as const) {
     });
   });
 }
+
+describe("isolated tasks whose parameters column holds no bytes (SQLite, edited by hand)", () => {
+  it("fail as undecodable, without retrying, alone or held in a chain, and the others run", async () => {
+    const runtime = createRuntime({
+      db: tempDb(tempDir()),
+      logger: false,
+      tasks: [FIXTURES],
+      isolation: { mode: "thread" },
+      worker: { concurrency: 1 },
+    });
+    await runtime.start();
+    after(() => runtime.stop({ graceMs: 0 }));
+    // Stored and altered in one transaction: no worker sees them before, and, claimed together,
+    // the tasks of one class chain in the one slot.
+    const { bad, good } = await runtime.transaction(async (tx) => {
+      const handles = await Task.startNewMany(SumTask, Array.from({ length: 30 }, (_, i) => ({ values: [i, 1] })));
+      const altered = [0, 5, 6, 17];
+      await tx.execute("UPDATE underway_tasks SET parameters = 'not bytes' WHERE id = ?", [Number(handles[0]!.id)]);
+      await tx.execute("UPDATE underway_tasks SET parameters = 42 WHERE id = ?", [Number(handles[5]!.id)]);
+      await tx.execute("UPDATE underway_tasks SET parameters = 4.5 WHERE id = ?", [Number(handles[6]!.id)]);
+      await tx.execute("UPDATE underway_tasks SET parameters = '' WHERE id = ?", [Number(handles[17]!.id)]);
+      return { bad: altered.map((i) => handles[i]!), good: handles.filter((_, i) => !altered.includes(i)) };
+    });
+    for (const handle of bad) {
+      const error = (await runtime.waitForTask(handle.id, { timeoutMs: 20_000 }).catch((e: unknown) => e)) as TaskFailedError;
+      assert.ok(error instanceof TaskFailedError, `expected task ${handle.id} to fail, got ${String(error)}`);
+      assert.equal(error.task.state, "dead");
+      assert.equal(error.task.attempt, 1);
+      assert.equal(error.task.lastError?.name, "TaskDeserializationError");
+      assert.match(error.task.lastError?.message ?? "", /expected the encoded parameters as a Uint8Array/);
+    }
+    for (const handle of good) assert.ok(await handle.result({ timeoutMs: 20_000 }));
+  });
+});
