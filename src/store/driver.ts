@@ -3,7 +3,7 @@
  * src/store/ knows SQL. Methods are named noun-then-verb and take one params object.
  * The database clock is the only clock: a driver computes "now" itself (run-at, leases).
  */
-import type { Initiator, TaskFilter, TaskInfo, TaskPage, TaskState } from "../tasks/types.ts";
+import { TASK_STATES, type Initiator, type TaskFilter, type TaskInfo, type TaskPage, type TaskState } from "../tasks/types.ts";
 import type { ThrownInfo } from "../tasks/error-info.ts";
 import type { MissedTickPolicy, ScheduleInfo } from "../tasks/schedules.ts";
 
@@ -390,4 +390,50 @@ export function parseTaskId(id: string): bigint | null {
   if (!/^[1-9][0-9]{0,18}$/.test(id)) return null;
   const key = BigInt(id);
   return key <= MAX_TASK_ID ? key : null;
+}
+
+/** A task list's filter, checked, as every driver applies it. */
+export interface CheckedTaskFilter {
+  /** Empty: every state. */
+  readonly states: readonly TaskState[];
+  readonly name: string | undefined;
+  readonly queue: string | undefined;
+  readonly userId: string | undefined;
+  /** 1 to 1,000. */
+  readonly limit: number;
+  /** Tasks with a lower id, when set; the id as given (decimal). */
+  readonly beforeId: string | undefined;
+}
+
+/**
+ * Checks a task list's filter: a TypeError or RangeError that names the field for anything it
+ * cannot mean (a state list that is not an array, an unknown state, a limit that is not a
+ * number, a text field that is not text, a beforeId that is not a task id). A limit outside
+ * 1 to 1,000 is brought within it, as documented.
+ */
+export function checkTaskFilter(filter: TaskFilter | null | undefined): CheckedTaskFilter {
+  if (filter === undefined || filter === null) filter = {};
+  if (typeof filter !== "object" || Array.isArray(filter)) throw new TypeError(`the task filter must be an object, got ${describeValue(filter)}`);
+  const { states = [], name, queue, userId, limit = 50, beforeId } = filter;
+  if (!Array.isArray(states)) throw new TypeError(`filter.states must be an array of task states (${TASK_STATES.join(", ")}), got ${describeValue(states)}`);
+  states.forEach((state: unknown, i) => {
+    if (!TASK_STATES.includes(state as TaskState)) {
+      throw new RangeError(`filter.states[${i}]: unknown task state ${describeValue(state)}; expected one of ${TASK_STATES.join(", ")}`);
+    }
+  });
+  for (const [field, value] of [["name", name], ["queue", queue], ["userId", userId]] as const) {
+    if (value !== undefined && typeof value !== "string") throw new TypeError(`filter.${field} must be a string, got ${describeValue(value)}`);
+  }
+  if (typeof limit !== "number" || Number.isNaN(limit)) throw new TypeError(`filter.limit must be a number (1 to 1,000), got ${describeValue(limit)}`);
+  if (beforeId !== undefined && (typeof beforeId !== "string" || parseTaskId(beforeId) === null)) {
+    throw new RangeError(`filter.beforeId must be a task id, got ${describeValue(beforeId)}`);
+  }
+  return { states, name, queue, userId, limit: Math.min(Math.max(1, Math.trunc(limit)), 1000), beforeId };
+}
+
+/** A value as an error message shows it. */
+function describeValue(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}…` : value);
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint" || value === null || value === undefined) return String(value);
+  return Array.isArray(value) ? "an array" : typeof value === "object" ? "an object" : `a ${typeof value}`;
 }

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import { HAND_OFF_LOOKAHEAD, type ClaimedTask, type StorageDriver, type TaskInsertParams } from "../../src/store/driver.ts";
-import { TASK_STATES, type TaskState } from "../../src/tasks/types.ts";
+import { TASK_STATES, type TaskFilter, type TaskState } from "../../src/tasks/types.ts";
 
 export interface DriverFactory {
   readonly name: string;
@@ -295,6 +295,20 @@ export function driverSuite(factory: DriverFactory): void {
       assert.equal((await d.taskList({ name: "' OR 1=1 --" })).items.length, 0);
       await assert.rejects(d.taskList({ states: ["bogus" as never] }), /unknown task state "bogus"/);
       await assert.rejects(d.taskList({ beforeId: "x" }), /beforeId must be a task id/);
+      // Careless input (from untyped callers) is refused with the field named, never a driver error.
+      const careless = (filter: unknown) => d.taskList(filter as TaskFilter);
+      await assert.rejects(careless({ limit: Number.NaN }), { name: "TypeError", message: /filter\.limit must be a number .*got NaN/ });
+      await assert.rejects(careless({ limit: "10" }), { name: "TypeError", message: /filter\.limit must be a number/ });
+      await assert.rejects(careless({ states: "queued" }), { name: "TypeError", message: /filter\.states must be an array of task states .*got "queued"/ });
+      await assert.rejects(careless({ states: ["queued", 3] }), { name: "RangeError", message: /filter\.states\[1\]: unknown task state 3/ });
+      await assert.rejects(careless({ name: 7 }), { name: "TypeError", message: /filter\.name must be a string, got 7/ });
+      await assert.rejects(careless({ userId: { $ne: "" } }), { name: "TypeError", message: /filter\.userId must be a string, got an object/ });
+      await assert.rejects(careless({ beforeId: 5 }), /filter\.beforeId must be a task id, got 5/);
+      await assert.rejects(careless("queued"), { name: "TypeError", message: /the task filter must be an object/ });
+      // A limit outside 1 to 1,000 is brought within it, as documented.
+      assert.equal((await d.taskList({ limit: 0 })).items.length, 1);
+      assert.equal((await d.taskList({ limit: 2.9 })).items.length, 2);
+      assert.equal((await d.taskList({ limit: Number.POSITIVE_INFINITY })).items.length, ids.length);
     });
 
     it("counts, lists and measures queues by state, every state alike", async () => {

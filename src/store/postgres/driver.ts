@@ -19,7 +19,7 @@ import type {
   TaskActivityParams,
   TaskCountUpToParams,
 } from "../driver.ts";
-import { parseTaskId } from "../driver.ts";
+import { checkTaskFilter, parseTaskId } from "../driver.ts";
 import { checkHandOff, HELD_RUN_AT_MS } from "../driver.ts";
 import type { ContinuationSpec, QueueDepth, ScheduleAdvanceParams, ScheduleUpsertParams, TaskRetryFilter, TaskStats } from "../driver.ts";
 import type { ScheduleInfo } from "../../tasks/schedules.ts";
@@ -457,26 +457,18 @@ export class PostgresDriver implements StorageDriver {
   }
 
   async taskList(filter: TaskFilter): Promise<TaskPage> {
-    const limit = Math.min(Math.max(1, Math.trunc(filter.limit ?? 50)), 1000);
+    const { states, name, queue, userId, limit, beforeId } = checkTaskFilter(filter);
     const where: string[] = [];
     const args: unknown[] = [];
     const arg = (value: unknown): string => {
       args.push(value);
       return `$${args.length}`;
     };
-    if (filter.states && filter.states.length) {
-      for (const s of filter.states) {
-        if (!TASK_STATES.includes(s)) throw new Error(`unknown task state ${JSON.stringify(s)}; expected one of ${TASK_STATES.join(", ")}`);
-      }
-      where.push(`t.state = ANY(${arg(filter.states)}::text[])`);
-    }
-    if (filter.name !== undefined) where.push(`t.name = ${arg(filter.name)}`);
-    if (filter.queue !== undefined) where.push(`t.queue = ${arg(filter.queue)}`);
-    if (filter.userId !== undefined) where.push(`t.user_id = ${arg(filter.userId)}`);
-    if (filter.beforeId !== undefined) {
-      if (parseTaskId(filter.beforeId) === null) throw new Error(`beforeId must be a task id, got ${JSON.stringify(filter.beforeId)}`);
-      where.push(`t.id < ${arg(filter.beforeId)}::bigint`);
-    }
+    if (states.length) where.push(`t.state = ANY(${arg(states)}::text[])`);
+    if (name !== undefined) where.push(`t.name = ${arg(name)}`);
+    if (queue !== undefined) where.push(`t.queue = ${arg(queue)}`);
+    if (userId !== undefined) where.push(`t.user_id = ${arg(userId)}`);
+    if (beforeId !== undefined) where.push(`t.id < ${arg(beforeId)}::bigint`);
     const rows = await this.query<TaskRow>(this.sql.list(where, arg(limit + 1)), args);
     const more = rows.length > limit;
     const items = rows.slice(0, limit).map((r) => taskInfoOf(r, []));

@@ -20,7 +20,7 @@ import type {
   TaskActivityParams,
   TaskCountUpToParams,
 } from "../driver.ts";
-import { checkHandOff, HAND_OFF_LOOKAHEAD, HELD_RUN_AT_MS, parseTaskId } from "../driver.ts";
+import { checkHandOff, checkTaskFilter, HAND_OFF_LOOKAHEAD, HELD_RUN_AT_MS, parseTaskId } from "../driver.ts";
 import type { ContinuationSpec, QueueDepth, ScheduleAdvanceParams, ScheduleUpsertParams, TaskRetryFilter, TaskStats } from "../driver.ts";
 import type { ScheduleInfo } from "../../tasks/schedules.ts";
 import * as composition from "./composition.ts";
@@ -643,33 +643,25 @@ export class SqliteDriver implements StorageDriver {
   }
 
   async taskList(filter: TaskFilter): Promise<TaskPage> {
-    const limit = Math.min(Math.max(1, Math.trunc(filter.limit ?? 50)), 1000);
+    const { states, name, queue, userId, limit, beforeId } = checkTaskFilter(filter);
     const where: string[] = [];
     const args: unknown[] = [];
-    if (filter.states && filter.states.length) {
-      for (const s of filter.states) {
-        if (!TASK_STATES.includes(s)) throw new Error(`unknown task state ${JSON.stringify(s)}; expected one of ${TASK_STATES.join(", ")}`);
-      }
-    }
-    if (filter.name !== undefined) {
+    if (name !== undefined) {
       where.push("name = ?");
-      args.push(filter.name);
+      args.push(name);
     }
-    if (filter.queue !== undefined) {
+    if (queue !== undefined) {
       where.push("queue = ?");
-      args.push(filter.queue);
+      args.push(queue);
     }
-    if (filter.userId !== undefined) {
+    if (userId !== undefined) {
       where.push("user_id = ?");
-      args.push(filter.userId);
+      args.push(userId);
     }
-    if (filter.beforeId !== undefined) {
-      const before = parseTaskId(filter.beforeId);
-      if (before === null) throw new Error(`beforeId must be a task id, got ${JSON.stringify(filter.beforeId)}`);
+    if (beforeId !== undefined) {
       where.push("id < ?");
-      args.push(before);
+      args.push(BigInt(beforeId));
     }
-    const states = filter.states ?? [];
     return this.exclusive(() => {
       // Queued tasks have no index in id order: how they are read depends on how many wait (see listStateTerm).
       const fewWaiting =
