@@ -110,8 +110,13 @@ class Checker {
   }
 
   private copyArray(array: readonly unknown[]): unknown[] {
-    const level = this.enter(array);
+    // Read before entering, so an error from a proxy's trap names this array.
     const length = array.length;
+    // Only a proxy can report another length than a count of elements.
+    if (typeof length !== "number" || !(length >>> 0 === length)) {
+      throw this.fail(`an array that reports an invalid length (${typeof length === "string" ? JSON.stringify(length) : String(length)}) cannot be serialized`);
+    }
+    const level = this.enter(array);
     const out = new Array<unknown>(length);
     const segments = this.segments;
     for (let i = 0; i < length; i++) {

@@ -234,6 +234,20 @@ describe("encodeParameters rejects what cannot come back unchanged", () => {
     assertEncodeRejects({ list: [proxy] }, "parameters.list[0]: reading the value threw an error: revoked");
   });
 
+  it("names an array whose length cannot be read, not an element of a sibling read before it", () => {
+    const array = new Proxy([1, 2], {
+      get(target, key, receiver) {
+        if (key === "length") throw new Error("detached");
+        return Reflect.get(target, key, receiver) as unknown;
+      },
+    });
+    assertEncodeRejects({ rows: [[1, 2, 3], array] }, "parameters.rows[1]: reading the value threw an error: detached");
+    const lying = (length: unknown): unknown[] => new Proxy([7], { get: (target, key) => (key === "length" ? length : (Reflect.get(target, key) as unknown)) });
+    assertEncodeRejects({ rows: [lying("1")] }, 'parameters.rows[0]: an array that reports an invalid length ("1") cannot be serialized');
+    assertEncodeRejects({ rows: [lying(-1)] }, "parameters.rows[0]: an array that reports an invalid length (-1) cannot be serialized");
+    assertEncodeRejects({ rows: [lying(2 ** 40)] }, `parameters.rows[0]: an array that reports an invalid length (${2 ** 40}) cannot be serialized`);
+  });
+
   it("throws synchronously: nothing to await, nothing returned", () => {
     let returned: unknown = "not set";
     assert.throws(() => {
