@@ -113,6 +113,44 @@ describe("hostile and careless requests", () => {
     });
   }
 
+  it("answers a refused package or process request with its reason, and a failure of the server with no detail", async () => {
+    const platform = await startPlatform("sqlite", { isolation: "none" });
+    const app = await createHttpServer({ runtime: platform.runtime, platform, webRoot: false });
+    const admin = await signIn(app, "Supervisor", "supervisor-pass");
+    const ask = (method: "GET" | "POST" | "PUT", url: string, payload?: Record<string, unknown>) =>
+      app.inject({ method, url, headers: admin.bearer, ...(payload === undefined ? {} : { payload }) });
+    const expect = async (response: ReturnType<typeof ask>, status: number, pattern: RegExp) => {
+      const answer = await response;
+      assert.equal(answer.statusCode, status, answer.body);
+      assert.match((answer.json() as { error: string }).error, pattern);
+    };
+
+    // Refused requests: the reason, as the packages give it.
+    await expect(ask("POST", "/api/packages", { name: "1bad" }), 400, /package name "1bad" must be letters/);
+    await expect(ask("GET", "/api/packages/UsrNone/schemas"), 404, /no package named "UsrNone"/);
+    await expect(ask("POST", "/api/packages/UsrNone/publish"), 404, /no package named "UsrNone"/);
+    await expect(ask("PUT", "/api/packages/UsrNone/schemas/UsrS", { kind: "source", body: "export {};" }), 404, /no package named "UsrNone"/);
+    assert.equal((await ask("POST", "/api/packages", { name: "UsrShop" })).statusCode, 201);
+    await expect(ask("PUT", "/api/packages/UsrShop/schemas/1x", { kind: "source", body: "export {};" }), 400, /schema name "1x" must be letters/);
+    const xml = processXml("UsrOrder", "Order", [{ kind: "script", id: "Step", body: "return true;" }, { kind: "end", id: "End" }], [{ name: "Count", type: "integer" }]);
+    assert.equal((await ask("PUT", "/api/packages/UsrShop/schemas/UsrOrder", { kind: "process", body: xml })).statusCode, 200);
+    const published = await ask("POST", "/api/packages/UsrShop/publish");
+    assert.equal(published.statusCode, 200, published.body);
+    await expect(ask("POST", "/api/processes/UsrOrder/run", { parameters: { Count: "many" } }), 400, /process parameter Count must be integer/);
+    await expect(ask("POST", "/api/processes/UsrOrder/run", { parameters: { Nope: 1 } }), 400, /has no parameter "Nope"/);
+
+    // Failures of the server: 500, no detail (the store's message may say where and what it keeps).
+    await platform.runtime.transaction((tx) =>
+      tx.execute("CREATE TRIGGER fail_start BEFORE INSERT ON SysProcessLog BEGIN SELECT RAISE(ABORT, 'parameter store at /srv/secret is read-only'); END"),
+    );
+    await expect(ask("POST", "/api/processes/UsrOrder/run", { parameters: { Count: 2 } }), 500, /^internal error$/);
+    await platform.runtime.transaction((tx) =>
+      tx.execute("CREATE TRIGGER fail_build BEFORE INSERT ON SysPackageBuild BEGIN SELECT RAISE(ABORT, 'disk full at /srv/secret'); END"),
+    );
+    await expect(ask("POST", "/api/packages/UsrShop/publish"), 500, /^internal error$/);
+    await app.close();
+  });
+
   it("serves only regular files from the assets folder", async () => {
     const platform = await startPlatform("sqlite", { isolation: "none" });
     const webRoot = tempDir();

@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { PackageCompileError } from "../../platform/packages/compiler/index.ts";
+import { PackageCompileError, PackageLoadError } from "../../platform/packages/compiler/index.ts";
 import { BpmnDefinitionError } from "../../platform/processes/bpmn/index.ts";
+import { PackageInputError, PackageNotFoundError } from "../../platform/packages/errors.ts";
+import { PackageScheduleError } from "../../platform/packages/schedules.ts";
 import type { Platform } from "../../platform/platform.ts";
 
 function adminOnly(request: FastifyRequest, reply: FastifyReply): boolean {
@@ -13,6 +15,19 @@ function adminOnly(request: FastifyRequest, reply: FastifyReply): boolean {
     return false;
   }
   return true;
+}
+
+/**
+ * The answer to what a package request was refused for; any other error is a failure of the
+ * server (500, its message in the log only), rethrown.
+ */
+function refused(reply: FastifyReply, error: unknown): FastifyReply {
+  if (error instanceof PackageNotFoundError) return reply.code(404).send({ error: error.message });
+  if (error instanceof PackageInputError || error instanceof PackageScheduleError || error instanceof PackageLoadError) {
+    return reply.code(400).send({ error: error.message });
+  }
+  if (error instanceof PackageCompileError || error instanceof BpmnDefinitionError) return reply.code(422).send({ error: error.message, problems: error.problems });
+  throw error;
 }
 
 /** The Configuration section's data: packages, their schemas, Save and Publish. */
@@ -32,7 +47,7 @@ export function packageRoutes(platform: Platform) {
         try {
           await platform.packages.ensurePackage(body.name, body);
         } catch (error) {
-          return reply.code(400).send({ error: (error as Error).message });
+          return refused(reply, error);
         }
         return reply.code(201).send({ name: body.name });
       },
@@ -44,7 +59,7 @@ export function packageRoutes(platform: Platform) {
       try {
         return { items: await platform.packages.getSchemas(name) };
       } catch (error) {
-        return reply.code(404).send({ error: (error as Error).message });
+        return refused(reply, error);
       }
     });
 
@@ -67,8 +82,7 @@ export function packageRoutes(platform: Platform) {
         try {
           await platform.packages.saveSchema(name, { name: schema, kind: body.kind, caption: body.caption ?? schema, body: body.body }, request.session?.user.id ?? null);
         } catch (error) {
-          if (error instanceof BpmnDefinitionError) return reply.code(422).send({ error: error.message, problems: error.problems });
-          return reply.code(400).send({ error: (error as Error).message });
+          return refused(reply, error);
         }
         return { saved: true };
       },
@@ -80,9 +94,7 @@ export function packageRoutes(platform: Platform) {
       try {
         return await platform.packages.publish(name, request.session?.user.id ?? null);
       } catch (error) {
-        if (error instanceof PackageCompileError) return reply.code(422).send({ error: error.message, problems: error.problems });
-        if (error instanceof BpmnDefinitionError) return reply.code(422).send({ error: error.message, problems: error.problems });
-        return reply.code(400).send({ error: (error as Error).message });
+        return refused(reply, error);
       }
     });
   };

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { Platform } from "../../platform/platform.ts";
 import { withoutProcessCode } from "../../platform/processes/bpmn/index.ts";
-import { ProcessNotFoundError } from "../../platform/processes/engine.ts";
+import { ProcessNotFoundError, ProcessParameterError } from "../../platform/processes/engine.ts";
 import { ProcessLibrary } from "../process-library.ts";
 
 /** Running processes and reading the process log. */
@@ -46,7 +46,7 @@ export function processRoutes(platform: Platform) {
           return reply.code(202).send({ instanceId });
         } catch (error) {
           if (error instanceof ProcessNotFoundError) return reply.code(404).send({ error: error.message });
-          if (error instanceof Error && /parameter/.test(error.message)) return reply.code(400).send({ error: error.message });
+          if (error instanceof ProcessParameterError) return reply.code(400).send({ error: error.message });
           throw error;
         }
       },

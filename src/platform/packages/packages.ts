@@ -1,12 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join, resolve, sep } from "node:path";
 import type { Kysely } from "kysely";
 import { sql } from "../db/kysely-module.ts";
 import type { StorageDriver } from "../../store/driver.ts";
 import type { PlatformTables } from "../db/tables.ts";
 import { parseProcess, type ProcessDefinition } from "../processes/bpmn/index.ts";
 import { compilePackage, type CompiledPackage, type ProcessCondition, type ProcessScript, type SourceSchema } from "./compiler/index.ts";
+import { PackageInputError, PackageNotFoundError } from "./errors.ts";
 import { parsePackageSchedules, type PackageSchedule } from "./schedules.ts";
 
 export type SchemaKind = "source" | "process";
@@ -79,8 +80,8 @@ export class Packages {
   ) {}
 
   async ensurePackage(name: string, options: { description?: string; dependencies?: readonly string[] } = {}): Promise<string> {
-    if (!NAME.test(name)) throw new Error(`package name ${JSON.stringify(name)} must be letters, digits and _ (at most 100), starting with a letter`);
-    for (const d of options.dependencies ?? []) if (!NAME.test(d)) throw new Error(`dependency name ${JSON.stringify(d)} is not a package name`);
+    if (!NAME.test(name)) throw new PackageInputError(`package name ${JSON.stringify(name)} must be letters, digits and _ (at most 100), starting with a letter`);
+    for (const d of options.dependencies ?? []) if (!NAME.test(d)) throw new PackageInputError(`dependency name ${JSON.stringify(d)} is not a package name`);
     const existing = await this.db.selectFrom("SysPackage").select("Id").where("Name", "=", name).executeTakeFirst();
     const now = new Date(await this.store.clockNow());
     const dependencies = JSON.stringify(options.dependencies ?? []);
@@ -113,20 +114,20 @@ export class Packages {
 
   private async packageId(name: string): Promise<string> {
     const row = await this.db.selectFrom("SysPackage").select("Id").where("Name", "=", name).executeTakeFirst();
-    if (!row) throw new Error(`no package named ${JSON.stringify(name)}`);
+    if (!row) throw new PackageNotFoundError(name);
     return row.Id;
   }
 
   /** Stores a schema's text. A process definition is parsed first: unsupported content is refused. */
   async saveSchema(packageName: string, schema: SchemaInput, byUserId: string | null = null): Promise<void> {
-    if (!NAME.test(schema.name)) throw new Error(`schema name ${JSON.stringify(schema.name)} must be letters, digits and _, starting with a letter`);
-    if (schema.kind !== "source" && schema.kind !== "process") throw new Error(`schema kind must be "source" or "process", got ${JSON.stringify(schema.kind)}`);
-    if (typeof schema.body !== "string") throw new Error("a schema body must be text");
-    if (schema.body.length > MAX_BODY) throw new Error(`schema ${schema.name} is larger than 1 MiB`);
+    if (!NAME.test(schema.name)) throw new PackageInputError(`schema name ${JSON.stringify(schema.name)} must be letters, digits and _, starting with a letter`);
+    if (schema.kind !== "source" && schema.kind !== "process") throw new PackageInputError(`schema kind must be "source" or "process", got ${JSON.stringify(schema.kind)}`);
+    if (typeof schema.body !== "string") throw new PackageInputError("a schema body must be text");
+    if (schema.body.length > MAX_BODY) throw new PackageInputError(`schema ${schema.name} is larger than 1 MiB`);
     if (schema.kind === "process") {
       const definition = await parseProcess(schema.body);
       if (definition.code !== schema.name) {
-        throw new Error(`the process id in the diagram is ${JSON.stringify(definition.code)}; it must be the schema name ${JSON.stringify(schema.name)}`);
+        throw new PackageInputError(`the process id in the diagram is ${JSON.stringify(definition.code)}; it must be the schema name ${JSON.stringify(schema.name)}`);
       }
     }
     const packageId = await this.packageId(packageName);
@@ -134,7 +135,7 @@ export class Packages {
     await this.store.transaction(async () => {
       const existing = await this.db.selectFrom("SysSchema").select(["Id", "PackageId"]).where("Name", "=", schema.name).execute();
       const elsewhere = existing.find((e) => e.PackageId !== packageId);
-      if (elsewhere) throw new Error(`a schema named ${schema.name} already exists in another package`);
+      if (elsewhere) throw new PackageInputError(`a schema named ${schema.name} already exists in another package`);
       if (existing[0]) {
         await this.db
           .updateTable("SysSchema")
@@ -169,10 +170,10 @@ export class Packages {
     try {
       descriptor = JSON.parse(await readFile(join(dir, "underway-package.json"), "utf8")) as PackageDescriptor;
     } catch (error) {
-      throw new Error(`cannot read the package descriptor ${join(dir, "underway-package.json")}: ${(error as Error).message}`, { cause: error });
+      throw new PackageInputError(`cannot read the package descriptor ${join(dir, "underway-package.json")}: ${(error as Error).message}`, { cause: error });
     }
     if (!descriptor || typeof descriptor.name !== "string" || !Array.isArray(descriptor.schemas)) {
-      throw new Error(`${join(dir, "underway-package.json")} must have a name and a list of schemas`);
+      throw new PackageInputError(`${join(dir, "underway-package.json")} must have a name and a list of schemas`);
     }
     // Checked before anything is saved; the code they name is checked when publishing.
     const schedules = parsePackageSchedules(descriptor.name, descriptor.schedules);
@@ -182,7 +183,7 @@ export class Packages {
     });
     for (const s of descriptor.schemas) {
       const file = resolve(dir, s.file);
-      if (!file.startsWith(dir)) throw new Error(`schema file ${s.file} lies outside the package folder`);
+      if (!file.startsWith(dir + sep)) throw new PackageInputError(`schema file ${s.file} lies outside the package folder`);
       await this.saveSchema(descriptor.name, { name: s.name, kind: s.kind, caption: s.caption ?? s.name, body: await readFile(file, "utf8") });
     }
     return { ...descriptor, schedules };
@@ -222,7 +223,7 @@ export class Packages {
     const dependencyNames = JSON.parse(row.Dependencies) as string[];
     for (const name of dependencyNames) {
       const build = await this.latestBuild(name);
-      if (!build) throw new Error(`package ${packageName} depends on ${name}, which has not been published`);
+      if (!build) throw new PackageInputError(`package ${packageName} depends on ${name}, which has not been published`);
       dependencies.push({ packageName: name, code: build.code, exports: build.manifest.exports, schemas: build.manifest.schemas });
     }
     const compiled = await compilePackage({ packageName, schemas: sources, scripts, conditions, dependencies });

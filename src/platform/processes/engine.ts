@@ -46,6 +46,11 @@ export interface ProcessLog {
   readonly elements: readonly ProcessElementLog[];
 }
 
+/** Parameters given to run a process that it does not declare, or of the wrong type. */
+export class ProcessParameterError extends Error {
+  override readonly name = "ProcessParameterError";
+}
+
 /** A process code no published package defines. */
 export class ProcessNotFoundError extends Error {
   override readonly name = "ProcessNotFoundError";
@@ -186,14 +191,14 @@ export class ProcessEngine {
   }
 
   private checkParameters(definition: ProcessDefinition, given: Record<string, unknown>): Record<string, unknown> {
-    if (given === null || typeof given !== "object" || Array.isArray(given)) throw new Error("process parameters must be an object");
+    if (given === null || typeof given !== "object" || Array.isArray(given)) throw new ProcessParameterError("process parameters must be an object");
     const known = new Map(definition.parameters.map((p) => [p.name, p]));
     const values: Record<string, unknown> = {};
     for (const p of definition.parameters) if (p.defaultValue !== undefined) values[p.name] = convert(p.type, p.defaultValue, p.name);
     for (const [name, value] of Object.entries(given)) {
       const p = known.get(name);
       if (!p) {
-        throw new Error(`process ${definition.code} has no parameter ${JSON.stringify(name)}${known.size ? ` (it has ${[...known.keys()].join(", ")})` : " (it has none)"}`);
+        throw new ProcessParameterError(`process ${definition.code} has no parameter ${JSON.stringify(name)}${known.size ? ` (it has ${[...known.keys()].join(", ")})` : " (it has none)"}`);
       }
       values[name] = convert(p.type, value, name);
     }
@@ -512,7 +517,7 @@ export class ProcessEngine {
 
 function convert(type: string, value: unknown, name: string): unknown {
   const fail = (): never => {
-    throw new Error(`process parameter ${name} must be ${type}, got ${JSON.stringify(value)}`);
+    throw new ProcessParameterError(`process parameter ${name} must be ${type}, got ${JSON.stringify(value)}`);
   };
   switch (type) {
     case "integer": {

@@ -116,6 +116,16 @@ describe("loading", () => {
     );
   });
 
+  it("code that throws as its module runs is refused at load, naming the package and what it threw", async () => {
+    const compiled = await compilePackage(
+      input({ schemas: [{ name: "UsrConfig", source: 'const ready: boolean = false;\nif (!ready) throw new Error("not configured");\nexport const x = 1;' }] }),
+    );
+    assert.throws(
+      () => loadPackage(compiled, platformApi),
+      (e: unknown) => e instanceof PackageLoadError && e.message === "package UsrTest: its code threw while loading: not configured" && e.cause instanceof Error,
+    );
+  });
+
   it("a require hidden from the compiler (computed name) is refused when it runs", async () => {
     const compiled = await compilePackage(
       input({ scripts: [script("ScriptTask1", 'const name = ["node", "fs"].join(":");\nrequire(name);\nreturn true;')] }),

@@ -47,7 +47,13 @@ export function loadPackage(
     module: { exports: unknown },
     exports: unknown,
   ) => void;
-  evaluate(require, module, module.exports);
+  try {
+    evaluate(require, module, module.exports);
+  } catch (error) {
+    if (error instanceof PackageLoadError) throw error;
+    // The package's own code threw as its modules ran: its author's to fix, said as such.
+    throw new PackageLoadError(`package ${packageName}: its code threw while loading: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
   const bundle = module.exports;
   if (!isBundleExports(bundle)) throw new PackageLoadError(`package ${packageName}: the code is not a compiled package bundle`);
 
