@@ -177,14 +177,23 @@ export class Packages {
     }
     // Checked before anything is saved; the code they name is checked when publishing.
     const schedules = parsePackageSchedules(descriptor.name, descriptor.schedules);
+    // Every file found and read before anything is saved: a bad path leaves no half-installed package.
+    const bodies: string[] = [];
+    for (const s of descriptor.schemas) {
+      const file = typeof s?.file === "string" ? resolve(dir, s.file) : "";
+      if (!file.startsWith(dir + sep)) throw new PackageInputError(`schema file ${String(s?.file)} lies outside the package folder`);
+      try {
+        bodies.push(await readFile(file, "utf8"));
+      } catch (error) {
+        throw new PackageInputError(`cannot read schema file ${s.file}: ${(error as Error).message}`, { cause: error });
+      }
+    }
     await this.ensurePackage(descriptor.name, {
       ...(descriptor.description !== undefined ? { description: descriptor.description } : {}),
       dependencies: descriptor.dependencies ?? [],
     });
-    for (const s of descriptor.schemas) {
-      const file = resolve(dir, s.file);
-      if (!file.startsWith(dir + sep)) throw new PackageInputError(`schema file ${s.file} lies outside the package folder`);
-      await this.saveSchema(descriptor.name, { name: s.name, kind: s.kind, caption: s.caption ?? s.name, body: await readFile(file, "utf8") });
+    for (const [i, s] of descriptor.schemas.entries()) {
+      await this.saveSchema(descriptor.name, { name: s.name, kind: s.kind, caption: s.caption ?? s.name, body: bodies[i]! });
     }
     return { ...descriptor, schedules };
   }
