@@ -22,11 +22,12 @@ export class ChangeFeed {
 
   subscribe(listener: (topic: ChangeTopic) => void): () => void {
     this.listeners.add(listener);
-    if (this.listeners.size === 1) this.schedule(0);
+    // While a poll is under way, the next is scheduled when it ends: never two at once.
+    if (this.listeners.size === 1 && !this.polling) this.schedule(0);
     return () => {
       this.listeners.delete(listener);
-      if (this.listeners.size === 0 && this.timer) {
-        clearTimeout(this.timer);
+      if (this.listeners.size === 0) {
+        if (this.timer) clearTimeout(this.timer);
         this.timer = null;
         // Marks taken while nobody listened would be stale; the next subscriber starts afresh.
         this.marks.clear();
@@ -49,6 +50,7 @@ export class ChangeFeed {
       this.polling = this.poll().finally(() => {
         this.polling = null;
         if (this.listeners.size > 0) this.schedule(this.intervalMs);
+        else this.marks.clear(); // everyone left during the poll: what it read is stale too
       });
     }, ms);
     this.timer.unref();
