@@ -32,8 +32,6 @@ const INT64_MIN = -(2n ** 63n);
 const UINT64_END = 2n ** 64n;
 
 const dateGetTime = Date.prototype.getTime;
-// String.prototype.isWellFormed is in Node 20, but not in the ES2023 library types.
-const isWellFormed = (text: string): boolean => (text as unknown as { isWellFormed(): boolean }).isWellFormed();
 const propertyIsEnumerable = Object.prototype.propertyIsEnumerable;
 
 class Checker {
@@ -52,7 +50,7 @@ class Checker {
   copy(value: unknown): unknown {
     switch (typeof value) {
       case "string":
-        if (!isWellFormed(value)) throw this.loneSurrogate(findLoneSurrogate(value));
+        if (!value.isWellFormed()) throw this.loneSurrogate(findLoneSurrogate(value));
         this.grow(value.length + 1);
         return value;
       case "number":
@@ -144,7 +142,7 @@ class Checker {
       segments[level] = key;
       const entry = object[key];
       if (entry === undefined) continue; // left out, as JSON does
-      if (!isWellFormed(key)) throw this.loneSurrogate(findLoneSurrogate(key));
+      if (!key.isWellFormed()) throw this.loneSurrogate(findLoneSurrogate(key));
       this.grow(key.length + 1);
       out.set(key, this.copy(entry));
     }

@@ -235,6 +235,7 @@ export interface StorageDriver {
    * Runs one statement of the platform's query builder (Kysely) on the store's connection: in the
    * transaction given, else in the one open in this async context, else alone. Placeholders are
    * the dialect's (`?` SQLite, `$1` PostgreSQL). The queue's own SQL never goes through here.
+   * On either store, lower() lowercases all of Unicode (SQLite's own maps ASCII only).
    */
   sqlQuery(sql: string, params: readonly unknown[], tx?: DriverTransaction): Promise<SqlResult>;
 

@@ -10,6 +10,7 @@ import { Activity } from "../../src/platform/entities/activity.ts";
 import { Entity } from "../../src/platform/entities/entity.ts";
 import { EntitySecurityError, EntityValidationError } from "../../src/platform/entities/errors.ts";
 import { EntitySchemaQuery } from "../../src/platform/entities/query.ts";
+import { sql } from "../../src/platform/db/kysely-module.ts";
 import { STORES, startPlatform } from "./helpers.ts";
 
 for (const store of STORES) {
@@ -28,6 +29,12 @@ for (const store of STORES) {
       const again = await platform.sessions.signIn("Supervisor", "supervisor-pass");
       await platform.sessions.signOut(again?.token);
       assert.equal(await platform.sessions.authenticate(again?.token), null);
+      // An unpaired surrogate would be hashed as U+FFFD: such a password is refused, never matched.
+      await assert.rejects(platform.users.create({ login: "carol", password: "pass\ud800" }), /a password must be well-formed Unicode text/);
+      const carol = await platform.users.create({ login: "carol", password: "pass\ufffd" });
+      assert.ok(await platform.sessions.signIn("carol", "pass\ufffd"));
+      assert.equal(await platform.sessions.signIn("carol", "pass\ud800"), null);
+      await assert.rejects(platform.users.setPassword(carol.id, "\udfff"), /well-formed Unicode/);
     });
 
     it("gives the Supervisor a generated password on a fresh database, shown once", async () => {
@@ -64,6 +71,55 @@ for (const store of STORES) {
       assert.ok(loaded.createdOn instanceof Date);
       assert.equal(loaded.createdById, alice.contactId);
       assert.throws(() => (loaded.typeId = "not a guid"), /Activity.TypeId must be a GUID/);
+    });
+
+    it("refuses values, records and filters the stores would not treat alike, with the column named", async () => {
+      const platform = await startPlatform(store);
+      const alice = await platform.users.create({ login: "alice", password: "alice-pass", contactName: "Alice A" });
+      const uc = platform.userConnection(alice);
+      const refused = (fn: () => unknown, pattern: RegExp) => assert.throws(fn, (e: unknown) => e instanceof EntityValidationError && pattern.test(e.message));
+      const activity = new Activity(uc);
+      activity.setDefColumnValues();
+      refused(() => (activity.title = "a\u0000b"), /Activity.Title must not contain a NUL character \(U\+0000\), at index 1/);
+      refused(() => (activity.title = "half \ud800 pair"), /Activity.Title is not well-formed Unicode/);
+      refused(() => (activity.startDate = new Date("0000-06-01T00:00:00Z")), /Activity.StartDate must be a date and time from the year 1 to the year 9999/);
+      refused(() => (activity.startDate = new Date(8.64e15)), /from the year 1 to the year 9999/);
+      activity.startDate = new Date("0001-01-01T00:00:00Z");
+      activity.dueDate = new Date("9999-12-31T23:59:59.999Z");
+      // Blank text is no value for a required column.
+      for (const blank of ["", "  \t"]) {
+        activity.title = blank;
+        await assert.rejects(activity.save(), (e: unknown) => e instanceof EntityValidationError && /required column Title has no value/.test(e.message));
+      }
+      activity.title = "Ärger mit Öl";
+      await activity.save();
+      const back = new Activity(uc);
+      assert.equal(await back.fetchFromDB(activity.id ?? ""), true);
+      assert.equal(back.startDate?.toISOString(), "0001-01-01T00:00:00.000Z");
+      assert.equal(back.dueDate?.toISOString(), "9999-12-31T23:59:59.999Z");
+
+      // A second record with the same Id: refused as such, the first kept.
+      const twin = new Activity(uc);
+      twin.setDefColumnValues();
+      twin.setColumnValue("Id", activity.id);
+      twin.title = "Twin";
+      await assert.rejects(twin.save(), (e: unknown) => e instanceof EntityValidationError && e.message === `Activity cannot be saved: a record with the Id ${activity.id} already exists`);
+      assert.equal(await back.fetchFromDB(activity.id ?? ""), true);
+      assert.equal(back.title, "Ärger mit Öl");
+
+      const titles = async (build: (q: EntitySchemaQuery) => EntitySchemaQuery) => (await build(new EntitySchemaQuery(uc, "Activity").addColumn("Title")).getEntityCollection()).map((r) => r.Title);
+      // Any letter, in any case, as JavaScript lowercases it, on either store.
+      assert.deepEqual(await titles((q) => q.addFilter("Title", "contains", "ärger")), ["Ärger mit Öl"]);
+      assert.deepEqual(await titles((q) => q.addFilter("Title", "startsWith", "ÄRGER MIT ö")), ["Ärger mit Öl"]);
+      // Equal to null means no value; not equal to null, a value.
+      assert.deepEqual(await titles((q) => q.addFilter("Owner", "equal", null)), []);
+      assert.deepEqual(await titles((q) => q.addFilter("Owner", "notEqual", null)), ["Ärger mit Öl"]);
+      assert.throws(() => new EntitySchemaQuery(uc, "Activity").addFilter("Title", "like" as never, "x"), (e: unknown) => e instanceof EntityValidationError && /unknown comparison "like" on Title/.test(e.message));
+      const failing = (build: (q: EntitySchemaQuery) => EntitySchemaQuery, pattern: RegExp) =>
+        assert.rejects(build(new EntitySchemaQuery(uc, "Activity")).getEntityCollection(), (e: unknown) => e instanceof EntityValidationError && pattern.test(e.message));
+      await failing((q) => q.addFilter("StartDate", "contains", "20"), /a contains filter needs a text column; StartDate is datetime/);
+      await failing((q) => q.addFilter("Title", "contains", "x".repeat(1_001)), /is longer than 1,000 characters/);
+      await failing((q) => q.addFilter("StartDate", "greater", null), /a greater filter on StartDate needs a value/);
     });
 
     it("enforces object and record rights unless useAdminRights is false", async () => {
@@ -145,6 +201,39 @@ for (const store of STORES) {
       assert.deepEqual(all.map((r) => r.Title), ["Alpha of Bob"]);
       assert.throws(() => new EntitySchemaQuery(platform.userConnection(alice), "Activity").addColumn("Owner.Password"), /has no column "Password"/);
       assert.throws(() => new EntitySchemaQuery(platform.userConnection(alice), "Activity").addColumn("Title; DROP TABLE x"), /has no column/);
+    });
+
+    it("reads a lookup's display value with the rights on its own schema: none to read Contact, no names", async () => {
+      const platform = await startPlatform(store);
+      const alice = await platform.users.create({ login: "alice", password: "alice-pass", contactName: "Alice Secret" });
+      const bob = await platform.users.create({ login: "bob", password: "bob-pass", contactName: "Bob B" });
+      const bobUc = platform.userConnection(bob);
+      const given = new Activity(bobUc);
+      given.title = "Owned by Alice";
+      given.setDefColumnValues();
+      given.ownerId = alice.contactId;
+      await given.save();
+      const query = (uc = platform.userConnection(bob)) =>
+        new EntitySchemaQuery(uc, "Activity").addColumn("Title").addColumn("Owner.Name").addColumn("Status.Name");
+      assert.deepEqual(
+        (await query().getEntityCollection()).map((r) => [r.Title, r["Owner.Name"], r["Status.Name"]]),
+        [["Owned by Alice", "Alice Secret", "Not started"]],
+      );
+      // An administrator takes the employees' right to read contacts.
+      await sql`UPDATE ${sql.table("SysSchemaRight")} SET ${sql.ref("CanRead")} = ${store === "postgres" ? sql`false` : sql`0`} WHERE ${sql.ref("SchemaName")} = 'Contact'`.execute(platform.db);
+      await assert.rejects(new EntitySchemaQuery(platform.userConnection(bob), "Contact").addColumn("Name").getEntityCollection(), EntitySecurityError);
+      assert.deepEqual(
+        (await query().getEntityCollection()).map((r) => [r.Title, r["Owner.Name"], r["Status.Name"]]),
+        [["Owned by Alice", null, "Not started"]],
+      );
+      // Nor found by filtering or sorting on it.
+      assert.deepEqual(await query().addFilter("Owner.Name", "startsWith", "Alice").getEntityCollection(), []);
+      assert.equal((await query().addFilter("Owner.Name", "isNull").getEntityCollection()).length, 1);
+      // Without rights checks (system work), and for administrators, the names are there.
+      const unchecked = query();
+      unchecked.useAdminRights = false;
+      assert.equal((await unchecked.getEntityCollection())[0]?.["Owner.Name"], "Alice Secret");
+      assert.equal((await query(platform.appConnection.systemUserConnection).getEntityCollection())[0]?.["Owner.Name"], "Alice Secret");
     });
 
     it("runs a task, isolated in a thread, as the user who started it: the Activity is A's; a deactivated user is refused", async () => {

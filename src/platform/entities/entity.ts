@@ -10,6 +10,10 @@ import type { EntitySchema, EntitySchemaColumn } from "./schema.ts";
 /** Any platform table, by name: entity code works on schemas known only at run time. */
 export type DynamicTables = Record<string, Record<string, unknown>>;
 
+/** The dates both stores keep alike: the years 1 to 9999 (UTC). */
+const MIN_DATE_MS = -62_135_596_800_000; // 0001-01-01T00:00:00Z (Date.UTC reads the years 0-99 as 1900-1999)
+const MAX_DATE_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 const VERBS: Record<Operation, string> = { read: "read", insert: "add", update: "edit", delete: "delete" };
 
 /** Converts a value given for a column to its stored form, or says what is wrong with it. */
@@ -26,11 +30,19 @@ export function columnValue(schema: EntitySchema, column: EntitySchemaColumn, va
     case "text":
       if (typeof value !== "string") throw new EntityValidationError(`${where} must be text, got ${typeof value}`);
       if (value.length > 10_000) throw new EntityValidationError(`${where} is longer than 10,000 characters`);
+      // Neither store keeps these as given: PostgreSQL refuses a NUL, and a lone surrogate is
+      // not Unicode (it would be stored as U+FFFD).
+      if (value.includes("\u0000")) throw new EntityValidationError(`${where} must not contain a NUL character (U+0000), at index ${value.indexOf("\u0000")}`);
+      if (!value.isWellFormed()) throw new EntityValidationError(`${where} is not well-formed Unicode: it holds an unpaired UTF-16 surrogate`);
       return value;
     case "datetime": {
       const date = value instanceof Date ? value : typeof value === "string" || typeof value === "number" ? new Date(value) : null;
       if (!date || Number.isNaN(date.getTime())) throw new EntityValidationError(`${where} must be a date and time, got ${JSON.stringify(value)}`);
-      return date;
+      const ms = date.getTime();
+      if (ms < MIN_DATE_MS || ms > MAX_DATE_MS) {
+        throw new EntityValidationError(`${where} must be a date and time from the year 1 to the year 9999, got ${JSON.stringify(value)}`);
+      }
+      return new Date(ms);
     }
     case "boolean":
       if (typeof value !== "boolean") throw new EntityValidationError(`${where} must be true or false, got ${JSON.stringify(value)}`);
@@ -39,6 +51,17 @@ export function columnValue(schema: EntitySchema, column: EntitySchemaColumn, va
       if (typeof value !== "number" || !Number.isSafeInteger(value)) throw new EntityValidationError(`${where} must be an integer, got ${JSON.stringify(value)}`);
       return value;
   }
+}
+
+/** No value, for a required column: null, or text with nothing but white space. */
+function isEmpty(value: unknown): boolean {
+  return value === null || value === undefined || (typeof value === "string" && value.trim() === "");
+}
+
+/** A unique constraint refused an insert: PostgreSQL's SQLSTATE, SQLite's extended code. */
+function isUniqueViolation(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "23505" || code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "SQLITE_CONSTRAINT_UNIQUE";
 }
 
 /** A stored value read back from either store, in the column's type. */
@@ -155,7 +178,7 @@ export class Entity {
    */
   async save(validateRequired = true): Promise<boolean> {
     if (validateRequired) {
-      const missing = this.schema.columns.filter((c) => c.required && c.name !== "Id" && (this.values.get(c.columnValueName) ?? null) === null);
+      const missing = this.schema.columns.filter((c) => c.required && c.name !== "Id" && isEmpty(this.values.get(c.columnValueName)));
       if (missing.length) {
         throw new EntityValidationError(`${this.schema.name} cannot be saved: required ${missing.length === 1 ? "column" : "columns"} ${missing.map((c) => c.caption).join(", ")} ${missing.length === 1 ? "has" : "have"} no value`);
       }
@@ -178,7 +201,15 @@ export class Entity {
       if (!this.values.get("CreatedOn")) stamp("CreatedOn", now);
       if (!this.values.get("CreatedById")) stamp("CreatedById", user.contactId);
       await this.assertRight("insert");
-      await this.db.insertInto(this.schema.name).values(Object.fromEntries(this.values)).execute();
+      try {
+        await this.db.insertInto(this.schema.name).values(Object.fromEntries(this.values)).execute();
+      } catch (error) {
+        // The store's own words would name a constraint; the Id is the only unique column.
+        if (isUniqueViolation(error)) {
+          throw new EntityValidationError(`${this.schema.name} cannot be saved: a record with the Id ${String(this.id)} already exists`, { cause: error });
+        }
+        throw error;
+      }
       this.stored = true;
     }
     return true;

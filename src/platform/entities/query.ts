@@ -7,6 +7,11 @@ import type { EntitySchema, EntitySchemaColumn } from "./schema.ts";
 
 export type FilterComparison = "equal" | "notEqual" | "contains" | "startsWith" | "greater" | "less" | "isNull" | "isNotNull";
 
+const FILTER_COMPARISONS: readonly FilterComparison[] = ["equal", "notEqual", "contains", "startsWith", "greater", "less", "isNull", "isNotNull"];
+const COMPARISONS = { equal: "=", notEqual: "<>", greater: ">", less: "<" } as const;
+/** The longest text a contains or startsWith filter searches for. */
+const MAX_SEARCH = 1_000;
+
 interface Filter {
   readonly path: string;
   readonly comparison: FilterComparison;
@@ -18,7 +23,7 @@ interface ResolvedPath {
   readonly ref: string;
   readonly column: EntitySchemaColumn;
   /** The join needed for a lookup display value. */
-  readonly join?: { readonly alias: string; readonly table: string; readonly on: string };
+  readonly join?: { readonly alias: string; readonly table: string; readonly on: string; readonly schema: EntitySchema };
 }
 
 /**
@@ -50,6 +55,9 @@ export class EntitySchemaQuery {
 
   addFilter(path: string, comparison: FilterComparison, value?: unknown): this {
     this.resolve(path);
+    if (!FILTER_COMPARISONS.includes(comparison)) {
+      throw new EntityValidationError(`unknown comparison ${JSON.stringify(comparison)} on ${path}; use one of ${FILTER_COMPARISONS.join(", ")}`);
+    }
     this.filters.push({ path, comparison, value });
     return this;
   }
@@ -83,7 +91,7 @@ export class EntitySchemaQuery {
     const target = reference.findColumn(second);
     if (!target || target.type === "lookup") throw new EntityValidationError(`schema ${reference.name} has no column ${JSON.stringify(second)} to show`);
     const alias = `j_${column.name}`;
-    return { ref: `${alias}.${target.columnValueName}`, column: target, join: { alias, table: reference.name, on: `t.${column.columnValueName}` } };
+    return { ref: `${alias}.${target.columnValueName}`, column: target, join: { alias, table: reference.name, on: `t.${column.columnValueName}`, schema: reference } };
   }
 
   /** Runs the query: one object per record, keyed by the column paths added (and Id). */
@@ -104,7 +112,17 @@ export class EntitySchemaQuery {
       if (!r.join || joined.has(r.join.alias)) continue;
       joined.add(r.join.alias);
       const j = r.join;
-      query = query.leftJoin(`${j.table} as ${j.alias}`, `${j.alias}.Id`, j.on);
+      // A lookup's display value is read with the rights on its own schema: a schema the user may
+      // not read, or a record of it the user may not see, shows (and filters, and sorts) as null,
+      // as a missing record does.
+      const readable = !this.useAdminRights || (await this.userConnection.schemaRights(j.schema.name)).read;
+      const ownOnly = this.useAdminRights && j.schema.recordRights && !user.isAdmin;
+      query = query.leftJoin(`${j.table} as ${j.alias}`, (join) => {
+        const on = join.onRef(`${j.alias}.Id`, "=", j.on);
+        if (!readable) return on.on(sql<SqlBool>`1 = 0`);
+        if (!ownOnly) return on;
+        return on.on((eb) => eb.or([eb(`${j.alias}.OwnerId`, "=", user.contactId), eb(`${j.alias}.AuthorId`, "=", user.contactId)]));
+      });
     }
     let select = query.select(paths.map((p, i) => `${(resolved.get(p) as ResolvedPath).ref} as c${i}`));
     for (const f of this.filters) {
@@ -131,16 +149,28 @@ export class EntitySchemaQuery {
         return eb(ref, "is not", null);
       case "contains":
       case "startsWith": {
+        if (r.column.type !== "text") throw new EntityValidationError(`a ${f.comparison} filter needs a text column; ${f.path} is ${r.column.type}`);
         if (typeof f.value !== "string") throw new EntityValidationError(`a ${f.comparison} filter on ${f.path} needs text`);
+        if (f.value.length > MAX_SEARCH) throw new EntityValidationError(`a ${f.comparison} filter on ${f.path} is longer than ${MAX_SEARCH.toLocaleString("en-US")} characters`);
         const escaped = f.value.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`);
         const pattern = f.comparison === "contains" ? `%${escaped}%` : `${escaped}%`;
         return sql<SqlBool>`lower(${sql.ref(ref)}) LIKE ${pattern} ESCAPE '\\'`;
       }
-      default: {
-        const value = columnValue(this.schema, r.column, f.value);
-        const op = { equal: "=", notEqual: "<>", greater: ">", less: "<" }[f.comparison] as "=" | "<>" | ">" | "<";
-        return eb(ref, op, value);
+      case "equal":
+      case "notEqual":
+      case "greater":
+      case "less": {
+        const value = columnValue(r.join?.schema ?? this.schema, r.column, f.value);
+        // Compared with null, = and <> match nothing: equal to null means is null.
+        if (value === null) {
+          if (f.comparison === "equal") return eb(ref, "is", null);
+          if (f.comparison === "notEqual") return eb(ref, "is not", null);
+          throw new EntityValidationError(`a ${f.comparison} filter on ${f.path} needs a value`);
+        }
+        return eb(ref, COMPARISONS[f.comparison], value);
       }
+      default:
+        throw new EntityValidationError(`unknown comparison ${JSON.stringify(f.comparison)} on ${f.path}; use one of ${FILTER_COMPARISONS.join(", ")}`);
     }
   }
 }

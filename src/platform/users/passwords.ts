@@ -18,6 +18,8 @@ function derive(password: string, salt: Buffer, options: ScryptOptions): Promise
 export async function hashPassword(password: string): Promise<string> {
   if (typeof password !== "string" || password.length === 0) throw new Error("a password must be a non-empty string");
   if (password.length > 1024) throw new Error("a password may be at most 1,024 characters long");
+  // Hashed as UTF-8, an unpaired surrogate would become U+FFFD: two different passwords would match.
+  if (!password.isWellFormed()) throw new Error("a password must be well-formed Unicode text: it holds an unpaired UTF-16 surrogate");
   const salt = randomBytes(16);
   const key = await derive(password, salt, { N, r: R, p: P });
   return ["scrypt", N, R, P, salt.toString("base64url"), key.toString("base64url")].join("$");
@@ -25,7 +27,7 @@ export async function hashPassword(password: string): Promise<string> {
 
 /** True when the password matches the stored hash; false for any malformed hash. */
 export async function verifyPassword(password: string, stored: string | null): Promise<boolean> {
-  if (!stored || typeof password !== "string" || password.length > 1024) return false;
+  if (!stored || typeof password !== "string" || password.length > 1024 || !password.isWellFormed()) return false;
   const parts = stored.split("$");
   if (parts.length !== 6 || parts[0] !== "scrypt") return false;
   const [n, r, p] = parts.slice(1, 4).map(Number);

@@ -206,6 +206,9 @@ export class SqliteDriver implements StorageDriver {
     // fails at once instead and is tried again on a timer (see retryWhileBusy).
     this.db.pragma("busy_timeout = 0");
     this.db.defaultSafeIntegers(false);
+    // SQLite's own lower() maps ASCII letters only ("Ä" stays "Ä"); PostgreSQL's maps them all.
+    // This one lowercases as JavaScript does, so a search finds the same rows on either store.
+    this.db.function("lower", { deterministic: true }, (value: unknown) => (typeof value === "string" ? value.toLowerCase() : value));
     this.immediate = this.db.transaction((body: () => unknown) => body()).immediate as <T>(body: () => T) => T;
     if (path !== ":memory:" && options.checkpointThread !== false) {
       this.checkpointer = new Checkpointer(path, (pages) => {
