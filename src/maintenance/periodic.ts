@@ -7,6 +7,8 @@ import type { Logger } from "../tasks/logger.ts";
 export abstract class PeriodicDuty<R> {
   private timer: NodeJS.Timeout | null = null;
   private busy: Promise<R> | null = null;
+  /** Stopped: no pass begins, whoever nudges (an election won while the runtime stops, say). */
+  private stopped = false;
 
   protected constructor(
     private readonly duty: { readonly logger: Logger; readonly intervalMs: number; readonly isLeader?: () => boolean; readonly failure: string },
@@ -17,6 +19,7 @@ export abstract class PeriodicDuty<R> {
 
   start(runNow = false): void {
     if (this.timer) return;
+    this.stopped = false;
     this.timer = setInterval(() => void this.tick(), this.duty.intervalMs);
     this.timer.unref();
     if (runNow) void this.tick();
@@ -28,7 +31,7 @@ export abstract class PeriodicDuty<R> {
   }
 
   private async tick(): Promise<void> {
-    if (this.busy || this.duty.isLeader?.() === false) return;
+    if (this.stopped || this.busy || this.duty.isLeader?.() === false) return;
     try {
       this.busy = this.runOnce();
       await this.busy;
@@ -40,6 +43,7 @@ export abstract class PeriodicDuty<R> {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.busy?.catch(() => undefined);

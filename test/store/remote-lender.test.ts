@@ -58,3 +58,65 @@ it("tells the process which tasks a thread stored, and runs a continuation's ins
   assert.equal(stored?.name, "Five");
   assert.equal(stored?.waitingFor, 1, "the continuation waits for its predecessor");
 });
+
+it("answers malformed, unknown and oversized requests with an error, and drops what has no id, staying up", async () => {
+  const { driver, borrowed, port } = await lentStore();
+  const answers: RemoteReply[] = [];
+  const listener = (reply: RemoteReply) => answers.push(reply);
+  port.on("message", listener);
+  const ask = async (message: unknown): Promise<RemoteReply> => {
+    const before = answers.length;
+    port.postMessage(message);
+    // The lender answers in order; a ping after it shows it has (or has not) answered.
+    port.postMessage({ id: 1_000_000 + before, op: "call", method: "ping", args: [] });
+    for (;;) {
+      const last = answers.at(-1);
+      if (last?.id === 1_000_000 + before) break;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return answers.slice(before, -1)[0] ?? { id: -1, ok: true, value: "no answer" };
+  };
+  const refused = async (message: unknown, pattern: RegExp) => {
+    const answer = await ask(message);
+    assert.equal(answer.ok, false, JSON.stringify(message));
+    assert.match(answer.ok ? "" : answer.error.message, pattern);
+  };
+
+  // No id: nothing to answer, and nothing breaks (a null once crashed the process).
+  for (const message of [null, 42, "call", [], { op: "call", method: "ping", args: [] }]) {
+    assert.deepEqual(await ask(message), { id: -1, ok: true, value: "no answer" });
+  }
+  await refused({ id: 1, op: "drop-everything" }, /unknown store request "drop-everything"/);
+  await refused({ id: 2 }, /unknown store request "undefined"/);
+  await refused({ id: 3, op: "call", method: 7, args: [] }, /needs the name of a store method/);
+  await refused({ id: 4, op: "call", method: "ping", args: "x" }, /arguments as an array of at most 8/);
+  // A few bytes that would spread into a hundred million arguments.
+  await refused({ id: 5, op: "call", method: "ping", args: new Array(100_000_000) }, /arguments as an array of at most 8/);
+  await refused({ id: 6, op: "call", method: "ping", args: [], txId: "1" }, /transaction id must be a number/);
+  await refused({ id: 7, op: "commit" }, /a commit request needs the id of its transaction/);
+  // Only the store's own methods, by name.
+  for (const method of ["constructor", "valueOf", "statement", "exclusive", "__proto__"]) {
+    await refused({ id: 8, op: "call", method, args: [] }, /is not available to tasks/);
+  }
+  port.off("message", listener);
+  // Still serving.
+  await borrowed.taskInsert(task("After"));
+  assert.deepEqual((await driver.taskList({})).items.map((t) => t.name), ["After"]);
+});
+
+it("runs work of a transaction's async context that outlives it outside it, as the drivers do", async () => {
+  const { driver, borrowed } = await lentStore();
+  let late: Promise<unknown> | null = null;
+  await borrowed.transaction(async () => {
+    await borrowed.taskInsert(task("Inside"));
+    // Started inside, touching the store after the commit.
+    late = new Promise((resolve) => setTimeout(resolve, 5)).then(async () => {
+      const id = await borrowed.taskInsert(task("Late"));
+      const nested = await borrowed.transaction(async (tx) => (await tx.execute("SELECT 1 AS one")).length);
+      return { id, nested };
+    });
+  });
+  const result = (await late) as unknown as { id: string; nested: number };
+  assert.equal(result.nested, 1);
+  assert.deepEqual((await driver.taskList({})).items.map((t) => t.name), ["Late", "Inside"]);
+});

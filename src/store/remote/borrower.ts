@@ -3,7 +3,7 @@ import type { MessagePort } from "node:worker_threads";
 import type { DriverTransaction, StorageDriver } from "../driver.ts";
 import {
   fromRemoteError,
-  LENDER_ONLY_METHODS,
+  TASK_METHODS,
   TRANSACTION_ARGUMENT,
   type RemoteReply,
   type RemoteRequest,
@@ -12,6 +12,8 @@ import {
 
 interface RemoteTransaction extends DriverTransaction {
   readonly txId: number;
+  /** False once committed or rolled back: work of its async context then runs outside it. */
+  readonly open: boolean;
 }
 
 /**
@@ -52,9 +54,15 @@ export function borrowStore(port: MessagePort, info: RemoteStoreInfo): StorageDr
     });
   };
 
+  const openAmbient = (): RemoteTransaction | undefined => {
+    const tx = ambient.getStore();
+    return tx?.open ? tx : undefined;
+  };
+
   const call = (method: string, args: unknown[]): Promise<unknown> => {
     const txIndex = TRANSACTION_ARGUMENT[method];
-    let tx: RemoteTransaction | undefined = ambient.getStore();
+    // As on the real drivers: a transaction of this async context that has ended holds nothing.
+    let tx: RemoteTransaction | undefined = openAmbient();
     if (txIndex !== undefined && args.length > txIndex) {
       const given = args[txIndex] as RemoteTransaction | undefined;
       if (given !== undefined) {
@@ -85,13 +93,16 @@ export function borrowStore(port: MessagePort, info: RemoteStoreInfo): StorageDr
       port.close();
     },
     transaction: async <T>(fn: (tx: DriverTransaction) => Promise<T>): Promise<T> => {
-      // A transaction started inside another joins it, as on the real drivers.
-      const outer = ambient.getStore();
+      // A transaction started inside another (still open) joins it, as on the real drivers.
+      const outer = openAmbient();
       if (outer) return fn(outer);
       const txId = (await request({ op: "begin" })) as number;
       let open = true;
       const tx: RemoteTransaction = {
         txId,
+        get open() {
+          return open;
+        },
         // The proxy, not its target: a runtime compares tx.driver with the driver it holds.
         driver: borrowed,
         execute: async (sql, params = []) => {
@@ -119,7 +130,7 @@ export function borrowStore(port: MessagePort, info: RemoteStoreInfo): StorageDr
     get(target, property, receiver) {
       if (typeof property !== "string" || property in target) return Reflect.get(target, property, receiver) as unknown;
       if (property === "then") return undefined;
-      if (LENDER_ONLY_METHODS.has(property)) {
+      if (!TASK_METHODS.has(property)) {
         return () => Promise.reject(new Error(`the store method "${property}" is not available to tasks`));
       }
       return (...args: unknown[]) => call(property, args);

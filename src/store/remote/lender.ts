@@ -2,7 +2,8 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import type { MessagePort } from "node:worker_threads";
 import type { DriverTransaction, StorageDriver } from "../driver.ts";
 import {
-  LENDER_ONLY_METHODS,
+  MAX_ARGUMENTS,
+  TASK_METHODS,
   toRemoteError,
   TRANSACTION_ARGUMENT,
   type RemoteReply,
@@ -46,10 +47,20 @@ export class StoreLender {
      */
     private readonly onInserted: (names: readonly string[]) => void = () => undefined,
   ) {
-    port.on("message", (request: RemoteRequest) => {
-      this.handle(request).then(
-        (value) => this.reply({ id: request.id, ok: true, value }),
-        (error: unknown) => this.reply({ id: request.id, ok: false, error: toRemoteError(error) }),
+    // What arrives is whatever the task's code posted: checked before anything is read from it.
+    port.on("message", (message: unknown) => {
+      const id = (message as { id?: unknown } | null)?.id;
+      // No id to answer to: a message of no caller, dropped.
+      if (typeof id !== "number" || !Number.isSafeInteger(id)) return;
+      let handled: Promise<unknown>;
+      try {
+        handled = this.handle(checkedRequest(message as RemoteRequest));
+      } catch (error) {
+        handled = Promise.reject(error as Error);
+      }
+      handled.then(
+        (value) => this.reply({ id, ok: true, value }),
+        (error: unknown) => this.reply({ id, ok: false, error: toRemoteError(error) }),
       );
     });
   }
@@ -79,10 +90,8 @@ export class StoreLender {
   }
 
   private async call(method: string, args: readonly unknown[], txId: number | undefined): Promise<unknown> {
-    const fn = (this.driver as unknown as Record<string, unknown>)[method];
-    if (typeof fn !== "function" || LENDER_ONLY_METHODS.has(method)) {
-      throw new Error(`the store method "${method}" is not available to tasks`);
-    }
+    const fn = TASK_METHODS.has(method) ? (this.driver as unknown as Record<string, unknown>)[method] : undefined;
+    if (typeof fn !== "function") throw new Error(`the store method ${JSON.stringify(method.slice(0, 100))} is not available to tasks`);
     const callArgs = [...args];
     const open = txId === undefined ? undefined : this.open.get(txId);
     if (txId !== undefined && !open) throw new Error("the transaction has ended; statements cannot run in it any more");
@@ -146,6 +155,32 @@ export class StoreLender {
     for (const open of this.open.values()) open.rollback(new Error("the task's thread ended inside a transaction"));
     await Promise.all([...this.endings.values()].map((e) => e.catch(() => undefined)));
     this.port.close();
+  }
+}
+
+/**
+ * A request as the borrower sends it, or an error that says what is wrong with it: the lender
+ * answers a malformed or unknown request with an error, never with a success or a crash.
+ */
+function checkedRequest(message: RemoteRequest): RemoteRequest {
+  const txId = (message as { txId?: unknown }).txId;
+  const validTx = (required: boolean): boolean => (txId === undefined ? !required : typeof txId === "number" && Number.isSafeInteger(txId));
+  switch ((message as { op?: unknown }).op) {
+    case "begin":
+      return message;
+    case "commit":
+    case "rollback":
+      if (!validTx(true)) throw new TypeError(`a ${String(message.op)} request needs the id of its transaction`);
+      return message;
+    case "call": {
+      const { method, args } = message as { method?: unknown; args?: unknown };
+      if (typeof method !== "string") throw new TypeError("a call request needs the name of a store method");
+      if (!Array.isArray(args) || args.length > MAX_ARGUMENTS) throw new TypeError(`a call request needs its arguments as an array of at most ${MAX_ARGUMENTS}`);
+      if (!validTx(false)) throw new TypeError("a call request's transaction id must be a number");
+      return message;
+    }
+    default:
+      throw new TypeError(`unknown store request ${JSON.stringify(String((message as { op?: unknown }).op).slice(0, 100))}`);
   }
 }
 

@@ -4,6 +4,8 @@
  * tasks it starts, run on the process's one connection (pool) and in its transactions.
  */
 
+import type { StorageDriver } from "../driver.ts";
+
 /** What the lending side tells the borrowing thread about the store up front. */
 export interface RemoteStoreInfo {
   readonly dialect: "sqlite" | "postgres";
@@ -36,23 +38,70 @@ export type RemoteReply =
   | { readonly id: number; readonly ok: true; readonly value: unknown }
   | { readonly id: number; readonly ok: false; readonly error: RemoteError };
 
+type DriverMethod = { [K in keyof StorageDriver]-?: NonNullable<StorageDriver[K]> extends (...args: never[]) => unknown ? K : never }[keyof StorageDriver];
+
+/**
+ * Who may call each driver method: a task's thread ("tasks"), or only the worker's process
+ * ("lender": the worker's and the maintenance's own). Every method of the driver is listed here,
+ * the compiler sees to it, so a new one is placed when it is added; a name not listed is refused.
+ */
+const METHOD_ACCESS: Readonly<Record<DriverMethod, "tasks" | "lender">> = {
+  clockNow: "tasks",
+  ping: "tasks",
+  sqlQuery: "tasks",
+  taskInsert: "tasks",
+  taskInsertMany: "tasks",
+  taskInsertContinuation: "tasks",
+  taskGet: "tasks",
+  taskList: "tasks",
+  taskParametersGet: "tasks",
+  taskResultGet: "tasks",
+  taskCancel: "tasks",
+  taskRetry: "tasks",
+  taskRetryMany: "tasks",
+  taskDelete: "tasks",
+  taskProgressSet: "tasks",
+  taskCountByState: "tasks",
+  taskCountByStateUpTo: "tasks",
+  taskQueueDepth: "tasks",
+  taskStats: "tasks",
+  taskActivityBuckets: "tasks",
+  taskChangeMark: "tasks",
+  taskNextRunAt: "tasks",
+  taskContinuationsResolve: "tasks",
+  scheduleUpsert: "tasks",
+  scheduleDelete: "tasks",
+  scheduleList: "tasks",
+  scheduleListDue: "tasks",
+  scheduleSetPaused: "tasks",
+  scheduleAdvance: "tasks",
+  migrate: "lender",
+  warm: "lender",
+  close: "lender",
+  onWake: "lender",
+  clockShift: "lender",
+  transaction: "lender",
+  taskClaim: "lender",
+  taskInsertClaimed: "lender",
+  taskCompleteMany: "lender",
+  taskHeartbeat: "lender",
+  taskRescueExpired: "lender",
+  taskDeleteFinished: "lender",
+  leaderAttemptElect: "lender",
+  leaderResign: "lender",
+};
+
+const methodsFor = (access: "tasks" | "lender"): ReadonlySet<string> =>
+  new Set(Object.entries(METHOD_ACCESS).flatMap(([method, who]) => (who === access ? [method] : [])));
+
 /** Methods a task's thread has no business calling: the worker's and the maintenance's own. */
-export const LENDER_ONLY_METHODS: ReadonlySet<string> = new Set([
-  "migrate",
-  "warm",
-  "close",
-  "onWake",
-  "clockShift",
-  "transaction",
-  "taskClaim",
-  "taskInsertClaimed",
-  "taskCompleteMany",
-  "taskHeartbeat",
-  "taskRescueExpired",
-  "taskDeleteFinished",
-  "leaderAttemptElect",
-  "leaderResign",
-]);
+export const LENDER_ONLY_METHODS: ReadonlySet<string> = methodsFor("lender");
+
+/** The driver methods a task's thread may call, and no other name. */
+export const TASK_METHODS: ReadonlySet<string> = methodsFor("tasks");
+
+/** More arguments than any driver method takes (the transaction, where one is, is not sent). */
+export const MAX_ARGUMENTS = 8;
 
 /** Driver methods that take a transaction, and where. */
 export const TRANSACTION_ARGUMENT: Readonly<Record<string, number>> = {
