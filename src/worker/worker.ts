@@ -258,7 +258,9 @@ export class Worker {
     this.unsubscribeWake = this.driver.onWake(() => this.wake());
     this.pollTimer = setInterval(() => this.wake(), this.pollIntervalMs);
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.heartbeatMs);
-    this.pollTimer.unref();
+    // The poll keeps the process alive while the worker runs, whatever the store (PostgreSQL's
+    // LISTEN connection would, SQLite's file watch does not) and the isolation (idle threads
+    // would): a worker process ends when it is stopped, not when it is idle.
     this.heartbeatTimer.unref();
     this.wake();
   }
