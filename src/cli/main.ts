@@ -11,13 +11,18 @@ import { taskDetails, tasksTable } from "./format.ts";
 import { addOperationCommands } from "./operations.ts";
 import { taskModuleUrl } from "../runtime/task-modules.ts";
 
-function intOption(min: number) {
+function intOption(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(max === Number.MAX_SAFE_INTEGER ? `expected an integer >= ${min}` : `expected an integer from ${min} to ${max}`);
+    }
     return n;
   };
 }
+
+/** The longest a timer waits (Node fires a longer one at once): about 24.8 days. */
+const MAX_TIMER_MS = 2_147_483_647;
 
 function stateList(value: string): TaskState[] {
   const states = value.split(",").map((s) => s.trim()).filter(Boolean);
@@ -32,7 +37,7 @@ const dbOption = () =>
 const graceOption = () =>
   new Option("--grace <ms>", "on SIGTERM/SIGINT, how long running tasks may finish before they are stopped and queued again")
     .default(10_000)
-    .argParser(intOption(0));
+    .argParser(intOption(0, MAX_TIMER_MS));
 /** The worked example shipped with underway, published on a fresh database by `underway start`. */
 const EXAMPLE_PACKAGE = fileURLToPath(new URL("../../examples/background-activity", import.meta.url));
 const packagesOption = () =>
@@ -150,7 +155,7 @@ export function buildProgram(): Command {
     .addOption(tasksOption())
     .addOption(new Option("--concurrency <n>", "tasks run at once").default(10).argParser(intOption(1)))
     .addOption(new Option("--queues <names>", "comma-separated queues to take tasks from (default: all)"))
-    .addOption(new Option("--lease <ms>", "how long a running task is held without a heartbeat").default(15_000).argParser(intOption(1_000)))
+    .addOption(new Option("--lease <ms>", "how long a running task is held without a heartbeat").default(15_000).argParser(intOption(1_000, MAX_TIMER_MS)))
     .addOption(graceOption())
     .addOption(isolationOption())
     .action(async (options: CommonOptions & { concurrency: number; queues?: string; lease: number; grace: number; isolation: "thread" | "none"; tasks?: string | string[] }) => {

@@ -19,7 +19,7 @@ import { TaskFailedError } from "../tasks/errors/task-failed-error.ts";
 import { TaskNotFoundError } from "../tasks/errors/task-not-found-error.ts";
 import { TaskStartError } from "../tasks/errors/task-start-error.ts";
 import type { Logger } from "../tasks/logger.ts";
-import { maxAttemptsOf, priorityOf, queueName, TaskRegistry, timeoutMsOf } from "../tasks/registry.ts";
+import { maxAttemptsOf, priorityOf, queueName, TASK_LIMITS, TaskRegistry, timeoutMsOf } from "../tasks/registry.ts";
 import type { StartableTaskClass } from "../tasks/task.ts";
 import type { TaskFilter, TaskInfo, TaskPage, TaskState } from "../tasks/types.ts";
 import { Worker, type UserConnectionFactory, type WorkerEvent } from "../worker/worker.ts";
@@ -205,6 +205,7 @@ export class Runtime implements TaskStarter {
     if (!Number.isSafeInteger(this.maxParameterBytes) || this.maxParameterBytes < 1) {
       throw new RangeError(`maxParameterBytes must be a positive integer, got ${String(config.maxParameterBytes)}`);
     }
+    if (config.shutdownGraceMs !== undefined) checkGraceMs(config.shutdownGraceMs, "shutdownGraceMs");
     // A runtime without a worker has no one to wake when another process stores work: on
     // PostgreSQL it opens no LISTEN connection, so it holds one connection fewer and the server
     // does not deliver it every insert's notification. On PostgreSQL it keeps connections ready
@@ -377,6 +378,13 @@ export class Runtime implements TaskStarter {
 
   /** Stops claiming, lets running tasks finish (graceMs), queues the rest again, closes the store. */
   stop(options: { graceMs?: number } = {}): Promise<void> {
+    if (options.graceMs !== undefined) {
+      try {
+        checkGraceMs(options.graceMs, "stop({ graceMs })");
+      } catch (error) {
+        return Promise.reject(error as Error);
+      }
+    }
     if (this.stopping) return this.stopping;
     this.stopping = (async () => {
       const was = this.state;
@@ -860,4 +868,11 @@ function handleOf(runtime: Runtime, id: string): TaskHandle {
       return (await runtime.getTaskResult(id)) as T;
     },
   };
+}
+
+/** A grace period: whole milliseconds a timer can wait (Node fires a longer one at once). */
+function checkGraceMs(value: number, what: string): void {
+  if (!Number.isInteger(value) || value < 0 || value > TASK_LIMITS.maxTimeoutMs) {
+    throw new RangeError(`${what} must be an integer of milliseconds from 0 to ${TASK_LIMITS.maxTimeoutMs}, got ${String(value)}`);
+  }
 }

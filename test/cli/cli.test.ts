@@ -84,6 +84,13 @@ describe("underway CLI", () => {
     const badLimit = underway("tasks", "--db", db, "--limit", "-3");
     assert.equal(badLimit.code, 1);
     assert.match(badLimit.stderr, /expected an integer >= 1/);
+    // Past what a timer can wait, Node would fire at once: running tasks stopped with no grace.
+    const badGrace = underway("worker", "--db", db, "--grace", "3000000000");
+    assert.equal(badGrace.code, 1);
+    assert.match(badGrace.stderr, /option '--grace <ms>' argument '3000000000' is invalid. expected an integer from 0 to 2147483647/);
+    const badLease = underway("worker", "--db", db, "--lease", "9000000000");
+    assert.equal(badLease.code, 1);
+    assert.match(badLease.stderr, /expected an integer from 1000 to 2147483647/);
     const unknown = underway("frobnicate");
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /unknown command 'frobnicate'/);

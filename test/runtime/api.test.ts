@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
+  createRuntime,
   runAsUser,
   Task,
   TaskSerializationError,
@@ -10,7 +11,7 @@ import {
   type TaskContext,
   type UserConnectionLike,
 } from "../../src/index.ts";
-import { startRuntime, tempDir } from "../helpers.ts";
+import { startRuntime, tempDb, tempDir } from "../helpers.ts";
 
 const dir = tempDir();
 
@@ -162,6 +163,23 @@ describe("Task.startNew", () => {
       () => runtime.run(() => Task.startNew(RecordTask, { title: "x".repeat(2_000), typeId: "y" })),
       (e: unknown) => e instanceof TaskSerializationError && /exceeds the limit/.test(e.message),
     );
+  });
+
+  it("refuses periods a timer cannot wait: a lease, a heartbeat, a poll or a grace past 2^31-1 ms", async () => {
+    const big = 3_000_000_000;
+    for (const worker of [{ leaseMs: big }, { heartbeatMs: big }, { pollIntervalMs: big }]) {
+      assert.throws(() => createRuntime({ db: tempDb(dir), logger: false, worker }), /must be at most 2147483647 ms \(about 24.8 days\)/);
+    }
+    // The default heartbeat is a third of the lease; a lease of 2^31-1 still fits.
+    await createRuntime({ db: tempDb(dir), logger: false, worker: { leaseMs: 2_147_483_647 } }).stop();
+    for (const shutdownGraceMs of [big, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      assert.throws(() => createRuntime({ db: tempDb(dir), logger: false, shutdownGraceMs }), /shutdownGraceMs must be an integer of milliseconds from 0 to 2147483647/);
+    }
+    const runtime = await startRuntime({ dir, tasks: [RecordTask] });
+    await assert.rejects(runtime.stop({ graceMs: big }), /stop\(\{ graceMs \}\) must be an integer of milliseconds/);
+    // Refused before anything stopped: the runtime still works, then stops.
+    await runtime.run(() => Task.startNew(RecordTask, { title: "t", typeId: "x" }));
+    await runtime.stop({ graceMs: 0 });
   });
 
   it("validates start options", async () => {
