@@ -1,6 +1,23 @@
 import Table from "cli-table3";
 import type { TaskInfo } from "../tasks/types.ts";
 
+/**
+ * Text from the store (task names, error messages, progress messages...) as a terminal may show
+ * it: control characters (C0, DEL, C1: escape sequences, a carriage return, a bell) and the
+ * characters that reorder text on screen are written as escapes, so stored text can neither
+ * drive the terminal nor fake lines of output.
+ */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    if (c === "\n") return "\\n";
+    if (c === "\t") return "\\t";
+    if (c === "\r") return "\\r";
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
+  });
+}
+
 const time = (d: Date | null): string => (d ? d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z") : "");
 
 export function tasksTable(tasks: readonly TaskInfo[]): string {
@@ -11,14 +28,14 @@ export function tasksTable(tasks: readonly TaskInfo[]): string {
   for (const t of tasks) {
     table.push([
       t.id,
-      t.name,
+      printable(t.name),
       t.state,
       `${t.attempt}/${t.maxAttempts}`,
-      t.queue,
-      t.initiator?.userId ?? "",
+      printable(t.queue),
+      printable(t.initiator?.userId ?? ""),
       time(t.createdAt),
       time(t.finishedAt),
-      t.lastError ? truncate(`${t.lastError.name}: ${t.lastError.message}`, 60) : "",
+      t.lastError ? truncate(printable(`${t.lastError.name}: ${t.lastError.message}`), 60) : "",
     ]);
   }
   return table.toString();
@@ -26,21 +43,22 @@ export function tasksTable(tasks: readonly TaskInfo[]): string {
 
 export function taskDetails(t: TaskInfo): string {
   const lines = [
-    `task ${t.id}: ${t.name}`,
+    `task ${t.id}: ${printable(t.name)}`,
     `  state      ${t.state} (attempt ${t.attempt} of ${t.maxAttempts})`,
-    `  queue      ${t.queue}, priority ${t.priority}`,
-    `  user       ${t.initiator ? t.initiator.userId : "(none)"}${t.withUserConnection ? " (with user connection)" : ""}`,
+    `  queue      ${printable(t.queue)}, priority ${t.priority}`,
+    `  user       ${t.initiator ? printable(t.initiator.userId) : "(none)"}${t.withUserConnection ? " (with user connection)" : ""}`,
     `  created    ${time(t.createdAt)}`,
     `  run at     ${time(t.runAt)}`,
     `  started    ${time(t.startedAt)}`,
     `  finished   ${time(t.finishedAt)}`,
-    `  worker     ${t.workerId ?? ""}`,
+    `  worker     ${printable(t.workerId ?? "")}`,
     `  timeout    ${t.timeoutMs ? `${t.timeoutMs} ms` : "none"}`,
   ];
-  if (t.progress !== null) lines.push(`  progress   ${Math.round(t.progress * 100)}%${t.progressMessage ? ` ${t.progressMessage}` : ""}`);
+  if (t.progress !== null) lines.push(`  progress   ${Math.round(t.progress * 100)}%${t.progressMessage ? ` ${printable(t.progressMessage)}` : ""}`);
   for (const e of t.errors) {
-    lines.push(`  error (attempt ${e.attempt}, ${time(e.at)}): ${e.name}: ${e.message}`);
-    if (e.stack) lines.push(...e.stack.split("\n").slice(1, 6).map((l) => `      ${l.trim()}`));
+    lines.push(`  error (attempt ${e.attempt}, ${time(e.at)}): ${printable(`${e.name}: ${e.message}`)}`);
+    // The frames only: the stack's first lines repeat the message, however many lines it has.
+    if (e.stack) lines.push(...e.stack.split("\n").filter((l) => /^\s+at /.test(l)).slice(0, 5).map((l) => `      ${printable(l.trim())}`));
   }
   return lines.join("\n");
 }

@@ -7,7 +7,7 @@ import { Platform } from "../platform/platform.ts";
 import { DEFAULT_DATABASE } from "../runtime/database-url.ts";
 import { createRuntime, type Runtime, type RuntimeConfig } from "../runtime/runtime.ts";
 import { TASK_STATES, type TaskInfo, type TaskState } from "../tasks/types.ts";
-import { taskDetails, tasksTable } from "./format.ts";
+import { printable, taskDetails, tasksTable } from "./format.ts";
 import { addOperationCommands } from "./operations.ts";
 import { taskModuleUrl } from "../runtime/task-modules.ts";
 
@@ -207,8 +207,10 @@ export function buildProgram(): Command {
           const log = await platform.processEngine.getLog(instanceId, platform.appConnection.systemUserConnection);
           const waiting = log?.elements.some((e) => e.waiting);
           if (log && (log.status !== "Running" || waiting)) {
-            for (const e of log.elements) console.log(`  ${e.seq}. ${e.name || e.elementId} (${e.kind}): ${e.status}${e.waiting ? " (waiting)" : ""}${e.errorMessage ? ` - ${e.errorMessage}` : ""}`);
-            console.log(`status: ${log.status}${log.errorMessage ? ` - ${log.errorMessage}` : ""}`);
+            for (const e of log.elements) {
+              console.log(`  ${e.seq}. ${printable(e.name || e.elementId)} (${e.kind}): ${e.status}${e.waiting ? " (waiting)" : ""}${e.errorMessage ? ` - ${printable(e.errorMessage)}` : ""}`);
+            }
+            console.log(`status: ${log.status}${log.errorMessage ? ` - ${printable(log.errorMessage)}` : ""}`);
             process.exitCode = log.status === "Completed" || waiting ? 0 : 1;
             return;
           }
@@ -293,7 +295,7 @@ export function buildProgram(): Command {
           const task = await runtime.getTask(id);
           const done = verb === "cancel" ? await runtime.cancelTask(id) : await runtime.retryTask(id);
           if (!done) throw new Error(`task ${id} cannot be ${past}: it is ${task.state}`);
-          console.log(`task ${id} (${task.name}) ${past}`);
+          console.log(`task ${id} (${printable(task.name)}) ${past}`);
         } finally {
           await runtime.stop();
         }
@@ -313,13 +315,13 @@ export function buildProgram(): Command {
       );
       try {
         let task: TaskInfo = await runtime.getTask(id);
-        bar.start(100, 0, { name: task.name, state: task.state, message: "" });
+        bar.start(100, 0, { name: printable(task.name), state: task.state, message: "" });
         const deadline = options.timeout ? Date.now() + options.timeout * 1000 : Infinity;
         while (!["succeeded", "dead", "canceled"].includes(task.state)) {
           if (Date.now() > deadline) throw new Error(`task ${id} is still ${task.state} after ${options.timeout} s`);
           await new Promise((r) => setTimeout(r, 200));
           task = await runtime.getTask(id);
-          bar.update(Math.round((task.progress ?? 0) * 100), { state: task.state, message: task.progressMessage ?? "" });
+          bar.update(Math.round((task.progress ?? 0) * 100), { state: task.state, message: printable(task.progressMessage ?? "") });
         }
         if (task.state === "succeeded") bar.update(100, { state: task.state });
         bar.stop();
@@ -339,7 +341,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv as string[]);
   } catch (error) {
-    console.error(`underway: ${(error as Error).message}`);
+    console.error(`underway: ${printable((error as Error).message)}`);
     process.exitCode = 1;
   }
 }

@@ -3,7 +3,7 @@ import { InvalidArgumentError, Option, type Command } from "commander";
 import Table from "cli-table3";
 import type { Runtime } from "../runtime/runtime.ts";
 import { TASK_STATES, type TaskState } from "../tasks/types.ts";
-import { tasksTable } from "./format.ts";
+import { printable, tasksTable } from "./format.ts";
 
 interface CommonOptions {
   db: string;
@@ -57,7 +57,7 @@ export function addOperationCommands(program: Command, wiring: Wiring): void {
           byName.set(c.name, row);
         }
         const states = table(["type", ...TASK_STATES]);
-        for (const [name, row] of byName) states.push([name, ...TASK_STATES.map((s) => String(row[s]))]);
+        for (const [name, row] of byName) states.push([printable(name), ...TASK_STATES.map((s) => String(row[s]))]);
         states.push(["(all)", ...TASK_STATES.map((s) => String(totals[s]))]);
         console.log(states.toString());
         // Every minute of the window, the empty ones too, so a stall shows.
@@ -95,7 +95,7 @@ export function addOperationCommands(program: Command, wiring: Wiring): void {
         }
         const t = table(["name", "cron", "time zone", "task", "missed", "state", "next run", "last tick", "last task"]);
         for (const s of list) {
-          t.push([s.name, s.cron, s.timeZone, s.taskName, s.missed, s.paused ? "paused" : "active", time(s.nextRunAt), time(s.lastTick), s.lastTaskId ?? ""]);
+          t.push([printable(s.name), printable(s.cron), printable(s.timeZone), printable(s.taskName), s.missed, s.paused ? "paused" : "active", time(s.nextRunAt), time(s.lastTick), s.lastTaskId ?? ""]);
         }
         console.log(t.toString());
       }),
@@ -113,7 +113,7 @@ export function addOperationCommands(program: Command, wiring: Wiring): void {
           if (verb === "pause") await runtime.pauseSchedule(name);
           else await runtime.resumeSchedule(name);
           const s = (await runtime.listSchedules()).find((x) => x.name === name);
-          console.log(`schedule ${name} ${verb === "pause" ? "paused" : `resumed; next run ${time(s?.nextRunAt ?? null)}`}`);
+          console.log(`schedule ${printable(name)} ${verb === "pause" ? "paused" : `resumed; next run ${time(s?.nextRunAt ?? null)}`}`);
         }),
       );
   }
@@ -158,7 +158,7 @@ export function addOperationCommands(program: Command, wiring: Wiring): void {
         if (id !== undefined) {
           const task = await runtime.getTask(id);
           if (task.state !== "dead" || !(await runtime.retryTask(id))) throw new Error(`task ${id} is ${task.state}, not dead`);
-          console.log(`task ${id} (${task.name}) queued again`);
+          console.log(`task ${id} (${printable(task.name)}) queued again`);
           return;
         }
         if (!options.all) throw new InvalidArgumentError("name a task id, or --all (optionally with --name/--queue) to requeue every dead task matching");

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { taskDetails } from "../../src/cli/format.ts";
 import { Task, type IBackgroundTask } from "../../src/index.ts";
 import { PostgresDriver } from "../../src/store/postgres/driver.ts";
 import { SqliteDriver } from "../../src/store/sqlite/driver.ts";
@@ -105,3 +106,37 @@ for (const store of ["sqlite", "postgres"] as const) {
     });
   });
 }
+
+class Hostile implements IBackgroundTask<{ n: number }> {
+  static readonly taskOptions = { maxAttempts: 1 };
+  run(): void {
+    const error = new Error("boom \u001b[2J\u001b[31mRED\u001b[0m line1\nline2\roverwritten \u202eevil");
+    error.name = "Evil\u001b[5mErr";
+    throw error;
+  }
+}
+
+describe("underway CLI: text from the store", () => {
+  it("shows control characters and reordering marks of task data escaped, never raw", async () => {
+    const db = tempDb(dir);
+    const runtime = await runtimeOn(() => new SqliteDriver({ path: db }), { tasks: [Hostile] });
+    const handle = await runtime.run(() => Task.startNew(Hostile, { n: 1 }));
+    await assert.rejects(handle.wait({ timeoutMs: 5_000 }));
+    const stored = await runtime.getTask(handle.id);
+    await runtime.stop();
+    // A progress message as a running task shows it.
+    const running = taskDetails({ ...stored, progress: 0.5, progressMessage: "half \u001b[2J\u001b[H cleared \u001b]0;title\u0007\u009b" });
+    assert.match(running, /progress {3}50% half \\x1b\[2J\\x1b\[H cleared \\x1b\]0;title\\x07\\x9b$/m);
+    for (const args of [["task", handle.id], ["tasks"], ["dead", "list"], ["task", "no-such\u001b[2J"]]) {
+      const r = underway(db, ...args);
+      const out = r.stdout + r.stderr;
+      // eslint-disable-next-line no-control-regex
+      assert.doesNotMatch(out, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202e]/, `${args.join(" ")}: ${JSON.stringify(out)}`);
+    }
+    const details = underway(db, "task", handle.id).stdout;
+    assert.match(details, /Evil\\x1b\[5mErr: boom \\x1b\[2J\\x1b\[31mRED\\x1b\[0m line1\\nline2\\roverwritten \\u202eevil/);
+    assert.doesNotMatch(details, /^ +line2/m, "the message's second line is not a frame of its stack");
+    assert.match(details, /^ +at Hostile\.run /m);
+    assert.match(underway(db, "task", "no-such\u001b[2J").stderr, /no task with id "no-such\\u001b\[2J"|no task with id "no-such\\x1b\[2J"/);
+  });
+});
