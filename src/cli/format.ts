@@ -1,4 +1,5 @@
 import Table from "cli-table3";
+import { InvalidArgumentError, type Command } from "commander";
 import type { TaskInfo } from "../tasks/types.ts";
 
 /**
@@ -65,4 +66,34 @@ export function taskDetails(t: TaskInfo): string {
 
 function truncate(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/** A filter option's text: empty text is refused (an unset shell variable would match every task). */
+export function nonEmpty(value: string): string {
+  if (value.trim() === "") throw new InvalidArgumentError("expected a value; an empty one would match every task");
+  return value;
+}
+
+/** A value as a POSIX shell reads it back unchanged. */
+function shellWord(value: string): string {
+  return /^[\w./:=,@+-]+$/.test(value) ? value : `'${value.replace(/'/g, "'\\''")}'`;
+}
+
+/**
+ * The command line of the next page: the same command with the filters given, from `before`
+ * (the database too when it was given on the command line and holds no password).
+ */
+export function nextPageHint(command: string, options: readonly (readonly [string, string | number | readonly string[] | undefined])[], before: string): string {
+  const words = [`underway ${command}`];
+  for (const [flag, value] of options) {
+    if (value === undefined) continue;
+    words.push(flag, shellWord(printable(Array.isArray(value) ? value.join(",") : String(value))));
+  }
+  words.push("--before", before);
+  return `more: ${words.join(" ")}`;
+}
+
+/** The --db option for a command line shown back: when it was typed, and holds no password. */
+export function dbWord(command: Command, db: string): (readonly [string, string])[] {
+  return command.getOptionValueSource("db") === "cli" && !/:\/\/[^/@]*:[^/@]*@/.test(db) && !/[?&]password=/i.test(db) ? [["--db", db]] : [];
 }

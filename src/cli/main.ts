@@ -4,10 +4,12 @@ import cliProgress from "cli-progress";
 import { createHttpServer } from "../http/server.ts";
 import { ensureWebAssets } from "../http/web-assets.ts";
 import { Platform } from "../platform/platform.ts";
-import { DEFAULT_DATABASE } from "../runtime/database-url.ts";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { DEFAULT_DATABASE, sqlitePathOf } from "../runtime/database-url.ts";
 import { createRuntime, type Runtime, type RuntimeConfig } from "../runtime/runtime.ts";
 import { TASK_STATES, type TaskInfo, type TaskState } from "../tasks/types.ts";
-import { printable, taskDetails, tasksTable } from "./format.ts";
+import { dbWord, nextPageHint, nonEmpty, printable, taskDetails, tasksTable } from "./format.ts";
 import { addOperationCommands } from "./operations.ts";
 import { taskModuleUrl } from "../runtime/task-modules.ts";
 
@@ -59,8 +61,18 @@ async function openRuntime(options: CommonOptions, extra: Partial<RuntimeConfig>
   return runtime;
 }
 
-/** Inspection commands open the store without a worker and without maintenance. */
-function inspect(options: CommonOptions): Promise<Runtime> {
+/**
+ * Inspection commands open the store without a worker and without maintenance, and never create
+ * one: a mistyped SQLite path is an error, not a new empty database reported as "no tasks".
+ */
+async function inspect(options: CommonOptions): Promise<Runtime> {
+  const text = options.db.trim();
+  if (!/^postgres(ql)?:\/\//i.test(text) && text !== "") {
+    const path = sqlitePathOf(text);
+    if (path !== ":memory:" && !existsSync(resolve(path))) {
+      throw new Error(`no database at ${resolve(path)}: this command reads an existing one and creates none (underway migrate creates it)`);
+    }
+  }
   return openRuntime(options, { worker: false, maintenance: false, logger: false });
 }
 
@@ -227,7 +239,8 @@ export function buildProgram(): Command {
     .description("apply pending database migrations and exit")
     .addOption(dbOption())
     .action(async (options: CommonOptions) => {
-      const runtime = await inspect(options);
+      // The one command that creates a database.
+      const runtime = await openRuntime(options, { worker: false, maintenance: false, logger: false });
       await runtime.stop();
       console.log(`database ${runtime.driver.description} is up to date`);
     });
@@ -237,28 +250,34 @@ export function buildProgram(): Command {
     .description("list tasks, newest first")
     .addOption(dbOption())
     .addOption(new Option("--state <states>", "comma-separated states").argParser(stateList))
-    .option("--name <name>", "task name")
-    .option("--queue <queue>", "queue")
-    .option("--user <userId>", "initiating user id")
+    .option("--name <name>", "task name", nonEmpty)
+    .option("--queue <queue>", "queue", nonEmpty)
+    .option("--user <userId>", "initiating user id", nonEmpty)
     .addOption(new Option("--limit <n>", "page size").default(50).argParser(intOption(1)))
-    .option("--before <id>", "list tasks with an id below this (next page)")
+    .option("--before <id>", "list tasks with an id below this (next page)", nonEmpty)
     .option("--json", "print JSON")
     .action(
-      async (options: CommonOptions & { state?: TaskState[]; name?: string; queue?: string; user?: string; limit: number; before?: string; json?: boolean }) => {
+      async (
+        options: CommonOptions & { state?: TaskState[]; name?: string; queue?: string; user?: string; limit: number; before?: string; json?: boolean },
+        command: Command,
+      ) => {
         const runtime = await inspect(options);
         try {
           const page = await runtime.listTasks({
             ...(options.state ? { states: options.state } : {}),
-            ...(options.name ? { name: options.name } : {}),
-            ...(options.queue ? { queue: options.queue } : {}),
-            ...(options.user ? { userId: options.user } : {}),
-            ...(options.before ? { beforeId: options.before } : {}),
+            ...(options.name !== undefined ? { name: options.name } : {}),
+            ...(options.queue !== undefined ? { queue: options.queue } : {}),
+            ...(options.user !== undefined ? { userId: options.user } : {}),
+            ...(options.before !== undefined ? { beforeId: options.before } : {}),
             limit: options.limit,
           });
           if (options.json) console.log(JSON.stringify(page, null, 2));
           else {
             console.log(page.items.length ? tasksTable(page.items) : "no tasks");
-            if (page.nextBeforeId) console.log(`more: underway tasks --before ${page.nextBeforeId}`);
+            if (page.nextBeforeId) {
+              const filters = [["--state", options.state], ["--name", options.name], ["--queue", options.queue], ["--user", options.user]] as const;
+              console.log(nextPageHint("tasks", [...dbWord(command, options.db), ...filters, ["--limit", options.limit === 50 ? undefined : options.limit]], page.nextBeforeId));
+            }
           }
         } finally {
           await runtime.stop();

@@ -3,7 +3,7 @@ import { InvalidArgumentError, Option, type Command } from "commander";
 import Table from "cli-table3";
 import type { Runtime } from "../runtime/runtime.ts";
 import { TASK_STATES, type TaskState } from "../tasks/types.ts";
-import { printable, tasksTable } from "./format.ts";
+import { dbWord, nextPageHint, nonEmpty, printable, tasksTable } from "./format.ts";
 
 interface CommonOptions {
   db: string;
@@ -123,24 +123,32 @@ export function addOperationCommands(program: Command, wiring: Wiring): void {
     .command("list")
     .description("list dead tasks, newest first")
     .addOption(wiring.dbOption())
-    .option("--name <name>", "task name")
-    .option("--queue <queue>", "queue")
+    .option("--name <name>", "task name", nonEmpty)
+    .option("--queue <queue>", "queue", nonEmpty)
     .addOption(new Option("--limit <n>", "page size").default(50).argParser((v) => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected an integer >= 1");
       return n;
     }))
+    .option("--before <id>", "list dead tasks with an id below this (next page)", nonEmpty)
     .option("--json", "print JSON")
-    .action((options: CommonOptions & { name?: string; queue?: string; limit: number; json?: boolean }) =>
+    .action((options: CommonOptions & { name?: string; queue?: string; limit: number; before?: string; json?: boolean }, command: Command) =>
       withRuntime(wiring, options, async (runtime) => {
         const page = await runtime.listTasks({
           states: ["dead"],
           limit: options.limit,
-          ...(options.name ? { name: options.name } : {}),
-          ...(options.queue ? { queue: options.queue } : {}),
+          ...(options.name !== undefined ? { name: options.name } : {}),
+          ...(options.queue !== undefined ? { queue: options.queue } : {}),
+          ...(options.before !== undefined ? { beforeId: options.before } : {}),
         });
         if (options.json) console.log(JSON.stringify(page, null, 2));
-        else console.log(page.items.length ? tasksTable(page.items) : "no dead tasks");
+        else {
+          console.log(page.items.length ? tasksTable(page.items) : "no dead tasks");
+          if (page.nextBeforeId) {
+            const filters = [["--name", options.name], ["--queue", options.queue], ["--limit", options.limit === 50 ? undefined : options.limit]] as const;
+            console.log(nextPageHint("dead list", [...dbWord(command, options.db), ...filters], page.nextBeforeId));
+          }
+        }
       }),
     );
   dead
@@ -148,11 +156,11 @@ export function addOperationCommands(program: Command, wiring: Wiring): void {
     .description("queue a dead task again, or with --all every dead task matching --name/--queue")
     .addOption(wiring.dbOption())
     .option("--all", "every dead task matching the filters")
-    .option("--name <name>", "with --all: only tasks of this name")
-    .option("--queue <queue>", "with --all: only tasks of this queue")
+    .option("--name <name>", "with --all: only tasks of this name", nonEmpty)
+    .option("--queue <queue>", "with --all: only tasks of this queue", nonEmpty)
     .action((id: string | undefined, options: CommonOptions & { all?: boolean; name?: string; queue?: string }) =>
       withRuntime(wiring, options, async (runtime) => {
-        if (id !== undefined && (options.all || options.name || options.queue)) {
+        if (id !== undefined && (options.all || options.name !== undefined || options.queue !== undefined)) {
           throw new InvalidArgumentError("give a task id, or --all with --name/--queue, not both");
         }
         if (id !== undefined) {
@@ -162,7 +170,10 @@ export function addOperationCommands(program: Command, wiring: Wiring): void {
           return;
         }
         if (!options.all) throw new InvalidArgumentError("name a task id, or --all (optionally with --name/--queue) to requeue every dead task matching");
-        const n = await runtime.requeueTasks({ ...(options.name ? { name: options.name } : {}), ...(options.queue ? { queue: options.queue } : {}) });
+        const n = await runtime.requeueTasks({
+          ...(options.name !== undefined ? { name: options.name } : {}),
+          ...(options.queue !== undefined ? { queue: options.queue } : {}),
+        });
         console.log(`${n} dead task${n === 1 ? "" : "s"} queued again`);
       }),
     );

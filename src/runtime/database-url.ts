@@ -34,7 +34,9 @@ export function openDriver(db: string | StorageDriver, settings: DriverSettings 
     } catch {
       throw new Error("the PostgreSQL URL is not a valid URL: expected postgres://user:password@host:port/database");
     }
-    const schema = url.searchParams.get("schema") ?? settings.schema;
+    const given = url.searchParams.get("schema");
+    if (given !== null && given.trim() === "") throw new Error("the PostgreSQL URL's schema parameter is empty: name a schema, or leave the parameter out for the default");
+    const schema = given ?? settings.schema;
     url.searchParams.delete("schema");
     return new PostgresDriver({
       connectionString: url.toString(),
@@ -43,17 +45,35 @@ export function openDriver(db: string | StorageDriver, settings: DriverSettings 
       ...(settings.warmConnections !== undefined ? { warmConnections: settings.warmConnections } : {}),
     });
   }
-  let path = text;
-  if (/^sqlite:/i.test(text)) {
-    path = text.slice("sqlite:".length);
-    if (path.startsWith("//")) path = path.slice(2); // sqlite:///abs/path -> /abs/path
-    if (path === "") throw new Error(`the SQLite URL ${JSON.stringify(db)} names no file`);
-  } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) {
-    throw new Error(`unsupported database URL scheme in ${JSON.stringify(text.split("://")[0] + "://...")}: use a SQLite file path, a sqlite: URL or a postgres:// URL`);
-  }
+  const path = sqlitePathOf(text);
   return new SqliteDriver({
     path,
     ...(settings.durability ? { durability: settings.durability } : {}),
     ...(settings.watch === false ? { watch: false } : {}),
   });
+}
+
+/**
+ * The SQLite file a database setting that is not a PostgreSQL URL names (`:memory:` for an
+ * in-memory database). A setting that looks like a URL of another scheme is refused rather than
+ * taken for a file name: `postgres:/host/db` (one slash) would otherwise create a SQLite file
+ * under a folder named `postgres:`.
+ */
+export function sqlitePathOf(text: string): string {
+  if (/^sqlite:/i.test(text)) {
+    let path = text.slice("sqlite:".length);
+    if (path.startsWith("//")) path = path.slice(2); // sqlite:///abs/path -> /abs/path
+    if (path === "") throw new Error(`the SQLite URL ${JSON.stringify(text)} names no file`);
+    if (path.includes("?")) throw new Error(`the SQLite URL ${JSON.stringify(text)} has query parameters; a sqlite: URL names a file and takes none`);
+    return path;
+  }
+  // A scheme of two letters or more (a one-letter prefix is a Windows drive: C:\data\app.db).
+  const scheme = /^([a-z][a-z0-9+.-]+):/i.exec(text);
+  if (scheme) {
+    throw new Error(
+      `unsupported database URL scheme ${JSON.stringify(`${scheme[1]}:`)}: use a SQLite file path, a sqlite: URL or a postgres:// URL ` +
+        `(a PostgreSQL URL begins postgres://; a file whose name holds a colon is named from ./)`,
+    );
+  }
+  return text;
 }

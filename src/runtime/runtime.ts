@@ -42,7 +42,7 @@ import type { TaskRetryFilter, TaskStats } from "../store/driver.ts";
 import type { ContinuationCondition } from "../tasks/ambient.ts";
 import { decodeTaskResult } from "../tasks/result.ts";
 import type { ScheduleInfo } from "../tasks/schedules.ts";
-import { scheduleRow, type ScheduleDefinition } from "./schedules.ts";
+import { checkScheduleName, scheduleRow, type ScheduleDefinition } from "./schedules.ts";
 
 export interface WorkerConfig {
   /** Tasks run at once by this process. Default 10. */
@@ -678,12 +678,14 @@ export class Runtime implements TaskStarter {
   /** Stops firing a schedule until it is resumed; its ticks meanwhile are not made up for. */
   async pauseSchedule(name: string): Promise<void> {
     this.assertUsable();
+    checkScheduleName(name);
     if (!(await this.driver.scheduleSetPaused({ name, paused: true }))) throw await this.unknownSchedule(name);
   }
 
   /** Fires a schedule again, from its next tick after now. */
   async resumeSchedule(name: string): Promise<void> {
     this.assertUsable();
+    checkScheduleName(name);
     const schedule = (await this.driver.scheduleList()).find((s) => s.name === name);
     if (!schedule) throw await this.unknownSchedule(name);
     const next = cronTicks(schedule.cron, schedule.timeZone, `schedule ${JSON.stringify(name)}`).next(await this.driver.clockNow());
@@ -692,6 +694,7 @@ export class Runtime implements TaskStarter {
 
   async deleteSchedule(name: string): Promise<void> {
     this.assertUsable();
+    checkScheduleName(name);
     if (!(await this.driver.scheduleDelete({ name }))) throw await this.unknownSchedule(name);
   }
 
@@ -743,6 +746,8 @@ export class Runtime implements TaskStarter {
    */
   async requeueTasks(filter: Omit<TaskRetryFilter, "limit"> = {}): Promise<number> {
     this.assertUsable();
+    // Spread below: a string or an array would spread into an empty filter, matching every task.
+    if (filter === null || typeof filter !== "object" || Array.isArray(filter)) throw new TypeError(`the retry filter must be an object, got ${filter === null ? "null" : Array.isArray(filter) ? "an array" : typeof filter}`);
     let total = 0;
     for (;;) {
       const n = await this.driver.taskRetryMany({ ...filter, limit: 1_000 });
@@ -757,7 +762,9 @@ export class Runtime implements TaskStarter {
   taskStats(options: { windowMs?: number } = {}): Promise<TaskStats> {
     this.assertUsable();
     const windowMs = options.windowMs ?? 15 * 60_000;
-    if (!Number.isInteger(windowMs) || windowMs < 60_000) throw new RangeError(`windowMs must be an integer >= 60000, got ${String(options.windowMs)}`);
+    if (!Number.isInteger(windowMs) || windowMs < 60_000 || windowMs > MAX_STATS_WINDOW_MS) {
+      throw new RangeError(`windowMs must be an integer from 60000 (a minute) to ${MAX_STATS_WINDOW_MS} (31 days), got ${String(options.windowMs)}`);
+    }
     return this.driver.taskStats({ windowMs });
   }
 
@@ -869,6 +876,9 @@ function handleOf(runtime: Runtime, id: string): TaskHandle {
     },
   };
 }
+
+/** The longest window of taskStats: 31 days of minutes. */
+const MAX_STATS_WINDOW_MS = 31 * 24 * 60 * 60_000;
 
 /** A grace period: whole milliseconds a timer can wait (Node fires a longer one at once). */
 function checkGraceMs(value: number, what: string): void {

@@ -26,12 +26,17 @@ export interface ScheduleDefinition<C extends StartableTaskClass = StartableTask
 
 const NAME = /^[\w.:-]{1,200}$/;
 
+/** A schedule's name, as every method that takes one checks it. */
+export function checkScheduleName(name: unknown): asserts name is string {
+  if (typeof name !== "string" || !NAME.test(name)) {
+    throw new TypeError(`a schedule's name must be 1-200 letters, digits or _ . : -, got ${typeof name === "string" ? JSON.stringify(name.slice(0, 200)) : typeof name}`);
+  }
+}
+
 /** Checks a definition and encodes it; `nowMs` is the database clock, for the first tick. */
 export function scheduleRow(def: ScheduleDefinition, registry: TaskRegistry, maxParameterBytes: number, nowMs: number): ScheduleUpsertParams {
   if (!def || typeof def !== "object") throw new TypeError(`a schedule must be an object, got ${JSON.stringify(def)}`);
-  if (typeof def.name !== "string" || !NAME.test(def.name)) {
-    throw new TypeError(`a schedule's name must be 1-200 letters, digits or _ . : -, got ${JSON.stringify(def.name)}`);
-  }
+  checkScheduleName(def.name);
   const what = `schedule ${JSON.stringify(def.name)}`;
   const timeZone = def.timeZone ?? "UTC";
   const ticks = cronTicks(def.cron, timeZone, what);

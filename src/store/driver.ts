@@ -432,6 +432,39 @@ export function checkTaskFilter(filter: TaskFilter | null | undefined): CheckedT
   return { states, name, queue, userId, limit: Math.min(Math.max(1, Math.trunc(limit)), 1000), beforeId };
 }
 
+const RETRYABLE_STATES: readonly TaskState[] = ["failed", "dead", "canceled"];
+
+/** The most task ids one retry filter may list. */
+export const MAX_RETRY_IDS = 10_000;
+
+/**
+ * Checks a retry filter (`requeueTasks`) as checkTaskFilter checks a list's: the states among
+ * failed, dead and canceled (default dead), text fields as text, ids as an array of strings (at
+ * most MAX_RETRY_IDS; those that are no task id match nothing), a limit of at least 0.
+ */
+export function checkRetryFilter(filter: TaskRetryFilter): TaskRetryFilter & { readonly states: readonly TaskState[] } {
+  if (filter === null || typeof filter !== "object" || Array.isArray(filter)) throw new TypeError(`the retry filter must be an object, got ${describeValue(filter)}`);
+  const { states = [], name, queue, ids, limit } = filter;
+  if (!Array.isArray(states)) throw new TypeError(`filter.states must be an array of states (${RETRYABLE_STATES.join(", ")}), got ${describeValue(states)}`);
+  states.forEach((state: unknown, i) => {
+    if (!RETRYABLE_STATES.includes(state as TaskState)) {
+      throw new RangeError(`filter.states[${i}]: only ${RETRYABLE_STATES.join(", ")} tasks can be queued again, not ${describeValue(state)}`);
+    }
+  });
+  for (const [field, value] of [["name", name], ["queue", queue]] as const) {
+    if (value !== undefined && typeof value !== "string") throw new TypeError(`filter.${field} must be a string, got ${describeValue(value)}`);
+  }
+  if (ids !== undefined) {
+    if (!Array.isArray(ids)) throw new TypeError(`filter.ids must be an array of task ids, got ${describeValue(ids)}`);
+    if (ids.length > MAX_RETRY_IDS) throw new RangeError(`filter.ids lists ${ids.length} ids; at most ${MAX_RETRY_IDS} at a time`);
+    ids.forEach((id: unknown, i) => {
+      if (typeof id !== "string") throw new TypeError(`filter.ids[${i}] must be a string, got ${describeValue(id)}`);
+    });
+  }
+  if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`filter.limit must be an integer >= 0, got ${describeValue(limit)}`);
+  return { ...filter, states: states.length ? states : ["dead"] };
+}
+
 /** A value as an error message shows it. */
 function describeValue(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}…` : value);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Task } from "../../src/index.ts";
@@ -75,6 +75,7 @@ describe("underway CLI", () => {
 
   it("explains bad arguments and missing tasks", () => {
     const db = tempDb(dir);
+    assert.equal(underway("migrate", "--db", db).code, 0);
     const badState = underway("tasks", "--db", db, "--state", "finished");
     assert.equal(badState.code, 1);
     assert.match(badState.stderr, /unknown state "finished"; states are queued, running/);
@@ -102,6 +103,21 @@ describe("underway CLI", () => {
     assert.match(r.stderr, /underway: cannot open the SQLite database/);
     const pg = underway("tasks", "--db", "mysql://localhost/db");
     assert.match(pg.stderr, /unsupported database URL scheme/);
+    // Settings that would once have made a SQLite file of a misspelt URL, or a new empty database.
+    const root = tempDir();
+    const checks: [string[], RegExp][] = [
+      [["tasks", "--db", "postgres:/postgres@127.0.0.1:5432/test"], /unsupported database URL scheme "postgres:": .*a PostgreSQL URL begins postgres:\/\//],
+      [["migrate", "--db", "postgresql:postgres@127.0.0.1/test"], /unsupported database URL scheme "postgresql:"/],
+      [["tasks", "--db", `sqlite:${join(root, "q.db")}?mode=ro`], /has query parameters; a sqlite: URL names a file and takes none/],
+      [["migrate", "--db", "postgres://postgres@127.0.0.1:5432/test?schema="], /the PostgreSQL URL's schema parameter is empty/],
+      [["tasks", "--db", join(root, "typo", "app.db")], /no database at .*typo\/app\.db: this command reads an existing one and creates none \(underway migrate creates it\)/],
+    ];
+    for (const [args, pattern] of checks) {
+      const r = underway(...args);
+      assert.equal(r.code, 1, args.join(" "));
+      assert.match(r.stderr, pattern);
+    }
+    assert.deepEqual(readdirSync(root), [], "nothing created");
   });
 
   it("loads a TypeScript task module outside any package, as `node --import tsx` would", () => {

@@ -92,6 +92,20 @@ for (const store of ["sqlite", "postgres"] as const) {
       assert.equal(listed.code, 0, listed.stderr);
       for (const h of handles) assert.match(listed.stdout, new RegExp(`${h.id} .*Doomed .*dead`));
       assert.doesNotMatch(listed.stdout, new RegExp(`│ ${other.id} `));
+      // A page at a time: the hint is the same command with its filters, from the last one shown.
+      const newest = [...handles].reverse();
+      const page = underway(db, "dead", "list", "--queue", "letters", "--limit", "2");
+      const hint = /^more: underway dead list (.*)$/m.exec(page.stdout);
+      assert.ok(hint, page.stdout);
+      assert.equal(hint[1], `--db ${db.includes("?") ? `'${db}'` : db} --queue letters --limit 2 --before ${newest[1]?.id}`);
+      const next = underway(db, "dead", "list", "--queue", "letters", "--limit", "2", "--before", newest[1]?.id ?? "");
+      assert.match(next.stdout, new RegExp(`│ ${newest[2]?.id} .*Doomed`));
+      assert.doesNotMatch(next.stdout, /^more:/m);
+      // An empty filter (an unset shell variable) is refused, not taken for no filter.
+      const empty = underway(db, "dead", "requeue", "--all", "--name", "");
+      assert.equal(empty.code, 1);
+      assert.match(empty.stderr, /option '--name <name>' argument '' is invalid. expected a value; an empty one would match every task/);
+      assert.equal((await runtime.getTask(other.id)).state, "dead");
       const [first] = handles;
       assert.ok(first);
       assert.match(underway(db, "dead", "requeue", first.id).stdout, new RegExp(`task ${first.id} \\(Doomed\\) queued again`));

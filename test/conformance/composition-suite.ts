@@ -130,6 +130,15 @@ export function compositionSuite(factory: DriverFactory): void {
       assert.equal(again?.state, "queued");
       assert.equal(again?.maxAttempts, 3); // attempt 1 of 3 spent: attempts were left
       await assert.rejects(d.taskRetryMany({ states: ["succeeded"], limit: 1 }), /only failed, dead, canceled tasks can be queued again, not "succeeded"/);
+      // Careless input is refused with the field named, before anything is queued again.
+      const careless = (filter: unknown) => d.taskRetryMany(filter as Parameters<typeof d.taskRetryMany>[0]);
+      await assert.rejects(careless({ name: {}, limit: 10 }), { name: "TypeError", message: /filter\.name must be a string, got an object/ });
+      await assert.rejects(careless({ states: "dead", limit: 10 }), { name: "TypeError", message: /filter\.states must be an array/ });
+      await assert.rejects(careless({ ids: "1", limit: 10 }), { name: "TypeError", message: /filter\.ids must be an array of task ids/ });
+      await assert.rejects(careless({ ids: [1], limit: 10 }), { name: "TypeError", message: /filter\.ids\[0\] must be a string, got 1/ });
+      await assert.rejects(careless({ ids: Array.from({ length: 10_001 }, () => "1"), limit: 10 }), { name: "RangeError", message: /at most 10000 at a time/ });
+      await assert.rejects(careless({ limit: Number.NaN }), { name: "RangeError", message: /filter\.limit must be an integer >= 0, got NaN/ });
+      assert.equal((await d.taskList({ states: ["dead"] })).items.length, 1, "nothing queued again by a refused filter");
     });
 
     it("reports queue depth and statistics", async () => {

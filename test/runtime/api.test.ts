@@ -182,6 +182,20 @@ describe("Task.startNew", () => {
     await runtime.stop({ graceMs: 0 });
   });
 
+  it("refuses careless arguments to its operations before touching anything", async () => {
+    const runtime = await startRuntime({ dir, tasks: [RecordTask] });
+    const untyped = runtime as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    // A string spread into an empty filter would have queued every dead task again.
+    await assert.rejects(untyped["requeueTasks"]!.call(runtime, "dead"), { name: "TypeError", message: /the retry filter must be an object, got string/ });
+    await assert.rejects(untyped["requeueTasks"]!.call(runtime, { states: "dead" }), /filter\.states must be an array/);
+    for (const method of ["pauseSchedule", "resumeSchedule", "deleteSchedule"]) {
+      await assert.rejects(untyped[method]!.call(runtime, {}), { name: "TypeError", message: /a schedule's name must be 1-200 letters, digits or _ \. : -, got object/ });
+    }
+    await assert.rejects(runtime.pauseSchedule("nightly"), /no schedule named "nightly"; there are no schedules/);
+    assert.throws(() => runtime.taskStats({ windowMs: 1e20 }), /windowMs must be an integer from 60000 \(a minute\) to 2678400000 \(31 days\)/);
+    assert.ok((await runtime.taskStats({ windowMs: 2_678_400_000 })).now > 0);
+  });
+
   it("validates start options", async () => {
     const runtime = await startRuntime({ dir, tasks: [RecordTask] });
     const p = { title: "t", typeId: "x" };

@@ -19,7 +19,7 @@ import type {
   TaskActivityParams,
   TaskCountUpToParams,
 } from "../driver.ts";
-import { checkTaskFilter, parseTaskId } from "../driver.ts";
+import { checkRetryFilter, checkTaskFilter, parseTaskId } from "../driver.ts";
 import { checkHandOff, HELD_RUN_AT_MS } from "../driver.ts";
 import type { ContinuationSpec, QueueDepth, ScheduleAdvanceParams, ScheduleUpsertParams, TaskRetryFilter, TaskStats } from "../driver.ts";
 import type { ScheduleInfo } from "../../tasks/schedules.ts";
@@ -550,11 +550,9 @@ export class PostgresDriver implements StorageDriver {
     return row ? { state: row.state, result: row.result ? new Uint8Array(row.result) : null } : null;
   }
 
-  async taskRetryMany(params: TaskRetryFilter): Promise<number> {
-    const states = params.states && params.states.length ? params.states : (["dead"] as const);
-    for (const s of states) {
-      if (!["failed", "dead", "canceled"].includes(s)) throw new Error(`only failed, dead, canceled tasks can be queued again, not ${JSON.stringify(s)}`);
-    }
+  async taskRetryMany(given: TaskRetryFilter): Promise<number> {
+    const params = checkRetryFilter(given);
+    const { states } = params;
     const args: unknown[] = [this.clockOffsetMs];
     const arg = (value: unknown): string => {
       args.push(value);
@@ -568,7 +566,7 @@ export class PostgresDriver implements StorageDriver {
       if (ids.length === 0) return 0;
       where.push(`t.id = ANY(${arg(ids)}::bigint[])`);
     }
-    const [row] = await this.query<{ n: number }>(this.compositionSql.retryMany(where, arg(Math.max(0, Math.trunc(params.limit)))), args);
+    const [row] = await this.query<{ n: number }>(this.compositionSql.retryMany(where, arg(params.limit)), args);
     const queued = row?.n ?? 0;
     if (queued) await this.query("SELECT pg_notify($1, '')", [this.schema]);
     return queued;

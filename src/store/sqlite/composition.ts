@@ -5,6 +5,7 @@
  */
 import type Database from "better-sqlite3";
 import {
+  checkRetryFilter,
   HELD_RUN_AT_MS,
   parseTaskId,
   type ContinuationSpec,
@@ -19,7 +20,6 @@ import { TASK_STATES, type TaskState } from "../../tasks/types.ts";
 import { RESTING, WAITING } from "./state-terms.ts";
 
 const ENDED = "('succeeded', 'dead', 'canceled')";
-const RETRYABLE: readonly TaskState[] = ["failed", "dead", "canceled"];
 
 /** Inserts the held child with insertRow, then its edges; the caller runs it in a transaction. */
 export function insertContinuation(db: Database.Database, childId: string, after: ContinuationSpec): void {
@@ -107,16 +107,9 @@ export function resultOf(db: Database.Database, id: string): { state: TaskState;
 }
 
 /** Checks a requeue filter's states: only ended-unsuccessfully states can be queued again. */
-export function retryStates(filter: TaskRetryFilter): readonly TaskState[] {
-  const states = filter.states && filter.states.length ? filter.states : (["dead"] as const);
-  for (const s of states) {
-    if (!RETRYABLE.includes(s)) throw new Error(`only ${RETRYABLE.join(", ")} tasks can be queued again, not ${JSON.stringify(s)}`);
-  }
-  return states;
-}
-
-export function retryMany(db: Database.Database, now: number, filter: TaskRetryFilter): number {
-  const states = retryStates(filter);
+export function retryMany(db: Database.Database, now: number, given: TaskRetryFilter): number {
+  const filter = checkRetryFilter(given);
+  const { states } = filter;
   // The retryable states rest (underway_tasks_state).
   const where = [`${RESTING} AND state IN (${states.map(() => "?").join(", ")})`];
   const args: unknown[] = [...states];
@@ -140,7 +133,7 @@ export function retryMany(db: Database.Database, now: number, filter: TaskRetryF
          max_attempts = max(max_attempts, attempt + 1)
        WHERE id IN (SELECT id FROM underway_tasks WHERE ${where.join(" AND ")} ORDER BY id LIMIT ?)`,
     )
-    .run(now, now, ...args, Math.max(0, Math.trunc(filter.limit))).changes;
+    .run(now, now, ...args, filter.limit).changes;
 }
 
 /** Waiting and running tasks per queue, each through the partial index that holds them. */
