@@ -91,14 +91,8 @@ const METHOD_ACCESS: Readonly<Record<DriverMethod, "tasks" | "lender">> = {
   leaderResign: "lender",
 };
 
-const methodsFor = (access: "tasks" | "lender"): ReadonlySet<string> =>
-  new Set(Object.entries(METHOD_ACCESS).flatMap(([method, who]) => (who === access ? [method] : [])));
-
-/** Methods a task's thread has no business calling: the worker's and the maintenance's own. */
-export const LENDER_ONLY_METHODS: ReadonlySet<string> = methodsFor("lender");
-
 /** The driver methods a task's thread may call, and no other name. */
-export const TASK_METHODS: ReadonlySet<string> = methodsFor("tasks");
+export const TASK_METHODS: ReadonlySet<string> = new Set(Object.entries(METHOD_ACCESS).flatMap(([method, who]) => (who === "tasks" ? [method] : [])));
 
 /** More arguments than any driver method takes (the transaction, where one is, is not sent). */
 export const MAX_ARGUMENTS = 8;
