@@ -6,8 +6,9 @@ import { ensureWebAssets } from "../http/web-assets.ts";
 import { Platform } from "../platform/platform.ts";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { DEFAULT_DATABASE, sqlitePathOf } from "../runtime/database-url.ts";
+import { DEFAULT_DATABASE, isPostgresUrl, sqlitePathOf } from "../runtime/database-url.ts";
 import { createRuntime, type Runtime, type RuntimeConfig } from "../runtime/runtime.ts";
+import { TASK_LIMITS } from "../tasks/registry.ts";
 import { TASK_STATES, type TaskInfo, type TaskState } from "../tasks/types.ts";
 import { dbWord, nextPageHint, nonEmpty, printable, taskDetails, tasksTable } from "./format.ts";
 import { addOperationCommands } from "./operations.ts";
@@ -24,7 +25,7 @@ function intOption(min: number, max = Number.MAX_SAFE_INTEGER) {
 }
 
 /** The longest a timer waits (Node fires a longer one at once): about 24.8 days. */
-const MAX_TIMER_MS = 2_147_483_647;
+const MAX_TIMER_MS = TASK_LIMITS.maxTimeoutMs;
 
 function stateList(value: string): TaskState[] {
   const states = value.split(",").map((s) => s.trim()).filter(Boolean);
@@ -67,7 +68,7 @@ async function openRuntime(options: CommonOptions, extra: Partial<RuntimeConfig>
  */
 async function inspect(options: CommonOptions): Promise<Runtime> {
   const text = options.db.trim();
-  if (!/^postgres(ql)?:\/\//i.test(text) && text !== "") {
+  if (!isPostgresUrl(text) && text !== "") {
     const path = sqlitePathOf(text);
     if (path !== ":memory:" && !existsSync(resolve(path))) {
       throw new Error(`no database at ${resolve(path)}: this command reads an existing one and creates none (underway migrate creates it)`);

@@ -27,7 +27,7 @@ export function openDriver(db: string | StorageDriver, settings: DriverSettings 
   if (typeof db !== "string") return db;
   const text = db.trim();
   if (text === "") throw new Error("the database setting is empty: give a SQLite file path or a sqlite: URL");
-  if (/^postgres(ql)?:\/\//i.test(text)) {
+  if (isPostgresUrl(text)) {
     let url: URL;
     try {
       url = new URL(text);
@@ -51,6 +51,11 @@ export function openDriver(db: string | StorageDriver, settings: DriverSettings 
     ...(settings.durability ? { durability: settings.durability } : {}),
     ...(settings.watch === false ? { watch: false } : {}),
   });
+}
+
+/** Whether a database setting is a PostgreSQL URL (`postgres://`, `postgresql://`). */
+export function isPostgresUrl(text: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(text);
 }
 
 /**
