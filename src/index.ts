@@ -62,3 +62,4 @@ export {
 export { EntitySecurityError, EntityValidationError } from "./platform/entities/errors.ts";
 export { ActivityConsts, ActivityPriorityIds, ActivityStatusIds, SystemIds } from "./platform/constants.ts";
 export type { PlatformUser, NewUser } from "./platform/users/users.ts";
+export { SignInThrottledError, type SignInLimits } from "./platform/users/sign-in-limits.ts";

@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { fileURLToPath } from "node:url";
 import cliProgress from "cli-progress";
-import { createHttpServer } from "../http/server.ts";
+import { createHttpServer, parseTrustProxy } from "../http/server.ts";
 import { ensureWebAssets } from "../http/web-assets.ts";
 import { Platform } from "../platform/platform.ts";
 import { existsSync } from "node:fs";
@@ -22,6 +22,14 @@ function intOption(min: number, max = Number.MAX_SAFE_INTEGER) {
     }
     return n;
   };
+}
+
+function trustProxyOption(value: string): boolean | number | string[] {
+  try {
+    return parseTrustProxy(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }
 
 /** The longest a timer waits (Node fires a longer one at once): about 24.8 days. */
@@ -122,11 +130,16 @@ export function buildProgram(): Command {
     .addOption(tasksOption())
     .addOption(new Option("--port <port>", "HTTP port").env("PORT").default(3000).argParser(intOption(0)))
     .addOption(new Option("--host <host>", "HTTP address to listen on").env("HOST").default("127.0.0.1"))
+    .addOption(
+      new Option("--trust-proxy <proxies>", "believe X-Forwarded-For from these proxies: true, a number of hops, or addresses/CIDR ranges (comma-separated)")
+        .env("UNDERWAY_TRUST_PROXY")
+        .argParser(trustProxyOption),
+    )
     .addOption(new Option("--concurrency <n>", "tasks run at once").default(10).argParser(intOption(1)))
     .addOption(graceOption())
     .addOption(isolationOption())
     .addOption(packagesOption())
-    .action(async (options: CommonOptions & { port: number; host: string; concurrency: number; grace: number; isolation: "thread" | "none"; tasks?: string | string[]; packages: string | string[] }) => {
+    .action(async (options: CommonOptions & { port: number; host: string; trustProxy?: boolean | number | string[]; concurrency: number; grace: number; isolation: "thread" | "none"; tasks?: string | string[]; packages: string | string[] }) => {
       const starting = Platform.start({
         db: options.db,
         packages: list(options.packages),
@@ -147,7 +160,7 @@ export function buildProgram(): Command {
       await ensureWebAssets({ log: (line) => console.log(line) }).catch((error: unknown) =>
         console.error(`underway: the web application could not be built: ${(error as Error).message}`),
       );
-      const app = await createHttpServer({ runtime, platform });
+      const app = await createHttpServer({ runtime, platform, trustProxy: options.trustProxy });
       closeHttp = () => app.close();
       try {
         await app.listen({ port: options.port, host: options.host });

@@ -1,5 +1,6 @@
 import cookie from "@fastify/cookie";
 import helmet from "@fastify/helmet";
+import { isIP } from "node:net";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Platform } from "../platform/platform.ts";
 import type { Session } from "../platform/users/sessions.ts";
@@ -25,6 +26,38 @@ export interface HttpServerOptions {
   readonly changeFeedIntervalMs?: number;
   /** How often an open event stream checks that its session still holds (signed out, user deactivated), ms. Default 5,000. */
   readonly sessionCheckMs?: number;
+  /**
+   * Which proxies in front of the server to believe about the client's address (X-Forwarded-For),
+   * as Fastify's `trustProxy`: true (any), a number of hops, or a list of addresses and CIDR
+   * ranges. Failed sign-ins are counted per client address, so behind a proxy set this, or every
+   * client shares the proxy's count. Default: none (the connection's own address).
+   */
+  readonly trustProxy?: boolean | number | readonly string[];
+}
+
+/**
+ * Reads a trust-proxy setting as the CLI and environment give it: "true", "false", a number of
+ * hops, or comma-separated addresses and CIDR ranges.
+ */
+export function parseTrustProxy(text: string): boolean | number | string[] {
+  const value = text.trim();
+  if (value === "true") return true;
+  if (value === "false" || value === "") return false;
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value);
+    if (hops > 100) throw new RangeError(`trust proxy: at most 100 hops, got ${value}`);
+    return hops;
+  }
+  const entries = value.split(",").map((entry) => entry.trim());
+  for (const entry of entries) {
+    const [address, bits, ...rest] = entry.split("/");
+    const family = isIP(address ?? "");
+    const maxBits = family === 6 ? 128 : 32;
+    if (family === 0 || rest.length > 0 || (bits !== undefined && (!/^\d{1,3}$/.test(bits) || Number(bits) > maxBits))) {
+      throw new RangeError(`trust proxy: ${JSON.stringify(entry)} is not an IP address or CIDR range (expected true, a number of hops, or addresses such as 10.0.0.0/8,::1)`);
+    }
+  }
+  return entries;
 }
 
 declare module "fastify" {
@@ -63,7 +96,17 @@ function nulIn(value: unknown, path: string, depth = 0): string | null {
 /** The HTTP server of `underway start`. */
 export async function createHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
   const { runtime, platform } = options;
-  const app = Fastify({ logger: false, bodyLimit: 2 * 1024 * 1024 });
+  const trustProxy = options.trustProxy;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 2 * 1024 * 1024,
+    trustProxy:
+      typeof trustProxy === "number"
+        ? (_address: string, hop: number) => hop < trustProxy // the nearest `trustProxy` hops
+        : Array.isArray(trustProxy)
+          ? [...(trustProxy as readonly string[])]
+          : ((trustProxy as boolean | undefined) ?? false),
+  });
   await app.register(helmet, {
     contentSecurityPolicy: {
       directives: {

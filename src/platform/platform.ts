@@ -16,11 +16,14 @@ import { PackageScheduleError, PackageSchedules } from "./packages/schedules.ts"
 import { ProcessEngine, ProcessInstanceTask } from "./processes/engine.ts";
 import { UserConnection, type AppConnection, type CurrentUser } from "./user-connection.ts";
 import { Sessions } from "./users/sessions.ts";
+import type { SignInLimits } from "./users/sign-in-limits.ts";
 import { Users, type PlatformUser } from "./users/users.ts";
 
 export interface PlatformConfig extends Omit<RuntimeConfig, "userConnectionFactory"> {
   /** How long a sign-in lasts, ms. Default 8 hours. */
   readonly sessionTtlMs?: number;
+  /** Failed sign-ins allowed per login and per client address within a window. Default 10 and 100 in 15 minutes. */
+  readonly signInLimits?: SignInLimits;
   /** The Supervisor's password on a fresh database. Default UNDERWAY_ADMIN_PASSWORD, else generated. */
   readonly adminPassword?: string;
   /** Told the generated Supervisor password once, on a fresh database. Default: printed to stderr. */
@@ -77,7 +80,7 @@ export class Platform {
     );
     this.db = createKysely<PlatformTables>(this.runtime.driver);
     this.users = new Users(this.runtime.driver, this.db);
-    this.sessions = new Sessions(this.runtime.driver, this.db, this.users, config.sessionTtlMs);
+    this.sessions = new Sessions(this.runtime.driver, this.db, this.users, { ttlMs: config.sessionTtlMs, signInLimits: config.signInLimits });
     this.packages = new Packages(this.runtime.driver, this.db, {
       check: ({ packageName, compiled, dependencies, schedules }) => this.packageSchedules.check(packageName, compiled, dependencies, schedules),
       published: async ({ manifest, previous }) => {

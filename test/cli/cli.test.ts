@@ -92,6 +92,9 @@ describe("underway CLI", () => {
     const badLease = underway("worker", "--db", db, "--lease", "9000000000");
     assert.equal(badLease.code, 1);
     assert.match(badLease.stderr, /expected an integer from 1000 to 2147483647/);
+    const badProxy = underway("start", "--db", db, "--trust-proxy", "10.0.0.0/33");
+    assert.equal(badProxy.code, 1);
+    assert.match(badProxy.stderr, /trust proxy: "10.0.0.0\/33" is not an IP address or CIDR range/);
     const unknown = underway("frobnicate");
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /unknown command 'frobnicate'/);

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Platform } from "../../platform/platform.ts";
+import { SignInThrottledError } from "../../platform/users/sign-in-limits.ts";
 
 export const SESSION_COOKIE = "underway_session";
 
@@ -39,7 +40,14 @@ export function authRoutes(platform: Platform) {
       },
       async (request, reply) => {
         const { login, password } = request.body as { login: string; password: string };
-        const session = await platform.sessions.signIn(login, password);
+        let session;
+        try {
+          session = await platform.sessions.signIn(login, password, request.ip);
+        } catch (error) {
+          if (!(error instanceof SignInThrottledError)) throw error;
+          reply.header("retry-after", String(Math.ceil(error.retryAfterMs / 1000)));
+          return reply.code(429).send({ error: error.message });
+        }
         if (!session) return reply.code(401).send({ error: "wrong login or password" });
         reply.setCookie(SESSION_COOKIE, session.token, {
           httpOnly: true,

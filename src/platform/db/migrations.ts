@@ -209,4 +209,18 @@ export const PLATFORM_MIGRATIONS: readonly PlatformMigration[] = [
       await db.schema.createIndex("Activity_ModifiedOn").on("Activity").column("ModifiedOn").execute();
     },
   },
+  {
+    version: 4,
+    name: "sign_in_throttle",
+    // Failed sign-ins per login and per client address, shared by every node of the database.
+    async up(db, dialect) {
+      await db.schema
+        .createTable("SysSignInThrottle")
+        .addColumn("Key", "text", (c) => c.primaryKey())
+        .addColumn("Failures", "integer", (c) => c.notNull())
+        .addColumn("WindowStart", timeType(dialect), (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("SysSignInThrottle_WindowStart").on("SysSignInThrottle").column("WindowStart").execute();
+    },
+  },
 ];

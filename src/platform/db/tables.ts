@@ -72,4 +72,6 @@ export interface PlatformTables {
     CanDelete: boolean | number;
   };
   SysSession: { Id: string; UserId: string; CsrfToken: string; CreatedOn: Time; ExpiresOn: Time };
+  /** Failed sign-ins in the current window, per `login:<name>` and `address:<ip>`. */
+  SysSignInThrottle: { Key: string; Failures: number; WindowStart: Time };
 }

@@ -4,6 +4,7 @@ import type { StorageDriver } from "../../store/driver.ts";
 import type { PlatformTables } from "../db/tables.ts";
 import { toDate } from "../db/values.ts";
 import { hashPassword, verifyPassword } from "./passwords.ts";
+import { SignInCounter, type SignInLimits } from "./sign-in-limits.ts";
 import type { PlatformUser, Users } from "./users.ts";
 
 export interface Session {
@@ -20,16 +21,38 @@ let decoy: Promise<string> | null = null;
 
 /** Signed-in sessions: a random bearer token whose hash is stored, expiring after `ttlMs`. */
 export class Sessions {
+  private readonly ttlMs: number;
+  private readonly failures: SignInCounter;
+
   constructor(
     private readonly store: StorageDriver,
     private readonly db: Kysely<PlatformTables>,
     private readonly users: Users,
-    private readonly ttlMs = 8 * 60 * 60 * 1000,
-  ) {}
+    options: { ttlMs?: number; signInLimits?: SignInLimits } = {},
+  ) {
+    const ttlMs = options.ttlMs ?? 8 * 60 * 60 * 1000;
+    if (typeof ttlMs !== "number" || !Number.isInteger(ttlMs) || ttlMs < 1000 || ttlMs > 366 * 24 * 60 * 60 * 1000) {
+      throw new RangeError(`sessionTtlMs must be an integer from 1,000 ms to 366 days, got ${String(ttlMs)}`);
+    }
+    this.ttlMs = ttlMs;
+    this.failures = new SignInCounter(db, () => store.clockNow(), options.signInLimits);
+  }
 
-  /** A new session for a correct login and password of an active user; null otherwise. */
-  async signIn(login: unknown, password: unknown): Promise<(Session & { token: string }) | null> {
+  /**
+   * A new session for a correct login and password of an active user; null otherwise. `address`
+   * is the client's (the web application passes the request's): failed sign-ins are counted per
+   * login and per address, and past the limits the attempt throws SignInThrottledError before
+   * its password is checked.
+   */
+  async signIn(login: unknown, password: unknown, address?: string): Promise<(Session & { token: string }) | null> {
     if (typeof login !== "string" || typeof password !== "string" || login.length > 250 || password.length > 1024) return null;
+    await this.failures.attempt(login, address);
+    const session = await this.checkedSignIn(login, password);
+    if (session) await this.failures.succeeded(login, address);
+    return session;
+  }
+
+  private async checkedSignIn(login: string, password: string): Promise<(Session & { token: string }) | null> {
     const found = await this.users.passwordHashOf(login);
     if (!found) {
       await verifyPassword(password, await (decoy ??= hashPassword("decoy password")));
