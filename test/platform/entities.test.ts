@@ -107,6 +107,22 @@ for (const store of STORES) {
       assert.equal(await back.fetchFromDB(activity.id ?? ""), true);
       assert.equal(back.title, "Ärger mit Öl");
 
+      // A lookup must name a record of its schema, on insert and on update; nothing is saved otherwise.
+      const nowhere = "0badc0de-0000-4000-8000-000000000001";
+      const dangling = new Activity(uc);
+      dangling.setDefColumnValues();
+      dangling.title = "Dangling";
+      dangling.setColumnValue("Owner", nowhere);
+      await assert.rejects(dangling.save(), (e: unknown) => e instanceof EntityValidationError && e.message === `Activity.OwnerId refers to no Contact record: there is none with the Id ${nowhere}`);
+      assert.equal(await new Activity(uc).fetchFromDB(dangling.id ?? nowhere), false);
+      back.setColumnValue("Status", nowhere);
+      await assert.rejects(back.save(), /Activity.StatusId refers to no ActivityStatus record/);
+      assert.equal(await back.fetchFromDB(activity.id ?? ""), true);
+      assert.equal(back.getColumnValue("Status"), ActivityStatusIds.NotStarted);
+      // A lookup left as it was is not looked up again; one set to an existing record saves.
+      back.setColumnValue("Owner", SystemIds.SupervisorContactId);
+      await back.save();
+
       const titles = async (build: (q: EntitySchemaQuery) => EntitySchemaQuery) => (await build(new EntitySchemaQuery(uc, "Activity").addColumn("Title")).getEntityCollection()).map((r) => r.Title);
       // Any letter, in any case, as JavaScript lowercases it, on either store.
       assert.deepEqual(await titles((q) => q.addFilter("Title", "contains", "ärger")), ["Ärger mit Öl"]);

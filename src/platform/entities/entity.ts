@@ -195,12 +195,14 @@ export class Entity {
       const current = await this.db.selectFrom(this.schema.name).selectAll().where("Id", "=", this.id).executeTakeFirst();
       if (!current) throw new EntityValidationError(`${this.schema.name} record ${String(this.id)} no longer exists`);
       await this.assertRight("update", { owner: current.OwnerId, author: current.AuthorId });
+      await this.checkLookups(current);
       const row = Object.fromEntries([...this.values].filter(([name]) => name !== "Id" && name !== "CreatedOn" && name !== "CreatedById"));
       await this.db.updateTable(this.schema.name).set(row).where("Id", "=", this.id).execute();
     } else {
       if (!this.values.get("CreatedOn")) stamp("CreatedOn", now);
       if (!this.values.get("CreatedById")) stamp("CreatedById", user.contactId);
       await this.assertRight("insert");
+      await this.checkLookups(undefined);
       try {
         await this.db.insertInto(this.schema.name).values(Object.fromEntries(this.values)).execute();
       } catch (error) {
@@ -213,6 +215,25 @@ export class Entity {
       this.stored = true;
     }
     return true;
+  }
+
+  /**
+   * Refuses a lookup value that names no record of its schema. Only values this save sets or
+   * changes are looked up (`current` is the stored row of an update), whatever the user may read:
+   * a reference is checked, not shown.
+   */
+  private async checkLookups(current: Record<string, unknown> | undefined): Promise<void> {
+    for (const column of this.schema.columns) {
+      if (column.type !== "lookup") continue;
+      const id = this.values.get(column.columnValueName);
+      if (id === null || id === undefined || (current && current[column.columnValueName] === id)) continue;
+      const referenced = this.userConnection.entitySchemaManager.findInstanceByName(column.referenceSchemaName!);
+      if (!referenced) throw new Error(`${this.schema.name}.${column.name} refers to the schema ${JSON.stringify(column.referenceSchemaName)}, which is not registered`);
+      const found = await this.db.selectFrom(referenced.name).select("Id").where("Id", "=", id).executeTakeFirst();
+      if (!found) {
+        throw new EntityValidationError(`${this.schema.name}.${column.columnValueName} refers to no ${referenced.name} record: there is none with the Id ${String(id)}`);
+      }
+    }
   }
 
   /** Deletes the stored record. */
