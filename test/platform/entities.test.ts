@@ -252,6 +252,62 @@ for (const store of STORES) {
       assert.equal((await query(platform.appConnection.systemUserConnection).getEntityCollection())[0]?.["Owner.Name"], "Alice Secret");
     });
 
+    it("reads a lookup to a schema with record rights only where the user may see the record", async () => {
+      const platform = await startPlatform(store);
+      const alice = await platform.users.create({ login: "alice", password: "alice-pass" });
+      const bob = await platform.users.create({ login: "bob", password: "bob-pass" });
+      // A schema of its own whose lookup points at Activity (record rights: author and owner only).
+      await platform.db.schema
+        .createTable("UsrNote")
+        .addColumn("Id", "text", (c) => c.primaryKey())
+        .addColumn("Name", "text")
+        .addColumn("ActivityId", "text")
+        .execute();
+      platform.entitySchemaManager.register({
+        name: "UsrNote",
+        primaryDisplayColumn: "Name",
+        columns: [
+          { name: "Id", type: "guid", required: true, default: { source: "newId" } },
+          { name: "Name", type: "text" },
+          { name: "Activity", type: "lookup", referenceSchema: "Activity" },
+        ],
+      });
+      await sql`INSERT INTO ${sql.table("SysSchemaRight")} (${sql.ref("RoleId")}, ${sql.ref("SchemaName")}, ${sql.ref("CanRead")}, ${sql.ref("CanInsert")}, ${sql.ref("CanUpdate")}, ${sql.ref("CanDelete")})
+        VALUES (${SystemIds.AllEmployeesRoleId}, 'UsrNote', ${store === "postgres" ? sql`true, true, true, true` : sql`1, 1, 1, 1`})`.execute(platform.db);
+      const activityOf = async (user: typeof alice, title: string) => {
+        const activity = new Activity(platform.userConnection(user));
+        activity.setDefColumnValues();
+        activity.title = title;
+        await activity.save();
+        return activity.id;
+      };
+      for (const [name, activityId] of [
+        ["about Alice's", await activityOf(alice, "Alice's private call")],
+        ["about Bob's", await activityOf(bob, "Bob's call")],
+      ] as const) {
+        const note = Entity.create(platform.userConnection(bob), "UsrNote");
+        note.setDefColumnValues();
+        note.setColumnValue("Name", name);
+        note.setColumnValue("Activity", activityId);
+        await note.save();
+      }
+      const titles = async (user: typeof alice) =>
+        (await new EntitySchemaQuery(platform.userConnection(user), "UsrNote").addColumn("Name").addColumn("Activity.Title").orderBy("Name").getEntityCollection()).map((r) => [
+          r.Name,
+          r["Activity.Title"],
+        ]);
+      assert.deepEqual(await titles(bob), [
+        ["about Alice's", null],
+        ["about Bob's", "Bob's call"],
+      ]);
+      assert.deepEqual(await titles(alice), [
+        ["about Alice's", "Alice's private call"],
+        ["about Bob's", null],
+      ]);
+      const filtered = await new EntitySchemaQuery(platform.userConnection(bob), "UsrNote").addColumn("Name").addFilter("Activity.Title", "contains", "private").getEntityCollection();
+      assert.deepEqual(filtered, []);
+    });
+
     it("runs a task, isolated in a thread, as the user who started it: the Activity is A's; a deactivated user is refused", async () => {
       const platform = await startPlatform(store, { tasks: [CreateActivityTask, WhoTask] });
       const alice = await platform.users.create({ login: "alice", password: "alice-pass", contactName: "Alice A" });
