@@ -1,5 +1,6 @@
 import type { StorageDriver } from "../store/driver.ts";
 import type { Logger } from "../tasks/logger.ts";
+import { checkTimerMs } from "../tasks/registry.ts";
 import { PeriodicDuty } from "./periodic.ts";
 
 export interface RetentionOptions {
@@ -18,6 +19,8 @@ export interface CleanerOptions extends RetentionOptions {
 }
 
 const DAY = 24 * 60 * 60 * 1000;
+/** The longest retention: 100 years (keep for ever: `retention: false`). */
+const MAX_AGE_MS = 36_525 * DAY;
 
 /** Retention: deletes tasks that ended long enough ago, in batches, on the maintenance leader. */
 export class Cleaner extends PeriodicDuty<number> {
@@ -28,10 +31,12 @@ export class Cleaner extends PeriodicDuty<number> {
       ...(options.isLeader ? { isLeader: options.isLeader } : {}),
       failure: "deleting old tasks failed; will retry",
     });
-    for (const key of ["succeededMs", "failedMs", "intervalMs"] as const) {
+    if (options.intervalMs !== undefined) checkTimerMs(options.intervalMs, "maintenance.retention.intervalMs");
+    for (const key of ["succeededMs", "failedMs"] as const) {
       const value = options[key];
-      if (value !== undefined && (!Number.isInteger(value) || value < (key === "intervalMs" ? 1 : 0))) {
-        throw new RangeError(`maintenance.retention.${key} must be a whole number of ms${key === "intervalMs" ? " >= 1" : " >= 0"}, got ${String(value)}`);
+      // Both stores must be able to subtract the age from now: PostgreSQL's timestamps end at 4713 BC.
+      if (value !== undefined && (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > MAX_AGE_MS)) {
+        throw new RangeError(`maintenance.retention.${key} must be a whole number of ms from 0 to ${MAX_AGE_MS} (100 years), got ${String(value)}`);
       }
     }
   }

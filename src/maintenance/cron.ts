@@ -38,7 +38,8 @@ export function cronTicks(expression: unknown, timeZone: unknown, what: string):
   croner ??= createRequire(import.meta.url)("croner") as typeof import("croner");
   let cron: Cron;
   try {
-    cron = new croner.Cron(expression, { timezone: zone, paused: true });
+    // 5 fields, or 6 with seconds first: no year field (a past year would never fire).
+    cron = new croner.Cron(expression, { timezone: zone, paused: true, mode: "5-or-6-parts" });
   } catch (error) {
     throw new RangeError(`${what}: bad cron expression ${JSON.stringify(expression)}: ${(error as Error).message}`, { cause: error });
   }

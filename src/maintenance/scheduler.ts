@@ -10,8 +10,8 @@ export interface SchedulerOptions {
   /** How often to look for due ticks, ms. Default 1,000. */
   readonly intervalMs?: number;
   /**
-   * A tick fired later than this after its time counts as missed (the store or every node was
-   * down) and follows the schedule's missed-tick policy. Default 60,000.
+   * The latest tick due, seen later than this after its time, counts as missed (the store or
+   * every node was down) and follows the schedule's missed-tick policy. Default 60,000.
    */
   readonly missedAfterMs?: number;
   /** Called when tasks were started, so local workers look at once. */
@@ -67,11 +67,13 @@ export class Scheduler extends PeriodicDuty<SchedulerPass> {
     const due = schedule.nextRunAt?.getTime();
     if (due === undefined) return "lost";
     const ticks = cronTicks(schedule.cron, schedule.timeZone, `schedule ${JSON.stringify(schedule.name)}`);
-    const latest = ticks.previous(now) ?? due;
-    // Missed: more than one tick is due, or the one due is older than missedAfterMs.
-    const missed = latest > due || now - due > this.missedAfterMs;
+    // The latest tick that has come: one pass fires at most one task, for this tick. Earlier
+    // ticks since the last pass are folded into it (a schedule faster than the pass interval
+    // runs once a pass).
+    const tick = Math.max(ticks.previous(now) ?? due, due);
+    // Missed: even the latest tick came longer than missedAfterMs ago (the store or every node was down).
+    const missed = now - tick > this.missedAfterMs;
     const run = !missed || schedule.missed === "once";
-    const tick = missed ? Math.max(latest, due) : due;
     const { advanced, taskId } = await this.options.driver.scheduleAdvance({
       name: schedule.name,
       expectedNextRunAtMs: due,
@@ -85,7 +87,9 @@ export class Scheduler extends PeriodicDuty<SchedulerPass> {
       return "skipped";
     }
     if (missed) this.options.logger.warn({ schedule: schedule.name, since: new Date(due).toISOString(), taskId }, "missed ticks: running once now");
-    else this.options.logger.info({ schedule: schedule.name, tick: at, taskId }, "schedule fired");
+    else if (now - due > this.missedAfterMs) {
+      this.options.logger.warn({ schedule: schedule.name, since: new Date(due).toISOString(), tick: at, taskId }, "missed ticks: running the latest tick");
+    } else this.options.logger.info({ schedule: schedule.name, tick: at, taskId }, "schedule fired");
     return "fired";
   }
 }

@@ -19,7 +19,7 @@ import { TaskFailedError } from "../tasks/errors/task-failed-error.ts";
 import { TaskNotFoundError } from "../tasks/errors/task-not-found-error.ts";
 import { TaskStartError } from "../tasks/errors/task-start-error.ts";
 import type { Logger } from "../tasks/logger.ts";
-import { maxAttemptsOf, priorityOf, queueName, TASK_LIMITS, TaskRegistry, timeoutMsOf } from "../tasks/registry.ts";
+import { checkTimerMs, maxAttemptsOf, priorityOf, queueName, TASK_LIMITS, TaskRegistry, timeoutMsOf } from "../tasks/registry.ts";
 import type { StartableTaskClass } from "../tasks/task.ts";
 import type { TaskFilter, TaskInfo, TaskPage, TaskState } from "../tasks/types.ts";
 import { Worker, type UserConnectionFactory, type WorkerEvent } from "../worker/worker.ts";
@@ -274,7 +274,7 @@ export class Runtime implements TaskStarter {
             verifyInitiator: (task) =>
               Boolean(task.initiator && this.signer?.verify(task.name, task.initiator, task.parameters, task.initiatorSignature)),
           });
-    const maintenance = config.maintenance === false ? null : (config.maintenance ?? {});
+    const maintenance = maintenanceOf(config.maintenance, this.logger);
     this.elector = maintenance
       ? new Elector({
           driver: this.driver,
@@ -879,6 +879,37 @@ function handleOf(runtime: Runtime, id: string): TaskHandle {
 
 /** The longest window of taskStats: 31 days of minutes. */
 const MAX_STATS_WINDOW_MS = 31 * 24 * 60 * 60_000;
+
+/** The maintenance settings, checked: every period one a timer can wait; null for none. */
+function maintenanceOf(value: RuntimeConfig["maintenance"], logger: Logger): Exclude<RuntimeConfig["maintenance"], false | undefined> | null {
+  if (value === false) return null;
+  if (value === undefined) return {};
+  if (typeof value !== "object" || value === null) throw new TypeError(`maintenance must be an object or false, got ${JSON.stringify(value)}`);
+  if (value.rescueIntervalMs !== undefined) checkTimerMs(value.rescueIntervalMs, "maintenance.rescueIntervalMs");
+  // The leader renews every third of its term.
+  if (value.leaderTermMs !== undefined) checkTimerMs(value.leaderTermMs, "maintenance.leaderTermMs", 3);
+  const scheduleIntervalMs = value.scheduleIntervalMs === undefined ? 1_000 : checkTimerMs(value.scheduleIntervalMs, "maintenance.scheduleIntervalMs");
+  if (value.missedAfterMs !== undefined) {
+    const missed = value.missedAfterMs;
+    if (typeof missed !== "number" || !Number.isInteger(missed) || missed < 0 || missed > MAX_MISSED_AFTER_MS) {
+      throw new RangeError(`maintenance.missedAfterMs must be a whole number of ms from 0 to ${MAX_MISSED_AFTER_MS} (366 days), got ${String(missed)}`);
+    }
+  }
+  // A pass every scheduleIntervalMs sees a tick up to that late: any longer and healthy ticks count as missed.
+  const missedAfterMs = value.missedAfterMs ?? 60_000;
+  if (missedAfterMs < scheduleIntervalMs) {
+    logger.warn(
+      { missedAfterMs, scheduleIntervalMs },
+      "maintenance.missedAfterMs is shorter than maintenance.scheduleIntervalMs: a tick seen late by a pass counts as missed, and a \"skip\" schedule skips it",
+    );
+  }
+  if (value.retention !== undefined && value.retention !== false && (typeof value.retention !== "object" || value.retention === null)) {
+    throw new TypeError(`maintenance.retention must be an object or false, got ${JSON.stringify(value.retention)}`);
+  }
+  return value;
+}
+
+const MAX_MISSED_AFTER_MS = 366 * 24 * 60 * 60 * 1000;
 
 /** A grace period: whole milliseconds a timer can wait (Node fires a longer one at once). */
 function checkGraceMs(value: number, what: string): void {

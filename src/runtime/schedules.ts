@@ -1,6 +1,6 @@
 /** Schedule definitions given to the runtime: checked, encoded, and turned into store rows. */
 import { encodeParameters } from "../codec/index.ts";
-import { cronTicks } from "../maintenance/cron.ts";
+import { cronTicks, type CronTicks } from "../maintenance/cron.ts";
 import type { ScheduleUpsertParams } from "../store/driver.ts";
 import { requiresUserConnection, type TaskRegistry } from "../tasks/registry.ts";
 import { MISSED_TICK_POLICIES, type MissedTickPolicy } from "../tasks/schedules.ts";
@@ -62,6 +62,13 @@ export function scheduleRow(def: ScheduleDefinition, registry: TaskRegistry, max
     maxAttempts,
     timeoutMs,
     missed,
-    nextRunAtMs: ticks.next(nowMs),
+    nextRunAtMs: nextTickOf(ticks, def.cron as string, nowMs, what),
   };
+}
+
+/** The first tick after now; an expression that never fires (the 31st of February) is refused. */
+function nextTickOf(ticks: CronTicks, cron: string, nowMs: number, what: string): number {
+  const next = ticks.next(nowMs);
+  if (next === null) throw new RangeError(`${what}: the cron expression ${JSON.stringify(cron)} never fires`);
+  return next;
 }

@@ -81,6 +81,18 @@ export const TASK_LIMITS = {
   maxBackoffMs: 3_155_760_000_000,
 } as const;
 
+/**
+ * A period a timer waits, checked: whole milliseconds from `min` up to TASK_LIMITS.maxTimeoutMs
+ * (Node fires a longer timer at once, with a warning).
+ */
+export function checkTimerMs(value: unknown, what: string, min = 1): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
+    throw new RangeError(`${what} must be a whole number of ms >= ${min}, got ${String(value)}`);
+  }
+  if (value > TASK_LIMITS.maxTimeoutMs) throw new RangeError(`${what} must be at most ${TASK_LIMITS.maxTimeoutMs} ms (about 24.8 days), got ${value}`);
+  return value;
+}
+
 function positiveInt(value: unknown, what: string, min: number, max: number): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
     throw new TaskStartError(`${what} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);

@@ -11,7 +11,7 @@ import { TaskSecurityError } from "../tasks/errors/task-security-error.ts";
 import { UnknownTaskError } from "../tasks/errors/unknown-task-error.ts";
 import { UnrecoverableTaskError } from "../tasks/errors/unrecoverable-task-error.ts";
 import type { Logger } from "../tasks/logger.ts";
-import { backoffDelay, TASK_DEFAULTS, TASK_LIMITS, type TaskRegistry } from "../tasks/registry.ts";
+import { backoffDelay, checkTimerMs, TASK_DEFAULTS, type TaskRegistry } from "../tasks/registry.ts";
 import type { Initiator, TaskContext, UserConnectionLike } from "../tasks/types.ts";
 import { Completer } from "./completer.ts";
 import { executeInProcess } from "./executor.ts";
@@ -223,9 +223,9 @@ export class Worker {
     this.driver = options.driver;
     this.id = options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
     this.concurrency = positive(options.concurrency ?? 10, "worker concurrency");
-    this.leaseMs = timerMs(options.leaseMs ?? 15_000, "worker leaseMs");
-    this.heartbeatMs = timerMs(options.heartbeatMs ?? Math.max(1, Math.floor(this.leaseMs / 3)), "worker heartbeatMs");
-    this.pollIntervalMs = timerMs(options.pollIntervalMs ?? 1_000, "worker pollIntervalMs");
+    this.leaseMs = checkTimerMs(options.leaseMs ?? 15_000, "worker leaseMs");
+    this.heartbeatMs = checkTimerMs(options.heartbeatMs ?? Math.max(1, Math.floor(this.leaseMs / 3)), "worker heartbeatMs");
+    this.pollIntervalMs = checkTimerMs(options.pollIntervalMs ?? 1_000, "worker pollIntervalMs");
     for (const [queue, cap] of Object.entries(options.queueConcurrency ?? {})) positive(cap, `worker queueConcurrency.${queue}`);
     const base = Math.min(this.concurrency, 100);
     const prefetch = options.prefetch ?? MAX_DEFAULT_CLAIM;
@@ -1120,13 +1120,6 @@ class Reservation implements StartReservation {
 /** A run is one claim of a task: the same task may be claimed again while a lost run lingers. */
 function runKey(ref: { id: string; runSeq: number }): string {
   return `${ref.id}#${ref.runSeq}`;
-}
-
-/** A period a timer waits: Node fires one of more than 2^31-1 ms at once, with a warning. */
-function timerMs(value: number, what: string): number {
-  positive(value, what);
-  if (value > TASK_LIMITS.maxTimeoutMs) throw new RangeError(`${what} must be at most ${TASK_LIMITS.maxTimeoutMs} ms (about 24.8 days), got ${value}`);
-  return value;
 }
 
 function positive(value: number, what: string): number {

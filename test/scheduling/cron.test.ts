@@ -85,7 +85,7 @@ for (const store of STORES) {
         schedules: [every5("catch-up", "once"), every5("drop", "skip")],
       });
       const first = await toNextTick("catch-up", runtime);
-      runtime.driver.clockShift(60 * MINUTE); // down for an hour: 12 ticks passed
+      runtime.driver.clockShift(62 * MINUTE); // down for an hour: 12 ticks passed, the latest 2 minutes ago
       assert.deepEqual(await runtime.scheduler?.runOnce(), { fired: 1, skipped: 1 });
       assert.equal((await scheduledTasks(runtime, "catch-up")).length, 1);
       assert.equal((await scheduledTasks(runtime, "drop")).length, 0);
@@ -99,6 +99,23 @@ for (const store of STORES) {
       // Back to normal: both fire their next tick.
       await toNextTick("drop", runtime);
       assert.deepEqual(await runtime.scheduler?.runOnce(), { fired: 2, skipped: 0 });
+    });
+
+    it("folds the ticks since the last pass into the latest, and misses none while it is on time", async () => {
+      const runtime = await runtimeOn(newStore(store), {
+        worker: false,
+        tasks: [Heartbeat],
+        // Every 2 s, looked at every 5 s: 2 or 3 ticks come between passes.
+        schedules: [{ ...every5("fast-skip", "skip"), cron: "*/2 * * * * *" }],
+      });
+      await toNextTick("fast-skip", runtime);
+      for (let pass = 0; pass < 5; pass++) {
+        runtime.driver.clockShift(5_000);
+        assert.deepEqual(await runtime.scheduler?.runOnce(), { fired: 1, skipped: 0 }, `pass ${pass}`);
+      }
+      // Down for an hour with the latest tick a moment ago: it is on time, and runs.
+      runtime.driver.clockShift(60 * MINUTE);
+      assert.deepEqual(await runtime.scheduler?.runOnce(), { fired: 1, skipped: 0 });
     });
 
     it("counts a single tick seen too late as missed", async () => {
@@ -152,6 +169,9 @@ describe("cron schedules: definitions", () => {
     const runtime = await runtimeOn(newStore("sqlite"), { worker: false, tasks: [Heartbeat] });
     await assert.rejects(runtime.defineSchedule({ ...every5("bad"), cron: "61 * * * *" }), /schedule "bad": bad cron expression "61 \* \* \* \*": .*minute/);
     await assert.rejects(runtime.defineSchedule({ ...every5("bad"), cron: "every day" }), /schedule "bad": bad cron expression "every day"/);
+    // Expressions that can never fire: the 31st of February, and a 7th field (a year) in the past.
+    await assert.rejects(runtime.defineSchedule({ ...every5("bad"), cron: "0 0 31 2 *" }), /schedule "bad": the cron expression "0 0 31 2 \*" never fires/);
+    await assert.rejects(runtime.defineSchedule({ ...every5("bad"), cron: "0 0 0 1 1 * 2020" }), /schedule "bad": bad cron expression "0 0 0 1 1 \* 2020"/);
     await assert.rejects(runtime.defineSchedule({ ...every5("bad"), timeZone: "Mars/Olympus" }), /schedule "bad": unknown time zone "Mars\/Olympus"; use an IANA name/);
     await assert.rejects(runtime.defineSchedule({ ...every5("bad"), missed: "twice" as never }), /schedule "bad": missed must be "once" or "skip", got "twice"/);
     await assert.rejects(runtime.defineSchedule({ ...every5("bad"), options: { timeoutMs: 3_000_000_000 } }), /schedule "bad": options.timeoutMs must be .* <= 2147483647/);

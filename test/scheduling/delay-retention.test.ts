@@ -140,11 +140,35 @@ describe("retention settings", () => {
   it("refuses ages and intervals that are not whole ms, naming the setting", async () => {
     await assert.rejects(
       runtimeOn(newStore("sqlite"), { maintenance: { retention: { succeededMs: -1 } } }),
-      /maintenance.retention.succeededMs must be a whole number of ms >= 0, got -1/,
+      /maintenance.retention.succeededMs must be a whole number of ms from 0 to 3155760000000 \(100 years\), got -1/,
+    );
+    // PostgreSQL cannot subtract such an age from now: every pass would fail, and nothing be deleted.
+    await assert.rejects(
+      runtimeOn(newStore("sqlite"), { maintenance: { retention: { failedMs: Number.MAX_SAFE_INTEGER } } }),
+      /maintenance.retention.failedMs must be a whole number of ms from 0 to 3155760000000 \(100 years\)/,
     );
     await assert.rejects(
       runtimeOn(newStore("sqlite"), { maintenance: { retention: { intervalMs: 0.5 } } }),
       /maintenance.retention.intervalMs must be a whole number of ms >= 1, got 0.5/,
     );
+    // Node fires a timer above 2^31-1 ms at once: the duty would run every millisecond.
+    await assert.rejects(
+      runtimeOn(newStore("sqlite"), { maintenance: { retention: { intervalMs: 30 * 24 * 60 * 60 * 1000 } } }),
+      /maintenance.retention.intervalMs must be at most 2147483647 ms/,
+    );
+  });
+
+  it("refuses maintenance periods no timer can wait, naming the setting", async () => {
+    for (const [maintenance, message] of [
+      [{ rescueIntervalMs: 30 * 24 * 60 * 60 * 1000 }, /maintenance.rescueIntervalMs must be at most 2147483647 ms/],
+      [{ rescueIntervalMs: -5 }, /maintenance.rescueIntervalMs must be a whole number of ms >= 1, got -5/],
+      [{ leaderTermMs: -1000 }, /maintenance.leaderTermMs must be a whole number of ms >= 3, got -1000/],
+      [{ leaderTermMs: 1 }, /maintenance.leaderTermMs must be a whole number of ms >= 3, got 1/],
+      [{ scheduleIntervalMs: 0.5 }, /maintenance.scheduleIntervalMs must be a whole number of ms >= 1/],
+      [{ missedAfterMs: -1 }, /maintenance.missedAfterMs must be a whole number of ms from 0 to/],
+      [{ retention: "7d" }, /maintenance.retention must be an object or false, got "7d"/],
+    ] as const) {
+      await assert.rejects(runtimeOn(newStore("sqlite"), { maintenance: maintenance as never }), message, JSON.stringify(maintenance));
+    }
   });
 });
