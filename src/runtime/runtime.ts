@@ -234,7 +234,7 @@ export class Runtime implements TaskStarter {
               taskModules: this.taskModules,
               maxParameterBytes: this.maxParameterBytes,
               bundle: null,
-            } satisfies Omit<ThreadBoot, "storePort" | "pauseCell" | "pauseName" | "classModules">,
+            } satisfies Omit<ThreadBoot, "storePort" | "hostPort" | "pauseCell" | "pauseName" | "classModules">,
             classModules: () => this.registry.modules().filter((url) => !this.taskModules.includes(url)),
             prepare: async () => {
               const modules = [...(internals.threadHost ? [internals.threadHost] : []), ...this.taskModules, ...this.registry.modules()];

@@ -30,6 +30,8 @@ import { taskResultOf } from "../../tasks/result.ts";
 /** What the worker's process hands a new thread. */
 export interface ThreadBoot {
   readonly storePort: MessagePort;
+  /** The worker's messages to this thread and this thread's to the worker (see `port`). */
+  readonly hostPort: MessagePort;
   /** Where the pool holds this thread when it runs synchronously while others work. */
   readonly pauseCell: Int32Array;
   readonly pauseName: string;
@@ -57,9 +59,15 @@ export interface ThreadHost {
 
 export type CreateThreadHost = (config: RuntimeConfig, internals: RuntimeInternals) => Promise<ThreadHost>;
 
-const port = parentPort;
-if (!port) throw new Error("thread-main runs only as an isolated task's worker thread");
+if (!parentPort) throw new Error("thread-main runs only as an isolated task's worker thread");
 const boot = workerData as ThreadBoot;
+/**
+ * The worker's own channel to this thread. Taken out of workerData before any task code runs:
+ * what task code posts on parentPort (which it can import) never reaches the worker as one of its
+ * messages, and it cannot read the worker's messages either.
+ */
+const port: MessagePort = boot.hostPort;
+Reflect.deleteProperty(workerData as object, "hostPort");
 installPauseCell({ cell: boot.pauseCell, name: boot.pauseName });
 
 let outbox: FromThread[] = [];
@@ -86,7 +94,7 @@ function flush(): void {
   if (messages.length === 0) return;
   if (messages.length === 1) return sendNow(messages[0]!);
   try {
-    port!.postMessage(packed(messages));
+    port.postMessage(packed(messages));
   } catch {
     // One of them the structured clone cannot carry: each on its own, that one as text.
     for (const m of messages) sendNow(m);
@@ -111,11 +119,11 @@ function packed(messages: readonly FromThread[]): FromThread {
 
 function sendNow(message: FromThread): void {
   try {
-    port!.postMessage(message);
+    port.postMessage(message);
   } catch {
     // Something in a log line the structured clone cannot carry: send it as text.
     if (message.t === "log") {
-      port!.postMessage({ ...message, bindings: { detail: String(JSON.stringify(message.bindings, safeReplacer())) } } satisfies FromThread);
+      port.postMessage({ ...message, bindings: { detail: String(JSON.stringify(message.bindings, safeReplacer())) } } satisfies FromThread);
     }
   }
 }

@@ -1,14 +1,14 @@
 import { execFile } from "node:child_process";
 import { setPriority } from "node:os";
 import type { MessagePort } from "node:worker_threads";
-import { MessageChannel, Worker as Thread } from "node:worker_threads";
+import { MessageChannel, receiveMessageOnPort, Worker as Thread } from "node:worker_threads";
 import { describeThrown } from "../../tasks/error-info.ts";
 import { TaskExitedError } from "../../tasks/errors/task-exited-error.ts";
 import { TaskInterruptedError } from "../../tasks/errors/task-interrupted-error.ts";
 import { TaskMemoryLimitError } from "../../tasks/errors/task-memory-limit-error.ts";
 import { TaskTimeoutError } from "../../tasks/errors/task-timeout-error.ts";
 import type { Logger } from "../../tasks/logger.ts";
-import { packRuns, type FailureKind, type FromThread, type LogLevel, type ThreadRun, type ToThread } from "./protocol.ts";
+import { describeMessage, isThreadMessage, packRuns, type FailureKind, type FromThread, type LogLevel, type ThreadRun, type ToThread } from "./protocol.ts";
 import { ThreadTaskError } from "./thread-task-error.ts";
 import { ThreadOptions } from "./exec-argv.ts";
 import type { AbortListener, RunAbort } from "../run-abort.ts";
@@ -223,6 +223,8 @@ class PoolThread {
   retiring = false;
   idleTimer: NodeJS.Timeout | null = null;
   private readonly lending: { close(): Promise<void> };
+  /** The worker's end of the thread's own channel (see thread-main's `port`). */
+  private readonly port: MessagePort;
 
   constructor(
     readonly memoryLimitMb: number,
@@ -232,16 +234,20 @@ class PoolThread {
     private readonly pauser: ThreadPauser,
   ) {
     const channel = new MessageChannel();
+    // The worker's messages go over a channel of their own, not the thread's parentPort, which task code can reach.
+    const host = new MessageChannel();
+    this.port = host.port1;
     this.entry = boot.entry.href;
     this.thread = newThread(boot.entry, {
       workerData: {
         ...boot.workerData,
         classModules: options.classModules?.() ?? [],
         storePort: channel.port2,
+        hostPort: host.port2,
         pauseCell: this.pause.cell,
         pauseName: this.pause.name,
       },
-      transferList: [channel.port2],
+      transferList: [channel.port2, host.port2],
       resourceLimits: { maxOldGenerationSizeMb: memoryLimitMb },
     });
     // Lent once the thread exists (a thread that cannot be made leaves nothing open).
@@ -250,6 +256,11 @@ class PoolThread {
     let booted = false;
     this.ready = new Promise<void>((resolve, reject) => {
       const onMessage = (message: FromThread): void => {
+        if (!isThreadMessage(message)) {
+          // Only the thread's own runtime speaks on this channel: anything else means it is not itself any more.
+          this.stop(new Error(`the thread sent a message that is not one of the worker's: ${describeMessage(message)}`));
+          return;
+        }
         if (message.t === "many") {
           for (const m of message.messages) onMessage(m);
           return;
@@ -261,6 +272,7 @@ class PoolThread {
           return;
         }
         if (message.t === "ready") {
+          if (booted) return; // once, at boot
           booted = true;
           this.tid = message.tid;
           resolve();
@@ -288,7 +300,7 @@ class PoolThread {
         }
         if ("runId" in message && message.runId !== null) this.runs.get(message.runId)?.onMessage(message);
       };
-      this.thread.on("message", onMessage);
+      this.port.on("message", onMessage);
       this.thread.on("error", (error: Error) => {
         firstError ??=
           (error as { code?: string }).code === "ERR_WORKER_OUT_OF_MEMORY"
@@ -298,6 +310,9 @@ class PoolThread {
               : bootFailure(error);
       });
       this.thread.on("exit", (code) => {
+        // What the thread sent before it ended is in the port's queue: read first, as the thread sent it.
+        for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) onMessage(m.message as FromThread);
+        this.port.close();
         const error = this.gone ?? firstError ?? new TaskExitedError(`process.exit(${code}) was called`);
         this.gone = error;
         void this.pauser.release(this.thread.threadId);
@@ -339,7 +354,7 @@ class PoolThread {
     this.outbox = [];
     if (messages.length === 0 || this.gone) return;
     try {
-      this.thread.postMessage(packed(messages));
+      this.port.postMessage(packed(messages));
     } catch {
       // One the structured clone cannot carry: the others go on their own, but for the attempts
       // chained to one refused (the thread would start them at once, beside its predecessor).
@@ -347,7 +362,7 @@ class PoolThread {
       for (const m of messages) {
         try {
           if (m.t === "run" && m.after !== undefined && refused.has(m.after)) throw new Error("the attempt it was chained to could not be sent to its thread");
-          this.thread.postMessage(packed([m]));
+          this.port.postMessage(packed([m]));
         } catch (error) {
           if (m.t !== "run") continue;
           refused.add(m.runId);
@@ -628,6 +643,7 @@ export class ThreadPool {
   }
 
   private lowerPriority(tid: number): void {
+    if (tid === process.pid) return; // never the worker's own thread
     try {
       setPriority(tid, 19);
     } catch (error) {

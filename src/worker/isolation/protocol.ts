@@ -101,3 +101,59 @@ export type FromThread =
       readonly runIds: readonly number[];
       readonly ms: readonly number[];
     };
+
+const LOG_LEVELS: ReadonlySet<unknown> = new Set(["debug", "info", "warn", "error"]);
+const FAILURE_KINDS: ReadonlySet<unknown> = new Set(["unrecoverable", "security", "deserialization", "interrupted", "other"]);
+
+const isRunId = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) > 0;
+const isNumberArray = (value: unknown, check: (item: unknown) => boolean): boolean => Array.isArray(value) && value.every(check);
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null;
+
+function isThrownInfo(value: unknown): boolean {
+  return isObject(value) && typeof value.name === "string" && typeof value.message === "string" && (value.stack === undefined || typeof value.stack === "string");
+}
+
+/**
+ * Whether a message from a thread is one of FromThread, field by field. The worker acts on no
+ * other: a thread that sends one is stopped (see PoolThread), never the worker's process.
+ */
+export function isThreadMessage(message: unknown, nested = false): message is FromThread {
+  if (!isObject(message)) return false;
+  switch (message.t) {
+    case "ready":
+      return message.tid === null || (Number.isSafeInteger(message.tid) && (message.tid as number) > 0);
+    case "pong":
+      return true;
+    case "progress":
+      return isRunId(message.runId) && typeof message.fraction === "number" && (message.message === null || typeof message.message === "string");
+    case "log":
+      return (message.runId === null || isRunId(message.runId)) && LOG_LEVELS.has(message.level) && isObject(message.bindings) && typeof message.message === "string";
+    case "abortAck":
+    case "started":
+      return isRunId(message.runId);
+    case "done":
+      if (!isRunId(message.runId) || typeof message.ms !== "number") return false;
+      if (message.ok === true) return message.result === undefined || message.result instanceof Uint8Array;
+      return message.ok === false && isThrownInfo(message.error) && FAILURE_KINDS.has(message.kind);
+    case "many":
+      return !nested && Array.isArray(message.messages) && message.messages.every((m: unknown) => isThreadMessage(m, true));
+    case "packed":
+      return (
+        !nested &&
+        isNumberArray(message.started, isRunId) &&
+        Array.isArray(message.then) &&
+        message.then.every((m: unknown) => isThreadMessage(m, true)) &&
+        isNumberArray(message.runIds, isRunId) &&
+        isNumberArray(message.ms, (ms) => typeof ms === "number") &&
+        (message.ms as unknown[]).length === (message.runIds as unknown[]).length
+      );
+    default:
+      return false;
+  }
+}
+
+/** A short description of an unknown message, for the reason a thread was stopped. */
+export function describeMessage(message: unknown): string {
+  if (!isObject(message)) return message === null ? "null" : typeof message;
+  return typeof message.t === "string" ? `a malformed "${message.t.slice(0, 40)}" message` : "an object without a known type";
+}

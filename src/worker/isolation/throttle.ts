@@ -19,7 +19,8 @@ import type { Logger } from "../../tasks/logger.ts";
 
 /**
  * A thread's pause cell: shared memory, and the hidden global name the thread keeps it under.
- * Slot 0 is the pause; slot 1 counts the task modules the thread is loading (see `whileLoading`).
+ * Slot 0 is the pause; slot 1 counts the task modules the thread is loading (see `whileLoading`);
+ * slot 2 the thread's own Atomics.wait calls under way (see `installPauseCell`).
  */
 export interface PauseCell {
   readonly cell: Int32Array;
@@ -27,7 +28,7 @@ export interface PauseCell {
 }
 
 export function newPauseCell(): PauseCell {
-  return { cell: new Int32Array(new SharedArrayBuffer(8)), name: `__underway_pause_${randomBytes(8).toString("hex")}` };
+  return { cell: new Int32Array(new SharedArrayBuffer(12)), name: `__underway_pause_${randomBytes(8).toString("hex")}` };
 }
 
 /**
@@ -56,6 +57,35 @@ export function isLoading(cell: PauseCell): boolean {
  */
 export function installPauseCell(cell: PauseCell): void {
   Object.defineProperty(globalThis, cell.name, { value: cell.cell, enumerable: false, writable: false, configurable: false });
+  const shared = cell.cell;
+  const wait = Atomics.wait;
+  const load = Atomics.load;
+  const add = Atomics.add;
+  const sub = Atomics.sub;
+  // Code in the thread that waits (Atomics.wait, as synchronous sleep helpers do) is counted in
+  // slot 2: the inspector delivers the pause inside such a wait too, and a wait evaluated inside
+  // another brings the whole process down (Node 20). A thread that waits takes no CPU anyway.
+  const counted = {
+    wait(array: Int32Array | BigInt64Array, index: number, value: number | bigint, timeout?: number) {
+      add(shared, 2, 1);
+      try {
+        return (wait as (a: typeof array, i: number, v: typeof value, t?: number) => "ok" | "not-equal" | "timed-out")(array, index, value, timeout);
+      } finally {
+        sub(shared, 2, 1);
+      }
+    },
+  }.wait;
+  Object.defineProperty(Atomics, "wait", { value: counted, writable: true, enumerable: false, configurable: true });
+  // The pause itself, bound now (task code that replaces Atomics.wait later does not change it),
+  // and a no-op when it arrives inside one of the thread's own waits.
+  Object.defineProperty(globalThis, `${cell.name}_wait`, {
+    value: () => {
+      if (load(shared, 2) === 0) wait(shared, 0, 1);
+    },
+    enumerable: false,
+    writable: false,
+    configurable: false,
+  });
 }
 
 interface Attached {
@@ -172,7 +202,7 @@ export class ThreadPauser {
     const message = JSON.stringify({
       id,
       method: "Runtime.evaluate",
-      params: { expression: `void Atomics.wait(globalThis[${JSON.stringify(attached.cell.name)}], 0, 1)`, silent: true },
+      params: { expression: `globalThis[${JSON.stringify(`${attached.cell.name}_wait`)}]()`, silent: true },
     });
     session.post("NodeWorker.sendMessageToWorker", { sessionId, message }, () => undefined);
   }
