@@ -349,7 +349,10 @@ export class ProcessEngine {
             break;
           }
           case "exclusiveGateway": {
+            // A gateway with a single way out (a merge) takes it: the parser lets it go without a condition.
+            const only = element.outgoing.length === 1 && element.outgoing[0]!.condition === undefined ? element.outgoing[0] : undefined;
             const chosen =
+              only ??
               element.outgoing.find((f) => !f.isDefault && f.condition !== undefined && resolved.build.loaded.condition(resolved.definition.code, f.id)(context)) ??
               element.outgoing.find((f) => f.isDefault);
             if (!chosen) throw new Error(`no condition of gateway "${element.name || element.id}" holds and it has no default flow`);
