@@ -57,11 +57,12 @@ export class PackageLoader {
     if (seen.includes(packageName)) throw new Error(`packages depend on each other in a cycle: ${[...seen, packageName].join(" -> ")}`);
     const build = await this.packages.build(packageName, version);
     if (!build) throw new Error(`package ${packageName} has no build ${version}`);
-    const dependencyNames = (await this.packages.listPackages()).find((p) => p.name === packageName)?.dependencies ?? [];
+    // The dependency builds it was compiled against; builds older than that record run with the newest.
+    const dependencies = build.manifest.dependencies ?? (await this.newestOf((await this.packages.listPackages()).find((p) => p.name === packageName)?.dependencies ?? [], packageName));
     const loaded = await this.evaluate(
       { packageName, code: build.code, exports: build.manifest.exports, schemas: build.manifest.schemas },
       version,
-      dependencyNames,
+      dependencies,
       seen,
     );
     const result = { packageName, version, loaded, build };
@@ -73,17 +74,26 @@ export class PackageLoader {
    * A compiled package that is not stored yet (Publish checks its schedules against it), with the
    * newest builds of its dependencies; not kept.
    */
-  loadCompiled(compiled: CompiledPackage, dependencyNames: readonly string[]): Promise<LoadedPackage> {
-    return this.evaluate(compiled, 0, dependencyNames, []);
+  loadCompiled(compiled: CompiledPackage, dependencies: Readonly<Record<string, number>>): Promise<LoadedPackage> {
+    return this.evaluate(compiled, 0, dependencies, []);
   }
 
-  private async evaluate(compiled: CompiledPackage, version: number, dependencyNames: readonly string[], seen: readonly string[]): Promise<LoadedPackage> {
-    const { packageName } = compiled;
-    const dependencies: LoadedPackage[] = [];
+  /** The newest build of each named package. */
+  private async newestOf(names: readonly string[], packageName: string): Promise<Record<string, number>> {
     await this.refresh();
-    for (const name of dependencyNames) {
+    const versions: Record<string, number> = {};
+    for (const name of names) {
       const v = this.latest.get(name);
       if (v === undefined) throw new Error(`package ${packageName} depends on ${name}, which has no build`);
+      versions[name] = v;
+    }
+    return versions;
+  }
+
+  private async evaluate(compiled: CompiledPackage, version: number, dependencyVersions: Readonly<Record<string, number>>, seen: readonly string[]): Promise<LoadedPackage> {
+    const { packageName } = compiled;
+    const dependencies: LoadedPackage[] = [];
+    for (const [name, v] of Object.entries(dependencyVersions)) {
       dependencies.push((await this.load(name, v, [...seen, packageName])).loaded);
     }
     const loaded = loadPackage(compiled, await this.platformApi(), dependencies);
@@ -97,21 +107,35 @@ export class PackageLoader {
   /** The task class of this name in the newest builds, if any. */
   async resolveTaskClass(name: string): Promise<AnyTaskClass | undefined> {
     await this.refresh();
-    for (const [packageName, version] of this.latest) {
-      const build = await this.load(packageName, version);
-      const found = taskClassesByName(build.loaded).get(name);
-      if (found) return found;
-    }
-    return undefined;
+    return this.inNewestBuilds((build) => taskClassesByName(build.loaded).get(name));
   }
 
   /** The newest published definition of a process code. */
   async findProcess(code: string): Promise<ResolvedProcess | undefined> {
     await this.refresh(true);
+    const build = await this.inNewestBuilds((b) => (b.build.manifest.processes[code] !== undefined ? b : undefined));
+    return build && this.process(build, code);
+  }
+
+  /**
+   * The first thing `pick` finds in the newest builds. A package that fails to load does not keep
+   * the others' from being found; when nothing is found, its failure is thrown (it may be what
+   * was looked for).
+   */
+  private async inNewestBuilds<T>(pick: (build: LoadedBuild) => T | undefined): Promise<T | undefined> {
+    let failure: unknown = null;
     for (const [packageName, version] of this.latest) {
-      const build = await this.load(packageName, version);
-      if (build.build.manifest.processes[code] !== undefined) return this.process(build, code);
+      let build;
+      try {
+        build = await this.load(packageName, version);
+      } catch (error) {
+        failure ??= error;
+        continue;
+      }
+      const found = pick(build);
+      if (found !== undefined) return found;
     }
+    if (failure !== null) throw failure;
     return undefined;
   }
 

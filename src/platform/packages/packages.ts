@@ -34,6 +34,11 @@ export interface BuildManifest {
   readonly processes: Readonly<Record<string, string>>;
   /** The recurring tasks the build declares (absent in builds older than package schedules). */
   readonly schedules?: readonly PackageSchedule[];
+  /**
+   * The builds of its dependencies it was compiled against, by package name: what it runs with,
+   * whatever they publish later (absent in older builds, which run with the newest).
+   */
+  readonly dependencies?: Readonly<Record<string, number>>;
 }
 
 /** What the platform does around a publish (package schedules). */
@@ -42,7 +47,8 @@ export interface PublishHooks {
   readonly check?: (build: {
     readonly packageName: string;
     readonly compiled: CompiledPackage;
-    readonly dependencies: readonly string[];
+    /** The builds of its dependencies it was compiled against, by package name. */
+    readonly dependencies: Readonly<Record<string, number>>;
     readonly schedules: readonly PackageSchedule[];
   }) => Promise<void>;
   /** Runs once a build is stored, with the manifest of the build before it (null for the first). */
@@ -86,9 +92,14 @@ export class Packages {
     const now = new Date(await this.store.clockNow());
     const dependencies = JSON.stringify(options.dependencies ?? []);
     if (existing) {
+      // What is not given stays as it is: a new description keeps the dependencies.
       await this.db
         .updateTable("SysPackage")
-        .set({ ModifiedOn: now, Dependencies: dependencies, ...(options.description !== undefined ? { Description: options.description } : {}) })
+        .set({
+          ModifiedOn: now,
+          ...(options.dependencies !== undefined ? { Dependencies: dependencies } : {}),
+          ...(options.description !== undefined ? { Description: options.description } : {}),
+        })
         .where("Id", "=", existing.Id)
         .execute();
       return existing.Id;
@@ -230,13 +241,15 @@ export class Packages {
     }
     const dependencies: CompiledPackage[] = [];
     const dependencyNames = JSON.parse(row.Dependencies) as string[];
+    const dependencyVersions: Record<string, number> = {};
     for (const name of dependencyNames) {
       const build = await this.latestBuild(name);
       if (!build) throw new PackageInputError(`package ${packageName} depends on ${name}, which has not been published`);
       dependencies.push({ packageName: name, code: build.code, exports: build.manifest.exports, schemas: build.manifest.schemas });
+      dependencyVersions[name] = build.manifest.version;
     }
     const compiled = await compilePackage({ packageName, schemas: sources, scripts, conditions, dependencies });
-    await this.hooks.check?.({ packageName, compiled, dependencies: dependencyNames, schedules });
+    await this.hooks.check?.({ packageName, compiled, dependencies: dependencyVersions, schedules });
     const stored = await this.store.transaction(async () => {
       const latest = await this.db
         .selectFrom("SysPackageBuild")
@@ -244,7 +257,7 @@ export class Packages {
         .where("PackageId", "=", packageId)
         .executeTakeFirst();
       const version = Number(latest?.v ?? 0) + 1;
-      const manifest: BuildManifest = { packageName, version, exports: compiled.exports, schemas: compiled.schemas, processes, schedules };
+      const manifest: BuildManifest = { packageName, version, exports: compiled.exports, schemas: compiled.schemas, processes, schedules, dependencies: dependencyVersions };
       await this.db
         .insertInto("SysPackageBuild")
         .values({

@@ -104,9 +104,11 @@ export class PackageSchedules {
   ) {}
 
   /** Before a build is stored: every schedule must fit the build's code. Throws PackageScheduleError. */
-  async check(packageName: string, compiled: CompiledPackage, dependencies: readonly string[], schedules: readonly PackageSchedule[]): Promise<void> {
-    if (schedules.length === 0) return;
+  async check(packageName: string, compiled: CompiledPackage, dependencies: Readonly<Record<string, number>>, schedules: readonly PackageSchedule[]): Promise<void> {
+    // Loaded whether or not it declares schedules: code that throws as it loads is refused here
+    // (PackageLoadError), not found out later by every process lookup.
     const loaded = await this.loader.loadCompiled(compiled, dependencies);
+    if (schedules.length === 0) return;
     const now = await this.runtime.driver.clockNow();
     for (const schedule of schedules) {
       await this.named(packageName, schedule, () => {
