@@ -62,6 +62,36 @@ for (const store of STORES) {
       await assert.rejects(admin.processEngine.processExecutor.execute("UsrMissing"), /no published process has the code "UsrMissing"/);
     });
 
+    it("checks the values a run is given as its defaults are checked: 32-bit decimal integers, ISO 8601 dates that exist", async () => {
+      const platform = await startPlatform(store, { packageRefreshMs: 0 });
+      const xml = processXml("UsrTyped", "Typed", [{ kind: "script", id: "Ok", body: "return true;" }, { kind: "end", id: "End" }], [
+        { name: "Count", type: "integer" },
+        { name: "When", type: "datetime" },
+      ]);
+      await publishProcess(platform, "UsrTypedPkg", "UsrTyped", xml);
+      const admin = platform.appConnection.systemUserConnection;
+      for (const [parameters, message] of [
+        [{ Count: 2 ** 40 }, /process parameter Count must be integer, got 1099511627776/],
+        [{ Count: -(2 ** 31) - 1 }, /process parameter Count must be integer/],
+        [{ Count: "1e3" }, /process parameter Count must be integer, got "1e3"/],
+        [{ Count: "0x10" }, /process parameter Count must be integer, got "0x10"/],
+        [{ When: "1" }, /process parameter When must be datetime, got "1"/],
+        [{ When: "March 7, 2024" }, /process parameter When must be datetime/],
+        [{ When: 0 }, /process parameter When must be datetime, got 0/],
+        [{ When: "2024-02-30" }, /process parameter When must be datetime, got "2024-02-30"/],
+      ] as const) {
+        await assert.rejects(admin.processEngine.processExecutor.execute("UsrTyped", parameters), message, JSON.stringify(parameters));
+      }
+      const log = await runAndSettle(platform, "UsrTyped", { Count: "-42", When: "2024-02-29T10:00:00Z" });
+      assert.equal(log.status, "Completed");
+      assert.equal(log.parameters.Count, -42);
+      assert.equal(log.parameters.When, "2024-02-29T10:00:00.000Z");
+      // A parameter named like a property every object has is refused when saved.
+      const reserved = processXml("UsrReserved", "Reserved", [{ kind: "end", id: "End" }], [{ name: "__proto__", type: "text" }]);
+      await platform.packages.ensurePackage("UsrTypedPkg");
+      await assert.rejects(platform.packages.saveSchema("UsrTypedPkg", { name: "UsrReserved", kind: "process", body: reserved }), /process parameter "__proto__": the name is reserved/);
+    });
+
     it("joins branches at a merge gateway: its one way out needs no condition", async () => {
       const platform = await startPlatform(store, { packageRefreshMs: 0 });
       const xml = `<?xml version="1.0" encoding="UTF-8"?>

@@ -9,7 +9,7 @@ import type { PlatformTables, SysProcessElementLogTable, SysProcessLogTable } fr
 import { toBoolean, toDate } from "../db/values.ts";
 import type { PackageLoader, ResolvedProcess } from "../packages/loader.ts";
 import type { UserConnection } from "../user-connection.ts";
-import type { ProcessDefinition, ProcessElementDefinition } from "./bpmn/index.ts";
+import { isParameterType as isProcessParameterType, PARAMETER_TEXT_CHECKS, type ProcessDefinition, type ProcessElementDefinition } from "./bpmn/index.ts";
 
 export type ProcessStatus = "Running" | "Completed" | "Error" | "Canceled";
 export type ElementStatus = "Running" | "Completed" | "Error" | "Canceled";
@@ -522,10 +522,12 @@ function convert(type: string, value: unknown, name: string): unknown {
   const fail = (): never => {
     throw new ProcessParameterError(`process parameter ${name} must be ${type}, got ${JSON.stringify(value)}`);
   };
+  // A value given as text is read as a default is: decimal 32-bit integers, ISO 8601 dates.
+  if (typeof value === "string" && type !== "text" && isProcessParameterType(type) && PARAMETER_TEXT_CHECKS[type](value) !== undefined) fail();
   switch (type) {
     case "integer": {
-      const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
-      return typeof n === "number" && Number.isSafeInteger(n) ? n : fail();
+      const n = typeof value === "string" ? Number(value) : value;
+      return typeof n === "number" && Number.isInteger(n) && n >= -(2 ** 31) && n <= 2 ** 31 - 1 ? n : fail();
     }
     case "boolean":
       if (typeof value === "boolean") return value;
@@ -533,10 +535,8 @@ function convert(type: string, value: unknown, name: string): unknown {
       return fail();
     case "guid":
       return typeof value === "string" && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value) ? value.toLowerCase() : fail();
-    case "datetime": {
-      const d = typeof value === "string" || typeof value === "number" ? new Date(value) : null;
-      return d && !Number.isNaN(d.getTime()) ? d.toISOString() : fail();
-    }
+    case "datetime":
+      return typeof value === "string" ? new Date(value).toISOString() : fail();
     default:
       return typeof value === "string" ? value : fail();
   }

@@ -13,5 +13,5 @@ export { parseProcess } from "./parse-process.ts";
 export { serializeProcess } from "./serialize-process.ts";
 export { withoutProcessCode } from "./redact-process.ts";
 export { MAX_BPMN_BYTES } from "./moddle.ts";
-export { PROCESS_PARAMETER_TYPES } from "./parameters.ts";
+export { isParameterType, PARAMETER_TEXT_CHECKS, PROCESS_PARAMETER_TYPES } from "./parameters.ts";
 export { UNDERWAY_BPMN_NAMESPACE, UNDERWAY_BPMN_PREFIX, underwayModdlePackage } from "./underway-moddle.ts";

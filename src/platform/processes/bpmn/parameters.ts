@@ -12,8 +12,22 @@ const ISO_DATETIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
 
-/** The `default` value checks, by type; each returns what the value should have been, or undefined if fine. */
-const DEFAULT_CHECKS: Readonly<Record<ProcessParameterType, (value: string) => string | undefined>> = {
+/** Names an object already has: a parameter so named would be lost or change the parameters object itself. */
+const RESERVED = new Set(["__proto__", "constructor", "prototype", "hasOwnProperty", "toString", "valueOf"]);
+
+/** A calendar date that exists: 2024-02-30 does not, though Date.parse moves it to March 1st. */
+function realDate(value: string): boolean {
+  const [y, m, d] = value.slice(0, 10).split("-").map(Number) as [number, number, number];
+  const date = new Date(Date.UTC(2000, m - 1, d));
+  date.setUTCFullYear(y);
+  return date.getUTCMonth() === m - 1 && date.getUTCDate() === d;
+}
+
+/**
+ * The value checks of text values, by type (a default, or a value given as text): each returns
+ * what the value should have been, or undefined if fine.
+ */
+export const PARAMETER_TEXT_CHECKS: Readonly<Record<ProcessParameterType, (value: string) => string | undefined>> = {
   text: () => undefined,
   integer: (value) => {
     const n = Number(value);
@@ -22,10 +36,10 @@ const DEFAULT_CHECKS: Readonly<Record<ProcessParameterType, (value: string) => s
   boolean: (value) => (value === "true" || value === "false" ? undefined : "true or false"),
   guid: (value) => (GUID.test(value) ? undefined : "a guid (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"),
   datetime: (value) =>
-    ISO_DATETIME.test(value) && !Number.isNaN(Date.parse(value)) ? undefined : "an ISO 8601 date or date-time",
+    ISO_DATETIME.test(value) && !Number.isNaN(Date.parse(value)) && realDate(value) ? undefined : "an ISO 8601 date or date-time",
 };
 
-function isParameterType(value: string): value is ProcessParameterType {
+export function isParameterType(value: string): value is ProcessParameterType {
   return (PROCESS_PARAMETER_TYPES as readonly string[]).includes(value);
 }
 
@@ -45,6 +59,9 @@ export function parseParameters(process: ModdleElement, problems: string[]): Pro
     if (!IDENTIFIER.test(name)) {
       problems.push(`${what}: the name must be an identifier (letters, digits, _)`);
       ok = false;
+    } else if (RESERVED.has(name)) {
+      problems.push(`${what}: the name is reserved (${[...RESERVED].join(", ")})`);
+      ok = false;
     }
     if (seen.has(name)) {
       problems.push(`${what} is declared more than once`);
@@ -58,7 +75,7 @@ export function parseParameters(process: ModdleElement, problems: string[]): Pro
       problems.push(`${what} ${found}; use one of ${PROCESS_PARAMETER_TYPES.join(", ")}`);
       return;
     }
-    const expected = defaultValue === undefined ? undefined : DEFAULT_CHECKS[type](defaultValue);
+    const expected = defaultValue === undefined ? undefined : PARAMETER_TEXT_CHECKS[type](defaultValue);
     if (expected !== undefined) {
       problems.push(`${what}: default "${defaultValue}" is not ${expected}`);
       ok = false;
