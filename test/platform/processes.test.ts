@@ -92,6 +92,19 @@ for (const store of STORES) {
       await assert.rejects(platform.packages.saveSchema("UsrTypedPkg", { name: "UsrReserved", kind: "process", body: reserved }), /process parameter "__proto__": the name is reserved/);
     });
 
+    it("fails an instance whose loop never takes its way out, rather than running it until canceled", { skip: store === "postgres" ? "the same engine code; 1,000 element commits are slow on PostgreSQL" : false }, async () => {
+      const platform = await startPlatform(store, { packageRefreshMs: 0 });
+      const xml = processXml("UsrEndless", "Endless", [
+        { kind: "script", id: "Count", body: 'context.set("N", Number(context.get("N") ?? 0) + 1); return true;' },
+        { kind: "gateway", id: "Again", branches: [{ condition: 'context.get("N") === -1', steps: [{ kind: "end", id: "End" }] }, { steps: [{ kind: "script", id: "Back", body: "return true;" }, { kind: "end", id: "End2" }] }] },
+      ]).replace(/<bpmn:sequenceFlow id="(Flow_\d+)" sourceRef="Back" targetRef="End2"><\/bpmn:sequenceFlow>/, '<bpmn:sequenceFlow id="$1" sourceRef="Back" targetRef="Count"></bpmn:sequenceFlow>').replace(/<bpmn:endEvent id="End2"[^>]*>[^<]*<\/bpmn:endEvent>/, "");
+      assert.match(xml, /sourceRef="Back" targetRef="Count"/);
+      await publishProcess(platform, "UsrEndlessPkg", "UsrEndless", xml);
+      const log = await runAndSettle(platform, "UsrEndless");
+      assert.equal(log.status, "Error");
+      assert.match(log.errorMessage ?? "", /ran 1,000 elements without waiting or ending/);
+    });
+
     it("joins branches at a merge gateway: its one way out needs no condition", async () => {
       const platform = await startPlatform(store, { packageRefreshMs: 0 });
       const xml = `<?xml version="1.0" encoding="UTF-8"?>

@@ -293,6 +293,7 @@ export class ProcessEngine {
       }
       resumed = true;
     }
+    let steps = 0;
     for (;;) {
       signal.throwIfAborted();
       const status = await this.db.selectFrom("SysProcessLog").select("Status").where("Id", "=", instanceId).executeTakeFirst();
@@ -312,6 +313,9 @@ export class ProcessEngine {
       let nextFlowTarget: string | null = null;
       const awaited: string[] = [];
       try {
+        if (++steps > MAX_STEPS_PER_RUN) {
+          throw new Error(`the instance ran ${MAX_STEPS_PER_RUN.toLocaleString("en-US")} elements without waiting or ending: a loop that never takes its way out?`);
+        }
         switch (element.kind) {
           case "startEvent":
             nextFlowTarget = this.single(element);
@@ -517,6 +521,9 @@ export class ProcessEngine {
     await this.fail(row.Id, null, reason);
   }
 }
+
+/** Elements one run of an instance goes through before it waits or ends; past it, the instance fails (an endless loop). */
+const MAX_STEPS_PER_RUN = 1_000;
 
 function convert(type: string, value: unknown, name: string): unknown {
   const fail = (): never => {

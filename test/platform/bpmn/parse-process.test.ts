@@ -377,6 +377,19 @@ describe("parseProcess: the shape of the graph", () => {
     assert.deepEqual(await problemsOf(deadEndGateway), ["bpmn:ExclusiveGateway (G) has no outgoing sequence flow"]);
   });
 
+  it("refuses a loop with no way out: an instance would never end", async () => {
+    const selfLoop = processXml(`<bpmn:startEvent id="S"/>${script("T")}${flow("F1", "S", "T")}${flow("F2", "T", "T")}`);
+    assert.deepEqual(await problemsOf(selfLoop), [
+      'no end event can be reached from bpmn:StartEvent (S), bpmn:ScriptTask "T task" (T): an instance that reaches them would never end',
+    ]);
+    // A loop through a gateway that has a way out is a loop, not a trap.
+    const retryLoop = processXml(
+      `<bpmn:startEvent id="S"/>${script("T")}<bpmn:exclusiveGateway id="G" default="Again"/><bpmn:endEvent id="E"/>` +
+        `${flow("F1", "S", "T")}${flow("F2", "T", "G")}${flow("Again", "G", "T")}<bpmn:sequenceFlow id="Done" sourceRef="G" targetRef="E">${condition('context.get("n") === 3')}</bpmn:sequenceFlow>`,
+    );
+    assert.equal((await parseProcess(retryLoop)).elements.size, 4);
+  });
+
   it("refuses flows out of an end event, into a start event, and a script task that branches", async () => {
     const xml = processXml(
       `<bpmn:startEvent id="S"/>${script("T")}<bpmn:endEvent id="E"/><bpmn:endEvent id="E2"/>` +

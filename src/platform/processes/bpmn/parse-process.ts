@@ -308,6 +308,7 @@ function checkGraph(
     problems.push(`the process has ${starts.length} start events (${starts.map((s) => s.id).join(", ")}); exactly one is supported`);
   }
   const reached = reachable(starts.map((start) => start.id), nodes, graph, attachedTo);
+  const ending = canEnd(nodes, graph, attachedTo);
 
   for (const node of nodes.values()) {
     if (node.kind === undefined) continue;
@@ -333,6 +334,11 @@ function checkGraph(
     }
     if (starts.length > 0 && !reached.has(node.id)) problems.push(`${what} is not reachable from the start event`);
   }
+  // Once the graph is otherwise sound: a loop with no way out would run until canceled.
+  const endless = [...nodes.values()].filter((node) => node.kind !== undefined && reached.has(node.id) && !ending.has(node.id));
+  if (problems.length === 0 && endless.length > 0) {
+    problems.push(`no end event can be reached from ${endless.map((node) => describe(node.element)).join(", ")}: an instance that reaches ${endless.length === 1 ? "it" : "them"} would never end`);
+  }
 
   const [start] = starts;
   return starts.length === 1 && start?.kind === "startEvent" ? start.id : undefined;
@@ -355,6 +361,21 @@ function reachable(
     seen.add(id);
     for (const flow of graph.outgoing.get(id) ?? []) if (flow.targetId !== undefined) queue.push(flow.targetId);
     queue.push(...(boundaries.get(id) ?? []));
+  }
+  return seen;
+}
+
+/** The nodes from which an end event can be reached (through flows, or a boundary event of theirs). */
+function canEnd(nodes: ReadonlyMap<string, Node>, graph: Graph, attachedTo: ReadonlyMap<string, string>): Set<string> {
+  const queue = [...nodes.values()].filter((n) => n.kind === "endEvent" || n.kind === "terminateEndEvent").map((n) => n.id);
+  const seen = new Set<string>();
+  for (let next = 0; next < queue.length; next++) {
+    const id = queue[next];
+    if (id === undefined || seen.has(id)) continue;
+    seen.add(id);
+    for (const flow of graph.incoming.get(id) ?? []) if (flow.sourceId !== undefined) queue.push(flow.sourceId);
+    const host = attachedTo.get(id);
+    if (host !== undefined) queue.push(host);
   }
   return seen;
 }
