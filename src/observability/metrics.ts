@@ -19,7 +19,7 @@ const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 
 type PromClient = typeof import("prom-client");
 
-const OUTCOMES = ["succeeded", "failed", "dead", "released"] as const;
+const OUTCOMES = ["succeeded", "failed", "dead", "released", "discarded"] as const;
 type Outcome = (typeof OUTCOMES)[number];
 
 /** The observations of one histogram series: a count per bucket (not cumulative), their sum and count. */

@@ -121,7 +121,7 @@ export class AttemptSpans {
     this.open.set(`${task.taskId}#${task.attempt}`, span);
   }
 
-  ended(task: { taskId: string; attempt: number }, outcome: "succeeded" | "failed" | "dead" | "released", error?: { name: string; message: string }): void {
+  ended(task: { taskId: string; attempt: number }, outcome: "succeeded" | "failed" | "dead" | "released" | "discarded", error?: { name: string; message: string }): void {
     if (this.open.size === 0) return;
     const key = `${task.taskId}#${task.attempt}`;
     const span = this.open.get(key);

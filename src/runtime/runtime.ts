@@ -148,6 +148,8 @@ export interface RuntimeEvents {
   taskFailed: [Extract<WorkerEvent, { type: "taskFailed" | "taskDead" }>];
   taskDead: [Extract<WorkerEvent, { type: "taskFailed" | "taskDead" }>];
   taskReleased: [Extract<WorkerEvent, { type: "taskReleased" }>];
+  /** An attempt of this process ended without its outcome counting: canceled while it ran, or its lease lost. */
+  taskDiscarded: [Extract<WorkerEvent, { type: "taskDiscarded" }>];
 }
 
 type State = "new" | "starting" | "started" | "stopping" | "stopped";
@@ -800,7 +802,16 @@ export class Runtime implements TaskStarter {
       this.attemptSpans.started(event);
       return;
     }
-    const outcome = event.type === "taskSucceeded" ? "succeeded" : event.type === "taskFailed" ? "failed" : event.type === "taskDead" ? "dead" : "released";
+    const outcome =
+      event.type === "taskSucceeded"
+        ? "succeeded"
+        : event.type === "taskFailed"
+          ? "failed"
+          : event.type === "taskDead"
+            ? "dead"
+            : event.type === "taskDiscarded"
+              ? "discarded"
+              : "released";
     this.metrics.attemptEnded(event.name, outcome, event.durationMs ?? null);
     this.attemptSpans.ended(event, outcome, "error" in event ? event.error : undefined);
   }

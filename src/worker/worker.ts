@@ -46,7 +46,19 @@ export type WorkerEvent =
       readonly retryDelayMs: number | null;
       readonly durationMs?: number;
     }
-  | { readonly type: "taskReleased"; readonly taskId: string; readonly name: string; readonly attempt: number; readonly durationMs?: number };
+  | { readonly type: "taskReleased"; readonly taskId: string; readonly name: string; readonly attempt: number; readonly durationMs?: number }
+  /**
+   * An attempt of this worker ended without its outcome counting: the task was canceled while it
+   * ran, or its lease passed to another run. Its stored state is whoever's took over.
+   */
+  | {
+      readonly type: "taskDiscarded";
+      readonly taskId: string;
+      readonly name: string;
+      readonly attempt: number;
+      readonly durationMs: number;
+      readonly reason: "canceled" | "lease lost";
+    };
 
 export interface WorkerOptions {
   readonly driver: StorageDriver;
@@ -116,8 +128,8 @@ interface ActiveRun {
   startedAt: number;
   /** The chain it runs in, or null. */
   readonly chain: Chain | null;
-  /** Set when the run's result must not be written: lease lost, or released at shutdown. */
-  discarded: boolean;
+  /** Set when the run's result must not be written, and why: canceled, lease lost, or released at shutdown (its "released" outcome already added). */
+  discarded: false | "canceled" | "lease lost" | "released";
   /** Its thread has not answered for a second: it holds no slot meanwhile. */
   blocked: boolean;
   done: Promise<void>;
@@ -927,6 +939,9 @@ export class Worker {
         );
       }
       this.completer.add(this.annotate(run, outcome));
+    } else if (run.discarded !== "released") {
+      const { id, name, attempt } = run.task;
+      this.options.onEvent?.({ type: "taskDiscarded", taskId: id, name, attempt, durationMs: performance.now() - run.startedAt, reason: run.discarded });
     }
     if (this.active.size === 0) for (const w of this.idleWaiters.splice(0)) w();
     this.slotFreed();
@@ -965,7 +980,8 @@ export class Worker {
     const emit = this.options.onEvent;
     for (const o of outcomes) {
       if (rejected.has(o.id)) {
-        this.options.logger.warn({ taskId: o.id }, "outcome discarded: the task's lease had passed to another run");
+        this.options.logger.warn({ taskId: o.id, task: o.name, attempt: o.attempt }, "outcome discarded: the task's lease had passed to another run");
+        emit?.({ type: "taskDiscarded", taskId: o.id, name: o.name, attempt: o.attempt, durationMs: o.durationMs ?? 0, reason: "lease lost" });
         continue;
       }
       if (!emit) continue;
@@ -1010,7 +1026,7 @@ export class Worker {
     }
     for (const run of this.active.values()) {
       if (run.task.id !== taskId || run.discarded) continue;
-      run.discarded = true;
+      run.discarded = "canceled";
       run.abort.abort(reason);
       found = true;
     }
@@ -1035,8 +1051,8 @@ export class Worker {
       if (!run) continue;
       // Completed meanwhile, or the lease really was lost; either way this run's result must not count.
       if (run.discarded) continue;
-      run.discarded = true;
-      this.options.logger.warn({ taskId: ref.id }, "lease lost; aborting the run");
+      run.discarded = "lease lost";
+      this.options.logger.warn({ taskId: ref.id, task: run.task.name, attempt: run.task.attempt }, "lease lost; aborting the run");
       run.abort.abort(new LeaseLostError(ref.id));
     }
   }
@@ -1079,7 +1095,7 @@ export class Worker {
     }
     for (const run of [...this.active.values()]) {
       if (run.discarded) continue;
-      run.discarded = true;
+      run.discarded = "released";
       this.completer.add(this.annotate(run, { kind: "released", id: run.task.id, runSeq: run.task.runSeq }));
       run.abort.abort(new TaskInterruptedError("the worker is shutting down; the task will run again"));
     }

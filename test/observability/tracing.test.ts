@@ -9,12 +9,21 @@ import { context, SpanKind, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { Task, type IBackgroundTask, type TaskContext } from "../../src/index.ts";
+import { until } from "../helpers.ts";
 import { newStore, runtimeOn, STORES } from "../scheduling/stores.ts";
 
 class Traced implements IBackgroundTask<{ fail: boolean }> {
   static readonly taskOptions = { maxAttempts: 2, backoff: { baseMs: 1, maxMs: 1, jitter: 0 } };
   run(p: { fail: boolean }, c: TaskContext): void {
     if (p.fail && c.attempt === 1) throw new Error("first attempt fails");
+  }
+}
+
+/** Runs until it is canceled. */
+class UntilCanceled implements IBackgroundTask<null> {
+  static readonly taskOptions = { isolation: "none" as const };
+  async run(_: null, c: TaskContext): Promise<void> {
+    await new Promise<void>((resolve) => c.signal.addEventListener("abort", () => resolve(), { once: true }));
   }
 }
 
@@ -65,6 +74,24 @@ for (const store of STORES) {
         assert.equal(a.parentSpanContext?.spanId, enqueue.spanContext().spanId);
         assert.equal(a.links[0]?.context.spanId, enqueue.spanContext().spanId);
       }
+    });
+
+    it("ends the span and the run-time series of an attempt canceled while it runs, as discarded", async () => {
+      exporter.reset();
+      const runtime = await runtimeOn(newStore(store), { tasks: [UntilCanceled] });
+      const discarded: string[] = [];
+      let started = false;
+      runtime.on("taskStarted", () => (started = true));
+      runtime.on("taskDiscarded", (e) => discarded.push(`${e.name}#${e.attempt}:${e.reason}`));
+      const handle = await runtime.run(() => Task.startNew(UntilCanceled, null));
+      await until(() => started, "the attempt to start");
+      assert.equal(await runtime.cancelTask(handle.id), true);
+      await until(() => discarded.length > 0, "the attempt to end");
+      assert.deepEqual(discarded, ["UntilCanceled#1:canceled"]);
+      const attempt = exporter.getFinishedSpans().find((s) => s.name === "underway.attempt UntilCanceled");
+      assert.equal(attempt?.attributes["underway.task.outcome"], "discarded");
+      const text = await runtime.metrics.registry.metrics();
+      assert.match(text, /underway_task_run_seconds_count\{task="UntilCanceled",outcome="discarded"\} 1/);
     });
   });
 }
