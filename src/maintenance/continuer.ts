@@ -10,6 +10,8 @@ export interface ContinuerOptions {
   /** Called when continuations became due, so local workers look at once. */
   readonly onReleased?: () => void;
   readonly isLeader?: () => boolean;
+  /** Edges taken per call to the store. Default 1,000. */
+  readonly limit?: number;
 }
 
 /**
@@ -31,13 +33,13 @@ export class Continuer extends PeriodicDuty<{ released: number; canceled: number
   async runOnce(): Promise<{ released: number; canceled: number }> {
     let released = 0;
     let canceled = 0;
-    const limit = 1_000;
+    const limit = this.options.limit ?? 1_000;
     for (;;) {
       const r = await this.options.driver.taskContinuationsResolve({ limit });
       released += r.released;
       canceled += r.canceled;
-      // A pass consumes edges; fewer changed children than edges is normal, so stop on an idle pass.
-      if (r.released + r.canceled === 0) break;
+      // Until no edge is left to take: a call may take edges and change no child (counted down only).
+      if (r.consumed === 0) break;
     }
     if (released) this.options.onReleased?.();
     if (canceled) this.options.logger.info({ canceled }, "canceled continuations whose predecessor did not succeed");

@@ -278,7 +278,8 @@ export interface StorageDriver {
    * last edge is consumed becomes due now; one whose success-only predecessor did not succeed is
    * canceled. Safe to run on several nodes at once: each edge is consumed once.
    */
-  taskContinuationsResolve(params: { readonly limit: number }): Promise<{ readonly released: number; readonly canceled: number }>;
+  /** `consumed`: the edges this call took (at most `limit`); 0 when none was left to take. */
+  taskContinuationsResolve(params: { readonly limit: number }): Promise<{ readonly released: number; readonly canceled: number; readonly consumed: number }>;
   /** The state and stored result (MessagePack) of a task; null when there is no such task. */
   taskResultGet(params: { readonly id: string }): Promise<{ readonly state: TaskState; readonly result: Uint8Array | null } | null>;
   /** Queues again, at once, up to `limit` ended tasks matching the filter (dead letters). Returns how many. */

@@ -5,6 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
+import pino from "pino";
+import { Continuer } from "../../src/maintenance/continuer.ts";
 import type { StorageDriver } from "../../src/store/driver.ts";
 import { closeAll, task, type DriverFactory } from "./driver-suite.ts";
 
@@ -65,19 +67,30 @@ export function compositionSuite(factory: DriverFactory): void {
       const child = await d.taskInsertContinuation(task({ name: "After" }), { taskIds: [a as string, b as string], onlyOnSuccess: false });
       assert.equal((await d.taskGet(child))?.waitingFor, 2);
       assert.deepEqual(await finish(d, "succeeded"), [a]); // the child is not claimable
-      assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 0, canceled: 0 });
+      assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 0, canceled: 0, consumed: 1 });
       assert.equal((await d.taskGet(child))?.waitingFor, 1);
       d.clockShift(MINUTE);
       assert.deepEqual(await finish(d, "dead"), [b]);
       const mark = await d.taskChangeMark();
-      assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 1, canceled: 0 });
+      assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 1, canceled: 0, consumed: 1 });
       assert.notEqual(await d.taskChangeMark(), mark, "the release of a continuation moves the change mark");
-      assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 0, canceled: 0 }); // each edge once
+      assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 0, canceled: 0, consumed: 0 }); // each edge once
       const runs = await d.taskClaim({ workerId: "w", limit: 10, leaseMs: 1_000 });
       assert.deepEqual(
         runs.map((r) => r.name),
         ["After"],
       );
+    });
+
+    it("resolves in one pass of the continuer a continuation whose ended predecessors take several calls", async () => {
+      const d = await fresh();
+      const ids = await d.taskInsertMany(Array.from({ length: 250 }, (_, n) => task({ name: `P${n}` })));
+      const child = await d.taskInsertContinuation(task({ name: "AfterAll" }), { taskIds: ids as string[], onlyOnSuccess: false });
+      for (let i = 0; i < 3; i++) await finish(d, "succeeded");
+      // 100 edges a call: two calls only count down, and the third releases.
+      const continuer = new Continuer({ driver: d, logger: pino({ level: "silent" }), limit: 100 });
+      assert.deepEqual(await continuer.runOnce(), { released: 1, canceled: 0 });
+      assert.equal((await d.taskGet(child))?.waitingFor, 0);
     });
 
     it("cancels a success-only continuation when a predecessor did not succeed, or was deleted", async () => {
@@ -87,7 +100,7 @@ export function compositionSuite(factory: DriverFactory): void {
       const onB = await d.taskInsertContinuation(task({ name: "OnB" }), { taskIds: [b as string], onlyOnSuccess: true });
       await finish(d, "dead");
       assert.equal(await d.taskDelete({ id: b as string }), true);
-      assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 0, canceled: 2 });
+      assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 0, canceled: 2, consumed: 2 });
       const [ta, tb] = [await d.taskGet(onA), await d.taskGet(onB)];
       assert.equal(ta?.state, "canceled");
       assert.equal(ta?.lastError?.name, "ContinuationCanceledError");
@@ -101,7 +114,7 @@ export function compositionSuite(factory: DriverFactory): void {
       const a = await d.taskInsert(task({ name: "A" }));
       await finish(d, "succeeded");
       const child = await d.taskInsertContinuation(task({ name: "Late" }), { taskIds: [a, a], onlyOnSuccess: true });
-      assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 1, canceled: 0 });
+      assert.deepEqual((({ released, canceled }) => ({ released, canceled }))(await d.taskContinuationsResolve({ limit: 100 })), { released: 1, canceled: 0 });
       assert.equal((await d.taskGet(child))?.waitingFor, 0);
       assert.deepEqual(
         (await d.taskClaim({ workerId: "w", limit: 10, leaseMs: 1_000 })).map((r) => r.id),

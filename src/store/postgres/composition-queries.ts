@@ -73,7 +73,8 @@ export function compositionQueriesFor(schema: string) {
         RETURNING k.state, k.waiting_for
       ), marked AS (UPDATE ${schema}.underway_changes SET n = n + 1 WHERE id = 1 AND EXISTS (SELECT 1 FROM changed))
       SELECT (count(*) FILTER (WHERE state = 'queued' AND waiting_for = 0))::int AS released,
-             (count(*) FILTER (WHERE state = 'canceled'))::int AS canceled
+             (count(*) FILTER (WHERE state = 'canceled'))::int AS canceled,
+             (SELECT count(*) FROM consumed)::int AS consumed
       FROM changed`,
 
     /** Returns { state, result }. $1 id. */

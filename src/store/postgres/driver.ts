@@ -533,12 +533,12 @@ export class PostgresDriver implements StorageDriver {
     return this.transaction(insert);
   }
 
-  async taskContinuationsResolve(params: { limit: number }): Promise<{ released: number; canceled: number }> {
-    const [row] = await this.query<{ released: number; canceled: number }>(this.compositionSql.resolve, [
+  async taskContinuationsResolve(params: { limit: number }): Promise<{ released: number; canceled: number; consumed: number }> {
+    const [row] = await this.query<{ released: number; canceled: number; consumed: number }>(this.compositionSql.resolve, [
       this.clockOffsetMs,
       Math.max(0, Math.trunc(params.limit)),
     ]);
-    const result = { released: row?.released ?? 0, canceled: row?.canceled ?? 0 };
+    const result = { released: row?.released ?? 0, canceled: row?.canceled ?? 0, consumed: row?.consumed ?? 0 };
     // Released continuations are due at once: wake idle workers on every node.
     if (result.released > 0) await this.query("SELECT pg_notify($1, '')", [this.schema]);
     return result;

@@ -48,11 +48,11 @@ export function resolveContinuations(
   db: Database.Database,
   now: number,
   limit: number,
-): { released: number; canceled: number; countedDown: number } {
+): { released: number; canceled: number; countedDown: number; consumed: number } {
   // Most completions have no continuation at all: one cached index probe, and nothing else.
   let anyEdge = anyEdgeStatements.get(db);
   if (!anyEdge) anyEdgeStatements.set(db, (anyEdge = db.prepare("SELECT 1 FROM underway_continuations LIMIT 1")));
-  if (anyEdge.get() === undefined) return { released: 0, canceled: 0, countedDown: 0 };
+  if (anyEdge.get() === undefined) return { released: 0, canceled: 0, countedDown: 0, consumed: 0 };
   const edges = db
     .prepare(
       `SELECT c.parent_id, c.child_id, c.only_on_success, p.state AS parent_state
@@ -86,7 +86,7 @@ export function resolveContinuations(
       if (row && row.waiting_for === 0) released++;
     }
   }
-  return { released, canceled, countedDown };
+  return { released, canceled, countedDown, consumed: edges.length };
 }
 
 /** Why a continuation was canceled, stored as its last error. */

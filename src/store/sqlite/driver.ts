@@ -816,13 +816,13 @@ export class SqliteDriver implements StorageDriver {
     return this.exclusive(() => this.immediate(insert));
   }
 
-  taskContinuationsResolve(params: { limit: number }): Promise<{ released: number; canceled: number }> {
+  taskContinuationsResolve(params: { limit: number }): Promise<{ released: number; canceled: number; consumed: number }> {
     return this.exclusive(() =>
       this.immediate(() => {
         const resolved = composition.resolveContinuations(this.db, this.now(), params.limit);
         // Every continuation counted down changed (released or still waiting for another parent).
         this.changed(resolved.canceled + resolved.countedDown);
-        return { released: resolved.released, canceled: resolved.canceled };
+        return { released: resolved.released, canceled: resolved.canceled, consumed: resolved.consumed };
       }),
     );
   }
