@@ -5,6 +5,7 @@ import type { Platform } from "../../src/platform/platform.ts";
 import type { ProcessLog } from "../../src/platform/processes/engine.ts";
 import { until } from "../helpers.ts";
 import { STORES, startPlatform } from "./helpers.ts";
+import { condition, definitions, flow, script } from "./bpmn/helpers.ts";
 import { processXml } from "./process-helpers.ts";
 
 async function publishProcess(platform: Platform, pkg: string, code: string, xml: string, sources: Record<string, string> = {}): Promise<number> {
@@ -107,26 +108,15 @@ for (const store of STORES) {
 
     it("joins branches at a merge gateway: its one way out needs no condition", async () => {
       const platform = await startPlatform(store, { packageRefreshMs: 0 });
-      const xml = `<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:underway="http://underway.dev/schema/bpmn" id="Defs_UsrMerge" targetNamespace="http://underway.dev/test">
-  <bpmn:process id="UsrMerge" name="Merge" isExecutable="true">
-    <bpmn:extensionElements><underway:parameter name="X" type="text"/></bpmn:extensionElements>
-    <bpmn:startEvent id="Start"/>
-    <bpmn:exclusiveGateway id="Split" default="ToB"/>
-    <bpmn:scriptTask id="A" scriptFormat="typescript"><bpmn:script>context.set("Path", "A"); return true;</bpmn:script></bpmn:scriptTask>
-    <bpmn:scriptTask id="B" scriptFormat="typescript"><bpmn:script>context.set("Path", "B"); return true;</bpmn:script></bpmn:scriptTask>
-    <bpmn:exclusiveGateway id="Merge"/>
-    <bpmn:scriptTask id="After" scriptFormat="typescript"><bpmn:script>context.set("Path", String(context.get("Path")) + "+after"); return true;</bpmn:script></bpmn:scriptTask>
-    <bpmn:endEvent id="End"/>
-    <bpmn:sequenceFlow id="F1" sourceRef="Start" targetRef="Split"/>
-    <bpmn:sequenceFlow id="ToA" sourceRef="Split" targetRef="A"><bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">context.get("X") === "a"</bpmn:conditionExpression></bpmn:sequenceFlow>
-    <bpmn:sequenceFlow id="ToB" sourceRef="Split" targetRef="B"/>
-    <bpmn:sequenceFlow id="F2" sourceRef="A" targetRef="Merge"/>
-    <bpmn:sequenceFlow id="F3" sourceRef="B" targetRef="Merge"/>
-    <bpmn:sequenceFlow id="F4" sourceRef="Merge" targetRef="After"/>
-    <bpmn:sequenceFlow id="F5" sourceRef="After" targetRef="End"/>
-  </bpmn:process>
-</bpmn:definitions>`;
+      const path = (to: string) => script(to, `context.set("Path", "${to}"); return true;`);
+      const xml = definitions(
+        `<bpmn:process id="UsrMerge" name="Merge" isExecutable="true">` +
+          `<bpmn:extensionElements><underway:parameter name="X" type="text"/></bpmn:extensionElements>` +
+          `<bpmn:startEvent id="Start"/><bpmn:exclusiveGateway id="Split" default="ToB"/>${path("A")}${path("B")}<bpmn:exclusiveGateway id="Merge"/>` +
+          script("After", 'context.set("Path", String(context.get("Path")) + "+after"); return true;') +
+          `<bpmn:endEvent id="End"/>${flow("F1", "Start", "Split")}${flow("ToA", "Split", "A", condition('context.get("X") === "a"'))}${flow("ToB", "Split", "B")}` +
+          `${flow("F2", "A", "Merge")}${flow("F3", "B", "Merge")}${flow("F4", "Merge", "After")}${flow("F5", "After", "End")}</bpmn:process>`,
+      );
       await publishProcess(platform, "UsrMergePkg", "UsrMerge", xml);
       for (const [x, path] of [["a", "A+after"], ["b", "B+after"]] as const) {
         const log = await runAndSettle(platform, "UsrMerge", { X: x });
