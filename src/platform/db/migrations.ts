@@ -223,4 +223,20 @@ export const PLATFORM_MIGRATIONS: readonly PlatformMigration[] = [
       await db.schema.createIndex("SysSignInThrottle_WindowStart").on("SysSignInThrottle").column("WindowStart").execute();
     },
   },
+  {
+    version: 5,
+    name: "schema_name_unique",
+    // A schema name belongs to one package. Save checked that before inserting, which two saves
+    // at once into two packages could both pass on PostgreSQL; the store now refuses the second.
+    async up(db) {
+      const duplicates = await sql<{ Name: string }>`SELECT ${sql.ref("Name")} FROM ${sql.table("SysSchema")} GROUP BY ${sql.ref("Name")} HAVING count(*) > 1 ORDER BY 1`.execute(db);
+      if (duplicates.rows.length > 0) {
+        throw new Error(
+          `schema names saved into more than one package: ${duplicates.rows.map((r) => r.Name).join(", ")}; ` +
+            `delete or rename all but one of each in "SysSchema" and start again`,
+        );
+      }
+      await db.schema.createIndex("SysSchema_Name").on("SysSchema").column("Name").unique().execute();
+    },
+  },
 ];

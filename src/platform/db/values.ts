@@ -10,3 +10,9 @@ export function toDate(value: unknown): Date | null {
 export function toBoolean(value: unknown): boolean {
   return value === true || value === 1 || value === 1n || value === "1" || value === "t";
 }
+
+/** A unique constraint refused an insert: PostgreSQL's SQLSTATE, SQLite's extended code. */
+export function isUniqueViolation(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "23505" || code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "SQLITE_CONSTRAINT_UNIQUE";
+}

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Kysely } from "kysely";
 import { normalizeGuid } from "../constants.ts";
 import { sql } from "../db/kysely-module.ts";
-import { toBoolean, toDate } from "../db/values.ts";
+import { isUniqueViolation, toBoolean, toDate } from "../db/values.ts";
 import type { UserConnection } from "../user-connection.ts";
 import { EntitySecurityError, EntityValidationError } from "./errors.ts";
 import type { Operation } from "./rights.ts";
@@ -57,12 +57,6 @@ export function columnValue(schema: EntitySchema, column: EntitySchemaColumn, va
 /** No value, for a required column: null, or text with nothing but white space. */
 function isEmpty(value: unknown): boolean {
   return value === null || value === undefined || (typeof value === "string" && value.trim() === "");
-}
-
-/** A unique constraint refused an insert: PostgreSQL's SQLSTATE, SQLite's extended code. */
-function isUniqueViolation(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === "23505" || code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "SQLITE_CONSTRAINT_UNIQUE";
 }
 
 /** A stored value read back from either store, in the column's type. */

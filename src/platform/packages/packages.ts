@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import type { Kysely } from "kysely";
 import { sql } from "../db/kysely-module.ts";
+import { isUniqueViolation } from "../db/values.ts";
 import type { StorageDriver } from "../../store/driver.ts";
 import type { PlatformTables } from "../db/tables.ts";
 import { parseProcess, type ProcessDefinition } from "../processes/bpmn/index.ts";
@@ -71,6 +72,10 @@ export interface PackageDescriptor {
 }
 
 const NAME = /^[A-Za-z][A-Za-z0-9_]{0,99}$/;
+const MAX_PUBLISH_ATTEMPTS = 5;
+
+/** Another publish of the package stored a build after this one read the package. */
+class PublishOvertaken extends Error {}
 const MAX_BODY = 1024 * 1024;
 
 /**
@@ -143,6 +148,17 @@ export class Packages {
     }
     const packageId = await this.packageId(packageName);
     const now = new Date(await this.store.clockNow());
+    try {
+      await this.storeSchema(packageId, schema, now, byUserId);
+    } catch (error) {
+      // PostgreSQL: another save stored the name since this one looked. Looking again finds it,
+      // and says which package has it, or updates it when it is this package's.
+      if (!isUniqueViolation(error)) throw error;
+      await this.storeSchema(packageId, schema, now, byUserId);
+    }
+  }
+
+  private async storeSchema(packageId: string, schema: SchemaInput, now: Date, byUserId: string | null): Promise<void> {
     await this.store.transaction(async () => {
       const existing = await this.db.selectFrom("SysSchema").select(["Id", "PackageId"]).where("Name", "=", schema.name).execute();
       const elsewhere = existing.find((e) => e.PackageId !== packageId);
@@ -216,6 +232,24 @@ export class Packages {
    * unknown task class, a bad cron expression...) throws PackageScheduleError, keeping the previous build.
    */
   async publish(packageName: string, byUserId: string | null = null, options: { readonly schedules?: readonly unknown[] } = {}): Promise<{ version: number }> {
+    // Two publishes of one package that overlap: the one that stores second compiled what it read
+    // before the other's build, which may be older. It starts again from what is saved now, so
+    // that the newest build is always compiled from the newest snapshot.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.publishOnce(packageName, byUserId, options);
+      } catch (error) {
+        if (!(error instanceof PublishOvertaken)) throw error;
+        if (attempt >= MAX_PUBLISH_ATTEMPTS) {
+          throw new PackageInputError(
+            `package ${packageName} was published by someone else ${MAX_PUBLISH_ATTEMPTS} times while this publish compiled it; publish again`,
+          );
+        }
+      }
+    }
+  }
+
+  private async publishOnce(packageName: string, byUserId: string | null, options: { readonly schedules?: readonly unknown[] }): Promise<{ version: number }> {
     const packageId = await this.packageId(packageName);
     const row = await this.db.selectFrom("SysPackage").select("Dependencies").where("Id", "=", packageId).executeTakeFirstOrThrow();
     const previous = (await this.latestBuild(packageName))?.manifest ?? null;
@@ -256,20 +290,28 @@ export class Packages {
         .select(sql<number>`max("Version")`.as("v"))
         .where("PackageId", "=", packageId)
         .executeTakeFirst();
-      const version = Number(latest?.v ?? 0) + 1;
+      const newest = Number(latest?.v ?? 0);
+      if (newest !== (previous?.version ?? 0)) throw new PublishOvertaken();
+      const version = newest + 1;
       const manifest: BuildManifest = { packageName, version, exports: compiled.exports, schemas: compiled.schemas, processes, schedules, dependencies: dependencyVersions };
-      await this.db
-        .insertInto("SysPackageBuild")
-        .values({
-          Id: randomUUID(),
-          PackageId: packageId,
-          Version: version,
-          Code: compiled.code,
-          Manifest: JSON.stringify(manifest),
-          CreatedOn: new Date(await this.store.clockNow()),
-          CreatedById: byUserId,
-        })
-        .execute();
+      try {
+        await this.db
+          .insertInto("SysPackageBuild")
+          .values({
+            Id: randomUUID(),
+            PackageId: packageId,
+            Version: version,
+            Code: compiled.code,
+            Manifest: JSON.stringify(manifest),
+            CreatedOn: new Date(await this.store.clockNow()),
+            CreatedById: byUserId,
+          })
+          .execute();
+      } catch (error) {
+        // PostgreSQL: another publish's transaction stored this version since the look above.
+        if (isUniqueViolation(error)) throw new PublishOvertaken();
+        throw error;
+      }
       return manifest;
     });
     await this.hooks.published?.({ manifest: stored, previous });

@@ -1,0 +1,87 @@
+/**
+ * Requests to the packages that overlap: a publish overtaken by another publish of the same
+ * package compiles again from what is saved now, and one schema name saved into two packages at
+ * once ends up in one of them.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { PackageInputError } from "../../src/platform/packages/errors.ts";
+import { Packages } from "../../src/platform/packages/packages.ts";
+import { startPlatform, STORES } from "./helpers.ts";
+
+const word = (w: string) => `export function word(): string { return "${w}"; }`;
+
+for (const store of STORES) {
+  describe(`overlapping package requests on ${store}`, () => {
+    it("makes the newest build from the newest snapshot when another publish stores first", async () => {
+      const platform = await startPlatform(store, { isolation: "none", packageRefreshMs: 0 });
+      await platform.packages.ensurePackage("UsrRace");
+      await platform.packages.saveSchema("UsrRace", { name: "UsrRaceWords", kind: "source", body: word("old") });
+      assert.equal((await platform.packages.publish("UsrRace")).version, 1);
+      await platform.packages.saveSchema("UsrRace", { name: "UsrRaceWords", kind: "source", body: word("middle") });
+
+      // This publish reads "middle", then, while it compiles, someone saves "new" and publishes it.
+      let checks = 0;
+      const slow = new Packages(platform.runtime.driver, platform.db, {
+        check: async () => {
+          if (++checks > 1) return;
+          await platform.packages.saveSchema("UsrRace", { name: "UsrRaceWords", kind: "source", body: word("new") });
+          assert.equal((await platform.packages.publish("UsrRace")).version, 2);
+        },
+      });
+      assert.equal((await slow.publish("UsrRace")).version, 3);
+      assert.equal(checks, 2, "the overtaken publish compiled again");
+      const newest = await platform.packages.latestBuild("UsrRace");
+      assert.equal(newest?.manifest.version, 3);
+      assert.match(newest?.code ?? "", /"new"/);
+      assert.doesNotMatch(newest?.code ?? "", /"middle"/);
+    });
+
+    it("gives up with a clear error when other publishes keep overtaking one", async () => {
+      const platform = await startPlatform(store, { isolation: "none", packageRefreshMs: 0 });
+      await platform.packages.ensurePackage("UsrBusy");
+      await platform.packages.saveSchema("UsrBusy", { name: "UsrBusyWords", kind: "source", body: word("one") });
+      const slow = new Packages(platform.runtime.driver, platform.db, {
+        check: async () => {
+          await platform.packages.publish("UsrBusy");
+        },
+      });
+      await assert.rejects(slow.publish("UsrBusy"), (e: unknown) => e instanceof PackageInputError && /published by someone else 5 times/.test(e.message));
+      // Only the others' builds were stored.
+      assert.equal((await platform.packages.latestBuild("UsrBusy"))?.manifest.version, 5);
+    });
+
+    it("saves a schema name into one package when two packages save it at once", async () => {
+      const platform = await startPlatform(store, { isolation: "none", packageRefreshMs: 0 });
+      await platform.packages.ensurePackage("UsrLeft");
+      await platform.packages.ensurePackage("UsrRight");
+      const names = Array.from({ length: 12 }, (_, i) => `UsrShared${i}`);
+      const outcomes = await Promise.all(
+        names.map((name) =>
+          Promise.allSettled([
+            platform.packages.saveSchema("UsrLeft", { name, kind: "source", body: word("left") }),
+            platform.packages.saveSchema("UsrRight", { name, kind: "source", body: word("right") }),
+          ]),
+        ),
+      );
+      for (const [i, pair] of outcomes.entries()) {
+        const refused = pair.filter((o) => o.status === "rejected");
+        assert.equal(refused.length, 1, `${names[i]}: one of the two saves is refused`);
+        const reason = (refused[0] as PromiseRejectedResult).reason as Error;
+        assert.ok(reason instanceof PackageInputError, `${names[i]}: ${reason.message}`);
+        assert.match(reason.message, new RegExp(`a schema named ${names[i]} already exists in another package`));
+      }
+      const left = (await platform.packages.getSchemas("UsrLeft")).map((s) => s.name);
+      const right = (await platform.packages.getSchemas("UsrRight")).map((s) => s.name);
+      assert.deepEqual([...left, ...right].sort(), [...names].sort());
+
+      // Two saves of one name into the same package at once: both land, as two updates.
+      const same = await Promise.allSettled([
+        platform.packages.saveSchema("UsrLeft", { name: "UsrTwice", kind: "source", body: word("a") }),
+        platform.packages.saveSchema("UsrLeft", { name: "UsrTwice", kind: "source", body: word("b") }),
+      ]);
+      assert.deepEqual(same.map((o) => o.status), ["fulfilled", "fulfilled"]);
+      assert.equal((await platform.packages.getSchemas("UsrLeft")).filter((s) => s.name === "UsrTwice").length, 1);
+    });
+  });
+}
