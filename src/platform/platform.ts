@@ -83,9 +83,10 @@ export class Platform {
     this.sessions = new Sessions(this.runtime.driver, this.db, this.users, { ttlMs: config.sessionTtlMs, signInLimits: config.signInLimits });
     this.packages = new Packages(this.runtime.driver, this.db, {
       check: ({ packageName, compiled, dependencies, schedules }) => this.packageSchedules.check(packageName, compiled, dependencies, schedules),
-      published: async ({ manifest, previous }) => {
+      published: async ({ manifest }) => {
         try {
-          await this.packageSchedules.apply(manifest.packageName, manifest.version, manifest.schedules ?? [], previous?.schedules ?? []);
+          const earlier = await this.packages.schedulesDeclaredBefore(manifest.packageName, manifest.version);
+          await this.packageSchedules.apply(manifest.packageName, manifest.version, manifest.schedules ?? [], earlier);
         } catch (error) {
           throw new PackageScheduleError(
             manifest.packageName,
@@ -162,14 +163,16 @@ export class Platform {
 
   /**
    * Defines the schedules of every package's newest build, as every start defines the schedules
-   * given in code: a publish whose schedules could not be defined is made good here. A failure is
-   * logged, not fatal.
+   * given in code, and deletes those earlier builds declared that it does not: a publish whose
+   * schedules could not be applied is made good here. A failure is logged, not fatal.
    */
   private async defineSchedulesOfPackages(): Promise<void> {
     for (const [name, version] of await this.packages.latestVersions()) {
       try {
         const schedules = (await this.packages.build(name, version))?.manifest.schedules ?? [];
-        if (schedules.length > 0) await this.packageSchedules.apply(name, version, schedules);
+        // Those of earlier builds that this one dropped go, should a publish have left them behind.
+        const earlier = await this.packages.schedulesDeclaredBefore(name, version);
+        if (schedules.length > 0 || earlier.length > 0) await this.packageSchedules.apply(name, version, schedules, earlier);
       } catch (error) {
         this.runtime.logger.error({ err: error, package: name, version }, "defining the schedules of a package failed");
       }

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { Packages } from "../../src/platform/packages/packages.ts";
 import { Platform } from "../../src/platform/platform.ts";
 import { TEST_POSTGRES_URL, tempDb, tempDir, tempSchema } from "../helpers.ts";
 import { STORES, startPlatform } from "./helpers.ts";
@@ -138,6 +139,34 @@ for (const store of STORES) {
       const second = await Platform.start(config);
       after(() => second.stop({ graceMs: 0 }));
       assert.deepEqual((await schedulesOf(second)).map((s) => [s.name, s.taskName]), [["UsrSched.heartbeat", "UsrTick"]]);
+    });
+
+    it("deletes, at the next start or publish, a schedule an earlier build declared that a later one's publish left behind", async () => {
+      const db = store === "sqlite" ? tempDb(tempDir()) : `${TEST_POSTGRES_URL}?schema=${tempSchema()}`;
+      const config = { db, logger: false as const, secret: "package schedules test secret", adminPassword: "sched-pass", maintenance: MAINTENANCE, packageRefreshMs: 0 };
+      const nightly = { name: "nightly", cron: "0 2 * * *", task: "UsrTick", parameters: { label: "n" } };
+      const names = async (platform: Platform) => (await schedulesOf(platform)).map((s) => s.name).sort();
+      // Stores a build without defining or deleting its schedules: as a publish whose apply failed partway.
+      const publishOnly = (platform: Platform, schedules: unknown[]) => new Packages(platform.runtime.driver, platform.db).publish("UsrSched", null, { schedules });
+
+      const first = await Platform.start(config);
+      after(() => first.stop({ graceMs: 0 }));
+      await savePackage(first);
+      await first.packages.publish("UsrSched", null, { schedules: [heartbeat(), nightly] });
+      await publishOnly(first, [heartbeat()]);
+      assert.deepEqual(await names(first), ["UsrSched.heartbeat", "UsrSched.nightly"]);
+      await first.stop({ graceMs: 0 });
+
+      const second = await Platform.start(config);
+      after(() => second.stop({ graceMs: 0 }));
+      assert.deepEqual(await names(second), ["UsrSched.heartbeat"]);
+
+      await second.packages.publish("UsrSched", null, { schedules: [heartbeat(), nightly] });
+      await publishOnly(second, [heartbeat()]);
+      assert.deepEqual(await names(second), ["UsrSched.heartbeat", "UsrSched.nightly"]);
+      // The next publish deletes what any earlier build declared, not only the build before it.
+      await second.packages.publish("UsrSched", null, { schedules: [heartbeat()] });
+      assert.deepEqual(await names(second), ["UsrSched.heartbeat"]);
     });
   });
 }

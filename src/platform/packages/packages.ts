@@ -318,6 +318,25 @@ export class Packages {
     return { version: stored.version };
   }
 
+  /**
+   * Every schedule the package's builds before `version` declared (the newest declaration of each
+   * name): what a build that no longer declares one of them must delete, even when a build in
+   * between was stored without its schedules being applied.
+   */
+  async schedulesDeclaredBefore(packageName: string, version: number): Promise<PackageSchedule[]> {
+    const rows = await this.db
+      .selectFrom("SysPackageBuild as b")
+      .innerJoin("SysPackage as p", "p.Id", "b.PackageId")
+      .select(["b.Manifest"])
+      .where("p.Name", "=", packageName)
+      .where("b.Version", "<", version)
+      .orderBy("b.Version")
+      .execute();
+    const byName = new Map<string, PackageSchedule>();
+    for (const row of rows) for (const s of (JSON.parse(row.Manifest) as BuildManifest).schedules ?? []) byName.set(s.name, s);
+    return [...byName.values()];
+  }
+
   /** The newest build's version of every published package. */
   async latestVersions(): Promise<Map<string, number>> {
     const rows = await this.db
