@@ -66,14 +66,18 @@ export class ChangeFeed {
     }
   }
 
-  /** The newest ModifiedOn and CreatedOn of Activity: both are indexed, so each is one lookup. */
+  /**
+   * The newest ModifiedOn and CreatedOn of Activity (both indexed, so each is one lookup) and how
+   * many Activities were deleted (one row).
+   */
   private async activityMark(): Promise<string> {
-    const { rows } = await sql<{ m: unknown; c: unknown }>`
+    const { rows } = await sql<{ m: unknown; c: unknown; d: unknown }>`
       SELECT (SELECT max(${sql.ref("ModifiedOn")}) FROM ${sql.table("Activity")}) AS m,
-             (SELECT max(${sql.ref("CreatedOn")}) FROM ${sql.table("Activity")}) AS c`.execute(this.platform.db);
+             (SELECT max(${sql.ref("CreatedOn")}) FROM ${sql.table("Activity")}) AS c,
+             (SELECT ${sql.ref("Deletions")} FROM ${sql.table("SysEntityDeletion")} WHERE ${sql.ref("SchemaName")} = 'Activity') AS d`.execute(this.platform.db);
     const row = rows[0];
     const text = (v: unknown): string => (v instanceof Date ? String(v.getTime()) : String(v ?? ""));
-    return `${text(row?.m)}:${text(row?.c)}`;
+    return `${text(row?.m)}:${text(row?.c)}:${text(row?.d)}`;
   }
 
   private compare(topic: ChangeTopic, mark: string): void {

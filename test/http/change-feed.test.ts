@@ -7,8 +7,9 @@ import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ChangeFeed, type ChangeTopic } from "../../src/http/change-feed.ts";
 import { Task } from "../../src/index.ts";
+import { Activity } from "../../src/platform/entities/activity.ts";
 import { gate, until } from "../helpers.ts";
-import { startPlatform } from "../platform/helpers.ts";
+import { STORES, startPlatform } from "../platform/helpers.ts";
 
 class UsrFeedTask {
   static readonly taskOptions = { isolation: "none" } as const;
@@ -60,3 +61,39 @@ describe("the change feed", () => {
     assert.equal(calls, after, "polled after it stopped");
   });
 });
+
+for (const store of STORES) {
+  describe(`the change feed on ${store}`, () => {
+    it("tells that Activities changed when one is deleted that is neither the newest created nor modified", async () => {
+      const platform = await startPlatform(store, { isolation: "none", worker: false });
+      const uc = platform.appConnection.systemUserConnection;
+      const add = async (title: string): Promise<Activity> => {
+        const activity = new Activity(uc);
+        activity.setDefColumnValues();
+        activity.title = title;
+        await activity.save();
+        return activity;
+      };
+      const older = await add("the older one");
+      await add("the newer one");
+      const driver = platform.runtime.driver;
+      const read = driver.taskChangeMark.bind(driver);
+      let polls = 0;
+      driver.taskChangeMark = async () => {
+        polls++;
+        return read();
+      };
+      const feed = new ChangeFeed(platform, 20);
+      const seen: ChangeTopic[] = [];
+      feed.subscribe((topic) => {
+        seen.push(topic);
+      });
+      // Two polls begun: the first, which took the marks, has ended.
+      await until(() => polls >= 2, "the first poll");
+      assert.equal(seen.length, 0);
+      assert.equal(await older.delete(), true);
+      await until(() => seen.includes("activities"), "a notice that Activities changed");
+      await feed.stop();
+    });
+  });
+}

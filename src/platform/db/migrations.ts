@@ -239,4 +239,17 @@ export const PLATFORM_MIGRATIONS: readonly PlatformMigration[] = [
       await db.schema.createIndex("SysSchema_Name").on("SysSchema").column("Name").unique().execute();
     },
   },
+  {
+    version: 6,
+    name: "entity_deletions",
+    // The change feed reads the newest ModifiedOn and CreatedOn of Activity, which a delete does
+    // not move: a count of deletions per schema does.
+    async up(db) {
+      await db.schema
+        .createTable("SysEntityDeletion")
+        .addColumn("SchemaName", "text", (c) => c.primaryKey())
+        .addColumn("Deletions", "integer", (c) => c.notNull())
+        .execute();
+    },
+  },
 ];

@@ -74,4 +74,6 @@ export interface PlatformTables {
   SysSession: { Id: string; UserId: string; CsrfToken: string; CreatedOn: Time; ExpiresOn: Time };
   /** Failed sign-ins in the current window, per `login:<name>` and `address:<ip>`. */
   SysSignInThrottle: { Key: string; Failures: number; WindowStart: Time };
+  /** How many records of each entity schema were deleted: what tells pages that a record went. */
+  SysEntityDeletion: { SchemaName: string; Deletions: number };
 }

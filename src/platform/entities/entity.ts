@@ -248,8 +248,15 @@ export class Entity {
     const current = await this.db.selectFrom(this.schema.name).selectAll().where("Id", "=", this.id).executeTakeFirst();
     if (!current) return false;
     await this.assertRight("delete", { owner: current.OwnerId, author: current.AuthorId });
-    await this.db.deleteFrom(this.schema.name).where("Id", "=", this.id).execute();
+    const deleted = await this.db.deleteFrom(this.schema.name).where("Id", "=", this.id).executeTakeFirst();
     this.stored = false;
+    if (Number(deleted.numDeletedRows) === 0) return false; // deleted by someone else meanwhile
+    // Counted for the pages that list the schema's records (the change feed).
+    await this.db
+      .insertInto("SysEntityDeletion")
+      .values({ SchemaName: this.schema.name, Deletions: 1 })
+      .onConflict((oc) => oc.column("SchemaName").doUpdateSet({ Deletions: sql<number>`${sql.ref("SysEntityDeletion.Deletions")} + 1` }))
+      .execute();
     return true;
   }
 }
