@@ -63,6 +63,34 @@ for (const store of STORES) {
       await assert.rejects(admin.processEngine.processExecutor.execute("UsrMissing"), /no published process has the code "UsrMissing"/);
     });
 
+    it("fails the element, once, whose script sets a value JSON cannot hold; a set value is a copy", async () => {
+      const platform = await startPlatform(store, { packageRefreshMs: 0 });
+      await publishProcess(platform, "UsrSets", "UsrSets", processXml("UsrSets", "Sets", [
+        { kind: "script", id: "Copy", body: 'const o = { a: 1 }; context.set("O", o); o.a = 2; context.set("Gone", undefined); context.set("Name", undefined); return true;' },
+        { kind: "gateway", id: "Which", branches: [
+          { condition: 'context.get("Mode") === "big"', steps: [{ kind: "script", id: "Big", body: 'context.set("Runs", 1); context.set("Big", 10n ** 20n); return true;' }, { kind: "end", id: "EndA" }] },
+          { steps: [{ kind: "end", id: "Done" }] },
+        ] },
+      ], [{ name: "Mode", type: "text", default: "go" }, { name: "Name", type: "text", default: "n" }]));
+
+      const done = await runAndSettle(platform, "UsrSets");
+      assert.equal(done.status, "Completed");
+      assert.deepEqual(done.parameters.O, { a: 1 });
+      assert.equal("Name" in done.parameters, false);
+
+      const big = await runAndSettle(platform, "UsrSets", { Mode: "big" });
+      assert.equal(big.status, "Error");
+      assert.deepEqual(shape(big), ["Start:Completed", "Copy:Completed", "Which:Completed", "Big:Error"]);
+      assert.match(big.errorMessage ?? "", /^TypeError: context\.set\("Big"\): the value cannot be stored as JSON: .*BigInt/);
+      // The element failed in its one attempt: the task that ran it was not retried.
+      const admin = platform.appConnection.systemUserConnection;
+      const log = await platform.processEngine.getLog(big.id, admin);
+      const task = await platform.runtime.findTask(log?.taskId ?? "");
+      assert.equal(task?.state, "succeeded");
+      assert.equal(task?.attempt, 1);
+      assert.deepEqual(task?.errors, []);
+    });
+
     it("checks the values a run is given as its defaults are checked: 32-bit decimal integers, ISO 8601 dates that exist", async () => {
       const platform = await startPlatform(store, { packageRefreshMs: 0 });
       const xml = processXml("UsrTyped", "Typed", [{ kind: "script", id: "Ok", body: "return true;" }, { kind: "end", id: "End" }], [

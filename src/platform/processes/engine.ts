@@ -73,6 +73,27 @@ interface AwaitedTasks {
 
 type AwaitedOutcome = { readonly kind: "succeeded" } | { readonly kind: "pending"; readonly taskIds: string[] } | { readonly kind: "failed"; readonly error: Error };
 
+/**
+ * context.set: the value is stored as JSON with the instance, so what JSON cannot hold (a BigInt,
+ * a function, a cycle) is refused here, inside the script, which fails its element; a copy is
+ * kept, so changing the object afterwards changes nothing stored. undefined removes the parameter.
+ */
+function setParameter(parameters: Record<string, unknown>, name: unknown, value: unknown): void {
+  if (typeof name !== "string" || name === "") throw new TypeError(`context.set needs a parameter name, got ${typeof name === "string" ? "an empty string" : typeof name}`);
+  if (value === undefined) {
+    delete parameters[name];
+    return;
+  }
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (error) {
+    throw new TypeError(`context.set(${JSON.stringify(name)}): the value cannot be stored as JSON: ${(error as Error).message}`, { cause: error });
+  }
+  if (json === undefined) throw new TypeError(`context.set(${JSON.stringify(name)}): a ${typeof value} cannot be stored as a parameter`);
+  Object.defineProperty(parameters, name, { value: JSON.parse(json) as unknown, enumerable: true, writable: true, configurable: true });
+}
+
 /** The id of what a script passed to context.waitForTask: a task handle or an id. */
 function awaitedTaskId(task: unknown): string {
   const id = typeof task === "string" ? task : task !== null && typeof task === "object" ? (task as { id?: unknown }).id : undefined;
@@ -304,7 +325,7 @@ export class ProcessEngine {
         parameters,
         get: (name: string) => parameters[name],
         set: (name: string, value: unknown) => {
-          parameters[name] = value;
+          setParameter(parameters, name, value);
         },
         waitForTask: (): void => {
           throw new Error("context.waitForTask can be called only in a script task");
