@@ -68,6 +68,24 @@ describe("scripts and conditions", () => {
     assert.throws(() => loaded.condition("UsrProcess", "Flow2"), /has no condition UsrProcess\/Flow2/);
   });
 
+  it("a condition may begin or end with a comment, or begin on a later line", async () => {
+    const condition = (flowId: string, expression: string) => ({ processCode: "UsrProcess", flowId, usings: [], expression });
+    const compiled = await compilePackage(
+      input({
+        conditions: [
+          condition("Flow1", '// the customer said yes\ncontext.get("answer") === "yes"'),
+          condition("Flow2", 'context.get("answer") === "no" // the customer said no'),
+          condition("Flow3", '\n\n  /* on its own line */\n  context.get("answer") ===\n    "maybe"'),
+        ],
+      }),
+    );
+    const loaded = loadPackage(compiled, platformApi);
+    for (const [flow, answer] of [["Flow1", "yes"], ["Flow2", "no"], ["Flow3", "maybe"]] as const) {
+      assert.equal(loaded.condition("UsrProcess", flow)(contextOf({ answer })), true, flow);
+      assert.equal(loaded.condition("UsrProcess", flow)(contextOf({ answer: "other" })), false, flow);
+    }
+  });
+
   it("scripts see their usings' exports and the platform API; schemas import each other as ./X or X", async () => {
     const compiled = await compilePackage(
       input({

@@ -86,9 +86,10 @@ export function generateProcessModule(
     text += `export function ${functionName}(context: ${CONTEXT_TYPE_NAME}): boolean `;
     const openBrace = text.length;
     // The expression must begin on the line of `return` (a line break after it would end the
-    // statement), so leading white space is dropped; offsets still count from the original text.
+    // statement), so the white space and comments before it are dropped; offsets still count
+    // from the original text.
     const expression = condition.expression;
-    const lead = expression.length - expression.trimStart().length;
+    const lead = leadingTrivia(expression);
     text += "{\n  return ";
     const start = text.length - lead;
     text += `${expression.slice(lead)}\n  `;
@@ -138,4 +139,23 @@ export function generateEntry(schemas: readonly string[], processes: readonly Pr
   lines.push(`export const scripts = [${scripts.join(", ")}];`);
   lines.push(`export const conditions = [${conditions.join(", ")}];`);
   return `${lines.join("\n")}\n`;
+}
+
+/** How many characters of white space and comments (line and block comments) begin `text`. */
+function leadingTrivia(text: string): number {
+  let i = 0;
+  for (;;) {
+    while (i < text.length && /\s/.test(text[i]!)) i++;
+    if (text.startsWith("//", i)) {
+      const end = text.slice(i).search(/[\n\r\u2028\u2029]/);
+      if (end === -1) return text.length;
+      i += end;
+    } else if (text.startsWith("/*", i)) {
+      const end = text.indexOf("*/", i + 2);
+      if (end === -1) return i; // unterminated: TypeScript says so
+      i = end + 2;
+    } else {
+      return i;
+    }
+  }
 }
