@@ -49,8 +49,13 @@ export async function readDefinitions(xml: unknown): Promise<ReadResult> {
   return { definitions: result.rootElement, warnings: result.warnings.map(warningProblem), unresolved };
 }
 
-export async function writeDefinitions(definitions: ModdleElement): Promise<string> {
-  const { xml } = await moddle.toXML(definitions, { format: true });
+/**
+ * Writes the model back as XML. `format` indents each element by its depth, which for a deeply
+ * nested document makes the text grow with the square of its depth: pass false for documents
+ * this process did not check itself.
+ */
+export async function writeDefinitions(definitions: ModdleElement, options: { readonly format?: boolean } = {}): Promise<string> {
+  const { xml } = await moddle.toXML(definitions, { format: options.format ?? true });
   return xml;
 }
 

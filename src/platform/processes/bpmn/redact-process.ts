@@ -29,5 +29,6 @@ export async function withoutProcessCode(xml: string): Promise<string> {
     }
   };
   visit(definitions);
-  return writeDefinitions(definitions);
+  // Unindented: indenting a deeply nested diagram would multiply its size by its depth.
+  return writeDefinitions(definitions, { format: false });
 }
