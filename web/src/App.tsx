@@ -63,8 +63,9 @@ export function App() {
       </header>
       <main>
         {section === "activities" && <Activities />}
-        {section === "tasks" && (id ? <TaskPage id={id} /> : <Tasks />)}
-        {section === "processes" && <Processes instanceId={id ?? null} />}
+        {/* Keyed by the id: another task's or instance's page starts empty, not with the previous one's data. */}
+        {section === "tasks" && (id ? <TaskPage key={id} id={id} /> : <Tasks />)}
+        {section === "processes" && <Processes key={id ?? ""} instanceId={id ?? null} />}
         {section === "configuration" && (user.isAdmin ? <LazyConfiguration /> : <p>Only administrators may open the configuration.</p>)}
       </main>
     </div>

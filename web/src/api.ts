@@ -55,17 +55,51 @@ export async function loadSession(): Promise<void> {
   }
 }
 
+/**
+ * Asks the server whether the session still holds, when the page has a reason to doubt it (the
+ * live stream broke). Signed out there: the page goes back to the sign-in form. No answer (the
+ * server restarting): nothing changes, the stream reconnects by itself.
+ */
+export async function recheckSession(): Promise<void> {
+  let me: { user: User | null; csrfToken: string | null };
+  try {
+    me = await api<{ user: User | null; csrfToken: string | null }>("GET", "/api/auth/me");
+  } catch {
+    return;
+  }
+  if (me.user?.id !== currentUser.value?.id) {
+    csrfToken = me.csrfToken;
+    currentUser.value = me.user;
+  }
+}
+
+/**
+ * The other tabs of this browser share the session cookie: signing out in one signs them all out,
+ * and signing in makes them load the new session.
+ */
+const tabs = typeof BroadcastChannel === "function" ? new BroadcastChannel("underway-session") : null;
+tabs?.addEventListener("message", (event: MessageEvent) => {
+  if (event.data === "signed-out") {
+    csrfToken = null;
+    currentUser.value = null;
+  } else if (event.data === "signed-in") {
+    void loadSession();
+  }
+});
+
 export async function signIn(login: string, password: string): Promise<void> {
   const answer = await api<{ user: User; csrfToken: string }>("POST", "/api/auth/login", { login, password });
   // The bearer token in the answer is not kept: the browser uses the HttpOnly cookie.
   csrfToken = answer.csrfToken;
   currentUser.value = answer.user;
+  tabs?.postMessage("signed-in");
 }
 
 export async function signOut(): Promise<void> {
   await api("POST", "/api/auth/logout").catch(() => undefined);
   csrfToken = null;
   currentUser.value = null;
+  tabs?.postMessage("signed-out");
 }
 
 export function query(params: Record<string, string | number | undefined | null>): string {

@@ -1,5 +1,6 @@
 import { signal } from "@preact/signals";
 import { useEffect, useRef } from "preact/hooks";
+import { recheckSession } from "./api.ts";
 
 export type Topic = "tasks" | "activities";
 
@@ -15,7 +16,12 @@ export function startLive(): void {
   if (source) return;
   source = new EventSource("/api/events");
   source.onopen = () => (liveConnected.value = true);
-  source.onerror = () => (liveConnected.value = false);
+  source.onerror = () => {
+    liveConnected.value = false;
+    // The stream breaks when the session ends (signed out elsewhere, expired) as when the server
+    // restarts: if the session ended, the page goes back to the sign-in form.
+    void recheckSession();
+  };
   for (const topic of ["tasks", "activities"] as const) source.addEventListener(topic, () => changes[topic].value++);
 }
 
@@ -27,9 +33,16 @@ export function stopLive(): void {
 
 /**
  * Runs `load` now, when `deps` change, and when the topic changes on the server, at most once
- * per `minGapMs`: a busy queue does not make every page reload many times a second.
+ * per `minGapMs`: a busy queue does not make every page reload many times a second. `load` gets
+ * `isCurrent`, false once a later load started or the page went away: an answer that arrives
+ * after a newer one (an older filter's, a previous task's) must not be shown.
  */
-export function useLive(topic: Topic | readonly Topic[], load: () => Promise<void> | void, deps: readonly unknown[], minGapMs = 700): void {
+export function useLive(
+  topic: Topic | readonly Topic[],
+  load: (isCurrent: () => boolean) => Promise<void> | void,
+  deps: readonly unknown[],
+  minGapMs = 700,
+): void {
   const topics = typeof topic === "string" ? [topic] : topic;
   const stamps = topics.map((t) => changes[t].value);
   const key = stamps.join(",");
@@ -38,9 +51,14 @@ export function useLive(topic: Topic | readonly Topic[], load: () => Promise<voi
   const pending = useRef<number | null>(null);
   const loadRef = useRef(load);
   loadRef.current = load;
-  useEffect(() => {
+  const generation = useRef(0);
+  const start = (): void => {
+    const mine = ++generation.current;
     last.current = Date.now();
-    void loadRef.current();
+    void loadRef.current(() => mine === generation.current);
+  };
+  useEffect(() => {
+    start();
   }, deps);
   useEffect(() => {
     if (seen.current === key) return;
@@ -50,13 +68,13 @@ export function useLive(topic: Topic | readonly Topic[], load: () => Promise<voi
     pending.current = window.setTimeout(
       () => {
         pending.current = null;
-        last.current = Date.now();
-        void loadRef.current();
+        start();
       },
       Math.max(0, wait),
     );
   }, [key]);
   useEffect(() => () => {
+    generation.current++;
     if (pending.current !== null) window.clearTimeout(pending.current);
   }, []);
 }

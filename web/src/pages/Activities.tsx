@@ -31,14 +31,15 @@ export function Activities() {
 
   useLive(
     "activities",
-    async () => {
+    async (isCurrent) => {
       try {
         const page = await api<{ items: ActivityRow[]; nextOffset: number | null }>("GET", `/api/activities${query({ title, limit: PAGE, offset })}`);
+        if (!isCurrent()) return;
         setRows(page.items);
         setNext(page.nextOffset);
         setError(null);
       } catch (err) {
-        setError((err as Error).message);
+        if (isCurrent()) setError((err as Error).message);
       }
     },
     [title, offset],

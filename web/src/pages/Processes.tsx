@@ -61,15 +61,21 @@ function Library() {
   useEffect(() => {
     if (!selected) return;
     setXml(null);
+    // Another process selected before this answer came: its diagram is the one to show.
+    let current = true;
     api<{ xml: string }>("GET", `/api/processes/${encodeURIComponent(selected)}`).then(
-      (r) => setXml(r.xml),
-      (err: Error) => setMessage({ text: err.message, error: true }),
+      (r) => current && setXml(r.xml),
+      (err: Error) => current && setMessage({ text: err.message, error: true }),
     );
+    return () => {
+      current = false;
+    };
   }, [selected]);
   useLive(
     "tasks",
-    async () => {
-      setLog((await api<{ items: ProcessLog[] }>("GET", "/api/process-log?limit=20")).items);
+    async (isCurrent) => {
+      const items = (await api<{ items: ProcessLog[] }>("GET", "/api/process-log?limit=20")).items;
+      if (isCurrent()) setLog(items);
     },
     [],
   );
@@ -160,21 +166,26 @@ function Instance({ id }: { id: string }) {
   const [error, setError] = useState<string | null>(null);
   useLive(
     "tasks",
-    async () => {
+    async (isCurrent) => {
       try {
-        setLog(await api<ProcessLog>("GET", `/api/process-log/${encodeURIComponent(id)}`));
+        const instance = await api<ProcessLog>("GET", `/api/process-log/${encodeURIComponent(id)}`);
+        if (isCurrent()) setLog(instance);
       } catch (err) {
-        setError((err as Error).message);
+        if (isCurrent()) setError((err as Error).message);
       }
     },
     [id],
   );
   useEffect(() => {
     if (!log) return;
+    let current = true;
     api<{ xml: string }>("GET", `/api/processes/${encodeURIComponent(log.processCode)}`).then(
-      (r) => setXml(r.xml),
-      () => setXml(null),
+      (r) => current && setXml(r.xml),
+      () => current && setXml(null),
     );
+    return () => {
+      current = false;
+    };
   }, [log?.processCode]);
   const cancel = async (): Promise<void> => {
     try {

@@ -12,12 +12,14 @@ export function TaskPage({ id }: { id: string }) {
   const [notice, setNotice] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
-  const load = async (): Promise<void> => {
+  const load = async (isCurrent: () => boolean = () => true): Promise<void> => {
     try {
-      setTask(await api<TaskDetail>("GET", `/api/tasks/${encodeURIComponent(id)}`));
+      const detail = await api<TaskDetail>("GET", `/api/tasks/${encodeURIComponent(id)}`);
+      if (!isCurrent()) return;
+      setTask(detail);
       setError(null);
     } catch (err) {
-      setError((err as Error).message);
+      if (isCurrent()) setError((err as Error).message);
     }
   };
   useLive("tasks", load, [id]);

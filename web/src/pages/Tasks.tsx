@@ -31,7 +31,7 @@ export function Tasks() {
 
   useLive(
     "tasks",
-    async () => {
+    async (isCurrent) => {
       try {
         const [page, c, a] = await Promise.all([
           api<{ items: TaskSummary[]; nextBefore: string | null }>(
@@ -41,13 +41,14 @@ export function Tasks() {
           api<{ counts: Record<TaskState, number>; cap: number }>("GET", "/api/tasks/counts"),
           api<Buckets>("GET", "/api/tasks/activity"),
         ]);
+        if (!isCurrent()) return;
         setItems(page.items);
         setNextBefore(page.nextBefore);
         setCounts(c);
         setChart(a);
         setError(null);
       } catch (err) {
-        setError((err as Error).message);
+        if (isCurrent()) setError((err as Error).message);
       }
     },
     [filters, before],
