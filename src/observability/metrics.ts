@@ -183,7 +183,7 @@ export class TaskMetrics {
       }
     }
 
-    counter("enqueued", "underway_tasks_enqueued_total", "Tasks stored by Task.startNew in this process");
+    counter("enqueued", "underway_tasks_enqueued_total", "Task starts made in this process, counted when the call returns (deduplicated and rolled-back starts included)");
     counter("started", "underway_tasks_started_total", "Attempts started by this process's worker");
     counter("succeeded", "underway_tasks_succeeded_total", "Tasks that succeeded in this process's worker");
     counter("failed", "underway_tasks_failed_total", "Attempts that failed and will be retried");
