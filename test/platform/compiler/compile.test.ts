@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { compilePackage, loadPackage, PackageLoadError, type CompiledPackage } from "../../../src/platform/packages/compiler/index.ts";
-import { contextOf, input, platformApi, script, workedExample } from "./helpers.ts";
+import { condition, contextOf, input, platformApi, script, workedExample } from "./helpers.ts";
 
 describe("the worked example", () => {
   let compiled: CompiledPackage;
@@ -69,7 +69,6 @@ describe("scripts and conditions", () => {
   });
 
   it("a condition may begin or end with a comment, or begin on a later line", async () => {
-    const condition = (flowId: string, expression: string) => ({ processCode: "UsrProcess", flowId, usings: [], expression });
     const compiled = await compilePackage(
       input({
         conditions: [

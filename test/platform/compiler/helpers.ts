@@ -5,6 +5,7 @@ import {
   PackageCompileError,
   type CompileInput,
   type CompileProblem,
+  type ProcessCondition,
   type ProcessScript,
   type ScriptContext,
   type SourceSchema,
@@ -39,6 +40,11 @@ export function input(partial: Partial<CompileInput>): CompileInput {
 /** A script of process UsrProcess. */
 export function script(elementId: string, body: string, usings: string[] = []): ProcessScript {
   return { processCode: "UsrProcess", elementId, usings, body };
+}
+
+/** A condition of process UsrProcess on the flow `flowId`. */
+export function condition(flowId: string, expression: string): ProcessCondition {
+  return { processCode: "UsrProcess", flowId, usings: [], expression };
 }
 
 /** Compiles, expecting failure; returns the problems. */

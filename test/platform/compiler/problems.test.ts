@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { compilePackage, PackageCompileError, type CompileProblem } from "../../../src/platform/packages/compiler/index.ts";
-import { input, problemsOf, script, workedExample } from "./helpers.ts";
+import { condition, input, problemsOf, script, workedExample } from "./helpers.ts";
 
 /** The problems as `schema:line:column message` lines, for readable assertions. */
 function lines(problems: readonly CompileProblem[]): string[] {
@@ -209,7 +209,6 @@ describe("problems in scripts and conditions", () => {
   });
 
   it("conditions: not a boolean, not one expression, await", async () => {
-    const condition = (flowId: string, expression: string) => ({ processCode: "UsrProcess", flowId, usings: [], expression });
     const problems = await problemsOf(
       input({
         conditions: [
