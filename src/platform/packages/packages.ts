@@ -72,11 +72,11 @@ export interface PackageDescriptor {
 }
 
 const NAME = /^[A-Za-z][A-Za-z0-9_]{0,99}$/;
+const MAX_BODY = 1024 * 1024;
 const MAX_PUBLISH_ATTEMPTS = 5;
 
 /** Another publish of the package stored a build after this one read the package. */
 class PublishOvertaken extends Error {}
-const MAX_BODY = 1024 * 1024;
 
 /**
  * Packages of source code and process schemas. Save stores a schema's text (a process is checked
