@@ -85,7 +85,7 @@ export class Platform {
       check: ({ packageName, compiled, dependencies, schedules }) => this.packageSchedules.check(packageName, compiled, dependencies, schedules),
       published: async ({ manifest }) => {
         try {
-          const earlier = await this.packages.schedulesDeclaredBefore(manifest.packageName, manifest.version);
+          const earlier = await this.packages.scheduleNamesDeclaredBefore(manifest.packageName, manifest.version);
           await this.packageSchedules.apply(manifest.packageName, manifest.version, manifest.schedules ?? [], earlier);
         } catch (error) {
           throw new PackageScheduleError(
@@ -171,7 +171,7 @@ export class Platform {
       try {
         const schedules = (await this.packages.build(name, version))?.manifest.schedules ?? [];
         // Those of earlier builds that this one dropped go, should a publish have left them behind.
-        const earlier = await this.packages.schedulesDeclaredBefore(name, version);
+        const earlier = await this.packages.scheduleNamesDeclaredBefore(name, version);
         if (schedules.length > 0 || earlier.length > 0) await this.packageSchedules.apply(name, version, schedules, earlier);
       } catch (error) {
         this.runtime.logger.error({ err: error, package: name, version }, "defining the schedules of a package failed");

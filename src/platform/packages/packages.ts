@@ -319,22 +319,23 @@ export class Packages {
   }
 
   /**
-   * Every schedule the package's builds before `version` declared (the newest declaration of each
-   * name): what a build that no longer declares one of them must delete, even when a build in
-   * between was stored without its schedules being applied.
+   * The names of the schedules the package's builds before `version` declared: what a build that
+   * no longer declares one of them must delete, even when a build in between was stored without
+   * its schedules being applied. Reads only each manifest's schedules, not its code or diagrams.
    */
-  async schedulesDeclaredBefore(packageName: string, version: number): Promise<PackageSchedule[]> {
+  async scheduleNamesDeclaredBefore(packageName: string, version: number): Promise<string[]> {
+    const schedules =
+      this.store.dialect === "postgres" ? sql<string | null>`(b."Manifest"::json -> 'schedules')::text` : sql<string | null>`json_extract(b."Manifest", '$.schedules')`;
     const rows = await this.db
       .selectFrom("SysPackageBuild as b")
       .innerJoin("SysPackage as p", "p.Id", "b.PackageId")
-      .select(["b.Manifest"])
+      .select(schedules.as("s"))
       .where("p.Name", "=", packageName)
       .where("b.Version", "<", version)
-      .orderBy("b.Version")
       .execute();
-    const byName = new Map<string, PackageSchedule>();
-    for (const row of rows) for (const s of (JSON.parse(row.Manifest) as BuildManifest).schedules ?? []) byName.set(s.name, s);
-    return [...byName.values()];
+    const names = new Set<string>();
+    for (const row of rows) for (const s of row.s === null ? [] : (JSON.parse(row.s) as PackageSchedule[])) names.add(s.name);
+    return [...names];
   }
 
   /** The newest build's version of every published package. */

@@ -120,9 +120,9 @@ export class PackageSchedules {
 
   /**
    * Defines a stored build's schedules (created, or updated keeping their state) and deletes those
-   * the previous build declared that this one does not.
+   * named in `earlier` (as the package declared them) that this one does not declare.
    */
-  async apply(packageName: string, version: number, schedules: readonly PackageSchedule[], previous: readonly PackageSchedule[] = []): Promise<void> {
+  async apply(packageName: string, version: number, schedules: readonly PackageSchedule[], earlier: readonly string[] = []): Promise<void> {
     if (schedules.length > 0) {
       const loaded = (await this.loader.load(packageName, version)).loaded;
       for (const schedule of schedules) {
@@ -130,7 +130,7 @@ export class PackageSchedules {
       }
     }
     const kept = new Set(schedules.map((s) => s.name));
-    const gone = new Set(previous.filter((s) => !kept.has(s.name)).map((s) => storedScheduleName(packageName, s.name)));
+    const gone = new Set(earlier.filter((name) => !kept.has(name)).map((name) => storedScheduleName(packageName, name)));
     if (gone.size === 0) return;
     for (const stored of await this.runtime.listSchedules()) {
       if (gone.has(stored.name)) await this.runtime.deleteSchedule(stored.name);
