@@ -143,6 +143,16 @@ describe("loading", () => {
     );
   });
 
+  it("an import() of the platform API in package code is served by the loader, not by Node's", async () => {
+    const compiled = await compilePackage(
+      input({ schemas: [{ name: "UsrLazy", source: 'import { Task } from "underway";\nexport const same = async (): Promise<boolean> => (await import("underway")).Task === Task;\n' }] }),
+    );
+    assert.doesNotMatch(compiled.code, /\bimport\(/);
+    const loaded = loadPackage(compiled, platformApi);
+    const same = (loaded.modules.UsrLazy as { same: () => Promise<boolean> }).same;
+    assert.equal(await same(), true);
+  });
+
   it("a require hidden from the compiler (computed name) is refused when it runs", async () => {
     const compiled = await compilePackage(
       input({ scripts: [script("ScriptTask1", 'const name = ["node", "fs"].join(":");\nrequire(name);\nreturn true;')] }),

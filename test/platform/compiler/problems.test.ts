@@ -208,6 +208,17 @@ describe("problems in scripts and conditions", () => {
     assert.match(problems[0]?.message ?? "", /package code cannot import "node:fs"/);
   });
 
+  it("an import() whose module name is computed is refused at compile time, in schemas and scripts", async () => {
+    const problems = await problemsOf(
+      input({
+        schemas: [{ name: "UsrLoader", source: 'const name = ["node", "fs"].join(":");\nexport const load = () => import(name);\nexport const loadOs = () => import(`node:${"os"}`);\n' }],
+        scripts: [script("ScriptTask1", 'const fs = await import(String(context.get("module")));\nreturn fs !== undefined;')],
+      }),
+    );
+    const message = 'import() must name its module with a string literal: package code may import only "underway", its own schemas and the schemas of the packages it depends on';
+    assert.deepEqual(lines(problems), [`UsrLoader:2:27 ${message}`, `UsrLoader:3:29 ${message}`, `${owner}:1:18 ${message}`]);
+  });
+
   it("conditions: not a boolean, not one expression, await", async () => {
     const problems = await problemsOf(
       input({

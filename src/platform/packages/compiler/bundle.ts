@@ -61,6 +61,9 @@ export async function bundlePackage(scope: SchemaScope, processes: readonly Proc
       target: "node20",
       // Task classes are found by their class name: bundling must not rename them.
       keepNames: true,
+      // Every import() becomes a call of the loader's require, which refuses any module a package
+      // may not import, so none reaches Node's own loader.
+      supported: { "dynamic-import": false },
       logLevel: "silent",
       charset: "utf8",
       plugins: [plugin],

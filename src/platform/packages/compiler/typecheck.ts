@@ -174,9 +174,14 @@ function platformExports(program: ts.Program): { values: readonly string[]; type
   return platformNames;
 }
 
-/** Every module specifier a file names: imports, re-exports, import(), require(), import types. */
-function moduleSpecifiers(sourceFile: ts.SourceFile): ts.StringLiteralLike[] {
+/**
+ * Every module specifier a file names (imports, re-exports, import(), require(), import types),
+ * and every import() whose module name is not a string literal: its module is known only when it
+ * runs, so the rule about what package code may import could not be checked.
+ */
+function moduleSpecifiers(sourceFile: ts.SourceFile): { literals: ts.StringLiteralLike[]; computed: ts.CallExpression[] } {
   const found: ts.StringLiteralLike[] = [];
+  const computed: ts.CallExpression[] = [];
   const visit = (node: ts.Node): void => {
     if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteralLike(node.moduleSpecifier)) {
       found.push(node.moduleSpecifier);
@@ -192,14 +197,18 @@ function moduleSpecifiers(sourceFile: ts.SourceFile): ts.StringLiteralLike[] {
       const isImport = callee.kind === ts.SyntaxKind.ImportKeyword;
       const isRequire = ts.isIdentifier(callee) && callee.text === "require";
       if ((isImport || isRequire) && first && ts.isStringLiteralLike(first)) found.push(first);
+      else if (isImport) computed.push(node);
     } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
       found.push(node.argument.literal);
     }
     ts.forEachChild(node, visit);
   };
   visit(sourceFile);
-  return found;
+  return { literals: found, computed };
 }
+
+const COMPUTED_IMPORT_MESSAGE =
+  `import() must name its module with a string literal: package code may import only "${PLATFORM_MODULE}", its own schemas and the schemas of the packages it depends on`;
 
 /** Diagnostics about a module that cannot be found; replaced by our own import problems. */
 const MODULE_NOT_FOUND_CODES = new Set([2307, 2792]);
@@ -371,7 +380,8 @@ export function typeCheckPackage(
     // Imports: only "underway", schemas of this package and of its dependencies.
     const refused = new Set<number>();
     const fileProblems: CompileProblem[] = [];
-    for (const literal of moduleSpecifiers(sourceFile)) {
+    const specifiers = moduleSpecifiers(sourceFile);
+    for (const literal of specifiers.literals) {
       const target = scope.resolve(literal.text, file.packageName);
       const message = importProblem(literal.text, target, file.packageName);
       if (message === undefined) continue;
@@ -389,6 +399,7 @@ export function typeCheckPackage(
       }
     }
     if (own) {
+      for (const call of specifiers.computed) fileProblems.push(locate(call.getStart(sourceFile), COMPUTED_IMPORT_MESSAGE));
       const syntactic = program.getSyntacticDiagnostics(sourceFile);
       const diagnostics = [...syntactic, ...program.getSemanticDiagnostics(sourceFile)];
       for (const d of diagnostics) {
