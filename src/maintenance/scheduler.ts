@@ -86,10 +86,12 @@ export class Scheduler extends PeriodicDuty<SchedulerPass> {
       this.options.logger.warn({ schedule: schedule.name, since: new Date(due).toISOString() }, "skipped missed ticks");
       return "skipped";
     }
-    if (missed) this.options.logger.warn({ schedule: schedule.name, since: new Date(due).toISOString(), taskId }, "missed ticks: running once now");
+    // The task it started: its id and type (it has no attempt yet).
+    const started = { taskId, task: schedule.taskName };
+    if (missed) this.options.logger.warn({ schedule: schedule.name, since: new Date(due).toISOString(), ...started }, "missed ticks: running once now");
     else if (now - due > this.missedAfterMs) {
-      this.options.logger.warn({ schedule: schedule.name, since: new Date(due).toISOString(), tick: at, taskId }, "missed ticks: running the latest tick");
-    } else this.options.logger.info({ schedule: schedule.name, tick: at, taskId }, "schedule fired");
+      this.options.logger.warn({ schedule: schedule.name, since: new Date(due).toISOString(), tick: at, ...started }, "missed ticks: running the latest tick");
+    } else this.options.logger.info({ schedule: schedule.name, tick: at, ...started }, "schedule fired");
     return "fired";
   }
 }

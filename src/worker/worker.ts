@@ -707,7 +707,7 @@ export class Worker {
 
   /** execute() catches everything a task does; this is a bug of ours. Keep the worker alive. */
   private internalError(run: ActiveRun, error: unknown): void {
-    this.options.logger.error({ err: error, taskId: run.task.id }, "internal error while running a task");
+    this.options.logger.error({ err: error, ...taskLogFields(run.task) }, "internal error while running a task");
     this.end(run, this.failure(run, error, null));
   }
 
@@ -934,7 +934,7 @@ export class Worker {
     if (!run.discarded) {
       if (outcome.kind === "failed") {
         this.options.logger.warn(
-          { taskId: run.task.id, task: run.task.name, attempt: run.task.attempt, err: outcome.error },
+          { ...taskLogFields(run.task), err: outcome.error },
           outcome.retryDelayMs === null ? "task failed; no attempts left" : `task failed; retry in ${outcome.retryDelayMs} ms`,
         );
       }
@@ -1009,7 +1009,7 @@ export class Worker {
       if (!latest || run.discarded || !this.active.has(runKey(run.task))) return;
       this.driver
         .taskProgressSet({ id: run.task.id, runSeq: run.task.runSeq, progress: latest.fraction, message: latest.text })
-        .catch((error: unknown) => this.options.logger.warn({ err: error, taskId: run.task.id }, "storing progress failed"));
+        .catch((error: unknown) => this.options.logger.warn({ err: error, ...taskLogFields(run.task) }, "storing progress failed"));
     };
     run.progressTimer = setTimeout(write, PROGRESS_INTERVAL_MS);
     run.progressTimer.unref();
@@ -1052,7 +1052,7 @@ export class Worker {
       // Completed meanwhile, or the lease really was lost; either way this run's result must not count.
       if (run.discarded) continue;
       run.discarded = "lease lost";
-      this.options.logger.warn({ taskId: ref.id, task: run.task.name, attempt: run.task.attempt }, "lease lost; aborting the run");
+      this.options.logger.warn(taskLogFields(run.task), "lease lost; aborting the run");
       run.abort.abort(new LeaseLostError(ref.id));
     }
   }
@@ -1145,6 +1145,13 @@ function positive(value: number, what: string): number {
 
 type LogLine = [objectOrMessage: object | string, message?: string];
 
+/** The fields every log line about an attempt carries: the task, its attempt and, when it has one, its user. */
+function taskLogFields(task: ClaimedTask): { taskId: string; task: string; attempt: number; userId?: string } {
+  return task.initiator
+    ? { taskId: task.id, task: task.name, attempt: task.attempt, userId: task.initiator.userId }
+    : { taskId: task.id, task: task.name, attempt: task.attempt };
+}
+
 /**
  * An attempt's logger, with its task's bindings: the child logger is made on the first line only
  * (most attempts log nothing, and a child costs its bindings' serialization).
@@ -1159,12 +1166,7 @@ class RunLogger implements Logger {
 
   private get logger(): Logger {
     const { task } = this;
-    return (this.made ??= this.parent.child({
-      taskId: task.id,
-      task: task.name,
-      attempt: task.attempt,
-      ...(task.initiator ? { userId: task.initiator.userId } : {}),
-    }));
+    return (this.made ??= this.parent.child(taskLogFields(task)));
   }
 
   debug(...line: LogLine): void {

@@ -34,6 +34,10 @@ class Broken implements IBackgroundTask<{ n: number }> {
   }
 }
 
+class BrokenForUser extends Broken implements IUserConnectionRequired {
+  setUserConnection(): void {}
+}
+
 /** A pino logger whose JSON lines are collected. */
 function capture(): { logger: pino.Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
@@ -66,6 +70,23 @@ for (const store of STORES) {
         assert.equal(line.userId, "u-42");
       }
       assert.equal(own[0]?.order, "A-1");
+    });
+
+    it("the worker's own line about a failed attempt names the task's user too", async () => {
+      const { logger, lines } = capture();
+      const runtime = await runtimeOn(newStore(store), {
+        tasks: [BrokenForUser],
+        logger,
+        userConnectionFactory: (initiator): UserConnectionLike => ({ currentUser: { id: initiator.userId } }),
+      });
+      const handle = await runtime.run(() => runAsUser({ userId: "u-7" }, () => Task.startNewWithUserConnection(BrokenForUser, { n: 1 })));
+      await assert.rejects(handle.wait({ timeoutMs: 5_000 }));
+      const failed = lines.filter((l) => l.msg === "task failed; no attempts left");
+      assert.equal(failed.length, 1);
+      assert.equal(failed[0]?.taskId, handle.id);
+      assert.equal(failed[0]?.task, "BrokenForUser");
+      assert.equal(failed[0]?.attempt, 1);
+      assert.equal(failed[0]?.userId, "u-7");
     });
 
     it("serves counters, histograms and queue depth at /metrics", async () => {

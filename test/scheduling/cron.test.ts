@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import pino from "pino";
 import type { IBackgroundTask, Runtime } from "../../src/index.ts";
 import { newStore, runtimeOn, STORES } from "./stores.ts";
 
@@ -59,6 +60,21 @@ for (const store of STORES) {
       assert.equal(schedule?.lastTick?.getTime(), tick);
       assert.equal(schedule?.lastTaskId, task.id);
       assert.equal(schedule?.nextRunAt?.getTime(), tick + 5 * MINUTE);
+    });
+
+    it("logs each firing with the schedule, the tick and the task it started", async () => {
+      const lines: Record<string, unknown>[] = [];
+      const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+      const runtime = await runtimeOn(newStore(store), { worker: false, logger, tasks: [Heartbeat], schedules: [every5("logged")] });
+      const tick = await toNextTick("logged", runtime);
+      assert.deepEqual(await runtime.scheduler?.runOnce(), { fired: 1, skipped: 0 });
+      const [task] = await scheduledTasks(runtime, "logged");
+      const fired = lines.filter((l) => l.msg === "schedule fired");
+      assert.equal(fired.length, 1);
+      assert.equal(fired[0]?.schedule, "logged");
+      assert.equal(fired[0]?.tick, new Date(tick).toISOString());
+      assert.equal(fired[0]?.taskId, task?.id);
+      assert.equal(fired[0]?.task, "Heartbeat");
     });
 
     it("fires one task per tick with two nodes trying at once, through leader changes", async () => {
