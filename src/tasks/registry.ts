@@ -180,12 +180,17 @@ export function priorityOf(value: unknown, what: string): number {
   return value;
 }
 
+/** 2 ** 64 times the smallest base (1 ms) is past the largest cap (TASK_LIMITS.maxBackoffMs). */
+const MAX_BACKOFF_DOUBLINGS = 64;
+
 /**
  * Delay before the next attempt: exponential in the attempt number, capped, with jitter.
  * `random` is injectable so tests are deterministic.
  */
 export function backoffDelay(attempt: number, backoff: Required<BackoffOptions>, random: () => number = Math.random): number {
-  const exponential = Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.max(0, attempt - 1));
+  // The doubling stops where it has passed any cap: from attempt 1,025 on, 2 ** (attempt - 1) is
+  // Infinity, and a base of 0 times Infinity is NaN, a delay no store can take.
+  const exponential = Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.min(Math.max(0, attempt - 1), MAX_BACKOFF_DOUBLINGS));
   return Math.round(exponential * (1 - backoff.jitter * random()));
 }
 

@@ -22,6 +22,12 @@ export class Completer<T extends RunOutcome = RunOutcome> {
 
   /** The coalescing wait under way (see add). */
   private timer: NodeJS.Timeout | null = null;
+  /**
+   * Most outcomes in the next write: halved by each failed write, so that an outcome the store
+   * refuses (a row it cannot take) ends up written alone, and back at the end of the queue, while
+   * the others are stored; doubled again by each write that succeeds.
+   */
+  private cap = MAX_COMPLETE_BATCH;
 
   constructor(
     private readonly driver: StorageDriver,
@@ -67,7 +73,7 @@ export class Completer<T extends RunOutcome = RunOutcome> {
    * Writes all pending outcomes, at most MAX_COMPLETE_BATCH per statement; resolves when they and
    * any write under way are stored. While running, a failing store is retried for as long as it
    * takes; with `giveUpAfter` (at shutdown) the outcomes are dropped after that many failed
-   * writes: their leases expire and the tasks run again elsewhere (at-least-once).
+   * writes in a row: their leases expire and the tasks run again elsewhere (at-least-once).
    */
   async flush(giveUpAfter = Infinity): Promise<void> {
     this.scheduled = false;
@@ -79,7 +85,7 @@ export class Completer<T extends RunOutcome = RunOutcome> {
     for (;;) {
       while (this.flushing) await this.flushing;
       if (this.pending.length === 0) return;
-      const batch = this.pending.length > MAX_COMPLETE_BATCH ? this.pending.splice(0, MAX_COMPLETE_BATCH) : this.pending;
+      const batch = this.pending.length > this.cap ? this.pending.splice(0, this.cap) : this.pending;
       if (batch === this.pending) this.pending = [];
       const write = this.write(batch);
       this.flushing = write.then(() => undefined);
@@ -89,7 +95,10 @@ export class Completer<T extends RunOutcome = RunOutcome> {
       } finally {
         this.flushing = null;
       }
-      if (ok) continue;
+      if (ok) {
+        failures = 0;
+        continue;
+      }
       if (++failures >= giveUpAfter) {
         this.pending = [];
         return;
@@ -98,19 +107,27 @@ export class Completer<T extends RunOutcome = RunOutcome> {
     }
   }
 
-  /** One write; false (the outcomes back in front of the queue) when the store failed. */
+  /**
+   * One write; false when the store failed: the outcomes go back in front of the queue, or, when
+   * the write held one alone, behind the others, so that an outcome the store always refuses does
+   * not hold back the rest.
+   */
   private async write(batch: T[]): Promise<boolean> {
     this.lastWriteAt = performance.now();
     this.writing = batch.length;
     try {
       const { rejected, continuations } = await this.driver.taskCompleteMany(batch);
       this.writing = 0;
+      if (this.cap < MAX_COMPLETE_BATCH) this.cap = Math.min(MAX_COMPLETE_BATCH, this.cap * 2);
       this.onWritten(batch, new Set(rejected), continuations);
       return true;
     } catch (error) {
       this.writing = 0;
       this.onError(error, batch);
-      this.pending.unshift(...batch);
+      if (batch.length > 1) {
+        this.cap = Math.ceil(batch.length / 2);
+        this.pending.unshift(...batch);
+      } else this.pending.push(...batch);
       return false;
     }
   }

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { after, it, mock } from "node:test";
 import { Completer } from "../../src/worker/completer.ts";
 import { SqliteDriver } from "../../src/store/sqlite/driver.ts";
-import type { RunOutcome } from "../../src/store/driver.ts";
+import type { RunOutcome, StorageDriver } from "../../src/store/driver.ts";
 import { task } from "../conformance/driver-suite.ts";
 import { tempDb, tempDir } from "../helpers.ts";
 
@@ -61,4 +61,47 @@ it("writes a batch of eagerAt outcomes without waiting for more, and waits below
   await settle(() => written.length === 3, "the timer's write");
   assert.deepEqual(written[2], [outcomes[4]!.id]);
   assert.equal((await driver.taskCountByState()).succeeded, 5);
+});
+
+it("an outcome the store refuses is written alone and behind the others, which are stored", async () => {
+  const driver = new SqliteDriver({ path: tempDb(tempDir()), watch: false });
+  after(() => driver.close());
+  await driver.migrate();
+  await driver.taskInsertMany(Array.from({ length: 6 }, () => task()));
+  const claimed = await driver.taskClaim({ workerId: "w", leaseMs: 60_000, limit: 6 });
+  const outcomes: RunOutcome[] = claimed.map((t) => ({ kind: "succeeded", id: t.id, runSeq: t.runSeq }));
+  const poison = outcomes[2]!.id;
+  const tried: string[][] = [];
+  // A store that refuses any write holding the poison outcome (as one holding a value no column takes).
+  const refusing = {
+    taskCompleteMany: (batch: readonly RunOutcome[]) => {
+      tried.push(batch.map((o) => o.id));
+      return batch.some((o) => o.id === poison) ? Promise.reject(new Error("refused")) : driver.taskCompleteMany(batch);
+    },
+  } as unknown as StorageDriver;
+  const written: string[] = [];
+  const errors: string[] = [];
+  const completer = new Completer(
+    refusing,
+    (batch) => written.push(...batch.map((o) => o.id)),
+    (error) => errors.push(String(error)),
+  );
+  mock.timers.enable({ apis: ["setTimeout"] });
+  after(() => mock.timers.reset());
+
+  for (const o of outcomes) completer.add(o);
+  for (let wait = 0; wait < 50 && written.length < 5; wait++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    mock.timers.tick(500); // the pause after a failed write
+  }
+  assert.deepEqual(
+    [...written].sort(),
+    outcomes.filter((o) => o.id !== poison).map((o) => o.id).sort(),
+    `every other outcome is stored (writes tried: ${JSON.stringify(tried)})`,
+  );
+  assert.equal((await driver.taskCountByState()).succeeded, 5);
+  assert.ok(errors.length >= 1);
+  // The refused one is still waiting (or being tried again), alone.
+  assert.equal(completer.backlog, 1);
+  assert.ok(tried.some((batch) => batch.length === 1 && batch[0] === poison), "the refused outcome was tried alone");
 });
