@@ -35,6 +35,9 @@ import { initiatorContext } from "../initiator.ts";
 import { fairKeyOf, taskInfoOf } from "../task-rows.ts";
 import { byClaimOrder, claimedOf, type ClaimRow, type TaskRow } from "./rows.ts";
 
+/** Inserts with a deduplication key tried while the key's holder keeps ending before it is read (taskInsert). */
+const DEDUP_INSERT_ATTEMPTS = 10;
+
 export interface PostgresDriverOptions {
   /** `postgres://user:password@host:port/database`; the password never shows in logs or errors. */
   readonly connectionString: string;
@@ -215,14 +218,21 @@ export class PostgresDriver implements StorageDriver {
   }
 
   async taskInsert(params: TaskInsertParams, tx?: DriverTransaction): Promise<string> {
-    const [id] = await this.insertRows([params], tx);
-    if (id !== undefined) return id;
-    // Nothing stored: a task with this deduplication key is waiting or running, and is the answer.
-    if (params.dedupKey) {
+    for (let attempt = 1; ; attempt++) {
+      const [id] = await this.insertRows([params], tx);
+      if (id !== undefined) return id;
+      if (!params.dedupKey) throw new Error("the insert returned no id");
+      // Nothing stored: a task with this deduplication key is waiting or running, and is the
+      // answer. Unless it ended between the two statements: then the key is free, and the insert
+      // is tried again.
       const [holder] = await this.query<{ id: string }>(this.sql.dedupHolder, [params.dedupKey], tx);
       if (holder) return holder.id;
+      if (attempt >= DEDUP_INSERT_ATTEMPTS) {
+        throw new Error(
+          `could not start the task with dedupKey ${JSON.stringify(params.dedupKey)}: ${DEDUP_INSERT_ATTEMPTS} times the task holding the key ended before it could be read; start it again`,
+        );
+      }
     }
-    throw new Error("the insert returned no id");
   }
 
   async taskInsertClaimed(params: TaskInsertParams, claim: { readonly workerId: string; readonly leaseMs: number }): Promise<{ id: string; claimed: ClaimedTask | null }> {
