@@ -61,6 +61,10 @@ for (const store of STORES) {
 
       await assert.rejects(admin.processEngine.processExecutor.execute("UsrOutcomes", { Nope: 1 }), /has no parameter "Nope" \(it has Mode, Name\)/);
       await assert.rejects(admin.processEngine.processExecutor.execute("UsrMissing"), /no published process has the code "UsrMissing"/);
+      // Names every object has are no process codes either.
+      for (const code of ["toString", "constructor", "__proto__", "hasOwnProperty"]) {
+        await assert.rejects(admin.processEngine.processExecutor.execute(code), new RegExp(`no published process has the code "${code}"`));
+      }
     });
 
     it("fails the element, once, whose script sets a value JSON cannot hold; a set value is a copy", async () => {

@@ -113,7 +113,7 @@ export class PackageLoader {
   /** The newest published definition of a process code. */
   async findProcess(code: string): Promise<ResolvedProcess | undefined> {
     await this.refresh(true);
-    const build = await this.inNewestBuilds((b) => (b.build.manifest.processes[code] !== undefined ? b : undefined));
+    const build = await this.inNewestBuilds((b) => (processText(b, code) !== undefined ? b : undefined));
     return build && this.process(build, code);
   }
 
@@ -142,7 +142,7 @@ export class PackageLoader {
   /** A process of a given build (an instance keeps the build it started with). */
   async processOfBuild(packageName: string, version: number, code: string): Promise<ResolvedProcess> {
     const build = await this.load(packageName, version);
-    if (build.build.manifest.processes[code] === undefined) throw new Error(`build ${version} of ${packageName} has no process ${code}`);
+    if (processText(build, code) === undefined) throw new Error(`build ${version} of ${packageName} has no process ${code}`);
     return this.process(build, code);
   }
 
@@ -150,11 +150,20 @@ export class PackageLoader {
     const key = `${build.packageName}@${build.version}/${code}`;
     let definition = this.definitions.get(key);
     if (!definition) {
-      definition = await parseProcess(build.build.manifest.processes[code] as string);
+      definition = await parseProcess(processText(build, code) as string);
       this.definitions.set(key, definition);
     }
     return { packageName: build.packageName, version: build.version, definition, build };
   }
+}
+
+/**
+ * A build's diagram of a process code: its own entries only, so that a code such as "toString" or
+ * "__proto__" (from a request) is no process rather than something the object inherits.
+ */
+function processText(build: LoadedBuild, code: string): string | undefined {
+  const processes = build.build.manifest.processes;
+  return Object.hasOwn(processes, code) ? processes[code] : undefined;
 }
 
 /** The classes with a run method that a loaded package's schemas export. */
