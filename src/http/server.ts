@@ -1,7 +1,8 @@
 import cookie from "@fastify/cookie";
 import helmet from "@fastify/helmet";
 import { isIP } from "node:net";
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { Ajv, type AnySchema, type ErrorObject, type ValidateFunction } from "ajv";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifySchemaCompiler } from "fastify";
 import type { Platform } from "../platform/platform.ts";
 import type { Session } from "../platform/users/sessions.ts";
 import type { Runtime } from "../runtime/runtime.ts";
@@ -93,6 +94,59 @@ function nulIn(value: unknown, path: string, depth = 0): string | null {
   return null;
 }
 
+/**
+ * Request validators that refuse what they do not expect, where Fastify's defaults would bend it:
+ * a field or parameter no schema names is a 400 naming it (by default it is dropped, so a
+ * misspelt filter lists everything and a misspelt field runs with defaults); a JSON body is taken
+ * as sent (by default `null` becomes `""` and `"1"` becomes 1); and a number in the query string
+ * or the path must be written in decimal digits (by default "0x10", "1e3" and " 1" are numbers).
+ */
+function strictValidators(): FastifySchemaCompiler<unknown> {
+  const common = { useDefaults: true, removeAdditional: false, allErrors: false } as const;
+  const bodies = new Ajv({ ...common, coerceTypes: false });
+  // Query strings and paths are text: their numbers and booleans are read from it.
+  const texts = new Ajv({ ...common, coerceTypes: "array" });
+  return ({ schema, httpPart }) => {
+    if (httpPart === "body") return bodies.compile(schema as AnySchema);
+    const validate = texts.compile<unknown>(schema as AnySchema) as ValidateFunction<unknown> & ((data: unknown) => boolean);
+    const numeric = numericProperties(schema);
+    if (numeric.size === 0) return validate;
+    const checked = (data: unknown): boolean => {
+      if (typeof data === "object" && data !== null) {
+        for (const [key, integer] of numeric) {
+          const value = (data as Record<string, unknown>)[key];
+          if (typeof value === "string" && !(integer ? DECIMAL_INTEGER : DECIMAL_NUMBER).test(value)) {
+            checked.errors = [
+              { instancePath: `/${key}`, schemaPath: `#/properties/${key}/type`, keyword: "type", params: {}, message: `must be ${integer ? "an integer" : "a number"} written in decimal digits` },
+            ];
+            return false;
+          }
+        }
+      }
+      const valid = validate(data);
+      checked.errors = validate.errors ?? null;
+      return valid;
+    };
+    checked.errors = null as ErrorObject[] | null;
+    return checked;
+  };
+}
+
+const DECIMAL_INTEGER = /^-?(0|[1-9][0-9]*)$/;
+const DECIMAL_NUMBER = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
+
+/** The properties of an object schema typed integer (true) or number (false). */
+function numericProperties(schema: unknown): Map<string, boolean> {
+  const found = new Map<string, boolean>();
+  const properties = (schema as { properties?: Record<string, { type?: unknown }> } | null)?.properties;
+  if (!properties) return found;
+  for (const [key, property] of Object.entries(properties)) {
+    if (property.type === "integer") found.set(key, true);
+    else if (property.type === "number") found.set(key, false);
+  }
+  return found;
+}
+
 /** The HTTP server of `underway start`. */
 export async function createHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
   const { runtime, platform } = options;
@@ -130,6 +184,8 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
   });
   await app.register(cookie);
   app.decorateRequest("session", null);
+  // Set before any route plugin, which inherits it (see strictValidators).
+  app.setValidatorCompiler(strictValidators());
   // Set before any route plugin, which inherits it.
   app.setErrorHandler((error: Error & { statusCode?: number; validation?: unknown }, _request, reply) => {
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;

@@ -85,6 +85,8 @@ describe("hostile and careless requests", () => {
 
       assert.equal((await get("/api/tasks/9223372036854775807")).statusCode, 404, "the largest id is an id");
       assert.equal((await get("/api/tasks/9999999999999999999")).statusCode, 404);
+      assert.equal((await get("/api/tasks/99999999999999999999")).statusCode, 404, "20 digits");
+      assert.equal((await post("/api/tasks/99999999999999999999/retry")).statusCode, 404, "20 digits");
       assert.equal((await post("/api/tasks/9223372036854775808/retry")).statusCode, 404);
       assert.equal((await post("/api/tasks/9223372036854775808/cancel")).statusCode, 404);
       assert.equal((await app.inject({ method: "DELETE", url: "/api/tasks/9223372036854775808", headers: admin.bearer })).statusCode, 404);
@@ -112,6 +114,39 @@ describe("hostile and careless requests", () => {
       await app.close();
     });
   }
+
+  it("refuses fields and parameters no route names, numbers not written in digits, and bodies of the wrong types", async () => {
+    const platform = await startPlatform("sqlite", { isolation: "none" });
+    const app = await createHttpServer({ runtime: platform.runtime, platform, webRoot: false });
+    const admin = await signIn(app, "Supervisor", "supervisor-pass");
+    const get = (url: string) => app.inject({ method: "GET", url, headers: admin.bearer });
+    const send = (method: "POST" | "PUT", url: string, payload: Record<string, unknown>) => app.inject({ method, url, headers: admin.bearer, payload });
+
+    // A misspelt filter is not an unfiltered list, a misspelt field not a default.
+    const status = await get("/api/tasks?status=dead");
+    assert.equal(status.statusCode, 400);
+    assert.match(status.body, /querystring must NOT have additional properties/);
+    const misspelt = await send("POST", "/api/packages", { name: "UsrZ", dependecies: ["Nope"] });
+    assert.equal(misspelt.statusCode, 400);
+    assert.match(misspelt.body, /body must NOT have additional properties/);
+    assert.equal((await get("/api/packages/UsrZ")).statusCode, 404, "nothing was created");
+    const parameter = await send("POST", "/api/processes/UsrAnything/run", { parameter: { Anything: 1 } });
+    assert.equal(parameter.statusCode, 400);
+
+    for (const limit of ["0x10", "1e1", "%201", "1.0", "+1"]) {
+      const response = await get(`/api/tasks?limit=${limit}`);
+      assert.equal(response.statusCode, 400, `limit=${limit}: ${response.body}`);
+      assert.match(response.body, /querystring\/limit must be an integer written in decimal digits/);
+    }
+    assert.equal((await get("/api/activities?offset=1e3")).statusCode, 400);
+    assert.equal((await get("/api/tasks?limit=16")).statusCode, 200);
+
+    assert.equal((await send("POST", "/api/packages", { name: "UsrY" })).statusCode, 201);
+    const nullBody = await send("PUT", "/api/packages/UsrY/schemas/UsrSrc", { kind: "source", body: null });
+    assert.equal(nullBody.statusCode, 400);
+    assert.match(nullBody.body, /body\/body must be string/);
+    await app.close();
+  });
 
   it("answers a refused package or process request with its reason, and a failure of the server with no detail", async () => {
     const platform = await startPlatform("sqlite", { isolation: "none" });

@@ -9,7 +9,8 @@ import { previewValue, type Preview } from "../parameters-preview.ts";
 /** Counts stop at this many per state: bounded work on a table of millions of tasks. */
 export const COUNT_CAP = 10_000;
 
-const ID = { type: "string", pattern: "^[1-9][0-9]{0,18}$" } as const;
+/** A task id as text: digits (an id past 64 bits is no task, told apart where it is read). */
+const ID = { type: "string", pattern: "^[1-9][0-9]*$", maxLength: 100 } as const;
 const idParams = { type: "object", required: ["id"], properties: { id: ID } } as const;
 
 /** Administrators see every task; anyone else only the tasks they started. */
