@@ -16,9 +16,11 @@ import { taskModuleUrl } from "../runtime/task-modules.ts";
 
 function intOption(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(max === Number.MAX_SAFE_INTEGER ? `expected an integer >= ${min}` : `expected an integer from ${min} to ${max}`);
+    // Digits only: Number() reads "" and " " as 0 (an unset variable would be port 0), and "0x10" as 16.
+    const n = /^\s*-?[0-9]+\s*$/.test(value) ? Number(value) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      const expected = max === Number.MAX_SAFE_INTEGER ? `expected an integer >= ${min}` : `expected an integer from ${min} to ${max}`;
+      throw new InvalidArgumentError(`${expected}, got ${value.trim() === "" ? "an empty value" : JSON.stringify(value)}`);
     }
     return n;
   };
@@ -37,6 +39,8 @@ const MAX_TIMER_MS = TASK_LIMITS.maxTimeoutMs;
 
 function stateList(value: string): TaskState[] {
   const states = value.split(",").map((s) => s.trim()).filter(Boolean);
+  // An unset variable is no filter: listing everything would pass for a filtered list.
+  if (states.length === 0) throw new InvalidArgumentError(`expected one or more of ${TASK_STATES.join(", ")}, got an empty value`);
   for (const s of states) {
     if (!TASK_STATES.includes(s as TaskState)) throw new InvalidArgumentError(`unknown state "${s}"; states are ${TASK_STATES.join(", ")}`);
   }
@@ -72,17 +76,33 @@ async function openRuntime(options: CommonOptions, extra: Partial<RuntimeConfig>
 
 /**
  * Inspection commands open the store without a worker and without maintenance, and never create
- * one: a mistyped SQLite path is an error, not a new empty database reported as "no tasks".
+ * one: a mistyped SQLite path or PostgreSQL schema is an error, not a new empty store reported as
+ * "no tasks".
  */
 async function inspect(options: CommonOptions): Promise<Runtime> {
   const text = options.db.trim();
+  const createsNone = "this command reads an existing one and creates none (underway migrate creates it)";
   if (!isPostgresUrl(text) && text !== "") {
     const path = sqlitePathOf(text);
     if (path !== ":memory:" && !existsSync(resolve(path))) {
-      throw new Error(`no database at ${resolve(path)}: this command reads an existing one and creates none (underway migrate creates it)`);
+      throw new Error(`no database at ${resolve(path)}: ${createsNone}`);
     }
   }
-  return openRuntime(options, { worker: false, maintenance: false, logger: false });
+  const runtime = createRuntime({ db: options.db, worker: false, maintenance: false, logger: false });
+  const { driver } = runtime;
+  let exists: boolean;
+  try {
+    exists = (await driver.storeExists?.()) ?? true;
+  } catch (error) {
+    await driver.close().catch(() => undefined);
+    throw error;
+  }
+  if (!exists) {
+    await driver.close().catch(() => undefined);
+    throw new Error(`no underway store in ${driver.description}: ${createsNone}`);
+  }
+  await runtime.start();
+  return runtime;
 }
 
 function isolationOption(): Option {
@@ -128,7 +148,7 @@ export function buildProgram(): Command {
     .description("start the HTTP server and a worker")
     .addOption(dbOption())
     .addOption(tasksOption())
-    .addOption(new Option("--port <port>", "HTTP port").env("PORT").default(3000).argParser(intOption(0)))
+    .addOption(new Option("--port <port>", "HTTP port").env("PORT").default(3000).argParser(intOption(0, 65_535)))
     .addOption(new Option("--host <host>", "HTTP address to listen on").env("HOST").default("127.0.0.1"))
     .addOption(
       new Option("--trust-proxy <proxies>", "believe X-Forwarded-For from these proxies: true, a number of hops, or addresses/CIDR ranges (comma-separated)")

@@ -110,10 +110,10 @@ export function addOperationCommands(program: Command, wiring: Wiring): void {
       .addOption(wiring.dbOption())
       .action((name: string, options: CommonOptions) =>
         withRuntime(wiring, options, async (runtime) => {
-          if (verb === "pause") await runtime.pauseSchedule(name);
-          else await runtime.resumeSchedule(name);
+          const changed = verb === "pause" ? (await runtime.pauseSchedule(name), true) : await runtime.resumeSchedule(name);
           const s = (await runtime.listSchedules()).find((x) => x.name === name);
-          console.log(`schedule ${printable(name)} ${verb === "pause" ? "paused" : `resumed; next run ${time(s?.nextRunAt ?? null)}`}`);
+          const next = `next run ${time(s?.nextRunAt ?? null)}`;
+          console.log(`schedule ${printable(name)} ${verb === "pause" ? "paused" : changed ? `resumed; ${next}` : `is not paused: nothing changed; ${next}`}`);
         }),
       );
   }

@@ -684,14 +684,20 @@ export class Runtime implements TaskStarter {
     if (!(await this.driver.scheduleSetPaused({ name, paused: true }))) throw await this.unknownSchedule(name);
   }
 
-  /** Fires a schedule again, from its next tick after now. */
-  async resumeSchedule(name: string): Promise<void> {
+  /**
+   * Fires a paused schedule again, from its next tick after now; true when it was paused. A
+   * schedule that is not paused is left as it is (false): its next run, a missed tick's included,
+   * stays due.
+   */
+  async resumeSchedule(name: string): Promise<boolean> {
     this.assertUsable();
     checkScheduleName(name);
     const schedule = (await this.driver.scheduleList()).find((s) => s.name === name);
     if (!schedule) throw await this.unknownSchedule(name);
+    if (!schedule.paused) return false;
     const next = cronTicks(schedule.cron, schedule.timeZone, `schedule ${JSON.stringify(name)}`).next(await this.driver.clockNow());
     if (!(await this.driver.scheduleSetPaused({ name, paused: false, nextRunAtMs: next }))) throw await this.unknownSchedule(name);
+    return true;
   }
 
   async deleteSchedule(name: string): Promise<void> {

@@ -164,6 +164,11 @@ export interface StorageDriver {
   /** Applies the pending numbered migrations; safe when several processes start at once. */
   migrate(): Promise<void>;
   /**
+   * Whether the store was created (its migrations table exists), asked before anything creates it;
+   * only where opening a store can create it unseen (PostgreSQL: a schema). SQLite's file shows.
+   */
+  storeExists?(): Promise<boolean>;
+  /**
    * Readies the store for the first statements after a start, where it has something to ready
    * (PostgreSQL: opens the connections it keeps and loads each server process's catalogs for the
    * queue's statements). Best effort: a failure only leaves the first statements slower.

@@ -6,7 +6,8 @@ import { describe, it } from "node:test";
 import { Task } from "../../src/index.ts";
 import { TouchTask } from "../fixtures/tasks.ts";
 import { Platform } from "../../src/platform/platform.ts";
-import { startRuntime, tempDb, tempDir } from "../helpers.ts";
+import pg from "pg";
+import { startRuntime, tempDb, tempDir, tempSchema, TEST_POSTGRES_URL } from "../helpers.ts";
 
 const dir = tempDir();
 const root = join(import.meta.dirname, "..", "..");
@@ -95,6 +96,25 @@ describe("underway CLI", () => {
     const badProxy = underway("start", "--db", db, "--trust-proxy", "10.0.0.0/33");
     assert.equal(badProxy.code, 1);
     assert.match(badProxy.stderr, /trust proxy: "10.0.0.0\/33" is not an IP address or CIDR range/);
+    // An empty value (an unset variable) or a number not in decimal digits is no number.
+    for (const [args, pattern] of [
+      [["start", "--db", db, "--port", ""], /option '--port <port>' argument '' is invalid. expected an integer from 0 to 65535, got an empty value/],
+      [["worker", "--db", db, "--grace", " "], /expected an integer from 0 to 2147483647, got an empty value/],
+      [["tasks", "--db", db, "--limit", "0x10"], /expected an integer >= 1, got "0x10"/],
+      [["tasks", "--db", db, "--state", ""], /expected one or more of queued, running, .*got an empty value/],
+    ] as const) {
+      const r = underway(...args);
+      assert.equal(r.code, 1, args.join(" "));
+      assert.match(r.stderr, pattern);
+    }
+    const emptyPort = spawnSync(process.execPath, [join(root, "bin", "underway.mjs"), "start", "--db", db], {
+      cwd: root,
+      env: { ...process.env, UNDERWAY_LOG_LEVEL: "warn", UNDERWAY_DB: "", PORT: "" },
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    assert.equal(emptyPort.status, 1);
+    assert.match(emptyPort.stderr, /got an empty value/);
     const unknown = underway("frobnicate");
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /unknown command 'frobnicate'/);
@@ -121,6 +141,28 @@ describe("underway CLI", () => {
       assert.match(r.stderr, pattern);
     }
     assert.deepEqual(readdirSync(root), [], "nothing created");
+  });
+
+  it("reads an existing PostgreSQL store only: a misspelt schema is an error, and nothing is created", async () => {
+    const schema = tempSchema();
+    const url = `${TEST_POSTGRES_URL}?schema=${schema}`;
+    for (const args of [["tasks"], ["stats"], ["schedules", "resume", "nightly"], ["dead", "list"]]) {
+      const r = underway(...args, "--db", url);
+      assert.equal(r.code, 1, args.join(" "));
+      assert.match(r.stderr, new RegExp(`no underway store in .*\\(schema ${schema}\\): this command reads an existing one and creates none`));
+    }
+    const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await client.connect();
+    try {
+      const { rows } = await client.query("SELECT 1 FROM information_schema.schemata WHERE schema_name = $1", [schema]);
+      assert.equal(rows.length, 0, "no schema created");
+    } finally {
+      await client.end();
+    }
+    assert.equal(underway("migrate", "--db", url).code, 0);
+    const listed = underway("tasks", "--db", url);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /no tasks/);
   });
 
   it("loads a TypeScript task module outside any package, as `node --import tsx` would", () => {

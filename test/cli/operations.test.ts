@@ -76,6 +76,12 @@ for (const store of ["sqlite", "postgres"] as const) {
       const resumed = underway(db, "schedules", "resume", "nightly-report");
       assert.match(resumed.stdout, /schedule nightly-report resumed; next run \d{4}-\d\d-\d\d (00|01):00:00Z/);
       assert.equal((await runtime.listSchedules())[0]?.paused, false);
+      // Resuming one that runs changes nothing: its next run (a missed tick's too) stays due.
+      const next = (await runtime.listSchedules())[0]?.nextRunAt;
+      const again = underway(db, "schedules", "resume", "nightly-report");
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stdout, /schedule nightly-report is not paused: nothing changed; next run /);
+      assert.equal((await runtime.listSchedules())[0]?.nextRunAt?.getTime(), next?.getTime());
       const unknown = underway(db, "schedules", "pause", "weekly");
       assert.equal(unknown.code, 1);
       assert.match(unknown.stderr, /no schedule named "weekly"; schedules: nightly-report/);

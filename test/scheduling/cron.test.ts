@@ -146,6 +146,14 @@ for (const store of STORES) {
       assert.deepEqual(await runtime.scheduler?.runOnce(), { fired: 0, skipped: 1 });
     });
 
+    it("leaves a schedule that is not paused as it is when resumed: a missed tick stays due", async () => {
+      const runtime = await runtimeOn(newStore(store), { worker: false, tasks: [Heartbeat], schedules: [every5("running")] });
+      await toNextTick("running", runtime);
+      runtime.driver.clockShift(2 * MINUTE); // the tick is due: every node was down when it came
+      assert.equal(await runtime.resumeSchedule("running"), false);
+      assert.deepEqual(await runtime.scheduler?.runOnce(), { fired: 1, skipped: 0 });
+    });
+
     it("pauses and resumes a schedule; ticks while paused are not made up for", async () => {
       const runtime = await runtimeOn(newStore(store), { worker: false, tasks: [Heartbeat], schedules: [every5("pausable")] });
       await runtime.pauseSchedule("pausable");

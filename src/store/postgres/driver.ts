@@ -166,6 +166,12 @@ export class PostgresDriver implements StorageDriver {
     this.clockOffsetMs += ms;
   }
 
+  async storeExists(): Promise<boolean> {
+    this.assertOpen();
+    const [row] = await this.query<{ found: boolean }>("SELECT to_regclass($1) IS NOT NULL AS found", [`${this.quotedSchema}.underway_migrations`]);
+    return row?.found === true;
+  }
+
   async migrate(): Promise<void> {
     this.assertOpen();
     const client = await this.connect();

@@ -76,6 +76,7 @@ const METHOD_ACCESS: Readonly<Record<DriverMethod, "tasks" | "lender">> = {
   scheduleSetPaused: "tasks",
   scheduleAdvance: "tasks",
   migrate: "lender",
+  storeExists: "lender",
   warm: "lender",
   close: "lender",
   onWake: "lender",
