@@ -44,6 +44,9 @@ import { decodeTaskResult } from "../tasks/result.ts";
 import type { ScheduleInfo } from "../tasks/schedules.ts";
 import { checkScheduleName, scheduleRow, type ScheduleDefinition } from "./schedules.ts";
 
+/** The earliest runAt (a time in the past is simply due): the first day of year 1, which both stores hold. */
+const EARLIEST_RUN_AT_MS = Date.parse("0001-01-01T00:00:00Z");
+
 export interface WorkerConfig {
   /** Tasks run at once by this process. Default 10. */
   readonly concurrency?: number;
@@ -522,8 +525,8 @@ export class Runtime implements TaskStarter {
     if (delayMs !== undefined && Date.now() + delayMs >= HELD_RUN_AT_MS) {
       throw new TaskStartError(`options.${delayOption} must end before 9999-12-31T23:59:59Z, got ${String(delayMs)} ms from now`);
     }
-    if (runAtMs !== undefined && runAtMs >= HELD_RUN_AT_MS) {
-      throw new TaskStartError(`options.runAt must be before 9999-12-31T23:59:59Z, got ${new Date(runAtMs).toISOString()}`);
+    if (runAtMs !== undefined && (runAtMs >= HELD_RUN_AT_MS || runAtMs < EARLIEST_RUN_AT_MS)) {
+      throw new TaskStartError(`options.runAt must be from 0001-01-01T00:00:00Z and before 9999-12-31T23:59:59Z, got ${new Date(runAtMs).toISOString()}`);
     }
     const maxAttempts = maxAttemptsOf(o.maxAttempts ?? classOptions.maxAttempts, "options.maxAttempts");
     const timeoutMs = timeoutMsOf(o.timeoutMs ?? classOptions.timeoutMs, "options.timeoutMs");

@@ -208,7 +208,11 @@ describe("Task.startNew", () => {
     await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { timeoutMs: 3_000_000_000 })), /timeoutMs must be .* <= 2147483647/);
     await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { timeoutMs: 1e300 })), /timeoutMs must be/);
     await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { delayMs: 1e16 })), /delayMs must end before 9999-12-31/);
-    await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { runAt: new Date("+010000-01-01T00:00:00Z") })), /runAt must be before 9999-12-31/);
+    await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { runAt: new Date("+010000-01-01T00:00:00Z") })), /runAt must be from 0001-01-01T00:00:00Z and before 9999-12-31/);
+    // Before year 1 (which PostgreSQL could not hold while SQLite did): refused on every store.
+    for (const runAt of [new Date(-8.64e15), new Date("-004714-01-01T00:00:00Z"), new Date("0000-12-31T23:59:59.999Z")]) {
+      await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { runAt })), /runAt must be from 0001-01-01T00:00:00Z/);
+    }
     await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { maxAttempts: 1e300 })), /maxAttempts must be an integer >= 1 and <= 1000000/);
     await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { priority: 2 ** 31 })), /priority must be an integer from -2147483648 to 2147483647/);
     const sparse = [p, , p] as (typeof p)[]; // eslint-disable-line no-sparse-arrays
