@@ -67,6 +67,9 @@ class Tally {
   }
 }
 
+/** Queues whose depth reads 0 once they are empty (see the queue depth gauge). */
+const MAX_REMEMBERED_QUEUES = 1_000;
+
 type CounterField = "enqueued" | "started" | "succeeded" | "failed" | "dead";
 
 /**
@@ -105,6 +108,9 @@ export class TaskMetrics {
     const tallies = this.tallies;
     const registry = new Registry();
     const registers = [registry];
+    // Queues that had tasks: they read 0 once empty, rather than vanishing from the scrape (a
+    // gap, and a stale series, where a dashboard expects 0). At most MAX_REMEMBERED_QUEUES.
+    const seenQueues = new Set<string>();
     new Gauge({
       name: "underway_queue_depth",
       help: "Tasks per queue and state: due (waiting for a worker), later (delayed, backing off or waiting for predecessors), running",
@@ -112,8 +118,11 @@ export class TaskMetrics {
       registers,
       // Read when scraped: one grouped read over the partial indexes of pending and running tasks.
       async collect() {
+        const depths = await driver.taskQueueDepth();
         this.reset();
-        for (const q of await driver.taskQueueDepth()) {
+        for (const queue of seenQueues) for (const state of ["due", "later", "running"]) this.set({ queue, state }, 0);
+        for (const q of depths) {
+          if (seenQueues.size < MAX_REMEMBERED_QUEUES) seenQueues.add(q.queue);
           this.set({ queue: q.queue, state: "due" }, Number(q.due));
           this.set({ queue: q.queue, state: "later" }, Number(q.later));
           this.set({ queue: q.queue, state: "running" }, Number(q.running));

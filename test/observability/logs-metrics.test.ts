@@ -127,6 +127,11 @@ for (const store of STORES) {
         await runtime.run(() => Task.startNew(Ok, { n: 4 }));
         const third = await scrape(app);
         assert.match(third, /^underway_tasks_enqueued_total\{task="Ok"\} 4$/m);
+        // A queue that empties reads 0, rather than leaving the scrape.
+        const later = await runtime.listTasks({ queue: "later", limit: 10 });
+        for (const t of later.items) await runtime.cancelTask(t.id);
+        const emptied = await scrape(app);
+        for (const state of ["due", "later", "running"]) assert.match(emptied, new RegExp(`^underway_queue_depth\\{queue="later",state="${state}"\\} 0$`, "m"));
       } finally {
         await app.close();
       }
