@@ -239,4 +239,19 @@ describe("hostile and careless requests", () => {
     assert.equal(kept.ended, false, "another session's stream stays open");
     await app.close();
   });
+
+  it("answers HEAD of the event stream at once rather than holding a subscription unanswered", async () => {
+    const platform = await startPlatform("sqlite", { isolation: "none" });
+    const app = await createHttpServer({ runtime: platform.runtime, platform, webRoot: false });
+    try {
+      await app.listen({ port: 0, host: "127.0.0.1" });
+      const address = app.server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      const admin = await signIn(app, "Supervisor", "supervisor-pass");
+      const head = await fetch(`http://127.0.0.1:${port}/api/events`, { method: "HEAD", headers: admin.bearer, signal: AbortSignal.timeout(3_000) });
+      assert.equal(head.status, 404);
+    } finally {
+      await app.close();
+    }
+  });
 });

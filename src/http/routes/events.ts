@@ -20,7 +20,8 @@ export function eventRoutes(feed: ChangeFeed, sessions: Sessions, sessionCheckMs
       open.clear();
     });
 
-    app.get("/api/events", async (request, reply) => {
+    // No HEAD: a stream has no headers to give without its body, which never ends.
+    app.get("/api/events", { exposeHeadRoute: false }, async (request, reply) => {
       const session = request.session;
       if (!session) return reply.code(401).send({ error: "sign in first" });
       const raw = reply.raw;
