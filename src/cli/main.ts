@@ -390,7 +390,20 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** The commands that serve until stopped: their output closing (a pipe's reader gone) must not stop them. */
+const SERVING_COMMANDS = new Set(["start", "worker"]);
+
 export async function main(argv: readonly string[]): Promise<void> {
+  // `underway tasks | head`: the reader has what it wanted and has gone. A command that prints
+  // ends quietly there (success, as other command-line tools do), not with a stack trace; one
+  // that serves keeps serving, its output lost.
+  const serving = SERVING_COMMANDS.has(argv[2] ?? "");
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code !== "EPIPE") throw error;
+      if (!serving) process.exit(process.exitCode ?? 0);
+    });
+  }
   try {
     await buildProgram().parseAsync(argv as string[]);
   } catch (error) {

@@ -74,6 +74,20 @@ describe("underway CLI", () => {
     assert.match(nobody.stderr, /no active user with the login "ghost"/);
   });
 
+  it("ends quietly, with success, when the reader of its output goes away (underway tasks | head)", async () => {
+    const db = tempDb(dir);
+    const runtime = await startRuntime({ dir, db, tasks: [TouchTask] });
+    await runtime.run(() => Task.startNewMany(TouchTask, Array.from({ length: 1_000 }, (_, i) => ({ file: join(dir, `many-${i}.txt`) })), { delayMs: 3_600_000 }));
+    const r = spawnSync("bash", ["-c", `"${process.execPath}" bin/underway.mjs tasks --db "${db}" --json --limit 1000 | head -c 10 > /dev/null; echo "exit $\{PIPESTATUS[0]}" >&2`], {
+      cwd: root,
+      env: { ...process.env, UNDERWAY_LOG_LEVEL: "warn", UNDERWAY_DB: "" },
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    assert.doesNotMatch(r.stderr, /EPIPE|Error/);
+    assert.match(r.stderr, /^exit 0$/m);
+  });
+
   it("explains bad arguments and missing tasks", () => {
     const db = tempDb(dir);
     assert.equal(underway("migrate", "--db", db).code, 0);
