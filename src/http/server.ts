@@ -147,6 +147,9 @@ function numericProperties(schema: unknown): Map<string, boolean> {
   return found;
 }
 
+/** The longest part of a path the router reads (Fastify's default). */
+const MAX_PARAM_LENGTH = 100;
+
 /** The HTTP server of `underway start`. */
 export async function createHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
   const { runtime, platform } = options;
@@ -154,6 +157,17 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
   const app = Fastify({
     logger: false,
     bodyLimit: 2 * 1024 * 1024,
+    // The router's own refusals, as `{ error }` like every other (Fastify's would be
+    // `{ error: "Bad Request", message }`, the message echoing the whole path).
+    frameworkErrors: (error, _request, routerReply) => {
+      const reply = routerReply as unknown as FastifyReply;
+      const { code } = error as Error & { code?: string };
+      if (code === "FST_ERR_BAD_URL") return reply.code(400).send({ error: "the path is not valid: it has a malformed percent-encoding" });
+      if (code === "FST_ERR_MAX_PARAM_LENGTH") return reply.code(414).send({ error: `a part of the path is longer than ${MAX_PARAM_LENGTH} characters` });
+      runtime.logger.error({ err: error }, "request failed");
+      return reply.code(500).send({ error: "internal error" });
+    },
+    maxParamLength: MAX_PARAM_LENGTH,
     trustProxy:
       typeof trustProxy === "number"
         ? (_address: string, hop: number) => hop < trustProxy // the nearest `trustProxy` hops

@@ -139,6 +139,13 @@ describe("hostile and careless requests", () => {
       assert.match(response.body, /querystring\/limit must be an integer written in decimal digits/);
     }
     assert.equal((await get("/api/activities?offset=1e3")).statusCode, 400);
+    // The router's own refusals say what was wrong as { error }, without echoing the path.
+    const long = await get(`/api/processes/${"x".repeat(5_000)}`);
+    assert.equal(long.statusCode, 414);
+    assert.deepEqual(long.json(), { error: "a part of the path is longer than 100 characters" });
+    const badUrl = await get("/api/process-log/%ff");
+    assert.equal(badUrl.statusCode, 400);
+    assert.deepEqual(badUrl.json(), { error: "the path is not valid: it has a malformed percent-encoding" });
     assert.equal((await get("/api/tasks?limit=16")).statusCode, 200);
 
     assert.equal((await send("POST", "/api/packages", { name: "UsrY" })).statusCode, 201);
