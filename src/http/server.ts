@@ -107,10 +107,9 @@ function strictValidators(): FastifySchemaCompiler<unknown> {
   // Query strings and paths are text: their numbers and booleans are read from it.
   const texts = new Ajv({ ...common, coerceTypes: "array" });
   return ({ schema, httpPart }) => {
-    if (httpPart === "body") return bodies.compile(schema as AnySchema);
-    const validate = texts.compile<unknown>(schema as AnySchema) as ValidateFunction<unknown> & ((data: unknown) => boolean);
-    const numeric = numericProperties(schema);
-    if (numeric.size === 0) return validate;
+    const validate = (httpPart === "body" ? bodies : texts).compile<unknown>(schema as AnySchema) as ValidateFunction<unknown> &
+      ((data: unknown) => boolean);
+    const numeric = httpPart === "body" ? new Map<string, boolean>() : numericProperties(schema);
     const checked = (data: unknown): boolean => {
       if (typeof data === "object" && data !== null) {
         for (const [key, integer] of numeric) {
@@ -124,12 +123,19 @@ function strictValidators(): FastifySchemaCompiler<unknown> {
         }
       }
       const valid = validate(data);
-      checked.errors = validate.errors ?? null;
+      checked.errors = validate.errors?.map(namingTheProperty) ?? null;
       return valid;
     };
     checked.errors = null as ErrorObject[] | null;
     return checked;
   };
+}
+
+/** Ajv says "must NOT have additional properties"; the answer names the one it found. */
+function namingTheProperty(error: ErrorObject): ErrorObject {
+  if (error.keyword !== "additionalProperties") return error;
+  const name = (error.params as { additionalProperty?: unknown }).additionalProperty;
+  return { ...error, message: `must not have the property ${JSON.stringify(name)}: there is no such field` };
 }
 
 const DECIMAL_INTEGER = /^-?(0|[1-9][0-9]*)$/;
