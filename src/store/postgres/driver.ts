@@ -29,7 +29,7 @@ import { taskCentreQueriesFor } from "./task-centre-queries.ts";
 import { TASK_STATES, type TaskFilter, type TaskInfo, type TaskPage, type TaskState } from "../../tasks/types.ts";
 import { connectionError, describeTarget, parseConnectionString, pgModule, quoteSchema, type PostgresTarget } from "./connection.ts";
 import { Listener } from "./listener.ts";
-import { migrateSchema } from "./migrate.ts";
+import { migrateSchema, migrationsTableExists } from "./migrate.ts";
 import { queriesFor, type Queries } from "./queries.ts";
 import { initiatorContext } from "../initiator.ts";
 import { fairKeyOf, taskInfoOf } from "../task-rows.ts";
@@ -168,8 +168,12 @@ export class PostgresDriver implements StorageDriver {
 
   async storeExists(): Promise<boolean> {
     this.assertOpen();
-    const [row] = await this.query<{ found: boolean }>("SELECT to_regclass($1) IS NOT NULL AS found", [`${this.quotedSchema}.underway_migrations`]);
-    return row?.found === true;
+    const client = await this.connect();
+    try {
+      return await migrationsTableExists(client, this.quotedSchema);
+    } finally {
+      client.release();
+    }
   }
 
   async migrate(): Promise<void> {

@@ -61,12 +61,15 @@ export async function migrateSchema(client: PoolClient, target: MigrateTarget): 
   }
 }
 
+/** Whether the store's migrations table exists in the schema (quoted): whether it was ever created. */
+export async function migrationsTableExists(client: Pick<PoolClient, "query">, quotedSchema: string): Promise<boolean> {
+  const { rows } = await client.query<{ found: boolean }>("SELECT to_regclass($1) IS NOT NULL AS found", [`${quotedSchema}.underway_migrations`]);
+  return rows[0]?.found === true;
+}
+
 /** The highest applied version, 0 when the schema or its migrations table does not exist. */
 async function appliedVersion(client: PoolClient, target: MigrateTarget): Promise<number> {
-  const { rows } = await client.query<{ found: boolean }>("SELECT to_regclass($1) IS NOT NULL AS found", [
-    `${target.quoted}.underway_migrations`,
-  ]);
-  if (!rows[0]?.found) return 0;
+  if (!(await migrationsTableExists(client, target.quoted))) return 0;
   const result = await client.query<{ version: number | null }>(
     `SELECT max(version) AS version FROM ${target.quoted}.underway_migrations`,
   );
