@@ -4,6 +4,7 @@
  * statement per operation; $1 is the clock offset in every statement that reads the clock.
  */
 import { markingIn } from "./queries.ts";
+import { WAITING } from "../state-terms.ts";
 
 /** The database clock: now() truncated to the ms, plus the offset $1. */
 const NOW = `(date_trunc('milliseconds', now()) + $1::float8 * interval '1 millisecond')`;
@@ -97,7 +98,7 @@ export function compositionQueriesFor(schema: string) {
         (count(*) FILTER (WHERE state IN ('queued', 'failed') AND run_at <= ${NOW}))::int AS due,
         (count(*) FILTER (WHERE state IN ('queued', 'failed') AND run_at > ${NOW}))::int AS later,
         (count(*) FILTER (WHERE state = 'running'))::int AS running
-      FROM ${tasks} WHERE state IN ('queued', 'failed', 'running') GROUP BY queue ORDER BY queue`,
+      FROM ${tasks} WHERE (${WAITING} OR state = 'running') GROUP BY queue ORDER BY queue`,
 
     /** Returns { name, state, count }. */
     counts: `SELECT name, state, count(*)::int AS count FROM ${tasks} GROUP BY name, state ORDER BY name, state`,

@@ -32,6 +32,7 @@ import { Listener } from "./listener.ts";
 import { migrateSchema, migrationsTableExists } from "./migrate.ts";
 import { queriesFor, type Queries } from "./queries.ts";
 import { initiatorContext } from "../initiator.ts";
+import { statesTerm } from "../state-terms.ts";
 import { fairKeyOf, taskInfoOf } from "../task-rows.ts";
 import { byClaimOrder, claimedOf, type ClaimRow, type TaskRow } from "./rows.ts";
 
@@ -484,7 +485,7 @@ export class PostgresDriver implements StorageDriver {
       args.push(value);
       return `$${args.length}`;
     };
-    if (states.length) where.push(`t.state = ANY(${arg(states)}::text[])`);
+    if (states.length) where.push(statesTerm(states));
     if (name !== undefined) where.push(`t.name = ${arg(name)}`);
     if (queue !== undefined) where.push(`t.queue = ${arg(queue)}`);
     if (userId !== undefined) where.push(`t.user_id = ${arg(userId)}`);
@@ -578,7 +579,7 @@ export class PostgresDriver implements StorageDriver {
       args.push(value);
       return `$${args.length}`;
     };
-    const where = [`t.state = ANY(${arg(states)}::text[])`];
+    const where = [statesTerm(states)];
     if (params.name !== undefined) where.push(`t.name = ${arg(params.name)}`);
     if (params.queue !== undefined) where.push(`t.queue = ${arg(params.queue)}`);
     if (params.ids !== undefined) {
@@ -724,7 +725,7 @@ export class PostgresDriver implements StorageDriver {
     const cap = checkCountCap(params);
     const rows =
       params.userId === undefined
-        ? await this.query<{ state: TaskState; n: number }>(this.taskCentreSql.countsUpTo, [cap, TASK_STATES])
+        ? await this.query<{ state: TaskState; n: number }>(this.taskCentreSql.countsUpTo, [cap])
         : await this.query<{ state: TaskState; n: number }>(this.taskCentreSql.countsUpToOfUser, [cap, TASK_STATES, params.userId]);
     const counts = zeroCounts();
     for (const row of rows) counts[row.state] = row.n;

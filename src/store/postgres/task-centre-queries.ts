@@ -3,6 +3,9 @@
  * StorageDriver). Kept beside queries.ts: the same conventions, one statement per operation.
  */
 
+import { stateLiteral, stateTerm } from "../state-terms.ts";
+import { TASK_STATES } from "../../tasks/types.ts";
+
 /** The database clock: now() truncated to the ms, plus the offset $1. */
 const NOW = `(date_trunc('milliseconds', now()) + $1::float8 * interval '1 millisecond')`;
 
@@ -17,10 +20,13 @@ export function taskCentreQueriesFor(schema: string) {
     /** Returns { parameters }. $1 id. */
     parameters: `SELECT parameters FROM ${tasks} WHERE id = $1::bigint`,
 
-    /** Returns { state, n } per state of $2, each counted up to $1 (bounded index ranges). */
-    countsUpTo: `
-      SELECT s.state, (SELECT count(*)::int FROM (SELECT 1 FROM ${tasks} t WHERE t.state = s.state LIMIT $1) c) AS n
-      FROM unnest($2::text[]) AS s(state)`,
+    /**
+     * Returns { state, n } for every state, each counted up to $1: one bounded range of the index
+     * that holds the state's rows (stateTerm), as the partial indexes need the state as a literal.
+     */
+    countsUpTo: TASK_STATES.map(
+      (state) => `SELECT ${stateLiteral(state)} AS state, (SELECT count(*)::int FROM (SELECT 1 FROM ${tasks} WHERE ${stateTerm(state)} LIMIT $1) c) AS n`,
+    ).join("\n      UNION ALL "),
 
     /** As countsUpTo, the tasks of user $3 only. */
     countsUpToOfUser: `
