@@ -162,7 +162,7 @@ export interface TaskInfo {
   readonly lastError: TaskErrorInfo | null;
   readonly errors: readonly TaskErrorInfo[];
   readonly timeoutMs: number;
-  /** Predecessors a continuation still waits for (0 for other tasks). */
+  /** Predecessors of a continuation that have not ended, also once it was canceled (0 for other tasks). */
   readonly waitingFor?: number;
   /** The schedule that started the task, if a cron tick did. */
   readonly scheduleName?: string | null;

@@ -128,6 +128,54 @@ export function compositionSuite(factory: DriverFactory): void {
       assert.equal((await d.taskList({ name: "T" })).items.length, 0); // nothing of the refused ones stored
     });
 
+    it("queues a canceled continuation again to wait for the predecessors that have not ended, by id and by filter", async () => {
+      const d = await fresh();
+      const [a, b] = (await d.taskInsertMany([task({ name: "A" }), task({ name: "B", delayMs: MINUTE })])) as [string, string];
+      const one = await d.taskInsertContinuation(task({ name: "One" }), { taskIds: [a, b], onlyOnSuccess: false });
+      const many = await d.taskInsertContinuation(task({ name: "Many" }), { taskIds: [a, b], onlyOnSuccess: false });
+      assert.equal(await d.taskCancel({ id: one }), "queued");
+      assert.equal(await d.taskCancel({ id: many }), "queued");
+      assert.deepEqual(await finish(d, "succeeded"), [a]);
+      await d.taskContinuationsResolve({ limit: 100 }); // consumes a's edges: the canceled ones are not counted down
+
+      assert.equal(await d.taskRetry({ id: one }), true);
+      assert.equal(await d.taskRetryMany({ states: ["canceled"], name: "Many", limit: 10 }), 1);
+      for (const id of [one, many]) {
+        const again = await d.taskGet(id);
+        assert.equal(again?.state, "queued");
+        assert.equal(again?.waitingFor, 1, "waits for b, which has not ended");
+      }
+      assert.deepEqual(await d.taskClaim({ workerId: "w", limit: 10, leaseMs: 60_000 }), [], "neither runs before b ends");
+
+      d.clockShift(MINUTE);
+      assert.deepEqual(await finish(d, "succeeded"), [b]);
+      assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 2, canceled: 0, consumed: 2 });
+      assert.deepEqual((await finish(d, "succeeded")).sort(), [one, many].sort());
+
+      // Once every predecessor has ended, a canceled continuation queued again runs at once.
+      const c = await d.taskInsert(task({ name: "C" }));
+      const late = await d.taskInsertContinuation(task({ name: "Late" }), { taskIds: [c], onlyOnSuccess: true });
+      await d.taskCancel({ id: late });
+      await finish(d, "dead");
+      await d.taskContinuationsResolve({ limit: 100 });
+      assert.equal(await d.taskRetry({ id: late }), true);
+      assert.equal((await d.taskGet(late))?.waitingFor, 0);
+      assert.deepEqual(await finish(d, "succeeded"), [late]);
+
+      // Canceled by a predecessor that died while another still runs: a retry waits for that one.
+      const [x, y] = (await d.taskInsertMany([task({ name: "X" }), task({ name: "Y", delayMs: MINUTE })])) as [string, string];
+      const onBoth = await d.taskInsertContinuation(task({ name: "OnBoth" }), { taskIds: [x, y], onlyOnSuccess: true });
+      await finish(d, "dead");
+      assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 0, canceled: 1, consumed: 1 });
+      assert.equal((await d.taskGet(onBoth))?.waitingFor, 1, "a canceled continuation still counts the predecessor that runs");
+      assert.equal(await d.taskRetry({ id: onBoth }), true);
+      assert.deepEqual(await d.taskClaim({ workerId: "w", limit: 10, leaseMs: 60_000 }), []);
+      d.clockShift(2 * MINUTE);
+      assert.deepEqual(await finish(d, "succeeded"), [y]);
+      assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 1, canceled: 0, consumed: 1 });
+      assert.deepEqual(await finish(d, "succeeded"), [onBoth]);
+    });
+
     it("queues dead letters again by filter, in batches", async () => {
       const d = await fresh();
       await d.taskInsertMany([task({ name: "Mail" }), task({ name: "Mail" }), task({ name: "Mail", queue: "bulk" }), task({ name: "Bill" })]);

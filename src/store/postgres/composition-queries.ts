@@ -3,7 +3,7 @@
  * results, dead-letter requeue, statistics and schedules. Same conventions as queries.ts: one
  * statement per operation; $1 is the clock offset in every statement that reads the clock.
  */
-import { markingIn } from "./queries.ts";
+import { markingIn, requeueing } from "./queries.ts";
 import { WAITING } from "../state-terms.ts";
 
 /** The database clock: now() truncated to the ms, plus the offset $1. */
@@ -56,25 +56,30 @@ export function compositionQueriesFor(schema: string) {
           min(parent_id) FILTER (WHERE only_on_success AND parent_state IS DISTINCT FROM 'succeeded') AS culprit
         FROM consumed GROUP BY child_id
       ), culprits AS (
-        SELECT pc.*, (SELECT c.parent_state FROM consumed c WHERE c.child_id = pc.child_id AND c.parent_id = pc.culprit LIMIT 1) AS culprit_state
+        SELECT pc.*, (SELECT c.parent_state FROM consumed c WHERE c.child_id = pc.child_id AND c.parent_id = pc.culprit LIMIT 1) AS culprit_state,
+          (SELECT t.state FROM ${tasks} t WHERE t.id = pc.child_id) AS child_state
         FROM per_child pc
       ), changed AS (
+        -- waiting_for counts a continuation's edges not yet consumed, whatever its state: one that
+        -- was canceled meanwhile is counted down too, so that a retry knows what it still waits for.
+        -- No condition on the state, so that a retry committed meanwhile is counted down as well
+        -- (the row is then read again as the retry left it); only a queued one is released or canceled.
         UPDATE ${tasks} k SET
-          state = CASE WHEN pc.culprit IS NULL THEN k.state ELSE 'canceled' END,
-          waiting_for = CASE WHEN pc.culprit IS NULL THEN greatest(0, k.waiting_for - pc.n) ELSE 0 END,
-          run_at = CASE WHEN pc.culprit IS NULL AND k.waiting_for - pc.n <= 0 THEN ${NOW} ELSE k.run_at END,
-          finished_at = CASE WHEN pc.culprit IS NULL THEN k.finished_at ELSE ${NOW} END,
-          last_error = CASE WHEN pc.culprit IS NULL THEN k.last_error
+          state = CASE WHEN pc.culprit IS NOT NULL AND k.state = 'queued' THEN 'canceled' ELSE k.state END,
+          waiting_for = greatest(0, k.waiting_for - pc.n),
+          run_at = CASE WHEN pc.culprit IS NULL AND k.state = 'queued' AND k.waiting_for - pc.n <= 0 THEN ${NOW} ELSE k.run_at END,
+          finished_at = CASE WHEN pc.culprit IS NOT NULL AND k.state = 'queued' THEN ${NOW} ELSE k.finished_at END,
+          last_error = CASE WHEN pc.culprit IS NULL OR k.state <> 'queued' THEN k.last_error
             ELSE jsonb_build_object('attempt', 0, 'at', ${ms(NOW)}, 'name', 'ContinuationCanceledError',
               'message', 'task ' || pc.culprit || ' ' || coalesce('ended ' || pc.culprit_state, 'was deleted')
                 || '; this continuation runs only when it succeeds') END,
           updated_at = ${NOW}
         FROM culprits pc
-        WHERE k.id = pc.child_id AND k.state = 'queued' AND k.waiting_for > 0
-        RETURNING k.state, k.waiting_for
+        WHERE k.id = pc.child_id AND k.waiting_for > 0
+        RETURNING k.state, k.waiting_for, pc.culprit IS NOT NULL AND pc.child_state = 'queued' AS canceled_now
       ), marked AS (UPDATE ${schema}.underway_changes SET n = n + 1 WHERE id = 1 AND EXISTS (SELECT 1 FROM changed))
       SELECT (count(*) FILTER (WHERE state = 'queued' AND waiting_for = 0))::int AS released,
-             (count(*) FILTER (WHERE state = 'canceled'))::int AS canceled,
+             (count(*) FILTER (WHERE state = 'canceled' AND canceled_now))::int AS canceled,
              (SELECT count(*) FROM consumed)::int AS consumed
       FROM changed`,
 
@@ -85,10 +90,7 @@ export function compositionQueriesFor(schema: string) {
     retryMany: (where: readonly string[], limit: string): string =>
       markingIn(
         schema,
-        `UPDATE ${tasks} SET state = 'queued', run_at = ${NOW}, updated_at = ${NOW}, finished_at = NULL, worker_id = NULL, dedup_key = NULL,
-           max_attempts = greatest(max_attempts, attempt + 1)
-         WHERE id IN (SELECT t.id FROM ${tasks} t WHERE ${where.join(" AND ")} ORDER BY t.id LIMIT ${limit} FOR UPDATE SKIP LOCKED)
-         RETURNING 1`,
+        requeueing(schema, `SELECT t.id FROM ${tasks} t WHERE ${where.join(" AND ")} ORDER BY t.id LIMIT ${limit} FOR UPDATE SKIP LOCKED`),
         "count(*)::int AS n",
       ),
 

@@ -3,7 +3,7 @@
  * Every statement that reads the clock takes the driver's clockShift offset, in ms, as $1.
  * Times go out as ms since the epoch (float8, exact for whole ms), ids as decimal text.
  */
-import { HAND_OFF_LOOKAHEAD } from "../driver.ts";
+import { HAND_OFF_LOOKAHEAD, HELD_RUN_AT_MS } from "../driver.ts";
 
 /** The database clock: now() truncated to the ms, plus the offset $1. */
 const NOW = `(date_trunc('milliseconds', now()) + $1::float8 * interval '1 millisecond')`;
@@ -56,6 +56,23 @@ export function markingIn(schema: string, change: string, select: string): strin
     WITH changed AS (${change}),
     marked AS (UPDATE ${schema}.underway_changes SET n = n + 1 WHERE id = 1 AND EXISTS (SELECT 1 FROM changed))
     SELECT ${select} FROM changed`;
+}
+
+/**
+ * Queues failed, dead or canceled tasks again, as a retry and a requeue do: the tasks that
+ * `picked` selects (`SELECT t.id FROM <tasks> t ...`, locking its rows). Returns 1 per task. A
+ * continuation canceled while it waited waits again for the predecessors that have not ended
+ * (waiting_for, which the resolve statement counts down in every state): held; with none left it
+ * is due at once. $1 offset.
+ */
+export function requeueing(schema: string, picked: string): string {
+  return `
+    UPDATE ${schema}.underway_tasks k SET state = 'queued',
+      run_at = CASE WHEN k.waiting_for > 0 THEN timestamptz 'epoch' + ${millis(String(HELD_RUN_AT_MS))} ELSE ${NOW} END,
+      updated_at = ${NOW}, finished_at = NULL, worker_id = NULL, dedup_key = NULL,
+      max_attempts = greatest(k.max_attempts, k.attempt + 1)
+    WHERE k.id IN (${picked})
+    RETURNING 1`;
 }
 
 /** The SQL of one store, `schema` already quoted. */
@@ -323,12 +340,7 @@ export function queriesFor(schema: string) {
     ),
 
     /** Queues an ended task again. Returns { n } queued (0 or 1). $1 offset, $2 id. */
-    retry: marking(
-      `UPDATE ${tasks} SET state = 'queued', run_at = ${NOW}, updated_at = ${NOW}, finished_at = NULL, worker_id = NULL,
-         max_attempts = greatest(max_attempts, attempt + 1), dedup_key = NULL
-       WHERE id = $2 AND state IN ('failed', 'dead', 'canceled') RETURNING 1`,
-      "count(*)::int AS n",
-    ),
+    retry: marking(requeueing(schema, `SELECT t.id FROM ${tasks} t WHERE t.id = $2 AND t.state IN ('failed', 'dead', 'canceled') FOR UPDATE`), "count(*)::int AS n"),
 
     /** Deletes a task that is not running, and moves the change mark. Returns { n } deleted. $1 id. */
     delete: deleting(`DELETE FROM ${tasks} WHERE id = $1 AND state <> 'running'`),

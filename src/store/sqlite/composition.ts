@@ -62,15 +62,17 @@ export function resolveContinuations(
     )
     .all(limit) as { parent_id: number; child_id: number; only_on_success: number; parent_state: TaskState | null }[];
   const drop = db.prepare("DELETE FROM underway_continuations WHERE parent_id = ? AND child_id = ?");
+  // A continuation's waiting_for counts its edges not yet consumed, whatever its state: one that was
+  // canceled meanwhile is counted down too, so that a retry knows what it still waits for.
   const cancel = db.prepare(
-    `UPDATE underway_tasks SET state = 'canceled', waiting_for = 0, finished_at = ?, updated_at = ?, last_error = ?
+    `UPDATE underway_tasks SET state = 'canceled', waiting_for = waiting_for - 1, finished_at = ?, updated_at = ?, last_error = ?
      WHERE id = ? AND state = 'queued' AND waiting_for > 0`,
   );
   const countDown = db.prepare(
     `UPDATE underway_tasks SET waiting_for = waiting_for - 1, updated_at = ?,
-       run_at = CASE WHEN waiting_for = 1 THEN ? ELSE run_at END
-     WHERE id = ? AND state = 'queued' AND waiting_for > 0
-     RETURNING waiting_for`,
+       run_at = CASE WHEN waiting_for = 1 AND state = 'queued' THEN ? ELSE run_at END
+     WHERE id = ? AND waiting_for > 0
+     RETURNING waiting_for, state`,
   );
   let released = 0;
   let canceled = 0;
@@ -79,12 +81,14 @@ export function resolveContinuations(
     drop.run(e.parent_id, e.child_id);
     if (e.only_on_success && e.parent_state !== "succeeded") {
       const error = continuationError(String(e.parent_id), e.parent_state, now);
-      canceled += cancel.run(now, now, JSON.stringify(error), e.child_id).changes;
-    } else {
-      const row = countDown.get(now, now, e.child_id) as { waiting_for: number } | undefined;
-      if (row) countedDown++;
-      if (row && row.waiting_for === 0) released++;
+      if (cancel.run(now, now, JSON.stringify(error), e.child_id).changes === 1) {
+        canceled++;
+        continue;
+      }
     }
+    const row = countDown.get(now, now, e.child_id) as { waiting_for: number; state: TaskState } | undefined;
+    if (row) countedDown++;
+    if (row && row.waiting_for === 0 && row.state === "queued") released++;
   }
   return { released, canceled, countedDown, consumed: edges.length };
 }
@@ -129,12 +133,21 @@ export function retryMany(db: Database.Database, now: number, given: TaskRetryFi
   }
   return db
     .prepare(
-      `UPDATE underway_tasks SET state = 'queued', run_at = ?, updated_at = ?, finished_at = NULL, worker_id = NULL, dedup_key = NULL,
-         max_attempts = max(max_attempts, attempt + 1)
+      `UPDATE underway_tasks SET ${REQUEUE}
        WHERE id IN (SELECT id FROM underway_tasks WHERE ${where.join(" AND ")} ORDER BY id LIMIT ?)`,
     )
     .run(now, now, ...args, filter.limit).changes;
 }
+
+/**
+ * What queuing a failed, dead or canceled task again sets, as a retry and a requeue do. A
+ * continuation canceled while it waited waits again for the predecessors that have not ended
+ * (waiting_for, which resolveContinuations counts down in every state): held; with none left it
+ * is due at once.
+ * Parameters: now (the run-at when due), now (updated_at).
+ */
+export const REQUEUE = `state = 'queued', run_at = CASE WHEN waiting_for > 0 THEN ${HELD_RUN_AT_MS} ELSE ? END,
+  updated_at = ?, finished_at = NULL, worker_id = NULL, dedup_key = NULL, max_attempts = max(max_attempts, attempt + 1)`;
 
 /** Waiting and running tasks per queue, each through the partial index that holds them. */
 export const QUEUE_DEPTH = `SELECT queue, sum(due) AS due, sum(later) AS later, sum(running) AS running FROM (

@@ -766,10 +766,7 @@ export class SqliteDriver implements StorageDriver {
         const now = this.now();
         const changes = this.db
           .prepare(
-            `UPDATE underway_tasks SET state = 'queued', run_at = ?, updated_at = ?, finished_at = NULL, worker_id = NULL,
-               max_attempts = max(max_attempts, attempt + 1)
-             , dedup_key = NULL
-             WHERE id = ? AND state IN ('failed', 'dead', 'canceled')`,
+            `UPDATE underway_tasks SET ${composition.REQUEUE} WHERE id = ? AND state IN ('failed', 'dead', 'canceled')`,
           )
           .run(now, now, key).changes;
         return this.changed(changes) === 1;
