@@ -299,10 +299,14 @@ function sharedNow(): number {
 }
 
 function kindOf(error: unknown): FailureKind {
-  if (error instanceof UnrecoverableTaskError) return "unrecoverable";
-  if (error instanceof TaskSecurityError) return "security";
-  if (error instanceof TaskDeserializationError) return "deserialization";
-  if (error instanceof TaskInterruptedError) return "interrupted";
+  try {
+    if (error instanceof UnrecoverableTaskError) return "unrecoverable";
+    if (error instanceof TaskSecurityError) return "security";
+    if (error instanceof TaskDeserializationError) return "deserialization";
+    if (error instanceof TaskInterruptedError) return "interrupted";
+  } catch {
+    // A revoked proxy throws even on instanceof: an ordinary failure.
+  }
   return "other";
 }
 
@@ -441,7 +445,10 @@ port.on("message", function onMessage(message: ToThread): void {
   } else if (message.t === "run") {
     startOrChain(message.runId, message.run, admit(message.runId), message.after ?? 0);
   } else if (message.t === "abort") {
+    // Acknowledged before the task's abort listeners run: their cleanup may take a while, and the
+    // worker stops a thread whose acknowledgement does not come (ABORT_ACK_MS).
     send({ t: "abortAck", runId: message.runId });
+    flush();
     const reason = reasonFrom(message.reason, message.kind);
     if (!unchain(message.runId, reason)) running.get(message.runId)?.abort(reason);
   }

@@ -301,9 +301,11 @@ class PoolThread {
         if ("runId" in message && message.runId !== null) this.runs.get(message.runId)?.onMessage(message);
       };
       this.port.on("message", onMessage);
-      this.thread.on("error", (error: Error) => {
+      // What ended the thread may be any value a task threw (null, a string, an object whose
+      // properties throw), not only an Error.
+      this.thread.on("error", (error: unknown) => {
         firstError ??=
-          (error as { code?: string }).code === "ERR_WORKER_OUT_OF_MEMORY"
+          isObject(error) && safeRead(() => error.code) === "ERR_WORKER_OUT_OF_MEMORY"
             ? new TaskMemoryLimitError(memoryLimitMb)
             : booted
               ? exitedBy(error)
@@ -322,7 +324,9 @@ class PoolThread {
         // Attempts that only shared the thread with the one at fault run again elsewhere, and
         // chained ones that had not started yet. (A thread with chained attempts waiting is shared:
         // the one that runs may have started in a turn whose messages never left the thread.)
-        const shared = this.runs.size > 1;
+        // The attempt at fault, when known, has usually left runs already (runEnded): every
+        // attempt still here then only shared the thread.
+        const shared = this.runs.size > 1 || (this.culprit !== null && !this.runs.has(this.culprit));
         for (const run of [...this.runs.values()]) {
           run.onGone(
             run.waiting
@@ -420,10 +424,11 @@ function loadingExcused(t: PoolThread, now: number): boolean {
 }
 
 /** A thread that never became ready: the fault is the set-up's (a task module, the store), not a task's. */
-function bootFailure(error: Error): Error {
-  const failure = new Error(`a task thread could not start: ${error.name}: ${error.message}`, { cause: error });
+function bootFailure(thrown: unknown): Error {
+  const { name, message, stack } = describeThrown(thrown);
+  const failure = new Error(`a task thread could not start: ${name}: ${message}`, { cause: thrown });
   failure.name = "TaskThreadStartError";
-  if (error.stack) failure.stack = `${failure.name}: ${failure.message}\n${error.stack}`;
+  if (stack) failure.stack = `${failure.name}: ${failure.message}\n${stack}`;
   return failure;
 }
 
@@ -437,10 +442,24 @@ function lowerToIdlePolicy(tid: number): void {
   execFile("chrt", ["--idle", "--pid", "0", String(tid)], () => undefined).on("error", () => undefined);
 }
 
-function exitedBy(error: Error): Error {
-  const exited = new TaskExitedError(`${error.name}: ${error.message} was thrown outside run (the thread cannot go on)`);
-  if (error.stack) exited.stack = `${exited.name}: ${exited.message}\n${error.stack}`;
+function exitedBy(thrown: unknown): Error {
+  const { name, message, stack } = describeThrown(thrown);
+  const exited = new TaskExitedError(`${name}: ${message} was thrown outside run (the thread cannot go on)`);
+  if (stack) exited.stack = `${exited.name}: ${exited.message}\n${stack}`;
   return exited;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
+}
+
+/** A property read that may throw (a getter, a revoked proxy): undefined then. */
+function safeRead(read: () => unknown): unknown {
+  try {
+    return read();
+  } catch {
+    return undefined;
+  }
 }
 
 function logAt(logger: Logger, level: LogLevel, bindings: Record<string, unknown>, message: string): void {
@@ -1109,6 +1128,8 @@ export class ThreadPool {
     thread.runs.delete(attempt.runId);
     thread.pingSentAt = 0;
     if (!reusable) {
+      // Stopping it stops the attempts that share it too: its class no longer shares threads.
+      if (thread.runs.size > 0) this.record(attempt.name).tainted = true;
       if (!thread.gone) thread.stop(error ?? new Error("stopped"), attempt.runId);
     } else if (thread.runs.size === 0) {
       if (thread.shared) thread.sharedUntil = performance.now();
