@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { DEFAULT_DATABASE, isPostgresUrl, sqlitePathOf } from "../runtime/database-url.ts";
 import { createRuntime, type Runtime, type RuntimeConfig } from "../runtime/runtime.ts";
+import { describeThrown } from "../tasks/error-info.ts";
 import { TASK_LIMITS } from "../tasks/registry.ts";
 import { TASK_STATES, type TaskInfo, type TaskState } from "../tasks/types.ts";
 import { dbWord, nextPageHint, nonEmpty, printable, taskDetails, tasksTable } from "./format.ts";
@@ -160,6 +161,7 @@ export function buildProgram(): Command {
     .addOption(isolationOption())
     .addOption(packagesOption())
     .action(async (options: CommonOptions & { port: number; host: string; trustProxy?: boolean | number | string[]; concurrency: number; grace: number; isolation: "thread" | "none"; tasks?: string | string[]; packages: string | string[] }) => {
+      const unhandled = keepServingOnUnhandledRejections();
       const starting = Platform.start({
         db: options.db,
         packages: list(options.packages),
@@ -175,6 +177,7 @@ export function buildProgram(): Command {
       });
       const platform = await starting;
       const runtime = platform.runtime;
+      unhandled.logTo(runtime.logger);
       // The browser application is built on first start (and after its sources change).
       // A failed build leaves the API running; the page at / then says how to build.
       await ensureWebAssets({ log: (line) => console.log(line) }).catch((error: unknown) =>
@@ -206,6 +209,7 @@ export function buildProgram(): Command {
     .addOption(isolationOption())
     .action(async (options: CommonOptions & { concurrency: number; queues?: string; lease: number; grace: number; isolation: "thread" | "none"; tasks?: string | string[] }) => {
       const queues = options.queues?.split(",").map((q) => q.trim()).filter(Boolean);
+      const unhandled = keepServingOnUnhandledRejections();
       // A worker runs the platform too: process instances, package tasks, user connections.
       const starting = Platform.start({
         db: options.db,
@@ -217,6 +221,7 @@ export function buildProgram(): Command {
       // Signals are handled from the first moment: the worker may claim tasks while starting.
       stopOnSignals(async () => (await starting.catch(() => null))?.stop());
       const runtime = (await starting).runtime;
+      unhandled.logTo(runtime.logger);
       console.log(`underway worker ${runtime.worker?.id} running (database ${runtime.driver.description})`);
     });
 
@@ -392,6 +397,29 @@ export function buildProgram(): Command {
 
 /** The commands that serve until stopped: their output closing (a pipe's reader gone) must not stop them. */
 const SERVING_COMMANDS = new Set(["start", "worker"]);
+
+/**
+ * A server runs task modules and published package code in its own process. A promise that such
+ * code lets fail with no handler (as its module loads, or later) is logged as an error rather
+ * than ending the process, Node's default: that would stop every task and request, and again at
+ * each restart, when the same code loads again. Until the runtime's logger exists, to stderr.
+ */
+function keepServingOnUnhandledRejections(): { logTo(logger: Runtime["logger"]): void } {
+  let logger: Runtime["logger"] | null = null;
+  process.on("unhandledRejection", (reason: unknown) => {
+    const message = "a promise was rejected and nothing handled it (task or package code, most likely); the process goes on";
+    if (logger) logger.error({ err: reason }, message);
+    else {
+      const thrown = describeThrown(reason);
+      console.error(`underway: ${message}: ${printable(thrown.stack ?? `${thrown.name}: ${thrown.message}`)}`);
+    }
+  });
+  return {
+    logTo(runtimeLogger) {
+      logger = runtimeLogger;
+    },
+  };
+}
 
 export async function main(argv: readonly string[]): Promise<void> {
   // `underway tasks | head`: the reader has what it wanted and has gone. A command that prints

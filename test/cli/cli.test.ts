@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -192,5 +192,32 @@ describe("underway CLI", () => {
     const r = underway("worker", "--db", tempDb(dir), "--tasks", "src/codec/limits.ts");
     assert.equal(r.code, 1);
     assert.match(r.stderr, /exports no task class/);
+  });
+
+  // In the worker's own process (isolation none), as published package code loads in a server.
+  it("logs a promise that task code left to fail unhandled, and keeps the worker running", async () => {
+    const child = spawn(process.execPath, [join(root, "bin", "underway.mjs"), "worker", "--db", tempDb(dir), "--tasks", "test/fixtures/unhandled-rejection-tasks.ts", "--isolation", "none"], {
+      cwd: root,
+      env: { ...process.env, UNDERWAY_LOG_LEVEL: "warn", UNDERWAY_DB: "" },
+    });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    try {
+      const running = await Promise.race([
+        (async () => {
+          while (!/underway worker \S+ running/.test(output)) await new Promise((resolve) => setTimeout(resolve, 50));
+          return true;
+        })(),
+        exited.then(() => false),
+      ]);
+      assert.ok(running, `the worker ended:\n${output}`);
+      assert.match(output, /a promise was rejected and nothing handled it .*the process goes on: Error: warm-up failed: the lookup table is missing/);
+      assert.equal(child.exitCode, null, "still running");
+    } finally {
+      if (child.exitCode === null) child.kill("SIGTERM");
+    }
+    assert.equal(await exited, 0, output);
   });
 });
