@@ -136,6 +136,17 @@ for (const store of STORES) {
       await failing((q) => q.addFilter("StartDate", "contains", "20"), /a contains filter needs a text column; StartDate is datetime/);
       await failing((q) => q.addFilter("Title", "contains", "x".repeat(1_001)), /is longer than 1,000 characters/);
       await failing((q) => q.addFilter("StartDate", "greater", null), /a greater filter on StartDate needs a value/);
+
+      // A title searched as it is stored is found, whatever lowercasing does with its letters in
+      // context (a final Σ, a dotted İ): the store lowers both sides alike.
+      for (const title of ["ΟΔΟΣ", "İstanbul"]) {
+        const a = new Activity(uc);
+        a.setDefColumnValues();
+        a.title = title;
+        await a.save();
+        assert.deepEqual(await titles((q) => q.addFilter("Title", "contains", title)), [title]);
+        assert.deepEqual(await titles((q) => q.addFilter("Title", "startsWith", title)), [title]);
+      }
     });
 
     it("enforces object and record rights unless useAdminRights is false", async () => {

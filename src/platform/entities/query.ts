@@ -152,9 +152,11 @@ export class EntitySchemaQuery {
         if (r.column.type !== "text") throw new EntityValidationError(`a ${f.comparison} filter needs a text column; ${f.path} is ${r.column.type}`);
         if (typeof f.value !== "string") throw new EntityValidationError(`a ${f.comparison} filter on ${f.path} needs text`);
         if (f.value.length > MAX_SEARCH) throw new EntityValidationError(`a ${f.comparison} filter on ${f.path} is longer than ${MAX_SEARCH.toLocaleString("en-US")} characters`);
-        const escaped = f.value.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`);
+        // Both sides through the store's lower(), letter for letter alike (JavaScript's own
+        // toLowerCase has rules of context, for İ and a final Σ, that PostgreSQL's lower() has not).
+        const escaped = f.value.replace(/[\\%_]/g, (c) => `\\${c}`);
         const pattern = f.comparison === "contains" ? `%${escaped}%` : `${escaped}%`;
-        return sql<SqlBool>`lower(${sql.ref(ref)}) LIKE ${pattern} ESCAPE '\\'`;
+        return sql<SqlBool>`lower(${sql.ref(ref)}) LIKE lower(${pattern}) ESCAPE '\\'`;
       }
       case "equal":
       case "notEqual":
