@@ -76,6 +76,12 @@ export class UserConnection implements UserConnectionLike {
     if (!rights) {
       rights = schemaRightsOf(this.db, this.currentUser, schemaName);
       this.rightsCache.set(schemaName, rights);
+      // A lookup that failed (a transaction that had failed already, a lost connection) is not
+      // remembered: the next one asks again.
+      const cached = rights;
+      rights.catch(() => {
+        if (this.rightsCache.get(schemaName) === cached) this.rightsCache.delete(schemaName);
+      });
     }
     return rights;
   }

@@ -149,6 +149,25 @@ for (const store of STORES) {
       }
     });
 
+    it("asks again for a user's rights after a lookup that failed", { skip: store !== "postgres" && "a failed statement ends a transaction on PostgreSQL only" }, async () => {
+      const platform = await startPlatform(store);
+      const alice = await platform.users.create({ login: "alice", password: "alice-pass" });
+      const uc = platform.userConnection(alice);
+      await assert.rejects(
+        platform.runtime.transaction(async () => {
+          await sql`SELECT 1 / 0`.execute(platform.db).catch(() => undefined);
+          await assert.rejects(uc.schemaRights("Activity"), /current transaction is aborted/);
+          throw new Error("rolled back");
+        }),
+        /rolled back/,
+      );
+      const activity = new Activity(uc);
+      activity.setDefColumnValues();
+      activity.title = "After a failed lookup";
+      await activity.save();
+      assert.equal(await new Activity(uc).fetchFromDB(activity.id ?? ""), true);
+    });
+
     it("enforces object and record rights unless useAdminRights is false", async () => {
       const platform = await startPlatform(store);
       const alice = await platform.users.create({ login: "alice", password: "alice-pass" });
