@@ -149,6 +149,33 @@ for (const store of STORES) {
       }
     });
 
+    it("writes only the columns set since the record was read, and stamps who created it", async () => {
+      const platform = await startPlatform(store);
+      const alice = await platform.users.create({ login: "alice", password: "alice-pass" });
+      const uc = platform.userConnection(alice);
+      const activity = new Activity(uc);
+      activity.setDefColumnValues();
+      activity.title = "Plan";
+      activity.setColumnValue("CreatedBy", SystemIds.SupervisorContactId);
+      await activity.save();
+      const id = activity.id ?? "";
+
+      // Two copies read before either saves: each save keeps what the other changed.
+      const first = new Activity(uc);
+      const second = new Activity(uc);
+      assert.equal(await first.fetchFromDB(id), true);
+      assert.equal(await second.fetchFromDB(id), true);
+      first.setColumnValue("Status", ActivityStatusIds.Completed);
+      await first.save();
+      second.title = "Plan, revised";
+      await second.save();
+      const stored = new Activity(uc);
+      assert.equal(await stored.fetchFromDB(id), true);
+      assert.equal(stored.title, "Plan, revised");
+      assert.equal(stored.getColumnValue("Status"), ActivityStatusIds.Completed);
+      assert.equal(stored.getColumnValue("CreatedBy"), alice.contactId, "the creator is the user who saved it first");
+    });
+
     it("asks again for a user's rights after a lookup that failed", { skip: store !== "postgres" && "a failed statement ends a transaction on PostgreSQL only" }, async () => {
       const platform = await startPlatform(store);
       const alice = await platform.users.create({ login: "alice", password: "alice-pass" });

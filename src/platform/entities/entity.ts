@@ -75,6 +75,8 @@ export function readColumnValue(column: EntitySchemaColumn, value: unknown): unk
 export class Entity {
   useAdminRights = true;
   private readonly values = new Map<string, unknown>();
+  /** Value names set since the record was read or saved: what an update writes. */
+  private readonly changed = new Set<string>();
   private stored = false;
 
   constructor(
@@ -112,6 +114,7 @@ export class Entity {
       throw new EntityValidationError(`${this.schema.name}.Id of a stored record cannot change`);
     }
     this.values.set(column.columnValueName, columnValue(this.schema, column, value));
+    this.changed.add(column.columnValueName);
   }
 
   /** Fills every column that has a default and no value yet. */
@@ -127,6 +130,7 @@ export class Entity {
       else if (d.source === "currentDateTime") value = new Date();
       else value = this.userConnection.currentUser.contactId;
       this.values.set(column.columnValueName, columnValue(this.schema, column, value));
+      this.changed.add(column.columnValueName);
     }
   }
 
@@ -162,6 +166,7 @@ export class Entity {
       if (row.OwnerId !== me && row.AuthorId !== me) return false;
     }
     this.values.clear();
+    this.changed.clear();
     for (const column of this.schema.columns) this.values.set(column.columnValueName, readColumnValue(column, row[column.columnValueName]));
     this.stored = true;
     return true;
@@ -191,11 +196,17 @@ export class Entity {
       if (!current) throw new EntityValidationError(`${this.schema.name} record ${String(this.id)} no longer exists`);
       await this.assertRight("update", { owner: current.OwnerId, author: current.AuthorId });
       await this.checkLookups(current);
-      const row = Object.fromEntries([...this.values].filter(([name]) => name !== "Id" && name !== "CreatedOn" && name !== "CreatedById"));
+      // Only the columns set since the record was read: a save from a copy read before another
+      // user's save keeps what that user changed in the other columns.
+      const written = new Set([...this.changed, "ModifiedOn", "ModifiedById"]);
+      const row = Object.fromEntries(
+        [...this.values].filter(([name]) => written.has(name) && name !== "Id" && name !== "CreatedOn" && name !== "CreatedById"),
+      );
       await this.db.updateTable(this.schema.name).set(row).where("Id", "=", this.id).execute();
     } else {
-      if (!this.values.get("CreatedOn")) stamp("CreatedOn", now);
-      if (!this.values.get("CreatedById")) stamp("CreatedById", user.contactId);
+      // Who created it and when are the platform's to say, whatever the caller set.
+      stamp("CreatedOn", now);
+      stamp("CreatedById", user.contactId);
       await this.assertRight("insert");
       await this.checkLookups(undefined);
       try {
@@ -209,6 +220,7 @@ export class Entity {
       }
       this.stored = true;
     }
+    this.changed.clear();
     return true;
   }
 
