@@ -347,16 +347,18 @@ export function queriesFor(schema: string) {
 
     /**
      * Retention: one range of underway_tasks_finished (state, finished_at) per state, so a pass
-     * reads only what it deletes. $1 offset, $2 succeeded age ms, $3 failed age ms, $4 limit.
+     * reads only what it deletes, the oldest first (in that index's order: without it the planner
+     * may take the smaller state index and read every task of the state to filter by age).
+     * $1 offset, $2 succeeded age ms, $3 failed age ms, $4 limit.
      */
     deleteFinished: deleting(`
       DELETE FROM ${tasks} WHERE id IN (
         SELECT id FROM (
-          (SELECT id FROM ${tasks} WHERE state = 'succeeded' AND finished_at < ${NOW} - ${millis("$2::float8")} LIMIT $4)
+          (SELECT id FROM ${tasks} WHERE state = 'succeeded' AND finished_at < ${NOW} - ${millis("$2::float8")} ORDER BY finished_at LIMIT $4)
           UNION ALL
-          (SELECT id FROM ${tasks} WHERE state = 'dead' AND finished_at < ${NOW} - ${millis("$3::float8")} LIMIT $4)
+          (SELECT id FROM ${tasks} WHERE state = 'dead' AND finished_at < ${NOW} - ${millis("$3::float8")} ORDER BY finished_at LIMIT $4)
           UNION ALL
-          (SELECT id FROM ${tasks} WHERE state = 'canceled' AND finished_at < ${NOW} - ${millis("$3::float8")} LIMIT $4)
+          (SELECT id FROM ${tasks} WHERE state = 'canceled' AND finished_at < ${NOW} - ${millis("$3::float8")} ORDER BY finished_at LIMIT $4)
         ) old LIMIT $4)`),
 
     /** Returns { state, n } per state present. */
