@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { createRuntime, Task, TaskFailedError, type Runtime, type RuntimeConfig, type TaskInfo } from "../../src/index.ts";
+import { createRuntime, Task, type Runtime, type RuntimeConfig } from "../../src/index.ts";
 import {
   ExitTask,
   HogTask,
@@ -22,6 +22,7 @@ import {
   TrustedLedgerTask,
   WaitsForAbortTask,
 } from "../fixtures/isolation-tasks.ts";
+import { ended } from "./helpers.ts";
 import { TEST_POSTGRES_URL, tempDb, tempDir, tempSchema, until } from "../helpers.ts";
 
 const FIXTURES = new URL("../fixtures/isolation-tasks.ts", import.meta.url);
@@ -56,16 +57,6 @@ async function isolatedRuntime(store: (typeof STORES)[number], extra: Partial<Ru
   await runtime.start();
   after(() => runtime.stop({ graceMs: 0 }));
   return { runtime, dir };
-}
-
-/** Waits for a task to end; returns it whatever the outcome. */
-async function ended(runtime: Runtime, id: string): Promise<TaskInfo> {
-  try {
-    return await runtime.waitForTask(id, { timeoutMs: 20_000 });
-  } catch (error) {
-    if (error instanceof TaskFailedError) return runtime.getTask(id);
-    throw error;
-  }
 }
 
 function ledger(file: string): string[] {

@@ -8,9 +8,10 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, it } from "node:test";
-import { createRuntime, Task, TaskFailedError, type Runtime, type RuntimeConfig, type TaskInfo } from "../../src/index.ts";
+import { createRuntime, Task, type Runtime, type RuntimeConfig } from "../../src/index.ts";
 import { LedgerTask, MostlyShortTask, SlowCleanupTask, ThrowsNullLaterTask, ThrowsUnreadableErrorTask } from "../fixtures/isolation-tasks.ts";
 import { tempDb, tempDir, until } from "../helpers.ts";
+import { ended } from "./helpers.ts";
 
 const FIXTURES = new URL("../fixtures/isolation-tasks.ts", import.meta.url);
 
@@ -27,15 +28,6 @@ async function started(extra: Partial<RuntimeConfig> = {}): Promise<{ runtime: R
   await runtime.start();
   after(() => runtime.stop({ graceMs: 0 }));
   return { runtime, dir };
-}
-
-async function ended(runtime: Runtime, id: string): Promise<TaskInfo> {
-  try {
-    return await runtime.waitForTask(id, { timeoutMs: 20_000 });
-  } catch (error) {
-    if (error instanceof TaskFailedError) return runtime.getTask(id);
-    throw error;
-  }
 }
 
 it("ends only its thread when a task throws null outside run; the worker and other tasks go on", async () => {
