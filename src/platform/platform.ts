@@ -12,7 +12,9 @@ import { BASE_SCHEMAS } from "./entities/definitions.ts";
 import { EntitySchemaManager } from "./entities/schema.ts";
 import { PackageLoader } from "./packages/loader.ts";
 import { Packages } from "./packages/packages.ts";
+import { PackageCompileError } from "./packages/compiler/index.ts";
 import { PackageScheduleError, PackageSchedules } from "./packages/schedules.ts";
+import { taskNameProblems } from "./packages/task-names.ts";
 import { ProcessEngine, ProcessInstanceTask } from "./processes/engine.ts";
 import { UserConnection, type AppConnection, type CurrentUser } from "./user-connection.ts";
 import { Sessions } from "./users/sessions.ts";
@@ -82,7 +84,16 @@ export class Platform {
     this.users = new Users(this.runtime.driver, this.db);
     this.sessions = new Sessions(this.runtime.driver, this.db, this.users, { ttlMs: config.sessionTtlMs, signInLimits: config.signInLimits });
     this.packages = new Packages(this.runtime.driver, this.db, {
-      check: ({ packageName, compiled, dependencies, schedules }) => this.packageSchedules.check(packageName, compiled, dependencies, schedules),
+      check: async ({ packageName, compiled, dependencies, schedules }) => {
+        // Loaded whether or not it declares schedules: code that throws as it loads is refused here
+        // (PackageLoadError), not found out later by every process lookup.
+        const loaded = await this.packageLoader.loadCompiled(compiled, dependencies);
+        // A task runs the class its name resolves to: a name taken by another class is refused.
+        const otherPackages = await this.packageLoader.otherNewestBuilds(packageName);
+        const problems = taskNameProblems(compiled, loaded, { registry: this.runtime.registry, otherPackages });
+        if (problems.length > 0) throw new PackageCompileError(packageName, problems);
+        await this.packageSchedules.check(packageName, loaded, schedules);
+      },
       published: async ({ manifest }) => {
         try {
           const earlier = await this.packages.scheduleNamesDeclaredBefore(manifest.packageName, manifest.version);

@@ -1,7 +1,8 @@
-import { DYNAMIC_TASK_CLASS, taskNameOf, type AnyTaskClass } from "../../tasks/registry.ts";
+import { DYNAMIC_TASK_CLASS, type AnyTaskClass } from "../../tasks/registry.ts";
 import { parseProcess, type ProcessDefinition } from "../processes/bpmn/index.ts";
 import { loadPackage, type CompiledPackage, type LoadedPackage } from "./compiler/index.ts";
 import type { Packages, PackageBuild } from "./packages.ts";
+import { declaringPackage, packageTaskClasses } from "./task-names.ts";
 
 export interface LoadedBuild {
   readonly packageName: string;
@@ -98,8 +99,9 @@ export class PackageLoader {
     }
     const loaded = loadPackage(compiled, await this.platformApi(), dependencies);
     // Classes of a build are found by name through the loader, never kept by the task registry.
-    for (const value of taskClassesIn(loaded)) {
-      Object.defineProperty(value, DYNAMIC_TASK_CLASS, { value: { packageName, version }, enumerable: false });
+    // A class a schema re-exports from a dependency is already marked, as the dependency's.
+    for (const { taskClass } of packageTaskClasses(loaded)) {
+      if (!Object.hasOwn(taskClass, DYNAMIC_TASK_CLASS)) Object.defineProperty(taskClass, DYNAMIC_TASK_CLASS, { value: { packageName, version }, enumerable: false });
     }
     return loaded;
   }
@@ -107,7 +109,26 @@ export class PackageLoader {
   /** The task class of this name in the newest builds, if any. */
   async resolveTaskClass(name: string): Promise<AnyTaskClass | undefined> {
     await this.refresh();
-    return this.inNewestBuilds((build) => taskClassesByName(build.loaded).get(name));
+    // The class of the build that declares it: a re-export of an older dependency build is not it.
+    return this.inNewestBuilds((build) => {
+      const found = taskClassesByName(build.loaded).get(name);
+      return found && declaringPackage(found) === build.packageName ? found : undefined;
+    });
+  }
+
+  /** The newest builds of every package but one, loaded now; those that fail to load are left out. */
+  async otherNewestBuilds(packageName: string): Promise<LoadedPackage[]> {
+    await this.refresh(true);
+    const builds: LoadedPackage[] = [];
+    for (const [name, version] of this.latest) {
+      if (name === packageName) continue;
+      try {
+        builds.push((await this.load(name, version)).loaded);
+      } catch {
+        // a build that cannot load runs no task: it takes no name from anyone
+      }
+    }
+    return builds;
   }
 
   /** The newest published definition of a process code. */
@@ -166,29 +187,9 @@ function processText(build: LoadedBuild, code: string): string | undefined {
   return Object.hasOwn(processes, code) ? processes[code] : undefined;
 }
 
-/** The classes with a run method that a loaded package's schemas export. */
-function taskClassesIn(loaded: LoadedPackage): AnyTaskClass[] {
-  const classes: AnyTaskClass[] = [];
-  for (const module of Object.values(loaded.modules)) {
-    for (const value of Object.values(module)) {
-      if (typeof value === "function" && typeof (value as { prototype?: { run?: unknown } }).prototype?.run === "function") {
-        classes.push(value as AnyTaskClass);
-      }
-    }
-  }
-  return classes;
-}
-
-/** A loaded package's task classes by task name (the static taskName, else the class name). */
+/** A loaded package's task classes by task name (the static taskName, else the class name); the first of a name. */
 export function taskClassesByName(loaded: LoadedPackage): Map<string, AnyTaskClass> {
   const byName = new Map<string, AnyTaskClass>();
-  for (const value of taskClassesIn(loaded)) {
-    try {
-      const name = taskNameOf(value);
-      if (!byName.has(name)) byName.set(name, value);
-    } catch {
-      // not a nameable class
-    }
-  }
+  for (const { name, taskClass } of packageTaskClasses(loaded)) if (!byName.has(name)) byName.set(name, taskClass);
   return byName;
 }

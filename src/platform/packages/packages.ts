@@ -338,13 +338,15 @@ export class Packages {
     return [...names];
   }
 
-  /** The newest build's version of every published package. */
+  /** The newest build's version of every published package, in the packages' name order. */
   async latestVersions(): Promise<Map<string, number>> {
     const rows = await this.db
       .selectFrom("SysPackageBuild as b")
       .innerJoin("SysPackage as p", "p.Id", "b.PackageId")
       .select(["p.Name", sql<number>`max(b."Version")`.as("v")])
       .groupBy("p.Name")
+      // In name order on every store: where two builds could answer one lookup, the same one does.
+      .orderBy("p.Name")
       .execute();
     return new Map(rows.map((r) => [r.Name, Number(r.v)]));
   }

@@ -11,7 +11,7 @@ import type { Runtime } from "../../runtime/runtime.ts";
 import { scheduleRow, type ScheduleDefinition } from "../../runtime/schedules.ts";
 import type { StartableTaskClass } from "../../tasks/task.ts";
 import { MISSED_TICK_POLICIES, type MissedTickPolicy } from "../../tasks/schedules.ts";
-import type { CompiledPackage, LoadedPackage } from "./compiler/index.ts";
+import type { LoadedPackage } from "./compiler/index.ts";
 import { taskClassesByName, type PackageLoader } from "./loader.ts";
 
 /** One schedule of a package, as declared. */
@@ -103,11 +103,8 @@ export class PackageSchedules {
     private readonly loader: PackageLoader,
   ) {}
 
-  /** Before a build is stored: every schedule must fit the build's code. Throws PackageScheduleError. */
-  async check(packageName: string, compiled: CompiledPackage, dependencies: Readonly<Record<string, number>>, schedules: readonly PackageSchedule[]): Promise<void> {
-    // Loaded whether or not it declares schedules: code that throws as it loads is refused here
-    // (PackageLoadError), not found out later by every process lookup.
-    const loaded = await this.loader.loadCompiled(compiled, dependencies);
+  /** Before a build is stored: every schedule must fit the build's code (loaded, not kept). Throws PackageScheduleError. */
+  async check(packageName: string, loaded: LoadedPackage, schedules: readonly PackageSchedule[]): Promise<void> {
     if (schedules.length === 0) return;
     const now = await this.runtime.driver.clockNow();
     for (const schedule of schedules) {
