@@ -49,6 +49,30 @@ describe("problems in schemas", () => {
     assert.match(problems[1]?.message ?? "", /'s' is possibly 'null'/);
   });
 
+  it("code nested too deeply for the compiler: a problem where it nests deepest, not a crash", async () => {
+    const deep = (n: number): string => `${"(".repeat(n)}1${")".repeat(n)}`;
+    const problems = await problemsOf(
+      input({
+        schemas: [
+          { name: "UsrShallow", source: `export const a = ${deep(20)};\n` },
+          { name: "UsrDeep", source: `// "((((" in a comment is not nesting\nexport const a = 1;\nexport const b = [${deep(5_000)}];\n` },
+        ],
+        scripts: [script("Shallow", `return ${deep(50)} === 1;`)],
+      }),
+    );
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0]?.schema, "UsrDeep");
+    assert.equal(problems[0]?.line, 3);
+    assert.equal(problems[0]?.column, 5_018);
+    assert.match(problems[0]?.message ?? "", /nests too deeply for the compiler .* 5001 levels of brackets/);
+    // In a script too.
+    const inScript = await problemsOf(input({ scripts: [script("Deep", `const x = ${deep(5_000)};\nreturn x === 1;`)] }));
+    assert.deepEqual(
+      inScript.map((p) => `${p.schema}:${p.line}:${p.column}`),
+      ["UsrProcess/Deep:1:5010"],
+    );
+  });
+
   it("a syntax error", async () => {
     const problems = await problemsOf(input({ schemas: [{ name: "UsrSyntax", source: "export const a = 1;\nexport const b = ;\n" }] }));
     assert.deepEqual(lines(problems), ["UsrSyntax:2:18 Expression expected."]);

@@ -21,6 +21,7 @@
  * UserConnection, ... and its types) that no using shadows.
  */
 import { isValidName, PLATFORM_MODULE, SchemaScope } from "./names.ts";
+import { deepestNesting, isStackOverflow } from "./nesting.ts";
 import { PackageCompileError, type CompiledPackage, type CompileInput, type CompileProblem } from "./types.ts";
 
 export { loadPackage } from "./load.ts";
@@ -36,6 +37,30 @@ export {
   type ScriptContext,
   type SourceSchema,
 } from "./types.ts";
+
+/**
+ * The problem of a package the compiler ran out of stack on: located where its texts nest deepest
+ * (schemas, scripts and conditions alike).
+ */
+function tooDeep(input: CompileInput): CompileProblem {
+  const texts = [
+    ...input.schemas.map((s) => ({ schema: s.name, text: s.source })),
+    ...input.scripts.map((s) => ({ schema: `${s.processCode}/${s.elementId}`, text: s.body })),
+    ...input.conditions.map((c) => ({ schema: `${c.processCode}/${c.flowId}`, text: c.expression })),
+  ];
+  let found = { schema: input.packageName, depth: 0, line: 1, column: 1 };
+  for (const { schema, text } of texts) {
+    const deepest = deepestNesting(text);
+    if (deepest.depth > found.depth) found = { schema, ...deepest };
+  }
+  const { schema, line, column, depth } = found;
+  return {
+    schema,
+    line,
+    column,
+    message: `the code nests too deeply for the compiler (it ran out of stack; the deepest nesting, ${depth} levels of brackets, is here): split the expression or type into smaller ones`,
+  };
+}
 
 /** Problems with the names of a package, its schemas and its dependencies. */
 function checkNames(input: CompileInput): CompileProblem[] {
@@ -70,10 +95,16 @@ export async function compilePackage(input: CompileInput): Promise<CompiledPacka
   // The TypeScript compiler and esbuild load on the first publish only: a process (or an isolated
   // task's thread) that never publishes does not carry them.
   const [{ typeCheckPackage }, { bundlePackage }] = await Promise.all([import("./typecheck.ts"), import("./bundle.ts")]);
-  const checked = typeCheckPackage(scope, input.scripts, input.conditions);
-  if (checked.problems.length > 0) throw new PackageCompileError(packageName, checked.problems);
-
-  const bundled = await bundlePackage(scope, checked.processes);
+  let checked: ReturnType<typeof typeCheckPackage>;
+  let bundled: Awaited<ReturnType<typeof bundlePackage>>;
+  try {
+    checked = typeCheckPackage(scope, input.scripts, input.conditions);
+    if (checked.problems.length > 0) throw new PackageCompileError(packageName, checked.problems);
+    bundled = await bundlePackage(scope, checked.processes);
+  } catch (error) {
+    if (!isStackOverflow(error)) throw error;
+    throw new PackageCompileError(packageName, [tooDeep(input)]);
+  }
   if (bundled.problems) throw new PackageCompileError(packageName, bundled.problems);
 
   return Object.freeze({
