@@ -119,6 +119,7 @@ export class Platform {
       );
     });
     const processEngine = this.processEngine;
+    const runtime = this.runtime;
     const systemConnection = (): UserConnection => {
       if (!this.systemConnection) throw new Error("the platform has not started");
       return this.systemConnection;
@@ -130,6 +131,8 @@ export class Platform {
         return systemConnection();
       },
       processEngine,
+      dialect: this.runtime.driver.dialect,
+      transaction: (fn) => runtime.transaction(() => fn()),
     };
   }
 

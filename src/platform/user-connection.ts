@@ -24,6 +24,10 @@ export interface AppConnection {
   /** A connection of the system user, for explicit system work: no rights are checked for it. */
   readonly systemUserConnection: UserConnection;
   readonly processEngine: ProcessEngine;
+  /** The store's SQL dialect. */
+  readonly dialect: "sqlite" | "postgres";
+  /** Runs fn in one store transaction (joining one already open): every query and entity save in it. */
+  transaction<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 /**

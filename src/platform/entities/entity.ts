@@ -4,7 +4,7 @@ import { normalizeGuid } from "../constants.ts";
 import { sql } from "../db/kysely-module.ts";
 import { isUniqueViolation, toBoolean, toDate } from "../db/values.ts";
 import type { UserConnection } from "../user-connection.ts";
-import { EntitySecurityError, EntityValidationError } from "./errors.ts";
+import { EntityInUseError, EntitySecurityError, EntityValidationError } from "./errors.ts";
 import type { Operation } from "./rights.ts";
 import type { EntitySchema, EntitySchemaColumn } from "./schema.ts";
 
@@ -14,6 +14,9 @@ export type DynamicTables = Record<string, Record<string, unknown>>;
 /** The dates both stores keep alike: the years 1 to 9999 (UTC). */
 const MIN_DATE_MS = -62_135_596_800_000; // 0001-01-01T00:00:00Z (Date.UTC reads the years 0-99 as 1900-1999)
 const MAX_DATE_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/** Lookups that record who created or last changed a record: they do not keep their contact from being deleted. */
+const AUDIT_LOOKUPS = new Set(["CreatedBy", "ModifiedBy"]);
 
 const VERBS: Record<Operation, string> = { read: "read", insert: "add", update: "edit", delete: "delete" };
 
@@ -191,35 +194,40 @@ export class Entity {
     };
     stamp("ModifiedOn", now);
     stamp("ModifiedById", user.contactId);
-    if (this.stored) {
-      const current = await this.db.selectFrom(this.schema.name).selectAll().where("Id", "=", this.id).executeTakeFirst();
-      if (!current) throw new EntityValidationError(`${this.schema.name} record ${String(this.id)} no longer exists`);
-      await this.assertRight("update", { owner: current.OwnerId, author: current.AuthorId });
-      await this.checkLookups(current);
-      // Only the columns set since the record was read: a save from a copy read before another
-      // user's save keeps what that user changed in the other columns.
-      const written = new Set([...this.changed, "ModifiedOn", "ModifiedById"]);
-      const row = Object.fromEntries(
-        [...this.values].filter(([name]) => written.has(name) && name !== "Id" && name !== "CreatedOn" && name !== "CreatedById"),
-      );
-      await this.db.updateTable(this.schema.name).set(row).where("Id", "=", this.id).execute();
-    } else {
-      // Who created it and when are the platform's to say, whatever the caller set.
-      stamp("CreatedOn", now);
-      stamp("CreatedById", user.contactId);
-      await this.assertRight("insert");
-      await this.checkLookups(undefined);
-      try {
-        await this.db.insertInto(this.schema.name).values(Object.fromEntries(this.values)).execute();
-      } catch (error) {
-        // The store's own words would name a constraint; the Id is the only unique column.
-        if (isUniqueViolation(error)) {
-          throw new EntityValidationError(`${this.schema.name} cannot be saved: a record with the Id ${String(this.id)} already exists`, { cause: error });
+    // Rights, lookups and the write in one transaction. On PostgreSQL the record is locked as it is
+    // read (its owner cannot change before the write) and the records its lookups name are locked
+    // in share mode (they cannot be deleted before this commits); SQLite writes one at a time.
+    await this.userConnection.appConnection.transaction(async () => {
+      if (this.stored) {
+        const current = await this.readForWrite();
+        if (!current) throw new EntityValidationError(`${this.schema.name} record ${String(this.id)} no longer exists`);
+        await this.assertRight("update", { owner: current.OwnerId, author: current.AuthorId });
+        await this.checkLookups(current);
+        // Only the columns set since the record was read: a save from a copy read before another
+        // user's save keeps what that user changed in the other columns.
+        const written = new Set([...this.changed, "ModifiedOn", "ModifiedById"]);
+        const row = Object.fromEntries(
+          [...this.values].filter(([name]) => written.has(name) && name !== "Id" && name !== "CreatedOn" && name !== "CreatedById"),
+        );
+        await this.db.updateTable(this.schema.name).set(row).where("Id", "=", this.id).execute();
+      } else {
+        // Who created it and when are the platform's to say, whatever the caller set.
+        stamp("CreatedOn", now);
+        stamp("CreatedById", user.contactId);
+        await this.assertRight("insert");
+        await this.checkLookups(undefined);
+        try {
+          await this.db.insertInto(this.schema.name).values(Object.fromEntries(this.values)).execute();
+        } catch (error) {
+          // The store's own words would name a constraint; the Id is the only unique column.
+          if (isUniqueViolation(error)) {
+            throw new EntityValidationError(`${this.schema.name} cannot be saved: a record with the Id ${String(this.id)} already exists`, { cause: error });
+          }
+          throw error;
         }
-        throw error;
       }
-      this.stored = true;
-    }
+    });
+    this.stored = true;
     this.changed.clear();
     return true;
   }
@@ -241,10 +249,17 @@ export class Entity {
     }
     if (checks.length === 0) return;
     // One statement for them all: an Activity sets half a dozen lookups. (Column names are identifiers, checked by EntitySchemaColumn.)
-    const { rows } = await sql<{ c: string }>`${sql.join(
-      checks.map(({ column, referenced, id }) => sql`SELECT ${sql.lit(column.columnValueName)} AS c FROM ${sql.table(referenced.name)} WHERE ${sql.ref("Id")} = ${id}`),
-      sql` UNION ALL `,
-    )}`.execute(this.db);
+    // On PostgreSQL each referenced record is locked in share mode (a delete waits for this
+    // transaction, then finds the reference): a locking clause needs a CTE per lookup, not a UNION's branch.
+    const select = ({ column, referenced, id }: (typeof checks)[number]) =>
+      sql`SELECT ${sql.lit(column.columnValueName)} AS c FROM ${sql.table(referenced.name)} WHERE ${sql.ref("Id")} = ${id}`;
+    const { rows } =
+      this.userConnection.appConnection.dialect === "postgres"
+        ? await sql<{ c: string }>`WITH ${sql.join(checks.map((check, i) => sql`${sql.ref(`l${i}`)} AS (${select(check)} FOR SHARE)`))} ${sql.join(
+            checks.map((_, i) => sql`SELECT c FROM ${sql.ref(`l${i}`)}`),
+            sql` UNION ALL `,
+          )}`.execute(this.db)
+        : await sql<{ c: string }>`${sql.join(checks.map(select), sql` UNION ALL `)}`.execute(this.db);
     const found = new Set(rows.map((row) => row.c));
     const missing = checks.find(({ column }) => !found.has(column.columnValueName));
     if (missing) {
@@ -254,21 +269,66 @@ export class Entity {
     }
   }
 
-  /** Deletes the stored record. */
+  /** The stored row, locked until the transaction ends on PostgreSQL (SQLite's write transaction holds the whole file). */
+  private readForWrite(): Promise<Record<string, unknown> | undefined> {
+    const query = this.db.selectFrom(this.schema.name).selectAll().where("Id", "=", this.id);
+    return (this.userConnection.appConnection.dialect === "postgres" ? query.forUpdate() : query).executeTakeFirst();
+  }
+
+  /**
+   * Deletes the stored record. Refused (EntityInUseError, nothing deleted) while a lookup of
+   * another record refers to it (the audit columns CreatedBy and ModifiedBy excepted: they keep
+   * the id of whoever it was), or while it is a user's contact.
+   */
   async delete(): Promise<boolean> {
     if (!this.stored || !this.id) throw new EntityValidationError(`${this.schema.name}: only a stored record can be deleted`);
-    const current = await this.db.selectFrom(this.schema.name).selectAll().where("Id", "=", this.id).executeTakeFirst();
-    if (!current) return false;
-    await this.assertRight("delete", { owner: current.OwnerId, author: current.AuthorId });
-    const deleted = await this.db.deleteFrom(this.schema.name).where("Id", "=", this.id).executeTakeFirst();
+    const deleted = await this.userConnection.appConnection.transaction(async () => {
+      const current = await this.readForWrite();
+      if (!current) return false;
+      await this.assertRight("delete", { owner: current.OwnerId, author: current.AuthorId });
+      const result = await this.db.deleteFrom(this.schema.name).where("Id", "=", this.id).executeTakeFirst();
+      if (Number(result.numDeletedRows) === 0) return false; // deleted by someone else meanwhile
+      // Looked for after the delete: on PostgreSQL a save that names this record holds it in share
+      // mode, so the delete waited for that save, and its reference is seen here.
+      await this.refuseWhileReferenced();
+      // Counted for the pages that list the schema's records (the change feed).
+      await this.db
+        .insertInto("SysEntityDeletion")
+        .values({ SchemaName: this.schema.name, Deletions: 1 })
+        .onConflict((oc) => oc.column("SchemaName").doUpdateSet({ Deletions: sql<number>`${sql.ref("SysEntityDeletion.Deletions")} + 1` }))
+        .execute();
+      return true;
+    });
     this.stored = false;
-    if (Number(deleted.numDeletedRows) === 0) return false; // deleted by someone else meanwhile
-    // Counted for the pages that list the schema's records (the change feed).
-    await this.db
-      .insertInto("SysEntityDeletion")
-      .values({ SchemaName: this.schema.name, Deletions: 1 })
-      .onConflict((oc) => oc.column("SchemaName").doUpdateSet({ Deletions: sql<number>`${sql.ref("SysEntityDeletion.Deletions")} + 1` }))
-      .execute();
-    return true;
+    return deleted;
+  }
+
+  /** Throws EntityInUseError naming what refers to this record (rolling the delete back). */
+  private async refuseWhileReferenced(): Promise<void> {
+    const references = this.userConnection.appConnection.entitySchemaManager
+      .referencesTo(this.schema.name)
+      .filter(({ column }) => !AUDIT_LOOKUPS.has(column.name))
+      .map(({ schema, column }) => ({ table: schema.name, column: column.columnValueName, one: `${schema.name} record (${column.name})`, many: `${schema.name} records (${column.name})` }));
+    if (this.schema.name === "Contact") references.push({ table: "SysAdminUnit", column: "ContactId", one: "user (as its contact)", many: "users (as their contact)" });
+    if (references.length === 0) return;
+    // One statement: how many of each (up to 1,000), each an index or table range.
+    const { rows } = await sql<{ i: number | string; n: number | string }>`${sql.join(
+      references.map(
+        ({ table, column }, i) =>
+          sql`SELECT ${sql.lit(i)} AS i, count(*) AS n FROM (SELECT 1 AS x FROM ${sql.table(table)} WHERE ${sql.ref(column)} = ${this.id} LIMIT 1000) AS ${sql.ref(`r${i}`)}`,
+      ),
+      sql` UNION ALL `,
+    )}`.execute(this.db);
+    const used = rows
+      .filter((r) => Number(r.n) > 0)
+      .sort((a, b) => Number(a.i) - Number(b.i))
+      .map((r) => {
+        const n = Number(r.n);
+        const reference = references[Number(r.i)]!;
+        return n === 1 ? `1 ${reference.one}` : `${n >= 1000 ? "1,000 or more" : n} ${reference.many}`;
+      });
+    if (used.length > 0) {
+      throw new EntityInUseError(`${this.schema.name} record ${String(this.id)} cannot be deleted: ${used.join(", ")} ${used.length === 1 && used[0]!.startsWith("1 ") ? "refers" : "refer"} to it`);
+    }
   }
 }

@@ -116,4 +116,13 @@ export class EntitySchemaManager {
   findInstanceByName(name: string): EntitySchema | undefined {
     return this.schemas.get(name);
   }
+
+  /** The lookup columns of every registered schema that refer to the named schema. */
+  referencesTo(name: string): { schema: EntitySchema; column: EntitySchemaColumn }[] {
+    const found: { schema: EntitySchema; column: EntitySchemaColumn }[] = [];
+    for (const schema of this.schemas.values()) {
+      for (const column of schema.columns) if (column.type === "lookup" && column.referenceSchemaName === name) found.push({ schema, column });
+    }
+    return found;
+  }
 }
