@@ -121,6 +121,29 @@ describe("the web application's API", () => {
     await app.close();
   });
 
+  it("cancels a process instance: 404 for one there is none of or the user may not see, 409 naming its status once it ended", async () => {
+    const platform = await startPlatform("sqlite", { packages: [EXAMPLE], isolation: "none" });
+    const app = await createHttpServer({ runtime: platform.runtime, platform, webRoot: false });
+    await platform.users.create({ login: "alice", password: "alice-pass" });
+    const asAlice = await signIn(app, "alice", "alice-pass");
+    const asAdmin = await signIn(app, "Supervisor", "supervisor-pass");
+    const cancel = (id: string, headers: Record<string, string>) => app.inject({ method: "POST", url: `/api/process-log/${id}/cancel`, headers });
+    const unknown = await cancel("0b8f4c9e-5b1a-4a57-9a43-2f1c1d6e7a10", asAdmin);
+    assert.equal(unknown.statusCode, 404);
+    assert.equal((unknown.json() as { error: string }).error, 'no process instance "0b8f4c9e-5b1a-4a57-9a43-2f1c1d6e7a10" that you may see');
+    const run = await app.inject({ method: "POST", url: "/api/processes/UsrBackgroundTaskExampleProcess/run", headers: asAdmin, payload: {} });
+    const { instanceId } = run.json() as { instanceId: string };
+    await until(async () => {
+      const log = (await app.inject({ method: "GET", url: `/api/process-log/${instanceId}`, headers: asAdmin })).json() as { status: string };
+      return log.status === "Completed" ? log : null;
+    }, "the process to complete", 20_000);
+    assert.equal((await cancel(instanceId, asAlice)).statusCode, 404);
+    const ended = await cancel(instanceId, asAdmin);
+    assert.equal(ended.statusCode, 409);
+    assert.match(ended.body, /the instance is not running: it is Completed/);
+    await app.close();
+  });
+
   for (const store of STORES) {
     it(`tells connected pages when tasks or Activities change, from the database (${store})`, async () => {
       const platform = await startPlatform(store, { tasks: [Echo], isolation: "none" });

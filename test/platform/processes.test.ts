@@ -67,12 +67,13 @@ for (const store of STORES) {
       }
     });
 
-    it("fails the element, once, whose script sets a value JSON cannot hold; a set value is a copy", async () => {
+    it("fails the element, once, whose script sets a value JSON cannot hold or throws a bare object; a set value is a copy", async () => {
       const platform = await startPlatform(store, { packageRefreshMs: 0 });
       await publishProcess(platform, "UsrSets", "UsrSets", processXml("UsrSets", "Sets", [
         { kind: "script", id: "Copy", body: 'const o = { a: 1 }; context.set("O", o); o.a = 2; context.set("Gone", undefined); context.set("Name", undefined); return true;' },
         { kind: "gateway", id: "Which", branches: [
           { condition: 'context.get("Mode") === "big"', steps: [{ kind: "script", id: "Big", body: 'context.set("Runs", 1); context.set("Big", 10n ** 20n); return true;' }, { kind: "end", id: "EndA" }] },
+          { condition: 'context.get("Mode") === "bare"', steps: [{ kind: "script", id: "Bare", body: "throw Object.create(null);" }, { kind: "end", id: "EndB" }] },
           { steps: [{ kind: "end", id: "Done" }] },
         ] },
       ], [{ name: "Mode", type: "text", default: "go" }, { name: "Name", type: "text", default: "n" }]));
@@ -97,6 +98,18 @@ for (const store of STORES) {
       assert.equal(task?.state, "succeeded");
       assert.equal(task?.attempt, 1);
       assert.deepEqual(task?.errors, []);
+
+      // A thrown value that has no String() (no prototype) fails the element once too.
+      const bare = await runAndSettle(platform, "UsrSets", { Mode: "bare" });
+      assert.equal(bare.status, "Error");
+      assert.deepEqual(shape(bare), ["Start:Completed", "Copy:Completed", "Which:Completed", "Bare:Error"]);
+      assert.equal(bare.errorMessage, "a non-Error value was thrown: [Object: null prototype] {}");
+      const bareTask = await until(async () => {
+        const t = await platform.runtime.findTask((await platform.processEngine.getLog(bare.id, admin))?.taskId ?? "");
+        return t && t.state !== "running" && t.state !== "queued" ? t : null;
+      }, "the instance's task to end");
+      assert.equal(bareTask.state, "succeeded");
+      assert.equal(bareTask.attempt, 1);
     });
 
     it("checks the values a run is given as its defaults are checked: 32-bit decimal integers, ISO 8601 dates that exist", async () => {
@@ -123,6 +136,16 @@ for (const store of STORES) {
       assert.equal(log.status, "Completed");
       assert.equal(log.parameters.Count, -42);
       assert.equal(log.parameters.When, "2024-02-29T10:00:00.000Z");
+      // A date-time without an offset is UTC, whatever the server's time zone.
+      const zone = process.env.TZ;
+      process.env.TZ = "America/New_York";
+      try {
+        const local = await runAndSettle(platform, "UsrTyped", { Count: 1, When: "2024-02-29T10:00" });
+        assert.equal(local.parameters.When, "2024-02-29T10:00:00.000Z");
+      } finally {
+        if (zone === undefined) delete process.env.TZ;
+        else process.env.TZ = zone;
+      }
       // A parameter named like a property every object has is refused when saved.
       const reserved = processXml("UsrReserved", "Reserved", [{ kind: "end", id: "End" }], [{ name: "__proto__", type: "text" }]);
       await platform.packages.ensurePackage("UsrTypedPkg");

@@ -72,8 +72,14 @@ export function processRoutes(platform: Platform) {
       const session = request.session;
       if (!session) return reply.code(401).send({ error: "sign in first" });
       const { id } = request.params as { id: string };
-      const canceled = await platform.processEngine.cancel(id, platform.userConnection(session.user));
-      if (!canceled) return reply.code(409).send({ error: "the instance is not running, or you may not cancel it" });
+      const userConnection = platform.userConnection(session.user);
+      // One the user may not see is no instance to them, as GET says.
+      const log = await platform.processEngine.getLog(id, userConnection);
+      if (!log) return reply.code(404).send({ error: `no process instance ${JSON.stringify(id)} that you may see` });
+      if (!(await platform.processEngine.cancel(id, userConnection))) {
+        const now = await platform.processEngine.getLog(id, userConnection);
+        return reply.code(409).send({ error: `the instance is not running: it is ${now?.status ?? log.status}` });
+      }
       return { canceled: true };
     });
   };

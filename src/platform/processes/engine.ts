@@ -3,6 +3,7 @@ import type { Kysely } from "kysely";
 import type { Runtime } from "../../runtime/runtime.ts";
 import type { StorageDriver } from "../../store/driver.ts";
 import { runAsUser } from "../../tasks/ambient.ts";
+import { describeThrown } from "../../tasks/error-info.ts";
 import { Task } from "../../tasks/task.ts";
 import type { IBackgroundTask, IUserConnectionRequired, TaskContext } from "../../tasks/types.ts";
 import type { PlatformTables, SysProcessElementLogTable, SysProcessLogTable } from "../db/tables.ts";
@@ -263,16 +264,18 @@ export class ProcessEngine {
     const log = await this.getLog(instanceId, userConnection);
     if (!log || log.status !== "Running") return false;
     const now = new Date(await this.store.clockNow());
-    await this.store.transaction(async () => {
-      await this.db.updateTable("SysProcessLog").set({ Status: "Canceled", CompletedOn: now }).where("Id", "=", instanceId).where("Status", "=", "Running").execute();
+    return this.store.transaction(async () => {
+      const canceled = await this.db.updateTable("SysProcessLog").set({ Status: "Canceled", CompletedOn: now }).where("Id", "=", instanceId).where("Status", "=", "Running").executeTakeFirst();
+      // Ended since it was read: not canceled by this call.
+      if (Number(canceled.numUpdatedRows) === 0) return false;
       await this.db
         .updateTable("SysProcessElementLog")
         .set({ Status: "Canceled", CompletedOn: now })
         .where("ProcessLogId", "=", instanceId)
         .where("Status", "=", "Running")
         .execute();
+      return true;
     });
-    return true;
   }
 
   /**
@@ -510,7 +513,9 @@ export class ProcessEngine {
 
   /** Puts a running instance and its running element into Error; a canceled one stays canceled. */
   private async fail(instanceId: string, seq: number | null, error: unknown): Promise<void> {
-    const message = (error instanceof Error ? `${error.name}: ${error.message}` : `a non-Error value was thrown: ${String(error)}`).slice(0, 4000);
+    // Whatever was thrown, read without throwing (an object without a prototype has no String()).
+    const thrown = describeThrown(error);
+    const message = (error instanceof Error ? `${thrown.name}: ${thrown.message}` : thrown.message).slice(0, 4000);
     const now = new Date(await this.store.clockNow());
     await this.store.transaction(async () => {
       const changed = await this.db
@@ -564,7 +569,8 @@ function convert(type: string, value: unknown, name: string): unknown {
     case "guid":
       return typeof value === "string" && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value) ? value.toLowerCase() : fail();
     case "datetime":
-      return typeof value === "string" ? new Date(value).toISOString() : fail();
+      // A time without an offset is UTC, as a date alone is: the server's time zone plays no part.
+      return typeof value === "string" ? new Date(/T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(value) ? `${value}Z` : value).toISOString() : fail();
     default:
       return typeof value === "string" ? value : fail();
   }
