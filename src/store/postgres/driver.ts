@@ -813,7 +813,7 @@ export class PostgresDriver implements StorageDriver {
 
   async sqlQuery(sql: string, params: readonly unknown[], tx?: DriverTransaction): Promise<SqlResult> {
     if (tx) this.assertOwnTransaction(tx);
-    const result = await this.run(sql, params, tx, false);
+    const result = await this.run(sql, params.map(instantText), tx, false);
     return { rows: result.rows, affectedRows: result.rowCount ?? 0 };
   }
 
@@ -916,4 +916,15 @@ function fairPairs(params: readonly TaskInsertParams[], fairKeys: readonly strin
     rank[i] = taken[n - 1]!++;
   }
   return [keys, priorities, pair, rank];
+}
+
+/**
+ * A Date as UTC text with its milliseconds (years 1 to 9999), which PostgreSQL reads as that
+ * instant. node-postgres would send local time with the offset cut to whole minutes, moving dates
+ * of zones whose historical offset has seconds (Europe/Berlin before 1893: +00:53:28).
+ */
+function instantText(value: unknown): unknown {
+  if (!(value instanceof Date)) return value;
+  const year = value.getUTCFullYear();
+  return year >= 1 && year <= 9999 ? value.toISOString() : value;
 }
