@@ -276,6 +276,22 @@ for (const store of STORES) {
       assert.throws(() => new EntitySchemaQuery(platform.userConnection(alice), "Activity").addColumn("Title; DROP TABLE x"), /has no column/);
     });
 
+    it("sorts records without a value first in ascending order and last in descending order, on both stores", async () => {
+      const platform = await startPlatform(store, { isolation: "none" });
+      const admin = platform.appConnection.systemUserConnection;
+      for (const [title, due] of [["early", "2026-01-01T00:00:00Z"], ["none", null], ["late", "2026-06-01T00:00:00Z"]] as const) {
+        const a = new Activity(admin);
+        a.title = title;
+        a.setDefColumnValues();
+        a.setColumnValue("DueDate", due === null ? null : new Date(due));
+        await a.save();
+      }
+      const titles = async (direction: "asc" | "desc") =>
+        (await new EntitySchemaQuery(admin, "Activity").addColumn("Title").orderBy("DueDate", direction).getEntityCollection()).map((r) => r.Title);
+      assert.deepEqual(await titles("asc"), ["none", "early", "late"]);
+      assert.deepEqual(await titles("desc"), ["late", "early", "none"]);
+    });
+
     it("reads a lookup's display value with the rights on its own schema: none to read Contact, no names", async () => {
       const platform = await startPlatform(store);
       const alice = await platform.users.create({ login: "alice", password: "alice-pass", contactName: "Alice Secret" });

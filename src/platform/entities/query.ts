@@ -132,7 +132,10 @@ export class EntitySchemaQuery {
     if (this.useAdminRights && this.schema.recordRights && !user.isAdmin) {
       select = select.where((eb) => eb.or([eb("t.OwnerId", "=", user.contactId), eb("t.AuthorId", "=", user.contactId)]));
     }
-    for (const o of this.order) select = select.orderBy((resolved.get(o.path) as ResolvedPath).ref, o.direction);
+    // No value sorts as the smallest on both stores (PostgreSQL's own default is the largest).
+    for (const o of this.order) {
+      select = select.orderBy((resolved.get(o.path) as ResolvedPath).ref, (ob) => (o.direction === "asc" ? ob.asc().nullsFirst() : ob.desc().nullsLast()));
+    }
     select = select.orderBy("t.Id", "desc").limit(this.take).offset(this.skip);
     const rows = await select.execute();
     return rows.map((row) =>
