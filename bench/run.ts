@@ -91,19 +91,19 @@ const FULL: Sizes = {
 /** Smoke-test sizes: the whole matrix in under two minutes. */
 const QUICK: Sizes = {
   single: 1_000,
-  singleBudgetMs: 1_500,
+  singleBudgetMs: 1_000,
   bulk: 5_000,
   bulkBudgetMs: 5_000,
   drain: 2_000,
-  drainBudgetMs: 2_000,
-  latency: 100,
-  memory: 5_000,
-  memoryBudgetMs: 3_000,
-  memoryIdleMs: 1_000,
+  drainBudgetMs: 1_500,
+  latency: 50,
+  memory: 4_000,
+  memoryBudgetMs: 2_000,
+  memoryIdleMs: 500,
   isolation: 2_000,
-  isolationBudgetMs: 2_000,
+  isolationBudgetMs: 1_500,
   limit: 1_000,
-  limitBudgetMs: 2_000,
+  limitBudgetMs: 1_500,
   roundTrips: 10_000,
 };
 
