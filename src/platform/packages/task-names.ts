@@ -1,5 +1,6 @@
 import { DYNAMIC_TASK_CLASS, taskNameOf, type AnyTaskClass, type TaskRegistry } from "../../tasks/registry.ts";
 import type { CompileProblem, CompiledPackage, LoadedPackage } from "./compiler/index.ts";
+import { position } from "./compiler/lines.ts";
 
 /** A task class a loaded package's schema exports, with where it is declared. */
 export interface PackageTaskClass {
@@ -90,7 +91,6 @@ function declaredAt(compiled: CompiledPackage, c: PackageTaskClass): { line: num
   const source = compiled.schemas.find((s) => s.name === c.schema)?.source ?? "";
   const name = c.exportName.replace(/[$]/g, "\\$&");
   const match = new RegExp(`(?<![\\w$])class\\s+${name}(?![\\w$])`, "u").exec(source) ?? new RegExp(`(?<![\\w$])${name}(?![\\w$])`, "u").exec(source);
-  if (!match) return { line: 1, column: 1 };
-  const before = source.slice(0, match.index).split("\n");
-  return { line: before.length, column: (before.at(-1)?.length ?? 0) + 1 };
+  // Counted as the compiler counts its problems' lines (\r\n, \r, U+2028 and U+2029 too).
+  return match ? position(source, match.index) : { line: 1, column: 1 };
 }

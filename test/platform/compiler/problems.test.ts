@@ -71,6 +71,9 @@ describe("problems in schemas", () => {
       inScript.map((p) => `${p.schema}:${p.line}:${p.column}`),
       ["UsrProcess/Deep:1:5010"],
     );
+    // A chain of operators thousands long overflows too, with no deep brackets to point at.
+    const chain = await problemsOf(input({ schemas: [{ name: "UsrChain", source: `export const x = ${"1 + ".repeat(20_000)}1;\n` }] }));
+    assert.deepEqual(lines(chain), ["UsrChain:1:1 the code is too deeply nested for the compiler (it ran out of stack): split long expressions or types into smaller ones"]);
   });
 
   it("a syntax error", async () => {

@@ -54,6 +54,12 @@ function tooDeep(input: CompileInput): CompileProblem {
     if (deepest.depth > found.depth) found = { schema, ...deepest };
   }
   const { schema, line, column, depth } = found;
+  // Brackets this shallow are not what overflowed (a chain of operators thousands long, say): the
+  // longest text is named, at its start.
+  if (depth < 100) {
+    const longest = texts.reduce((a, b) => (b.text.length > a.text.length ? b : a), { schema: input.packageName, text: "" });
+    return { schema: longest.schema, line: 1, column: 1, message: "the code is too deeply nested for the compiler (it ran out of stack): split long expressions or types into smaller ones" };
+  }
   return {
     schema,
     line,
