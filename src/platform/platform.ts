@@ -119,7 +119,7 @@ export class Platform {
       );
     });
     const processEngine = this.processEngine;
-    const runtime = this.runtime;
+    const driver = this.runtime.driver;
     const systemConnection = (): UserConnection => {
       if (!this.systemConnection) throw new Error("the platform has not started");
       return this.systemConnection;
@@ -132,7 +132,8 @@ export class Platform {
       },
       processEngine,
       dialect: this.runtime.driver.dialect,
-      transaction: (fn) => runtime.transaction(() => fn()),
+      // The store's own transaction: an entity save starts no task, so the worker is not woken after it.
+      transaction: (fn) => driver.transaction(() => fn()),
     };
   }
 
