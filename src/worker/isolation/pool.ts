@@ -149,6 +149,15 @@ const SHARED_BLOCK_MS = 1_000;
 const STALLED_CHECK_MS = 4 * WATCHDOG_MS;
 /** A thread to itself that has not answered for this long: the worker no longer counts its run against its concurrency, ms. */
 const BLOCKED_RELEASE_MS = 500;
+/**
+ * Idle threads are pinged every IDLE_PING_MS: an attempt can leave work behind that runs after
+ * it ended (a timer, a listener), and should that work run synchronously, the thread would spin
+ * a core with nobody watching, and the next attempt handed to it would wait behind it. One that
+ * has left a ping unanswered for PING_AFTER_MS is handed no attempt; after IDLE_STOP_MS it is
+ * stopped (and the pool boots another while below minThreads), ms.
+ */
+const IDLE_PING_MS = 250;
+const IDLE_STOP_MS = 1_000;
 
 interface Current {
   readonly runId: number;
@@ -214,6 +223,10 @@ class PoolThread {
   niced = false;
   /** It has not answered since: paused while others work (see BLOCKED_SLICE_MS). */
   blocked = false;
+  /** It became ready: a thread that did, then ended, is booted again while the pool is below minThreads. */
+  booted = false;
+  /** The class of the last attempt placed on it, which is most likely to have left work behind on it. */
+  lastClass: string | null = null;
   /** When it was last let run a slice while blocked (see THROTTLE_PERIOD_MS). */
   sliceAt = -Infinity;
   /** Its run was reported blocked to the worker (see BLOCKED_RELEASE_MS). */
@@ -274,6 +287,7 @@ class PoolThread {
         if (message.t === "ready") {
           if (booted) return; // once, at boot
           booted = true;
+          this.booted = true;
           this.tid = message.tid;
           resolve();
           return;
@@ -423,6 +437,11 @@ function loadingExcused(t: PoolThread, now: number): boolean {
   return isLoading(t.pause) && now - t.pingSentAt < LOADING_GRACE_MS;
 }
 
+/** It has no ping unanswered for PING_AFTER_MS or longer: it is not running synchronously, as far as is known. */
+function answers(t: PoolThread, now: number): boolean {
+  return t.pingSentAt === 0 || now - t.pingSentAt < PING_AFTER_MS;
+}
+
 /** A thread that never became ready: the fault is the set-up's (a task module, the store), not a task's. */
 function bootFailure(thrown: unknown): Error {
   const { name, message, stack } = describeThrown(thrown);
@@ -481,6 +500,9 @@ export class ThreadPool {
   private readonly classes = new Map<string, ClassRecord>();
   private readonly all = new Set<PoolThread>();
   private watchdog: NodeJS.Timeout | null = null;
+  /** Pings idle threads (see IDLE_PING_MS) while any is idle. */
+  private idleWatch: NodeJS.Timeout | null = null;
+  private lastIdleCheckAt = 0;
   private readonly waiters: Waiter[] = [];
   private pumpTimer: NodeJS.Timeout | null = null;
   private booting = 0;
@@ -683,6 +705,50 @@ export class ThreadPool {
     slice.unref();
   }
 
+  private watchIdle(): void {
+    if (this.idleWatch || this.closed) return;
+    this.lastIdleCheckAt = performance.now();
+    this.idleWatch = setInterval(() => this.checkIdleThreads(), IDLE_PING_MS);
+    this.idleWatch.unref();
+  }
+
+  /**
+   * Pings the idle threads; stops one that has left a ping unanswered for IDLE_STOP_MS: what runs
+   * there synchronously is work an attempt left behind (see IDLE_PING_MS), and only stopping the
+   * thread ends it.
+   */
+  private checkIdleThreads(): void {
+    const now = performance.now();
+    // Late (the worker's own thread was held up): the answers may be waiting unread; look again after them.
+    const stalled = now - this.lastIdleCheckAt >= 2 * IDLE_PING_MS;
+    this.lastIdleCheckAt = now;
+    if (stalled) {
+      setImmediate(() => {
+        if (this.idleWatch) this.checkIdleThreads();
+      });
+      return;
+    }
+    for (const t of [...this.idle]) {
+      if (t.gone) continue;
+      if (t.pingSentAt === 0) {
+        t.pingSentAt = now;
+        t.post({ t: "ping" });
+      } else if (now - t.pingSentAt >= IDLE_STOP_MS && !loadingExcused(t, now)) {
+        this.idle.splice(this.idle.indexOf(t), 1);
+        if (t.idleTimer) clearTimeout(t.idleTimer);
+        this.options.logger.warn(
+          { task: t.lastClass, threadId: t.thread.threadId },
+          "a task thread ran synchronously for a second after its attempts had ended (work an attempt left behind: a timer, a listener); it was stopped",
+        );
+        t.stop(new Error("it ran synchronously while idle"));
+      }
+    }
+    if (this.idle.length === 0 && this.idleWatch) {
+      clearInterval(this.idleWatch);
+      this.idleWatch = null;
+    }
+  }
+
   /** When the watchdog last looked (0: not watching), to tell a stall of the worker's own thread. */
   private lastCheckAt = 0;
 
@@ -734,7 +800,7 @@ export class ThreadPool {
     for (const t of this.all) {
       if (!t.shared || t.gone || t.blocked || t.niced || t.memoryLimitMb !== limit) continue;
       // Not answering for a while: it may be blocked; new work goes elsewhere until it answers.
-      if (t.pingSentAt !== 0 && performance.now() - t.pingSentAt >= PING_AFTER_MS) continue;
+      if (!answers(t, performance.now())) continue;
       const load = t.runs.size + t.reserved.length;
       // Empty: only one that is idle after carrying shared attempts a moment ago (they come and
       // go between claims), or is handed some now.
@@ -752,7 +818,31 @@ export class ThreadPool {
     const i = this.idle.indexOf(thread);
     if (i >= 0) this.idle.splice(i, 1);
     if (thread.idleTimer) clearTimeout(thread.idleTimer);
+    // One that ran attempts and ended (stopped at a timeout, died, went silent): the warm threads
+    // are kept. Not one that never ran any (it never booted, or died idle: a task module's own
+    // timer that throws, say), or a set-up that cannot keep a thread would boot them in a loop.
+    if (thread.booted && thread.lastClass !== null) this.refill();
     this.pump();
+  }
+
+  /** Boots threads while the pool, counting those booting, is below minThreads. */
+  private refill(): void {
+    while (!this.closed && this.all.size < this.minThreads) {
+      this.booting++;
+      const thread = this.spawn(this.memoryLimitMb);
+      thread.ready.then(
+        () => {
+          this.booting--;
+          this.makeIdle(thread);
+          this.pump();
+        },
+        (error: Error) => {
+          this.booting--;
+          this.options.logger.warn({ err: error }, "a task thread could not start to replace one that ended");
+          this.pump();
+        },
+      );
+    }
   }
 
   private acquire(limit: number, name: string, abort: RunAbort, onBlocked?: (blocked: boolean) => void): Promise<PoolThread> {
@@ -947,6 +1037,7 @@ export class ThreadPool {
     }
     // Reused last-in first-out, so threads beyond what the load needs stay idle and retire.
     this.idle.unshift(thread);
+    this.watchIdle();
     thread.idleTimer = setTimeout(() => {
       if (this.all.size > this.minThreads && this.idle.includes(thread) && thread.runs.size === 0 && thread.reserved.length === 0) {
         thread.stop(new Error("retired when idle"));
@@ -991,7 +1082,7 @@ export class ThreadPool {
   /** An idle thread an attempt of this class may take now (see waiterFor), or -1. */
   private idleFor(limit: number, name: string): number {
     const now = performance.now();
-    const idle = this.idle.filter((t) => t.memoryLimitMb === limit);
+    const idle = this.idle.filter((t) => t.memoryLimitMb === limit && answers(t, now));
     const candidates = this.shareable(name) ? idle : idle.filter((t) => now - t.sharedUntil >= LONG_RUN_MS);
     if (candidates.length === 0 || (this.served(name, now) && (idle.length < 2 || this.heldBack(name, now)))) return -1;
     return this.idle.indexOf(candidates[0]!);
@@ -999,9 +1090,10 @@ export class ThreadPool {
 
   /** Hands idle threads to waiters that may take them now (their class is no longer served, say). */
   private dispatch(): void {
+    const now = performance.now();
     for (let i = 0; i < this.idle.length && this.waiters.length > 0; ) {
       const thread = this.idle[i]!;
-      const at = this.waiterFor(thread, this.idle.filter((t) => t.memoryLimitMb === thread.memoryLimitMb).length);
+      const at = answers(thread, now) ? this.waiterFor(thread, this.idle.filter((t) => t.memoryLimitMb === thread.memoryLimitMb && answers(t, now)).length) : -1;
       if (at < 0) {
         i++;
         continue;
@@ -1108,6 +1200,7 @@ export class ThreadPool {
     // Whether the class may share is decided when it is placed: it may have proven short while it waited.
     if (thread.runs.size === 0) thread.shared = this.shareable(name);
     const runId = this.nextRunId++;
+    thread.lastClass = name;
     return new Promise<Uint8Array | undefined>((resolve, reject) => {
       const attempt = new PlacedRun(this, thread, runId, r, after !== 0, resolve, reject);
       thread.runs.set(runId, attempt);
@@ -1161,7 +1254,7 @@ export class ThreadPool {
       if (t.shared || t.gone || t.blocked || t.niced || t.runs.size === 0) continue;
       // Loading a module (which only a thread with one run is excused for), or not answering for
       // a while (it may be blocked): no company, as in sharedWithRoom.
-      if (isLoading(t.pause) || (t.pingSentAt !== 0 && performance.now() - t.pingSentAt >= PING_AFTER_MS)) continue;
+      if (isLoading(t.pause) || !answers(t, performance.now())) continue;
       let all = true;
       for (const run of t.runs.values()) if (!this.shareable(run.name)) all = false;
       if (!all) continue;
@@ -1176,6 +1269,7 @@ export class ThreadPool {
     this.pumpScheduled = true;
     if (this.pumpTimer) clearTimeout(this.pumpTimer);
     if (this.watchdog) clearInterval(this.watchdog);
+    if (this.idleWatch) clearInterval(this.idleWatch);
     for (const w of this.waiters.splice(0)) w.reject(new Error("the worker's thread pool is closed"));
     const threads = [...this.all];
     await Promise.all(
