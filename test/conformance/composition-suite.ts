@@ -109,6 +109,29 @@ export function compositionSuite(factory: DriverFactory): void {
       assert.match(tb?.lastError?.message ?? "", new RegExp(`task ${b} was deleted`));
     });
 
+    it("leaves nothing of a continuation whose transaction rolled back while it was being stored", async () => {
+      const d = await fresh();
+      const parent = await d.taskInsert(task({ name: "Parent" }));
+      // Stored in several statements; the transaction rolls back while the first is on its way
+      // (a task's thread stopped mid-call, or a call not awaited): what follows must not run
+      // outside the transaction, committed on its own.
+      for (let i = 0; i < 20; i++) {
+        let storing: Promise<string> | null = null;
+        await assert.rejects(
+          d.transaction(async (tx) => {
+            storing = d.taskInsertContinuation(task({ name: "Orphan" }), { taskIds: [parent], onlyOnSuccess: false }, tx);
+            storing.catch(() => undefined);
+            await new Promise((resolve) => setImmediate(resolve));
+            throw new Error("rolled back");
+          }),
+          /rolled back/,
+        );
+        await (storing as Promise<string> | null)?.catch(() => undefined);
+      }
+      assert.deepEqual((await d.taskList({ name: "Orphan" })).items, []);
+      assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 0, canceled: 0, consumed: 0 });
+    });
+
     it("releases a continuation of tasks that had already ended, and refuses unknown predecessors", async () => {
       const d = await fresh();
       const a = await d.taskInsert(task({ name: "A" }));

@@ -679,6 +679,10 @@ export class PostgresDriver implements StorageDriver {
       await client.query("BEGIN");
       this.openTransactions.set(tx, client);
       const result = await this.txScope.run(tx, () => fn(tx));
+      // Ended before COMMIT is sent: a statement of a call still on its way (one not awaited,
+      // one whose caller's thread was stopped) must not run after it, committed on its own.
+      this.openTransactions.delete(tx);
+      open = false;
       const commit = await client.query("COMMIT");
       // COMMIT of a transaction a failed statement aborted rolls back, without an error.
       if (commit.command === "ROLLBACK") {
@@ -689,6 +693,9 @@ export class PostgresDriver implements StorageDriver {
       if (inserted) this.noteInserted(inserted);
       return result;
     } catch (error) {
+      // Ended before ROLLBACK is sent, as before COMMIT: what comes after it fails instead.
+      this.openTransactions.delete(tx);
+      open = false;
       // When the connection itself failed, ROLLBACK fails too, and the pool discards it.
       await client.query("ROLLBACK").catch((rollbackError: unknown) => {
         broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
@@ -790,6 +797,8 @@ export class PostgresDriver implements StorageDriver {
     // The queue's own statements are prepared once per connection (parsed and planned once).
     const name = queueSql && values.length > 0 ? statementName(text) : null;
     const query: pg.QueryConfig = name ? { name, text, values: [...values] } : { text, values: [...values] };
+    // A transaction given that has ended: its statement fails rather than run on its own.
+    if (tx) this.assertOwnTransaction(tx);
     const joined = tx ?? this.inOpenTransaction();
     const txClient = joined ? this.openTransactions.get(joined) : undefined;
     if (txClient) {
