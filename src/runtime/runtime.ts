@@ -255,6 +255,11 @@ export class Runtime implements TaskStarter {
                 (names) => {
                   for (const name of names) this.metrics.taskEnqueued(name);
                 },
+                // Its continuations are started from here, as if stored here (see startContinuation).
+                () => {
+                  this.resolveContinuationsSoon();
+                  this.resolveContinuationsAgain();
+                },
               ),
             logger: this.logger,
             minThreads: isolation.mode === "thread" ? Math.min(isolation.minThreads, maxThreads) : 0,

@@ -10,7 +10,7 @@ import { tempDb, tempDir } from "../helpers.ts";
 const dir = tempDir();
 
 /** A SQLite store lent over a message channel, and the store the other end borrows. */
-async function lentStore(onInserted?: (names: readonly string[]) => void) {
+async function lentStore(onInserted?: (names: readonly string[]) => void, onContinuation?: () => void) {
   const driver = new SqliteDriver({ path: tempDb(dir) });
   await driver.migrate();
   after(() => driver.close());
@@ -19,7 +19,7 @@ async function lentStore(onInserted?: (names: readonly string[]) => void) {
     port1.close();
     port2.close();
   });
-  new StoreLender(driver, port1, () => undefined, onInserted);
+  new StoreLender(driver, port1, () => undefined, onInserted, onContinuation);
   const borrowed = borrowStore(port2, { dialect: "sqlite", capabilities: driver.capabilities, schema: null, description: driver.description });
   return { driver, borrowed, port: port2 };
 }
@@ -57,6 +57,28 @@ it("tells the process which tasks a thread stored, and runs a continuation's ins
   const stored = await driver.taskGet(continued);
   assert.equal(stored?.name, "Five");
   assert.equal(stored?.waitingFor, 1, "the continuation waits for its predecessor");
+});
+
+it("tells the process of a continuation the thread stored once it is committed, so that it starts it", async () => {
+  let told = 0;
+  const { borrowed } = await lentStore(undefined, () => told++);
+  const first = await borrowed.taskInsert(task("One"));
+  await borrowed.taskInsertContinuation(task("After"), { taskIds: [first], onlyOnSuccess: false });
+  assert.equal(told, 1, "stored outside a transaction: told at once");
+  await borrowed.transaction(async (tx) => {
+    await borrowed.taskInsertContinuation(task("AfterInTx"), { taskIds: [first], onlyOnSuccess: false }, tx);
+    assert.equal(told, 1, "not before the commit: the process would not see it yet");
+  });
+  assert.equal(told, 2, "told at the commit");
+  await assert.rejects(
+    borrowed.transaction(async (tx) => {
+      await borrowed.taskInsertContinuation(task("RolledBack"), { taskIds: [first], onlyOnSuccess: false }, tx);
+      throw new Error("rolled back");
+    }),
+    /rolled back/,
+  );
+  await borrowed.taskInsert(task("Plain"));
+  assert.equal(told, 2, "neither a rollback nor a plain insert tells of one");
 });
 
 it("answers malformed, unknown and oversized requests with an error, and drops what has no id, staying up", async () => {

@@ -17,6 +17,8 @@ interface OpenTransaction {
   readonly runIn: <R>(fn: () => R) => R;
   readonly commit: () => void;
   readonly rollback: (reason: Error) => void;
+  /** A continuation was stored in it: its predecessors may have ended already (see onContinuation). */
+  continued: boolean;
 }
 
 export function storeInfoOf(driver: StorageDriver): RemoteStoreInfo {
@@ -46,6 +48,11 @@ export class StoreLender {
      * the process counts as its own starts), when the insert returned, in a transaction or not.
      */
     private readonly onInserted: (names: readonly string[]) => void = () => undefined,
+    /**
+     * Called once the thread stored a continuation (Task.continueWith), when it is committed: its
+     * predecessors may have ended already, and the thread has no continuer of its own to start it.
+     */
+    private readonly onContinuation: () => void = () => undefined,
   ) {
     // What arrives is whatever the task's code posted: checked before anything is read from it.
     port.on("message", (message: unknown) => {
@@ -102,6 +109,10 @@ export class StoreLender {
     const inserted = insertedNames(method, args);
     if (inserted.length > 0) this.onInserted(inserted);
     if (!open && (method === "taskInsert" || method === "taskInsertMany")) this.onWrite();
+    if (method === "taskInsertContinuation") {
+      if (open) open.continued = true;
+      else this.onContinuation();
+    }
     return value;
   }
 
@@ -118,7 +129,7 @@ export class StoreLender {
               rollback(new Error("the task's thread ended before its transaction began"));
               return;
             }
-            this.open.set(txId, { tx, runIn: AsyncLocalStorage.snapshot(), commit: () => commit(), rollback });
+            this.open.set(txId, { tx, runIn: AsyncLocalStorage.snapshot(), commit: () => commit(), rollback, continued: false });
             resolveBegin(txId);
           }),
       );
@@ -146,6 +157,7 @@ export class StoreLender {
     open.commit();
     await ended;
     this.onWrite();
+    if (open.continued) this.onContinuation();
   }
 
   /** Rolls back what the thread left open and stops serving it. */
