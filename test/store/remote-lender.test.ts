@@ -4,8 +4,11 @@ import { after, it } from "node:test";
 import { borrowStore } from "../../src/store/remote/borrower.ts";
 import { StoreLender } from "../../src/store/remote/lender.ts";
 import type { RemoteReply } from "../../src/store/remote/protocol.ts";
+import { PostgresDriver } from "../../src/store/postgres/driver.ts";
+import { storeInfoOf } from "../../src/store/remote/lender.ts";
 import { SqliteDriver } from "../../src/store/sqlite/driver.ts";
-import { tempDb, tempDir } from "../helpers.ts";
+import type { StorageDriver } from "../../src/store/driver.ts";
+import { TEST_POSTGRES_URL, tempDb, tempDir, tempSchema } from "../helpers.ts";
 
 const dir = tempDir();
 
@@ -141,4 +144,58 @@ it("runs work of a transaction's async context that outlives it outside it, as t
   const result = (await late) as unknown as { id: string; nested: number };
   assert.equal(result.nested, 1);
   assert.deepEqual((await driver.taskList({})).items.map((t) => t.name), ["Late", "Inside"]);
+});
+
+/** The same driver in the process and lent to a "thread": what each gives for a binary column and a refused insert. */
+async function asSeenBy(driver: StorageDriver, table: string): Promise<Record<string, unknown>[]> {
+  await driver.migrate();
+  after(() => driver.close());
+  const { port1, port2 } = new MessageChannel();
+  after(() => {
+    port1.close();
+    port2.close();
+  });
+  new StoreLender(driver, port1, () => undefined);
+  const borrowed = borrowStore(port2, storeInfoOf(driver));
+  const blob = driver.dialect === "postgres" ? "bytea" : "BLOB";
+  await driver.sqlQuery(`CREATE TABLE ${table} (k INTEGER PRIMARY KEY, b ${blob})`, []);
+  await driver.sqlQuery(`INSERT INTO ${table} (k, b) VALUES (1, $1)`.replace("$1", driver.dialect === "postgres" ? "$1" : "?"), [Buffer.from([1, 2])]);
+  const seen: Record<string, unknown>[] = [];
+  for (const store of [driver, borrowed]) {
+    const [row] = (await store.sqlQuery(`SELECT b FROM ${table}`, [])).rows;
+    const inTx = await store.transaction(async (tx) => tx.execute(`SELECT b FROM ${table}`));
+    const error = await store.sqlQuery(`INSERT INTO ${table} (k) VALUES (1)`, []).then(
+      () => null,
+      (e: unknown) => e as Error & Record<string, unknown>,
+    );
+    assert.ok(error, "the duplicate key is refused");
+    seen.push({
+      isBuffer: Buffer.isBuffer(row?.b),
+      hex: (row?.b as Buffer).toString("hex"),
+      inTransactionIsBuffer: Buffer.isBuffer(inTx[0]?.b),
+      name: error.name,
+      code: error.code,
+      constraint: error.constraint,
+      detail: error.detail,
+      stackNamesCaller: /asSeenBy/.test(error.stack ?? ""),
+    });
+  }
+  return seen;
+}
+
+it("gives a thread binary columns as Buffers and the store's errors with their fields, as in the process (SQLite)", async () => {
+  const [inProcess, borrowed] = await asSeenBy(new SqliteDriver({ path: tempDb(dir) }), "blobs");
+  assert.deepEqual(borrowed, { ...inProcess, stackNamesCaller: true });
+  assert.equal(inProcess?.hex, "0102");
+  assert.equal(inProcess?.code, "SQLITE_CONSTRAINT_PRIMARYKEY");
+});
+
+it("gives a thread binary columns as Buffers and the store's errors with their fields, as in the process (PostgreSQL)", async () => {
+  const schema = tempSchema();
+  const [inProcess, borrowed] = await asSeenBy(new PostgresDriver({ connectionString: TEST_POSTGRES_URL, schema }), `"${schema}".blobs`);
+  assert.deepEqual(borrowed, { ...inProcess, stackNamesCaller: true });
+  assert.equal(inProcess?.hex, "0102");
+  assert.equal(inProcess?.code, "23505");
+  assert.equal(inProcess?.constraint, "blobs_pkey");
+  assert.match(String(inProcess?.detail), /already exists/);
 });

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { MessagePort } from "node:worker_threads";
-import type { DriverTransaction, StorageDriver } from "../driver.ts";
+import type { DriverTransaction, SqlResult, StorageDriver } from "../driver.ts";
 import {
   fromRemoteError,
   TASK_METHODS,
@@ -22,7 +22,7 @@ interface RemoteTransaction extends DriverTransaction {
  * the transaction, like the real drivers' async-context transactions.
  */
 export function borrowStore(port: MessagePort, info: RemoteStoreInfo): StorageDriver {
-  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; site: { stack?: string } }>();
   const ambient = new AsyncLocalStorage<RemoteTransaction>();
   let nextId = 1;
   let closed = false;
@@ -31,7 +31,7 @@ export function borrowStore(port: MessagePort, info: RemoteStoreInfo): StorageDr
     if (!waiter) return;
     pending.delete(reply.id);
     if (reply.ok) waiter.resolve(reply.value);
-    else waiter.reject(fromRemoteError(reply.error));
+    else waiter.reject(fromRemoteError(reply.error, callSite(waiter.site)));
   });
   // Nothing else keeps the thread alive for a reply: the port must not hold it open when idle.
   port.unref();
@@ -40,8 +40,11 @@ export function borrowStore(port: MessagePort, info: RemoteStoreInfo): StorageDr
   const request = (message: Unsent): Promise<unknown> => {
     if (closed) return Promise.reject(new Error("the store is closed"));
     const id = nextId++;
+    // Where the task called from (formatted only if the call fails): the store's stack alone ends in the worker's process.
+    const site: { stack?: string } = {};
+    Error.captureStackTrace(site, request);
     return new Promise<unknown>((resolve, reject) => {
-      pending.set(id, { resolve, reject });
+      pending.set(id, { resolve, reject, site });
       if (pending.size === 1) port.ref();
       try {
         port.postMessage({ ...message, id } as RemoteRequest);
@@ -107,10 +110,8 @@ export function borrowStore(port: MessagePort, info: RemoteStoreInfo): StorageDr
         driver: borrowed,
         execute: async (sql, params = []) => {
           if (!open) throw new Error("the transaction has ended; statements cannot run in it any more");
-          const result = (await request({ op: "call", method: "sqlQuery", args: [sql, params], txId })) as {
-            rows: Record<string, unknown>[];
-          };
-          return result.rows;
+          const result = (await request({ op: "call", method: "sqlQuery", args: [sql, params], txId })) as SqlResult;
+          return asBuffers(result).rows;
         },
       };
       let result: T;
@@ -133,8 +134,27 @@ export function borrowStore(port: MessagePort, info: RemoteStoreInfo): StorageDr
       if (!TASK_METHODS.has(property)) {
         return () => Promise.reject(new Error(`the store method "${property}" is not available to tasks`));
       }
+      // Binary columns as the drivers give them in the worker's process: Buffers, not the plain Uint8Arrays a message carries.
+      if (property === "sqlQuery") return (...args: unknown[]) => call(property, args).then((result) => asBuffers(result as SqlResult));
       return (...args: unknown[]) => call(property, args);
     },
   }) as unknown as StorageDriver;
   return borrowed;
+}
+
+/** The rows with their Uint8Array values as Buffers (over the same memory). */
+function asBuffers(result: SqlResult): SqlResult {
+  for (const row of result.rows) {
+    for (const [key, value] of Object.entries(row)) {
+      if (value instanceof Uint8Array && !Buffer.isBuffer(value)) row[key] = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    }
+  }
+  return result;
+}
+
+/** The call's stack in the thread, without its first line (the holder's own "Error" line). */
+function callSite(site: { stack?: string }): string {
+  const stack = site.stack ?? "";
+  const firstBreak = stack.indexOf("\n");
+  return firstBreak >= 0 ? stack.slice(firstBreak) : "";
 }

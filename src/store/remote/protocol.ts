@@ -32,7 +32,16 @@ export interface RemoteError {
   readonly message: string;
   readonly stack?: string;
   readonly code?: string;
+  /** The error's other own fields of plain values (PostgreSQL's constraint, detail, table, ...). */
+  readonly fields?: Readonly<Record<string, string | number | boolean>>;
+  readonly cause?: RemoteError;
 }
+
+/** Of an error's own fields, at most this many cross, strings cut at MAX_FIELD_CHARS, causes MAX_CAUSES deep. */
+const MAX_FIELDS = 32;
+const MAX_FIELD_CHARS = 4_000;
+const MAX_CAUSES = 3;
+const CARRIED_APART = new Set(["name", "message", "stack", "code", "cause"]);
 
 export type RemoteReply =
   | { readonly id: number; readonly ok: true; readonly value: unknown }
@@ -106,23 +115,45 @@ export const TRANSACTION_ARGUMENT: Readonly<Record<string, number>> = {
   taskInsertContinuation: 2,
 };
 
-export function toRemoteError(error: unknown): RemoteError {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return {
-      name: error.name,
-      message: error.message,
-      ...(error.stack ? { stack: error.stack } : {}),
-      ...(typeof code === "string" ? { code } : {}),
-    };
+/**
+ * What of an error crosses to the thread: its name, message, stack and code, its other own fields
+ * of plain values, and its cause, so that a task reads a store's error in a thread as it would in
+ * the worker's process (its class stays behind: a thread has not loaded the store's modules).
+ */
+export function toRemoteError(error: unknown, depth = 0): RemoteError {
+  if (!(error instanceof Error)) return { name: "Error", message: String(error) };
+  const code = (error as { code?: unknown }).code;
+  const fields: Record<string, string | number | boolean> = {};
+  let count = 0;
+  for (const key of Object.keys(error)) {
+    if (CARRIED_APART.has(key) || count >= MAX_FIELDS) continue;
+    const value = (error as unknown as Record<string, unknown>)[key];
+    if (typeof value === "string") fields[key] = value.slice(0, MAX_FIELD_CHARS);
+    else if (typeof value === "number" || typeof value === "boolean") fields[key] = value;
+    else continue;
+    count++;
   }
-  return { name: "Error", message: String(error) };
+  const cause = depth < MAX_CAUSES && error.cause !== undefined ? toRemoteError(error.cause, depth + 1) : undefined;
+  return {
+    name: error.name,
+    message: error.message,
+    ...(error.stack ? { stack: error.stack } : {}),
+    ...(typeof code === "string" ? { code } : {}),
+    ...(count > 0 ? { fields } : {}),
+    ...(cause ? { cause } : {}),
+  };
 }
 
-export function fromRemoteError(remote: RemoteError): Error {
-  const error = new Error(remote.message);
+/** The error a thread's call rejects with; `calledFrom` is the call's own stack in the thread, added to the store's. */
+export function fromRemoteError(remote: RemoteError, calledFrom?: string): Error {
+  const error = new Error(remote.message, remote.cause ? { cause: fromRemoteError(remote.cause) } : undefined);
+  for (const [key, value] of Object.entries(remote.fields ?? {})) {
+    // Own data fields only, never what Error's prototype or Object's would answer to.
+    if (!(key in error)) Object.defineProperty(error, key, { value, enumerable: true, writable: true, configurable: true });
+  }
   error.name = remote.name;
   if (remote.stack) error.stack = remote.stack;
   if (remote.code) (error as Error & { code?: string }).code = remote.code;
+  if (calledFrom) error.stack = `${error.stack ?? `${remote.name}: ${remote.message}`}\n    --- called from the task's thread ---${calledFrom}`;
   return error;
 }
