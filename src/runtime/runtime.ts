@@ -247,20 +247,20 @@ export class Runtime implements TaskStarter {
               return bundle && { entry: bundle.entry, workerData: { bundle: { built: bundle.built, modules: bundle.modules } } };
             },
             lendStore: (port) =>
-              new StoreLender(
-                this.driver,
-                port,
-                () => this.worker?.wake(),
+              new StoreLender(this.driver, port, {
+                onWrite: () => this.worker?.wake(),
                 // Its tasks' starts are this process's, as if they had run here.
-                (names) => {
+                onInserted: (names) => {
                   for (const name of names) this.metrics.taskEnqueued(name);
                 },
                 // Its continuations are started from here, as if stored here (see startContinuation).
-                () => {
+                onContinuation: () => {
                   this.resolveContinuationsSoon();
                   this.resolveContinuationsAgain();
                 },
-              ),
+                // Its waits for tasks end when this process's worker ends them, as waits here do.
+                awaitEnd: (taskId, ms) => this.nextEndOf(taskId, ms),
+              }),
             logger: this.logger,
             minThreads: isolation.mode === "thread" ? Math.min(isolation.minThreads, maxThreads) : 0,
             maxThreads,
@@ -654,6 +654,8 @@ export class Runtime implements TaskStarter {
       const timer = setTimeout(done, ms);
       signal?.addEventListener("abort", done);
       waiters.add(done);
+      // In a task's thread: the worker's process, whose worker runs the tasks, tells of their ends.
+      this.driver.taskEndNotice?.(id, ms).then(done, done);
     });
   }
 

@@ -248,6 +248,12 @@ export interface StorageDriver {
   transaction<T>(fn: (tx: DriverTransaction) => Promise<T>): Promise<T>;
   /** Called when another process may have stored new work. Returns an unsubscribe function. */
   onWake(listener: () => void): () => void;
+  /**
+   * Only on the store a task's thread borrows: settles once the worker's process sees the task
+   * end (its worker ran it), or after `ms`, so that a wait for a task in a thread ends as promptly
+   * as one in the process.
+   */
+  taskEndNotice?(id: string, ms: number): Promise<void>;
   close(): Promise<void>;
 
   // --- Read queries of the web application's task centre (issue #7). Each stays cheap on a table

@@ -102,7 +102,7 @@ it("readies nothing for a task's thread: its borrowed store's warm-up asks nothi
   try {
     await driver.migrate();
     const pool = (driver as unknown as { pool: pg.Pool }).pool;
-    new StoreLender(driver, port1, () => undefined);
+    new StoreLender(driver, port1);
     const borrowed = borrowStore(port2, { dialect: "postgres", capabilities: driver.capabilities, schema: driver.schema, description: driver.description });
     await borrowed.warm!();
     // Posted as a raw request, the lending side refuses it too.

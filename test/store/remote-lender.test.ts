@@ -22,7 +22,7 @@ async function lentStore(onInserted?: (names: readonly string[]) => void, onCont
     port1.close();
     port2.close();
   });
-  new StoreLender(driver, port1, () => undefined, onInserted, onContinuation);
+  new StoreLender(driver, port1, { ...(onInserted ? { onInserted } : {}), ...(onContinuation ? { onContinuation } : {}) });
   const borrowed = borrowStore(port2, { dialect: "sqlite", capabilities: driver.capabilities, schema: null, description: driver.description });
   return { driver, borrowed, port: port2 };
 }
@@ -119,8 +119,19 @@ it("answers malformed, unknown and oversized requests with an error, and drops w
   await refused({ id: 5, op: "call", method: "ping", args: new Array(100_000_000) }, /arguments as an array of at most 8/);
   await refused({ id: 6, op: "call", method: "ping", args: [], txId: "1" }, /transaction id must be a number/);
   await refused({ id: 7, op: "commit" }, /a commit request needs the id of its transaction/);
+  await refused({ id: 9, op: "awaitEnd", taskId: 1, ms: 10 }, /an awaitEnd request needs a task id/);
+  await refused({ id: 10, op: "awaitEnd", taskId: "x".repeat(101), ms: 10 }, /an awaitEnd request needs a task id/);
+  await refused({ id: 11, op: "awaitEnd", taskId: "1", ms: 86_400_000 }, /a wait from 0 to 60000 ms/);
+  await refused({ id: 12, op: "awaitEnd", taskId: "1", ms: Number.NaN }, /a wait from 0 to 60000 ms/);
+  // Without a process to tell of ends, a wait is a wait.
+  port.postMessage({ id: 13, op: "awaitEnd", taskId: "1", ms: 5 });
+  while (!answers.some((a) => a.id === 13)) await new Promise((resolve) => setTimeout(resolve, 1));
+  assert.deepEqual(
+    answers.find((a) => a.id === 13),
+    { id: 13, ok: true, value: null },
+  );
   // Only the store's own methods, by name.
-  for (const method of ["constructor", "valueOf", "statement", "exclusive", "__proto__"]) {
+  for (const method of ["constructor", "valueOf", "statement", "exclusive", "__proto__", "taskEndNotice"]) {
     await refused({ id: 8, op: "call", method, args: [] }, /is not available to tasks/);
   }
   port.off("message", listener);
@@ -155,7 +166,7 @@ async function asSeenBy(driver: StorageDriver, table: string): Promise<Record<st
     port1.close();
     port2.close();
   });
-  new StoreLender(driver, port1, () => undefined);
+  new StoreLender(driver, port1);
   const borrowed = borrowStore(port2, storeInfoOf(driver));
   const blob = driver.dialect === "postgres" ? "bytea" : "BLOB";
   await driver.sqlQuery(`CREATE TABLE ${table} (k INTEGER PRIMARY KEY, b ${blob})`, []);

@@ -3,6 +3,7 @@ import type { MessagePort } from "node:worker_threads";
 import type { DriverTransaction, SqlResult, StorageDriver } from "../driver.ts";
 import {
   fromRemoteError,
+  MAX_AWAIT_END_MS,
   TASK_METHODS,
   TRANSACTION_ARGUMENT,
   type RemoteReply,
@@ -89,6 +90,9 @@ export function borrowStore(port: MessagePort, info: RemoteStoreInfo): StorageDr
       throw new Error("the database clock can only be moved from the worker's process");
     },
     onWake: () => () => undefined,
+    taskEndNotice: async (taskId: string, ms: number): Promise<void> => {
+      await request({ op: "awaitEnd", taskId: String(taskId), ms: Math.max(0, Math.min(ms, MAX_AWAIT_END_MS)) });
+    },
     close: async () => {
       closed = true;
       for (const w of pending.values()) w.reject(new Error("the store is closed"));

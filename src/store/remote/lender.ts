@@ -3,6 +3,7 @@ import type { MessagePort } from "node:worker_threads";
 import type { DriverTransaction, StorageDriver } from "../driver.ts";
 import {
   MAX_ARGUMENTS,
+  MAX_AWAIT_END_MS,
   TASK_METHODS,
   toRemoteError,
   TRANSACTION_ARGUMENT,
@@ -19,6 +20,24 @@ interface OpenTransaction {
   readonly rollback: (reason: Error) => void;
   /** A continuation was stored in it: its predecessors may have ended already (see onContinuation). */
   continued: boolean;
+}
+
+/** What the lending process hears of the thread's work, and what it tells the thread. */
+export interface LenderHooks {
+  /** Called after the thread may have stored new tasks (an insert, a commit): wakes the worker. */
+  readonly onWrite?: () => void;
+  /**
+   * Called with the task names of each insert the thread made (its Task.startNew calls, which
+   * the process counts as its own starts), when the insert returned, in a transaction or not.
+   */
+  readonly onInserted?: (names: readonly string[]) => void;
+  /**
+   * Called once the thread stored a continuation (Task.continueWith), when it is committed: its
+   * predecessors may have ended already, and the thread has no continuer of its own to start it.
+   */
+  readonly onContinuation?: () => void;
+  /** Settles when this process sees the task end, or after `ms` (a thread's wait for a task: see taskEndNotice). */
+  readonly awaitEnd?: (taskId: string, ms: number) => Promise<void>;
 }
 
 export function storeInfoOf(driver: StorageDriver): RemoteStoreInfo {
@@ -41,18 +60,7 @@ export class StoreLender {
   constructor(
     private readonly driver: StorageDriver,
     private readonly port: MessagePort,
-    /** Called after the thread may have stored new tasks (an insert, a commit): wakes the worker. */
-    private readonly onWrite: () => void,
-    /**
-     * Called with the task names of each insert the thread made (its Task.startNew calls, which
-     * the process counts as its own starts), when the insert returned, in a transaction or not.
-     */
-    private readonly onInserted: (names: readonly string[]) => void = () => undefined,
-    /**
-     * Called once the thread stored a continuation (Task.continueWith), when it is committed: its
-     * predecessors may have ended already, and the thread has no continuer of its own to start it.
-     */
-    private readonly onContinuation: () => void = () => undefined,
+    private readonly hooks: LenderHooks = {},
   ) {
     // What arrives is whatever the task's code posted: checked before anything is read from it.
     port.on("message", (message: unknown) => {
@@ -93,6 +101,9 @@ export class StoreLender {
         return this.end(request.txId, new Error("rolled back by the task"));
       case "call":
         return this.call(request.method, request.args, request.txId);
+      case "awaitEnd":
+        await (this.hooks.awaitEnd?.(request.taskId, request.ms) ?? new Promise((resolve) => setTimeout(resolve, request.ms).unref()));
+        return null;
     }
   }
 
@@ -107,11 +118,11 @@ export class StoreLender {
     const invoke = (): Promise<unknown> => (fn as (...a: unknown[]) => Promise<unknown>).apply(this.driver, callArgs);
     const value = await (open ? open.runIn(invoke) : invoke());
     const inserted = insertedNames(method, args);
-    if (inserted.length > 0) this.onInserted(inserted);
-    if (!open && (method === "taskInsert" || method === "taskInsertMany")) this.onWrite();
+    if (inserted.length > 0) this.hooks.onInserted?.(inserted);
+    if (!open && (method === "taskInsert" || method === "taskInsertMany")) this.hooks.onWrite?.();
     if (method === "taskInsertContinuation") {
       if (open) open.continued = true;
-      else this.onContinuation();
+      else this.hooks.onContinuation?.();
     }
     return value;
   }
@@ -156,8 +167,8 @@ export class StoreLender {
     }
     open.commit();
     await ended;
-    this.onWrite();
-    if (open.continued) this.onContinuation();
+    this.hooks.onWrite?.();
+    if (open.continued) this.hooks.onContinuation?.();
   }
 
   /** Rolls back what the thread left open and stops serving it. */
@@ -184,6 +195,12 @@ function checkedRequest(message: RemoteRequest): RemoteRequest {
     case "rollback":
       if (!validTx(true)) throw new TypeError(`a ${String(message.op)} request needs the id of its transaction`);
       return message;
+    case "awaitEnd": {
+      const { taskId, ms } = message as { taskId?: unknown; ms?: unknown };
+      if (typeof taskId !== "string" || taskId.length > 100) throw new TypeError("an awaitEnd request needs a task id");
+      if (typeof ms !== "number" || !(ms >= 0 && ms <= MAX_AWAIT_END_MS)) throw new TypeError(`an awaitEnd request needs a wait from 0 to ${MAX_AWAIT_END_MS} ms`);
+      return message;
+    }
     case "call": {
       const { method, args } = message as { method?: unknown; args?: unknown };
       if (typeof method !== "string") throw new TypeError("a call request needs the name of a store method");

@@ -24,7 +24,12 @@ export type RemoteRequest =
   | { readonly id: number; readonly op: "call"; readonly method: string; readonly args: readonly unknown[]; readonly txId?: number }
   | { readonly id: number; readonly op: "begin" }
   | { readonly id: number; readonly op: "commit"; readonly txId: number }
-  | { readonly id: number; readonly op: "rollback"; readonly txId: number };
+  | { readonly id: number; readonly op: "rollback"; readonly txId: number }
+  /** Answers once the lending process sees the task end (its worker ran it), or after `ms`. */
+  | { readonly id: number; readonly op: "awaitEnd"; readonly taskId: string; readonly ms: number };
+
+/** The longest wait of one awaitEnd request, ms: a waiting task polls again after it. */
+export const MAX_AWAIT_END_MS = 60_000;
 
 /** A thrown error, as it crosses threads. */
 export interface RemoteError {
@@ -89,6 +94,8 @@ const METHOD_ACCESS: Readonly<Record<DriverMethod, "tasks" | "lender">> = {
   warm: "lender",
   close: "lender",
   onWake: "lender",
+  // The borrowed store's own (an awaitEnd request), never a call of the driver.
+  taskEndNotice: "lender",
   clockShift: "lender",
   transaction: "lender",
   taskClaim: "lender",
