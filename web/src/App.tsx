@@ -32,6 +32,7 @@ function LazyConfiguration() {
 
 export function App() {
   const user = currentUser.value;
+  const [signOutError, setSignOutError] = useState<string | null>(null);
   useEffect(() => {
     if (user) startLive();
     else stopLive();
@@ -57,10 +58,21 @@ export function App() {
         <span class="who" data-testid="current-user">
           {user.contactName} ({user.name}){user.isAdmin ? " · administrator" : ""}
         </span>
-        <button class="link" onClick={() => void signOut()}>
+        <button
+          class="link"
+          onClick={() => {
+            setSignOutError(null);
+            signOut().catch((error: Error) => setSignOutError(error.message));
+          }}
+        >
           Sign out
         </button>
       </header>
+      {signOutError && (
+        <p class="error" role="alert" data-testid="sign-out-error">
+          {signOutError}
+        </p>
+      )}
       <main>
         {section === "activities" && <Activities />}
         {/* Keyed by the id: another task's or instance's page starts empty, not with the previous one's data. */}

@@ -32,15 +32,35 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   const headers: Record<string, string> = {};
   if (body !== undefined) headers["content-type"] = "application/json";
   if (method !== "GET" && csrfToken) headers["x-csrf-token"] = csrfToken;
-  const response = await fetch(path, { method, headers, body: body === undefined ? null : JSON.stringify(body), credentials: "same-origin" });
+  let response: Response;
+  try {
+    response = await fetch(path, { method, headers, body: body === undefined ? null : JSON.stringify(body), credentials: "same-origin" });
+  } catch {
+    // The browser's own words ("Failed to fetch") say nothing to a user.
+    throw new ApiError(0, "The server cannot be reached. Check the connection and try again.", {});
+  }
   const text = await response.text();
-  const parsed = (text ? JSON.parse(text) : {}) as Record<string, unknown>;
+  const parsed = parseBody(text);
+  // Not the server's JSON: a proxy's error page while the server restarts, say.
+  if (parsed === null) {
+    throw new ApiError(response.status, `The server answered ${response.status} ${response.statusText}`.trim() + " without data; it may be restarting. Try again.", {});
+  }
   if (response.status === 401 && path !== "/api/auth/login") {
     currentUser.value = null;
     csrfToken = null;
   }
   if (!response.ok) throw new ApiError(response.status, typeof parsed.error === "string" ? parsed.error : `${response.status} ${response.statusText}`, parsed);
   return parsed as T;
+}
+
+function parseBody(text: string): Record<string, unknown> | null {
+  if (!text) return {};
+  try {
+    const value = JSON.parse(text) as unknown;
+    return typeof value === "object" && value !== null ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
 }
 
 export async function loadSession(): Promise<void> {
@@ -95,8 +115,19 @@ export async function signIn(login: string, password: string): Promise<void> {
   tabs?.postMessage("signed-in");
 }
 
+/**
+ * Signs out on the server first: should it not answer, the session cookie would still hold and a
+ * reload would sign the user in again, so the page stays signed in and the error is thrown. A
+ * session the server no longer knows (401) is signed out already.
+ */
 export async function signOut(): Promise<void> {
-  await api("POST", "/api/auth/logout").catch(() => undefined);
+  try {
+    await api("POST", "/api/auth/logout");
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 401)) {
+      throw new ApiError(error instanceof ApiError ? error.status : 0, `You are still signed in: ${(error as Error).message}`, {});
+    }
+  }
   csrfToken = null;
   currentUser.value = null;
   tabs?.postMessage("signed-out");

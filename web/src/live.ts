@@ -1,8 +1,10 @@
 import { signal } from "@preact/signals";
 import { useEffect, useRef } from "preact/hooks";
-import { recheckSession } from "./api.ts";
+import { currentUser, recheckSession } from "./api.ts";
 
 export type Topic = "tasks" | "activities";
+
+const TOPICS = ["tasks", "activities"] as const;
 
 /** Bumped when the server says that data of a topic changed. */
 export const changes = { tasks: signal(0), activities: signal(0) };
@@ -10,25 +12,79 @@ export const changes = { tasks: signal(0), activities: signal(0) };
 export const liveConnected = signal(false);
 
 let source: EventSource | null = null;
+/** The stream is wanted (signed in); it is closed while the tab is hidden. */
+let wanted = false;
+/** A stream was open before: the next one to open may have missed changes. */
+let openedBefore = false;
+let retryTimer: number | null = null;
+let retryMs = 1_000;
+const MAX_RETRY_MS = 30_000;
 
-/** Opens the server-sent event stream after sign-in; the browser reconnects by itself. */
-export function startLive(): void {
-  if (source) return;
-  source = new EventSource("/api/events");
-  source.onopen = () => (liveConnected.value = true);
-  source.onerror = () => {
-    liveConnected.value = false;
-    // The stream breaks when the session ends (signed out elsewhere, expired) as when the server
-    // restarts: if the session ended, the page goes back to the sign-in form.
-    void recheckSession();
-  };
-  for (const topic of ["tasks", "activities"] as const) source.addEventListener(topic, () => changes[topic].value++);
+/** Every open page loads its data again once: what changed while no stream was open sent no event. */
+function bumpAll(): void {
+  for (const topic of TOPICS) changes[topic].value++;
 }
 
-export function stopLive(): void {
+function open(): void {
+  if (source || !wanted || document.visibilityState === "hidden") return;
+  const stream = new EventSource("/api/events");
+  source = stream;
+  stream.onopen = () => {
+    liveConnected.value = true;
+    retryMs = 1_000;
+    if (openedBefore) bumpAll();
+    openedBefore = true;
+  };
+  stream.onerror = () => {
+    liveConnected.value = false;
+    // The stream breaks when the session ends (signed out elsewhere, expired) as when the server
+    // restarts: if the session ended, the page goes back to the sign-in form. A browser retries
+    // by itself after a network error only: an answer that is not a stream (a proxy's 502 while
+    // the server restarts) closes it for good, so it is opened again here, later and later.
+    void recheckSession().then(() => {
+      if (stream.readyState !== EventSource.CLOSED || source !== stream) return;
+      source = null;
+      if (!currentUser.value) return;
+      retryTimer = window.setTimeout(() => {
+        retryTimer = null;
+        open();
+      }, retryMs);
+      retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
+    });
+  };
+  for (const topic of TOPICS) stream.addEventListener(topic, () => changes[topic].value++);
+}
+
+function close(): void {
   source?.close();
   source = null;
   liveConnected.value = false;
+  if (retryTimer !== null) window.clearTimeout(retryTimer);
+  retryTimer = null;
+}
+
+/**
+ * A hidden tab gives its stream up: a browser opens at most six connections to a server over
+ * HTTP/1.1, and each tab's stream holds one for good, so six tabs would leave none for any
+ * request. Shown again, it opens one and its page loads what changed meanwhile.
+ */
+document.addEventListener("visibilitychange", () => {
+  if (!wanted) return;
+  if (document.visibilityState === "hidden") close();
+  else open();
+});
+
+/** Opens the server-sent event stream after sign-in. */
+export function startLive(): void {
+  wanted = true;
+  open();
+}
+
+export function stopLive(): void {
+  wanted = false;
+  openedBefore = false;
+  retryMs = 1_000;
+  close();
 }
 
 /**

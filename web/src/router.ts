@@ -4,7 +4,16 @@ import { signal } from "@preact/signals";
 export const route = signal<string[]>(parse());
 
 function parse(): string[] {
-  return location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  return location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decoded);
+}
+
+/** A segment as typed: an escape that is not one (`100%`) is kept as it is rather than blank the page. */
+function decoded(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 window.addEventListener("hashchange", () => (route.value = parse()));

@@ -1,4 +1,4 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api, currentUser } from "../api.ts";
 import { BpmnDiagram } from "../components/BpmnDiagram.tsx";
 import { ago, when } from "../format.ts";
@@ -80,12 +80,26 @@ function Library() {
     [],
   );
 
+  // The processes whose run is on its way: a second click (a double-click) does not start another.
+  const [running, setRunning] = useState<ReadonlySet<string>>(new Set());
+  // Checked at the click itself: the state above shows on the next render only.
+  const inFlight = useRef(new Set<string>());
   const run = async (code: string): Promise<void> => {
+    if (inFlight.current.has(code)) return;
+    inFlight.current.add(code);
+    setRunning((now) => new Set(now).add(code));
     try {
       const { instanceId } = await api<{ instanceId: string }>("POST", `/api/processes/${encodeURIComponent(code)}/run`, {});
       setMessage({ text: `Started ${code}: instance `, instanceId });
     } catch (err) {
       setMessage({ text: (err as Error).message, error: true });
+    } finally {
+      inFlight.current.delete(code);
+      setRunning((now) => {
+        const next = new Set(now);
+        next.delete(code);
+        return next;
+      });
     }
   };
 
@@ -112,7 +126,7 @@ function Library() {
                 <div class="muted small">
                   {p.code} · {p.packageName} v{p.version}
                 </div>
-                <button class="primary" onClick={() => void run(p.code)}>
+                <button class="primary" disabled={running.has(p.code)} onClick={() => void run(p.code)}>
                   Run
                 </button>
               </li>
