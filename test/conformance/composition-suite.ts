@@ -132,6 +132,24 @@ export function compositionSuite(factory: DriverFactory): void {
       assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 0, canceled: 0, consumed: 0 });
     });
 
+    it("keeps an ended predecessor from retention until its continuation is resolved", async () => {
+      const d = await fresh();
+      const [a, b] = await d.taskInsertMany([task({ name: "A" }), task({ name: "B" })]);
+      const onA = await d.taskInsertContinuation(task({ name: "OnA" }), { taskIds: [a as string], onlyOnSuccess: true });
+      await finish(d, "succeeded");
+      d.clockShift(MINUTE);
+      // Both ended long enough ago; A's continuation has not been looked at yet.
+      assert.equal(await d.taskDeleteFinished({ succeededAgeMs: 1_000, failedAgeMs: 1_000, limit: 100 }), 1);
+      assert.equal((await d.taskGet(b as string)), null);
+      assert.equal((await d.taskGet(a as string))?.state, "succeeded", "A is kept for its continuation");
+      assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 1, canceled: 0, consumed: 1 });
+      assert.equal((await d.taskGet(onA))?.state, "queued");
+      assert.equal((await d.taskGet(onA))?.waitingFor, 0);
+      // Resolved: A goes at the next pass.
+      assert.equal(await d.taskDeleteFinished({ succeededAgeMs: 1_000, failedAgeMs: 1_000, limit: 100 }), 1);
+      assert.equal(await d.taskGet(a as string), null);
+    });
+
     it("releases a continuation of tasks that had already ended, and refuses unknown predecessors", async () => {
       const d = await fresh();
       const a = await d.taskInsert(task({ name: "A" }));

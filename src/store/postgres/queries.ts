@@ -82,6 +82,8 @@ export function queriesFor(schema: string) {
   /** A DELETE of tasks that also moves the change mark when it deleted any. Returns { n } deleted. */
   const deleting = (del: string): string => marking(`${del} RETURNING 1`, "count(*)::int AS n");
   const edges = `${schema}.underway_continuations`;
+  /** Of a task `t` of retention: no continuation waits on it (see deleteFinished). */
+  const unresolved = `NOT EXISTS (SELECT 1 FROM ${edges} c WHERE c.parent_id = t.id)`;
   const marking = (change: string, select: string): string => markingIn(schema, change, select);
 
   /**
@@ -348,17 +350,19 @@ export function queriesFor(schema: string) {
     /**
      * Retention: one range of underway_tasks_finished (state, finished_at) per state, so a pass
      * reads only what it deletes, the oldest first (in that index's order: without it the planner
-     * may take the smaller state index and read every task of the state to filter by age).
+     * may take the smaller state index and read every task of the state to filter by age). A task
+     * whose continuations are not resolved yet stays: gone, it would read as deleted, and a
+     * continuation that waits for its success would be canceled.
      * $1 offset, $2 succeeded age ms, $3 failed age ms, $4 limit.
      */
     deleteFinished: deleting(`
       DELETE FROM ${tasks} WHERE id IN (
         SELECT id FROM (
-          (SELECT id FROM ${tasks} WHERE state = 'succeeded' AND finished_at < ${NOW} - ${millis("$2::float8")} ORDER BY finished_at LIMIT $4)
+          (SELECT id FROM ${tasks} t WHERE state = 'succeeded' AND finished_at < ${NOW} - ${millis("$2::float8")} AND ${unresolved} ORDER BY finished_at LIMIT $4)
           UNION ALL
-          (SELECT id FROM ${tasks} WHERE state = 'dead' AND finished_at < ${NOW} - ${millis("$3::float8")} ORDER BY finished_at LIMIT $4)
+          (SELECT id FROM ${tasks} t WHERE state = 'dead' AND finished_at < ${NOW} - ${millis("$3::float8")} AND ${unresolved} ORDER BY finished_at LIMIT $4)
           UNION ALL
-          (SELECT id FROM ${tasks} WHERE state = 'canceled' AND finished_at < ${NOW} - ${millis("$3::float8")} ORDER BY finished_at LIMIT $4)
+          (SELECT id FROM ${tasks} t WHERE state = 'canceled' AND finished_at < ${NOW} - ${millis("$3::float8")} AND ${unresolved} ORDER BY finished_at LIMIT $4)
         ) old LIMIT $4)`),
 
     /** Returns { state, n } per state present. */
