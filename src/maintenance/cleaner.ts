@@ -52,7 +52,7 @@ export class Cleaner extends PeriodicDuty<number> {
     for (;;) {
       const n = await this.options.driver.taskDeleteFinished(params);
       total += n;
-      if (n < params.limit) break;
+      if (n < params.limit || !(await this.nextBatch())) break;
     }
     if (total) this.options.logger.info({ deleted: total }, "deleted tasks past their retention");
     return total;

@@ -39,7 +39,7 @@ export class Continuer extends PeriodicDuty<{ released: number; canceled: number
       released += r.released;
       canceled += r.canceled;
       // Until no edge is left to take: a call may take edges and change no child (counted down only).
-      if (r.consumed === 0) break;
+      if (r.consumed === 0 || !(await this.nextBatch())) break;
     }
     if (released) this.options.onReleased?.();
     if (canceled) this.options.logger.info({ canceled }, "canceled continuations whose predecessor did not succeed");

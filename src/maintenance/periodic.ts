@@ -42,6 +42,16 @@ export abstract class PeriodicDuty<R> {
     }
   }
 
+  /**
+   * Between two batches of a pass: lets the event loop run (SQLite answers synchronously, so a
+   * pass over a backlog of a million rows would hold every heartbeat, claim and request of the
+   * process for seconds), and says whether to go on (false once the duty is stopping).
+   */
+  protected async nextBatch(): Promise<boolean> {
+    await new Promise((resolve) => setImmediate(resolve));
+    return !this.stopped;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);

@@ -38,7 +38,7 @@ export class Rescuer extends PeriodicDuty<{ retried: number; dead: number }> {
       const r = await this.options.driver.taskRescueExpired({ limit });
       retried += r.retried;
       dead += r.dead;
-      if (r.retried + r.dead < limit) break;
+      if (r.retried + r.dead < limit || !(await this.nextBatch())) break;
     }
     if (retried + dead > 0) {
       this.options.logger.warn({ retried, dead }, "rescued tasks whose worker stopped renewing its lease");

@@ -1,8 +1,11 @@
-/** A maintenance duty: no pass begins once it is stopped, whoever nudges it. */
+/** A maintenance duty: no pass begins once it is stopped, whoever nudges it; a long pass lets the event loop run. */
 import assert from "node:assert/strict";
 import { it } from "node:test";
+import { Cleaner } from "../../src/maintenance/cleaner.ts";
 import { PeriodicDuty } from "../../src/maintenance/periodic.ts";
 import { createLogger } from "../../src/runtime/logger.ts";
+import { SqliteDriver } from "../../src/store/sqlite/driver.ts";
+import { tempDb, tempDir } from "../helpers.ts";
 
 class CountingDuty extends PeriodicDuty<void> {
   passes = 0;
@@ -29,4 +32,37 @@ it("runs a pass when nudged, none after it stopped (an election won during the s
   await new Promise((resolve) => setImmediate(resolve));
   assert.equal(duty.passes, 2);
   await duty.stop();
+});
+
+it("lets the event loop run between a pass's batches on SQLite, and ends the pass at a stop", async () => {
+  const driver = new SqliteDriver({ path: tempDb(tempDir()) });
+  await driver.migrate();
+  try {
+    const task = { name: "Old", queue: "default", priority: 0, parameters: new Uint8Array([0xc0]), maxAttempts: 1, timeoutMs: 0, initiator: null, withUserConnection: false };
+    await driver.taskInsertMany(Array.from({ length: 3_500 }, () => task));
+    // Ended long ago: backdated rather than waited for.
+    await driver.sqlQuery("UPDATE underway_tasks SET state = 'succeeded', finished_at = 0", []);
+    const cleaner = new Cleaner({ driver, logger: createLogger(false), succeededMs: 0 });
+    let turns = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turns++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const before = turns;
+    assert.equal(await cleaner.runOnce(), 3_500);
+    ticking = false;
+    assert.ok(turns - before >= 3, `the event loop turned ${turns - before} times during a pass of 4 batches`);
+
+    // Stopped during a pass: it ends after the batch under way.
+    await driver.taskInsertMany(Array.from({ length: 3_500 }, () => task));
+    await driver.sqlQuery("UPDATE underway_tasks SET state = 'succeeded', finished_at = 0", []);
+    cleaner.start(true);
+    await cleaner.stop();
+    const left = (await driver.sqlQuery("SELECT count(*) AS n FROM underway_tasks", [])).rows[0]?.n;
+    assert.equal(left, 2_500, "one batch of 1,000 deleted, then the pass ended");
+  } finally {
+    await driver.close();
+  }
 });
