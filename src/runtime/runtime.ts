@@ -336,9 +336,17 @@ export class Runtime implements TaskStarter {
    * Applies pending migrations to the store, then starts the worker and maintenance.
    * `afterMigrate` runs in between: the platform sets up its tables there, before any task runs.
    */
-  async start(hooks: { afterMigrate?: () => Promise<void> } = {}): Promise<void> {
-    if (this.state !== "new") throw new Error(`the runtime cannot start: it is ${this.state}`);
+  start(hooks: { afterMigrate?: () => Promise<void> } = {}): Promise<void> {
+    if (this.state !== "new") return Promise.reject(new Error(`the runtime cannot start: it is ${this.state}`));
     this.state = "starting";
+    this.starting = this.startNow(hooks);
+    return this.starting;
+  }
+
+  /** The start under way, for a stop that comes meanwhile to wait for. */
+  private starting: Promise<void> | null = null;
+
+  private async startNow(hooks: { afterMigrate?: () => Promise<void> }): Promise<void> {
     try {
       await this.driver.migrate();
     } catch (error) {
@@ -397,6 +405,9 @@ export class Runtime implements TaskStarter {
     }
     if (this.stopping) return this.stopping;
     this.stopping = (async () => {
+      // A start under way ends first, its services started (they are stopped below as a whole)
+      // or its failure cleaned up: stopped halfway, they would run on against a closed store.
+      if (this.state === "starting") await this.starting?.catch(() => undefined);
       const was = this.state;
       this.state = "stopping";
       this.signalHandlers?.();
