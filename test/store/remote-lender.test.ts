@@ -5,16 +5,15 @@ import { borrowStore } from "../../src/store/remote/borrower.ts";
 import { StoreLender } from "../../src/store/remote/lender.ts";
 import type { RemoteReply } from "../../src/store/remote/protocol.ts";
 import { PostgresDriver } from "../../src/store/postgres/driver.ts";
-import { storeInfoOf } from "../../src/store/remote/lender.ts";
+import { storeInfoOf, type LenderHooks } from "../../src/store/remote/lender.ts";
 import { SqliteDriver } from "../../src/store/sqlite/driver.ts";
 import type { StorageDriver } from "../../src/store/driver.ts";
 import { TEST_POSTGRES_URL, tempDb, tempDir, tempSchema } from "../helpers.ts";
 
 const dir = tempDir();
 
-/** A SQLite store lent over a message channel, and the store the other end borrows. */
-async function lentStore(onInserted?: (names: readonly string[]) => void, onContinuation?: () => void) {
-  const driver = new SqliteDriver({ path: tempDb(dir) });
+/** The driver, migrated, lent over a message channel, and the store the other end borrows; closed when the file's tests end. */
+async function lend(driver: StorageDriver, hooks: LenderHooks = {}) {
   await driver.migrate();
   after(() => driver.close());
   const { port1, port2 } = new MessageChannel();
@@ -22,9 +21,13 @@ async function lentStore(onInserted?: (names: readonly string[]) => void, onCont
     port1.close();
     port2.close();
   });
-  new StoreLender(driver, port1, { ...(onInserted ? { onInserted } : {}), ...(onContinuation ? { onContinuation } : {}) });
-  const borrowed = borrowStore(port2, { dialect: "sqlite", capabilities: driver.capabilities, schema: null, description: driver.description });
-  return { driver, borrowed, port: port2 };
+  new StoreLender(driver, port1, hooks);
+  return { driver, borrowed: borrowStore(port2, storeInfoOf(driver)), port: port2 };
+}
+
+/** A SQLite store lent over a message channel, and the store the other end borrows. */
+function lentStore(onInserted?: (names: readonly string[]) => void, onContinuation?: () => void) {
+  return lend(new SqliteDriver({ path: tempDb(dir) }), { ...(onInserted ? { onInserted } : {}), ...(onContinuation ? { onContinuation } : {}) });
 }
 
 const task = (name: string) => ({ name, queue: "default", priority: 0, parameters: new Uint8Array([0x80]), maxAttempts: 1, timeoutMs: 0, initiator: null, withUserConnection: false });
@@ -159,15 +162,7 @@ it("runs work of a transaction's async context that outlives it outside it, as t
 
 /** The same driver in the process and lent to a "thread": what each gives for a binary column and a refused insert. */
 async function asSeenBy(driver: StorageDriver, table: string): Promise<Record<string, unknown>[]> {
-  await driver.migrate();
-  after(() => driver.close());
-  const { port1, port2 } = new MessageChannel();
-  after(() => {
-    port1.close();
-    port2.close();
-  });
-  new StoreLender(driver, port1);
-  const borrowed = borrowStore(port2, storeInfoOf(driver));
+  const { borrowed } = await lend(driver);
   const blob = driver.dialect === "postgres" ? "bytea" : "BLOB";
   await driver.sqlQuery(`CREATE TABLE ${table} (k INTEGER PRIMARY KEY, b ${blob})`, []);
   await driver.sqlQuery(`INSERT INTO ${table} (k, b) VALUES (1, $1)`.replace("$1", driver.dialect === "postgres" ? "$1" : "?"), [Buffer.from([1, 2])]);
