@@ -536,17 +536,23 @@ export class ThreadPool {
   /** Boots a spare thread when none is idle or booting, below maxThreads. */
   private keepSpare(): void {
     if (this.closed || this.idle.length > 0 || this.booting > 0 || this.all.size >= this.maxThreads) return;
+    this.bootIdle("a spare task thread could not start");
+  }
+
+  /** Boots a thread of the pool's memory limit that goes idle (or to a waiter) once ready; a failure is logged as `failure`. */
+  private bootIdle(failure: string): void {
     this.booting++;
-    const spare = this.spawn(this.memoryLimitMb);
-    spare.ready.then(
+    const thread = this.spawn(this.memoryLimitMb);
+    thread.ready.then(
       () => {
         this.booting--;
-        this.makeIdle(spare);
+        this.makeIdle(thread);
         this.pump();
       },
       (error: Error) => {
         this.booting--;
-        this.options.logger.warn({ err: error }, "a spare task thread could not start");
+        this.options.logger.warn({ err: error }, failure);
+        this.pump();
       },
     );
   }
@@ -827,22 +833,7 @@ export class ThreadPool {
 
   /** Boots threads while the pool, counting those booting, is below minThreads. */
   private refill(): void {
-    while (!this.closed && this.all.size < this.minThreads) {
-      this.booting++;
-      const thread = this.spawn(this.memoryLimitMb);
-      thread.ready.then(
-        () => {
-          this.booting--;
-          this.makeIdle(thread);
-          this.pump();
-        },
-        (error: Error) => {
-          this.booting--;
-          this.options.logger.warn({ err: error }, "a task thread could not start to replace one that ended");
-          this.pump();
-        },
-      );
-    }
+    while (!this.closed && this.all.size < this.minThreads) this.bootIdle("a task thread could not start to replace one that ended");
   }
 
   private acquire(limit: number, name: string, abort: RunAbort, onBlocked?: (blocked: boolean) => void): Promise<PoolThread> {
