@@ -30,6 +30,7 @@ export class Cleaner extends PeriodicDuty<number> {
       intervalMs: options.intervalMs ?? 60_000,
       ...(options.isLeader ? { isLeader: options.isLeader } : {}),
       failure: "deleting old tasks failed; will retry",
+      name: "retention",
     });
     if (options.intervalMs !== undefined) checkTimerMs(options.intervalMs, "maintenance.retention.intervalMs");
     for (const key of ["succeededMs", "failedMs"] as const) {

@@ -26,6 +26,7 @@ export class Continuer extends PeriodicDuty<{ released: number; canceled: number
       intervalMs: options.intervalMs ?? 1_000,
       ...(options.isLeader ? { isLeader: options.isLeader } : {}),
       failure: "starting continuations failed; will retry",
+      name: "continuation",
     });
   }
 

@@ -26,6 +26,7 @@ export class Rescuer extends PeriodicDuty<{ retried: number; dead: number }> {
       intervalMs: options.intervalMs ?? 5_000,
       ...(options.isLeader ? { isLeader: options.isLeader } : {}),
       failure: "rescuing expired leases failed; will retry",
+      name: "rescue",
     });
   }
 

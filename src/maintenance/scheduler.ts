@@ -41,6 +41,7 @@ export class Scheduler extends PeriodicDuty<SchedulerPass> {
       intervalMs: options.intervalMs ?? 1_000,
       ...(options.isLeader ? { isLeader: options.isLeader } : {}),
       failure: "firing schedules failed; will retry",
+      name: "schedule",
     });
     this.missedAfterMs = options.missedAfterMs ?? 60_000;
   }

@@ -163,6 +163,8 @@ export interface RuntimeInternals {
   readonly secretKey?: Buffer;
   /** A module whose createThreadHost builds the runtime of an isolated thread (the platform's). */
   readonly threadHost?: string;
+  /** How long stop() waits for the maintenance services, and then for the store to close, ms. Default 5,000 (tests shorten it). */
+  readonly stopWaitMs?: number;
 }
 
 /** One runtime: a store, optionally a worker and the maintenance services, and the task API. */
@@ -195,6 +197,7 @@ export class Runtime implements TaskStarter {
   /** Task modules to import at start, as file URLs. */
   private readonly taskModules: string[];
   private readonly pool: ThreadPool | null;
+  private readonly stopWaitMs: number;
 
   constructor(
     private readonly config: RuntimeConfig,
@@ -202,6 +205,7 @@ export class Runtime implements TaskStarter {
   ) {
     if (!config || typeof config !== "object") throw new TypeError("createRuntime needs a configuration object");
     this.logger = createLogger(config.logger);
+    this.stopWaitMs = internals.stopWaitMs ?? STOP_WAIT_MS;
     const tasks = config.tasks ?? [];
     if (!Array.isArray(tasks)) throw new TypeError("tasks must be an array of task classes or task modules");
     this.taskModules = tasks.filter((t): t is TaskModuleSpecifier => typeof t === "string" || t instanceof URL).map(taskModuleUrl);
@@ -414,19 +418,33 @@ export class Runtime implements TaskStarter {
       if (was === "started") {
         await this.worker?.stop({ graceMs: options.graceMs ?? this.config.shutdownGraceMs ?? 10_000 });
         await this.pool?.close();
-        await this.rescuer?.stop();
-        await this.cleaner?.stop();
-        await this.scheduler?.stop();
-        await this.continuer?.stop();
-        await this.elector?.stop();
+        // A pass or an election waits on the store; one that no longer answers (a lock held
+        // elsewhere, a connection cut without a reset) must not hold the stop for good.
+        await this.waitAtMost(
+          Promise.all([this.rescuer?.stop(), this.cleaner?.stop(), this.scheduler?.stop(), this.continuer?.stop(), this.elector?.stop()]),
+          "the maintenance services (a pass or an election waits for the store)",
+        );
       }
       if (this.continuationsAgain) clearTimeout(this.continuationsAgain);
       clearDefaultRuntime(this);
-      await this.driver.close();
+      await this.waitAtMost(this.driver.close(), "the store to close (a statement under way holds a connection)");
       this.state = "stopped";
       for (const waiters of this.endWaiters.values()) for (const w of waiters) w();
     })();
     return this.stopping;
+  }
+
+  /** Waits for a part of the stop, at most stopWaitMs; past that, says so and leaves it to the process's exit. */
+  private async waitAtMost(work: Promise<unknown>, what: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), this.stopWaitMs);
+    });
+    const outcome = await Promise.race([work.then(() => "done" as const, () => "done" as const), late]);
+    clearTimeout(timer);
+    if (outcome === "late") {
+      this.logger.warn({ waitedMs: this.stopWaitMs }, `stop: gave up waiting for ${what}; stopping without it`);
+    }
   }
 
   /** Stops gracefully on SIGTERM and SIGINT. Returns a function that removes the handlers. */
@@ -869,6 +887,8 @@ export class Runtime implements TaskStarter {
  * meanwhile, ms: a completion that raced the insert has committed by then (it is one statement).
  */
 const CONTINUATIONS_AGAIN_MS = 100;
+/** How long stop() waits for the maintenance services, then for the store to close, ms. */
+const STOP_WAIT_MS = 5_000;
 
 function isolationOf(value: RuntimeConfig["isolation"]): Required<IsolationConfig> {
   const given: IsolationConfig = value === undefined ? {} : typeof value === "string" ? { mode: value } : value;

@@ -28,3 +28,41 @@ it("stops the worker and maintenance that a start under way goes on to start", a
   assert.ok(lines.includes("underway runtime started"));
   assert.equal(lines.filter((l) => /failed/.test(l)).length, 0, lines.join("\n"));
 });
+
+it("stops in bounded time when the store stops answering during an election and a close", async () => {
+  const { Runtime } = await import("../../src/runtime/runtime.ts");
+  const { SqliteDriver } = await import("../../src/store/sqlite/driver.ts");
+  /** A store that, once told to, never answers an election nor a close (a lock held elsewhere, a cut connection). */
+  class SilentStore extends SqliteDriver {
+    silent = false;
+    override leaderAttemptElect(params: { name: string; holderId: string; ttlMs: number }): Promise<boolean> {
+      return this.silent ? new Promise<boolean>(() => undefined) : super.leaderAttemptElect(params);
+    }
+    override close(): Promise<void> {
+      return this.silent ? new Promise<void>(() => undefined) : super.close();
+    }
+  }
+  const warnings: string[] = [];
+  const at = (): void => undefined;
+  const logger: NonNullable<Exclude<RuntimeConfig["logger"], false>> = {
+    debug: at,
+    info: at,
+    warn: (o: object | string, m?: string) => void warnings.push(typeof o === "string" ? o : (m ?? "")),
+    error: at,
+    child: () => logger,
+  };
+  const driver = new SilentStore({ path: tempDb(dir) });
+  const runtime = new Runtime({ db: driver, logger, isolation: "none" }, { stopWaitMs: 50 });
+  await runtime.start();
+  await runtime.elector?.runOnce(); // the first election, begun by start, has ended
+  driver.silent = true;
+  void runtime.elector?.runOnce();
+  const began = Date.now();
+  await runtime.stop({ graceMs: 0 });
+  assert.ok(Date.now() - began < 2_000, `stop took ${Date.now() - began} ms`);
+  assert.equal((runtime as unknown as { state: string }).state, "stopped");
+  assert.equal(warnings.filter((w) => /gave up waiting for the maintenance services/.test(w)).length, 1, warnings.join("\n"));
+  assert.equal(warnings.filter((w) => /gave up waiting for the store to close/.test(w)).length, 1, warnings.join("\n"));
+  driver.silent = false;
+  await driver.close();
+});
