@@ -960,6 +960,15 @@ function maintenanceOf(value: RuntimeConfig["maintenance"], logger: Logger): Exc
       { missedAfterMs, scheduleIntervalMs },
       "maintenance.missedAfterMs is shorter than maintenance.scheduleIntervalMs: a tick seen late by a pass counts as missed, and a \"skip\" schedule skips it",
     );
+  } else {
+    // When the leader dies, no pass runs until another node takes over, up to a term later.
+    const leaderTermMs = value.leaderTermMs ?? 15_000;
+    if (missedAfterMs < leaderTermMs + scheduleIntervalMs) {
+      logger.warn(
+        { missedAfterMs, leaderTermMs, scheduleIntervalMs },
+        "maintenance.missedAfterMs is shorter than maintenance.leaderTermMs plus scheduleIntervalMs: a tick that comes while a dead leader is replaced counts as missed, and a \"skip\" schedule skips it",
+      );
+    }
   }
   if (value.retention !== undefined && value.retention !== false && (typeof value.retention !== "object" || value.retention === null)) {
     throw new TypeError(`maintenance.retention must be an object or false, got ${JSON.stringify(value.retention)}`);

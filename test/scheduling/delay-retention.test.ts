@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import pg from "pg";
 import { Task, type IBackgroundTask } from "../../src/index.ts";
+import type { Logger } from "../../src/tasks/logger.ts";
 import { queriesFor } from "../../src/store/postgres/queries.ts";
 import { SQLITE_RETENTION_SELECT, SqliteDriver } from "../../src/store/sqlite/driver.ts";
 import { TEST_POSTGRES_URL } from "../helpers.ts";
@@ -169,6 +170,27 @@ describe("retention settings", () => {
       [{ retention: "7d" }, /maintenance.retention must be an object or false, got "7d"/],
     ] as const) {
       await assert.rejects(runtimeOn(newStore("sqlite"), { maintenance: maintenance as never }), message, JSON.stringify(maintenance));
+    }
+  });
+
+  it("warns at start when healthy ticks, or ticks during a leader change, would count as missed", async () => {
+    for (const [maintenance, warning] of [
+      [{ scheduleIntervalMs: 5_000, missedAfterMs: 2_000 }, /missedAfterMs is shorter than maintenance.scheduleIntervalMs/],
+      // The default term is 15 s: a dead leader's successor fires a tick up to 16 s late.
+      [{ scheduleIntervalMs: 1_000, missedAfterMs: 10_000 }, /missedAfterMs is shorter than maintenance.leaderTermMs plus scheduleIntervalMs/],
+      [{ scheduleIntervalMs: 1_000, leaderTermMs: 90_000 }, /missedAfterMs is shorter than maintenance.leaderTermMs plus scheduleIntervalMs/],
+      [{ scheduleIntervalMs: 1_000 }, null],
+      [{ scheduleIntervalMs: 1_000, leaderTermMs: 30_000, missedAfterMs: 31_000 }, null],
+    ] as const) {
+      const warnings: string[] = [];
+      const at = (): void => undefined;
+      const logger: Logger = { debug: at, info: at, error: at, warn: (_: object | string, m?: string) => void warnings.push(m ?? ""), child: () => logger };
+      const runtime = await runtimeOn(newStore("sqlite"), { worker: false, logger, maintenance });
+      await runtime.stop();
+      const about = warnings.filter((w) => /missedAfterMs/.test(w));
+      if (warning) assert.match(about.join("\n"), warning, JSON.stringify(maintenance));
+      else assert.deepEqual(about, [], JSON.stringify(maintenance));
+      assert.ok(about.length <= 1, about.join("\n"));
     }
   });
 });
