@@ -80,4 +80,73 @@ describe("the web application: configuration", () => {
 
     assert.deepEqual(errors, []);
   });
+
+  it("asks before unsaved edits are left: another schema, another section, sign-out, closing the tab", async () => {
+    const { url, platform } = await startApp();
+    const page = await (await openBrowser()).newPage();
+    const errors = watchPageErrors(page);
+    const questions: string[] = [];
+    /** Answers the next question the page asks, and keeps it. */
+    const answer = (accept: boolean): void => {
+      page.once("dialog", (dialog) => {
+        questions.push(`${dialog.type()}: ${dialog.message()}`);
+        void (accept ? dialog.accept() : dialog.dismiss());
+      });
+    };
+    await signIn(page, url, "Supervisor", SUPERVISOR_PASSWORD);
+    await page.getByRole("link", { name: "Configuration" }).click();
+    // The process schema, opened and left unedited, asks nothing (the modeler's import is no edit).
+    await page.locator('[data-schema="UsrBackgroundTaskExampleProcess"]').click();
+    await page.getByTestId("bpmn-modeler").locator('[data-element-id="ScriptTask_CreateBackgroundTask"]').waitFor();
+    await page.locator('[data-schema="UsrActivityData"]').click();
+    const editor = page.getByTestId("source-editor");
+    await editor.locator(".cm-content").getByText("interface UsrActivityData").waitFor();
+    assert.deepEqual(questions, []);
+
+    await editor.locator(".cm-content").click();
+    await page.keyboard.press("Control+End");
+    await page.keyboard.insertText("\n// kept until saved");
+    await page.getByText("unsaved changes").waitFor();
+    const stays = async (): Promise<void> => {
+      await page.getByText("unsaved changes").waitFor();
+      await editor.locator(".cm-content").getByText("// kept until saved").waitFor();
+    };
+
+    // Another schema, dismissed: the edit stays.
+    answer(false);
+    await page.locator('[data-schema="UsrBackgroundTaskExampleProcess"]').click();
+    await stays();
+    // Another section, dismissed: the address goes back, the edit stays.
+    answer(false);
+    await page.getByRole("link", { name: "Background tasks" }).click();
+    await stays();
+    assert.match(page.url(), /#\/configuration$/);
+    // Sign-out, dismissed: still signed in, the edit stays.
+    answer(false);
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await stays();
+    assert.equal(questions.length, 3, questions.join("\n"));
+    for (const q of questions) assert.equal(q, "confirm: UsrActivityData has unsaved changes. Leave it and lose them?");
+
+    // Closing the tab asks too (the browser's own question).
+    const closing = page.waitForEvent("dialog");
+    void page.close({ runBeforeUnload: true });
+    const unload = await closing;
+    assert.equal(unload.type(), "beforeunload");
+    await unload.dismiss();
+    assert.equal(page.isClosed(), false);
+
+    // Accepted: the other schema opens, and the edit never reached the store.
+    answer(true);
+    await page.locator('[data-schema="UsrBackgroundTaskExampleProcess"]').click();
+    await page.getByTestId("bpmn-modeler").locator('[data-element-id="ScriptTask_CreateBackgroundTask"]').waitFor();
+    assert.equal(questions.length, 4);
+    const stored = (await platform.packages.getSchemas("UsrBackgroundTask")).find((s) => s.name === "UsrActivityData");
+    assert.doesNotMatch(stored?.body ?? "", /kept until saved/);
+    // Nothing unsaved now: leaving asks nothing.
+    await page.getByRole("link", { name: "Background tasks" }).click();
+    await page.waitForURL(/#\/tasks$/);
+    assert.equal(questions.length, 4);
+    assert.deepEqual(errors, []);
+  });
 });

@@ -7,7 +7,7 @@ import { Processes } from "./pages/Processes.tsx";
 import { SignIn } from "./pages/SignIn.tsx";
 import { TaskPage } from "./pages/TaskPage.tsx";
 import { Tasks } from "./pages/Tasks.tsx";
-import { href, route } from "./router.ts";
+import { href, leaveAllowed, route } from "./router.ts";
 
 const SECTIONS = [
   { path: "activities", label: "Activities" },
@@ -61,6 +61,7 @@ export function App() {
         <button
           class="link"
           onClick={() => {
+            if (!leaveAllowed()) return;
             setSignOutError(null);
             signOut().catch((error: Error) => setSignOutError(error.message));
           }}

@@ -16,7 +16,42 @@ function decoded(segment: string): string {
   }
 }
 
-window.addEventListener("hashchange", () => (route.value = parse()));
+/** What leaving the page would lose, as a question for the user; null when nothing. */
+let leaveQuestion: (() => string | null) | null = null;
+/** The hash of the page shown, to go back to when the user stays. */
+let shownHash = location.hash;
+
+/**
+ * While set, leaving the page (another address, sign-out, closing or reloading the tab) asks the
+ * user first whenever `question` returns one. Returns the function that removes it.
+ */
+export function guardLeaving(question: () => string | null): () => void {
+  leaveQuestion = question;
+  return () => {
+    if (leaveQuestion === question) leaveQuestion = null;
+  };
+}
+
+/** Whether to go on leaving: true when nothing would be lost or the user says so. */
+export function leaveAllowed(): boolean {
+  const question = leaveQuestion?.();
+  return !question || window.confirm(question);
+}
+
+window.addEventListener("hashchange", () => {
+  if (location.hash === shownHash) return;
+  if (!leaveAllowed()) {
+    // Back to the page the user stays on; replaceState fires no hashchange.
+    history.replaceState(null, "", shownHash || location.pathname + location.search);
+    return;
+  }
+  shownHash = location.hash;
+  route.value = parse();
+});
+
+window.addEventListener("beforeunload", (event) => {
+  if (leaveQuestion?.()) event.preventDefault();
+});
 
 export function navigate(...parts: string[]): void {
   location.hash = `#/${parts.map(encodeURIComponent).join("/")}`;

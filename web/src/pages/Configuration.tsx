@@ -3,6 +3,7 @@ import { api, ApiError } from "../api.ts";
 import { BpmnEditor, type BpmnEditorHandle } from "../components/BpmnEditor.tsx";
 import { CodeEditor, type LineProblem } from "../components/CodeEditor.tsx";
 import { when } from "../format.ts";
+import { guardLeaving, leaveAllowed } from "../router.ts";
 
 interface PackageInfo {
   name: string;
@@ -35,6 +36,13 @@ export function Configuration() {
   const [status, setStatus] = useState<{ text: string; error?: boolean } | null>(null);
   const [busy, setBusy] = useState(false);
   const modeler = useRef<BpmnEditorHandle | null>(null);
+  // Read by the leave guard, which is set once.
+  const unsaved = useRef<string | null>(null);
+  unsaved.current = dirty && current ? current.name : null;
+  useEffect(
+    () => guardLeaving(() => (unsaved.current ? `${unsaved.current} has unsaved changes. Leave it and lose them?` : null)),
+    [],
+  );
 
   const loadPackages = async (): Promise<void> => {
     const r = await api<{ items: PackageInfo[] }>("GET", "/api/packages");
@@ -112,7 +120,10 @@ export function Configuration() {
     if (!own(p)) return;
     const [schemaName, element] = p.schema.split("/");
     const target = schemas?.find((s) => s.name === schemaName);
-    if (target && target.name !== current?.name) open(target);
+    if (target && target.name !== current?.name) {
+      if (!leaveAllowed()) return;
+      open(target);
+    }
     if (element) setTimeout(() => modeler.current?.select(element), 300);
   };
 
@@ -125,7 +136,7 @@ export function Configuration() {
         <aside class="card packages" data-testid="packages">
           {packages?.map((p) => (
             <div key={p.name} class={p.name === pkg ? "pkg selected" : "pkg"}>
-              <button class="link title" onClick={() => setPkg(p.name)}>
+              <button class="link title" onClick={() => p.name !== pkg && leaveAllowed() && setPkg(p.name)}>
                 {p.name}
               </button>
               <span class="muted small"> {p.version === null ? "not published" : `v${p.version}`}</span>
@@ -133,7 +144,7 @@ export function Configuration() {
                 <ul class="plain schemas">
                   {schemas?.map((s) => (
                     <li key={s.name}>
-                      <button class={`link ${s.name === current?.name ? "current" : ""}`} data-schema={s.name} onClick={() => open(s)}>
+                      <button class={`link ${s.name === current?.name ? "current" : ""}`} data-schema={s.name} onClick={() => s.name !== current?.name && leaveAllowed() && open(s)}>
                         <span class={`kind kind-${s.kind}`}>{s.kind === "process" ? "process" : "source"}</span> {s.name}
                       </button>
                     </li>
