@@ -137,6 +137,7 @@ export function BpmnEditor({
                   minHeight={180}
                   wrap
                   testId="script-editor"
+                  label={`Script of ${bo.name || bo.id}`}
                 />
               </>
             )}

@@ -31,8 +31,11 @@ export function CodeEditor({
   minHeight = 360,
   wrap = false,
   testId,
+  label,
 }: {
   docKey: string;
+  /** The editor's accessible name, read by screen readers. */
+  label: string;
   value: string;
   onChange: (text: string) => void;
   problems: readonly LineProblem[];
@@ -57,6 +60,7 @@ export function CodeEditor({
           javascript({ typescript: true }),
           lintGutter(),
           ...(wrap ? [EditorView.lineWrapping] : []),
+          EditorView.contentAttributes.of({ "aria-label": label }),
           EditorView.theme({ "&": { minHeight: `${minHeight}px` }, ".cm-scroller": { fontFamily: "ui-monospace, SFMono-Regular, Menlo, monospace" } }),
           EditorView.updateListener.of((u) => {
             if (u.docChanged) change.current(u.state.doc.toString());

@@ -200,6 +200,7 @@ export function Configuration() {
                   }}
                   problems={sourceProblems}
                   testId="source-editor"
+                  label={`Source of ${current.name}`}
                 />
               ) : (
                 <BpmnEditor docKey={`${pkg}/${current.name}`} xml={current.body} onChange={() => setDirty(true)} scriptProblems={scriptProblems} handle={modeler} />

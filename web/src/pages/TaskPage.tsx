@@ -1,4 +1,4 @@
-import { useState } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 import { api } from "../api.ts";
 import { when } from "../format.ts";
 import { useLive } from "../live.ts";
@@ -11,18 +11,34 @@ export function TaskPage({ id }: { id: string }) {
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  // The state an action's notice speaks of ("Queued again." of queued): once the task moves on, it goes.
+  const noticeState = useRef<string | null>(null);
+  const wellFormed = /^[1-9][0-9]*$/.test(id);
 
-  const load = async (isCurrent: () => boolean = () => true): Promise<void> => {
+  const load = async (isCurrent: () => boolean = () => true): Promise<TaskDetail | null> => {
+    if (!wellFormed) return null;
     try {
       const detail = await api<TaskDetail>("GET", `/api/tasks/${encodeURIComponent(id)}`);
-      if (!isCurrent()) return;
+      if (!isCurrent()) return null;
       setTask(detail);
       setError(null);
+      if (noticeState.current !== null && detail.state !== noticeState.current) {
+        noticeState.current = null;
+        setNotice(null);
+      }
+      return detail;
     } catch (err) {
       if (isCurrent()) setError((err as Error).message);
+      return null;
     }
   };
-  useLive("tasks", load, [id]);
+  useLive(
+    "tasks",
+    async (isCurrent) => {
+      await load(isCurrent);
+    },
+    [id],
+  );
 
   const act = async (verb: "retry" | "cancel" | "delete"): Promise<void> => {
     if (verb === "delete" && !window.confirm(`Delete task ${id} and its error history?`)) return;
@@ -34,8 +50,10 @@ export function TaskPage({ id }: { id: string }) {
         return;
       }
       await api("POST", `/api/tasks/${encodeURIComponent(id)}/${verb}`);
+      noticeState.current = null;
+      const detail = await load();
+      noticeState.current = detail?.state ?? null;
       setNotice(verb === "retry" ? "Queued again." : "Canceled.");
-      await load();
     } catch (err) {
       setNotice(null);
       setError((err as Error).message);
@@ -50,7 +68,13 @@ export function TaskPage({ id }: { id: string }) {
         <p>
           <a href={href("tasks")}>← Background tasks</a>
         </p>
-        {error ? <p class="error">{error}</p> : <p class="muted">Loading…</p>}
+        {!wellFormed ? (
+          <p class="error">{`There is no task ${JSON.stringify(id)}: a task's number is written in digits, as in #/tasks/42.`}</p>
+        ) : error ? (
+          <p class="error">{error}</p>
+        ) : (
+          <p class="muted">Loading…</p>
+        )}
       </section>
     );
   }

@@ -1,0 +1,58 @@
+/**
+ * Details of the pages that only show with time or with an unusual address: relative times move
+ * on, an action's notice goes once the task moves on, an address with no task number says so,
+ * and the code editors have accessible names.
+ */
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { Task } from "../../src/index.ts";
+import { tempDir } from "../helpers.ts";
+import { MarkerTask } from "./fixtures/marker-task.ts";
+import { openBrowser, signIn, startApp, SUPERVISOR_PASSWORD, watchPageErrors } from "./helpers.ts";
+
+describe("the web application: details", () => {
+  it("moves relative times on, drops a stale notice, explains a malformed task address, names the editors", async () => {
+    const { url, platform } = await startApp({ tasks: [MarkerTask] });
+    const marker = join(tempDir(), "fail-while-here");
+    writeFileSync(marker, "");
+    const supervisor = await platform.users.getByLogin("Supervisor");
+    assert.ok(supervisor);
+    const handle = await platform.runAs(supervisor, () => Task.startNewWithUserConnection(MarkerTask, { markerFile: marker, note: "" }));
+    await assert.rejects(handle.wait({ timeoutMs: 10_000 }), /marker file is still there/);
+
+    const page = await (await openBrowser()).newPage();
+    const errors = watchPageErrors(page);
+    // The page's clock runs as ever until moved on by hand.
+    await page.clock.install();
+    await signIn(page, url, "Supervisor", SUPERVISOR_PASSWORD);
+    await page.getByRole("link", { name: "Background tasks" }).click();
+    const row = page.getByTestId("tasks").locator(`tr[data-task-id="${handle.id}"]`);
+    await row.getByText(/^\d+ s ago$/).waitFor();
+    await page.clock.fastForward("03:00");
+    await row.getByText("3 min ago").waitFor();
+
+    // Retry: the notice holds while the task is queued, and goes when it died again.
+    await row.getByRole("link", { name: "MarkerTask" }).click();
+    await page.getByTestId("task-state").filter({ hasText: "dead" }).waitFor();
+    await page.getByRole("button", { name: "Retry" }).click();
+    await page.getByText("Queued again.").waitFor();
+    await page.getByTestId("task-state").filter({ hasText: "dead" }).waitFor({ timeout: 15_000 });
+    await page.getByText("Queued again.").waitFor({ state: "detached" });
+
+    // An address whose task number is not one: said so, without the API's schema words.
+    await page.goto(`${url}/#/tasks/abc`);
+    await page.getByText(`There is no task "abc": a task's number is written in digits, as in #/tasks/42.`).waitFor();
+    assert.doesNotMatch(await page.locator("main").innerText(), /params|pattern|must match/);
+
+    // The code editors carry accessible names.
+    await page.goto(`${url}/#/configuration`);
+    await page.locator('[data-schema="UsrActivityData"]').click();
+    await page.getByRole("textbox", { name: "Source of UsrActivityData" }).waitFor();
+    await page.locator('[data-schema="UsrBackgroundTaskExampleProcess"]').click();
+    await page.getByTestId("bpmn-modeler").locator('[data-element-id="ScriptTask_CreateBackgroundTask"]').click();
+    await page.getByRole("textbox", { name: "Script of Create background task" }).waitFor();
+    assert.deepEqual(errors, []);
+  });
+});
