@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { createHttpServer } from "../../src/http/server.ts";
@@ -245,6 +246,61 @@ describe("hostile and careless requests", () => {
     await until(() => stream.ended, "the signed-out session's stream to end", 5_000);
     assert.equal(kept.ended, false, "another session's stream stays open");
     await app.close();
+  });
+
+  it("leaves nothing of an event stream whose client left during its session lookup, and caps a session's streams", async () => {
+    const platform = await startPlatform("sqlite", { isolation: "none" });
+    const app = await createHttpServer({ runtime: platform.runtime, platform, webRoot: false, sessionCheckMs: 10 });
+    try {
+      await app.listen({ port: 0, host: "127.0.0.1" });
+      const address = app.server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      const admin = await signIn(app, "Supervisor", "supervisor-pass");
+      // Session lookups counted, and held at will: on PostgreSQL a lookup is a round trip, in
+      // which a client may give up.
+      const sessions = platform.sessions;
+      const authenticate = sessions.authenticate.bind(sessions);
+      let lookups = 0;
+      let hold: Promise<void> | null = null;
+      sessions.authenticate = async (token) => {
+        lookups++;
+        if (hold) await hold;
+        return authenticate(token);
+      };
+      let release = (): void => undefined;
+      hold = new Promise<void>((resolve) => (release = resolve));
+      const socket = connect(port, "127.0.0.1");
+      socket.write(`GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n${"Authorization: " + admin.bearer.authorization}\r\n\r\n`);
+      await until(() => lookups === 1, "the session lookup");
+      socket.destroy();
+      const connections = (): Promise<number> => new Promise((resolve) => app.server.getConnections((_, n) => resolve(n)));
+      await until(async () => (await connections()) === 0, "the server to see the client go");
+      hold = null;
+      release();
+      // A stream left behind would look its session up every 10 ms, for good.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(lookups, 1, "a stream whose client had gone kept checking its session");
+
+      // Eight streams per session; the ninth is refused with a reason, another session's is not.
+      const streams: AbortController[] = [];
+      const openStream = async (headers: Record<string, string>): Promise<Response> => {
+        const abort = new AbortController();
+        streams.push(abort);
+        return fetch(`http://127.0.0.1:${port}/api/events`, { headers, signal: abort.signal });
+      };
+      for (let i = 0; i < 8; i++) assert.equal((await openStream(admin.bearer)).status, 200);
+      const refused = await openStream(admin.bearer);
+      assert.equal(refused.status, 429);
+      assert.match(((await refused.json()) as { error: string }).error, /already has 8 live streams open, the most it may/);
+      const other = await signIn(app, "Supervisor", "supervisor-pass");
+      assert.equal((await openStream(other.bearer)).status, 200);
+      // A closed stream frees its place.
+      streams[0]?.abort();
+      await until(async () => (await openStream(admin.bearer)).status === 200, "a freed place");
+      for (const s of streams) s.abort();
+    } finally {
+      await app.close();
+    }
   });
 
   it("answers HEAD of the event stream at once rather than holding a subscription unanswered", async () => {
