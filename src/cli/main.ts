@@ -6,8 +6,9 @@ import { ensureWebAssets } from "../http/web-assets.ts";
 import { Platform } from "../platform/platform.ts";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { DEFAULT_DATABASE, isPostgresUrl, sqlitePathOf } from "../runtime/database-url.ts";
+import { DEFAULT_DATABASE, isPostgresUrl, openDriver, sqlitePathOf } from "../runtime/database-url.ts";
 import { createRuntime, type Runtime, type RuntimeConfig } from "../runtime/runtime.ts";
+import type { StoreState } from "../store/driver.ts";
 import { describeThrown } from "../tasks/error-info.ts";
 import { TASK_LIMITS } from "../tasks/registry.ts";
 import { TASK_STATES, type TaskInfo, type TaskState } from "../tasks/types.ts";
@@ -77,33 +78,44 @@ async function openRuntime(options: CommonOptions, extra: Partial<RuntimeConfig>
 
 /**
  * Inspection commands open the store without a worker and without maintenance, and never create
- * one: a mistyped SQLite path or PostgreSQL schema is an error, not a new empty store reported as
- * "no tasks".
+ * or upgrade one: a mistyped SQLite path or PostgreSQL schema (or another application's SQLite
+ * file) is an error, not a new empty store reported as "no tasks", and a store older than this
+ * underway is left as its workers know it.
  */
 async function inspect(options: CommonOptions): Promise<Runtime> {
-  const text = options.db.trim();
-  const createsNone = "this command reads an existing one and creates none (underway migrate creates it)";
+  await requireStore(options.db, "as it is");
+  const runtime = createRuntime({ db: options.db, worker: false, maintenance: false, logger: false });
+  await runtime.start();
+  return runtime;
+}
+
+/**
+ * Refuses a store that is not there; with "as it is", one whose schema is behind this underway
+ * too. Asked before the runtime opens it, since starting a runtime creates and upgrades.
+ */
+async function requireStore(db: string, use: "as it is" | "upgraded"): Promise<void> {
+  const text = db.trim();
+  const createsNone = "this command needs an existing one and creates none (underway migrate creates it)";
   if (!isPostgresUrl(text) && text !== "") {
     const path = sqlitePathOf(text);
     if (path !== ":memory:" && !existsSync(resolve(path))) {
       throw new Error(`no database at ${resolve(path)}: ${createsNone}`);
     }
   }
-  const runtime = createRuntime({ db: options.db, worker: false, maintenance: false, logger: false });
-  const { driver } = runtime;
-  let exists: boolean;
+  const driver = openDriver(db, { watch: false, warmConnections: 0 });
+  let state: StoreState;
   try {
-    exists = (await driver.storeExists?.()) ?? true;
-  } catch (error) {
+    state = (await driver.storeState?.()) ?? "current";
+  } finally {
     await driver.close().catch(() => undefined);
-    throw error;
   }
-  if (!exists) {
-    await driver.close().catch(() => undefined);
-    throw new Error(`no underway store in ${driver.description}: ${createsNone}`);
+  if (state === "none") throw new Error(`no underway store in ${driver.description}: ${createsNone}`);
+  if (state === "behind" && use === "as it is") {
+    throw new Error(
+      `the underway store in ${driver.description} has an older schema than this underway: this command reads it and upgrades nothing ` +
+        "(underway migrate upgrades it; upgrade its workers first)",
+    );
   }
-  await runtime.start();
-  return runtime;
 }
 
 function isolationOption(): Option {
@@ -240,6 +252,8 @@ export function buildProgram(): Command {
         if (at < 1) throw new InvalidArgumentError(`--param ${JSON.stringify(p)}: expected name=value`);
         parameters[p.slice(0, at)] = p.slice(at + 1);
       }
+      // A mistyped --db would otherwise be a new store with a new Supervisor and no processes.
+      await requireStore(options.db, "upgraded");
       const platform = await Platform.start({
         db: options.db,
         logger: false,

@@ -8,6 +8,9 @@ import type { ThrownInfo } from "../tasks/error-info.ts";
 import type { MissedTickPolicy, ScheduleInfo } from "../tasks/schedules.ts";
 
 /** What differs between backends, in one place. */
+/** See StorageDriver.storeState. */
+export type StoreState = "none" | "behind" | "current";
+
 export interface DriverCapabilities {
   /** Several processes may claim at once without blocking each other (FOR UPDATE SKIP LOCKED). */
   readonly skipLocked: boolean;
@@ -164,10 +167,12 @@ export interface StorageDriver {
   /** Applies the pending numbered migrations; safe when several processes start at once. */
   migrate(): Promise<void>;
   /**
-   * Whether the store was created (its migrations table exists), asked before anything creates it;
-   * only where opening a store can create it unseen (PostgreSQL: a schema). SQLite's file shows.
+   * Whether the store was created ("none": no migrations table) and whether migrate() has work to
+   * do ("behind"), asked without creating or changing anything: commands that only read a store
+   * refuse one that is not there or not current rather than create or upgrade it. Throws when the
+   * store is newer than this underway.
    */
-  storeExists?(): Promise<boolean>;
+  storeState?(): Promise<StoreState>;
   /**
    * Readies the store for the first statements after a start, where it has something to ready
    * (PostgreSQL: opens the connections it keeps and loads each server process's catalogs for the

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { readdirSync, writeFileSync } from "node:fs";
+import Database from "better-sqlite3";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Task } from "../../src/index.ts";
@@ -147,7 +148,7 @@ describe("underway CLI", () => {
       [["migrate", "--db", "postgresql:postgres@127.0.0.1/test"], /unsupported database URL scheme "postgresql:"/],
       [["tasks", "--db", `sqlite:${join(root, "q.db")}?mode=ro`], /has query parameters; a sqlite: URL names a file and takes none/],
       [["migrate", "--db", "postgres://postgres@127.0.0.1:5432/test?schema="], /the PostgreSQL URL's schema parameter is empty/],
-      [["tasks", "--db", join(root, "typo", "app.db")], /no database at .*typo\/app\.db: this command reads an existing one and creates none \(underway migrate creates it\)/],
+      [["tasks", "--db", join(root, "typo", "app.db")], /no database at .*typo\/app\.db: this command needs an existing one and creates none \(underway migrate creates it\)/],
     ];
     for (const [args, pattern] of checks) {
       const r = underway(...args);
@@ -157,13 +158,63 @@ describe("underway CLI", () => {
     assert.deepEqual(readdirSync(root), [], "nothing created");
   });
 
+  it("creates and upgrades nothing when only reading, nor runs a process on a new store", async () => {
+    const root = tempDir();
+    // An empty file, and another application's database.
+    const empty = join(root, "empty.db");
+    writeFileSync(empty, "");
+    const foreign = join(root, "foreign.db");
+    const other = new Database(foreign);
+    other.exec("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)");
+    other.close();
+    for (const file of [empty, foreign]) {
+      for (const args of [["tasks"], ["stats"], ["dead", "list"], ["schedules", "list"]]) {
+        const r = underway(...args, "--db", file);
+        assert.equal(r.code, 1, `${args.join(" ")} ${file}: ${r.stdout}`);
+        assert.match(r.stderr, /no underway store in sqlite:.*: this command needs an existing one and creates none/);
+      }
+    }
+    const tables = (file: string): string[] => {
+      const db = new Database(file, { readonly: true });
+      try {
+        return (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((t) => t.name);
+      } finally {
+        db.close();
+      }
+    };
+    assert.deepEqual(tables(foreign), ["customers"]);
+    assert.deepEqual(tables(empty), []);
+
+    // A store older than this underway: read as it is, never upgraded by a command that reads.
+    const older = tempDb(dir);
+    assert.equal(underway("migrate", "--db", older).code, 0);
+    const store = new Database(older);
+    const latest = (store.prepare("SELECT max(version) AS v FROM underway_migrations").get() as { v: number }).v;
+    store.prepare("DELETE FROM underway_migrations WHERE version = ?").run(latest);
+    store.close();
+    const refused = underway("tasks", "--db", older);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /has an older schema than this underway: this command reads it and upgrades nothing \(underway migrate upgrades it/);
+    const after = new Database(older, { readonly: true });
+    assert.equal((after.prepare("SELECT max(version) AS v FROM underway_migrations").get() as { v: number }).v, latest - 1, "upgraded");
+    after.close();
+
+    // run with a mistyped --db: no new store, no new Supervisor.
+    const typo = join(root, "typo.db");
+    const run = underway("run", "UsrBackgroundTaskExampleProcess", "--db", typo);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /no database at .*typo\.db: this command needs an existing one/);
+    assert.doesNotMatch(run.stdout + run.stderr, /password/);
+    assert.equal(existsSync(typo), false);
+  });
+
   it("reads an existing PostgreSQL store only: a misspelt schema is an error, and nothing is created", async () => {
     const schema = tempSchema();
     const url = `${TEST_POSTGRES_URL}?schema=${schema}`;
     for (const args of [["tasks"], ["stats"], ["schedules", "resume", "nightly"], ["dead", "list"]]) {
       const r = underway(...args, "--db", url);
       assert.equal(r.code, 1, args.join(" "));
-      assert.match(r.stderr, new RegExp(`no underway store in .*\\(schema ${schema}\\): this command reads an existing one and creates none`));
+      assert.match(r.stderr, new RegExp(`no underway store in .*\\(schema ${schema}\\): this command needs an existing one and creates none`));
     }
     const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
     await client.connect();

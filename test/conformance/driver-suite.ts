@@ -62,6 +62,23 @@ export function driverSuite(factory: DriverFactory): void {
       await driver.ping();
     });
 
+    it("tells whether the store exists and is current, creating nothing", async () => {
+      const d = await factory.create();
+      opened.push(d);
+      assert.equal(await d.storeState?.(), "none");
+      assert.equal(await d.storeState?.(), "none", "asking created the store");
+      await d.migrate();
+      assert.equal(await d.storeState?.(), "current");
+      // A store whose last migration is not applied (an older underway's).
+      await d.sqlQuery("DELETE FROM underway_migrations WHERE version = (SELECT max(version) FROM underway_migrations)", []);
+      assert.equal(await d.storeState?.(), "behind");
+      await d.migrate();
+      assert.equal(await d.storeState?.(), "current");
+      // One newer than this underway is refused, by name.
+      await d.sqlQuery(`INSERT INTO underway_migrations (version, name, applied_at) VALUES (9999, 'future', ${d.dialect === "sqlite" ? "0" : "now()"})`, []);
+      await assert.rejects(d.storeState?.() ?? Promise.reject(new Error("no storeState")), /is at schema version 9999, newer than this underway/);
+    });
+
     it("inserts and reads back a task", async () => {
       const d = await fresh();
       const initiator = { userId: "u1", culture: "en-US", timeZone: "UTC" };

@@ -21,7 +21,7 @@ import type {
 } from "../driver.ts";
 import { checkRetryFilter, checkTaskFilter, parseTaskId } from "../driver.ts";
 import { checkHandOff, HELD_RUN_AT_MS } from "../driver.ts";
-import type { ContinuationSpec, QueueDepth, ScheduleAdvanceParams, ScheduleUpsertParams, TaskRetryFilter, TaskStats } from "../driver.ts";
+import type { ContinuationSpec, QueueDepth, ScheduleAdvanceParams, ScheduleUpsertParams, StoreState, TaskRetryFilter, TaskStats } from "../driver.ts";
 import type { ScheduleInfo } from "../../tasks/schedules.ts";
 import { compositionQueriesFor, type ScheduleRow } from "./composition-queries.ts";
 import { activityBuckets, activityWindow, checkCountCap, zeroCounts } from "../task-activity.ts";
@@ -29,7 +29,7 @@ import { taskCentreQueriesFor } from "./task-centre-queries.ts";
 import { TASK_STATES, type TaskFilter, type TaskInfo, type TaskPage, type TaskState } from "../../tasks/types.ts";
 import { connectionError, describeTarget, parseConnectionString, pgModule, quoteSchema, type PostgresTarget } from "./connection.ts";
 import { Listener } from "./listener.ts";
-import { migrateSchema, migrationsTableExists } from "./migrate.ts";
+import { migrateSchema, migrationsTableExists, schemaIsCurrent, type MigrateTarget } from "./migrate.ts";
 import { queriesFor, type Queries } from "./queries.ts";
 import { initiatorContext } from "../initiator.ts";
 import { statesTerm } from "../state-terms.ts";
@@ -167,11 +167,16 @@ export class PostgresDriver implements StorageDriver {
     this.clockOffsetMs += ms;
   }
 
-  async storeExists(): Promise<boolean> {
+  private migrateTarget(): MigrateTarget {
+    return { schema: this.schema, quoted: this.quotedSchema, description: this.description, clockOffsetMs: this.clockOffsetMs };
+  }
+
+  async storeState(): Promise<StoreState> {
     this.assertOpen();
     const client = await this.connect();
     try {
-      return await migrationsTableExists(client, this.quotedSchema);
+      if (!(await migrationsTableExists(client, this.quotedSchema))) return "none";
+      return (await schemaIsCurrent(client, this.migrateTarget())) ? "current" : "behind";
     } finally {
       client.release();
     }
@@ -182,12 +187,7 @@ export class PostgresDriver implements StorageDriver {
     const client = await this.connect();
     let failure: unknown;
     try {
-      await migrateSchema(client, {
-        schema: this.schema,
-        quoted: this.quotedSchema,
-        description: this.description,
-        clockOffsetMs: this.clockOffsetMs,
-      });
+      await migrateSchema(client, this.migrateTarget());
     } catch (error) {
       failure = error;
       throw error;

@@ -67,6 +67,11 @@ export async function migrationsTableExists(client: Pick<PoolClient, "query">, q
   return rows[0]?.found === true;
 }
 
+/** Whether every migration is applied (throws when the store is newer than this underway). */
+export async function schemaIsCurrent(client: PoolClient, target: MigrateTarget): Promise<boolean> {
+  return (await appliedVersion(client, target)) === LATEST;
+}
+
 /** The highest applied version, 0 when the schema or its migrations table does not exist. */
 async function appliedVersion(client: PoolClient, target: MigrateTarget): Promise<number> {
   if (!(await migrationsTableExists(client, target.quoted))) return 0;

@@ -90,7 +90,7 @@ const METHOD_ACCESS: Readonly<Record<DriverMethod, "tasks" | "lender">> = {
   scheduleSetPaused: "tasks",
   scheduleAdvance: "tasks",
   migrate: "lender",
-  storeExists: "lender",
+  storeState: "lender",
   warm: "lender",
   close: "lender",
   onWake: "lender",

@@ -21,11 +21,11 @@ import type {
   TaskCountUpToParams,
 } from "../driver.ts";
 import { checkHandOff, checkTaskFilter, HAND_OFF_LOOKAHEAD, HELD_RUN_AT_MS, parseTaskId } from "../driver.ts";
-import type { ContinuationSpec, QueueDepth, ScheduleAdvanceParams, ScheduleUpsertParams, TaskRetryFilter, TaskStats } from "../driver.ts";
+import type { ContinuationSpec, QueueDepth, ScheduleAdvanceParams, ScheduleUpsertParams, StoreState, TaskRetryFilter, TaskStats } from "../driver.ts";
 import type { ScheduleInfo } from "../../tasks/schedules.ts";
 import * as composition from "./composition.ts";
 import { activityBuckets, activityWindow, checkCountCap, zeroCounts } from "../task-activity.ts";
-import { loadMigrations } from "../migrations.ts";
+import { loadMigrations, type Migration } from "../migrations.ts";
 import { Lane } from "./lane.ts";
 import { initiatorContext } from "../initiator.ts";
 import { fairKeyOf, taskInfoOf } from "../task-rows.ts";
@@ -150,6 +150,12 @@ function betterSqlite3(): typeof Database {
 }
 
 /** The embedded store: one SQLite file in WAL mode, shared by any number of local processes. */
+let migrationsLoaded: Migration[] | null = null;
+/** The SQLite migrations, read once. */
+function sqliteMigrations(): Migration[] {
+  return (migrationsLoaded ??= loadMigrations(new URL("./migrations/", import.meta.url)));
+}
+
 export class SqliteDriver implements StorageDriver {
   readonly dialect = "sqlite" as const;
   readonly schema = null;
@@ -238,8 +244,22 @@ export class SqliteDriver implements StorageDriver {
     return Date.now() + this.clockOffsetMs;
   }
 
+  storeState(): Promise<StoreState> {
+    return this.exclusive(() => {
+      const table = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'underway_migrations'").get();
+      if (!table) return "none";
+      const row = this.db.prepare("SELECT max(version) AS version FROM underway_migrations").get() as { version: number | null };
+      const applied = row.version ?? 0;
+      const known = Math.max(0, ...sqliteMigrations().map((m) => m.version));
+      if (applied > known) {
+        throw new Error(`the database ${this.description} is at schema version ${applied}, newer than this underway (${known}); upgrade underway`);
+      }
+      return applied === known ? "current" : "behind";
+    });
+  }
+
   async migrate(): Promise<void> {
-    const migrations = loadMigrations(new URL("./migrations/", import.meta.url));
+    const migrations = sqliteMigrations();
     await this.exclusive(() => {
       // IMMEDIATE takes the write lock first, so two processes starting at once migrate in turn.
       this.immediate(() => {
