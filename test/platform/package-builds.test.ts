@@ -84,4 +84,36 @@ describe("package builds", () => {
     // What is not found anywhere says why a package could not be looked in.
     await assert.rejects(platform.appConnection.systemUserConnection.processEngine.processExecutor.execute("UsrNoSuchProc", {}), /damaged build/);
   });
+
+  it("publishes and runs a package whose dependency has dependencies of its own, with the builds they were compiled against", async () => {
+    const db = tempDb(tempDir());
+    let platform = await open(db);
+    await publish(platform, "UsrBase", { UsrBaseThing: 'export const base = "base1";' });
+    await publish(platform, "UsrMiddle", { UsrMiddleThing: 'import { base } from "UsrBaseThing";\nexport function word(): string { return `middle+${base}`; }' }, {}, ["UsrBase"]);
+    // The top imports only the middle's schema, which imports the base's; and it may use the base's schemas itself.
+    const topProcess = processXml("UsrTopProc", "Top", [
+      { kind: "script", id: "Say", body: 'context.set("Word", `${word()}|${base}`); return true;', usings: ["UsrMiddleThing", "UsrBaseThing"] },
+      { kind: "end", id: "End" },
+    ]);
+    assert.equal(await publish(platform, "UsrTop", {}, { UsrTopProc: topProcess }, ["UsrMiddle"]), 1);
+    assert.equal((await run(platform, "UsrTopProc")).parameters.Word, "middle+base1|base1");
+    // A newer base: the top's build keeps the base its middle was compiled against, after a restart too.
+    await publish(platform, "UsrBase", { UsrBaseThing: 'export const base = "base2";' });
+    await platform.stop({ graceMs: 0 });
+    platform = await open(db);
+    assert.equal((await run(platform, "UsrTopProc")).parameters.Word, "middle+base1|base1");
+  });
+
+  it("refuses dependencies that lead back to the package, and reserved names", async () => {
+    const platform = await open(tempDb(tempDir()));
+    await assert.rejects(platform.packages.ensurePackage("UsrSelf", { dependencies: ["UsrSelf"] }), /package UsrSelf cannot depend on UsrSelf: UsrSelf -> UsrSelf is a cycle/);
+    await publish(platform, "UsrA", { UsrAThing: "export const a = 1;" });
+    await publish(platform, "UsrB", {}, {}, ["UsrA"]);
+    await assert.rejects(platform.packages.ensurePackage("UsrA", { dependencies: ["UsrB"] }), /package UsrA cannot depend on UsrB: UsrA -> UsrB -> UsrA is a cycle/);
+    assert.deepEqual((await platform.packages.listPackages()).find((p) => p.name === "UsrA")?.dependencies, [], "the refused dependencies were stored");
+    for (const name of ["constructor", "prototype", "underway"]) {
+      await assert.rejects(platform.packages.ensurePackage(name), new RegExp(`package name "${name}" is reserved: choose another`));
+      await assert.rejects(platform.packages.saveSchema("UsrA", { name, kind: "source", body: "export {};" }), new RegExp(`schema name "${name}" is reserved`));
+    }
+  });
 });

@@ -37,6 +37,16 @@ for (const store of STORES) {
       assert.doesNotMatch(newest?.code ?? "", /"middle"/);
     });
 
+    it("creates a package once when it is created several times at once (nodes installing their packages together)", async () => {
+      const platform = await startPlatform(store, { isolation: "none", packageRefreshMs: 0 });
+      // Each call reads before any inserts: all but one insert meets the unique name.
+      const ids = await Promise.all(Array.from({ length: 6 }, (_, i) => platform.packages.ensurePackage("UsrTwin", { description: `call ${i}` })));
+      assert.equal(new Set(ids).size, 1, `ids: ${ids.join(", ")}`);
+      const listed = (await platform.packages.listPackages()).filter((p) => p.name === "UsrTwin");
+      assert.equal(listed.length, 1);
+      assert.match(listed[0]?.description ?? "", /^call \d$/);
+    });
+
     it("gives up with a clear error when other publishes keep overtaking one", async () => {
       const platform = await startPlatform(store, { isolation: "none", packageRefreshMs: 0 });
       await platform.packages.ensurePackage("UsrBusy");

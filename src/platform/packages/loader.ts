@@ -55,7 +55,9 @@ export class PackageLoader {
     const key = `${packageName}@${version}`;
     const known = this.loaded.get(key);
     if (known) return known;
-    if (seen.includes(packageName)) throw new Error(`packages depend on each other in a cycle: ${[...seen, packageName].join(" -> ")}`);
+    // Builds, not names: A v2 may use B v1, which was compiled against A v1 (publish refuses a
+    // cycle of names, but a store may hold builds from before).
+    if (seen.includes(key)) throw new Error(`package builds depend on each other in a cycle: ${[...seen, key].join(" -> ")}`);
     const build = await this.packages.build(packageName, version);
     if (!build) throw new Error(`package ${packageName} has no build ${version}`);
     // The dependency builds it was compiled against; builds older than that record run with the newest.
@@ -64,7 +66,7 @@ export class PackageLoader {
       { packageName, code: build.code, exports: build.manifest.exports, schemas: build.manifest.schemas },
       version,
       dependencies,
-      seen,
+      [...seen, key],
     );
     const result = { packageName, version, loaded, build };
     this.loaded.set(key, result);
@@ -95,7 +97,7 @@ export class PackageLoader {
     const { packageName } = compiled;
     const dependencies: LoadedPackage[] = [];
     for (const [name, v] of Object.entries(dependencyVersions)) {
-      dependencies.push((await this.load(name, v, [...seen, packageName])).loaded);
+      dependencies.push((await this.load(name, v, seen)).loaded);
     }
     const loaded = loadPackage(compiled, await this.platformApi(), dependencies);
     // Classes of a build are found by name through the loader, never kept by the task registry.

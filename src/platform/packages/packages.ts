@@ -8,6 +8,7 @@ import type { StorageDriver } from "../../store/driver.ts";
 import type { PlatformTables } from "../db/tables.ts";
 import { parseProcess, type ProcessDefinition } from "../processes/bpmn/index.ts";
 import { compilePackage, type CompiledPackage, type ProcessCondition, type ProcessScript, type SourceSchema } from "./compiler/index.ts";
+import { isValidName, PLATFORM_MODULE } from "./compiler/names.ts";
 import { PackageInputError, PackageNotFoundError } from "./errors.ts";
 import { parsePackageSchedules, type PackageSchedule } from "./schedules.ts";
 
@@ -75,6 +76,16 @@ const NAME = /^[A-Za-z][A-Za-z0-9_]{0,99}$/;
 const MAX_BODY = 1024 * 1024;
 const MAX_PUBLISH_ATTEMPTS = 5;
 
+/** A package or schema name: an identifier, and none that the compiler or the platform keeps for itself. */
+function checkName(name: string, what: "package name" | "schema name"): void {
+  if (typeof name !== "string" || !NAME.test(name)) {
+    throw new PackageInputError(`${what} ${JSON.stringify(name)} must be letters, digits and _ (at most 100), starting with a letter`);
+  }
+  if (!isValidName(name) || name === PLATFORM_MODULE) {
+    throw new PackageInputError(`${what} ${JSON.stringify(name)} is reserved: choose another`);
+  }
+}
+
 /** Another publish of the package stored a build after this one read the package. */
 class PublishOvertaken extends Error {}
 
@@ -91,12 +102,12 @@ export class Packages {
   ) {}
 
   async ensurePackage(name: string, options: { description?: string; dependencies?: readonly string[] } = {}): Promise<string> {
-    if (!NAME.test(name)) throw new PackageInputError(`package name ${JSON.stringify(name)} must be letters, digits and _ (at most 100), starting with a letter`);
+    checkName(name, "package name");
     for (const d of options.dependencies ?? []) if (!NAME.test(d)) throw new PackageInputError(`dependency name ${JSON.stringify(d)} is not a package name`);
-    const existing = await this.db.selectFrom("SysPackage").select("Id").where("Name", "=", name).executeTakeFirst();
+    if (options.dependencies !== undefined) await this.refuseCycle(name, options.dependencies);
     const now = new Date(await this.store.clockNow());
     const dependencies = JSON.stringify(options.dependencies ?? []);
-    if (existing) {
+    const update = async (id: string): Promise<string> => {
       // What is not given stays as it is: a new description keeps the dependencies.
       await this.db
         .updateTable("SysPackage")
@@ -105,16 +116,75 @@ export class Packages {
           ...(options.dependencies !== undefined ? { Dependencies: dependencies } : {}),
           ...(options.description !== undefined ? { Description: options.description } : {}),
         })
-        .where("Id", "=", existing.Id)
+        .where("Id", "=", id)
         .execute();
-      return existing.Id;
-    }
+      return id;
+    };
+    const existing = await this.db.selectFrom("SysPackage").select("Id").where("Name", "=", name).executeTakeFirst();
+    if (existing) return update(existing.Id);
     const id = randomUUID();
-    await this.db
-      .insertInto("SysPackage")
-      .values({ Id: id, Name: name, Description: options.description ?? null, Dependencies: dependencies, CreatedOn: now, ModifiedOn: now })
-      .execute();
+    try {
+      await this.db
+        .insertInto("SysPackage")
+        .values({ Id: id, Name: name, Description: options.description ?? null, Dependencies: dependencies, CreatedOn: now, ModifiedOn: now })
+        .execute();
+    } catch (error) {
+      // Created meanwhile (two nodes installing their packages at once, two requests): this call
+      // updates it, as it would have had it come second.
+      if (!isUniqueViolation(error)) throw error;
+      const created = await this.db.selectFrom("SysPackage").select("Id").where("Name", "=", name).executeTakeFirstOrThrow();
+      return update(created.Id);
+    }
     return id;
+  }
+
+  /**
+   * The builds a publish compiles against: the newest build of each package named, and the
+   * builds those were compiled against, down the whole hierarchy (a package may use the schemas of
+   * its dependencies' dependencies). A package met twice keeps the first build met: a direct
+   * dependency's newest before the one an indirect path recorded.
+   */
+  private async hierarchy(
+    packageName: string,
+    direct: readonly string[],
+  ): Promise<{ dependencies: CompiledPackage[]; dependencyVersions: Record<string, number> }> {
+    const dependencies: CompiledPackage[] = [];
+    const dependencyVersions: Record<string, number> = {};
+    // Breadth first, each with the path that led to it (for the messages).
+    const queue: { name: string; version: number | null; path: readonly string[] }[] = direct.map((name) => ({ name, version: null, path: [packageName] }));
+    while (queue.length > 0) {
+      const { name, version, path } = queue.shift()!;
+      if (name === packageName) {
+        throw new PackageInputError(`package ${packageName} depends on itself: ${[...path, name].join(" -> ")}; a package's dependencies may not lead back to it`);
+      }
+      if (Object.hasOwn(dependencyVersions, name)) continue;
+      const build = version === null ? await this.latestBuild(name) : await this.build(name, version);
+      if (!build) {
+        const via = path.length > 1 ? ` (through ${path.slice(1).join(" -> ")})` : "";
+        throw new PackageInputError(`package ${packageName} depends on ${name}${via}, which has not been published`);
+      }
+      dependencies.push({ packageName: name, code: build.code, exports: build.manifest.exports, schemas: build.manifest.schemas });
+      dependencyVersions[name] = build.manifest.version;
+      for (const [next, v] of Object.entries(build.manifest.dependencies ?? {})) queue.push({ name: next, version: v, path: [...path, name] });
+    }
+    return { dependencies, dependencyVersions };
+  }
+
+  /** Refuses dependencies that would lead back to the package, by the dependencies each package declares. */
+  private async refuseCycle(name: string, dependencies: readonly string[]): Promise<void> {
+    const declared = new Map(
+      (await this.db.selectFrom("SysPackage").select(["Name", "Dependencies"]).execute()).map((r) => [r.Name, JSON.parse(r.Dependencies) as string[]]),
+    );
+    declared.set(name, [...dependencies]);
+    const visit = (at: string, path: readonly string[]): void => {
+      for (const next of declared.get(at) ?? []) {
+        if (next === name) {
+          throw new PackageInputError(`package ${name} cannot depend on ${dependencies.join(", ")}: ${[...path, next].join(" -> ")} is a cycle; a package's dependencies may not lead back to it`);
+        }
+        if (!path.includes(next)) visit(next, [...path, next]);
+      }
+    };
+    visit(name, [name]);
   }
 
   async listPackages(): Promise<{ name: string; description: string | null; dependencies: string[]; version: number | null }[]> {
@@ -136,7 +206,7 @@ export class Packages {
 
   /** Stores a schema's text. A process definition is parsed first: unsupported content is refused. */
   async saveSchema(packageName: string, schema: SchemaInput, byUserId: string | null = null): Promise<void> {
-    if (!NAME.test(schema.name)) throw new PackageInputError(`schema name ${JSON.stringify(schema.name)} must be letters, digits and _, starting with a letter`);
+    checkName(schema.name, "schema name");
     if (schema.kind !== "source" && schema.kind !== "process") throw new PackageInputError(`schema kind must be "source" or "process", got ${JSON.stringify(schema.kind)}`);
     if (typeof schema.body !== "string") throw new PackageInputError("a schema body must be text");
     if (schema.body.length > MAX_BODY) throw new PackageInputError(`schema ${schema.name} is larger than 1 MiB`);
@@ -273,15 +343,7 @@ export class Packages {
         }
       }
     }
-    const dependencies: CompiledPackage[] = [];
-    const dependencyNames = JSON.parse(row.Dependencies) as string[];
-    const dependencyVersions: Record<string, number> = {};
-    for (const name of dependencyNames) {
-      const build = await this.latestBuild(name);
-      if (!build) throw new PackageInputError(`package ${packageName} depends on ${name}, which has not been published`);
-      dependencies.push({ packageName: name, code: build.code, exports: build.manifest.exports, schemas: build.manifest.schemas });
-      dependencyVersions[name] = build.manifest.version;
-    }
+    const { dependencies, dependencyVersions } = await this.hierarchy(packageName, JSON.parse(row.Dependencies) as string[]);
     const compiled = await compilePackage({ packageName, schemas: sources, scripts, conditions, dependencies });
     await this.hooks.check?.({ packageName, compiled, dependencies: dependencyVersions, schedules });
     const stored = await this.store.transaction(async () => {
