@@ -1,4 +1,4 @@
-import type { StorageDriver } from "../store/driver.ts";
+import type { RescuedDeadTask, StorageDriver } from "../store/driver.ts";
 import type { Logger } from "../tasks/logger.ts";
 import { PeriodicDuty } from "./periodic.ts";
 
@@ -11,6 +11,8 @@ export interface RescuerOptions {
   readonly batchSize?: number;
   /** Called when tasks became due again, so local workers look at once. */
   readonly onRescued?: () => void;
+  /** Called with the tasks a pass ended dead (their attempts spent). */
+  readonly onDead?: (tasks: readonly RescuedDeadTask[]) => void;
   /** Timed passes run only while this says so (the node leads maintenance). Default: always. */
   readonly isLeader?: () => boolean;
 }
@@ -39,6 +41,7 @@ export class Rescuer extends PeriodicDuty<{ retried: number; dead: number }> {
       const r = await this.options.driver.taskRescueExpired({ limit });
       retried += r.retried;
       dead += r.dead;
+      if (r.deadTasks?.length) this.options.onDead?.(r.deadTasks);
       if (r.retried + r.dead < limit || !(await this.nextBatch())) break;
     }
     if (retried + dead > 0) {

@@ -38,7 +38,7 @@ import { cronTicks } from "../maintenance/cron.ts";
 import { Scheduler } from "../maintenance/scheduler.ts";
 import { TaskMetrics } from "../observability/metrics.ts";
 import { AttemptSpans, withEnqueueSpan } from "../observability/tracing.ts";
-import type { TaskRetryFilter, TaskStats } from "../store/driver.ts";
+import type { RescuedDeadTask, TaskRetryFilter, TaskStats } from "../store/driver.ts";
 import type { ContinuationCondition } from "../tasks/ambient.ts";
 import { decodeTaskResult } from "../tasks/result.ts";
 import type { ScheduleInfo } from "../tasks/schedules.ts";
@@ -331,6 +331,7 @@ export class Runtime implements TaskStarter {
           logger: this.logger,
           ...(maintenance.rescueIntervalMs ? { intervalMs: maintenance.rescueIntervalMs } : {}),
           onRescued: () => this.worker?.wake(),
+          onDead: (tasks) => this.rescuedDead(tasks),
           isLeader: () => this.elector?.isLeader ?? false,
         })
       : null;
@@ -859,6 +860,31 @@ export class Runtime implements TaskStarter {
               : "released";
     this.metrics.attemptEnded(event.name, outcome, event.durationMs ?? null);
     this.attemptSpans.ended(event, outcome, "error" in event ? event.error : undefined);
+  }
+
+  /**
+   * Tasks the rescue ended dead (their last attempt's worker crashed, was killed or hung): told
+   * as "taskDead" here, on the maintenance leader, since the node that ran them cannot. Counted
+   * by no metric here: their attempts were this node's no more than anyone's.
+   */
+  private rescuedDead(tasks: readonly RescuedDeadTask[]): void {
+    for (const task of tasks) {
+      const event = {
+        type: "taskDead" as const,
+        taskId: task.id,
+        name: task.name,
+        attempt: task.attempt,
+        error: { name: "LeaseExpiredError", message: task.message },
+        retryDelayMs: null,
+      };
+      const waiters = this.endWaiters.get(task.id);
+      if (waiters) for (const w of [...waiters]) w();
+      try {
+        this.events.emit("taskDead", event);
+      } catch (error) {
+        this.logger.error({ err: error, event: "taskDead" }, "a runtime event listener threw");
+      }
+    }
   }
 
   private onWorkerEvent(event: WorkerEvent): void {

@@ -133,6 +133,16 @@ export interface TaskHeartbeatParams {
 export interface TaskRescueResult {
   readonly retried: number;
   readonly dead: number;
+  /** The tasks that ended dead, for whoever follows ended tasks (process instances, event listeners). */
+  readonly deadTasks?: readonly RescuedDeadTask[];
+}
+
+/** A task the rescue ended dead: its last attempt's worker stopped renewing the lease. */
+export interface RescuedDeadTask {
+  readonly id: string;
+  readonly name: string;
+  readonly attempt: number;
+  readonly message: string;
 }
 
 /** What a statement of the platform's query builder returns. */

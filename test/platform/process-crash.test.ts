@@ -73,5 +73,38 @@ for (const store of ["sqlite", "postgres"] as const) {
       );
       assert.deepEqual(log.parameters, { First: true, Resumed: true });
     });
+
+    it("end in Error when their task dies because every attempt's worker stopped renewing its lease", async () => {
+      const db = store === "sqlite" ? tempDb(tempDir()) : `${TEST_POSTGRES_URL}?schema=${tempSchema()}`;
+      const platform = await open(db, false);
+      await platform.packages.ensurePackage("UsrLost");
+      await platform.packages.saveSchema("UsrLost", {
+        name: "UsrLostProcess",
+        kind: "process",
+        body: processXml("UsrLostProcess", "Lost", [{ kind: "script", id: "Work", body: "return true;" }, { kind: "end", id: "End" }]),
+      });
+      await platform.packages.publish("UsrLost");
+      const admin = platform.appConnection.systemUserConnection;
+      const { instanceId } = await admin.processEngine.processExecutor.execute("UsrLostProcess");
+      // Each attempt is taken by a worker that dies at once (claimed here, never finished): the
+      // rescue on the maintenance leader, not a worker, ends the task dead.
+      const { driver } = platform.runtime;
+      const dead: string[] = [];
+      platform.runtime.on("taskDead", (event) => dead.push(`${event.name}:${event.error.name}`));
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        const [claimed] = await driver.taskClaim({ workerId: `lost-${attempt}`, limit: 1, leaseMs: 1_000 });
+        assert.ok(claimed, `attempt ${attempt} claimed`);
+        driver.clockShift(1_001);
+        const expected = attempt < 3 ? { retried: 1, dead: 0 } : { retried: 0, dead: 1 };
+        const rescued = await platform.runtime.rescuer?.runOnce();
+        assert.deepEqual({ retried: rescued?.retried, dead: rescued?.dead }, expected);
+      }
+      assert.deepEqual(dead, ["underway.ProcessInstance:LeaseExpiredError"]);
+      const log = await until(async () => {
+        const l = await platform.processEngine.getLog(instanceId, admin);
+        return l?.status === "Error" ? l : null;
+      }, "the instance to end in Error");
+      assert.match(log.errorMessage ?? "", /stopped renewing its lease/);
+    });
   });
 }

@@ -21,7 +21,7 @@ import type {
 } from "../driver.ts";
 import { checkRetryFilter, checkTaskFilter, parseTaskId } from "../driver.ts";
 import { checkHandOff, HELD_RUN_AT_MS } from "../driver.ts";
-import type { ContinuationSpec, QueueDepth, ScheduleAdvanceParams, ScheduleUpsertParams, StoreState, TaskRetryFilter, TaskStats } from "../driver.ts";
+import type { ContinuationSpec, QueueDepth, RescuedDeadTask, ScheduleAdvanceParams, ScheduleUpsertParams, StoreState, TaskRetryFilter, TaskStats } from "../driver.ts";
 import type { ScheduleInfo } from "../../tasks/schedules.ts";
 import { compositionQueriesFor, type ScheduleRow } from "./composition-queries.ts";
 import { activityBuckets, activityWindow, checkCountCap, zeroCounts } from "../task-activity.ts";
@@ -443,11 +443,11 @@ export class PostgresDriver implements StorageDriver {
   }
 
   async taskRescueExpired(params: { limit: number }): Promise<TaskRescueResult> {
-    const [row] = await this.query<{ retried: number; dead: number }>(this.sql.rescue, [
+    const [row] = await this.query<{ retried: number; dead: number; dead_tasks: RescuedDeadTask[] }>(this.sql.rescue, [
       this.clockOffsetMs,
       Math.max(0, Math.trunc(params.limit)),
     ]);
-    const result = { retried: row?.retried ?? 0, dead: row?.dead ?? 0 };
+    const result = { retried: row?.retried ?? 0, dead: row?.dead ?? 0, deadTasks: row?.dead_tasks ?? [] };
     // Rescued tasks are due at once: wake idle workers on every node, as an insert does.
     if (result.retried > 0) await this.query("SELECT pg_notify($1, '')", [this.schema]);
     return result;

@@ -283,7 +283,7 @@ export function queriesFor(schema: string) {
     /**
      * Fails (or kills, when its attempts are spent) up to $2 running tasks whose lease expired,
      * skipping those another rescuer holds, and logs a LeaseExpiredError for each.
-     * Returns { retried, dead }. $1 offset.
+     * Returns { retried, dead, dead_tasks } (the dead ones' id, name, attempt, message). $1 offset.
      */
     rescue: `
       WITH expired AS (
@@ -302,7 +302,7 @@ export function queriesFor(schema: string) {
                                           'message', ${LEASE_EXPIRED_MESSAGE})
         FROM expired e
         WHERE t.id = e.id AND t.state = 'running' AND t.lease_expires_at < ${NOW}
-        RETURNING t.id, t.state, e.attempt, t.last_error ->> 'message' AS message
+        RETURNING t.id, t.name, t.state, e.attempt, t.last_error ->> 'message' AS message
       ), logged AS (
         INSERT INTO ${errors} (task_id, attempt, at, name, message, stack)
         SELECT r.id, r.attempt, ${NOW}, 'LeaseExpiredError', r.message, NULL FROM rescued r
@@ -310,7 +310,9 @@ export function queriesFor(schema: string) {
           SET name = excluded.name, message = excluded.message, stack = excluded.stack
       )
       SELECT (count(*) FILTER (WHERE state = 'failed'))::int AS retried,
-             (count(*) FILTER (WHERE state = 'dead'))::int AS dead
+             (count(*) FILTER (WHERE state = 'dead'))::int AS dead,
+             coalesce(json_agg(json_build_object('id', id::text, 'name', name, 'attempt', attempt, 'message', message))
+                        FILTER (WHERE state = 'dead'), '[]') AS dead_tasks
       FROM rescued`,
 
     /** Returns { next }: the earliest run-at not yet due, or null. $1 offset. */

@@ -21,7 +21,7 @@ import type {
   TaskCountUpToParams,
 } from "../driver.ts";
 import { checkHandOff, checkTaskFilter, HAND_OFF_LOOKAHEAD, HELD_RUN_AT_MS, parseTaskId } from "../driver.ts";
-import type { ContinuationSpec, QueueDepth, ScheduleAdvanceParams, ScheduleUpsertParams, StoreState, TaskRetryFilter, TaskStats } from "../driver.ts";
+import type { ContinuationSpec, QueueDepth, RescuedDeadTask, ScheduleAdvanceParams, ScheduleUpsertParams, StoreState, TaskRetryFilter, TaskStats } from "../driver.ts";
 import type { ScheduleInfo } from "../../tasks/schedules.ts";
 import * as composition from "./composition.ts";
 import { activityBuckets, activityWindow, checkCountCap, zeroCounts } from "../task-activity.ts";
@@ -373,7 +373,7 @@ export class SqliteDriver implements StorageDriver {
          WHERE id = ? AND run_seq = ? AND state = 'running'`,
       ),
       expired: db.prepare(
-        `SELECT id, attempt, max_attempts, worker_id FROM underway_tasks
+        `SELECT id, name, attempt, max_attempts, worker_id FROM underway_tasks
          WHERE state = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?`,
       ),
       rescue: db.prepare(
@@ -610,12 +610,14 @@ export class SqliteDriver implements StorageDriver {
         const now = this.now();
         const rows = this.sql.expired.all(now, params.limit) as {
           id: number;
+          name: string;
           attempt: number;
           max_attempts: number;
           worker_id: string | null;
         }[];
         let retried = 0;
         let dead = 0;
+        const deadTasks: RescuedDeadTask[] = [];
         for (const row of rows) {
           const isDead = row.attempt >= row.max_attempts;
           const error = {
@@ -633,11 +635,13 @@ export class SqliteDriver implements StorageDriver {
           ).changes;
           if (!changed) continue;
           this.sql.errorInsert.run(row.id, row.attempt, now, error.name, error.message, null);
-          if (isDead) dead++;
-          else retried++;
+          if (isDead) {
+            dead++;
+            deadTasks.push({ id: String(row.id), name: row.name, attempt: row.attempt, message: error.message });
+          } else retried++;
         }
         this.changed(retried + dead);
-        return { retried, dead };
+        return { retried, dead, deadTasks };
       }),
     );
   }
