@@ -441,8 +441,8 @@ export class Runtime implements TaskStarter {
     const late = new Promise<"late">((resolve) => {
       timer = setTimeout(() => resolve("late"), this.stopWaitMs);
     });
-    const outcome = await Promise.race([work.then(() => "done" as const, () => "done" as const), late]);
-    clearTimeout(timer);
+    // A failure (the store failing to close) still reaches the caller, as before the bound.
+    const outcome = await Promise.race([work.then(() => "done" as const), late]).finally(() => clearTimeout(timer));
     if (outcome === "late") {
       this.logger.warn({ waitedMs: this.stopWaitMs }, `stop: gave up waiting for ${what}; stopping without it`);
     }
