@@ -33,12 +33,13 @@ describe("the web application: details", () => {
     await page.clock.fastForward("03:00");
     await row.getByText("3 min ago").waitFor();
 
-    // Retry: the notice holds while the task is queued, and goes when it died again.
+    // Retry: the notice speaks of a queued (or running) task, and goes once it died again
+    // (which may come before the page reads the task again).
     await row.getByRole("link", { name: "MarkerTask" }).click();
     await page.getByTestId("task-state").filter({ hasText: "dead" }).waitFor();
     await page.getByRole("button", { name: "Retry" }).click();
-    await page.getByText("Queued again.").waitFor();
-    await page.getByTestId("task-state").filter({ hasText: "dead" }).waitFor({ timeout: 15_000 });
+    await page.getByTestId("task-errors").getByText("Attempt 2").waitFor({ timeout: 15_000 });
+    await page.getByTestId("task-state").filter({ hasText: "dead" }).waitFor();
     await page.getByText("Queued again.").waitFor({ state: "detached" });
 
     // An address whose task number is not one: said so, without the API's schema words.

@@ -29,6 +29,11 @@ export function task(overrides: Partial<TaskInsertParams> = {}): TaskInsertParam
   };
 }
 
+/** A rescue's counts, without the dead tasks' names. */
+function counts(result: { retried: number; dead: number }): { retried: number; dead: number } {
+  return { retried: result.retried, dead: result.dead };
+}
+
 /** Closes every store, all of them even when one fails to close (the first failure is thrown). */
 export async function closeAll(drivers: readonly StorageDriver[]): Promise<void> {
   const results = await Promise.allSettled(drivers.map((d) => d.close()));
@@ -172,9 +177,9 @@ export function driverSuite(factory: DriverFactory): void {
       const [first] = await d.taskClaim({ workerId: "dead-worker", limit: 1, leaseMs: 10_000 });
       assert.ok(first);
       // Not expired yet: nothing to rescue.
-      assert.deepEqual(await d.taskRescueExpired({ limit: 10 }), { retried: 0, dead: 0 });
+      assert.deepEqual(counts(await d.taskRescueExpired({ limit: 10 })), { retried: 0, dead: 0 });
       d.clockShift(10_001);
-      assert.deepEqual(await d.taskRescueExpired({ limit: 10 }), { retried: 1, dead: 0 });
+      assert.deepEqual(counts(await d.taskRescueExpired({ limit: 10 })), { retried: 1, dead: 0 });
       const rescued = await d.taskGet(id);
       assert.equal(rescued?.state, "failed");
       assert.equal(rescued?.lastError?.name, "LeaseExpiredError");
@@ -240,7 +245,10 @@ export function driverSuite(factory: DriverFactory): void {
       const id = await d.taskInsert(task({ maxAttempts: 1 }));
       await d.taskClaim({ workerId: "w", limit: 1, leaseMs: 1_000 });
       d.clockShift(1_001);
-      assert.deepEqual(await d.taskRescueExpired({ limit: 10 }), { retried: 0, dead: 1 });
+      const rescued = await d.taskRescueExpired({ limit: 10 });
+      assert.deepEqual(counts(rescued), { retried: 0, dead: 1 });
+      // The dead ones are named, for whoever follows ended tasks (process instances).
+      assert.deepEqual(rescued.deadTasks, [{ id, name: "T", attempt: 1, message: "worker w stopped renewing its lease (it crashed, was killed or hung)" }]);
       assert.equal((await d.taskGet(id))?.state, "dead");
     });
 
@@ -252,7 +260,7 @@ export function driverSuite(factory: DriverFactory): void {
       const held = await d.taskHeartbeat({ workerId: "w", leaseMs: 1_000, runs });
       assert.equal(held.length, 2);
       d.clockShift(900); // 1,800 ms after the claim, but renewed at 900
-      assert.deepEqual(await d.taskRescueExpired({ limit: 10 }), { retried: 0, dead: 0 });
+      assert.deepEqual(counts(await d.taskRescueExpired({ limit: 10 })), { retried: 0, dead: 0 });
       assert.deepEqual(await d.taskHeartbeat({ workerId: "other", leaseMs: 1_000, runs }), []);
     });
 

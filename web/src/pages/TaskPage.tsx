@@ -11,8 +11,9 @@ export function TaskPage({ id }: { id: string }) {
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  // The state an action's notice speaks of ("Queued again." of queued): once the task moves on, it goes.
-  const noticeState = useRef<string | null>(null);
+  // The states an action's notice speaks of ("Queued again." of a queued or running task): once
+  // the task is in another (it ran and died again, say), the notice goes.
+  const noticeStates = useRef<readonly string[] | null>(null);
   const wellFormed = /^[1-9][0-9]*$/.test(id);
 
   const load = async (isCurrent: () => boolean = () => true): Promise<TaskDetail | null> => {
@@ -22,8 +23,8 @@ export function TaskPage({ id }: { id: string }) {
       if (!isCurrent()) return null;
       setTask(detail);
       setError(null);
-      if (noticeState.current !== null && detail.state !== noticeState.current) {
-        noticeState.current = null;
+      if (noticeStates.current !== null && !noticeStates.current.includes(detail.state)) {
+        noticeStates.current = null;
         setNotice(null);
       }
       return detail;
@@ -50,10 +51,10 @@ export function TaskPage({ id }: { id: string }) {
         return;
       }
       await api("POST", `/api/tasks/${encodeURIComponent(id)}/${verb}`);
-      noticeState.current = null;
-      const detail = await load();
-      noticeState.current = detail?.state ?? null;
+      // Set before the task is read again: it may have run and ended already.
+      noticeStates.current = verb === "retry" ? ["queued", "running"] : ["canceled", "running"];
       setNotice(verb === "retry" ? "Queued again." : "Canceled.");
+      await load();
     } catch (err) {
       setNotice(null);
       setError((err as Error).message);
