@@ -877,18 +877,17 @@ export class Runtime implements TaskStarter {
         error: { name: "LeaseExpiredError", message: task.message },
         retryDelayMs: null,
       };
-      const waiters = this.endWaiters.get(task.id);
-      if (waiters) for (const w of [...waiters]) w();
-      try {
-        this.events.emit("taskDead", event);
-      } catch (error) {
-        this.logger.error({ err: error, event: "taskDead" }, "a runtime event listener threw");
-      }
+      this.announce(event);
     }
   }
 
   private onWorkerEvent(event: WorkerEvent): void {
     this.observe(event);
+    this.announce(event);
+  }
+
+  /** Tells an attempt's event to the runtime's listeners, and an ended task's to those waiting for it. */
+  private announce(event: WorkerEvent): void {
     if (event.type !== "taskStarted") {
       const waiters = this.endWaiters.get(event.taskId);
       if (waiters) for (const w of [...waiters]) w();

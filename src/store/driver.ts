@@ -7,10 +7,10 @@ import { TASK_STATES, type Initiator, type TaskFilter, type TaskInfo, type TaskP
 import type { ThrownInfo } from "../tasks/error-info.ts";
 import type { MissedTickPolicy, ScheduleInfo } from "../tasks/schedules.ts";
 
-/** What differs between backends, in one place. */
 /** See StorageDriver.storeState. */
 export type StoreState = "none" | "behind" | "current";
 
+/** What differs between backends, in one place. */
 export interface DriverCapabilities {
   /** Several processes may claim at once without blocking each other (FOR UPDATE SKIP LOCKED). */
   readonly skipLocked: boolean;

@@ -18,7 +18,7 @@ const MAX_STREAMS_PER_SESSION = 8;
  * Server-sent events: `tasks` and `activities` tell a page that its data changed; the page then
  * fetches what its user may see through the ordinary routes, so an event carries no data.
  */
-export function eventRoutes(feed: ChangeFeed, sessions: Sessions, sessionCheckMs = SESSION_CHECK_MS, maxStreamsPerSession = MAX_STREAMS_PER_SESSION) {
+export function eventRoutes(feed: ChangeFeed, sessions: Sessions, sessionCheckMs = SESSION_CHECK_MS) {
   return async (app: FastifyInstance): Promise<void> => {
     const open = new Set<ServerResponse>();
     /** Open streams per session: each costs a socket and a session check every few seconds. */
@@ -39,7 +39,7 @@ export function eventRoutes(feed: ChangeFeed, sessions: Sessions, sessionCheckMs
       const { token } = requestToken(request);
       const key = streamKey(token);
       const held = perSession.get(key) ?? 0;
-      if (held >= maxStreamsPerSession) {
+      if (held >= MAX_STREAMS_PER_SESSION) {
         return reply.code(429).send({ error: `this session already has ${held} live streams open, the most it may: close other tabs of the application` });
       }
       const raw = reply.raw;

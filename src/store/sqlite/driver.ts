@@ -149,13 +149,13 @@ function betterSqlite3(): typeof Database {
   return (sqliteLoaded ??= createRequire(import.meta.url)("better-sqlite3") as typeof Database);
 }
 
-/** The embedded store: one SQLite file in WAL mode, shared by any number of local processes. */
 let migrationsLoaded: Migration[] | null = null;
 /** The SQLite migrations, read once. */
 function sqliteMigrations(): Migration[] {
   return (migrationsLoaded ??= loadMigrations(new URL("./migrations/", import.meta.url)));
 }
 
+/** The embedded store: one SQLite file in WAL mode, shared by any number of local processes. */
 export class SqliteDriver implements StorageDriver {
   readonly dialect = "sqlite" as const;
   readonly schema = null;
@@ -250,12 +250,17 @@ export class SqliteDriver implements StorageDriver {
       if (!table) return "none";
       const row = this.db.prepare("SELECT max(version) AS version FROM underway_migrations").get() as { version: number | null };
       const applied = row.version ?? 0;
-      const known = Math.max(0, ...sqliteMigrations().map((m) => m.version));
-      if (applied > known) {
-        throw new Error(`the database ${this.description} is at schema version ${applied}, newer than this underway (${known}); upgrade underway`);
-      }
-      return applied === known ? "current" : "behind";
+      return applied === this.knownVersion(applied) ? "current" : "behind";
     });
+  }
+
+  /** The newest migration this underway knows; refuses a store at a newer version (`applied`). */
+  private knownVersion(applied: number): number {
+    const known = Math.max(0, ...sqliteMigrations().map((m) => m.version));
+    if (applied > known) {
+      throw new Error(`the database ${this.description} is at schema version ${applied}, newer than this underway (${known}); upgrade underway`);
+    }
+    return known;
   }
 
   async migrate(): Promise<void> {
@@ -269,13 +274,7 @@ export class SqliteDriver implements StorageDriver {
         const done = new Set(
           (this.db.prepare("SELECT version FROM underway_migrations").all() as { version: number }[]).map((r) => r.version),
         );
-        const latest = Math.max(0, ...done);
-        const known = Math.max(0, ...migrations.map((m) => m.version));
-        if (latest > known) {
-          throw new Error(
-            `the database ${this.description} is at schema version ${latest}, newer than this underway (${known}); upgrade underway`,
-          );
-        }
+        this.knownVersion(Math.max(0, ...done));
         for (const m of migrations) {
           if (done.has(m.version)) continue;
           this.db.exec(m.sql);

@@ -16,30 +16,22 @@ export function TaskPage({ id }: { id: string }) {
   const noticeStates = useRef<readonly string[] | null>(null);
   const wellFormed = /^[1-9][0-9]*$/.test(id);
 
-  const load = async (isCurrent: () => boolean = () => true): Promise<TaskDetail | null> => {
-    if (!wellFormed) return null;
+  const load = async (isCurrent: () => boolean = () => true): Promise<void> => {
+    if (!wellFormed) return;
     try {
       const detail = await api<TaskDetail>("GET", `/api/tasks/${encodeURIComponent(id)}`);
-      if (!isCurrent()) return null;
+      if (!isCurrent()) return;
       setTask(detail);
       setError(null);
       if (noticeStates.current !== null && !noticeStates.current.includes(detail.state)) {
         noticeStates.current = null;
         setNotice(null);
       }
-      return detail;
     } catch (err) {
       if (isCurrent()) setError((err as Error).message);
-      return null;
     }
   };
-  useLive(
-    "tasks",
-    async (isCurrent) => {
-      await load(isCurrent);
-    },
-    [id],
-  );
+  useLive("tasks", load, [id]);
 
   const act = async (verb: "retry" | "cancel" | "delete"): Promise<void> => {
     if (verb === "delete" && !window.confirm(`Delete task ${id} and its error history?`)) return;
