@@ -140,6 +140,48 @@ for (const store of STORES) {
       assert.equal(bad.errorMessage, "TypeError: context.waitForTask needs a task handle (what Task.startNew returns) or a task id, got 42");
     });
 
+    it(
+      "a cancel that comes while the engine completes an element: the engine finishes its step, the cancel then ends the instance, and neither fails",
+      { skip: store === "postgres" ? false : "row locks: SQLite's write transaction holds the whole file" },
+      async () => {
+        const schema = tempSchema();
+        const platform = await Platform.start({ db: `${TEST_POSTGRES_URL}?schema=${schema}`, logger: false, secret: "process await test secret", adminPassword: "await-pass", packageRefreshMs: 0 });
+        after(() => platform.stop({ graceMs: 0 }));
+        await publish(platform);
+        const waiting = await runUntilSettled(platform, "UsrAwaitProcess");
+        assert.deepEqual(shape(waiting), ["Start:Completed", "StartWork:Running(waiting)"]);
+        const { default: pg } = await import("pg");
+        const holder = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+        const watcher = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+        await holder.connect();
+        await watcher.connect();
+        after(() => Promise.all([holder.end(), watcher.end()]));
+        // The waiting element's row is held: the engine, resumed, reads the instance and then waits
+        // to complete the element; the cancel comes while it waits.
+        await holder.query(`SET search_path TO "${schema}"`);
+        await holder.query("BEGIN");
+        await holder.query(`SELECT 1 FROM "SysProcessElementLog" WHERE "ProcessLogId" = $1 AND "Seq" = 2 FOR UPDATE`, [waiting.id]);
+        const held = Number((await holder.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid);
+        const waitingFor = async (pids: number[]) =>
+          (await watcher.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE pg_blocking_pids(pid) && $1::int[]", [pids])).rows.map((r) => Number(r.pid));
+        passTheDelay(platform);
+        const [engine] = await until(async () => {
+          const pids = await waitingFor([held]);
+          return pids.length > 0 ? pids : null;
+        }, "the engine to wait for the element's row", 20_000);
+        const canceling = platform.processEngine.cancel(waiting.id, platform.appConnection.systemUserConnection);
+        await until(async () => (await waitingFor([held, engine!])).length >= 2, "the cancel to wait too");
+        await holder.query("ROLLBACK");
+        assert.equal(await canceling, true);
+        const done = await ended(platform, waiting.id);
+        assert.equal(done.status, "Canceled");
+        assert.deepEqual(shape(done), ["Start:Completed", "StartWork:Completed", "After:Canceled"]);
+        // The resumed run saw the cancel and left: its task succeeded, nothing is left running.
+        await until(async () => (await platform.runtime.getTask(done.taskId ?? "")).state === "succeeded", "the resumed run to end");
+        assert.deepEqual(shape((await logOf(platform, waiting.id))!), ["Start:Completed", "StartWork:Completed", "After:Canceled"]);
+      },
+    );
+
     it("keeps waiting across a restart: the wait is stored, not held in memory", async () => {
       const db = store === "sqlite" ? tempDb(tempDir()) : `${TEST_POSTGRES_URL}?schema=${tempSchema()}`;
       const config = { db, logger: false as const, secret: "process await test secret", adminPassword: "await-pass", packageRefreshMs: 0 };

@@ -294,7 +294,12 @@ export class ProcessEngine {
     const last = rows[0];
     if (!last) {
       const start = this.element(resolved, resolved.definition.startEventId);
-      await this.begin(instanceId, 1, start);
+      const begun = await this.store.transaction(async () => {
+        if (!(await this.lockRunning(instanceId))) return false;
+        await this.begin(instanceId, 1, start);
+        return true;
+      });
+      if (!begun) return; // canceled before its first element
       current = { seq: 1, element: start, waiting: false };
     } else {
       if (last.Status !== "Running") return; // ended (or failed) earlier
@@ -406,13 +411,13 @@ export class ProcessEngine {
       const next = nextFlowTarget === null ? null : this.element(resolved, nextFlowTarget);
       const goOn = await this.store.transaction(async () => {
         // Canceled (or failed elsewhere) while the element ran: leave the log as it is.
-        const current = await this.db.selectFrom("SysProcessLog").select("Status").where("Id", "=", instanceId).executeTakeFirst();
-        if (current?.Status !== "Running") return false;
+        if (!(await this.lockRunning(instanceId))) return false;
         await this.db
           .updateTable("SysProcessElementLog")
           .set({ Status: "Completed", CompletedOn: now, Waiting: false })
           .where("ProcessLogId", "=", instanceId)
           .where("Seq", "=", seq)
+          .where("Status", "=", "Running")
           .execute();
         await this.saveParameters(instanceId, parameters);
         if (next) await this.begin(instanceId, seq + 1, next);
@@ -437,8 +442,7 @@ export class ProcessEngine {
     await this.runtime.run(() =>
       runAsUser({ userId: user.id, culture: user.culture, timeZone: user.timeZone }, () =>
         this.store.transaction(async () => {
-        const status = await this.db.selectFrom("SysProcessLog").select("Status").where("Id", "=", instanceId).executeTakeFirst();
-        if (status?.Status !== "Running") return;
+        if (!(await this.lockRunning(instanceId))) return;
         await this.db
           .updateTable("SysProcessElementLog")
           .set({ Waiting: true })
@@ -486,6 +490,20 @@ export class ProcessEngine {
     const [flow] = element.outgoing;
     if (!flow) throw new Error(`element "${element.name || element.id}" has no outgoing flow`);
     return flow.targetId;
+  }
+
+  /**
+   * In a transaction: whether the instance is still running, its row locked until the transaction
+   * ends. Every change to an instance's log takes the instance's row first (cancel and fail update
+   * it first), so a cancel that commits while the engine completes an element either waits for
+   * the engine's commit and cancels what it began, or makes the engine leave the log alone; and
+   * the two never lock the rows in opposite orders (on PostgreSQL, a deadlock). SQLite's write
+   * transaction holds the whole file.
+   */
+  private async lockRunning(instanceId: string): Promise<boolean> {
+    const query = this.db.selectFrom("SysProcessLog").select("Status").where("Id", "=", instanceId);
+    const row = await (this.store.dialect === "postgres" ? query.forUpdate() : query).executeTakeFirst();
+    return row?.Status === "Running";
   }
 
   private async begin(instanceId: string, seq: number, element: ProcessElementDefinition): Promise<void> {
