@@ -61,6 +61,28 @@ for (const store of STORES) {
       assert.equal((await platform.packages.latestBuild("UsrBusy"))?.manifest.version, 5);
     });
 
+    it("checks a build again when another package was published while it was checked, and gives up after five", async () => {
+      const platform = await startPlatform(store, { isolation: "none", packageRefreshMs: 0 });
+      await platform.packages.ensurePackage("UsrCalm");
+      await platform.packages.saveSchema("UsrCalm", { name: "UsrCalmWords", kind: "source", body: word("calm") });
+      await platform.packages.ensurePackage("UsrLoud");
+      await platform.packages.saveSchema("UsrLoud", { name: "UsrLoudWords", kind: "source", body: word("loud") });
+      let checks = 0;
+      const calm = (times: number) =>
+        new Packages(platform.runtime.driver, platform.db, {
+          check: async () => {
+            if (++checks <= times) await platform.packages.publish("UsrLoud");
+          },
+        });
+      // Once: checked again, then stored.
+      assert.equal((await calm(1).publish("UsrCalm")).version, 1);
+      assert.equal(checks, 2);
+      checks = 0;
+      await assert.rejects(calm(Infinity).publish("UsrCalm"), (e: unknown) => e instanceof PackageInputError && /other packages were published 5 times while this publish of UsrCalm checked/.test(e.message));
+      assert.equal((await platform.packages.latestBuild("UsrCalm"))?.manifest.version, 1);
+      assert.equal((await platform.packages.latestBuild("UsrLoud"))?.manifest.version, 6);
+    });
+
     it("saves a schema name into one package when two packages save it at once", async () => {
       const platform = await startPlatform(store, { isolation: "none", packageRefreshMs: 0 });
       await platform.packages.ensurePackage("UsrLeft");

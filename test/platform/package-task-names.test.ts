@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { PackageCompileError } from "../../src/platform/packages/compiler/index.ts";
+import { Packages, type PublishHooks } from "../../src/platform/packages/packages.ts";
 import type { Platform } from "../../src/platform/platform.ts";
 import type { IBackgroundTask } from "../../src/index.ts";
 import { STORES, startPlatform } from "./helpers.ts";
@@ -66,6 +67,30 @@ for (const store of STORES) {
       // The first package publishes again, its class unchanged in name: no conflict with itself.
       assert.equal(await publish(platform, "UsrZeta", { UsrZetaTasks: taskSource("UsrSendMail", "zeta 2") }), 2);
       assert.equal(await originOf(platform, "UsrSendMail"), "zeta 2");
+    });
+
+    it("refuses a task name that another package's publish took while this publish was being checked", async () => {
+      const platform = await startPlatform(store, { isolation: "none", packageRefreshMs: 0 });
+      const hooks = (platform.packages as unknown as { hooks: PublishHooks }).hooks;
+      await platform.packages.ensurePackage("UsrAlpha");
+      await platform.packages.saveSchema("UsrAlpha", { name: "UsrAlphaTasks", kind: "source", body: taskSource("UsrSendMail", "alpha") });
+      // Alpha's build is checked (no other package has the name yet), then Zeta, with the same
+      // name, is published whole before Alpha's is stored.
+      let checks = 0;
+      const alpha = new Packages(platform.runtime.driver, platform.db, {
+        ...hooks,
+        check: async (build) => {
+          await hooks.check!(build);
+          if (++checks === 1) assert.equal(await publish(platform, "UsrZeta", { UsrZetaTasks: taskSource("UsrSendMail", "zeta") }), 1);
+        },
+      });
+      await assert.rejects(
+        alpha.publish("UsrAlpha"),
+        refusedWith(/task class UsrSendMail has the task name "UsrSendMail", which a task class of package UsrZeta already has/, "UsrAlphaTasks", 4),
+      );
+      assert.equal(checks, 1, "the second check refused it");
+      assert.equal((await platform.packages.listPackages()).find((p) => p.name === "UsrAlpha")?.version, null);
+      assert.equal(await originOf(platform, "UsrSendMail"), "zeta");
     });
 
     it("refuses two classes of one build with one task name, and a name a class of the application has", async () => {

@@ -87,7 +87,12 @@ function checkName(name: string, what: "package name" | "schema name"): void {
 }
 
 /** Another publish of the package stored a build after this one read the package. */
-class PublishOvertaken extends Error {}
+/** A publish that another stored first: of the same package, or of another (whose task names it was checked against). */
+class PublishOvertaken extends Error {
+  constructor(readonly by: "same" | "other") {
+    super(`overtaken by a publish of ${by === "same" ? "the same package" : "another package"}`);
+  }
+}
 
 /**
  * Packages of source code and process schemas. Save stores a schema's text (a process is checked
@@ -312,7 +317,9 @@ export class Packages {
         if (!(error instanceof PublishOvertaken)) throw error;
         if (attempt >= MAX_PUBLISH_ATTEMPTS) {
           throw new PackageInputError(
-            `package ${packageName} was published by someone else ${MAX_PUBLISH_ATTEMPTS} times while this publish compiled it; publish again`,
+            error.by === "same"
+              ? `package ${packageName} was published by someone else ${MAX_PUBLISH_ATTEMPTS} times while this publish compiled it; publish again`
+              : `other packages were published ${MAX_PUBLISH_ATTEMPTS} times while this publish of ${packageName} checked its task names against them; publish again`,
           );
         }
       }
@@ -345,15 +352,22 @@ export class Packages {
     }
     const { dependencies, dependencyVersions } = await this.hierarchy(packageName, JSON.parse(row.Dependencies) as string[]);
     const compiled = await compilePackage({ packageName, schemas: sources, scripts, conditions, dependencies });
+    // The check compares the build with the other packages' newest builds (task names): read
+    // before it, and again under the lock below, a publish of another package in between is seen.
+    const others = await this.otherVersions(packageName);
     await this.hooks.check?.({ packageName, compiled, dependencies: dependencyVersions, schedules });
     const stored = await this.store.transaction(async () => {
+      // One publish stores at a time (SQLite's write transaction holds the whole file); readers of
+      // the builds are not held up.
+      if (this.store.dialect === "postgres") await sql`LOCK TABLE ${sql.table("SysPackageBuild")} IN SHARE ROW EXCLUSIVE MODE`.execute(this.db);
+      if ((await this.otherVersions(packageName)) !== others) throw new PublishOvertaken("other");
       const latest = await this.db
         .selectFrom("SysPackageBuild")
         .select(sql<number>`max("Version")`.as("v"))
         .where("PackageId", "=", packageId)
         .executeTakeFirst();
       const newest = Number(latest?.v ?? 0);
-      if (newest !== (previous?.version ?? 0)) throw new PublishOvertaken();
+      if (newest !== (previous?.version ?? 0)) throw new PublishOvertaken("same");
       const version = newest + 1;
       const manifest: BuildManifest = { packageName, version, exports: compiled.exports, schemas: compiled.schemas, processes, schedules, dependencies: dependencyVersions };
       try {
@@ -371,7 +385,7 @@ export class Packages {
           .execute();
       } catch (error) {
         // PostgreSQL: another publish's transaction stored this version since the look above.
-        if (isUniqueViolation(error)) throw new PublishOvertaken();
+        if (isUniqueViolation(error)) throw new PublishOvertaken("same");
         throw error;
       }
       return manifest;
@@ -398,6 +412,12 @@ export class Packages {
     const names = new Set<string>();
     for (const row of rows) for (const s of row.s === null ? [] : (JSON.parse(row.s) as PackageSchedule[])) names.add(s.name);
     return [...names];
+  }
+
+  /** The newest build of every other published package, as text to compare: "name@version ...". */
+  private async otherVersions(packageName: string): Promise<string> {
+    const versions = [...(await this.latestVersions())].filter(([name]) => name !== packageName);
+    return versions.map(([name, version]) => `${name}@${version}`).join(" ");
   }
 
   /** The newest build's version of every published package, in the packages' name order. */
