@@ -56,7 +56,8 @@ export type WorkerEvent =
       readonly taskId: string;
       readonly name: string;
       readonly attempt: number;
-      readonly durationMs: number;
+      /** Absent for an attempt that never started (canceled while it waited in a chain). */
+      readonly durationMs?: number;
       readonly reason: "canceled" | "lease lost";
     };
 
@@ -108,7 +109,8 @@ export interface WorkerOptions {
 }
 
 /** An outcome with what the events tell about it. */
-type WorkerOutcome = RunOutcome & { readonly name: string; readonly attempt: number; readonly durationMs: number };
+/** durationMs: how long the attempt ran; null for one that never started (handed back from the worker's hold, or from its chain). */
+type WorkerOutcome = RunOutcome & { readonly name: string; readonly attempt: number; readonly durationMs: number | null };
 
 /** Attempts run one after another in a thread, taking one slot between them (see ThreadPool.runChain). */
 interface Chain {
@@ -124,8 +126,8 @@ interface ActiveRun {
   readonly task: ClaimedTask;
   /** Aborting it stops the attempt (cancel, lost lease, shutdown); its signal is made only if the task asks. */
   readonly abort: RunAbort;
-  /** When it started (a chained attempt: when its thread reported it started). */
-  startedAt: number;
+  /** When it started (a chained attempt: when its thread reported it started; null until then). */
+  startedAt: number | null;
   /** The chain it runs in, or null. */
   readonly chain: Chain | null;
   /** Set when the run's result must not be written, and why: canceled, lease lost, or released at shutdown (its "released" outcome already added). */
@@ -524,7 +526,7 @@ export class Worker {
     }
     if (tasks.length < 2) return false;
     const chain: Chain = { left: tasks.length, waiting: new Set(), holdTimer: null };
-    const runs = tasks.map((task) => this.newRun(task, chain));
+    const runs = tasks.map((task, i) => this.newRun(task, chain, i === 0));
     for (const run of runs.slice(1)) chain.waiting.add(run);
     const placed = pool.runChain(
       runs.map((run, i) => this.isolatedRun(run, entry, new RunLogger(this.options.logger, run.task), i === 0 ? undefined : () => this.chainedStart(run))),
@@ -684,12 +686,24 @@ export class Worker {
     this.nextRunTimer.unref();
   }
 
+  /** Hands back a task held ahead that never started: no attempt ran, so none is timed. */
   private giveBack(task: ClaimedTask): void {
-    this.completer.add({ kind: "released", id: task.id, runSeq: task.runSeq, name: task.name, attempt: task.attempt, durationMs: 0 });
+    this.completer.add({ kind: "released", id: task.id, runSeq: task.runSeq, name: task.name, attempt: task.attempt, durationMs: null });
   }
 
-  private newRun(task: ClaimedTask, chain: Chain | null): ActiveRun {
-    return { task, abort: new RunAbort(), startedAt: performance.now(), chain, discarded: false, blocked: false, done: Promise.resolve(), progressTimer: null, latestProgress: null };
+  /** A run that starts now, or (started false) waits in a chain until its thread starts it. */
+  private newRun(task: ClaimedTask, chain: Chain | null, started = true): ActiveRun {
+    return {
+      task,
+      abort: new RunAbort(),
+      startedAt: started ? performance.now() : null,
+      chain,
+      discarded: false,
+      blocked: false,
+      done: Promise.resolve(),
+      progressTimer: null,
+      latestProgress: null,
+    };
   }
 
   private started(run: ActiveRun): void {
@@ -925,10 +939,13 @@ export class Worker {
     }
     this.runBlocked(run, false);
     this.active.delete(runKey(run.task));
-    this.recentRunMs += (performance.now() - run.startedAt - this.recentRunMs) / 16;
-    this.recentWeight += (1 - this.recentWeight) / 16;
-    if (this.recentRunMs >= PREFETCH_RUN_MS) this.shortRuns = 0;
-    else if (this.shortRuns < this.prefetch) this.shortRuns++;
+    // One that never started (handed back from its chain, or canceled there) ran for no time.
+    if (run.startedAt !== null) {
+      this.recentRunMs += (performance.now() - run.startedAt - this.recentRunMs) / 16;
+      this.recentWeight += (1 - this.recentWeight) / 16;
+      if (this.recentRunMs >= PREFETCH_RUN_MS) this.shortRuns = 0;
+      else if (this.shortRuns < this.prefetch) this.shortRuns++;
+    }
     // The next prefetched task starts in this slot now, not after the wake-up's turn.
     if (!this.stopping) this.startPrefetched();
     if (!run.discarded) {
@@ -941,7 +958,8 @@ export class Worker {
       this.completer.add(this.annotate(run, outcome));
     } else if (run.discarded !== "released") {
       const { id, name, attempt } = run.task;
-      this.options.onEvent?.({ type: "taskDiscarded", taskId: id, name, attempt, durationMs: performance.now() - run.startedAt, reason: run.discarded });
+      const durationMs = run.startedAt === null ? undefined : performance.now() - run.startedAt;
+      this.options.onEvent?.({ type: "taskDiscarded", taskId: id, name, attempt, durationMs, reason: run.discarded });
     }
     if (this.active.size === 0) for (const w of this.idleWaiters.splice(0)) w();
     this.slotFreed();
@@ -949,7 +967,7 @@ export class Worker {
 
   private annotate(run: ActiveRun, outcome: RunOutcome): WorkerOutcome {
     const { name, attempt } = run.task;
-    const durationMs = performance.now() - run.startedAt;
+    const durationMs = run.startedAt === null ? null : performance.now() - run.startedAt;
     // Spelled out by kind: a spread of the union is several times slower, once per attempt.
     switch (outcome.kind) {
       case "succeeded":
@@ -981,14 +999,15 @@ export class Worker {
     for (const o of outcomes) {
       if (rejected.has(o.id)) {
         this.options.logger.warn({ taskId: o.id, task: o.name, attempt: o.attempt }, "outcome discarded: the task's lease had passed to another run");
-        emit?.({ type: "taskDiscarded", taskId: o.id, name: o.name, attempt: o.attempt, durationMs: o.durationMs ?? 0, reason: "lease lost" });
+        emit?.({ type: "taskDiscarded", taskId: o.id, name: o.name, attempt: o.attempt, durationMs: o.durationMs ?? undefined, reason: "lease lost" });
         continue;
       }
       if (!emit) continue;
       const base = { taskId: o.id, name: o.name, attempt: o.attempt };
-      if (o.kind === "succeeded") emit({ type: "taskSucceeded", ...base, durationMs: o.durationMs });
-      else if (o.kind === "released") emit({ type: "taskReleased", ...base, durationMs: o.durationMs });
-      else emit({ type: o.retryDelayMs === null ? "taskDead" : "taskFailed", ...base, error: o.error, retryDelayMs: o.retryDelayMs, durationMs: o.durationMs });
+      // Only a release can come from an attempt that never started (durationMs null: not timed).
+      if (o.kind === "succeeded") emit({ type: "taskSucceeded", ...base, durationMs: o.durationMs ?? 0 });
+      else if (o.kind === "released") emit({ type: "taskReleased", ...base, durationMs: o.durationMs ?? undefined });
+      else emit({ type: o.retryDelayMs === null ? "taskDead" : "taskFailed", ...base, error: o.error, retryDelayMs: o.retryDelayMs, durationMs: o.durationMs ?? undefined });
     }
     // Claims wait while outcomes are behind (see BACKLOG_PER_CLAIM). A task handed back is due
     // again, and one failed is due at its retry: the next claim (or the next due time) finds it.

@@ -8,6 +8,7 @@ import { describe, it } from "node:test";
 import pino from "pino";
 import { createHttpServer } from "../../src/http/server.ts";
 import { runAsUser, Task, type IBackgroundTask, type IUserConnectionRequired, type TaskContext, type UserConnectionLike } from "../../src/index.ts";
+import { until } from "../helpers.ts";
 import { newStore, runtimeOn, STORES } from "../scheduling/stores.ts";
 
 /** The exposition text of the runtime's /metrics. */
@@ -31,6 +32,13 @@ class Broken implements IBackgroundTask<{ n: number }> {
   static readonly taskOptions = { maxAttempts: 1 };
   run(): void {
     throw new Error("broken");
+  }
+}
+
+/** Holds its slot until the worker stops it. */
+class Holds implements IBackgroundTask<Record<string, never>> {
+  async run(_p: Record<string, never>, context: TaskContext): Promise<void> {
+    await new Promise<void>((resolve) => context.signal.addEventListener("abort", () => resolve()));
   }
 }
 
@@ -132,6 +140,30 @@ for (const store of STORES) {
         for (const t of later.items) await runtime.cancelTask(t.id);
         const emptied = await scrape(app);
         for (const state of ["due", "later", "running"]) assert.match(emptied, new RegExp(`^underway_queue_depth\\{queue="later",state="${state}"\\} 0$`, "m"));
+      } finally {
+        await app.close();
+      }
+    });
+
+    it("times only attempts that ran: tasks handed back from the worker's hold are released, not timed", async () => {
+      const runtime = await runtimeOn(newStore(store), { tasks: [Ok, Holds], worker: { concurrency: 1 } });
+      const released: string[] = [];
+      runtime.on("taskReleased", (e) => released.push(e.name));
+      const app = await createHttpServer({ runtime, webRoot: false });
+      try {
+        const holding = await runtime.run(() => Task.startNew(Holds, {}));
+        await until(async () => (await runtime.getTask(holding.id)).state === "running", "the slot to be taken");
+        // Claimed behind it, held ahead of the one slot: never started.
+        const held = await runtime.run(() => Task.startNewMany(Ok, [{ n: 1 }, { n: 2 }, { n: 3 }]));
+        await until(async () => (await Promise.all(held.map((h) => runtime.getTask(h.id)))).some((t) => t.state === "running"), "a task to be held ahead");
+        await runtime.worker?.stop({ graceMs: 0 });
+        assert.ok(released.includes("Ok"), `released: ${released.join(", ")}`);
+        assert.ok(released.includes("Holds"), `released: ${released.join(", ")}`);
+        const text = await scrape(app);
+        assert.doesNotMatch(text, /^underway_task_run_seconds_count\{task="Ok",outcome="released"\}/m);
+        assert.doesNotMatch(text, /^underway_tasks_started_total\{task="Ok"\}/m);
+        // The one that ran and was interrupted is timed.
+        assert.match(text, /^underway_task_run_seconds_count\{task="Holds",outcome="released"\} 1$/m);
       } finally {
         await app.close();
       }
