@@ -111,6 +111,26 @@ export class TaskMetrics {
     // Queues that had tasks: they read 0 once empty, rather than vanishing from the scrape (a
     // gap, and a stale series, where a dashboard expects 0). At most MAX_REMEMBERED_QUEUES.
     const seenQueues = new Set<string>();
+    // One read of the store per scrape, shared by the two gauges that show it: a scrape calls
+    // every metric's collect in one synchronous pass, and the read is forgotten after it. A store
+    // that cannot be read leaves the depth out, not the scrape: the process's own counts are
+    // worth having most when the store is in trouble.
+    let reading: Promise<Awaited<ReturnType<StorageDriver["taskQueueDepth"]>> | null> | null = null;
+    const readDepth = () => {
+      if (reading === null) {
+        reading = driver.taskQueueDepth().catch(() => null);
+        queueMicrotask(() => (reading = null));
+      }
+      return reading;
+    };
+    new Gauge({
+      name: "underway_store_up",
+      help: "1 when this scrape could read the queue depth from the store, 0 when it could not",
+      registers,
+      async collect() {
+        this.set((await readDepth()) === null ? 0 : 1);
+      },
+    });
     new Gauge({
       name: "underway_queue_depth",
       help: "Tasks per queue and state: due (waiting for a worker), later (delayed, backing off or waiting for predecessors), running",
@@ -118,8 +138,9 @@ export class TaskMetrics {
       registers,
       // Read when scraped: one grouped read over the partial indexes of pending and running tasks.
       async collect() {
-        const depths = await driver.taskQueueDepth();
+        const depths = await readDepth();
         this.reset();
+        if (depths === null) return;
         for (const queue of seenQueues) for (const state of ["due", "later", "running"]) this.set({ queue, state }, 0);
         for (const q of depths) {
           if (seenQueues.size < MAX_REMEMBERED_QUEUES) seenQueues.add(q.queue);

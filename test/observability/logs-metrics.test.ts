@@ -169,6 +169,32 @@ for (const store of STORES) {
       }
     });
 
+    it("serves the process's own counts when the store cannot be read, with underway_store_up 0", async () => {
+      const runtime = await runtimeOn(newStore(store), { tasks: [Ok], worker: false });
+      await runtime.run(() => Task.startNew(Ok, { n: 1 }));
+      const app = await createHttpServer({ runtime, webRoot: false });
+      const driver = runtime.driver as { taskQueueDepth: typeof runtime.driver.taskQueueDepth };
+      const read = driver.taskQueueDepth;
+      try {
+        assert.match(await scrape(app), /^underway_store_up 1$/m);
+        // The store stops answering (a failover, a full disk): this read fails as it would.
+        driver.taskQueueDepth = () => Promise.reject(new Error("connect ECONNREFUSED 10.0.0.5:5432"));
+        const response = await app.inject({ method: "GET", url: "/metrics" });
+        assert.equal(response.statusCode, 200);
+        assert.match(response.body, /^underway_store_up 0$/m);
+        assert.match(response.body, /^underway_tasks_enqueued_total\{task="Ok"\} 1$/m);
+        assert.doesNotMatch(response.body, /^underway_queue_depth\{/m);
+        assert.doesNotMatch(response.body, /10\.0\.0\.5/);
+        driver.taskQueueDepth = read;
+        const back = await scrape(app);
+        assert.match(back, /^underway_store_up 1$/m);
+        assert.match(back, /^underway_queue_depth\{queue="default",state="due"\} 1$/m);
+      } finally {
+        driver.taskQueueDepth = read;
+        await app.close();
+      }
+    });
+
     it("counts the starts of a runtime without a worker before its first scrape", async () => {
       const runtime = await runtimeOn(newStore(store), { tasks: [Ok], worker: false });
       await runtime.run(() => Task.startNew(Ok, { n: 1 }));

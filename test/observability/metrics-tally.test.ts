@@ -31,11 +31,11 @@ function reference() {
   };
 }
 
-/** The sample lines of an exposition (no comments, no queue depth), sorted. */
+/** The sample lines of an exposition (no comments, no queue depth or store reachability), sorted. */
 function samples(text: string): string[] {
   return text
     .split("\n")
-    .filter((l) => l !== "" && !l.startsWith("#") && !l.startsWith("underway_queue_depth"))
+    .filter((l) => l !== "" && !l.startsWith("#") && !l.startsWith("underway_queue_depth") && !l.startsWith("underway_store_up"))
     .sort();
 }
 
