@@ -150,6 +150,18 @@ function stopOnSignals(stop: () => Promise<unknown>): void {
   process.on("SIGINT", onSignal);
 }
 
+/** Listens, and returns the port (port 0: the one the system chose); stops the runtime when it cannot. */
+async function listenOrStop(app: Awaited<ReturnType<typeof createHttpServer>>, runtime: Runtime, host: string, port: number): Promise<number> {
+  try {
+    await app.listen({ port, host });
+  } catch (error) {
+    await runtime.stop();
+    throw new Error(`cannot listen on ${host}:${port}: ${(error as Error).message}`, { cause: error });
+  }
+  const address = app.server.address();
+  return typeof address === "object" && address ? address.port : port;
+}
+
 export function buildProgram(): Command {
   const program = new Command("underway")
     .description("durable background tasks: the platform's Task.startNew API on an embedded or shared database")
@@ -197,14 +209,7 @@ export function buildProgram(): Command {
       );
       const app = await createHttpServer({ runtime, platform, trustProxy: options.trustProxy });
       closeHttp = () => app.close();
-      try {
-        await app.listen({ port: options.port, host: options.host });
-      } catch (error) {
-        await runtime.stop();
-        throw new Error(`cannot listen on ${options.host}:${options.port}: ${(error as Error).message}`, { cause: error });
-      }
-      const address = app.server.address();
-      const port = typeof address === "object" && address ? address.port : options.port;
+      const port = await listenOrStop(app, runtime, options.host, options.port);
       runtime.logger.info({ url: `http://${options.host}:${port}` }, "underway is listening");
       console.log(`underway listening on http://${options.host}:${port} (database ${runtime.driver.description})`);
     });
@@ -219,7 +224,13 @@ export function buildProgram(): Command {
     .addOption(new Option("--lease <ms>", "how long a running task is held without a heartbeat").default(15_000).argParser(intOption(1_000, MAX_TIMER_MS)))
     .addOption(graceOption())
     .addOption(isolationOption())
-    .action(async (options: CommonOptions & { concurrency: number; queues?: string; lease: number; grace: number; isolation: "thread" | "none"; tasks?: string | string[] }) => {
+    .addOption(
+      new Option("--metrics-port <port>", "serve /metrics and /healthz on this port (nothing else; keep it on the internal network)")
+        .env("UNDERWAY_METRICS_PORT")
+        .argParser(intOption(0, 65_535)),
+    )
+    .addOption(new Option("--metrics-host <host>", "address the metrics port listens on").env("UNDERWAY_METRICS_HOST").default("127.0.0.1"))
+    .action(async (options: CommonOptions & { concurrency: number; queues?: string; lease: number; grace: number; isolation: "thread" | "none"; tasks?: string | string[]; metricsPort?: number; metricsHost: string }) => {
       const queues = options.queues?.split(",").map((q) => q.trim()).filter(Boolean);
       const unhandled = keepServingOnUnhandledRejections();
       // A worker runs the platform too: process instances, package tasks, user connections.
@@ -230,10 +241,21 @@ export function buildProgram(): Command {
         isolation: options.isolation,
         worker: { concurrency: options.concurrency, leaseMs: options.lease, ...(queues?.length ? { queues } : {}) },
       });
+      let closeHttp: (() => Promise<void>) | null = null;
       // Signals are handled from the first moment: the worker may claim tasks while starting.
-      stopOnSignals(async () => (await starting.catch(() => null))?.stop());
+      stopOnSignals(async () => {
+        await closeHttp?.();
+        await (await starting.catch(() => null))?.stop();
+      });
       const runtime = (await starting).runtime;
       unhandled.logTo(runtime.logger);
+      if (options.metricsPort !== undefined) {
+        // The platform is left out: this server answers /metrics and /healthz, and 404 otherwise.
+        const app = await createHttpServer({ runtime, webRoot: false });
+        closeHttp = () => app.close();
+        const port = await listenOrStop(app, runtime, options.metricsHost, options.metricsPort);
+        console.log(`underway worker metrics on http://${options.metricsHost}:${port}/metrics`);
+      }
       console.log(`underway worker ${runtime.worker?.id} running (database ${runtime.driver.description})`);
     });
 

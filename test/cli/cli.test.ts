@@ -245,6 +245,42 @@ describe("underway CLI", () => {
     assert.match(r.stderr, /exports no task class/);
   });
 
+  it("serves /metrics and /healthz of a worker on --metrics-port, and nothing else there", async () => {
+    const child = spawn(process.execPath, [join(root, "bin", "underway.mjs"), "worker", "--db", tempDb(dir), "--isolation", "none", "--metrics-port", "0"], {
+      cwd: root,
+      env: { ...process.env, UNDERWAY_LOG_LEVEL: "warn", UNDERWAY_DB: "" },
+    });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    try {
+      const url = await Promise.race([
+        (async () => {
+          for (;;) {
+            const found = /underway worker metrics on (http:\/\/\S+)\/metrics/.exec(output);
+            if (found && /underway worker \S+ running/.test(output)) return found[1]!;
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        })(),
+        exited.then(() => null),
+      ]);
+      assert.ok(url, `the worker ended:\n${output}`);
+      const metrics = await fetch(`${url}/metrics`);
+      assert.equal(metrics.status, 200);
+      const text = await metrics.text();
+      assert.match(text, /^underway_store_up 1$/m);
+      assert.match(text, /^# TYPE underway_task_run_seconds histogram$/m);
+      const health = await fetch(`${url}/healthz`);
+      assert.equal(health.status, 200);
+      assert.equal(((await health.json()) as { status: string }).status, "ok");
+      assert.equal((await fetch(`${url}/api/tasks`)).status, 404);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGTERM");
+    }
+    assert.equal(await exited, 0, output);
+  });
+
   // In the worker's own process (isolation none), as published package code loads in a server.
   it("logs a promise that task code left to fail unhandled, and keeps the worker running", async () => {
     const child = spawn(process.execPath, [join(root, "bin", "underway.mjs"), "worker", "--db", tempDb(dir), "--tasks", "test/fixtures/unhandled-rejection-tasks.ts", "--isolation", "none"], {
