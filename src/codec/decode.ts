@@ -210,13 +210,13 @@ export function decodeParameters(bytes: Uint8Array, options?: DecodeOptions): un
         : typeof bytes === "object"
           ? `an object (${Object.prototype.toString.call(bytes).slice(8, -1)})`
           : typeof bytes;
-    throw new Converter(root).fail(`expected the encoded parameters as a Uint8Array, got ${got}`);
+    throw new Converter(root).fail(`expected the encoded ${root} as a Uint8Array, got ${got}`);
   }
   // A fresh plain view: msgpackr caches a DataView on the object it reads, so it never touches
   // the caller's object, and a Buffer or subclass reads like any Uint8Array.
   const input = plainView(bytes);
   const size = input.length;
-  if (size === 0) throw new Converter(root).fail("no data: the encoded parameters are empty (0 bytes)");
+  if (size === 0) throw new Converter(root).fail(`no data: 0 bytes of encoded ${root}`);
   let raw: unknown;
   let end = -1;
   try {

@@ -16,5 +16,5 @@ export function taskResultOf(returned: unknown): { result?: Uint8Array } {
 
 /** The stored result decoded; undefined when none was stored. */
 export function decodeTaskResult(bytes: Uint8Array | null): unknown {
-  return bytes === null ? undefined : decodeParameters(bytes);
+  return bytes === null ? undefined : decodeParameters(bytes, { rootName: "result" });
 }

@@ -9,6 +9,7 @@ import {
   decodeParameters,
   encodeParameters,
 } from "../../src/codec/index.ts";
+import { decodeTaskResult } from "../../src/tasks/result.ts";
 import { assertDecodeRejects, fromHex } from "./helpers.ts";
 
 /** A fixmap/str encoding of { [key]: value } built by hand, as a hostile writer would. */
@@ -75,7 +76,7 @@ function utf8Cases(): [string, string][] {
 
 describe("decodeParameters treats stored bytes as untrusted", () => {
   it("rejects empty input and input that is not a Uint8Array", () => {
-    assertDecodeRejects(new Uint8Array(0), "parameters: no data: the encoded parameters are empty (0 bytes)");
+    assertDecodeRejects(new Uint8Array(0), "parameters: no data: 0 bytes of encoded parameters");
     for (const [input, got] of [
       ["c0", "string"],
       [null, "null"],
@@ -87,6 +88,12 @@ describe("decodeParameters treats stored bytes as untrusted", () => {
         `parameters: expected the encoded parameters as a Uint8Array, got ${got}`,
       );
     }
+  });
+
+  it("names a stored result as the result, not as parameters", () => {
+    assert.throws(() => decodeTaskResult(new Uint8Array(0)), { name: "TaskDeserializationError", message: "result: no data: 0 bytes of encoded result" });
+    assert.throws(() => decodeTaskResult(fromHex("81 a1 61")), (e: Error) => e.name === "TaskDeserializationError" && e.message.startsWith("result") && !/parameters/.test(e.message));
+    assert.deepEqual(decodeTaskResult(fromHex("81 a1 61 01")), { a: 1 });
   });
 
   // msgpackr reports no position for truncated data, so these errors name the root.
