@@ -227,7 +227,10 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
       await runtime.driver.ping();
       return { status: "ok", store: runtime.driver.dialect, worker: runtime.worker ? { id: runtime.worker.id, active: runtime.worker.activeCount } : null };
     } catch (error) {
-      return reply.code(503).send({ status: "unavailable", error: (error as Error).message });
+      // The reason goes to the log: a driver's message can name the database's address, and
+      // this answer goes to whoever can reach the port.
+      runtime.logger.warn({ err: error }, "health check: the store does not answer");
+      return reply.code(503).send({ status: "unavailable", error: "the store does not answer; the server's log says why" });
     }
   });
 
