@@ -129,8 +129,13 @@ for (const store of STORES) {
         [{ When: "March 7, 2024" }, /process parameter When must be datetime/],
         [{ When: 0 }, /process parameter When must be datetime, got 0/],
         [{ When: "2024-02-30" }, /process parameter When must be datetime, got "2024-02-30"/],
+        [{ When: new Date(0) }, /: process parameter When must be datetime, got a Date object \(give a date and time as ISO 8601 text\)$/],
+        [{ When: "x".repeat(100_000) }, /: process parameter When must be datetime, got "x{80}\.\.\."$/],
+        [{ Count: { n: 1 } }, /: process parameter Count must be integer, got an object$/],
+        // Nested deeper than a JSON text of it could be written: the message stays short.
+        [{ Count: Array.from({ length: 20_000 }).reduce<unknown>((inner) => [inner], 1) }, /: process parameter Count must be integer, got an array of 1$/],
       ] as const) {
-        await assert.rejects(admin.processEngine.processExecutor.execute("UsrTyped", parameters), message, JSON.stringify(parameters));
+        await assert.rejects(admin.processEngine.processExecutor.execute("UsrTyped", parameters), message, String(Object.keys(parameters)));
       }
       const log = await runAndSettle(platform, "UsrTyped", { Count: "-42", When: "2024-02-29T10:00:00Z" });
       assert.equal(log.status, "Completed");

@@ -569,9 +569,18 @@ export class ProcessEngine {
 /** Elements one run of an instance goes through before it waits or ends; past it, the instance fails (an endless loop). */
 const MAX_STEPS_PER_RUN = 1_000;
 
+/** A given value as an error shows it: short, whatever its size or depth. */
+function shownValue(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value);
+  if (value === null || typeof value === "number" || typeof value === "boolean") return String(value);
+  if (value instanceof Date) return "a Date object (give a date and time as ISO 8601 text)";
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  return typeof value === "object" ? "an object" : typeof value;
+}
+
 function convert(type: string, value: unknown, name: string): unknown {
   const fail = (): never => {
-    throw new ProcessParameterError(`process parameter ${name} must be ${type}, got ${JSON.stringify(value)}`);
+    throw new ProcessParameterError(`process parameter ${name} must be ${type}, got ${shownValue(value)}`);
   };
   // A value given as text is read as a default is: decimal 32-bit integers, ISO 8601 dates.
   if (typeof value === "string" && type !== "text" && isProcessParameterType(type) && PARAMETER_TEXT_CHECKS[type](value) !== undefined) fail();
