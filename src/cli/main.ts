@@ -132,11 +132,16 @@ function taskModules(value: string | string[] | undefined): string[] {
   return list.map((s) => s.trim()).filter(Boolean).map(taskModuleUrl);
 }
 
-/** Stops gracefully on SIGTERM or SIGINT (running tasks finish within the grace period), then exits. */
+/** Stops gracefully on SIGTERM or SIGINT (running tasks finish within the grace period), then exits; a second signal exits at once. */
 function stopOnSignals(stop: () => Promise<unknown>): void {
   let stopping = false;
-  const onSignal = (): void => {
-    if (stopping) return;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      // Asked again while stopping (a task that does not end in its grace, say): out at once.
+      // The tasks running here are not lost: their leases run out and another worker runs them again.
+      console.error(`underway: ${signal} again: exiting now; tasks still running here will run again once their leases run out`);
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    }
     stopping = true;
     stop().then(
       () => process.exit(0),

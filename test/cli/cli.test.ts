@@ -5,10 +5,10 @@ import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Task } from "../../src/index.ts";
-import { TouchTask } from "../fixtures/tasks.ts";
+import { MarkTask, TouchTask } from "../fixtures/tasks.ts";
 import { Platform } from "../../src/platform/platform.ts";
 import pg from "pg";
-import { startRuntime, tempDb, tempDir, tempSchema, TEST_POSTGRES_URL } from "../helpers.ts";
+import { startRuntime, tempDb, tempDir, tempSchema, TEST_POSTGRES_URL, until } from "../helpers.ts";
 
 const dir = tempDir();
 const root = join(import.meta.dirname, "..", "..");
@@ -279,6 +279,34 @@ describe("underway CLI", () => {
       if (child.exitCode === null) child.kill("SIGTERM");
     }
     assert.equal(await exited, 0, output);
+  });
+
+  it("exits at once on a second SIGINT while a task holds up the graceful stop; the task stays leased, to run again", async () => {
+    const db = tempDb(dir);
+    const mark = join(dir, `mark-${Date.now()}.txt`);
+    const child = spawn(process.execPath, [join(root, "bin", "underway.mjs"), "worker", "--db", db, "--tasks", "test/fixtures/tasks.ts", "--isolation", "none", "--grace", "60000"], {
+      cwd: root,
+      env: { ...process.env, UNDERWAY_LOG_LEVEL: "warn", UNDERWAY_DB: "" },
+    });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    try {
+      await until(() => /underway worker \S+ running/.test(output) || child.exitCode !== null, "the worker to run", 30_000);
+      const runtime = await startRuntime({ dir, db, worker: false, tasks: [MarkTask] });
+      const hangs = await runtime.run(() => Task.startNew(MarkTask, { file: mark, hangUntilAttempt: 1 }));
+      await until(() => existsSync(mark), "the task to start", 30_000);
+      child.kill("SIGINT");
+      // The first one stops gracefully: the task may take its 60 s. The second does not wait.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      child.kill("SIGINT");
+      assert.equal(await exited, 130, output);
+      assert.match(output, /SIGINT again: exiting now/);
+      assert.equal((await runtime.getTask(hangs.id)).state, "running", "leased still: the rescue runs it again when the lease runs out");
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
   });
 
   // In the worker's own process (isolation none), as published package code loads in a server.
