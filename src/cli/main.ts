@@ -102,7 +102,8 @@ async function requireStore(db: string, use: "as it is" | "upgraded"): Promise<v
       throw new Error(`no database at ${resolve(path)}: ${createsNone}`);
     }
   }
-  const driver = openDriver(db, { watch: false, warmConnections: 0 });
+  // A SQLite file is looked at read-only: one that holds no store (another application's) is left as it was.
+  const driver = openDriver(db, { watch: false, warmConnections: 0, lookOnly: true });
   let state: StoreState;
   try {
     state = (await driver.storeState?.()) ?? "current";

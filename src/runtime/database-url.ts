@@ -13,6 +13,8 @@ export interface DriverSettings {
   readonly watch?: boolean;
   /** PostgreSQL: connections opened and readied at the start and kept open (PostgresDriverOptions.warmConnections). */
   readonly warmConnections?: number;
+  /** SQLite: open an existing file read-only and change nothing in it (SqliteDriverOptions.lookOnly). */
+  readonly lookOnly?: boolean;
 }
 
 /** The default embedded database, relative to the working directory. */
@@ -50,6 +52,7 @@ export function openDriver(db: string | StorageDriver, settings: DriverSettings 
     path,
     ...(settings.durability ? { durability: settings.durability } : {}),
     ...(settings.watch === false ? { watch: false } : {}),
+    ...(settings.lookOnly ? { lookOnly: true } : {}),
   });
 }
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import Database from "better-sqlite3";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Task } from "../../src/index.ts";
@@ -184,6 +184,11 @@ describe("underway CLI", () => {
     };
     assert.deepEqual(tables(foreign), ["customers"]);
     assert.deepEqual(tables(empty), []);
+    // Looked at, not changed: the other application's file keeps its journal mode and its bytes.
+    const mode = new Database(foreign, { readonly: true });
+    assert.equal(mode.pragma("journal_mode", { simple: true }), "delete");
+    mode.close();
+    assert.equal(statSync(empty).size, 0, "the empty file stays empty");
 
     // A store older than this underway: read as it is, never upgraded by a command that reads.
     const older = tempDb(dir);

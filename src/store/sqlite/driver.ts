@@ -59,6 +59,11 @@ export interface SqliteDriverOptions {
    * Default true; false: SQLite's own automatic checkpoint. A database in memory has no log.
    */
   readonly checkpointThread?: boolean;
+  /**
+   * Open an existing file read-only, changing nothing in it (no write-ahead log mode, no page
+   * size): to look at what a file holds (storeState) before anything else opens it. Default false.
+   */
+  readonly lookOnly?: boolean;
 }
 
 /**
@@ -190,7 +195,8 @@ export class SqliteDriver implements StorageDriver {
 
   constructor(private readonly options: SqliteDriverOptions) {
     const path = options.path === ":memory:" ? ":memory:" : resolve(options.path);
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    const lookOnly = options.lookOnly === true && path !== ":memory:";
+    if (path !== ":memory:" && !lookOnly) mkdirSync(dirname(path), { recursive: true });
     this.description = `sqlite:${path}`;
     this.filePath = path;
     this.busyTimeoutMs = options.busyTimeoutMs ?? 5_000;
@@ -198,18 +204,20 @@ export class SqliteDriver implements StorageDriver {
       throw new RangeError(`busyTimeoutMs must be a number of milliseconds >= 0, got ${String(options.busyTimeoutMs)}`);
     }
     try {
-      this.db = new (betterSqlite3())(path);
+      this.db = new (betterSqlite3())(path, lookOnly ? { readonly: true, fileMustExist: true } : {});
     } catch (error) {
       throw new Error(`cannot open the SQLite database ${path}: ${(error as Error).message}`, { cause: error });
     }
     // Opening may wait for a lock (another process converting a new file to WAL, or recovering
     // the log after a crash): the constructor cannot wait on a timer, so SQLite waits here.
     this.db.pragma(`busy_timeout = ${Math.round(this.busyTimeoutMs)}`);
-    // Only a new file takes it (a file that has pages keeps its size): see PAGE_SIZE.
-    this.db.pragma(`page_size = ${PAGE_SIZE}`);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma(`synchronous = ${options.durability === "full" ? "FULL" : "NORMAL"}`);
-    this.db.pragma("foreign_keys = ON");
+    if (!lookOnly) {
+      // Only a new file takes it (a file that has pages keeps its size): see PAGE_SIZE.
+      this.db.pragma(`page_size = ${PAGE_SIZE}`);
+      this.db.pragma("journal_mode = WAL");
+      this.db.pragma(`synchronous = ${options.durability === "full" ? "FULL" : "NORMAL"}`);
+      this.db.pragma("foreign_keys = ON");
+    }
     // From now on, SQLite's own wait for a lock would sleep in this thread, up to 100 ms at a
     // time: the whole process would stand still while another process writes. A locked call
     // fails at once instead and is tried again on a timer (see retryWhileBusy).
@@ -219,7 +227,7 @@ export class SqliteDriver implements StorageDriver {
     // This one lowercases as JavaScript does, so a search finds the same rows on either store.
     this.db.function("lower", { deterministic: true }, (value: unknown) => (typeof value === "string" ? value.toLowerCase() : value));
     this.immediate = this.db.transaction((body: () => unknown) => body()).immediate as <T>(body: () => T) => T;
-    if (path !== ":memory:" && options.checkpointThread !== false) {
+    if (path !== ":memory:" && !lookOnly && options.checkpointThread !== false) {
       this.checkpointer = new Checkpointer(path, (pages) => {
         if (!this.closed) this.db.pragma(`wal_autocheckpoint = ${pages}`);
       });
