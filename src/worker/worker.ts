@@ -4,7 +4,7 @@ import { types } from "node:util";
 import { decodeParameters, TaskDeserializationError } from "../codec/index.ts";
 import type { ClaimedTask, RunOutcome, StorageDriver } from "../store/driver.ts";
 import type { AmbientScope } from "../tasks/ambient.ts";
-import { describeThrown, type ThrownInfo } from "../tasks/error-info.ts";
+import { describeThrown, storableText, type ThrownInfo } from "../tasks/error-info.ts";
 import { LeaseLostError } from "../tasks/errors/lease-lost-error.ts";
 import { TaskInterruptedError } from "../tasks/errors/task-interrupted-error.ts";
 import { TaskSecurityError } from "../tasks/errors/task-security-error.ts";
@@ -1019,7 +1019,7 @@ export class Worker {
     if (typeof fraction !== "number" || !(fraction >= 0 && fraction <= 1)) {
       throw new RangeError(`reportProgress: fraction must be a number from 0 to 1, got ${String(fraction)}`);
     }
-    const text = message === undefined || message === null ? null : String(message).slice(0, 500);
+    const text = message === undefined || message === null ? null : storableText(String(message).slice(0, 500));
     run.latestProgress = { fraction, text };
     if (run.progressTimer || run.discarded) return;
     const write = (): void => {
