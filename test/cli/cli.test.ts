@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import Database from "better-sqlite3";
 import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -21,6 +21,19 @@ function underway(...args: string[]): { code: number | null; stdout: string; std
     timeout: 60_000,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The CLI started as a serving process (start, worker): everything it prints, and its exit. */
+function serving(...args: string[]): { child: ChildProcess; exited: Promise<number | null>; output: () => string } {
+  const child = spawn(process.execPath, [join(root, "bin", "underway.mjs"), ...args], {
+    cwd: root,
+    env: { ...process.env, UNDERWAY_LOG_LEVEL: "warn", UNDERWAY_DB: "" },
+  });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, exited, output: () => output };
 }
 
 describe("underway CLI", () => {
@@ -251,26 +264,19 @@ describe("underway CLI", () => {
   });
 
   it("serves /metrics and /healthz of a worker on --metrics-port, and nothing else there", async () => {
-    const child = spawn(process.execPath, [join(root, "bin", "underway.mjs"), "worker", "--db", tempDb(dir), "--isolation", "none", "--metrics-port", "0"], {
-      cwd: root,
-      env: { ...process.env, UNDERWAY_LOG_LEVEL: "warn", UNDERWAY_DB: "" },
-    });
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const { child, exited, output } = serving("worker", "--db", tempDb(dir), "--isolation", "none", "--metrics-port", "0");
     try {
       const url = await Promise.race([
         (async () => {
           for (;;) {
-            const found = /underway worker metrics on (http:\/\/\S+)\/metrics/.exec(output);
-            if (found && /underway worker \S+ running/.test(output)) return found[1]!;
+            const found = /underway worker metrics on (http:\/\/\S+)\/metrics/.exec(output());
+            if (found && /underway worker \S+ running/.test(output())) return found[1]!;
             await new Promise((resolve) => setTimeout(resolve, 50));
           }
         })(),
         exited.then(() => null),
       ]);
-      assert.ok(url, `the worker ended:\n${output}`);
+      assert.ok(url, `the worker ended:\n${output()}`);
       const metrics = await fetch(`${url}/metrics`);
       assert.equal(metrics.status, 200);
       const text = await metrics.text();
@@ -283,22 +289,15 @@ describe("underway CLI", () => {
     } finally {
       if (child.exitCode === null) child.kill("SIGTERM");
     }
-    assert.equal(await exited, 0, output);
+    assert.equal(await exited, 0, output());
   });
 
   it("exits at once on a second SIGINT while a task holds up the graceful stop; the task stays leased, to run again", async () => {
     const db = tempDb(dir);
     const mark = join(dir, `mark-${Date.now()}.txt`);
-    const child = spawn(process.execPath, [join(root, "bin", "underway.mjs"), "worker", "--db", db, "--tasks", "test/fixtures/tasks.ts", "--isolation", "none", "--grace", "60000"], {
-      cwd: root,
-      env: { ...process.env, UNDERWAY_LOG_LEVEL: "warn", UNDERWAY_DB: "" },
-    });
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const { child, exited, output } = serving("worker", "--db", db, "--tasks", "test/fixtures/tasks.ts", "--isolation", "none", "--grace", "60000");
     try {
-      await until(() => /underway worker \S+ running/.test(output) || child.exitCode !== null, "the worker to run", 30_000);
+      await until(() => /underway worker \S+ running/.test(output()) || child.exitCode !== null, "the worker to run", 30_000);
       const runtime = await startRuntime({ dir, db, worker: false, tasks: [MarkTask] });
       const hangs = await runtime.run(() => Task.startNew(MarkTask, { file: mark, hangUntilAttempt: 1 }));
       await until(() => existsSync(mark), "the task to start", 30_000);
@@ -306,8 +305,8 @@ describe("underway CLI", () => {
       // The first one stops gracefully: the task may take its 60 s. The second does not wait.
       await new Promise((resolve) => setTimeout(resolve, 200));
       child.kill("SIGINT");
-      assert.equal(await exited, 130, output);
-      assert.match(output, /SIGINT again: exiting now/);
+      assert.equal(await exited, 130, output());
+      assert.match(output(), /SIGINT again: exiting now/);
       assert.equal((await runtime.getTask(hangs.id)).state, "running", "leased still: the rescue runs it again when the lease runs out");
     } finally {
       if (child.exitCode === null) child.kill("SIGKILL");
@@ -316,28 +315,21 @@ describe("underway CLI", () => {
 
   // In the worker's own process (isolation none), as published package code loads in a server.
   it("logs a promise that task code left to fail unhandled, and keeps the worker running", async () => {
-    const child = spawn(process.execPath, [join(root, "bin", "underway.mjs"), "worker", "--db", tempDb(dir), "--tasks", "test/fixtures/unhandled-rejection-tasks.ts", "--isolation", "none"], {
-      cwd: root,
-      env: { ...process.env, UNDERWAY_LOG_LEVEL: "warn", UNDERWAY_DB: "" },
-    });
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const { child, exited, output } = serving("worker", "--db", tempDb(dir), "--tasks", "test/fixtures/unhandled-rejection-tasks.ts", "--isolation", "none");
     try {
       const running = await Promise.race([
         (async () => {
-          while (!/underway worker \S+ running/.test(output)) await new Promise((resolve) => setTimeout(resolve, 50));
+          while (!/underway worker \S+ running/.test(output())) await new Promise((resolve) => setTimeout(resolve, 50));
           return true;
         })(),
         exited.then(() => false),
       ]);
-      assert.ok(running, `the worker ended:\n${output}`);
-      assert.match(output, /a promise was rejected and nothing handled it .*the process goes on: Error: warm-up failed: the lookup table is missing/);
+      assert.ok(running, `the worker ended:\n${output()}`);
+      assert.match(output(), /a promise was rejected and nothing handled it .*the process goes on: Error: warm-up failed: the lookup table is missing/);
       assert.equal(child.exitCode, null, "still running");
     } finally {
       if (child.exitCode === null) child.kill("SIGTERM");
     }
-    assert.equal(await exited, 0, output);
+    assert.equal(await exited, 0, output());
   });
 });
