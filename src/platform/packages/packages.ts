@@ -86,7 +86,6 @@ function checkName(name: string, what: "package name" | "schema name"): void {
   }
 }
 
-/** Another publish of the package stored a build after this one read the package. */
 /** A publish that another stored first: of the same package, or of another (whose task names it was checked against). */
 class PublishOvertaken extends Error {
   constructor(readonly by: "same" | "other") {
