@@ -36,6 +36,11 @@ function serving(...args: string[]): { child: ChildProcess; exited: Promise<numb
   return { child, exited, output: () => output };
 }
 
+/** Until a serving worker says it runs, or ends (its output then says why); bounded, so a failure never hangs the file. */
+function runningOrEnded(child: ChildProcess, output: () => string): Promise<unknown> {
+  return until(() => /underway worker \S+ running/.test(output()) || child.exitCode !== null, "the worker to run or end", 30_000);
+}
+
 describe("underway CLI", () => {
   it("migrates a new database", () => {
     const db = tempDb(dir);
@@ -266,16 +271,8 @@ describe("underway CLI", () => {
   it("serves /metrics and /healthz of a worker on --metrics-port, and nothing else there", async () => {
     const { child, exited, output } = serving("worker", "--db", tempDb(dir), "--isolation", "none", "--metrics-port", "0");
     try {
-      const url = await Promise.race([
-        (async () => {
-          for (;;) {
-            const found = /underway worker metrics on (http:\/\/\S+)\/metrics/.exec(output());
-            if (found && /underway worker \S+ running/.test(output())) return found[1]!;
-            await new Promise((resolve) => setTimeout(resolve, 50));
-          }
-        })(),
-        exited.then(() => null),
-      ]);
+      await runningOrEnded(child, output);
+      const url = /underway worker metrics on (http:\/\/\S+)\/metrics/.exec(output())?.[1];
       assert.ok(url, `the worker ended:\n${output()}`);
       const metrics = await fetch(`${url}/metrics`);
       assert.equal(metrics.status, 200);
@@ -297,7 +294,7 @@ describe("underway CLI", () => {
     const mark = join(dir, `mark-${Date.now()}.txt`);
     const { child, exited, output } = serving("worker", "--db", db, "--tasks", "test/fixtures/tasks.ts", "--isolation", "none", "--grace", "60000");
     try {
-      await until(() => /underway worker \S+ running/.test(output()) || child.exitCode !== null, "the worker to run", 30_000);
+      await runningOrEnded(child, output);
       const runtime = await startRuntime({ dir, db, worker: false, tasks: [MarkTask] });
       const hangs = await runtime.run(() => Task.startNew(MarkTask, { file: mark, hangUntilAttempt: 1 }));
       await until(() => existsSync(mark), "the task to start", 30_000);
@@ -317,14 +314,8 @@ describe("underway CLI", () => {
   it("logs a promise that task code left to fail unhandled, and keeps the worker running", async () => {
     const { child, exited, output } = serving("worker", "--db", tempDb(dir), "--tasks", "test/fixtures/unhandled-rejection-tasks.ts", "--isolation", "none");
     try {
-      const running = await Promise.race([
-        (async () => {
-          while (!/underway worker \S+ running/.test(output())) await new Promise((resolve) => setTimeout(resolve, 50));
-          return true;
-        })(),
-        exited.then(() => false),
-      ]);
-      assert.ok(running, `the worker ended:\n${output()}`);
+      await runningOrEnded(child, output);
+      assert.ok(/underway worker \S+ running/.test(output()), `the worker ended:\n${output()}`);
       assert.match(output(), /a promise was rejected and nothing handled it .*the process goes on: Error: warm-up failed: the lookup table is missing/);
       assert.equal(child.exitCode, null, "still running");
     } finally {
