@@ -491,6 +491,36 @@ export function driverSuite(factory: DriverFactory): void {
       assert.equal((await d.taskList({})).items.length, 0);
     });
 
+    it("never gives a deleted task's id to another task, whichever way it is stored", async () => {
+      const d = await fresh();
+      const given = new Set<string>();
+      const fresher = (id: string | undefined, how: string): void => {
+        assert.ok(id !== undefined && !given.has(id), `${how} gave id ${String(id)} again`);
+        given.add(id);
+      };
+      const newest = async (): Promise<string> => {
+        const id = await d.taskInsert(task());
+        fresher(id, "an insert");
+        return id;
+      };
+      // The newest task deleted, by id: the next insert, one of many, and a hand-off.
+      assert.equal(await d.taskDelete({ id: await newest() }), true);
+      fresher(await d.taskInsert(task()), "an insert after a delete");
+      await d.taskDelete({ id: await newest() });
+      for (const id of await d.taskInsertMany([task(), task()])) fresher(id, "an insert of many after a delete");
+      await d.taskDelete({ id: await newest() });
+      const handOff = await d.taskInsertClaimed?.(task(), { workerId: "w", leaseMs: 60_000 });
+      if (handOff) fresher(handOff.id, "a hand-off after a delete");
+      // Retention emptying the table.
+      const runs = await d.taskClaim({ workerId: "w", limit: 100, leaseMs: 60_000 });
+      if (handOff?.claimed) runs.push(handOff.claimed);
+      await d.taskCompleteMany(runs.map((t) => ({ kind: "succeeded" as const, id: t.id, runSeq: t.runSeq })));
+      d.clockShift(3_600_000);
+      await d.taskDeleteFinished({ succeededAgeMs: 1, failedAgeMs: 1, limit: 1_000 });
+      assert.equal((await d.taskList({})).items.length, 0, "retention emptied the store");
+      fresher(await d.taskInsert(task()), "an insert into the emptied store");
+    });
+
     it("joins a transaction started inside another, and runs calls made inside it in it", async () => {
       const d = await fresh();
       await assert.rejects(

@@ -274,23 +274,51 @@ export class SqliteDriver implements StorageDriver {
   async migrate(): Promise<void> {
     const migrations = sqliteMigrations();
     await this.exclusive(() => {
-      // IMMEDIATE takes the write lock first, so two processes starting at once migrate in turn.
-      this.immediate(() => {
-        this.db.exec(
-          "CREATE TABLE IF NOT EXISTS underway_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
-        );
-        const done = new Set(
-          (this.db.prepare("SELECT version FROM underway_migrations").all() as { version: number }[]).map((r) => r.version),
-        );
-        this.knownVersion(Math.max(0, ...done));
-        for (const m of migrations) {
-          if (done.has(m.version)) continue;
-          this.db.exec(m.sql);
-          this.db.prepare("INSERT INTO underway_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(m.version, m.name, this.now());
-        }
-      });
+      // Foreign keys are off while migrations run (the pragma is a no-op inside a transaction):
+      // a migration that rebuilds a table drops the old one, which with keys on would first
+      // delete its rows and cascade to the rows that refer to them. The keys are checked before
+      // the commit instead.
+      this.db.pragma("foreign_keys = OFF");
+      try {
+        this.applyMigrations(migrations);
+      } finally {
+        this.db.pragma("foreign_keys = ON");
+      }
     });
     this.statements = this.prepareStatements();
+  }
+
+  private applyMigrations(migrations: readonly Migration[]): void {
+    // IMMEDIATE takes the write lock first, so two processes starting at once migrate in turn.
+    this.immediate(() => {
+      this.db.exec(
+        "CREATE TABLE IF NOT EXISTS underway_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+      );
+      const done = new Set(
+        (this.db.prepare("SELECT version FROM underway_migrations").all() as { version: number }[]).map((r) => r.version),
+      );
+      this.knownVersion(Math.max(0, ...done));
+      const pending = migrations.filter((m) => !done.has(m.version));
+      for (const m of pending) {
+        this.db.exec(m.sql);
+        this.db.prepare("INSERT INTO underway_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(m.version, m.name, this.now());
+      }
+      if (pending.length > 0) this.checkReferences();
+    });
+  }
+
+  /** Refuses (and so rolls back) migrations that left a row of underway's tables referring to nothing. */
+  private checkReferences(): void {
+    const broken = (this.db.pragma("foreign_key_check") as { table: string; rowid: number; parent: string }[]).filter((r) =>
+      r.table.startsWith("underway_"),
+    );
+    const first = broken[0];
+    if (first) {
+      throw new Error(
+        `cannot migrate the database ${this.description}: ${broken.length} row(s) would refer to nothing ` +
+          `(first: ${first.table} row ${first.rowid} refers to a missing ${first.parent} row); nothing was changed`,
+      );
+    }
   }
 
   private prepareStatements() {
