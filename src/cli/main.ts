@@ -394,7 +394,11 @@ export function buildProgram(): Command {
         try {
           const task = await runtime.getTask(id);
           const done = verb === "cancel" ? await runtime.cancelTask(id) : await runtime.retryTask(id);
-          if (!done) throw new Error(`task ${id} cannot be ${past}: it is ${task.state}`);
+          if (!done) {
+            const now = await runtime.findTask(id);
+            if (now?.stopping) throw new Error(`task ${id} cannot be ${past} yet: it was canceled while it ran, and that run has not ended`);
+            throw new Error(`task ${id} cannot be ${past}: it is ${now?.state ?? task.state}`);
+          }
           console.log(`task ${id} (${printable(task.name)}) ${past}`);
         } finally {
           await runtime.stop();

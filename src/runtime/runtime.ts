@@ -882,7 +882,12 @@ export class Runtime implements TaskStarter {
   }
 
   private onWorkerEvent(event: WorkerEvent): void {
-    this.observe(event);
+    try {
+      this.observe(event);
+    } catch (error) {
+      // A tracer's or a metrics exporter's failure: the event's listeners still hear of it.
+      this.logger.error({ err: error, event: event.type }, "recording a task event's metrics or trace failed");
+    }
     this.announce(event);
   }
 

@@ -89,6 +89,15 @@ export interface RunRef {
   readonly runSeq: number;
 }
 
+/**
+ * A run a heartbeat renewed. `canceled`: its task was canceled meanwhile; the run should stop,
+ * and its lease is still renewed until it has, so that the task cannot be queued again or deleted
+ * while the attempt runs (see taskCanceledRunsEnded).
+ */
+export interface HeldRun extends RunRef {
+  readonly canceled?: true;
+}
+
 /** How a run ended, as the worker reports it. */
 export type RunOutcome =
   /** result: what run returned, MessagePack-encoded; absent when it returned nothing. */
@@ -217,8 +226,16 @@ export interface StorageDriver {
    * whether a task that ended has continuations waiting for it (absent: not known, look).
    */
   taskCompleteMany(outcomes: readonly RunOutcome[]): Promise<CompleteResult>;
-  /** Renews the leases of the given runs; returns those still held by this worker. */
-  taskHeartbeat(params: TaskHeartbeatParams): Promise<RunRef[]>;
+  /**
+   * Renews the leases of the given runs; returns those still held by this worker, their task
+   * running or canceled while they ran (`canceled`).
+   */
+  taskHeartbeat(params: TaskHeartbeatParams): Promise<HeldRun[]>;
+  /**
+   * Lets go of the leases of runs that ended after their task was canceled: from now on the task
+   * may be queued again or deleted. A run whose task is no longer canceled is left alone.
+   */
+  taskCanceledRunsEnded(runs: readonly RunRef[]): Promise<void>;
   taskProgressSet(params: RunRef & { readonly progress: number; readonly message: string | null }): Promise<void>;
   /** Running tasks whose lease expired: retried, or dead when their attempts are spent. */
   taskRescueExpired(params: { readonly limit: number }): Promise<TaskRescueResult>;
@@ -228,14 +245,18 @@ export interface StorageDriver {
   taskList(filter: TaskFilter): Promise<TaskPage>;
   taskCountByState(): Promise<Record<TaskState, number>>;
   /**
-   * Cancels a task that has not ended: a queued or failed one never runs again; a running one is
-   * no longer held by its worker, whose next heartbeat aborts the run. Returns the state it had,
-   * or null when there is no such task or it had already ended.
+   * Cancels a task that has not ended: a queued or failed one never runs again; a running one's
+   * worker aborts the run at its next heartbeat (at once in this process), and the task keeps
+   * the run's lease until the run ended (it is `stopping`). Returns the state it had, or null when
+   * there is no such task or it had already ended.
    */
   taskCancel(params: { readonly id: string }): Promise<TaskState | null>;
-  /** Queues a failed, dead or canceled task again at once, with one more attempt if it had none left. */
+  /**
+   * Queues a failed, dead or canceled task again at once, with one more attempt if it had none
+   * left; not one canceled while it ran whose run has not ended yet (`stopping`).
+   */
   taskRetry(params: { readonly id: string }): Promise<boolean>;
-  /** Deletes a task that is not running, with its error history. */
+  /** Deletes a task that is neither running nor stopping, with its error history. */
   taskDelete(params: { readonly id: string }): Promise<boolean>;
   /**
    * Retention: deletes up to `limit` tasks that ended long enough ago: succeeded ones after

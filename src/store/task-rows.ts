@@ -32,6 +32,8 @@ export interface DecodedTaskRow {
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
+  /** A running task's lease; a canceled one's while the run it had has not ended. */
+  lease_expires_at?: number | null;
   /** Issue #9 columns; absent from rows of queries that do not read them. */
   waiting_for?: number;
   schedule_name?: string | null;
@@ -44,7 +46,8 @@ export function errorInfoOf(e: ErrorJson): TaskErrorInfo {
 
 const date = (ms: number | null): Date | null => (ms === null ? null : new Date(ms));
 
-export function taskInfoOf(row: DecodedTaskRow, errors: readonly ErrorJson[]): TaskInfo {
+/** `now`: the store's clock, ms (whether a canceled task's run may still run: `stopping`). */
+export function taskInfoOf(row: DecodedTaskRow, errors: readonly ErrorJson[], now: number): TaskInfo {
   return {
     id: String(row.id),
     name: row.name,
@@ -68,6 +71,7 @@ export function taskInfoOf(row: DecodedTaskRow, errors: readonly ErrorJson[]): T
     ...(row.waiting_for !== undefined ? { waitingFor: row.waiting_for } : {}),
     ...(row.schedule_name !== undefined ? { scheduleName: row.schedule_name } : {}),
     ...(row.has_result !== undefined ? { hasResult: row.has_result } : {}),
+    stopping: row.state === "canceled" && row.lease_expires_at !== undefined && row.lease_expires_at !== null && row.lease_expires_at >= now,
   };
 }
 

@@ -168,6 +168,12 @@ export interface TaskInfo {
   readonly scheduleName?: string | null;
   /** Whether a succeeded run stored a result. */
   readonly hasResult?: boolean;
+  /**
+   * Canceled while it ran, and that run has not ended yet (its code ignores the signal, or its
+   * worker has not seen the cancel): it cannot be retried or deleted until it has, or until its
+   * lease runs out when its worker is gone.
+   */
+  readonly stopping?: boolean;
 }
 
 export interface TaskErrorInfo {

@@ -115,20 +115,32 @@ export class Completer<T extends RunOutcome = RunOutcome> {
   private async write(batch: T[]): Promise<boolean> {
     this.lastWriteAt = performance.now();
     this.writing = batch.length;
+    let written;
     try {
-      const { rejected, continuations } = await this.driver.taskCompleteMany(batch);
-      this.writing = 0;
-      if (this.cap < MAX_COMPLETE_BATCH) this.cap = Math.min(MAX_COMPLETE_BATCH, this.cap * 2);
-      this.onWritten(batch, new Set(rejected), continuations);
-      return true;
+      written = await this.driver.taskCompleteMany(batch);
     } catch (error) {
       this.writing = 0;
-      this.onError(error, batch);
+      // Back in the queue before anything else runs: the batch must not be lost, whatever the
+      // report of the failure does.
       if (batch.length > 1) {
         this.cap = Math.ceil(batch.length / 2);
         this.pending.unshift(...batch);
       } else this.pending.push(...batch);
+      try {
+        this.onError(error, batch);
+      } catch {
+        // A report that fails changes nothing of the batch's fate.
+      }
       return false;
     }
+    this.writing = 0;
+    if (this.cap < MAX_COMPLETE_BATCH) this.cap = Math.min(MAX_COMPLETE_BATCH, this.cap * 2);
+    // Stored: what the listeners do with it can no longer make it be written again.
+    try {
+      this.onWritten(batch, new Set(written.rejected), written.continuations);
+    } catch {
+      // The worker's listeners report their own failures (see Worker.emit).
+    }
+    return true;
   }
 }

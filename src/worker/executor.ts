@@ -2,7 +2,7 @@ import { runInScope, type AmbientScope } from "../tasks/ambient.ts";
 import { TaskTimeoutError } from "../tasks/errors/task-timeout-error.ts";
 import type { AnyTaskClass } from "../tasks/registry.ts";
 import type { TaskContext, UserConnectionLike } from "../tasks/types.ts";
-import type { RunAbort } from "./run-abort.ts";
+import type { AbortListener, RunAbort } from "./run-abort.ts";
 
 export interface Execution {
   readonly taskClass: AnyTaskClass;
@@ -13,6 +13,13 @@ export interface Execution {
   readonly timeoutMs: number;
   readonly userConnection: UserConnectionLike | null;
   readonly scope: AmbientScope;
+  /**
+   * After an abort, settle only once run's own promise has (with the abort's reason), rather
+   * than at once. A task thread runs its attempts so: an attempt ends when its code does, and
+   * the pool stops the thread when that takes longer than the abort's grace. In the worker's
+   * process an aborted attempt is let go at once (its code, if it ignores the signal, goes on).
+   */
+  readonly awaitCodeAfterAbort?: boolean;
 }
 
 /**
@@ -79,6 +86,7 @@ class InProcessRun {
 
   /** The attempt was aborted. */
   handleEvent(): void {
+    if (this.execution.awaitCodeAfterAbort) return; // finish() comes when run settles
     this.finish(true, this.execution.abort.reason);
   }
 
@@ -87,7 +95,42 @@ class InProcessRun {
     this.settled = true;
     if (this.timer) clearTimeout(this.timer);
     this.execution.abort.unlisten(this);
-    if (failed) this.reject(outcome);
+    // After an abort, the attempt ends with the abort's reason whatever its code did then.
+    if (this.execution.abort.aborted) this.reject(this.execution.abort.reason);
+    else if (failed) this.reject(outcome);
     else this.resolve(outcome);
   }
+}
+
+/**
+ * Waits for a step an attempt takes before its code runs (its class, its user connection) within
+ * the attempt's limits: rejects with the abort's reason once the attempt is aborted (a cancel, a
+ * lost lease, a shutdown), and aborts it with TaskTimeoutError when the step alone outlasts the
+ * attempt's timeout. A step that never settles holds its slot no longer than the run would.
+ */
+export function withinAttempt<T>(step: Promise<T>, abort: RunAbort, timeoutMs: number): Promise<T> {
+  if (abort.aborted) return Promise.reject(abort.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    let timer: NodeJS.Timeout | null = null;
+    const listener: AbortListener = {
+      handleEvent() {
+        if (timer) clearTimeout(timer);
+        reject(abort.reason as Error);
+      },
+    };
+    abort.listen(listener);
+    if (timeoutMs > 0) timer = setTimeout(() => abort.abort(new TaskTimeoutError(timeoutMs)), timeoutMs);
+    step.then(
+      (value) => {
+        if (timer) clearTimeout(timer);
+        abort.unlisten(listener);
+        resolve(value);
+      },
+      (error: unknown) => {
+        if (timer) clearTimeout(timer);
+        abort.unlisten(listener);
+        reject(error as Error);
+      },
+    );
+  });
 }

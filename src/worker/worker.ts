@@ -2,10 +2,11 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { types } from "node:util";
 import { decodeParameters, TaskDeserializationError } from "../codec/index.ts";
-import type { ClaimedTask, RunOutcome, StorageDriver } from "../store/driver.ts";
+import type { ClaimedTask, RunOutcome, StorageDriver, TaskClaimParams } from "../store/driver.ts";
 import type { AmbientScope } from "../tasks/ambient.ts";
 import { describeThrown, storableText, type ThrownInfo } from "../tasks/error-info.ts";
 import { LeaseLostError } from "../tasks/errors/lease-lost-error.ts";
+import { TaskCanceledError } from "../tasks/errors/task-canceled-error.ts";
 import { TaskInterruptedError } from "../tasks/errors/task-interrupted-error.ts";
 import { TaskSecurityError } from "../tasks/errors/task-security-error.ts";
 import { UnknownTaskError } from "../tasks/errors/unknown-task-error.ts";
@@ -14,7 +15,7 @@ import type { Logger } from "../tasks/logger.ts";
 import { backoffDelay, checkTimerMs, TASK_DEFAULTS, type TaskRegistry } from "../tasks/registry.ts";
 import type { Initiator, TaskContext, UserConnectionLike } from "../tasks/types.ts";
 import { Completer } from "./completer.ts";
-import { executeInProcess } from "./executor.ts";
+import { executeInProcess, withinAttempt } from "./executor.ts";
 import { RunAbort } from "./run-abort.ts";
 import { taskResultOf } from "../tasks/result.ts";
 import type { IsolatedRun, ThreadPool } from "./isolation/pool.ts";
@@ -616,9 +617,29 @@ export class Worker {
       const claimed = await this.driver.taskClaim({ ...base, limit: want });
       return { claimed, more: claimed.length === want, exhausted: claimed.length < want };
     }
+    const claimed: ClaimedTask[] = [];
+    try {
+      return await this.claimEach(want, base, caps, capped, limited, claimed);
+    } catch (error) {
+      // The claims made before the one that failed hold their tasks: those run now, or they
+      // would sit leased to this worker until their leases ran out and be counted as lost.
+      if (claimed.length === 0) throw error;
+      this.options.logger.error({ err: error, claimed: claimed.length }, "claiming tasks failed part way; running those already claimed");
+      return { claimed, more: false, exhausted: false };
+    }
+  }
+
+  /** claimRound's several claims, each adding to `claimed` as it returns. */
+  private async claimEach(
+    want: number,
+    base: Omit<TaskClaimParams, "limit">,
+    caps: Readonly<Record<string, number>>,
+    capped: readonly string[],
+    limited: ReturnType<TaskRegistry["rateLimited"]>,
+    claimed: ClaimedTask[],
+  ): Promise<{ claimed: ClaimedTask[]; more: boolean; exhausted: boolean }> {
     const full = capped.filter((q) => this.queueFull(q));
     const limitedNames = limited.length ? { excludeNames: limited.map((l) => l.name) } : {};
-    const claimed: ClaimedTask[] = [];
     let more = false;
     for (const l of limited) {
       if (claimed.length >= want) break;
@@ -706,9 +727,20 @@ export class Worker {
     };
   }
 
+  /** Tells the worker's listener (the runtime's metrics, traces and events); what it throws is logged, never the worker's. */
+  private emit(event: WorkerEvent): void {
+    const on = this.options.onEvent;
+    if (!on) return;
+    try {
+      on(event);
+    } catch (error) {
+      this.options.logger.error({ err: error, event: event.type, taskId: event.taskId }, "a worker event listener threw");
+    }
+  }
+
   private started(run: ActiveRun): void {
     const { task } = run;
-    this.options.onEvent?.({
+    this.emit({
       type: "taskStarted",
       taskId: task.id,
       name: task.name,
@@ -747,7 +779,7 @@ export class Worker {
     // A registered class: no promise to wait for (one less turn per attempt).
     const registered = registry.resolveRegistered(run.task.name);
     if (registered !== null) return this.executeWith(run, registered);
-    return registry.resolveForRun(run.task.name).then(
+    return withinAttempt(registry.resolveForRun(run.task.name), run.abort, run.task.timeoutMs).then(
       (entry) => this.executeWith(run, entry),
       (error: unknown) => this.failure(run, error, "default"),
     );
@@ -790,7 +822,7 @@ export class Worker {
         if (!factory) {
           throw new Error("this runtime has no UserConnection factory: pass userConnectionFactory to createRuntime");
         }
-        userConnection = await factory(task.initiator, { id: task.id, name: task.name });
+        userConnection = await withinAttempt(Promise.resolve(factory(task.initiator, { id: task.id, name: task.name })), run.abort, task.timeoutMs);
       } catch (error) {
         return this.failure(run, error, entry.options.backoff);
       }
@@ -819,7 +851,12 @@ export class Worker {
       });
       return { kind: "succeeded", id: task.id, runSeq: task.runSeq, ...taskResultOf(returned) };
     } catch (error) {
-      if (error instanceof TaskInterruptedError) return { kind: "released", id: task.id, runSeq: task.runSeq };
+      // Interrupted by this worker (a shutdown, a chain handed back): queued again, its attempt
+      // given back. A TaskInterruptedError the task's code threw by itself is a failure, or it
+      // could run for ever without using up its attempts.
+      if (isA(error, TaskInterruptedError) && run.abort.reason instanceof TaskInterruptedError) {
+        return { kind: "released", id: task.id, runSeq: task.runSeq };
+      }
       return this.failure(run, error, entry.options.backoff);
     }
   }
@@ -887,9 +924,9 @@ export class Worker {
     return settled.then(
       (result): RunOutcome => (result ? { kind: "succeeded", id: task.id, runSeq: task.runSeq, result } : { kind: "succeeded", id: task.id, runSeq: task.runSeq }),
       (error: unknown): RunOutcome => {
-        if (error instanceof TaskInterruptedError || (error instanceof ThreadTaskError && error.kind === "interrupted")) {
-          return { kind: "released", id: task.id, runSeq: task.runSeq };
-        }
+        // The pool's own: interrupted by this worker or with the thread it shared (the thread's
+        // report of a TaskInterruptedError its code threw by itself is a ThreadTaskError: a failure).
+        if (error instanceof TaskInterruptedError) return { kind: "released", id: task.id, runSeq: task.runSeq };
         return this.failure(run, error, entry.options.backoff);
       },
     );
@@ -913,10 +950,10 @@ export class Worker {
     const { task } = run;
     const final =
       backoff === null ||
-      error instanceof UnrecoverableTaskError ||
-      error instanceof TaskSecurityError ||
-      error instanceof TaskDeserializationError ||
-      (error instanceof ThreadTaskError && error.kind !== "other" && error.kind !== "interrupted") ||
+      isA(error, UnrecoverableTaskError) ||
+      isA(error, TaskSecurityError) ||
+      isA(error, TaskDeserializationError) ||
+      (isA(error, ThreadTaskError) && error.kind !== "other" && error.kind !== "interrupted") ||
       task.attempt >= task.maxAttempts;
     const policy = backoff === "default" || backoff === null ? TASK_DEFAULTS.backoff : backoff;
     return {
@@ -957,9 +994,10 @@ export class Worker {
       }
       this.completer.add(this.annotate(run, outcome));
     } else if (run.discarded !== "released") {
+      if (run.discarded === "canceled") this.canceledRunEnded(run.task);
       const { id, name, attempt } = run.task;
       const durationMs = run.startedAt === null ? undefined : performance.now() - run.startedAt;
-      this.options.onEvent?.({ type: "taskDiscarded", taskId: id, name, attempt, durationMs, reason: run.discarded });
+      this.emit({ type: "taskDiscarded", taskId: id, name, attempt, durationMs, reason: run.discarded });
     }
     if (this.active.size === 0) for (const w of this.idleWaiters.splice(0)) w();
     this.slotFreed();
@@ -995,19 +1033,19 @@ export class Worker {
     if (continuations !== false && outcomes.some((o) => o.kind === "succeeded" || (o.kind === "failed" && o.retryDelayMs === null))) {
       this.options.onContinuations?.();
     }
-    const emit = this.options.onEvent;
+    const listening = this.options.onEvent !== undefined;
     for (const o of outcomes) {
       if (rejected.has(o.id)) {
         this.options.logger.warn({ taskId: o.id, task: o.name, attempt: o.attempt }, "outcome discarded: the task's lease had passed to another run");
-        emit?.({ type: "taskDiscarded", taskId: o.id, name: o.name, attempt: o.attempt, durationMs: o.durationMs ?? undefined, reason: "lease lost" });
+        this.emit({ type: "taskDiscarded", taskId: o.id, name: o.name, attempt: o.attempt, durationMs: o.durationMs ?? undefined, reason: "lease lost" });
         continue;
       }
-      if (!emit) continue;
+      if (!listening) continue;
       const base = { taskId: o.id, name: o.name, attempt: o.attempt };
       // Only a release can come from an attempt that never started (durationMs null: not timed).
-      if (o.kind === "succeeded") emit({ type: "taskSucceeded", ...base, durationMs: o.durationMs ?? 0 });
-      else if (o.kind === "released") emit({ type: "taskReleased", ...base, durationMs: o.durationMs ?? undefined });
-      else emit({ type: o.retryDelayMs === null ? "taskDead" : "taskFailed", ...base, error: o.error, retryDelayMs: o.retryDelayMs, durationMs: o.durationMs ?? undefined });
+      if (o.kind === "succeeded") this.emit({ type: "taskSucceeded", ...base, durationMs: o.durationMs ?? 0 });
+      else if (o.kind === "released") this.emit({ type: "taskReleased", ...base, durationMs: o.durationMs ?? undefined });
+      else this.emit({ type: o.retryDelayMs === null ? "taskDead" : "taskFailed", ...base, error: o.error, retryDelayMs: o.retryDelayMs, durationMs: o.durationMs ?? undefined });
     }
     // Claims wait while outcomes are behind (see BACKLOG_PER_CLAIM). A task handed back is due
     // again, and one failed is due at its retry: the next claim (or the next due time) finds it.
@@ -1040,7 +1078,8 @@ export class Worker {
     // Prefetched, not started: it never runs (its row already says why).
     const at = this.prefetched.findIndex((p) => p.task.id === taskId);
     if (at >= 0) {
-      this.prefetched.splice(at, 1);
+      const [held] = this.prefetched.splice(at, 1);
+      if (held) this.canceledRunEnded(held.task);
       found = true;
     }
     for (const run of this.active.values()) {
@@ -1055,7 +1094,10 @@ export class Worker {
   /** Renews the leases of the running tasks; a run whose lease was lost is aborted and discarded. */
   async heartbeat(): Promise<void> {
     if (this.active.size === 0) return;
-    const runs = [...this.active.values()].filter((r) => !r.discarded).map((r) => ({ id: r.task.id, runSeq: r.task.runSeq }));
+    // A canceled run's lease is renewed too until it ends: its task is not queued again meanwhile.
+    const runs = [...this.active.values()]
+      .filter((r) => r.discarded === false || r.discarded === "canceled")
+      .map((r) => ({ id: r.task.id, runSeq: r.task.runSeq }));
     let held;
     try {
       held = await this.driver.taskHeartbeat({ workerId: this.id, leaseMs: this.leaseMs, runs });
@@ -1063,17 +1105,32 @@ export class Worker {
       this.options.logger.error({ err: error }, "renewing leases failed; will retry at the next heartbeat");
       return;
     }
-    const kept = new Set(held.map(runKey));
+    const kept = new Map(held.map((h) => [runKey(h), h.canceled === true]));
     for (const ref of runs) {
-      if (kept.has(runKey(ref))) continue;
+      const canceled = kept.get(runKey(ref));
+      if (canceled === false) continue;
       const run = this.active.get(runKey(ref));
-      if (!run) continue;
-      // Completed meanwhile, or the lease really was lost; either way this run's result must not count.
-      if (run.discarded) continue;
+      // Completed meanwhile, or already stopping; either way this run's result must not count.
+      if (!run || run.discarded) continue;
+      if (canceled) {
+        // Canceled in another process.
+        run.discarded = "canceled";
+        run.abort.abort(new TaskCanceledError(ref.id));
+        continue;
+      }
       run.discarded = "lease lost";
       this.options.logger.warn(taskLogFields(run.task), "lease lost; aborting the run");
       run.abort.abort(new LeaseLostError(ref.id));
     }
+  }
+
+  /** Lets go of the lease of a canceled task's run that ended (or never started): the task may be retried now. */
+  private canceledRunEnded(task: ClaimedTask): void {
+    this.driver
+      .taskCanceledRunsEnded([{ id: task.id, runSeq: task.runSeq }])
+      .catch((error: unknown) =>
+        this.options.logger.warn({ err: error, ...taskLogFields(task) }, "letting go of a canceled run's lease failed; the task can be retried once the lease runs out"),
+      );
   }
 
   /**
@@ -1222,4 +1279,16 @@ function parametersError(parameters: unknown): unknown {
     return error;
   }
   return new TaskDeserializationError("parameters", "the stored parameters are not bytes");
+}
+
+/**
+ * `value instanceof type`, false where asking throws: a thrown Proxy whose getPrototypeOf trap
+ * throws is still an ordinary failure, retried as any other.
+ */
+function isA<T>(value: unknown, type: abstract new (...args: never[]) => T): value is T {
+  try {
+    return value instanceof type;
+  } catch {
+    return false;
+  }
 }

@@ -447,7 +447,8 @@ export function driverSuite(factory: DriverFactory): void {
       assert.equal(await d.taskCancel({ id: "x'; --" }), null);
       assert.equal((await d.taskGet(stillQueued))?.state, "canceled");
       assert.deepEqual(await d.taskClaim({ workerId: "w", limit: 10, leaseMs: 1_000 }), []);
-      assert.deepEqual(await d.taskHeartbeat({ workerId: "w", leaseMs: 10_000, runs: [runRef] }), []);
+      // Still leased until the run has ended (see "keeps a task canceled while it ran ..."): its worker learns it was canceled.
+      assert.deepEqual(await d.taskHeartbeat({ workerId: "w", leaseMs: 10_000, runs: [runRef] }), [{ id: runRef.id, runSeq: runRef.runSeq, canceled: true }]);
       assert.deepEqual((await d.taskCompleteMany([{ kind: "succeeded", id: runRef.id, runSeq: runRef.runSeq }])).rejected, [runRef.id]);
       assert.equal((await d.taskGet(runRef.id))?.state, "canceled");
     });
@@ -519,6 +520,55 @@ export function driverSuite(factory: DriverFactory): void {
       await d.taskDeleteFinished({ succeededAgeMs: 1, failedAgeMs: 1, limit: 1_000 });
       assert.equal((await d.taskList({})).items.length, 0, "retention emptied the store");
       fresher(await d.taskInsert(task()), "an insert into the emptied store");
+    });
+
+    it("keeps a task canceled while it ran from a retry, a delete and retention until that run ended", async () => {
+      const d = await fresh();
+      const id = await d.taskInsert(task({ name: "Stubborn" }));
+      const other = await d.taskInsert(task({ name: "Other" }));
+      const runs = await d.taskClaim({ workerId: "w", limit: 2, leaseMs: 60_000 });
+      const run = runs.find((r) => r.id === id);
+      assert.ok(run);
+      const ref = { id, runSeq: run.runSeq };
+      assert.equal(await d.taskCancel({ id }), "running");
+      assert.equal((await d.taskGet(id))?.stopping, true);
+      assert.equal((await d.taskList({ states: ["canceled"] })).items[0]?.stopping, true);
+      assert.equal(await d.taskRetry({ id }), false, "retried while its run may still run");
+      assert.equal(await d.taskRetryMany({ states: ["canceled"], limit: 10 }), 0);
+      assert.equal(await d.taskDelete({ id }), false, "deleted while its run may still run");
+      d.clockShift(10);
+      assert.equal(await d.taskDeleteFinished({ succeededAgeMs: 1, failedAgeMs: 1, limit: 10 }), 0);
+      // Its worker keeps the lease while the run goes on, and learns that the task was canceled.
+      const otherRef = { id: other, runSeq: runs.find((r) => r.id === other)?.runSeq ?? -1 };
+      assert.deepEqual(await d.taskHeartbeat({ workerId: "w", leaseMs: 60_000, runs: [ref, otherRef] }), [{ ...ref, canceled: true }, otherRef]);
+      assert.deepEqual(await d.taskHeartbeat({ workerId: "someone else", leaseMs: 60_000, runs: [ref] }), []);
+      // Letting go of a run whose task is not canceled changes nothing.
+      await d.taskCanceledRunsEnded([otherRef, { id: "999999", runSeq: 1 }, { id: "not-an-id", runSeq: 1 }]);
+      assert.deepEqual(await d.taskHeartbeat({ workerId: "w", leaseMs: 60_000, runs: [otherRef] }), [otherRef]);
+      const mark = await d.taskChangeMark();
+      await d.taskCanceledRunsEnded([ref]);
+      assert.notEqual(await d.taskChangeMark(), mark, "pages see the change");
+      assert.equal((await d.taskGet(id))?.stopping, false);
+      assert.deepEqual(await d.taskHeartbeat({ workerId: "w", leaseMs: 60_000, runs: [ref] }), [], "the lease was let go");
+      assert.equal(await d.taskRetry({ id }), true);
+      assert.equal((await d.taskGet(id))?.state, "queued");
+    });
+
+    it("lets a task canceled while it ran be retried once that run's lease ran out (its worker is gone)", async () => {
+      const d = await fresh();
+      const id = await d.taskInsert(task({ name: "Orphaned" }));
+      await d.taskClaim({ workerId: "gone", limit: 1, leaseMs: 60_000 });
+      assert.equal(await d.taskCancel({ id }), "running");
+      assert.equal(await d.taskDelete({ id }), false);
+      d.clockShift(60_001);
+      assert.equal((await d.taskGet(id))?.stopping, false);
+      assert.equal(await d.taskRescueExpired({ limit: 10 }).then((r) => r.retried + r.dead), 0, "a canceled task is not rescued");
+      assert.equal(await d.taskDelete({ id }), true);
+      // A queued task canceled has no run to wait for.
+      const queued = await d.taskInsert(task());
+      assert.equal(await d.taskCancel({ id: queued }), "queued");
+      assert.equal((await d.taskGet(queued))?.stopping, false);
+      assert.equal(await d.taskRetry({ id: queued }), true);
     });
 
     it("joins a transaction started inside another, and runs calls made inside it in it", async () => {

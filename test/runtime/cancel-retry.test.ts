@@ -48,6 +48,21 @@ describe("cancel, retry, delete, retention", () => {
     assert.deepEqual(task.errors, []); // the aborted run's failure was not recorded
   });
 
+  it("learns at a heartbeat that another process canceled a run, aborts it as canceled, and lets go once it ended", async () => {
+    const discarded: string[] = [];
+    const runtime = await startRuntime({ dir, tasks: [Waits], worker: { heartbeatMs: 20, leaseMs: 60_000 } });
+    runtime.on("taskDiscarded", (e) => discarded.push(e.reason));
+    abortedWith = null;
+    const handle = await runtime.run(() => Task.startNew(Waits, null));
+    await until(() => runtime.worker?.activeCount === 1, "the task to run");
+    // As another process cancels: through the store alone, this worker is not told.
+    assert.equal(await runtime.driver.taskCancel({ id: handle.id }), "running");
+    await until(() => abortedWith instanceof TaskCanceledError, "the run to be aborted as canceled");
+    await until(async () => (await handle.get()).stopping === false, "the ended run to let go of its lease");
+    assert.deepEqual(discarded, ["canceled"]);
+    assert.equal(await runtime.retryTask(handle.id), true);
+  });
+
   it("retries a dead task, and deletes ended ones", async () => {
     const runtime = await startRuntime({ dir, tasks: [Fails] });
     const handle = await runtime.run(() => Task.startNew(Fails, null));

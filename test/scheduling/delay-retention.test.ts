@@ -108,7 +108,7 @@ describe("retention reads ended tasks by age through an index", () => {
     const open = newStore("sqlite");
     const driver = open();
     await driver.migrate();
-    const plan = (await driver.sqlQuery(`EXPLAIN QUERY PLAN ${SQLITE_RETENTION_SELECT}`, [0, 0, 0, 10])).rows.map((r) => String(r.detail));
+    const plan = (await driver.sqlQuery(`EXPLAIN QUERY PLAN ${SQLITE_RETENTION_SELECT}`, [0, 0, 0, 0, 10])).rows.map((r) => String(r.detail));
     await driver.close();
     assert.ok(driver instanceof SqliteDriver);
     const searches = plan.filter((d) => /underway_tasks/.test(d));

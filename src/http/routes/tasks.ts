@@ -178,6 +178,7 @@ export function taskRoutes(platform: Platform) {
         runAt: task.runAt,
         timeoutMs: task.timeoutMs,
         workerId: task.workerId,
+        stopping: task.stopping === true,
         withUserConnection: task.withUserConnection,
         culture: task.initiator?.culture ?? null,
         timeZone: task.initiator?.timeZone ?? null,
@@ -194,8 +195,13 @@ export function taskRoutes(platform: Platform) {
       const id = found.task.id;
       const done = verb === "retry" ? await runtime.retryTask(id) : verb === "cancel" ? await runtime.cancelTask(id) : await runtime.deleteTask(id);
       if (!done) {
+        const now = verb === "cancel" ? null : await runtime.findTask(id);
+        if (now?.stopping) {
+          const what = verb === "retry" ? "retried" : "deleted";
+          return reply.code(409).send({ error: `the task was canceled while it ran, and that run has not ended yet; it can be ${what} once it has` });
+        }
         const why = { retry: "only a failed, dead or canceled task can be retried", cancel: "the task has already ended", delete: "a running task cannot be deleted; cancel it first" }[verb];
-        return reply.code(409).send({ error: `${why} (it is ${found.task.state})` });
+        return reply.code(409).send({ error: `${why} (it is ${now?.state ?? found.task.state})` });
       }
       return { id, done: verb };
     };

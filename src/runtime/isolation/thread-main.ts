@@ -372,6 +372,9 @@ async function execute(runId: number, run: ThreadRun, abort: RunAbort): Promise<
       timeoutMs: 0,
       userConnection,
       scope: { runtime: host.runtime, ...(run.initiator ? { user: run.initiator } : {}) },
+      // Its end is told once its code has ended: until then, its task is not queued again (a
+      // canceled one is `stopping`) and the pool stops the thread after the abort's grace.
+      awaitCodeAfterAbort: true,
     });
     firstSliceMs = performance.now() - sliceFrom;
     const returned = await outcome;

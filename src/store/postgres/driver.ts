@@ -8,6 +8,7 @@ import type {
   DriverCapabilities,
   DriverTransaction,
   RunOutcome,
+  HeldRun,
   RunRef,
   StorageDriver,
   TaskClaimParams,
@@ -423,18 +424,27 @@ export class PostgresDriver implements StorageDriver {
     return { rejected: outcomes.filter((_, i) => !applied.has(i)).map((o) => o.id), continuations };
   }
 
-  async taskHeartbeat(params: TaskHeartbeatParams): Promise<RunRef[]> {
+  async taskHeartbeat(params: TaskHeartbeatParams): Promise<HeldRun[]> {
     const runs = params.runs.filter((r) => parseTaskId(r.id) !== null);
     if (runs.length === 0) return [];
-    const rows = await this.query<{ id: string; run_seq: number }>(this.sql.heartbeat, [
+    const rows = await this.query<{ id: string; run_seq: number; canceled: boolean }>(this.sql.heartbeat, [
       this.clockOffsetMs,
       params.leaseMs,
       runs.map((r) => r.id),
       runs.map((r) => r.runSeq),
       params.workerId,
     ]);
-    const held = new Set(rows.map((r) => `${r.id}:${r.run_seq}`));
-    return params.runs.filter((r) => held.has(`${r.id}:${r.runSeq}`));
+    const held = new Map(rows.map((r) => [`${r.id}:${r.run_seq}`, r.canceled]));
+    return params.runs.flatMap((r) => {
+      const canceled = held.get(`${r.id}:${r.runSeq}`);
+      return canceled === undefined ? [] : [canceled ? { id: r.id, runSeq: r.runSeq, canceled: true as const } : r];
+    });
+  }
+
+  async taskCanceledRunsEnded(runs: readonly RunRef[]): Promise<void> {
+    const valid = runs.filter((r) => parseTaskId(r.id) !== null);
+    if (valid.length === 0) return;
+    await this.query(this.sql.canceledRunsEnded, [this.clockOffsetMs, valid.map((r) => r.id), valid.map((r) => r.runSeq)]);
   }
 
   async taskProgressSet(params: RunRef & { progress: number; message: string | null }): Promise<void> {
@@ -474,7 +484,7 @@ export class PostgresDriver implements StorageDriver {
   async taskGet(id: string): Promise<TaskInfo | null> {
     if (parseTaskId(id) === null) return null;
     const [row] = await this.query<TaskRow>(this.sql.get, [id]);
-    return row ? taskInfoOf(row, row.errors ?? []) : null;
+    return row ? taskInfoOf(row, row.errors ?? [], Date.now() + this.clockOffsetMs) : null;
   }
 
   async taskList(filter: TaskFilter): Promise<TaskPage> {
@@ -492,7 +502,7 @@ export class PostgresDriver implements StorageDriver {
     if (beforeId !== undefined) where.push(`t.id < ${arg(beforeId)}::bigint`);
     const rows = await this.query<TaskRow>(this.sql.list(where, arg(limit + 1)), args);
     const more = rows.length > limit;
-    const items = rows.slice(0, limit).map((r) => taskInfoOf(r, []));
+    const items = rows.slice(0, limit).map((r) => taskInfoOf(r, [], Date.now() + this.clockOffsetMs));
     return { items, nextBeforeId: more && items.length ? (items[items.length - 1]?.id ?? null) : null };
   }
 
@@ -518,7 +528,7 @@ export class PostgresDriver implements StorageDriver {
 
   async taskDelete(params: { id: string }): Promise<boolean> {
     if (parseTaskId(params.id) === null) return false;
-    const [row] = await this.query<{ n: number }>(this.sql.delete, [params.id]);
+    const [row] = await this.query<{ n: number }>(this.sql.delete, [this.clockOffsetMs, params.id]);
     return row?.n === 1;
   }
 

@@ -71,8 +71,18 @@ export function requeueing(schema: string, picked: string): string {
       run_at = CASE WHEN k.waiting_for > 0 THEN timestamptz 'epoch' + ${millis(String(HELD_RUN_AT_MS))} ELSE ${NOW} END,
       updated_at = ${NOW}, finished_at = NULL, worker_id = NULL, dedup_key = NULL,
       max_attempts = greatest(k.max_attempts, k.attempt + 1)
-    WHERE k.id IN (${picked})
+    WHERE k.id IN (${picked}) AND ${notStopping("k")}
     RETURNING 1`;
+}
+
+/**
+ * Of a task (alias `t`): no attempt of it may still run. A task canceled while it ran keeps its
+ * lease until the attempt ends (its worker renews it meanwhile and lets it go then; see
+ * canceledRunsEnded): queued again or deleted before, a second attempt would run beside the
+ * first. A lease that ran out (the worker is gone) no longer holds it. Uses $1, the offset.
+ */
+export function notStopping(t: string): string {
+  return `(${t}.lease_expires_at IS NULL OR ${t}.lease_expires_at < ${NOW})`;
 }
 
 /** The SQL of one store, `schema` already quoted. */
@@ -272,8 +282,18 @@ export function queriesFor(schema: string) {
     heartbeat: `
       UPDATE ${tasks} t SET lease_expires_at = ${NOW} + ${millis("$2::float8")}
       FROM unnest($3::bigint[], $4::int[]) AS r(id, run_seq)
-      WHERE t.id = r.id AND t.run_seq = r.run_seq AND t.worker_id = $5 AND t.state = 'running'
-      RETURNING t.id::text AS id, t.run_seq`,
+      WHERE t.id = r.id AND t.run_seq = r.run_seq AND t.worker_id = $5
+        AND t.state IN ('running', 'canceled') AND t.lease_expires_at IS NOT NULL
+      RETURNING t.id::text AS id, t.run_seq, t.state = 'canceled' AS canceled`,
+
+    /** Lets go of the leases of canceled tasks' runs that ended (parallel arrays $2 ids, $3 run_seqs). $1 offset. */
+    canceledRunsEnded: marking(
+      `UPDATE ${tasks} t SET lease_expires_at = NULL, updated_at = ${NOW}
+       FROM unnest($2::bigint[], $3::int[]) AS r(id, run_seq)
+       WHERE t.id = r.id AND t.run_seq = r.run_seq AND t.state = 'canceled' AND t.lease_expires_at IS NOT NULL
+       RETURNING 1`,
+      "count(*)::int AS n",
+    ),
 
     /** Sets the progress of a run still holding its task. $1 progress, $2 message, $3 id, $4 run_seq. */
     progress: `
@@ -336,7 +356,8 @@ export function queriesFor(schema: string) {
 
     /** Cancels a task that has not ended; returns { previous } (its state before). $1 offset, $2 id. */
     cancel: marking(
-      `UPDATE ${tasks} t SET state = 'canceled', finished_at = ${NOW}, updated_at = ${NOW}, lease_expires_at = NULL
+      `UPDATE ${tasks} t SET state = 'canceled', finished_at = ${NOW}, updated_at = ${NOW},
+         lease_expires_at = CASE WHEN old.state = 'running' THEN t.lease_expires_at END
        FROM (SELECT id, state FROM ${tasks} WHERE id = $2 FOR UPDATE) old
        WHERE t.id = old.id AND old.state IN ('queued', 'failed', 'running')
        RETURNING old.state AS previous`,
@@ -346,8 +367,8 @@ export function queriesFor(schema: string) {
     /** Queues an ended task again. Returns { n } queued (0 or 1). $1 offset, $2 id. */
     retry: marking(requeueing(schema, `SELECT t.id FROM ${tasks} t WHERE t.id = $2 AND t.state IN ('failed', 'dead', 'canceled') FOR UPDATE`), "count(*)::int AS n"),
 
-    /** Deletes a task that is not running, and moves the change mark. Returns { n } deleted. $1 id. */
-    delete: deleting(`DELETE FROM ${tasks} WHERE id = $1 AND state <> 'running'`),
+    /** Deletes a task that is neither running nor stopping, and moves the change mark. Returns { n } deleted. $1 offset, $2 id. */
+    delete: deleting(`DELETE FROM ${tasks} t WHERE id = $2 AND state <> 'running' AND ${notStopping("t")}`),
 
     /**
      * Retention: one range of underway_tasks_finished (state, finished_at) per state, so a pass
@@ -364,7 +385,8 @@ export function queriesFor(schema: string) {
           UNION ALL
           (SELECT id FROM ${tasks} t WHERE state = 'dead' AND finished_at < ${NOW} - ${millis("$3::float8")} AND ${unresolved} ORDER BY finished_at LIMIT $4)
           UNION ALL
-          (SELECT id FROM ${tasks} t WHERE state = 'canceled' AND finished_at < ${NOW} - ${millis("$3::float8")} AND ${unresolved} ORDER BY finished_at LIMIT $4)
+          (SELECT id FROM ${tasks} t WHERE state = 'canceled' AND finished_at < ${NOW} - ${millis("$3::float8")} AND ${unresolved} AND ${notStopping("t")}
+           ORDER BY finished_at LIMIT $4)
         ) old LIMIT $4)`),
 
     /** Returns { state, n } per state present. */

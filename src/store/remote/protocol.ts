@@ -102,6 +102,7 @@ const METHOD_ACCESS: Readonly<Record<DriverMethod, "tasks" | "lender">> = {
   taskInsertClaimed: "lender",
   taskCompleteMany: "lender",
   taskHeartbeat: "lender",
+  taskCanceledRunsEnded: "lender",
   taskRescueExpired: "lender",
   taskDeleteFinished: "lender",
   leaderAttemptElect: "lender",

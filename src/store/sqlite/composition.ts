@@ -131,6 +131,8 @@ export function retryMany(db: Database.Database, now: number, given: TaskRetryFi
     where.push(`id IN (${keys.map(() => "?").join(", ")})`);
     args.push(...keys);
   }
+  where.push(NOT_STOPPING);
+  args.push(now);
   return db
     .prepare(
       `UPDATE underway_tasks SET ${REQUEUE}
@@ -138,6 +140,14 @@ export function retryMany(db: Database.Database, now: number, given: TaskRetryFi
     )
     .run(now, now, ...args, filter.limit).changes;
 }
+
+/**
+ * Of a task: no attempt of it may still run. A task canceled while it ran keeps its lease until
+ * the attempt ends (its worker renews it meanwhile and lets it go then; see taskCanceledRunsEnded):
+ * queued again or deleted before, a second attempt would run beside the first. A lease that ran
+ * out (the worker is gone) no longer holds it. Parameter: now.
+ */
+export const NOT_STOPPING = "(lease_expires_at IS NULL OR lease_expires_at < ?)";
 
 /**
  * What queuing a failed, dead or canceled task again sets, as a retry and a requeue do. A

@@ -9,6 +9,7 @@ import type {
   DriverCapabilities,
   DriverTransaction,
   RunOutcome,
+  HeldRun,
   RunRef,
   StorageDriver,
   TaskClaimParams,
@@ -103,7 +104,7 @@ const UNRESOLVED = "NOT EXISTS (SELECT 1 FROM underway_continuations c WHERE c.p
 export const SQLITE_RETENTION_SELECT = `
   SELECT id FROM underway_tasks WHERE state = 'succeeded' AND finished_at < ? AND ${UNRESOLVED}
   UNION ALL SELECT id FROM underway_tasks WHERE state = 'dead' AND finished_at < ? AND ${UNRESOLVED}
-  UNION ALL SELECT id FROM underway_tasks WHERE state = 'canceled' AND finished_at < ? AND ${UNRESOLVED}
+  UNION ALL SELECT id FROM underway_tasks WHERE state = 'canceled' AND finished_at < ? AND ${UNRESOLVED} AND ${composition.NOT_STOPPING}
   LIMIT ?`;
 
 /**
@@ -399,9 +400,16 @@ export class SqliteDriver implements StorageDriver {
            worker_id = NULL, lease_expires_at = NULL, started_at = NULL
          WHERE id = ? AND run_seq = ? AND state = 'running'`,
       ),
-      heartbeat: db.prepare(
-        `UPDATE underway_tasks SET lease_expires_at = ?
-         WHERE id = ? AND run_seq = ? AND worker_id = ? AND state = 'running'`,
+      // A run of a task canceled meanwhile keeps its lease until it ends (see NOT_STOPPING).
+      heartbeat: db
+        .prepare(
+          `UPDATE underway_tasks SET lease_expires_at = ?
+           WHERE id = ? AND run_seq = ? AND worker_id = ? AND state IN ('running', 'canceled') AND lease_expires_at IS NOT NULL
+           RETURNING state = 'canceled'`,
+        )
+        .pluck(true),
+      canceledRunEnded: db.prepare(
+        "UPDATE underway_tasks SET lease_expires_at = NULL, updated_at = ? WHERE id = ? AND run_seq = ? AND state = 'canceled' AND lease_expires_at IS NOT NULL",
       ),
       progress: db.prepare(
         `UPDATE underway_tasks SET progress = ?, progress_message = ?
@@ -624,13 +632,30 @@ export class SqliteDriver implements StorageDriver {
     );
   }
 
-  taskHeartbeat(params: TaskHeartbeatParams): Promise<RunRef[]> {
+  taskHeartbeat(params: TaskHeartbeatParams): Promise<HeldRun[]> {
     return this.exclusive(() =>
       this.immediate(() => {
         const lease = this.now() + params.leaseMs;
-        return params.runs.filter((r) => this.sql.heartbeat.run(lease, r.id, r.runSeq, params.workerId).changes === 1);
+        const held: HeldRun[] = [];
+        for (const r of params.runs) {
+          const canceled = this.sql.heartbeat.get(lease, r.id, r.runSeq, params.workerId) as number | undefined;
+          if (canceled !== undefined) held.push(canceled === 1 ? { id: r.id, runSeq: r.runSeq, canceled: true } : r);
+        }
+        return held;
       }),
     );
+  }
+
+  taskCanceledRunsEnded(runs: readonly RunRef[]): Promise<void> {
+    if (runs.length === 0) return Promise.resolve();
+    return this.exclusive(() => {
+      this.immediate(() => {
+        const now = this.now();
+        let changed = 0;
+        for (const r of runs) changed += this.sql.canceledRunEnded.run(now, r.id, r.runSeq).changes;
+        this.changed(changed);
+      });
+    });
   }
 
   taskProgressSet(params: RunRef & { progress: number; message: string | null }): Promise<void> {
@@ -703,7 +728,7 @@ export class SqliteDriver implements StorageDriver {
     return this.exclusive(() => {
       const row = this.sql.get.get(key) as TaskRow | undefined;
       if (!row) return null;
-      return taskInfoOf(decodedRow(row), this.sql.errors.all(key) as ErrorRow[]);
+      return taskInfoOf(decodedRow(row), this.sql.errors.all(key) as ErrorRow[], this.now());
     });
   }
 
@@ -736,7 +761,7 @@ export class SqliteDriver implements StorageDriver {
                    ORDER BY id DESC LIMIT ?`;
       const rows = this.statement(sql).all(...args, limit + 1) as TaskRow[];
       const more = rows.length > limit;
-      const items = rows.slice(0, limit).map((r) => taskInfoOf(decodedRow(r), []));
+      const items = rows.slice(0, limit).map((r) => taskInfoOf(decodedRow(r), [], this.now()));
       return { items, nextBeforeId: more && items.length ? (items[items.length - 1]?.id ?? null) : null };
     });
   }
@@ -808,9 +833,11 @@ export class SqliteDriver implements StorageDriver {
         const row = this.db.prepare("SELECT state FROM underway_tasks WHERE id = ?").get(key) as { state: TaskState } | undefined;
         if (!row || !["queued", "failed", "running"].includes(row.state)) return null;
         const now = this.now();
+        // A running one keeps its lease until its attempt ends (see NOT_STOPPING).
         this.db
           .prepare(
-            `UPDATE underway_tasks SET state = 'canceled', finished_at = ?, updated_at = ?, lease_expires_at = NULL
+            `UPDATE underway_tasks SET state = 'canceled', finished_at = ?, updated_at = ?,
+               lease_expires_at = CASE WHEN state = 'running' THEN lease_expires_at END
              WHERE id = ? AND state IN ('queued', 'failed', 'running')`,
           )
           .run(now, now, key);
@@ -828,9 +855,10 @@ export class SqliteDriver implements StorageDriver {
         const now = this.now();
         const changes = this.db
           .prepare(
-            `UPDATE underway_tasks SET ${composition.REQUEUE} WHERE id = ? AND state IN ('failed', 'dead', 'canceled')`,
+            `UPDATE underway_tasks SET ${composition.REQUEUE}
+             WHERE id = ? AND state IN ('failed', 'dead', 'canceled') AND ${composition.NOT_STOPPING}`,
           )
-          .run(now, now, key).changes;
+          .run(now, now, key, now).changes;
         return this.changed(changes) === 1;
       }),
     );
@@ -840,7 +868,14 @@ export class SqliteDriver implements StorageDriver {
     const key = parseTaskId(params.id);
     if (key === null) return Promise.resolve(false);
     return this.exclusive(() =>
-      this.immediate(() => this.changed(this.db.prepare("DELETE FROM underway_tasks WHERE id = ? AND state <> 'running'").run(key).changes) === 1),
+      this.immediate(
+        () =>
+          this.changed(
+            this.db
+              .prepare(`DELETE FROM underway_tasks WHERE id = ? AND state <> 'running' AND ${composition.NOT_STOPPING}`)
+              .run(key, this.now()).changes,
+          ) === 1,
+      ),
     );
   }
 
@@ -850,7 +885,7 @@ export class SqliteDriver implements StorageDriver {
         const now = this.now();
         const deleted = this.db
           .prepare(`DELETE FROM underway_tasks WHERE id IN (${SQLITE_RETENTION_SELECT})`)
-          .run(now - params.succeededAgeMs, now - params.failedAgeMs, now - params.failedAgeMs, params.limit).changes;
+          .run(now - params.succeededAgeMs, now - params.failedAgeMs, now - params.failedAgeMs, now, params.limit).changes;
         return this.changed(deleted);
       }),
     );

@@ -71,9 +71,10 @@ export function TaskPage({ id }: { id: string }) {
       </section>
     );
   }
-  const canRetry = ["failed", "dead", "canceled"].includes(task.state);
+  // A task canceled while it ran waits for that run to end before it can run again or go.
+  const canRetry = ["failed", "dead", "canceled"].includes(task.state) && !task.stopping;
   const canCancel = ["queued", "failed", "running"].includes(task.state);
-  const canDelete = task.state !== "running";
+  const canDelete = task.state !== "running" && !task.stopping;
   return (
     <section data-testid="task-page">
       <p>
@@ -97,6 +98,11 @@ export function TaskPage({ id }: { id: string }) {
           Delete
         </button>
       </div>
+      {task.stopping && (
+        <p class="notice" data-testid="task-stopping">
+          Stopping: the run under way when the task was canceled has not ended yet. Retry and Delete are possible once it has.
+        </p>
+      )}
       {notice && <p class="notice">{notice}</p>}
       {error && <p class="error">{error}</p>}
       {task.progress !== null && (

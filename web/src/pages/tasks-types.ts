@@ -24,6 +24,8 @@ export interface TaskDetail extends TaskSummary {
   runAt: string;
   timeoutMs: number;
   workerId: string | null;
+  /** Canceled while it ran, and that run has not ended yet: not to be retried or deleted. */
+  stopping: boolean;
   withUserConnection: boolean;
   culture: string | null;
   timeZone: string | null;
