@@ -30,7 +30,7 @@ import { createLogger } from "./logger.ts";
 import { StoreLender, storeInfoOf } from "../store/remote/lender.ts";
 import { ThreadPool } from "../worker/isolation/pool.ts";
 import type { ThreadBoot } from "./isolation/thread-main.ts";
-import { importTaskModule, taskModuleUrl, type TaskModuleSpecifier } from "./task-modules.ts";
+import { importTaskModule, moduleUserConnections, taskModuleUrl, type TaskModuleSpecifier } from "./task-modules.ts";
 import { threadBundle } from "./isolation/thread-bundle.ts";
 // Issue #9: scheduling, composition and observability.
 import { Continuer } from "../maintenance/continuer.ts";
@@ -127,8 +127,14 @@ export interface RuntimeConfig {
     | false;
   /** Recurring tasks defined in code; created or updated in the store at start. See docs/scheduling.md. */
   readonly schedules?: readonly ScheduleDefinition[];
-  /** Rebuilds the UserConnection of the user who started a task. */
+  /** Rebuilds the UserConnection of the user who started a task (in the worker's process). */
   readonly userConnectionFactory?: UserConnectionFactory;
+  /**
+   * A module (path or file: URL) whose export `userConnectionFactory` rebuilds a task's
+   * UserConnection: task threads import it, since a function cannot be handed to a thread. The
+   * worker's process uses it too when `userConnectionFactory` is not given.
+   */
+  readonly userConnectionModule?: string | URL;
   /** A pino (or compatible) logger; false for none. Default: pino on stderr. */
   readonly logger?: Logger | false;
   /** SQLite commit durability: "normal" (default) or "full". See docs/durability.md. */
@@ -196,6 +202,8 @@ export class Runtime implements TaskStarter {
   private readonly signer: InitiatorSigner | null;
   /** Task modules to import at start, as file URLs. */
   private readonly taskModules: string[];
+  /** config.userConnectionModule as a file: URL. */
+  private readonly userConnectionModule: string | null;
   private readonly pool: ThreadPool | null;
   private readonly stopWaitMs: number;
 
@@ -208,6 +216,7 @@ export class Runtime implements TaskStarter {
     this.stopWaitMs = internals.stopWaitMs ?? STOP_WAIT_MS;
     const tasks = config.tasks ?? [];
     if (!Array.isArray(tasks)) throw new TypeError("tasks must be an array of task classes or task modules");
+    this.userConnectionModule = config.userConnectionModule === undefined ? null : taskModuleUrl(config.userConnectionModule);
     this.taskModules = tasks.filter((t): t is TaskModuleSpecifier => typeof t === "string" || t instanceof URL).map(taskModuleUrl);
     this.registry = new TaskRegistry(tasks.filter((t) => typeof t !== "string" && !(t instanceof URL)));
     this.maxParameterBytes = config.maxParameterBytes ?? DEFAULT_MAX_PARAMETER_BYTES;
@@ -240,13 +249,20 @@ export class Runtime implements TaskStarter {
               store: storeInfoOf(this.driver),
               secretKey: key ? new Uint8Array(key) : null,
               hostModule: internals.threadHost ?? null,
+              userConnectionModule: this.userConnectionModule,
+              processHasUserConnections: config.userConnectionFactory !== undefined,
               taskModules: this.taskModules,
               maxParameterBytes: this.maxParameterBytes,
               bundle: null,
             } satisfies Omit<ThreadBoot, "storePort" | "hostPort" | "pauseCell" | "pauseName" | "classModules">,
             classModules: () => this.registry.modules().filter((url) => !this.taskModules.includes(url)),
             prepare: async () => {
-              const modules = [...(internals.threadHost ? [internals.threadHost] : []), ...this.taskModules, ...this.registry.modules()];
+              const modules = [
+                ...(internals.threadHost ? [internals.threadHost] : []),
+                ...(this.userConnectionModule ? [this.userConnectionModule] : []),
+                ...this.taskModules,
+                ...this.registry.modules(),
+              ];
               const bundle = await threadBundle(this.logger, [...new Set(modules)]);
               return bundle && { entry: bundle.entry, workerData: { bundle: { built: bundle.built, modules: bundle.modules } } };
             },
@@ -281,7 +297,11 @@ export class Runtime implements TaskStarter {
             scope,
             workerId: this.nodeId,
             ...config.worker,
-            ...(config.userConnectionFactory ? { userConnectionFactory: config.userConnectionFactory } : {}),
+            ...(config.userConnectionFactory
+              ? { userConnectionFactory: config.userConnectionFactory }
+              : this.userConnectionModule
+                ? { userConnectionFactory: moduleUserConnections(this.userConnectionModule) }
+                : {}),
             onEvent: (e) => this.onWorkerEvent(e),
             onContinuations: () => this.resolveContinuationsSoon(),
             isolation: { pool: this.pool, mode: isolation.mode, abortGraceMs: isolation.abortGraceMs },

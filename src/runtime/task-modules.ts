@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { AnyTaskClass } from "../tasks/registry.ts";
+import type { UserConnectionFactory } from "../worker/worker.ts";
 
 /** A module of task classes: a file path (relative to the working directory), a file: URL string, or a URL. */
 export type TaskModuleSpecifier = string | URL;
@@ -27,4 +28,35 @@ export async function importTaskModule(url: string): Promise<AnyTaskClass[]> {
   );
   if (classes.length === 0) throw new Error(`the task module ${url} exports no task class (a class with a run method)`);
   return classes;
+}
+
+/**
+ * The UserConnection factory a module exports as `userConnectionFactory` (createRuntime's
+ * `userConnectionModule`), imported on its first use: `load` imports the module (a thread imports
+ * its bundled copy). A module that cannot be loaded, or exports no such function, fails the
+ * attempts that need a connection, each with the reason.
+ */
+export function moduleUserConnections(url: string, load: (url: string) => Promise<unknown> = (u) => import(u)): UserConnectionFactory {
+  let factory: Promise<UserConnectionFactory> | null = null;
+  const loaded = async (): Promise<UserConnectionFactory> => {
+    let module: unknown;
+    try {
+      module = await load(url);
+    } catch (error) {
+      throw new Error(`cannot load the userConnectionModule ${url}: ${(error as Error).message}`, { cause: error });
+    }
+    const found = (module as { userConnectionFactory?: unknown } | null)?.userConnectionFactory;
+    if (typeof found !== "function") {
+      throw new TypeError(`the userConnectionModule ${url} exports no function userConnectionFactory (it exports ${typeof found})`);
+    }
+    return found as UserConnectionFactory;
+  };
+  return async (initiator, task) => {
+    // A failed load is tried again by the next attempt (the file may have been fixed).
+    const pending = (factory ??= loaded().catch((error: unknown) => {
+      factory = null;
+      throw error;
+    }));
+    return (await pending)(initiator, task);
+  };
 }

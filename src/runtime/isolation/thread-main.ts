@@ -21,7 +21,7 @@ import { RunAbort } from "../../worker/run-abort.ts";
 import { unpackRuns, type FailureKind, type FromThread, type LogLevel, type ThreadRun, type ToThread } from "../../worker/isolation/protocol.ts";
 import type { UserConnectionFactory } from "../../worker/worker.ts";
 import { Runtime, type RuntimeConfig, type RuntimeInternals } from "../runtime.ts";
-import { importTaskModule } from "../task-modules.ts";
+import { importTaskModule, moduleUserConnections } from "../task-modules.ts";
 import { installPauseCell, whileLoading } from "../../worker/isolation/throttle.ts";
 import { bundledModule, type ThreadBundle } from "./thread-bundle.ts";
 import { register } from "node:module";
@@ -39,6 +39,10 @@ export interface ThreadBoot {
   readonly secretKey: Uint8Array | null;
   /** A module whose `createThreadHost` builds the thread's runtime (the platform's), or null. */
   readonly hostModule: string | null;
+  /** createRuntime's userConnectionModule, as a file: URL, or null. */
+  readonly userConnectionModule: string | null;
+  /** Whether the worker's process was given a userConnectionFactory function (which cannot come here). */
+  readonly processHasUserConnections: boolean;
   readonly taskModules: readonly string[];
   /**
    * The modules that task classes known to the worker's process declare (`static taskModule`),
@@ -220,6 +224,9 @@ if (boot.hostModule) {
   await runtime.start();
   host = { runtime };
 }
+if (!host.userConnectionFactory && boot.userConnectionModule) {
+  host = { ...host, userConnectionFactory: moduleUserConnections(boot.userConnectionModule, async (url) => import(await importable(url))) };
+}
 
 const modules = new Map<string, Promise<void>>();
 /** Modules whose classes are registered: nothing to wait for. */
@@ -341,7 +348,15 @@ async function execute(runId: number, run: ThreadRun, abort: RunAbort): Promise<
     let userConnection: UserConnectionLike | null = null;
     if (run.withUserConnection) {
       if (!run.initiator) throw new TaskSecurityError("the task needs a user connection but has no initiator");
-      if (!host.userConnectionFactory) throw new Error("this runtime has no UserConnection factory: pass userConnectionFactory to createRuntime");
+      if (!host.userConnectionFactory) {
+        throw new Error(
+          boot.processHasUserConnections
+            ? "the userConnectionFactory given to createRuntime is a function of the worker's process, and task threads cannot call it: " +
+                "give createRuntime a userConnectionModule (a module exporting userConnectionFactory) for threads, " +
+                `or run ${run.name} on the worker's event loop (static taskOptions = { isolation: "none" }, trusted code only)`
+            : "this runtime has no UserConnection factory: give createRuntime a userConnectionModule (a module exporting userConnectionFactory)",
+        );
+      }
       userConnection = await host.userConnectionFactory(run.initiator, { id: run.id, name: run.name });
     }
     const context: TaskContext = {
