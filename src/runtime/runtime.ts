@@ -281,6 +281,7 @@ export class Runtime implements TaskStarter {
                 // Its waits for tasks end when this process's worker ends them, as waits here do.
                 awaitEnd: (taskId, ms) => this.nextEndOf(taskId, ms),
               }),
+            stopBlockedInTransaction: this.driver.dialect === "sqlite",
             logger: this.logger,
             minThreads: isolation.mode === "thread" ? Math.min(isolation.minThreads, maxThreads) : 0,
             maxThreads,
@@ -438,7 +439,9 @@ export class Runtime implements TaskStarter {
       this.signalHandlers?.();
       if (was === "started") {
         await this.worker?.stop({ graceMs: options.graceMs ?? this.config.shutdownGraceMs ?? 10_000 });
-        await this.pool?.close();
+        // A thread held in a native call (a synchronous child process, a blocking addon) ends
+        // only when the call returns: the stop goes on without it after a while.
+        if (this.pool) await this.waitAtMost(this.pool.close(), "the task threads to end (one is held in a native call)");
         // A pass or an election waits on the store; one that no longer answers (a lock held
         // elsewhere, a connection cut without a reset) must not hold the stop for good.
         await this.waitAtMost(
@@ -945,9 +948,12 @@ function isolationOf(value: RuntimeConfig["isolation"]): Required<IsolationConfi
   if (typeof given !== "object" || given === null) throw new TypeError(`isolation must be "thread", "none" or an object, got ${String(value)}`);
   const mode = given.mode ?? "thread";
   if (mode !== "thread" && mode !== "none") throw new TypeError(`isolation.mode must be "thread" or "none", got ${JSON.stringify(mode)}`);
-  const count = (v: number | undefined, fallback: number, what: string, min: number): number => {
+  // At most what a timer can wait (2^31 - 1 ms, about 24.8 days): a longer one fires at once.
+  const count = (v: number | undefined, fallback: number, what: string, min: number, max = 2 ** 31 - 1): number => {
     const n = v ?? fallback;
-    if (!Number.isInteger(n) || n < min) throw new RangeError(`isolation.${what} must be an integer >= ${min}, got ${String(v)}`);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new RangeError(`isolation.${what} must be an integer from ${min} to ${max}, got ${String(v)}`);
+    }
     return n;
   };
   return {

@@ -15,7 +15,7 @@ const CONNECTIONS = new URL("../fixtures/user-connections.ts", import.meta.url);
 const dir = tempDir();
 
 /** Trusted: runs on the worker's event loop. */
-class WhoAmIHere implements IBackgroundTask<{ file: string }>, IUserConnectionRequired {
+class WhoAmIHere implements IBackgroundTask<{ file: string }, string>, IUserConnectionRequired {
   static readonly taskOptions = { isolation: "none" as const };
   private connection: UserConnectionLike | null = null;
   setUserConnection(userConnection: UserConnectionLike): void {

@@ -171,6 +171,11 @@ export class StoreLender {
     if (open.continued) this.hooks.onContinuation?.();
   }
 
+  /** Whether the thread has a transaction open (begun and not yet committed or rolled back). */
+  get holdsTransaction(): boolean {
+    return this.open.size > 0;
+  }
+
   /** Rolls back what the thread left open and stops serving it. */
   async close(): Promise<void> {
     if (this.closed) return;

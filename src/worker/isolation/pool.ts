@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { setPriority } from "node:os";
 import type { MessagePort } from "node:worker_threads";
 import { MessageChannel, receiveMessageOnPort, Worker as Thread } from "node:worker_threads";
@@ -15,7 +16,11 @@ import type { AbortListener, RunAbort } from "../run-abort.ts";
 import { isLoading, newPauseCell, ThreadPauser, type PauseCell } from "./throttle.ts";
 
 /** Lends the store to a new thread over a port; closed when the thread ends. */
-export type StoreLending = (port: MessagePort) => { close(): Promise<void> };
+export type StoreLending = (port: MessagePort) => {
+  close(): Promise<void>;
+  /** Whether the thread has a store transaction open. */
+  readonly holdsTransaction?: boolean;
+};
 
 export interface ThreadPoolOptions {
   /** The thread's entry module. */
@@ -28,6 +33,12 @@ export interface ThreadPoolOptions {
    */
   readonly prepare?: () => Promise<{ readonly entry: URL; readonly workerData: Record<string, unknown> } | null>;
   readonly lendStore: StoreLending;
+  /**
+   * Stop a thread found running synchronously while it holds a store transaction, rather than
+   * throttle it: on SQLite that transaction holds the store's one write lock, and every other
+   * task's start, claim and outcome would wait for its timeout.
+   */
+  readonly stopBlockedInTransaction?: boolean;
   /**
    * The modules of the task classes known when a thread boots, which it loads before it is ready
    * (workerData `classModules`), so that no class's first attempt on it waits for its module.
@@ -235,7 +246,7 @@ class PoolThread {
   gone: Error | null = null;
   retiring = false;
   idleTimer: NodeJS.Timeout | null = null;
-  private readonly lending: { close(): Promise<void> };
+  readonly lending: ReturnType<StoreLending>;
   /** The worker's end of the thread's own channel (see thread-main's `port`). */
   private readonly port: MessagePort;
 
@@ -408,8 +419,13 @@ class PoolThread {
     // A paused thread does not see a termination, nor one the pauser is evaluating in: let it go first.
     void this.pauser.release(this.thread.threadId).then(() => {
       void this.thread.terminate();
-      // Should an evaluation still have swallowed it, ask again until the thread is gone.
-      const again = setInterval(() => void this.thread.terminate(), 1_000);
+      // Should an evaluation still have swallowed it, ask again a few times (each ask waits on
+      // the thread's exit: a thread held in a native call would gather them without end).
+      let asked = 1;
+      const again = setInterval(() => {
+        if (++asked > TERMINATE_ASKS) clearInterval(again);
+        else void this.thread.terminate();
+      }, 1_000);
       again.unref();
       this.thread.once("exit", () => clearInterval(again));
     });
@@ -457,6 +473,28 @@ function bootFailure(thrown: unknown): Error {
  * SCHED_IDLE it runs only when nothing else wants the core. Node has no call for it; util-linux's
  * chrt does (where it is missing, nice 19 stays).
  */
+/**
+ * Whether a thread that does not answer sleeps rather than runs, at this moment (Linux:
+ * /proc/self/task/<tid>/stat; a spinning thread is R, one in a futex wait S): it waits
+ * synchronously (an Atomics.wait of another realm, a WebAssembly wait) and takes no CPU from the
+ * others. It must not be paused: the pause arrives as a wait evaluated inside that wait, which
+ * ends the whole process. False where it cannot be read.
+ */
+function waitingNotRunning(t: PoolThread): boolean {
+  if (t.tid === null) return false;
+  try {
+    const stat = readFileSync(`/proc/self/task/${t.tid}/stat`, "utf8");
+    // "<tid> (<name>) <state> ...": the name may hold spaces and parentheses.
+    const state = stat.charAt(stat.lastIndexOf(")") + 2);
+    return state === "S" || state === "D";
+  } catch {
+    return false;
+  }
+}
+
+/** How many times a thread that has not ended is asked to terminate, a second apart. */
+const TERMINATE_ASKS = 5;
+
 function lowerToIdlePolicy(tid: number): void {
   execFile("chrt", ["--idle", "--pid", "0", String(tid)], () => undefined).on("error", () => undefined);
 }
@@ -649,6 +687,14 @@ export class ThreadPool {
         t.stop(new TaskInterruptedError("a task on a shared thread ran synchronously for a second"));
         continue;
       } else if (t.runs.size === 1 && now - t.pingSentAt >= PING_AFTER_MS && !t.blocked && !loadingExcused(t, now)) {
+        if (this.options.stopBlockedInTransaction && t.lending.holdsTransaction) {
+          const error = new Error(
+            "it ran synchronously inside a store transaction, which held the store's write lock from every other task: its thread was stopped and the transaction rolled back",
+          );
+          error.name = "TaskBlockedTransactionError";
+          t.stop(error);
+          continue;
+        }
         t.blocked = true;
         if (!t.niced && t.tid !== null) this.lowerPriority(t.tid);
         t.niced = true;
@@ -705,7 +751,9 @@ export class ThreadPool {
     if (!othersWork) return;
     const slice = setTimeout(() => {
       for (const t of blocked) {
-        if (t.blocked && !t.gone && t.runs.size === 1 && !loadingExcused(t, performance.now())) this.pauser.pause(t.thread.threadId, t.pause);
+        if (t.blocked && !t.gone && t.runs.size === 1 && !loadingExcused(t, performance.now()) && !waitingNotRunning(t)) {
+          this.pauser.pause(t.thread.threadId, t.pause);
+        }
       }
     }, BLOCKED_SLICE_MS);
     slice.unref();
@@ -1270,6 +1318,9 @@ export class ThreadPool {
             if (t.gone && !this.all.has(t)) return resolve();
             t.thread.once("exit", () => resolve());
             t.stop(new TaskInterruptedError("the worker is shutting down; the task will run again"));
+            // One held in a native call ends only when that call returns: it must not keep the
+            // process alive meanwhile (the runtime's stop waits for this close a bounded time).
+            t.thread.unref();
           }),
       ),
     );
