@@ -502,7 +502,8 @@ export class PostgresDriver implements StorageDriver {
     if (beforeId !== undefined) where.push(`t.id < ${arg(beforeId)}::bigint`);
     const rows = await this.query<TaskRow>(this.sql.list(where, arg(limit + 1)), args);
     const more = rows.length > limit;
-    const items = rows.slice(0, limit).map((r) => taskInfoOf(r, [], Date.now() + this.clockOffsetMs));
+    const now = Date.now() + this.clockOffsetMs;
+    const items = rows.slice(0, limit).map((r) => taskInfoOf(r, [], now));
     return { items, nextBeforeId: more && items.length ? (items[items.length - 1]?.id ?? null) : null };
   }
 

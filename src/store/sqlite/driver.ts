@@ -761,7 +761,8 @@ export class SqliteDriver implements StorageDriver {
                    ORDER BY id DESC LIMIT ?`;
       const rows = this.statement(sql).all(...args, limit + 1) as TaskRow[];
       const more = rows.length > limit;
-      const items = rows.slice(0, limit).map((r) => taskInfoOf(decodedRow(r), [], this.now()));
+      const now = this.now();
+      const items = rows.slice(0, limit).map((r) => taskInfoOf(decodedRow(r), [], now));
       return { items, nextBeforeId: more && items.length ? (items[items.length - 1]?.id ?? null) : null };
     });
   }
