@@ -12,6 +12,10 @@ export function initiatorOf(userId: string | null, context: InitiatorContext | n
 /** The JSON text of the initiator's context, or null when it has none. */
 export function initiatorContext(initiator: Initiator | null): string | null {
   if (!initiator) return null;
-  const { userId: _userId, ...rest } = initiator;
-  return Object.keys(rest).length ? JSON.stringify(rest) : null;
+  // Only the known fields: an initiator object carrying more (a whole user record) keeps no more.
+  const context: { culture?: string; timeZone?: string; tenant?: string } = {};
+  if (typeof initiator.culture === "string") context.culture = initiator.culture;
+  if (typeof initiator.timeZone === "string") context.timeZone = initiator.timeZone;
+  if (typeof initiator.tenant === "string") context.tenant = initiator.tenant;
+  return Object.keys(context).length ? JSON.stringify(context) : null;
 }

@@ -5,6 +5,7 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { NoRuntimeError } from "./errors/no-runtime-error.ts";
+import { checkedInitiator } from "./initiator.ts";
 import type { AnyTaskClass } from "./registry.ts";
 import type { Initiator, StartOptions, TaskInfo } from "./types.ts";
 
@@ -92,8 +93,5 @@ export function currentUser(): Initiator | undefined {
 
 /** Runs fn as the given user: tasks started with a user connection inside run as that user. */
 export function runAsUser<T>(user: Initiator, fn: () => T): T {
-  if (!user || typeof user.userId !== "string" || user.userId.length === 0) {
-    throw new TypeError("runAsUser needs a user with a non-empty userId");
-  }
-  return runInScope({ user }, fn);
+  return runInScope({ user: checkedInitiator(user) }, fn);
 }

@@ -252,6 +252,26 @@ describe("Task.startNewWithUserConnection", () => {
     assert.deepEqual(connectionLog.slice(-2), ["set:user-a", "run:user-a:hello:object"]);
   });
 
+  it("records only the initiator's user id, culture, time zone and tenant, each checked", async () => {
+    const runtime = await startRuntime({ dir, tasks: [NeedsConnection], userConnectionFactory });
+    // A whole user record passed in: its other fields (a password hash here) must not reach the task row.
+    const record = { userId: "user-c", culture: "de-DE", timeZone: "Europe/Berlin", tenant: "t1", passwordHash: "secret-hash", roles: ["admin"] };
+    const handle = await runtime.run(() => runAsUser(record, () => Task.startNewWithUserConnection(NeedsConnection, { note: "rec" })));
+    const done = await handle.wait({ timeoutMs: 5_000 });
+    assert.deepEqual(done.initiator, { userId: "user-c", culture: "de-DE", timeZone: "Europe/Berlin", tenant: "t1" });
+    const bad: [unknown, RegExp][] = [
+      [{ userId: "" }, /runAsUser needs a user with a non-empty userId/],
+      [{ userId: "u\u0000" }, /runAsUser: userId "u\\u0000" holds a control character/],
+      [{ userId: "x".repeat(251) }, /runAsUser: userId must be 1-250 characters, got 251/],
+      [{ userId: "u", culture: 42 }, /runAsUser: culture must be a string, got number/],
+      [{ userId: "u", culture: "english please" }, /runAsUser: culture "english please" is not a language tag/],
+      [{ userId: "u", timeZone: "Moon/Base" }, /runAsUser: unknown time zone "Moon\/Base"/],
+      [{ userId: "u", tenant: "" }, /runAsUser: tenant must be 1-250 characters, got 0/],
+      [null, /runAsUser needs a user with a non-empty userId/],
+    ];
+    for (const [user, message] of bad) assert.throws(() => runAsUser(user as never, () => 1), message, JSON.stringify(user));
+  });
+
   it("needs a current user", async () => {
     const runtime = await startRuntime({ dir, tasks: [NeedsConnection], userConnectionFactory });
     assert.throws(

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import type { Kysely } from "kysely";
 import type { StorageDriver } from "../../store/driver.ts";
 import type { PlatformTables } from "../db/tables.ts";
-import { toDate } from "../db/values.ts";
+import { toBoolean, toDate } from "../db/values.ts";
 import { hashPassword, verifyPassword } from "./passwords.ts";
 import { SignInCounter, type SignInLimits } from "./sign-in-limits.ts";
 import type { PlatformUser, Users } from "./users.ts";
@@ -59,16 +59,31 @@ export class Sessions {
       return null;
     }
     if (!(await verifyPassword(password, found.hash))) return null;
-    const user = await this.users.getById(found.id);
-    if (!user || !user.active) return null;
     const token = randomBytes(32).toString("base64url");
     const csrfToken = randomBytes(24).toString("base64url");
-    const now = await this.store.clockNow();
-    const expiresAt = new Date(now + this.ttlMs);
-    await this.db
-      .insertInto("SysSession")
-      .values({ Id: tokenId(token), UserId: user.id, CsrfToken: csrfToken, CreatedOn: new Date(now), ExpiresOn: expiresAt })
-      .execute();
+    // The password was checked outside any transaction (it takes a while on purpose): a password
+    // change or a deactivation in the meantime ended the user's sessions, and must end this one
+    // too, so the session is stored only if the hash and the user are still the ones checked.
+    const signedIn = await this.store.transaction(async () => {
+      const now = await this.store.clockNow();
+      // On PostgreSQL the row lock orders this against a concurrent password change or deactivation
+      // (SQLite runs one write transaction at a time).
+      const query = this.db.selectFrom("SysAdminUnit").select(["PasswordHash", "Active"]).where("Id", "=", found.id);
+      const current = await (this.store.dialect === "postgres" ? query.forUpdate() : query).executeTakeFirst();
+      if (!current || current.PasswordHash !== found.hash || !toBoolean(current.Active)) return null;
+      const expiresAt = new Date(now + this.ttlMs);
+      // Expired sessions are removed here, so that the table does not keep every sign-in ever made.
+      await this.db.deleteFrom("SysSession").where("ExpiresOn", "<=", new Date(now)).execute();
+      await this.db
+        .insertInto("SysSession")
+        .values({ Id: tokenId(token), UserId: found.id, CsrfToken: csrfToken, CreatedOn: new Date(now), ExpiresOn: expiresAt })
+        .execute();
+      return { expiresAt };
+    });
+    if (!signedIn) return null;
+    const user = await this.users.getById(found.id);
+    if (!user || !user.active) return null;
+    const { expiresAt } = signedIn;
     return { token, csrfToken, expiresAt, user };
   }
 

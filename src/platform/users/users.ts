@@ -3,7 +3,8 @@ import type { Kysely } from "kysely";
 import type { StorageDriver } from "../../store/driver.ts";
 import { SystemIds } from "../constants.ts";
 import type { PlatformTables } from "../db/tables.ts";
-import { toBoolean } from "../db/values.ts";
+import { isUniqueViolation, toBoolean } from "../db/values.ts";
+import { assertCulture, assertTimeZone, hasControlCharacter } from "../../tasks/initiator.ts";
 import { hashPassword } from "./passwords.ts";
 
 /** A user (the platform's system administration unit) with its contact and roles. */
@@ -31,15 +32,19 @@ export interface NewUser {
   readonly admin?: boolean;
 }
 
-export function assertTimeZone(timeZone: string): string {
-  try {
-    new Intl.DateTimeFormat("en-US", { timeZone });
-  } catch {
-    throw new Error(`unknown time zone ${JSON.stringify(timeZone)}: use an IANA name such as "Europe/Berlin"`);
-  }
-  return timeZone;
+/** A login or a contact's name: 1-250 characters after trimming, without control characters. */
+function checkedName(value: unknown, what: string): string {
+  if (typeof value !== "string") throw new TypeError(`${what} must be a string, got ${value === null ? "null" : typeof value}`);
+  const trimmed = value.trim();
+  if (trimmed.length === 0 || trimmed.length > 250) throw new RangeError(`${what} must be 1-250 characters (not counting spaces at the ends)`);
+  if (hasControlCharacter(trimmed)) throw new RangeError(`${what} ${JSON.stringify(trimmed)} holds a control character`);
+  return trimmed;
 }
 
+/** The built-in administrator, who cannot be deleted or deactivated (it is the way back in). */
+function assertNotSupervisor(id: string, action: string): void {
+  if (id === SystemIds.SupervisorUserId) throw new Error(`the Supervisor cannot be ${action}: it is the built-in administrator`);
+}
 export class Users {
   constructor(
     private readonly store: StorageDriver,
@@ -80,18 +85,20 @@ export class Users {
 
   /** Creates a user with a contact of its own, in the All employees role. */
   async create(user: NewUser): Promise<PlatformUser> {
-    const login = user.login?.trim();
-    if (!login || login.length > 250) throw new Error("a login must be 1-250 characters");
+    const login = checkedName(user.login, "a login");
+    const contactName = user.contactName === undefined ? login : checkedName(user.contactName, "a contact name");
     const timeZone = assertTimeZone(user.timeZone ?? "UTC");
+    const culture = assertCulture(user.culture ?? "en-US");
     const passwordHash = await hashPassword(user.password);
     const id = randomUUID();
     const contactId = randomUUID();
     const now = new Date(await this.store.clockNow());
+    const taken = () => new Error(`a user with the login ${JSON.stringify(login)} already exists`);
     await this.store.transaction(async () => {
-      if (await this.getByLogin(login)) throw new Error(`a user with the login ${JSON.stringify(login)} already exists`);
+      if (await this.getByLogin(login)) throw taken();
       await this.db
         .insertInto("Contact")
-        .values({ Id: contactId, Name: user.contactName ?? login, CreatedOn: now, CreatedById: null, ModifiedOn: now, ModifiedById: null })
+        .values({ Id: contactId, Name: contactName, CreatedOn: now, CreatedById: null, ModifiedOn: now, ModifiedById: null })
         .execute();
       await this.db
         .insertInto("SysAdminUnit")
@@ -99,7 +106,7 @@ export class Users {
           Id: id,
           Name: login,
           ContactId: contactId,
-          Culture: user.culture ?? "en-US",
+          Culture: culture,
           TimeZone: timeZone,
           Active: true,
           PasswordHash: passwordHash,
@@ -114,14 +121,19 @@ export class Users {
         .insertInto("SysUserInRole")
         .values(roles.map((RoleId) => ({ UserId: id, RoleId })))
         .execute();
+    }).catch((error: unknown) => {
+      // Two creates of one login at once: the loser meets the unique index, not the check above.
+      throw isUniqueViolation(error) ? taken() : error;
     });
     return (await this.getById(id)) as PlatformUser;
   }
 
   /** Activates or deactivates a user; deactivating ends the user's sessions. */
   async setActive(id: string, active: boolean): Promise<void> {
+    if (!active) assertNotSupervisor(id, "deactivated");
     await this.store.transaction(async () => {
-      await this.db.updateTable("SysAdminUnit").set({ Active: active }).where("Id", "=", id).execute();
+      const result = await this.db.updateTable("SysAdminUnit").set({ Active: active }).where("Id", "=", id).executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1) throw new Error(`no user with id ${JSON.stringify(id)}`);
       if (!active) await this.db.deleteFrom("SysSession").where("UserId", "=", id).execute();
     });
   }
@@ -137,10 +149,12 @@ export class Users {
   }
 
   async delete(id: string): Promise<void> {
+    assertNotSupervisor(id, "deleted");
     await this.store.transaction(async () => {
       await this.db.deleteFrom("SysUserInRole").where("UserId", "=", id).execute();
       await this.db.deleteFrom("SysSession").where("UserId", "=", id).execute();
-      await this.db.deleteFrom("SysAdminUnit").where("Id", "=", id).execute();
+      const result = await this.db.deleteFrom("SysAdminUnit").where("Id", "=", id).executeTakeFirst();
+      if (Number(result.numDeletedRows) !== 1) throw new Error(`no user with id ${JSON.stringify(id)}`);
     });
   }
 

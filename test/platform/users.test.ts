@@ -1,0 +1,78 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { SystemIds } from "../../src/platform/constants.ts";
+import { sql } from "../../src/platform/db/kysely-module.ts";
+import { STORES, startPlatform } from "./helpers.ts";
+
+for (const store of STORES) {
+  describe(`users and sessions on ${store}`, () => {
+    it("refuses to delete or deactivate the Supervisor, and says so for an unknown user", async () => {
+      const platform = await startPlatform(store);
+      await assert.rejects(platform.users.delete(SystemIds.SupervisorUserId), /the Supervisor cannot be deleted/);
+      await assert.rejects(platform.users.setActive(SystemIds.SupervisorUserId, false), /the Supervisor cannot be deactivated/);
+      assert.ok(await platform.sessions.signIn("Supervisor", "supervisor-pass"), "the Supervisor still signs in");
+      await platform.users.setActive(SystemIds.SupervisorUserId, true);
+      await assert.rejects(platform.users.delete("no-such-user"), /no user with id "no-such-user"/);
+      await assert.rejects(platform.users.setActive("no-such-user", false), /no user with id "no-such-user"/);
+      const bob = await platform.users.create({ login: "bob", password: "bob-pass" });
+      await platform.users.delete(bob.id);
+      assert.equal(await platform.users.getById(bob.id), null);
+    });
+
+    it("checks a new user's login, contact name and culture, and names a taken login", async () => {
+      const platform = await startPlatform(store);
+      await assert.rejects(platform.users.create({ login: "  ", password: "p" }), /a login must be 1-250 characters/);
+      await assert.rejects(platform.users.create({ login: "a\u0000b", password: "p" }), /a login "a\\u0000b" holds a control character/);
+      await assert.rejects(platform.users.create({ login: "ann", password: "p", contactName: "" }), /a contact name must be 1-250 characters/);
+      await assert.rejects(platform.users.create({ login: "ann", password: "p", culture: "not a culture" }), /culture "not a culture" is not a language tag/);
+      await assert.rejects(platform.users.create({ login: "ann", password: "p", timeZone: "Mars/Olympus" }), /unknown time zone "Mars\/Olympus"/);
+      const ann = await platform.users.create({ login: " ann ", password: "p", contactName: " Ann A ", culture: "de-DE", timeZone: "Europe/Berlin" });
+      assert.equal(ann.name, "ann");
+      assert.equal(ann.contactName, "Ann A");
+      assert.equal(ann.culture, "de-DE");
+      await assert.rejects(platform.users.create({ login: "ann", password: "q" }), /a user with the login "ann" already exists/);
+      // Two creates of one login at once: one wins, the other is told the login is taken.
+      const both = await Promise.allSettled([
+        platform.users.create({ login: "twin", password: "p" }),
+        platform.users.create({ login: "twin", password: "p" }),
+      ]);
+      assert.equal(both.filter((r) => r.status === "fulfilled").length, 1);
+      const lost = both.find((r) => r.status === "rejected");
+      assert.match(String(lost?.reason), /a user with the login "twin" already exists/);
+    });
+
+    it("a sign-in whose password was checked before a password change or a deactivation gets no session", async () => {
+      const platform = await startPlatform(store);
+      const carol = await platform.users.create({ login: "carol", password: "old-pass" });
+      const users = platform.users;
+      const read = users.passwordHashOf.bind(users);
+      // The change lands between reading the hash and storing the session, where the slow password
+      // check runs.
+      let meanwhile: (() => Promise<void>) | null = () => users.setPassword(carol.id, "new-pass");
+      users.passwordHashOf = async (login: string) => {
+        const found = await read(login);
+        const change = meanwhile;
+        meanwhile = null;
+        if (change) await change();
+        return found;
+      };
+      assert.equal(await platform.sessions.signIn("carol", "old-pass"), null, "the old password made a session after it was changed");
+      assert.ok(await platform.sessions.signIn("carol", "new-pass"));
+      meanwhile = () => users.setActive(carol.id, false);
+      assert.equal(await platform.sessions.signIn("carol", "new-pass"), null, "a deactivated user got a session");
+    });
+
+    it("removes expired sessions when someone signs in", async () => {
+      const platform = await startPlatform(store);
+      const first = await platform.sessions.signIn("Supervisor", "supervisor-pass");
+      assert.ok(first);
+      const count = async () =>
+        Number((await sql<{ n: number }>`SELECT count(*) AS n FROM ${sql.table("SysSession")}`.execute(platform.db)).rows[0]?.n);
+      assert.equal(await count(), 1);
+      platform.runtime.driver.clockShift(8 * 60 * 60 * 1000 + 1);
+      assert.ok(await platform.sessions.signIn("Supervisor", "supervisor-pass"));
+      assert.equal(await count(), 1, "the expired session is still stored");
+      assert.equal(await platform.sessions.authenticate(first.token), null);
+    });
+  });
+}
