@@ -84,6 +84,21 @@ for (const store of STORES) {
       refused(() => (activity.title = "half \ud800 pair"), /Activity.Title is not well-formed Unicode/);
       refused(() => (activity.startDate = new Date("0000-06-01T00:00:00Z")), /Activity.StartDate must be a date and time from the year 1 to the year 9999/);
       refused(() => (activity.startDate = new Date(8.64e15)), /from the year 1 to the year 9999/);
+      // Text must say which instant it is: no local times, no loose forms, no days that do not exist.
+      for (const loose of ["January 5", "2026-02-30", "2026-02-30T10:00:00Z", "2025-02-29", "2026-01-02 10:00", "2026-01-02T24:00:00Z", "2026-01-02T10:00:00+25:00"]) {
+        refused(() => activity.setColumnValue("StartDate", loose), new RegExp(`Activity.StartDate must be a date and time: .* got ${JSON.stringify(loose).replace(/[+]/g, "\\+")}$`));
+      }
+      const instants: [string, string][] = [
+        ["2024-02-29", "2024-02-29T00:00:00.000Z"],
+        ["2026-12-07T10:30+01:00", "2026-12-07T09:30:00.000Z"],
+        // Without an offset, UTC, whatever the server's time zone.
+        ["2026-12-07T10:30:00", "2026-12-07T10:30:00.000Z"],
+        ["2026-12-07T09:30:15.123456Z", "2026-12-07T09:30:15.123Z"],
+      ];
+      for (const [text, iso] of instants) {
+        activity.setColumnValue("StartDate", text);
+        assert.equal(activity.startDate?.toISOString(), iso, text);
+      }
       activity.startDate = new Date("0001-01-01T00:00:00Z");
       activity.dueDate = new Date("9999-12-31T23:59:59.999Z");
       // Blank text is no value for a required column.

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Kysely } from "kysely";
 import { normalizeGuid } from "../constants.ts";
 import { sql } from "../db/kysely-module.ts";
-import { isUniqueViolation, toBoolean, toDate } from "../db/values.ts";
+import { isUniqueViolation, parseIsoInstant, toBoolean, toDate } from "../db/values.ts";
 import type { UserConnection } from "../user-connection.ts";
 import { EntityInUseError, EntitySecurityError, EntityValidationError } from "./errors.ts";
 import type { Operation } from "./rights.ts";
@@ -40,8 +40,12 @@ export function columnValue(schema: EntitySchema, column: EntitySchemaColumn, va
       if (!value.isWellFormed()) throw new EntityValidationError(`${where} is not well-formed Unicode: it holds an unpaired UTF-16 surrogate`);
       return value;
     case "datetime": {
-      const date = value instanceof Date ? value : typeof value === "string" || typeof value === "number" ? new Date(value) : null;
-      if (!date || Number.isNaN(date.getTime())) throw new EntityValidationError(`${where} must be a date and time, got ${JSON.stringify(value)}`);
+      const date = value instanceof Date ? value : typeof value === "string" ? parseIsoInstant(value) : typeof value === "number" ? new Date(value) : null;
+      if (!date || Number.isNaN(date.getTime())) {
+        throw new EntityValidationError(
+          `${where} must be a date and time: a Date, milliseconds since 1970, or ISO 8601 text such as "2026-12-07T10:30:00+01:00" (without an offset, UTC; a date alone is midnight UTC), got ${JSON.stringify(value)}`,
+        );
+      }
       const ms = date.getTime();
       if (ms < MIN_DATE_MS || ms > MAX_DATE_MS) {
         throw new EntityValidationError(`${where} must be a date and time from the year 1 to the year 9999, got ${JSON.stringify(value)}`);

@@ -7,7 +7,7 @@ import { describeThrown } from "../../tasks/error-info.ts";
 import { Task } from "../../tasks/task.ts";
 import type { IBackgroundTask, IUserConnectionRequired, TaskContext } from "../../tasks/types.ts";
 import type { PlatformTables, SysProcessElementLogTable, SysProcessLogTable } from "../db/tables.ts";
-import { toBoolean, toDate } from "../db/values.ts";
+import { parseIsoInstant, toBoolean, toDate } from "../db/values.ts";
 import type { PackageLoader, ResolvedProcess } from "../packages/loader.ts";
 import type { UserConnection } from "../user-connection.ts";
 import { isParameterType as isProcessParameterType, PARAMETER_TEXT_CHECKS, type ProcessDefinition, type ProcessElementDefinition } from "./bpmn/index.ts";
@@ -597,7 +597,7 @@ function convert(type: string, value: unknown, name: string): unknown {
       return typeof value === "string" && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value) ? value.toLowerCase() : fail();
     case "datetime":
       // A time without an offset is UTC, as a date alone is: the server's time zone plays no part.
-      return typeof value === "string" ? new Date(/T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(value) ? `${value}Z` : value).toISOString() : fail();
+      return (typeof value === "string" ? parseIsoInstant(value)?.toISOString() : undefined) ?? fail();
     default:
       return typeof value === "string" ? value : fail();
   }

@@ -1,6 +1,7 @@
 // Process parameters: <underway:parameter name=".." type=".." default=".."/> under the process's
 // bpmn:extensionElements. Elements of other namespaces there (camunda:, zeebe:) are ignored.
 import type { ModdleElement } from "bpmn-moddle";
+import { parseIsoInstant } from "../../db/values.ts";
 import { elementProp, elementsProp, stringProp } from "./elements.ts";
 import type { ProcessParameterDefinition, ProcessParameterType } from "./types.ts";
 
@@ -8,20 +9,11 @@ export const PROCESS_PARAMETER_TYPES: readonly ProcessParameterType[] = ["text",
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const ISO_DATETIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?$/;
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
 
 /** Names an object already has: a parameter so named would be lost or change the parameters object itself. */
 const RESERVED = new Set(["__proto__", "constructor", "prototype", "hasOwnProperty", "toString", "valueOf"]);
-
-/** A calendar date that exists: 2024-02-30 does not, though Date.parse moves it to March 1st. */
-function realDate(value: string): boolean {
-  const [y, m, d] = value.slice(0, 10).split("-").map(Number) as [number, number, number];
-  const date = new Date(Date.UTC(2000, m - 1, d));
-  date.setUTCFullYear(y);
-  return date.getUTCMonth() === m - 1 && date.getUTCDate() === d;
-}
 
 /**
  * The value checks of text values, by type (a default, or a value given as text): each returns
@@ -35,8 +27,7 @@ export const PARAMETER_TEXT_CHECKS: Readonly<Record<ProcessParameterType, (value
   },
   boolean: (value) => (value === "true" || value === "false" ? undefined : "true or false"),
   guid: (value) => (GUID.test(value) ? undefined : "a guid (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"),
-  datetime: (value) =>
-    ISO_DATETIME.test(value) && !Number.isNaN(Date.parse(value)) && realDate(value) ? undefined : "an ISO 8601 date or date-time",
+  datetime: (value) => (parseIsoInstant(value) ? undefined : "an ISO 8601 date or date-time"),
 };
 
 export function isParameterType(value: string): value is ProcessParameterType {
