@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { sql } from "../../src/platform/db/kysely-module.ts";
 import { openBrowser, signIn, startApp, SUPERVISOR_PASSWORD, watchPageErrors } from "./helpers.ts";
 
 describe("the web application: configuration", () => {
@@ -147,6 +148,46 @@ describe("the web application: configuration", () => {
     await page.getByRole("link", { name: "Background tasks" }).click();
     await page.waitForURL(/#\/tasks$/);
     assert.equal(questions.length, 4);
+    assert.deepEqual(errors, []);
+  });
+
+  it("keeps unsaved edits through a session that ends, and saves them after signing in again", async () => {
+    const { url, platform } = await startApp();
+    const page = await (await openBrowser()).newPage();
+    const errors = watchPageErrors(page);
+    await signIn(page, url, "Supervisor", SUPERVISOR_PASSWORD);
+    await page.getByRole("link", { name: "Configuration" }).click();
+    await page.locator('[data-schema="UsrActivityData"]').click();
+    const editor = page.getByTestId("source-editor");
+    await editor.locator(".cm-content").getByText("interface UsrActivityData").waitFor();
+    await editor.locator(".cm-content").click();
+    await page.keyboard.press("Control+End");
+    await page.keyboard.insertText("\n// written while the session ran out");
+    await page.getByText("unsaved changes").waitFor();
+
+    // The session ends on the server (it expired, or was signed out elsewhere); then Save.
+    await sql`DELETE FROM ${sql.table("SysSession")}`.execute(platform.db);
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByTestId("session-ended").waitFor();
+    // The page, and the edit, are still there under the sign-in form.
+    await editor.locator(".cm-content").getByText("// written while the session ran out").waitFor({ state: "attached" });
+    const form = page.getByRole("dialog");
+    await form.getByLabel("Login").fill("Supervisor");
+    await form.getByLabel("Password").fill(SUPERVISOR_PASSWORD);
+    await form.getByRole("button", { name: "Sign in" }).click();
+    await page.getByTestId("session-ended").waitFor({ state: "detached" });
+    await editor.locator(".cm-content").getByText("// written while the session ran out").waitFor();
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByTestId("config-status").filter({ hasText: "Saved UsrActivityData." }).waitFor();
+    const stored = (await platform.packages.getSchemas("UsrBackgroundTask")).find((s) => s.name === "UsrActivityData");
+    assert.match(stored?.body ?? "", /written while the session ran out/);
+
+    // Without unsaved work, an ended session shows the plain sign-in form.
+    await sql`DELETE FROM ${sql.table("SysSession")}`.execute(platform.db);
+    await page.getByRole("link", { name: "Background tasks" }).click();
+    await page.getByLabel("Login").waitFor();
+    assert.equal(await page.getByTestId("session-ended").count(), 0);
+    assert.equal(await page.getByTestId("current-user").count(), 0);
     assert.deepEqual(errors, []);
   });
 });

@@ -1,6 +1,6 @@
 import type { ComponentType } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { currentUser, sessionChecked, signOut } from "./api.ts";
+import { currentUser, sessionChecked, sessionEnded, signOut } from "./api.ts";
 import { liveConnected, startLive, stopLive } from "./live.ts";
 import { Activities } from "./pages/Activities.tsx";
 import { Processes } from "./pages/Processes.tsx";
@@ -32,17 +32,23 @@ function LazyConfiguration() {
 
 export function App() {
   const user = currentUser.value;
+  const ended = sessionEnded.value;
   const [signOutError, setSignOutError] = useState<string | null>(null);
   useEffect(() => {
-    if (user) startLive();
+    if (user && !ended) startLive();
     else stopLive();
-  }, [user?.id]);
+  }, [user?.id, ended]);
   if (!sessionChecked.value) return null;
   if (!user) return <SignIn />;
   const [section = "activities", id] = route.value;
   return (
     <div class="shell">
-      <header class="topbar">
+      {ended && (
+        <div class="session-ended" role="dialog" aria-modal="true" aria-labelledby="session-ended-title">
+          <SignIn ended />
+        </div>
+      )}
+      <header class="topbar" inert={ended}>
         <span class="brand">underway</span>
         <nav>
           {SECTIONS.filter((s) => !("adminOnly" in s) || user.isAdmin).map((s) => (
@@ -74,7 +80,8 @@ export function App() {
           {signOutError}
         </p>
       )}
-      <main>
+      {/* Keyed by the user: pages kept through a sign-in again go on only for the same user. */}
+      <main key={user.id} inert={ended}>
         {section === "activities" && <Activities />}
         {/* Keyed by the id: another task's or instance's page starts empty, not with the previous one's data. */}
         {section === "tasks" && (id ? <TaskPage key={id} id={id} /> : <Tasks />)}

@@ -1,4 +1,5 @@
 import { signal } from "@preact/signals";
+import { unsavedWork } from "./router.ts";
 
 /** The signed-in user as /api/auth/me tells it; null before sign-in. */
 export interface User {
@@ -12,6 +13,12 @@ export interface User {
 }
 
 export const currentUser = signal<User | null>(null);
+/**
+ * The session ended under a page that holds unsaved work (it expired, or was signed out in
+ * another tab): the page stays, with its work, under the sign-in form, and goes on when the same
+ * user signs in again. Without unsaved work the page goes back to the plain sign-in form.
+ */
+export const sessionEnded = signal(false);
 /** Known once /api/auth/me answered: until then the page shows nothing rather than the sign-in form. */
 export const sessionChecked = signal(false);
 // The CSRF token lives in memory only; the session itself is the HttpOnly cookie.
@@ -45,10 +52,7 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   if (parsed === null) {
     throw new ApiError(response.status, `The server answered ${response.status} ${response.statusText}`.trim() + " without data; it may be restarting. Try again.", {});
   }
-  if (response.status === 401 && path !== "/api/auth/login") {
-    currentUser.value = null;
-    csrfToken = null;
-  }
+  if (response.status === 401 && path !== "/api/auth/login") sessionLost();
   if (!response.ok) throw new ApiError(response.status, typeof parsed.error === "string" ? parsed.error : `${response.status} ${response.statusText}`, parsed);
   return parsed as T;
 }
@@ -63,13 +67,34 @@ function parseBody(text: string): Record<string, unknown> | null {
   }
 }
 
+/** The session is gone: keep the page under the sign-in form if it holds unsaved work. */
+function sessionLost(): void {
+  csrfToken = null;
+  if (!currentUser.value) return;
+  if (unsavedWork()) sessionEnded.value = true;
+  else currentUser.value = null;
+}
+
+/**
+ * A session begins: the same user as the page kept goes on with it; another user gets fresh pages
+ * (the app keys them by the user's id), since the kept work was not theirs.
+ */
+function sessionBegins(user: User | null, token: string | null): void {
+  csrfToken = token;
+  if (!user) {
+    sessionLost();
+    return;
+  }
+  sessionEnded.value = false;
+  currentUser.value = user;
+}
+
 export async function loadSession(): Promise<void> {
   try {
     const me = await api<{ user: User | null; csrfToken: string | null }>("GET", "/api/auth/me");
-    currentUser.value = me.user;
-    csrfToken = me.csrfToken;
+    sessionBegins(me.user, me.csrfToken);
   } catch {
-    currentUser.value = null;
+    if (!sessionEnded.value) currentUser.value = null;
   } finally {
     sessionChecked.value = true;
   }
@@ -87,10 +112,7 @@ export async function recheckSession(): Promise<void> {
   } catch {
     return;
   }
-  if (me.user?.id !== currentUser.value?.id) {
-    csrfToken = me.csrfToken;
-    currentUser.value = me.user;
-  }
+  if (me.user?.id !== currentUser.value?.id || (me.user && sessionEnded.value)) sessionBegins(me.user, me.csrfToken);
 }
 
 /**
@@ -100,8 +122,7 @@ export async function recheckSession(): Promise<void> {
 const tabs = typeof BroadcastChannel === "function" ? new BroadcastChannel("underway-session") : null;
 tabs?.addEventListener("message", (event: MessageEvent) => {
   if (event.data === "signed-out") {
-    csrfToken = null;
-    currentUser.value = null;
+    sessionLost();
   } else if (event.data === "signed-in") {
     void loadSession();
   }
@@ -110,8 +131,7 @@ tabs?.addEventListener("message", (event: MessageEvent) => {
 export async function signIn(login: string, password: string): Promise<void> {
   const answer = await api<{ user: User; csrfToken: string }>("POST", "/api/auth/login", { login, password });
   // The bearer token in the answer is not kept: the browser uses the HttpOnly cookie.
-  csrfToken = answer.csrfToken;
-  currentUser.value = answer.user;
+  sessionBegins(answer.user, answer.csrfToken);
   tabs?.postMessage("signed-in");
 }
 
@@ -129,6 +149,7 @@ export async function signOut(): Promise<void> {
     }
   }
   csrfToken = null;
+  sessionEnded.value = false;
   currentUser.value = null;
   tabs?.postMessage("signed-out");
 }

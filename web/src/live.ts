@@ -1,6 +1,6 @@
 import { signal } from "@preact/signals";
 import { useEffect, useRef } from "preact/hooks";
-import { currentUser, recheckSession } from "./api.ts";
+import { currentUser, recheckSession, sessionEnded } from "./api.ts";
 
 export type Topic = "tasks" | "activities";
 
@@ -44,7 +44,7 @@ function open(): void {
     void recheckSession().then(() => {
       if (stream.readyState !== EventSource.CLOSED || source !== stream) return;
       source = null;
-      if (!currentUser.value) return;
+      if (!currentUser.value || sessionEnded.value) return;
       retryTimer = window.setTimeout(() => {
         retryTimer = null;
         open();

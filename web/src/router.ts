@@ -32,6 +32,11 @@ export function guardLeaving(question: () => string | null): () => void {
   };
 }
 
+/** Whether the page holds work that leaving would lose (asks nothing). */
+export function unsavedWork(): boolean {
+  return Boolean(leaveQuestion?.());
+}
+
 /** Whether to go on leaving: true when nothing would be lost or the user says so. */
 export function leaveAllowed(): boolean {
   const question = leaveQuestion?.();

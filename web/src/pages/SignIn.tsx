@@ -1,7 +1,8 @@
 import { useState } from "preact/hooks";
 import { signIn } from "../api.ts";
 
-export function SignIn() {
+/** The sign-in form; `ended`: shown over a page whose session ended, which goes on after it. */
+export function SignIn({ ended = false }: { ended?: boolean }) {
   const [login, setLogin] = useState("");
   const [password, setPassword] = useState("");
   const [error, setError] = useState<string | null>(null);
@@ -21,10 +22,12 @@ export function SignIn() {
     }
   };
   return (
-    <div class="signin">
+    <div class={ended ? "signin over-page" : "signin"}>
       <form onSubmit={(e) => void submit(e)} class="card">
-        <h1>underway</h1>
-        <p class="muted">Sign in to see your records and your background work.</p>
+        <h1 id={ended ? "session-ended-title" : undefined}>{ended ? "Your session has ended" : "underway"}</h1>
+        <p class="muted" data-testid={ended ? "session-ended" : undefined}>
+          {ended ? "Sign in again to go on: your unsaved changes are kept on this page." : "Sign in to see your records and your background work."}
+        </p>
         <label>
           Login
           <input name="login" autocomplete="username" value={login} onInput={(e) => setLogin(e.currentTarget.value)} required autofocus />
