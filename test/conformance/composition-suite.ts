@@ -268,6 +268,33 @@ export function compositionSuite(factory: DriverFactory): void {
       assert.deepEqual((await d.taskStats({ windowMs: 10 * MINUTE })).ended, []);
     });
 
+    it("gives a schedule's task a fair-share slot: tasks started while it waits do not go ahead of those waiting", async () => {
+      const d = await fresh();
+      const now = await d.clockNow();
+      await d.taskInsertMany(Array.from({ length: 5 }, (_, i) => task({ name: `A${i + 1}`, initiator: { userId: "A" } })));
+      assert.equal((await d.taskClaim({ workerId: "w", limit: 3, leaseMs: 60_000 })).length, 3);
+      await d.taskInsert(task({ name: "B1", initiator: { userId: "B" } }));
+      await d.scheduleUpsert({
+        name: "tick",
+        cron: "* * * * *",
+        timeZone: "UTC",
+        taskName: "Tick",
+        parameters: new Uint8Array([0x80]),
+        queue: "default",
+        priority: 0,
+        maxAttempts: 1,
+        timeoutMs: 1_000,
+        missed: "once",
+        nextRunAtMs: now - 1_000,
+      });
+      const fired = await d.scheduleAdvance({ name: "tick", expectedNextRunAtMs: now - 1_000, nextRunAtMs: now + MINUTE, fireTickMs: now - 1_000 });
+      assert.ok(fired.taskId);
+      // A burst from another user, started while the scheduled task waits.
+      await d.taskInsertMany(Array.from({ length: 3 }, (_, i) => task({ name: `C${i + 1}`, initiator: { userId: "C" } })));
+      const order = (await d.taskClaim({ workerId: "w", limit: 10, leaseMs: 60_000 })).map((c) => c.name);
+      assert.deepEqual(order, ["A4", "B1", "Tick", "C1", "A5", "C2", "C3"], "C's burst went ahead of the tasks that were waiting");
+    });
+
     it("advances a schedule by compare-and-set: one task per tick however many try", async () => {
       const d = await fresh();
       const now = await d.clockNow();

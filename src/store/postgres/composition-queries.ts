@@ -3,7 +3,7 @@
  * results, dead-letter requeue, statistics and schedules. Same conventions as queries.ts: one
  * statement per operation; $1 is the clock offset in every statement that reads the clock.
  */
-import { markingIn, requeueing } from "./queries.ts";
+import { fairSlot, markingIn, requeueing } from "./queries.ts";
 import { WAITING } from "../state-terms.ts";
 
 /** The database clock: now() truncated to the ms, plus the offset $1. */
@@ -148,9 +148,12 @@ export function compositionQueriesFor(schema: string) {
         WHERE name = $2 AND next_run_at = ${at("$3::float8")} AND NOT paused
         RETURNING name, task_name, queue, priority, parameters, max_attempts, timeout_ms
       ), ins AS (
+        -- Its fair-share slot as any task's without a user (fair key ''): not before the head of its
+        -- priority's queue, so that tasks started while it waits do not go ahead of those waiting.
         INSERT INTO ${tasks} (name, queue, priority, parameters, run_at, max_attempts, timeout_ms, created_at, updated_at,
-          schedule_name, schedule_tick)
-        SELECT task_name, queue, priority, parameters, ${NOW}, max_attempts, timeout_ms, ${NOW}, ${NOW}, name, ${at("$5::float8")}
+          schedule_name, schedule_tick, fair_key, fair_slot)
+        SELECT task_name, queue, priority, parameters, ${NOW}, max_attempts, timeout_ms, ${NOW}, ${NOW}, name, ${at("$5::float8")},
+          '', ${fairSlot(tasks, "moved.priority", "''")}
         FROM moved WHERE $5::float8 IS NOT NULL
         RETURNING id
       ), notified AS (SELECT pg_notify($6, '') FROM ins)

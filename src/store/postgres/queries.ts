@@ -33,7 +33,7 @@ const ownNextSlot = (tasks: string, p: string, k: string): string => `
             ORDER BY t.fair_slot DESC LIMIT 1), 0)`;
 
 /** A new task's fair-share slot, as in the insert's own statements: priority $p, fair key $k. */
-const fairSlot = (tasks: string, p: string, k: string): string =>
+export const fairSlot = (tasks: string, p: string, k: string): string =>
   `greatest(${headSlot(tasks, p)}, ${ownNextSlot(tasks, p, k)})`;
 
 const LEASE_EXPIRED_MESSAGE = `'worker ' || coalesce(e.worker_id, '?') || ' stopped renewing its lease (it crashed, was killed or hung)'`;

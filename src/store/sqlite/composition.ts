@@ -17,7 +17,7 @@ import {
 } from "../driver.ts";
 import type { MissedTickPolicy, ScheduleInfo } from "../../tasks/schedules.ts";
 import { TASK_STATES, type TaskState } from "../../tasks/types.ts";
-import { RESTING, WAITING } from "./state-terms.ts";
+import { FAIR_SLOT, RESTING, WAITING } from "./state-terms.ts";
 
 const ENDED = "('succeeded', 'dead', 'canceled')";
 
@@ -273,14 +273,17 @@ export function scheduleAdvance(db: Database.Database, now: number, p: ScheduleA
     .run(p.nextRunAtMs ?? HELD_RUN_AT_MS, p.fireTickMs, now, p.name, p.expectedNextRunAtMs).changes;
   if (moved === 0) return { advanced: false, taskId: null };
   if (p.fireTickMs === null) return { advanced: true, taskId: null };
+  // Its fair-share slot as any task's without a user (fair key ''): not before the head of its
+  // priority's queue, so that tasks started while it waits do not go ahead of those waiting.
+  const { priority } = db.prepare("SELECT priority FROM underway_schedules WHERE name = ?").get(p.name) as { priority: number };
   const inserted = db
     .prepare(
       `INSERT INTO underway_tasks (name, queue, priority, parameters, run_at, max_attempts, timeout_ms, created_at, updated_at,
-         schedule_name, schedule_tick)
-       SELECT task_name, queue, priority, parameters, ?, max_attempts, timeout_ms, ?, ?, name, ?
+         schedule_name, schedule_tick, fair_key, fair_slot)
+       SELECT task_name, queue, priority, parameters, ?, max_attempts, timeout_ms, ?, ?, name, ?, '', ${FAIR_SLOT}
        FROM underway_schedules WHERE name = ?`,
     )
-    .run(now, now, now, p.fireTickMs, p.name);
+    .run(now, now, now, p.fireTickMs, priority, "", priority, p.name);
   const taskId = String(inserted.lastInsertRowid);
   db.prepare("UPDATE underway_schedules SET last_task_id = ? WHERE name = ?").run(taskId, p.name);
   return { advanced: true, taskId };

@@ -31,7 +31,7 @@ import { Lane } from "./lane.ts";
 import { initiatorContext } from "../initiator.ts";
 import { fairKeyOf, taskInfoOf } from "../task-rows.ts";
 import { decodedRow, initiatorFromRow, type ErrorRow, type TaskRow } from "./rows.ts";
-import { COUNTS_BY_STATE, listStateTerm, QUEUED_LIST_BY_INDEX, stateTerm, WAITING, WAITING_UP_TO } from "./state-terms.ts";
+import { COUNTS_BY_STATE, FAIR_SLOT, listStateTerm, QUEUED_LIST_BY_INDEX, stateTerm, WAITING, WAITING_UP_TO } from "./state-terms.ts";
 import { TASK_STATES, type TaskFilter, type TaskInfo, type TaskPage, type TaskState } from "../../tasks/types.ts";
 
 export interface SqliteDriverOptions {
@@ -135,19 +135,6 @@ type ClaimRow = [
 /** What insertClaimed returns: a ClaimRow, then the state it stored (at HAND_OFF_STATE). */
 type HandOffRow = [...ClaimRow, state: string];
 const HAND_OFF_STATE = 15;
-
-/**
- * A new task's fair-share slot: after its user's own waiting tasks of its priority, never before
- * the head of its priority's queue (the first waiting task of that priority in claim order; with
- * none waiting, the newest task's slot). Slots order tasks within a priority only, so other
- * priorities' tasks do not matter. Parameters: the priority, the key, the priority.
- */
-const FAIR_SLOT = `max(
-    coalesce((SELECT fair_slot FROM underway_tasks INDEXED BY underway_tasks_fair WHERE ${WAITING} AND priority = ?
-              ORDER BY priority DESC, fair_slot, id LIMIT 1),
-             (SELECT fair_slot FROM underway_tasks ORDER BY id DESC LIMIT 1), 0),
-    coalesce((SELECT max(fair_slot) + 1 FROM underway_tasks INDEXED BY underway_tasks_fair_key
-              WHERE fair_key = ? AND priority = ? AND ${WAITING}), 0))`;
 
 /** better-sqlite3, loaded when a SQLite store is first opened (a task thread borrows its process's store and never does). */
 let sqliteLoaded: typeof Database | null = null;

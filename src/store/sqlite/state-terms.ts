@@ -36,3 +36,16 @@ export function listStateTerm(state: TaskState, fewWaiting: boolean): string {
 
 /** How many tasks wait (queued or failed), counted up to the bound given as its parameter. */
 export const WAITING_UP_TO = `SELECT count(*) AS n FROM (SELECT 1 FROM underway_tasks WHERE ${WAITING} LIMIT ?)`;
+
+/**
+ * A new task's fair-share slot: after its user's own waiting tasks of its priority, never before
+ * the head of its priority's queue (the first waiting task of that priority in claim order; with
+ * none waiting, the newest task's slot). Slots order tasks within a priority only, so other
+ * priorities' tasks do not matter. Parameters: the priority, the key, the priority.
+ */
+export const FAIR_SLOT = `max(
+    coalesce((SELECT fair_slot FROM underway_tasks INDEXED BY underway_tasks_fair WHERE ${WAITING} AND priority = ?
+              ORDER BY priority DESC, fair_slot, id LIMIT 1),
+             (SELECT fair_slot FROM underway_tasks ORDER BY id DESC LIMIT 1), 0),
+    coalesce((SELECT max(fair_slot) + 1 FROM underway_tasks INDEXED BY underway_tasks_fair_key
+              WHERE fair_key = ? AND priority = ? AND ${WAITING}), 0))`;
