@@ -57,6 +57,22 @@ for (const store of STORES) {
       await app.close();
     });
 
+    it("refuses an address over its limit without counting against the logins it names", async () => {
+      const platform = await startPlatform(store, { isolation: "none", signInLimits: { perLogin: 3, perAddress: 2, windowMs: 60_000 } });
+      const attacker = "203.0.113.5";
+      const accounts = ["alice", "bob", "carol"];
+      for (const name of accounts) await platform.users.create({ login: name, password: `${name}-pass` });
+      // The attacker spends the address's budget, then hammers every account.
+      for (const junk of ["x", "y"]) assert.equal(await platform.sessions.signIn(junk, "x", attacker), null);
+      for (const name of accounts) {
+        for (let i = 0; i < 5; i++) await assert.rejects(platform.sessions.signIn(name, "guess", attacker), SignInThrottledError);
+      }
+      const rows = await platform.db.selectFrom("SysSignInThrottle").select("Key").execute();
+      assert.deepEqual(rows.map((r) => r.Key).sort(), ["address:203.0.113.5", "login:x", "login:y"]);
+      // The owners, from their own addresses, still sign in.
+      for (const [i, name] of accounts.entries()) assert.ok(await platform.sessions.signIn(name, `${name}-pass`, `198.51.100.${i + 1}`), `${name} was locked out`);
+    });
+
     it("a success clears its login's failures", async () => {
       const platform = await startPlatform(store, { isolation: "none", signInLimits: { perLogin: 3, windowMs: 60_000 } });
       for (let round = 0; round < 3; round++) {

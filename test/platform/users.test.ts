@@ -41,6 +41,18 @@ for (const store of STORES) {
       assert.match(String(lost?.reason), /a user with the login "twin" already exists/);
     });
 
+    it("stores a login in one Unicode form: look-alike logins are one login, signed in to whichever form is typed", async () => {
+      const platform = await startPlatform(store);
+      const decomposed = "Jose\u0301"; // "José" with a combining accent
+      const composed = "Jos\u00e9";
+      const jose = await platform.users.create({ login: decomposed, password: "jose-pass" });
+      assert.equal(jose.name, composed);
+      await assert.rejects(platform.users.create({ login: composed, password: "other" }), /a user with the login "José" already exists/);
+      assert.ok(await platform.sessions.signIn(composed, "jose-pass"));
+      assert.ok(await platform.sessions.signIn(decomposed, "jose-pass"));
+      assert.equal((await platform.users.getByLogin(decomposed))?.id, jose.id);
+    });
+
     it("a sign-in whose password was checked before a password change or a deactivation gets no session", async () => {
       const platform = await startPlatform(store);
       const carol = await platform.users.create({ login: "carol", password: "old-pass" });

@@ -35,6 +35,8 @@ export class Sessions {
       throw new RangeError(`sessionTtlMs must be an integer from 1,000 ms to 366 days, got ${String(ttlMs)}`);
     }
     this.ttlMs = ttlMs;
+    // Made now, not at the first unknown login, which would otherwise take two hashes' time.
+    decoy ??= hashPassword("decoy password");
     this.failures = new SignInCounter(db, () => store.clockNow(), options.signInLimits);
   }
 
@@ -46,9 +48,11 @@ export class Sessions {
    */
   async signIn(login: unknown, password: unknown, address?: string): Promise<(Session & { token: string }) | null> {
     if (typeof login !== "string" || typeof password !== "string" || login.length > 250 || password.length > 1024) return null;
-    await this.failures.attempt(login, address);
+    // Counted under the login's NFC form, as it is stored: another form of one login is one login.
+    const counted = login.normalize("NFC");
+    await this.failures.attempt(counted, address);
     const session = await this.checkedSignIn(login, password);
-    if (session) await this.failures.succeeded(login, address);
+    if (session) await this.failures.succeeded(counted, address);
     return session;
   }
 

@@ -62,32 +62,32 @@ export class SignInCounter {
     this.limits = signInLimitsOf(limits);
   }
 
-  private keys(login: string, address: string | undefined): { key: string; limit: number }[] {
-    const keys = [{ key: `login:${login}`, limit: this.limits.perLogin }];
-    if (address) keys.push({ key: `address:${address}`, limit: this.limits.perAddress });
-    return keys;
-  }
-
-  /** Counts an attempt; throws SignInThrottledError when it is one too many. */
+  /**
+   * Counts an attempt; throws SignInThrottledError when it is one too many. The address is counted
+   * and checked first: an address over its limit is refused without touching the login's count,
+   * so that one client cannot lock out any number of accounts (nor add a row per login it names)
+   * once its own budget is spent.
+   */
   async attempt(login: string, address: string | undefined): Promise<void> {
     const now = await this.now();
     const cutoff = new Date(now - this.limits.windowMs);
     // Windows that ended start afresh (and do not pile up: one indexed delete).
     await this.db.deleteFrom("SysSignInThrottle").where("WindowStart", "<=", cutoff).execute();
-    let retryAfterMs = 0;
-    for (const { key, limit } of this.keys(login, address)) {
-      const row = await this.db
-        .insertInto("SysSignInThrottle")
-        .values({ Key: key, Failures: 1, WindowStart: new Date(now) })
-        .onConflict((conflict) => conflict.column("Key").doUpdateSet({ Failures: sql<number>`${sql.ref("SysSignInThrottle.Failures")} + 1` }))
-        .returning(["Failures", "WindowStart"])
-        .executeTakeFirstOrThrow();
-      if (Number(row.Failures) > limit) {
-        const ends = (toDate(row.WindowStart)?.getTime() ?? now) + this.limits.windowMs;
-        retryAfterMs = Math.max(retryAfterMs, ends - now, 1000);
-      }
+    if (address) await this.count(`address:${address}`, this.limits.perAddress, now);
+    await this.count(`login:${login}`, this.limits.perLogin, now);
+  }
+
+  private async count(key: string, limit: number, now: number): Promise<void> {
+    const row = await this.db
+      .insertInto("SysSignInThrottle")
+      .values({ Key: key, Failures: 1, WindowStart: new Date(now) })
+      .onConflict((conflict) => conflict.column("Key").doUpdateSet({ Failures: sql<number>`${sql.ref("SysSignInThrottle.Failures")} + 1` }))
+      .returning(["Failures", "WindowStart"])
+      .executeTakeFirstOrThrow();
+    if (Number(row.Failures) > limit) {
+      const ends = (toDate(row.WindowStart)?.getTime() ?? now) + this.limits.windowMs;
+      throw new SignInThrottledError(Math.max(ends - now, 1000));
     }
-    if (retryAfterMs > 0) throw new SignInThrottledError(retryAfterMs);
   }
 
   /** The attempt succeeded: its login starts afresh, and its address's count drops by this attempt. */

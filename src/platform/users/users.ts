@@ -55,8 +55,12 @@ export class Users {
     return this.find("u.Id", id);
   }
 
+  /** The user of a login, in whichever Unicode normal form it is typed (logins are stored NFC). */
   async getByLogin(login: string): Promise<PlatformUser | null> {
-    return this.find("u.Name", login);
+    if (typeof login !== "string") return null;
+    const nfc = login.normalize("NFC");
+    // A login stored before logins were normalised is found as it was typed.
+    return (await this.find("u.Name", nfc)) ?? (nfc === login ? null : this.find("u.Name", login));
   }
 
   private async find(column: "u.Id" | "u.Name", value: string): Promise<PlatformUser | null> {
@@ -85,7 +89,8 @@ export class Users {
 
   /** Creates a user with a contact of its own, in the All employees role. */
   async create(user: NewUser): Promise<PlatformUser> {
-    const login = checkedName(user.login, "a login");
+    // One visible login, one account: "José" typed with a combining accent is the same login.
+    const login = checkedName(user.login, "a login").normalize("NFC");
     const contactName = user.contactName === undefined ? login : checkedName(user.contactName, "a contact name");
     const timeZone = assertTimeZone(user.timeZone ?? "UTC");
     const culture = assertCulture(user.culture ?? "en-US");
@@ -159,7 +164,9 @@ export class Users {
   }
 
   async passwordHashOf(login: string): Promise<{ id: string; hash: string | null } | null> {
-    const row = await this.db.selectFrom("SysAdminUnit").select(["Id", "PasswordHash"]).where("Name", "=", login).executeTakeFirst();
+    const read = (name: string) => this.db.selectFrom("SysAdminUnit").select(["Id", "PasswordHash"]).where("Name", "=", name).executeTakeFirst();
+    const nfc = login.normalize("NFC");
+    const row = (await read(nfc)) ?? (nfc === login ? undefined : await read(login));
     return row ? { id: row.Id, hash: row.PasswordHash } : null;
   }
 
