@@ -132,7 +132,7 @@ export function compositionSuite(factory: DriverFactory): void {
       assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 0, canceled: 0, consumed: 0 });
     });
 
-    it("keeps an ended predecessor from retention until its continuation is resolved", async () => {
+    it("keeps an ended predecessor from retention until its continuation has ended", async () => {
       const d = await fresh();
       const [a, b] = await d.taskInsertMany([task({ name: "A" }), task({ name: "B" })]);
       const onA = await d.taskInsertContinuation(task({ name: "OnA" }), { taskIds: [a as string], onlyOnSuccess: true });
@@ -145,9 +145,18 @@ export function compositionSuite(factory: DriverFactory): void {
       assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 1, canceled: 0, consumed: 1 });
       assert.equal((await d.taskGet(onA))?.state, "queued");
       assert.equal((await d.taskGet(onA))?.waitingFor, 0);
-      // Resolved: A goes at the next pass.
+      // Resolved, but the continuation has not run: one may read its predecessors when it runs (a
+      // process awaiting several tasks does, and its first may have ended days before the last).
+      assert.equal(await d.taskDeleteFinished({ succeededAgeMs: 1_000, failedAgeMs: 1_000, limit: 100 }), 0);
+      assert.equal((await d.taskGet(a as string))?.state, "succeeded", "A is kept while its continuation waits to run");
+      assert.deepEqual(await finish(d, "succeeded"), [onA]);
+      // The continuation ended: A goes at the next pass, the continuation after its own retention.
       assert.equal(await d.taskDeleteFinished({ succeededAgeMs: 1_000, failedAgeMs: 1_000, limit: 100 }), 1);
       assert.equal(await d.taskGet(a as string), null);
+      d.clockShift(MINUTE);
+      assert.equal(await d.taskDeleteFinished({ succeededAgeMs: 1_000, failedAgeMs: 1_000, limit: 100 }), 1);
+      assert.equal(await d.taskGet(onA), null);
+      assert.deepEqual(await d.taskContinuationsResolve({ limit: 100 }), { released: 0, canceled: 0, consumed: 0 });
     });
 
     it("releases a continuation of tasks that had already ended, and refuses unknown predecessors", async () => {

@@ -44,11 +44,12 @@ export function compositionQueriesFor(schema: string) {
       WITH picked AS (
         SELECT c.parent_id, c.child_id, c.only_on_success, p.state AS parent_state
         FROM ${edges} c LEFT JOIN ${tasks} p ON p.id = c.parent_id
-        WHERE p.id IS NULL OR p.state IN ${ENDED}
+        WHERE NOT c.consumed AND (p.id IS NULL OR p.state IN ${ENDED})
         ORDER BY c.child_id LIMIT $2
         FOR UPDATE OF c SKIP LOCKED
       ), consumed AS (
-        DELETE FROM ${edges} c USING picked
+        -- Kept, marked consumed, until the continuation is deleted: retention keeps its parents meanwhile.
+        UPDATE ${edges} c SET consumed = true FROM picked
         WHERE c.parent_id = picked.parent_id AND c.child_id = picked.child_id
         RETURNING picked.*
       ), per_child AS (

@@ -92,8 +92,9 @@ export function queriesFor(schema: string) {
   /** A DELETE of tasks that also moves the change mark when it deleted any. Returns { n } deleted. */
   const deleting = (del: string): string => marking(`${del} RETURNING 1`, "count(*)::int AS n");
   const edges = `${schema}.underway_continuations`;
-  /** Of a task `t` of retention: no continuation waits on it (see deleteFinished). */
-  const unresolved = `NOT EXISTS (SELECT 1 FROM ${edges} c WHERE c.parent_id = t.id)`;
+  /** Of a task `t` of retention: no continuation of it that has not ended (see deleteFinished). */
+  const unresolved = `NOT EXISTS (SELECT 1 FROM ${edges} c JOIN ${tasks} k ON k.id = c.child_id
+    WHERE c.parent_id = t.id AND (NOT c.consumed OR k.state NOT IN ('succeeded', 'dead', 'canceled')))`;
   const marking = (change: string, select: string): string => markingIn(schema, change, select);
 
   /**
@@ -265,7 +266,7 @@ export function queriesFor(schema: string) {
         -- check out of its reach; the id list gives it the primary key.
         WHERE t.id = i.id AND t.run_seq = i.run_seq AND t.id = ANY($2::bigint[]) AND CASE WHEN t.state = 'running' THEN true END
         RETURNING i.ord, i.kind, t.id, i.attempt, i.error,
-          EXISTS (SELECT 1 FROM ${edges} c WHERE c.parent_id = t.id) AS continued
+          EXISTS (SELECT 1 FROM ${edges} c WHERE c.parent_id = t.id AND NOT c.consumed) AS continued
       ), logged AS (
         INSERT INTO ${errors} (task_id, attempt, at, name, message, stack)
         SELECT d.id, d.attempt, ${NOW}, d.error::jsonb ->> 'name', d.error::jsonb ->> 'message', d.error::jsonb ->> 'stack'
@@ -374,8 +375,9 @@ export function queriesFor(schema: string) {
      * Retention: one range of underway_tasks_finished (state, finished_at) per state, so a pass
      * reads only what it deletes, the oldest first (in that index's order: without it the planner
      * may take the smaller state index and read every task of the state to filter by age). A task
-     * whose continuations are not resolved yet stays: gone, it would read as deleted, and a
-     * continuation that waits for its success would be canceled.
+     * stays while a continuation of it has not ended: gone, it would read as deleted, so a
+     * continuation that waits for its success would be canceled, and one that reads its
+     * predecessors when it runs (a process awaiting several tasks) would not find it.
      * $1 offset, $2 succeeded age ms, $3 failed age ms, $4 limit.
      */
     deleteFinished: deleting(`

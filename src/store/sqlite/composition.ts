@@ -41,7 +41,7 @@ export function insertContinuation(db: Database.Database, childId: string, after
   for (const key of keys) edge.run(key, childId, after.onlyOnSuccess ? 1 : 0);
 }
 
-/** Consumes edges whose parent ended or is gone; the caller runs it in a transaction. */
+/** Consumes the edges whose parent ended or is gone; the caller runs it in a transaction. */
 const anyEdgeStatements = new WeakMap<Database.Database, Database.Statement>();
 
 export function resolveContinuations(
@@ -51,17 +51,18 @@ export function resolveContinuations(
 ): { released: number; canceled: number; countedDown: number; consumed: number } {
   // Most completions have no continuation at all: one cached index probe, and nothing else.
   let anyEdge = anyEdgeStatements.get(db);
-  if (!anyEdge) anyEdgeStatements.set(db, (anyEdge = db.prepare("SELECT 1 FROM underway_continuations LIMIT 1")));
+  if (!anyEdge) anyEdgeStatements.set(db, (anyEdge = db.prepare("SELECT 1 FROM underway_continuations WHERE consumed = 0 LIMIT 1")));
   if (anyEdge.get() === undefined) return { released: 0, canceled: 0, countedDown: 0, consumed: 0 };
   const edges = db
     .prepare(
       `SELECT c.parent_id, c.child_id, c.only_on_success, p.state AS parent_state
        FROM underway_continuations c LEFT JOIN underway_tasks p ON p.id = c.parent_id
-       WHERE p.id IS NULL OR p.state IN ${ENDED}
+       WHERE c.consumed = 0 AND (p.id IS NULL OR p.state IN ${ENDED})
        ORDER BY c.child_id LIMIT ?`,
     )
     .all(limit) as { parent_id: number; child_id: number; only_on_success: number; parent_state: TaskState | null }[];
-  const drop = db.prepare("DELETE FROM underway_continuations WHERE parent_id = ? AND child_id = ?");
+  // Kept, marked consumed, until the continuation is deleted: retention keeps its parents meanwhile.
+  const drop = db.prepare("UPDATE underway_continuations SET consumed = 1 WHERE parent_id = ? AND child_id = ?");
   // A continuation's waiting_for counts its edges not yet consumed, whatever its state: one that was
   // canceled meanwhile is counted down too, so that a retry knows what it still waits for.
   const cancel = db.prepare(

@@ -96,11 +96,13 @@ const TASK_COLUMNS = `id, name, queue, priority, state, parameters, run_at, atte
 /**
  * Retention's choice of ended tasks: one range of underway_tasks_finished (state, finished_at) per
  * state, so a pass reads only the rows it deletes, however many younger ones the table holds. A
- * task whose continuations are not resolved yet stays: gone, it would read as deleted, and a
- * continuation that waits for its success would be canceled. Parameters: succeeded before, dead
- * before, canceled before, limit.
+ * task stays while a continuation of it has not ended: gone, it would read as deleted, so a
+ * continuation that waits for its success would be canceled, and one that reads its predecessors
+ * when it runs (a process awaiting several tasks) would not find it. Parameters: succeeded before,
+ * dead before, canceled before, limit.
  */
-const UNRESOLVED = "NOT EXISTS (SELECT 1 FROM underway_continuations c WHERE c.parent_id = underway_tasks.id)";
+const UNRESOLVED = `NOT EXISTS (SELECT 1 FROM underway_continuations c JOIN underway_tasks k ON k.id = c.child_id
+  WHERE c.parent_id = underway_tasks.id AND (c.consumed = 0 OR k.state NOT IN ('succeeded', 'dead', 'canceled')))`;
 export const SQLITE_RETENTION_SELECT = `
   SELECT id FROM underway_tasks WHERE state = 'succeeded' AND finished_at < ? AND ${UNRESOLVED}
   UNION ALL SELECT id FROM underway_tasks WHERE state = 'dead' AND finished_at < ? AND ${UNRESOLVED}
