@@ -68,7 +68,7 @@ it("keeps every task, failed attempt and edge through the rebuild, and gives ids
     assert.deepEqual(upgraded.tasks, before.tasks);
     assert.deepEqual(upgraded.errors, before.errors);
     // Every edge of the older store is pending (consumed ones were deleted then).
-    assert.deepEqual(upgraded.edges, before.edges.map((e) => ({ ...(e as object), consumed: 0 })));
+    assert.deepEqual(upgraded.edges, (before.edges ?? []).map((e) => ({ ...(e as object), consumed: 0 })));
     assert.deepEqual(upgraded.indexes, before.indexes, "the same indexes, by name and definition");
     const id = await driver.taskInsert(task({ name: "After" }));
     assert.equal(id, "41", "past the deleted predecessor 40");
