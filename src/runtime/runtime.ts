@@ -317,7 +317,12 @@ export class Runtime implements TaskStarter {
           holderId: this.nodeId,
           ...(maintenance.leaderTermMs ? { ttlMs: maintenance.leaderTermMs } : {}),
           onChange: (leading) => {
-            if (leading) this.rescuer?.nudge();
+            // A new leader's first passes run at once, not an interval later: ticks due while the
+            // previous leader was gone fire, and continuations released meanwhile run.
+            if (!leading) return;
+            this.rescuer?.nudge();
+            this.scheduler?.nudge();
+            this.continuer?.nudge();
           },
         })
       : null;
@@ -1017,12 +1022,14 @@ function maintenanceOf(value: RuntimeConfig["maintenance"], logger: Logger): Exc
       "maintenance.missedAfterMs is shorter than maintenance.scheduleIntervalMs: a tick seen late by a pass counts as missed, and a \"skip\" schedule skips it",
     );
   } else {
-    // When the leader dies, no pass runs until another node takes over, up to a term later.
+    // When the leader dies, no pass runs until another node takes over: its term runs out, and the
+    // others try to take it a third of a term apart, so up to 4/3 of a term after its last renewal.
     const leaderTermMs = value.leaderTermMs ?? 15_000;
-    if (missedAfterMs < leaderTermMs + scheduleIntervalMs) {
+    const takeoverMs = leaderTermMs + Math.ceil(leaderTermMs / 3);
+    if (missedAfterMs < takeoverMs + scheduleIntervalMs) {
       logger.warn(
-        { missedAfterMs, leaderTermMs, scheduleIntervalMs },
-        "maintenance.missedAfterMs is shorter than maintenance.leaderTermMs plus scheduleIntervalMs: a tick that comes while a dead leader is replaced counts as missed, and a \"skip\" schedule skips it",
+        { missedAfterMs, leaderTermMs, scheduleIntervalMs, atLeastMs: takeoverMs + scheduleIntervalMs },
+        "maintenance.missedAfterMs is shorter than a leader change may take (leaderTermMs and a third of it, plus scheduleIntervalMs): a tick that comes while a dead leader is replaced counts as missed, and a \"skip\" schedule skips it",
       );
     }
   }

@@ -176,11 +176,13 @@ describe("retention settings", () => {
   it("warns at start when healthy ticks, or ticks during a leader change, would count as missed", async () => {
     for (const [maintenance, warning] of [
       [{ scheduleIntervalMs: 5_000, missedAfterMs: 2_000 }, /missedAfterMs is shorter than maintenance.scheduleIntervalMs/],
-      // The default term is 15 s: a dead leader's successor fires a tick up to 16 s late.
-      [{ scheduleIntervalMs: 1_000, missedAfterMs: 10_000 }, /missedAfterMs is shorter than maintenance.leaderTermMs plus scheduleIntervalMs/],
-      [{ scheduleIntervalMs: 1_000, leaderTermMs: 90_000 }, /missedAfterMs is shorter than maintenance.leaderTermMs plus scheduleIntervalMs/],
+      // The default term is 15 s, tried for every 5 s: a dead leader's successor fires a tick up to 21 s late.
+      [{ scheduleIntervalMs: 1_000, missedAfterMs: 10_000 }, /missedAfterMs is shorter than a leader change may take/],
+      [{ scheduleIntervalMs: 1_000, leaderTermMs: 90_000 }, /missedAfterMs is shorter than a leader change may take/],
       [{ scheduleIntervalMs: 1_000 }, null],
-      [{ scheduleIntervalMs: 1_000, leaderTermMs: 30_000, missedAfterMs: 31_000 }, null],
+      // 30 s + 10 s + 1 s: a term alone (31 s) is not enough.
+      [{ scheduleIntervalMs: 1_000, leaderTermMs: 30_000, missedAfterMs: 31_000 }, /missedAfterMs is shorter than a leader change may take/],
+      [{ scheduleIntervalMs: 1_000, leaderTermMs: 30_000, missedAfterMs: 41_000 }, null],
     ] as const) {
       const warnings: string[] = [];
       const at = (): void => undefined;
