@@ -81,6 +81,56 @@ describe("the web application: answers out of order, several tabs", () => {
     assert.deepEqual(errors, []);
   });
 
+  it("lists the schemas of the package selected last, whichever package's answer arrives last", async () => {
+    const { url, platform } = await startApp();
+    await platform.packages.ensurePackage("UsrReview");
+    await platform.packages.saveSchema("UsrReview", { name: "UsrReviewNote", kind: "source", body: "export const note = 1;\n" });
+    const page = await (await openBrowser()).newPage();
+    // Which answers' bodies the page has read: its handlers run right after.
+    await page.addInitScript(() => {
+      const read = Response.prototype.text;
+      const readBodies: string[] = [];
+      (globalThis as unknown as { readBodies: string[] }).readBodies = readBodies;
+      Response.prototype.text = function (this: Response) {
+        return read.call(this).then((body) => {
+          readBodies.push(this.url);
+          return body;
+        });
+      };
+    });
+    const errors = watchPageErrors(page);
+    await signIn(page, url, "Supervisor", SUPERVISOR_PASSWORD);
+    await page.getByRole("link", { name: "Configuration" }).click();
+    const packages = page.getByTestId("packages");
+    await page.locator('[data-schema="UsrActivityData"]').waitFor();
+    const held = gate();
+    await page.route(
+      (u) => u.pathname === "/api/packages/UsrReview/schemas",
+      async (route: Route) => {
+        await held.promise;
+        await route.continue();
+      },
+    );
+    // UsrReview, then back to UsrBackgroundTask before UsrReview's schemas have come.
+    await packages.getByRole("button", { name: "UsrReview", exact: true }).click();
+    const current = page.waitForResponse((r) => new URL(r.url()).pathname === "/api/packages/UsrBackgroundTask/schemas");
+    await packages.getByRole("button", { name: "UsrBackgroundTask", exact: true }).click();
+    await current;
+    await page.waitForFunction(() => (globalThis as unknown as { readBodies: string[] }).readBodies.filter((u) => u.endsWith("/api/packages/UsrBackgroundTask/schemas")).length === 2);
+    await settled(page);
+    await page.locator('[data-schema="UsrActivityData"]').waitFor();
+    const late = page.waitForResponse((r) => new URL(r.url()).pathname === "/api/packages/UsrReview/schemas");
+    held.open();
+    await late;
+    // The page has read the late answer's body (then its handlers run in microtasks, before settled).
+    await page.waitForFunction(() => (globalThis as unknown as { readBodies: string[] }).readBodies.some((u) => u.endsWith("/api/packages/UsrReview/schemas")));
+    await settled(page);
+    assert.equal((await packages.locator(".pkg.selected > button").innerText()).trim(), "UsrBackgroundTask");
+    assert.equal(await page.locator('[data-schema="UsrReviewNote"]').count(), 0, "UsrReview's schema is listed under UsrBackgroundTask");
+    assert.equal(await page.locator('[data-schema="UsrActivityData"]').count(), 1);
+    assert.deepEqual(errors, []);
+  });
+
   it("signs out every tab of the browser when one signs out", async () => {
     const { url } = await startApp();
     const context = await openBrowser();

@@ -54,13 +54,24 @@ export function Configuration() {
   }, []);
   useEffect(() => {
     if (!pkg) return;
+    // Only the package selected last: an earlier selection's answer that arrives later would list
+    // its schemas under this package, and Save and Publish would then act on the wrong one.
+    let selected = true;
+    setSchemas(null);
+    open(null);
     api<{ items: SchemaRecord[] }>("GET", `/api/packages/${encodeURIComponent(pkg)}/schemas`).then(
       (r) => {
+        if (!selected) return;
         setSchemas(r.items);
         open(r.items[0] ?? null);
       },
-      (err: Error) => setStatus({ text: err.message, error: true }),
+      (err: Error) => {
+        if (selected) setStatus({ text: err.message, error: true });
+      },
     );
+    return () => {
+      selected = false;
+    };
   }, [pkg]);
 
   const open = (schema: SchemaRecord | null): void => {
