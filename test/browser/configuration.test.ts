@@ -151,6 +151,25 @@ describe("the web application: configuration", () => {
     assert.deepEqual(errors, []);
   });
 
+  it("reaches a script task's properties without a pointer: the panel's element list", async () => {
+    const { url } = await startApp();
+    const page = await (await openBrowser()).newPage();
+    const errors = watchPageErrors(page);
+    await signIn(page, url, "Supervisor", SUPERVISOR_PASSWORD);
+    await page.getByRole("link", { name: "Configuration" }).click();
+    await page.locator('[data-schema="UsrBackgroundTaskExampleProcess"]').click();
+    await page.getByTestId("bpmn-modeler").locator('[data-element-id="ScriptTask_CreateBackgroundTask"]').waitFor();
+    const panel = page.getByTestId("properties-panel");
+    const choice = panel.getByLabel("Element");
+    const options = await choice.locator("option").allInnerTexts();
+    assert.ok(options.some((o) => /\(ScriptTask\)$/.test(o)), options.join(" | "));
+    assert.ok(!options.some((o) => /SequenceFlow|Process\)/.test(o)), options.join(" | "));
+    await choice.selectOption("ScriptTask_CreateBackgroundTask");
+    await panel.getByTestId("script-editor").getByText("Task.startNewWithUserConnection").waitFor();
+    assert.equal(await choice.inputValue(), "ScriptTask_CreateBackgroundTask");
+    assert.deepEqual(errors, []);
+  });
+
   it("keeps unsaved edits through a session that ends, and saves them after signing in again", async () => {
     const { url, platform } = await startApp();
     const page = await (await openBrowser()).newPage();

@@ -26,6 +26,7 @@ interface EventBus {
 }
 interface Registry {
   get(id: string): Shape | undefined;
+  filter(fn: (element: Shape & { waypoints?: unknown; labelTarget?: unknown }) => boolean): Shape[];
 }
 interface Selection {
   select(element: Shape): void;
@@ -84,6 +85,7 @@ export function BpmnEditor({
       () => {
         (m.get("canvas") as { zoom(level: string): void }).zoom("fit-viewport");
         setError(null);
+        setRevision((r) => r + 1); // the element list reads the imported diagram
       },
       (err: unknown) => setError((err as Error).message),
     );
@@ -101,6 +103,18 @@ export function BpmnEditor({
   };
   const bo = selected?.businessObject;
   const isScript = bo?.$type === "bpmn:ScriptTask";
+  // The diagram's elements (not its flows, labels or the process itself), for choosing one by
+  // keyboard: the canvas offers no keyboard way to select a single element.
+  const elements =
+    modeler.current
+      ?.get<Registry>("elementRegistry")
+      .filter((e) => !e.waypoints && !e.labelTarget && e.type !== "label" && e.type !== "bpmn:Process" && e.type !== "bpmn:Collaboration")
+      .sort((a, b) => (a.businessObject.name || a.id).localeCompare(b.businessObject.name || b.id)) ?? [];
+  const choose = (id: string): void => {
+    const m = modeler.current;
+    const shape = id ? m?.get<Registry>("elementRegistry").get(id) : undefined;
+    if (m && shape) m.get<Selection>("selection").select(shape);
+  };
 
   return (
     <div class="modeler-wrap">
@@ -108,7 +122,18 @@ export function BpmnEditor({
       <div class="modeler" ref={host} data-testid="bpmn-modeler" />
       <aside class="properties card" data-testid="properties-panel">
         <h3>Properties</h3>
-        {!bo && <p class="muted">Select an element of the diagram.</p>}
+        <label>
+          Element
+          <select value={selected?.id ?? ""} onChange={(e) => choose(e.currentTarget.value)} data-testid="element-choice">
+            <option value="">{elements.length ? "Choose one…" : "The diagram has no element"}</option>
+            {elements.map((e) => (
+              <option key={e.id} value={e.id}>
+                {e.businessObject.name || e.id} ({e.type.replace("bpmn:", "")})
+              </option>
+            ))}
+          </select>
+        </label>
+        {!bo && <p class="muted">Select an element of the diagram, or choose one above.</p>}
         {bo && (
           <>
             <div class="muted small">
