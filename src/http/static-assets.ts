@@ -39,7 +39,11 @@ export function staticAssets(root: string) {
       } catch {
         return reply.code(400).send({ error: "the path is not valid percent-encoding" });
       }
-      if (path.startsWith("api/")) return reply.code(404).send({ error: `no route ${request.method} ${request.url}` });
+      if (path.startsWith("api/")) {
+        // A path too long for any route's parameters ends here too: it is not echoed whole.
+        const shown = request.url.length > 120 ? `${request.url.slice(0, 120)}…` : request.url;
+        return reply.code(404).send({ error: `no route ${request.method} ${shown}` });
+      }
       if (!existsSync(index)) {
         return reply.code(503).type("text/plain; charset=utf-8").send("The web application is not built: run `npm run build:web` (npm start builds it).");
       }

@@ -100,4 +100,43 @@ describe("the web application: the live stream and mishaps", () => {
       [],
     );
   });
+
+  it("says when the process log cannot be loaded, drops the rows of a refused filter, and names an instance address that cannot be one", async () => {
+    const { url, platform } = await startApp();
+    const supervisor = await platform.users.getByLogin("Supervisor");
+    assert.ok(supervisor);
+    const uc = platform.userConnection(supervisor);
+    const { Activity } = await import("../../src/platform/entities/activity.ts");
+    const activity = new Activity(uc);
+    activity.setDefColumnValues();
+    activity.title = "Call back";
+    await activity.save();
+    const page = await (await openBrowser()).newPage();
+    await signIn(page, url, "Supervisor", SUPERVISOR_PASSWORD);
+
+    // A proxy's 502 for the process log: the page says so instead of an empty table.
+    await page.route((u) => u.pathname === "/api/process-log", (route: Route) => route.fulfill({ status: 502, body: "<html>Bad Gateway</html>" }));
+    await page.getByRole("link", { name: "Processes" }).click();
+    await page.getByTestId("process-log-error").filter({ hasText: "The process log cannot be shown" }).waitFor();
+    await page.unroute((u) => u.pathname === "/api/process-log");
+
+    // A filter the server refuses (a NUL): the previous filter's rows go, the error stays.
+    await page.getByRole("link", { name: "Activities" }).click();
+    await page.getByText("Call back").waitFor();
+    await page.getByLabel("Title filter").fill("a\u0000b");
+    await page.getByRole("button", { name: "Filter" }).click();
+    await page.locator(".error").first().waitFor();
+    assert.equal(await page.getByText("Call back").count(), 0, "the previous filter's row is still listed");
+    assert.equal(await page.getByLabel("Title filter").getAttribute("maxlength"), "250");
+
+    // An instance address far too long for an id: named briefly, nothing asked of the server.
+    let asked = 0;
+    await page.route((u) => u.pathname.startsWith("/api/process-log/"), (route: Route) => {
+      asked++;
+      return route.continue();
+    });
+    await page.goto(`${url}/#/processes/${"x".repeat(150)}`);
+    await page.getByText(`no process instance "${"x".repeat(60)}…" that you may see`).waitFor();
+    assert.equal(asked, 0);
+  });
 });

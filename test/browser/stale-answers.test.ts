@@ -91,12 +91,14 @@ describe("the web application: answers out of order, several tabs", () => {
       const read = Response.prototype.text;
       const readBodies: string[] = [];
       (globalThis as unknown as { readBodies: string[] }).readBodies = readBodies;
-      Response.prototype.text = function (this: Response) {
-        return read.call(this).then((body) => {
-          readBodies.push(this.url);
-          return body;
-        });
-      };
+      Object.defineProperty(Response.prototype, "text", {
+        value: function (this: Response) {
+          return read.call(this).then((body) => {
+            readBodies.push(this.url);
+            return body;
+          });
+        },
+      });
     });
     const errors = watchPageErrors(page);
     await signIn(page, url, "Supervisor", SUPERVISOR_PASSWORD);

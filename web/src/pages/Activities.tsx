@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import { api, query } from "../api.ts";
+import { api, ApiError, query } from "../api.ts";
 import { when } from "../format.ts";
 import { useLive } from "../live.ts";
 
@@ -39,7 +39,10 @@ export function Activities() {
         setNext(page.nextOffset);
         setError(null);
       } catch (err) {
-        if (isCurrent()) setError((err as Error).message);
+        if (!isCurrent()) return;
+        setError((err as Error).message);
+        // A refused filter: the rows shown are the previous filter's, not this one's.
+        if (err instanceof ApiError && err.status === 400) setRows(null);
       }
     },
     [title, offset],
@@ -56,7 +59,7 @@ export function Activities() {
       <div class="section-head">
         <h1>Activities</h1>
         <form class="filters" onSubmit={apply}>
-          <input type="search" placeholder="Title contains…" aria-label="Title filter" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
+          <input type="search" placeholder="Title contains…" aria-label="Title filter" maxLength={250} value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
           <button type="submit">Filter</button>
         </form>
       </div>

@@ -47,6 +47,7 @@ function Library() {
   const [selected, setSelected] = useState<string | null>(null);
   const [xml, setXml] = useState<string | null>(null);
   const [log, setLog] = useState<ProcessLog[] | null>(null);
+  const [logError, setLogError] = useState<string | null>(null);
   const [message, setMessage] = useState<{ text: string; instanceId?: string; error?: boolean } | null>(null);
 
   useEffect(() => {
@@ -74,8 +75,15 @@ function Library() {
   useLive(
     "tasks",
     async (isCurrent) => {
-      const items = (await api<{ items: ProcessLog[] }>("GET", "/api/process-log?limit=20")).items;
-      if (isCurrent()) setLog(items);
+      try {
+        const items = (await api<{ items: ProcessLog[] }>("GET", "/api/process-log?limit=20")).items;
+        if (isCurrent()) {
+          setLog(items);
+          setLogError(null);
+        }
+      } catch (err) {
+        if (isCurrent()) setLogError((err as Error).message);
+      }
     },
     [],
   );
@@ -137,6 +145,11 @@ function Library() {
         <div class="card grow">{xml ? <BpmnDiagram xml={xml} /> : <p class="muted">Select a process to see its diagram.</p>}</div>
       </div>
       <h2>Process log</h2>
+      {logError && (
+        <p class="error" data-testid="process-log-error">
+          The process log cannot be shown: {logError}
+        </p>
+      )}
       <table class="grid" data-testid="process-log">
         <thead>
           <tr>
@@ -174,16 +187,26 @@ function Library() {
   );
 }
 
+/** An instance id as the engine makes them (a UUID): anything else is not asked for. */
+const INSTANCE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 function Instance({ id }: { id: string }) {
   const [log, setLog] = useState<ProcessLog | null>(null);
   const [xml, setXml] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const wellFormed = INSTANCE_ID.test(id);
+  const [error, setError] = useState<string | null>(
+    wellFormed ? null : `no process instance ${JSON.stringify(id.length > 60 ? `${id.slice(0, 60)}…` : id)} that you may see`,
+  );
   useLive(
     "tasks",
     async (isCurrent) => {
+      if (!wellFormed) return;
       try {
         const instance = await api<ProcessLog>("GET", `/api/process-log/${encodeURIComponent(id)}`);
-        if (isCurrent()) setLog(instance);
+        if (isCurrent()) {
+          setLog(instance);
+          setError(null);
+        }
       } catch (err) {
         if (isCurrent()) setError((err as Error).message);
       }
@@ -201,11 +224,21 @@ function Instance({ id }: { id: string }) {
       current = false;
     };
   }, [log?.processCode]);
+  // Checked at the click itself: a double-click sends one cancel, not a second that is refused.
+  const canceling = useRef(false);
+  const [cancelBusy, setCancelBusy] = useState(false);
   const cancel = async (): Promise<void> => {
+    if (canceling.current) return;
+    canceling.current = true;
+    setCancelBusy(true);
     try {
       await api("POST", `/api/process-log/${encodeURIComponent(id)}/cancel`);
+      setError(null);
     } catch (err) {
       setError((err as Error).message);
+    } finally {
+      canceling.current = false;
+      setCancelBusy(false);
     }
   };
   const statuses = Object.fromEntries((log?.elements ?? []).map((e) => [e.elementId, e.status]));
@@ -224,7 +257,7 @@ function Instance({ id }: { id: string }) {
             </span>
             <span class="spacer" />
             {log.taskId && <a href={href("tasks", log.taskId)}>task #{log.taskId}</a>}
-            <button onClick={() => void cancel()} disabled={log.status !== "Running"}>
+            <button onClick={() => void cancel()} disabled={cancelBusy || log.status !== "Running"}>
               Cancel
             </button>
           </div>

@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import { api, currentUser, query } from "../api.ts";
+import { api, ApiError, currentUser, query } from "../api.ts";
 import { ActivityChart, type Buckets } from "../components/ActivityChart.tsx";
 import { ago, count } from "../format.ts";
 import { useLive } from "../live.ts";
@@ -48,7 +48,10 @@ export function Tasks() {
         setChart(a);
         setError(null);
       } catch (err) {
-        if (isCurrent()) setError((err as Error).message);
+        if (!isCurrent()) return;
+        setError((err as Error).message);
+        // A refused filter: the rows shown are the previous filter's, not this one's.
+        if (err instanceof ApiError && err.status === 400) setItems(null);
       }
     },
     [filters, before],
@@ -90,9 +93,9 @@ export function Tasks() {
             </option>
           ))}
         </select>
-        <input aria-label="Type" placeholder="type (task name)" value={draft.name} onInput={(e) => setDraft({ ...draft, name: e.currentTarget.value })} />
-        {admin && <input aria-label="User" placeholder="user (login)" value={draft.user} onInput={(e) => setDraft({ ...draft, user: e.currentTarget.value })} />}
-        <input aria-label="Queue" placeholder="queue" value={draft.queue} onInput={(e) => setDraft({ ...draft, queue: e.currentTarget.value })} />
+        <input aria-label="Type" placeholder="type (task name)" maxLength={200} value={draft.name} onInput={(e) => setDraft({ ...draft, name: e.currentTarget.value })} />
+        {admin && <input aria-label="User" placeholder="user (login)" maxLength={250} value={draft.user} onInput={(e) => setDraft({ ...draft, user: e.currentTarget.value })} />}
+        <input aria-label="Queue" placeholder="queue" maxLength={200} value={draft.queue} onInput={(e) => setDraft({ ...draft, queue: e.currentTarget.value })} />
         <button type="submit">Filter</button>
         <button type="button" class="link" onClick={() => apply(NO_FILTERS)}>
           Clear
