@@ -45,6 +45,7 @@ function checkedName(value: unknown, what: string): string {
 function assertNotSupervisor(id: string, action: string): void {
   if (id === SystemIds.SupervisorUserId) throw new Error(`the Supervisor cannot be ${action}: it is the built-in administrator`);
 }
+
 export class Users {
   constructor(
     private readonly store: StorageDriver,
