@@ -123,12 +123,24 @@ interface Chain {
   holdTimer: NodeJS.Timeout | null;
 }
 
+/** A task claimed ahead of a free slot: when it came, and when its claim was sent. */
+interface Held {
+  readonly task: ClaimedTask;
+  readonly at: number;
+  readonly leasedAt: number;
+}
+
 interface ActiveRun {
   readonly task: ClaimedTask;
   /** Aborting it stops the attempt (cancel, lost lease, shutdown); its signal is made only if the task asks. */
   readonly abort: RunAbort;
   /** When it started (a chained attempt: when its thread reported it started; null until then). */
   startedAt: number | null;
+  /**
+   * From when its lease surely runs, on this process's clock: when the claim that brought it was
+   * sent, then when the last heartbeat the store confirmed was sent (see heartbeat's fencing).
+   */
+  leasedAt: number;
   /** The chain it runs in, or null. */
   readonly chain: Chain | null;
   /** Set when the run's result must not be written, and why: canceled, lease lost, or released at shutdown (its "released" outcome already added). */
@@ -190,8 +202,8 @@ export class Worker {
   private readonly active = new Map<string, ActiveRun>();
   /** Runs whose thread has not answered for a second: they no longer hold a slot (see slotsTaken). */
   private blockedRuns = 0;
-  /** Claimed ahead of free slots (see prefetch), oldest first, with when. */
-  private readonly prefetched: { task: ClaimedTask; at: number }[] = [];
+  /** Claimed ahead of free slots (see prefetch), oldest first, with when, and when their claim was sent (see ActiveRun.leasedAt). */
+  private readonly prefetched: Held[] = [];
   private readonly prefetch: number;
   private readonly prefetchHoldMs: number;
   /** The prefetch depth to start from, and runs that ended short since runs were last long (the depth grows with them). */
@@ -338,6 +350,7 @@ export class Worker {
           let claimed: ClaimedTask[];
           let more: boolean;
           let exhausted: boolean;
+          const sentAt = performance.now();
           try {
             ({ claimed, more, exhausted } = await this.claimRound(want));
             this.claimFailures = 0;
@@ -370,7 +383,7 @@ export class Worker {
             if (cap !== undefined) brought.set(task.queue, before + 1);
             // Behind any held ahead (a task handed over while this claim was on its way, say),
             // started in the free slots at once (chained, see beginChain, where they may be).
-            this.prefetched.push({ task, at });
+            this.prefetched.push({ task, at, leasedAt: sentAt });
           }
           this.startPrefetched();
           if (!more) {
@@ -412,7 +425,7 @@ export class Worker {
     if (this.options.queueConcurrency?.[task.queue] !== undefined) return null;
     if (this.options.registry.rateLimited().some((limited) => limited.name === task.name)) return null;
     this.reserved++;
-    return new Reservation(this, this.id, this.leaseMs);
+    return new Reservation(this, this.id, this.leaseMs, performance.now());
   }
 
   /**
@@ -422,7 +435,7 @@ export class Worker {
    * its caller. Any other starts on the next turn, once the start that stored it has returned (as
    * a claimed one would): a run on this thread never begins inside its starter's call.
    */
-  settleStart(claimed: ClaimedTask | null): void {
+  settleStart(claimed: ClaimedTask | null, reservedAt: number = performance.now()): void {
     this.unreserve();
     if (!claimed) {
       this.wake();
@@ -432,7 +445,7 @@ export class Worker {
       this.giveBack(claimed);
       return;
     }
-    this.prefetched.push({ task: claimed, at: performance.now() });
+    this.prefetched.push({ task: claimed, at: performance.now(), leasedAt: reservedAt });
     if (this.prefetched.length === 1 && this.runsInThread(claimed.name)) this.startPrefetched();
     else setImmediate(() => this.startPrefetched());
   }
@@ -497,7 +510,7 @@ export class Worker {
       }
       if (!free) break;
       this.prefetched.shift();
-      if (!this.beginChain(first.task, now)) this.begin(first.task);
+      if (!this.beginChain(first, now)) this.begin(first.task, first.leasedAt);
     }
     if (this.prefetched.length > 0) this.expirePrefetchedLater();
   }
@@ -508,7 +521,8 @@ export class Worker {
    * tasks are held than slots are free: its thread runs them one after another and reports each
    * one's start. False, with nothing done, when they do not chain.
    */
-  private beginChain(first: ClaimedTask, now: number): boolean {
+  private beginChain(head: Held, now: number): boolean {
+    const first = head.task;
     const pool = this.options.isolation?.pool;
     // No longer than the held tasks spread over the free slots: a task a free slot could run
     // beside the others does not wait in a chain.
@@ -518,16 +532,16 @@ export class Worker {
     const entry = this.options.registry.resolveRegistered(first.name);
     if (!entry || !this.inThread(entry) || (!entry.dynamic && !entry.module)) return false;
     if (!pool.chainable(first.name, entry.options.memoryLimitMb)) return false;
-    const tasks = [first];
+    const tasks = [head];
     for (const held of this.prefetched) {
       if (tasks.length >= length || held.task.name !== first.name || held.task.withUserConnection || !isBytes(held.task) || now - held.at >= this.prefetchHoldMs) {
         break;
       }
-      tasks.push(held.task);
+      tasks.push(held);
     }
     if (tasks.length < 2) return false;
     const chain: Chain = { left: tasks.length, waiting: new Set(), holdTimer: null };
-    const runs = tasks.map((task, i) => this.newRun(task, chain, i === 0));
+    const runs = tasks.map((held, i) => this.newRun(held.task, held.leasedAt, chain, i === 0));
     for (const run of runs.slice(1)) chain.waiting.add(run);
     const placed = pool.runChain(
       runs.map((run, i) => this.isolatedRun(run, entry, new RunLogger(this.options.logger, run.task), i === 0 ? undefined : () => this.chainedStart(run))),
@@ -713,11 +727,12 @@ export class Worker {
   }
 
   /** A run that starts now, or (started false) waits in a chain until its thread starts it. */
-  private newRun(task: ClaimedTask, chain: Chain | null, started = true): ActiveRun {
+  private newRun(task: ClaimedTask, leasedAt: number, chain: Chain | null, started = true): ActiveRun {
     return {
       task,
       abort: new RunAbort(),
       startedAt: started ? performance.now() : null,
+      leasedAt,
       chain,
       discarded: false,
       blocked: false,
@@ -757,8 +772,8 @@ export class Worker {
     this.end(run, this.failure(run, error, null));
   }
 
-  private begin(task: ClaimedTask): void {
-    const run = this.newRun(task, null);
+  private begin(task: ClaimedTask, leasedAt: number): void {
+    const run = this.newRun(task, leasedAt, null);
     this.active.set(runKey(task), run);
     this.started(run);
     let running: Promise<RunOutcome>;
@@ -1091,13 +1106,20 @@ export class Worker {
     return found;
   }
 
-  /** Renews the leases of the running tasks; a run whose lease was lost is aborted and discarded. */
+  /**
+   * Renews the leases of the running tasks; a run whose lease was lost is aborted and discarded.
+   * A run whose lease the store has not confirmed for so long that it would run out before the
+   * next heartbeat (the store does not answer, or answers too late) is stopped first: another
+   * worker may take its task over once the lease has run out, and the two must not run at once.
+   */
   async heartbeat(): Promise<void> {
     if (this.active.size === 0) return;
+    const sentAt = performance.now();
+    this.fenceUnconfirmed(sentAt);
     // A canceled run's lease is renewed too until it ends: its task is not queued again meanwhile.
-    const runs = [...this.active.values()]
-      .filter((r) => r.discarded === false || r.discarded === "canceled")
-      .map((r) => ({ id: r.task.id, runSeq: r.task.runSeq }));
+    const renewing = [...this.active.values()].filter((r) => r.discarded === false || r.discarded === "canceled");
+    if (renewing.length === 0) return;
+    const runs = renewing.map((r) => ({ id: r.task.id, runSeq: r.task.runSeq }));
     let held;
     try {
       held = await this.driver.taskHeartbeat({ workerId: this.id, leaseMs: this.leaseMs, runs });
@@ -1106,6 +1128,7 @@ export class Worker {
       return;
     }
     const kept = new Map(held.map((h) => [runKey(h), h.canceled === true]));
+    for (const run of renewing) if (kept.has(runKey(run.task)) && run.leasedAt < sentAt) run.leasedAt = sentAt;
     for (const ref of runs) {
       const canceled = kept.get(runKey(ref));
       if (canceled === false) continue;
@@ -1121,6 +1144,25 @@ export class Worker {
       run.discarded = "lease lost";
       this.options.logger.warn(taskLogFields(run.task), "lease lost; aborting the run");
       run.abort.abort(new LeaseLostError(ref.id));
+    }
+  }
+
+  /**
+   * Stops the runs whose lease, as last confirmed, would run out before the next heartbeat could
+   * renew it (and that missed at least one renewal: with a heartbeat close to the lease, a run
+   * renewed on time is not stopped). Their results are discarded; their tasks run again once
+   * their leases have run out in the store.
+   */
+  private fenceUnconfirmed(now: number): void {
+    const limit = Math.max(this.leaseMs - this.heartbeatMs, 1.5 * this.heartbeatMs);
+    for (const run of this.active.values()) {
+      if (run.discarded || now - run.leasedAt < limit) continue;
+      run.discarded = "lease lost";
+      this.options.logger.error(
+        { ...taskLogFields(run.task), unconfirmedMs: Math.round(now - run.leasedAt), leaseMs: this.leaseMs },
+        "the store has not confirmed this run's lease, which runs out before the next heartbeat; stopping the run",
+      );
+      run.abort.abort(new LeaseLostError(run.task.id, true));
     }
   }
 
@@ -1200,12 +1242,14 @@ class Reservation implements StartReservation {
     private readonly worker: Worker,
     readonly workerId: string,
     readonly leaseMs: number,
+    /** Before the store stored the task and its lease (see ActiveRun.leasedAt). */
+    private readonly reservedAt: number,
   ) {}
 
   settle(claimed: ClaimedTask | null): void {
     if (this.settled) return;
     this.settled = true;
-    this.worker.settleStart(claimed);
+    this.worker.settleStart(claimed, this.reservedAt);
   }
 }
 

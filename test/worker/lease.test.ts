@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { it } from "node:test";
-import { Task, type IBackgroundTask, type TaskContext } from "../../src/index.ts";
+import { LeaseLostError, Task, type IBackgroundTask, type TaskContext, type WorkerEvent } from "../../src/index.ts";
 import { MarkTask } from "../fixtures/tasks.ts";
 import { gate, startRuntime, tempDir, until } from "../helpers.ts";
 
@@ -37,6 +37,87 @@ it("a run that lost its lease is aborted and its result discarded; the new run's
     ["LeaseExpiredError"],
   );
   assert.deepEqual(aborted, []); // the lost run's failure was never recorded
+});
+
+it("stops a run whose lease the store does not confirm before it runs out; the task runs again after the lease", async () => {
+  const stops: unknown[] = [];
+  class Long implements IBackgroundTask<null> {
+    static attempts = 0;
+    async run(_p: null, context: TaskContext): Promise<string> {
+      if (++Long.attempts > 1) return "second";
+      await new Promise<void>((resolve) => {
+        context.signal.addEventListener("abort", () => {
+          stops.push(context.signal.reason);
+          resolve();
+        });
+      });
+      return "first";
+    }
+  }
+  const runtime = await startRuntime({
+    dir,
+    tasks: [Long],
+    worker: { leaseMs: 300, heartbeatMs: 100 },
+    maintenance: { rescueIntervalMs: 3_600_000 },
+  });
+  const events: WorkerEvent[] = [];
+  runtime.on("taskDiscarded", (e) => events.push(e));
+  const driver = runtime.driver;
+  const renew = driver.taskHeartbeat.bind(driver);
+  let failing = false;
+  let failedRenewals = 0;
+  driver.taskHeartbeat = async (params) => {
+    if (!failing) return renew(params);
+    failedRenewals++;
+    throw new Error("the store does not answer");
+  };
+  const handle = await runtime.run(() => Task.startNew(Long, null));
+  await until(() => Long.attempts === 1, "the first attempt to start");
+  failing = true;
+  // Renewals fail from now on: the run is stopped before its lease (300 ms) runs out.
+  await until(() => stops.length === 1, "the run to be stopped");
+  assert.ok(stops[0] instanceof LeaseLostError);
+  assert.match((stops[0] as Error).message, /could not be renewed before it ran out/);
+  assert.ok(failedRenewals >= 1 && failedRenewals <= 2, `stopped after ${failedRenewals} failed renewals`);
+  await until(() => events.length === 1, "the discarded run to be reported");
+  assert.equal((events[0] as { reason?: string }).reason, "lease lost");
+  assert.equal(runtime.worker?.activeCount, 0);
+  // Its result was not stored: the task is still the first run's, until its lease runs out.
+  assert.equal((await handle.get()).state, "running");
+
+  failing = false;
+  runtime.driver.clockShift(301);
+  assert.deepEqual(await runtime.rescuer?.runOnce(), { retried: 1, dead: 0 });
+  const done = await handle.wait({ timeoutMs: 5_000 });
+  assert.equal(done.state, "succeeded");
+  assert.equal(done.attempt, 2);
+  assert.equal(await handle.result(), "second");
+});
+
+it("does not stop runs whose heartbeat is close to the lease while renewals succeed", async () => {
+  let ended = 0;
+  const proceed = gate();
+  class Waits implements IBackgroundTask<null> {
+    async run(_p: null, context: TaskContext): Promise<void> {
+      await Promise.race([proceed.promise, new Promise((r) => context.signal.addEventListener("abort", r))]);
+      ended++;
+    }
+  }
+  const runtime = await startRuntime({ dir, tasks: [Waits], worker: { leaseMs: 400, heartbeatMs: 300 } });
+  const discarded: WorkerEvent[] = [];
+  runtime.on("taskDiscarded", (e) => discarded.push(e));
+  const handle = await runtime.run(() => Task.startNew(Waits, null));
+  let renewals = 0;
+  const renew = runtime.driver.taskHeartbeat.bind(runtime.driver);
+  runtime.driver.taskHeartbeat = async (params) => {
+    renewals++;
+    return renew(params);
+  };
+  await until(() => renewals >= 4, "four renewals");
+  assert.equal(ended, 0);
+  proceed.open();
+  assert.equal((await handle.wait({ timeoutMs: 5_000 })).state, "succeeded");
+  assert.deepEqual(discarded, []);
 });
 
 it("stores progress reported by a running task", async () => {
