@@ -1185,18 +1185,13 @@ export class Worker {
     this.unsubscribeWake?.();
     for (const t of [this.pollTimer, this.nextRunTimer, this.claimTimer, this.prefetchTimer]) if (t) clearTimeout(t);
     this.pollTimer = this.nextRunTimer = this.claimTimer = this.prefetchTimer = null;
-    await this.fillDone;
-    // Starts on their way to the store: a task handed over meanwhile goes back with the rest.
-    // Waited for at most a lease (a store that does not answer would hold stop() for ever; the
-    // lease of a task it hands over later runs out, and the task is rescued).
-    if (this.reserved > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        new Promise<void>((resolve) => this.reservationWaiters.push(resolve)),
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, this.leaseMs))),
-      ]);
-      clearTimeout(timer);
+    // A claim on its way, and starts on their way to the store: a task they bring meanwhile goes
+    // back with the rest. Each waited for at most a lease: a store that does not answer would
+    // hold stop() for ever, and the lease of a task it hands over later runs out (it is rescued).
+    if (!(await this.atMost(this.fillDone, this.leaseMs))) {
+      this.options.logger.error({ waitedMs: this.leaseMs }, "stop: a claim got no answer from the store; stopping without it");
     }
+    if (this.reserved > 0) await this.atMost(new Promise<void>((resolve) => this.reservationWaiters.push(resolve)), this.leaseMs);
     for (const { task } of this.prefetched.splice(0)) this.giveBack(task);
     // Chained attempts that have not started are handed back as well (their thread skips them).
     const chains = new Set<Chain>();
@@ -1217,10 +1212,28 @@ export class Worker {
       this.completer.add(this.annotate(run, { kind: "released", id: run.task.id, runSeq: run.task.runSeq }));
       run.abort.abort(new TaskInterruptedError("the worker is shutting down; the task will run again"));
     }
-    await this.completer.flush(3);
+    // Given up after 3 failed writes, or a lease without an answer: the outcomes not stored are
+    // tasks whose leases run out, and which run again (at least once).
+    if (!(await this.atMost(this.completer.flush(3), this.leaseMs))) {
+      this.options.logger.error(
+        { waitedMs: this.leaseMs, outcomes: this.completer.backlog },
+        "stop: the store did not answer the last outcomes' write; their tasks run again once their leases run out",
+      );
+    }
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = null;
     this.running = false;
+  }
+
+  /** Waits for `work` at most `ms`: true when it settled by then. */
+  private async atMost(work: Promise<unknown>, ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+    try {
+      return await Promise.race([work.then(() => true), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 

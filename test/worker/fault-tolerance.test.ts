@@ -181,3 +181,50 @@ it("counts the attempts of a task that throws TaskInterruptedError itself, and r
   await assert.rejects(proxy.wait({ timeoutMs: 5_000 }), /ended dead/);
   assert.equal((await proxy.get()).attempt, 2, "retried as any failure");
 });
+
+it("stops within a lease when the store stops answering a claim or the last outcomes' write", async () => {
+  class Quick implements IBackgroundTask<null> {
+    static runs = 0;
+    run(): void {
+      Quick.runs++;
+    }
+  }
+  const logged: string[] = [];
+  const quiet = (): void => undefined;
+  const logger = {
+    error: (_fields: object, message: string) => void logged.push(message),
+    warn: quiet,
+    info: quiet,
+    debug: quiet,
+    trace: quiet,
+    fatal: quiet,
+    child: () => logger,
+  } as unknown as Logger;
+  for (const hung of ["taskCompleteMany", "taskClaim"] as const) {
+    const runtime = await startRuntime({ dir, tasks: [Quick], logger, worker: { leaseMs: 300, heartbeatMs: 100, pollIntervalMs: 50 } });
+    const driver = runtime.driver;
+    const real = driver[hung].bind(driver) as (...args: unknown[]) => Promise<unknown>;
+    let hang = true;
+    (driver as unknown as Record<string, unknown>)[hung] = (...args: unknown[]) => (hang ? new Promise(() => undefined) : real(...args));
+    const before = Quick.runs;
+    const claims = driver.taskClaim;
+    let claiming = 0;
+    if (hung === "taskClaim") {
+      driver.taskClaim = (params) => {
+        claiming++;
+        return claims(params);
+      };
+    }
+    // Not handed over at its start (delayed): claimed, or, with claims answered, run and written.
+    await runtime.run(() => Task.startNew(Quick, null, { delayMs: 1 }));
+    if (hung === "taskCompleteMany") await until(() => Quick.runs === before + 1, "the task to run");
+    else await until(() => claiming > 0, "a claim to be on its way");
+    const started = performance.now();
+    await runtime.worker?.stop({ graceMs: 0 });
+    const took = performance.now() - started;
+    assert.ok(took >= 250 && took < 2_000, `${hung}: stop() took ${Math.round(took)} ms`);
+    hang = false;
+  }
+  assert.ok(logged.some((m) => m.startsWith("stop: the store did not answer the last outcomes' write")));
+  assert.ok(logged.some((m) => m.startsWith("stop: a claim got no answer from the store")));
+});

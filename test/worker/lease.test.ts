@@ -41,7 +41,7 @@ it("a run that lost its lease is aborted and its result discarded; the new run's
 
 it("stops a run whose lease the store does not confirm before it runs out; the task runs again after the lease", async () => {
   const stops: unknown[] = [];
-  class Long implements IBackgroundTask<null> {
+  class Long implements IBackgroundTask<null, string> {
     static attempts = 0;
     async run(_p: null, context: TaskContext): Promise<string> {
       if (++Long.attempts > 1) return "second";
