@@ -23,6 +23,8 @@ export interface EncodeOptions {
 
 // Standard maps (no msgpackr records), undefined in arrays as nil, bigint as int64/uint64.
 const packr = new Packr({ useRecords: false, variableMapSize: true, encodeUndefinedAsNil: true });
+/** Where every encoding starts (see encodeParameters); one that outgrows it writes to a buffer of msgpackr's, dropped after. */
+const scratch = Buffer.allocUnsafeSlow(64 * 1024);
 
 // When a value is far over the limit, stop checking it at this multiple of the limit (estimated
 // from what was seen) instead of copying and encoding gigabytes of a hostile value.
@@ -311,6 +313,12 @@ export function encodeParameters(value: unknown, options?: EncodeOptions): Uint8
   }
   let bytes: Uint8Array;
   try {
+    // msgpackr writes into the buffer it is given, growing into a new one of about 10 times a
+    // large value (and keeping that one). Each encoding starts in the same scratch buffer instead,
+    // and its bytes are copied out below: a result that kept a view of a shared buffer would keep
+    // all of it alive, and a view posted to another thread takes all of its buffer along (after
+    // one large value, every small start from a thread copied tens of megabytes).
+    packr.useBuffer(scratch);
     bytes = packr.pack(copy);
   } catch (error) {
     // Not expected for a checked copy; reported as what it is rather than as a raw error.
@@ -318,5 +326,8 @@ export function encodeParameters(value: unknown, options?: EncodeOptions): Uint8
     throw new TaskSerializationError(checker.rootName, `the MessagePack writer (msgpackr) failed: ${detail}`, { cause: error });
   }
   if (bytes.length > maxBytes) throw checker.sizeError(bytes.length);
-  return bytes;
+  // A buffer of its own, of its exact size (not a slice of Node's shared pool either).
+  const own = Buffer.allocUnsafeSlow(bytes.length);
+  own.set(bytes);
+  return own;
 }

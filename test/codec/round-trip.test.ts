@@ -349,6 +349,27 @@ describe("codec interoperability with msgpackr (another MessagePack implementati
     assert.equal(toHex(encodeParameters(viaThem)), toHex(ours));
   });
 
+  it("gives each encoding a buffer of its own size, also after a large value and a refused one", () => {
+    const small = { customerId: 7, name: "Acme" };
+    const sizes: number[] = [];
+    const own = (bytes: Uint8Array): void => {
+      assert.equal(bytes.byteOffset, 0);
+      assert.equal(bytes.buffer.byteLength, bytes.byteLength, "not a view of a larger buffer");
+      sizes.push(bytes.byteLength);
+    };
+    own(encodeParameters(small));
+    own(encodeParameters({ big: "x".repeat(900_000) }));
+    assert.throws(() => encodeParameters({ big: "x".repeat(4_000_000) }), /exceeds the limit/);
+    const after = encodeParameters(small);
+    own(after);
+    assert.deepEqual(decodeParameters(after), small);
+    // Bytes handed out earlier are not written over by later encodings.
+    const first = encodeParameters({ n: 1 });
+    encodeParameters({ n: 2 });
+    assert.deepEqual(decodeParameters(first), { n: 1 });
+    assert.equal(sizes[0], sizes[2]);
+  });
+
   it("reads a hand-written literal vector", () => {
     assert.deepEqual(decodeParameters(fromHex("93 c3 c2 a1 78")), [true, false, "x"]);
   });
