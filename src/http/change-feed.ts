@@ -67,17 +67,33 @@ export class ChangeFeed {
   }
 
   /**
-   * The newest ModifiedOn and CreatedOn of Activity (both indexed, so each is one lookup) and how
-   * many Activities were deleted (one row).
+   * The newest ModifiedOn and CreatedOn of Activity (both indexed, so each is one lookup), how many
+   * records carry each (a save in the same millisecond as the newest moves no newest), and how many
+   * Activities were deleted (one row). Saves stamp inside their transaction: on SQLite, which
+   * commits one at a time, the stamps follow the commits. On PostgreSQL a save that commits after
+   * a later-stamped one (it waited for a lock) moves no newest: the server's counts of the table's
+   * inserted, updated and deleted rows are read too, and move once its statistics have the save
+   * (when the saving session ends its transaction, or within a second of it).
    */
   private async activityMark(): Promise<string> {
-    const { rows } = await sql<{ m: unknown; c: unknown; d: unknown }>`
-      SELECT (SELECT max(${sql.ref("ModifiedOn")}) FROM ${sql.table("Activity")}) AS m,
-             (SELECT max(${sql.ref("CreatedOn")}) FROM ${sql.table("Activity")}) AS c,
-             (SELECT ${sql.ref("Deletions")} FROM ${sql.table("SysEntityDeletion")} WHERE ${sql.ref("SchemaName")} = 'Activity') AS d`.execute(this.platform.db);
+    const ref = sql.ref;
+    const table = sql.table("Activity");
+    const newest = (column: string) =>
+      sql`(SELECT count(*) FROM ${table} WHERE ${ref(column)} = (SELECT max(${ref(column)}) FROM ${table}))`;
+    const counted =
+      this.platform.appConnection.dialect === "postgres"
+        ? sql`(SELECT pg_stat_get_tuples_inserted(o) + pg_stat_get_tuples_updated(o) + pg_stat_get_tuples_deleted(o) FROM (SELECT '"Activity"'::regclass AS o) r)`
+        : sql`NULL`;
+    const { rows } = await sql<{ m: unknown; c: unknown; mn: unknown; cn: unknown; d: unknown; s: unknown }>`
+      SELECT (SELECT max(${ref("ModifiedOn")}) FROM ${table}) AS m,
+             (SELECT max(${ref("CreatedOn")}) FROM ${table}) AS c,
+             ${newest("ModifiedOn")} AS mn,
+             ${newest("CreatedOn")} AS cn,
+             (SELECT ${ref("Deletions")} FROM ${sql.table("SysEntityDeletion")} WHERE ${ref("SchemaName")} = 'Activity') AS d,
+             ${counted} AS s`.execute(this.platform.db);
     const row = rows[0];
     const text = (v: unknown): string => (v instanceof Date ? String(v.getTime()) : String(v ?? ""));
-    return `${text(row?.m)}:${text(row?.c)}:${text(row?.d)}`;
+    return [row?.m, row?.c, row?.mn, row?.cn, row?.d, row?.s].map(text).join(":");
   }
 
   private compare(topic: ChangeTopic, mark: string): void {

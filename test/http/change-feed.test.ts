@@ -3,12 +3,12 @@
  * go, and a notice when tasks change.
  */
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { describe, it, mock } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ChangeFeed, type ChangeTopic } from "../../src/http/change-feed.ts";
 import { Task } from "../../src/index.ts";
 import { Activity } from "../../src/platform/entities/activity.ts";
-import { gate, until } from "../helpers.ts";
+import { gate, TEST_POSTGRES_URL, until } from "../helpers.ts";
 import { STORES, startPlatform } from "../platform/helpers.ts";
 
 class UsrFeedTask {
@@ -95,5 +95,119 @@ for (const store of STORES) {
       await until(() => seen.includes("activities"), "a notice that Activities changed");
       await feed.stop();
     });
+
+    it("tells that Activities changed when a save lands in the same millisecond as the newest one", async () => {
+      const platform = await startPlatform(store, { isolation: "none", worker: false });
+      const uc = platform.appConnection.systemUserConnection;
+      const add = async (title: string): Promise<Activity> => {
+        const activity = new Activity(uc);
+        activity.setDefColumnValues();
+        activity.title = title;
+        await activity.save();
+        return activity;
+      };
+      const first = await add("first");
+      const second = await add("second");
+      const feed = new ChangeFeed(platform, 10);
+      const seen: ChangeTopic[] = [];
+      let polls = 0;
+      const read = platform.runtime.driver.taskChangeMark.bind(platform.runtime.driver);
+      platform.runtime.driver.taskChangeMark = async () => {
+        polls++;
+        return read();
+      };
+      feed.subscribe((topic) => {
+        if (topic === "activities") seen.push(topic);
+      });
+      await until(() => polls >= 2, "the first poll");
+      // Both saves stamp the same instant.
+      const instant = Date.now() + 60_000;
+      const saveAt = async (activity: Activity, title: string): Promise<void> => {
+        mock.timers.enable({ apis: ["Date"], now: instant });
+        try {
+          activity.title = title;
+          await activity.save();
+        } finally {
+          mock.timers.reset();
+        }
+      };
+      try {
+        await saveAt(second, "second, changed");
+        await until(() => seen.length > 0, "a notice of the newest save");
+        const before = polls;
+        await until(() => polls >= before + 2, "two more polls");
+        seen.length = 0;
+        await saveAt(first, "first, changed in the same millisecond");
+        await until(() => seen.length > 0, "a notice of the save in the same millisecond");
+      } finally {
+        await feed.stop();
+      }
+    });
   });
 }
+
+describe("the change feed on postgres, for commits out of order", () => {
+  it("tells that Activities changed when a save commits after a later-stamped one, and that tasks changed when a start commits after a newer one", async () => {
+    const platform = await startPlatform("postgres", { isolation: "none", worker: false });
+    const { default: pg } = await import("pg");
+    const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await client.connect();
+    try {
+      const schema = (platform.runtime.driver as unknown as { schema: string }).schema;
+      const uc = platform.appConnection.systemUserConnection;
+      const add = async (title: string): Promise<Activity> => {
+        const activity = new Activity(uc);
+        activity.setDefColumnValues();
+        activity.title = title;
+        activity.ownerId = null;
+        await activity.save();
+        return activity;
+      };
+      const x = await add("x");
+      const y = await add("y");
+      const feed = new ChangeFeed(platform, 20);
+      const seen: ChangeTopic[] = [];
+      feed.subscribe((topic) => seen.push(topic));
+      await sleep(100);
+      // The contact x's save will name is held: x stamps its time, then waits for it.
+      const contactId = uc.currentUser.contactId;
+      await client.query("BEGIN");
+      await client.query(`SELECT 1 FROM "${schema}"."Contact" WHERE "Id" = $1 FOR UPDATE`, [contactId]);
+      x.ownerId = contactId;
+      const savingX = x.save();
+      await sleep(50);
+      y.title = "y, stamped after x and committed before it";
+      await y.save();
+      await until(() => seen.includes("activities"), "a notice of y's save");
+      await sleep(100);
+      seen.length = 0;
+      await client.query("COMMIT");
+      await savingX;
+      await until(() => seen.includes("activities"), "a notice of x's save, which committed after y's", 5_000);
+
+      // A task started in a longer transaction has the lower id, and commits after a newer one.
+      platform.runtime.registry.register(UsrFeedTask);
+      const held = gate();
+      const inserted = gate();
+      const long = platform.runtime.run(() =>
+        platform.appConnection.transaction(async () => {
+          await Task.startNew(UsrFeedTask, {});
+          inserted.open();
+          await held.promise;
+        }),
+      );
+      await inserted.promise;
+      await platform.runtime.run(() => Task.startNew(UsrFeedTask, {}));
+      await until(() => seen.includes("tasks"), "a notice of the second start");
+      await sleep(100);
+      seen.length = 0;
+      held.open();
+      await long;
+      await until(() => seen.includes("tasks"), "a notice of the first start, which committed after the second", 5_000);
+      await feed.stop();
+    } finally {
+      await client.query("ROLLBACK").catch(() => undefined);
+      await client.end();
+    }
+  });
+});

@@ -192,19 +192,26 @@ export class Entity {
     }
     if (!this.values.get("Id")) this.values.set("Id", randomUUID());
     const user = this.userConnection.currentUser;
-    const now = new Date();
     const stamp = (name: string, value: unknown): void => {
       if (this.schema.findColumn(name)) this.values.set(name, value);
     };
-    stamp("ModifiedOn", now);
-    stamp("ModifiedById", user.contactId);
     // Rights, lookups and the write in one transaction. On PostgreSQL the record is locked as it is
     // read (its owner cannot change before the write) and the records its lookups name are locked
     // in share mode (they cannot be deleted before this commits); SQLite writes one at a time.
     await this.userConnection.appConnection.transaction(async () => {
+      // Stamped inside the transaction, after the record's lock: on SQLite, whose transactions
+      // write one at a time, stamps then follow the order of the commits, which the change feed
+      // reads (a stamp taken before waiting would commit after a later one).
+      const stampModified = (): Date => {
+        const now = new Date();
+        stamp("ModifiedOn", now);
+        stamp("ModifiedById", user.contactId);
+        return now;
+      };
       if (this.stored) {
         const current = await this.readForWrite();
         if (!current) throw new EntityValidationError(`${this.schema.name} record ${String(this.id)} no longer exists`);
+        stampModified();
         await this.assertRight("update", { owner: current.OwnerId, author: current.AuthorId });
         await this.checkLookups(current);
         // Only the columns set since the record was read: a save from a copy read before another
@@ -216,6 +223,7 @@ export class Entity {
         await this.db.updateTable(this.schema.name).set(row).where("Id", "=", this.id).execute();
       } else {
         // Who created it and when are the platform's to say, whatever the caller set.
+        const now = stampModified();
         stamp("CreatedOn", now);
         stamp("CreatedById", user.contactId);
         await this.assertRight("insert");

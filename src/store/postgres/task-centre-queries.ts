@@ -35,15 +35,20 @@ export function taskCentreQueriesFor(schema: string) {
 
     /**
      * Returns { mark }: the newest id (inserts); the running tasks, each run by its id and run_seq
-     * (claims, outcomes, rescues), with their progress; and the counter every other change moves
-     * (see migration 0009). Index ranges only: the primary key's end, underway_tasks_running, one row.
+     * (claims, outcomes, rescues), with their progress; the counter every other change moves (see
+     * migration 0009); and the server's count of rows inserted into the table. Ids come from a
+     * sequence before their transaction commits, so a task inserted in a transaction that commits
+     * after a newer id was seen moves no newest id: the count moves once the server's statistics
+     * have it (when the inserting session ends its transaction, or within a second of it). Index
+     * ranges only: the primary key's end, underway_tasks_running, one row, one statistics entry.
      */
     changeMark: `
       SELECT coalesce((SELECT max(id) FROM ${tasks}), 0)::text || ':' ||
              (SELECT count(*)::text || '/' || coalesce(sum(hashint8(id) # run_seq), 0)::text || '/' ||
                      coalesce(sum(progress), 0)::text
               FROM ${tasks} WHERE state = 'running') || ':' ||
-             (SELECT n::text FROM ${schema}.underway_changes WHERE id = 1) AS mark`,
+             (SELECT n::text FROM ${schema}.underway_changes WHERE id = 1) || ':' ||
+             coalesce(pg_stat_get_tuples_inserted('${tasks}'::regclass), 0)::text AS mark`,
 
     /** Returns { now } in ms. $1 offset. */
     now: `SELECT ${ms(NOW)} AS now`,
