@@ -30,7 +30,7 @@ export interface PlatformConfig extends Omit<RuntimeConfig, "userConnectionFacto
   readonly adminPassword?: string;
   /** Told the generated Supervisor password once, on a fresh database. Default: printed to stderr. */
   readonly onGeneratedAdminPassword?: (password: string) => void;
-  /** Package folders saved and published at start when the package has no build yet. */
+  /** Package folders saved and published at start when the package has no build yet, or the folder changed since. */
   readonly packages?: readonly string[];
   /** How often a worker looks for newer package builds, ms. Default 1,000. */
   readonly packageRefreshMs?: number;
@@ -195,19 +195,24 @@ export class Platform {
   }
 
   /**
-   * Saves and publishes a package folder, unless that package already has a build. The folder's
-   * "schedules" are checked against the build and defined once it is stored.
+   * Saves and publishes a package folder, unless that package already has a build of this very
+   * folder: a folder that changed since it was installed (its underway-package.json or a schema
+   * file) is installed again, its schemas and schedules replacing the package's. A package that
+   * was not installed from a folder (or before folders were fingerprinted) is left as it is. The
+   * folder's "schedules" are checked against the build and defined once it is stored.
    */
   async installPackage(folder: string): Promise<{ name: string; version: number | null }> {
-    const { readFile } = await import("node:fs/promises");
-    const { join } = await import("node:path");
-    const descriptor = JSON.parse(await readFile(join(folder, "underway-package.json"), "utf8")) as { name: string };
-    const existing = (await this.packages.latestVersions()).get(descriptor.name);
-    if (existing !== undefined) return { name: descriptor.name, version: existing };
-    const imported = await this.packages.importFolder(folder);
-    const { version } = await this.packages.publish(descriptor.name, null, { schedules: imported.schedules ?? [] });
-    this.runtime.logger.info({ package: descriptor.name, version }, "package published");
-    return { name: descriptor.name, version };
+    const read = await this.packages.readFolder(folder);
+    const name = read.descriptor.name;
+    const existing = (await this.packages.latestVersions()).get(name);
+    if (existing !== undefined) {
+      const installed = (await this.packages.build(name, existing))?.manifest.folder;
+      if (installed === undefined || installed === read.fingerprint) return { name, version: existing };
+    }
+    await this.packages.importFolder(read);
+    const { version } = await this.packages.publish(name, null, { schedules: read.descriptor.schedules, folder: read.fingerprint });
+    this.runtime.logger.info({ package: name, version }, existing === undefined ? "package published" : "package folder changed: installed and published again");
+    return { name, version };
   }
 
   /** A UserConnection of this user. */

@@ -88,6 +88,20 @@ export function packageRoutes(platform: Platform) {
       },
     );
 
+    // A saved schema removed from the package (its published builds keep theirs until the next publish).
+    app.delete("/api/packages/:name/schemas/:schema", async (request, reply) => {
+      if (!adminOnly(request, reply)) return reply;
+      const { name, schema } = request.params as { name: string; schema: string };
+      try {
+        if (!(await platform.packages.deleteSchema(name, schema))) {
+          return reply.code(404).send({ error: `package ${name} has no schema named ${JSON.stringify(schema)}` });
+        }
+      } catch (error) {
+        return refused(reply, error);
+      }
+      return { deleted: true };
+    });
+
     app.post("/api/packages/:name/publish", async (request, reply) => {
       if (!adminOnly(request, reply)) return reply;
       const { name } = request.params as { name: string };

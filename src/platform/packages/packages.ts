@@ -1,5 +1,5 @@
-import { randomUUID } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { createHash, randomUUID } from "node:crypto";
+import { readFile, realpath } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import type { Kysely } from "kysely";
 import { sql } from "../db/kysely-module.ts";
@@ -10,7 +10,7 @@ import { parseProcess, type ProcessDefinition } from "../processes/bpmn/index.ts
 import { compilePackage, type CompiledPackage, type ProcessCondition, type ProcessScript, type SourceSchema } from "./compiler/index.ts";
 import { isValidName, PLATFORM_MODULE } from "./compiler/names.ts";
 import { PackageInputError, PackageNotFoundError } from "./errors.ts";
-import { parsePackageSchedules, type PackageSchedule } from "./schedules.ts";
+import { PackageScheduleError, parsePackageSchedules, type PackageSchedule } from "./schedules.ts";
 
 export type SchemaKind = "source" | "process";
 
@@ -41,6 +41,12 @@ export interface BuildManifest {
    * whatever they publish later (absent in older builds, which run with the newest).
    */
   readonly dependencies?: Readonly<Record<string, number>>;
+  /**
+   * The fingerprint of the package folder the package was last installed from (its
+   * underway-package.json and schema files), carried over by later publishes: a start given the
+   * folder installs it again once it differs. Absent for a package never installed from a folder.
+   */
+  readonly folder?: string;
 }
 
 /** What the platform does around a publish (package schedules). */
@@ -55,6 +61,13 @@ export interface PublishHooks {
   }) => Promise<void>;
   /** Runs once a build is stored, with the manifest of the build before it (null for the first). */
   readonly published?: (build: { readonly manifest: BuildManifest; readonly previous: BuildManifest | null }) => Promise<void>;
+}
+
+export interface PublishOptions {
+  /** The recurring tasks the new build declares, replacing the previous build's. */
+  readonly schedules?: readonly unknown[];
+  /** The fingerprint of the package folder just imported (PackageFolder.fingerprint). */
+  readonly folder?: string;
 }
 
 export interface PackageBuild {
@@ -72,6 +85,18 @@ export interface PackageDescriptor {
   readonly schedules?: readonly PackageSchedule[];
 }
 
+/** A package folder read and checked whole, before anything of it is saved. */
+export interface PackageFolder {
+  /** The descriptor, its schedules checked. */
+  readonly descriptor: PackageDescriptor & { readonly schedules: readonly PackageSchedule[] };
+  /** The schemas with their texts, in the descriptor's order. */
+  readonly schemas: readonly Required<SchemaInput>[];
+  /** SHA-256 of underway-package.json and the schema files: tells a changed folder from the one installed. */
+  readonly fingerprint: string;
+}
+
+export const DESCRIPTOR_FILE = "underway-package.json";
+
 const NAME = /^[A-Za-z][A-Za-z0-9_]{0,99}$/;
 const MAX_BODY = 1024 * 1024;
 const MAX_PUBLISH_ATTEMPTS = 5;
@@ -84,6 +109,94 @@ function checkName(name: string, what: "package name" | "schema name"): void {
   if (!isValidName(name) || name === PLATFORM_MODULE) {
     throw new PackageInputError(`${what} ${JSON.stringify(name)} is reserved: choose another`);
   }
+}
+
+/** A schema's name, kind, size and, for a process, its diagram: what saving checks before it writes. */
+async function checkSchema(schema: SchemaInput): Promise<void> {
+  checkName(schema.name, "schema name");
+  if (schema.kind !== "source" && schema.kind !== "process") throw new PackageInputError(`schema kind must be "source" or "process", got ${JSON.stringify(schema.kind)}`);
+  if (typeof schema.body !== "string") throw new PackageInputError("a schema body must be text");
+  if (schema.body.length > MAX_BODY) throw new PackageInputError(`schema ${schema.name} is larger than 1 MiB`);
+  if (schema.kind === "process") {
+    const definition = await parseProcess(schema.body);
+    if (definition.code !== schema.name) {
+      throw new PackageInputError(`the process id in the diagram is ${JSON.stringify(definition.code)}; it must be the schema name ${JSON.stringify(schema.name)}`);
+    }
+  }
+}
+
+/** Refuses a schema name that differs from another of the same package only in case: TypeScript cannot tell such files apart. */
+function caseClash(packageName: string, name: string, other: string): PackageInputError {
+  return new PackageInputError(
+    `package ${packageName} has a schema named ${other}, which differs from ${name} only in case: a package's schema names must differ by more than case (TypeScript cannot tell the files apart)`,
+  );
+}
+
+/**
+ * Reads a package folder's underway-package.json and checks the type of each field; every
+ * message names the file.
+ */
+export async function readPackageDescriptor(folder: string): Promise<PackageDescriptor & { readonly schedules: readonly PackageSchedule[] }> {
+  return (await readDescriptorFile(folder)).descriptor;
+}
+
+async function readDescriptorFile(folder: string): Promise<{ descriptor: PackageDescriptor & { readonly schedules: readonly PackageSchedule[] }; text: string }> {
+  const file = join(resolve(folder), DESCRIPTOR_FILE);
+  let text: string;
+  let value: unknown;
+  try {
+    text = await readFile(file, "utf8");
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new PackageInputError(`cannot read the package descriptor ${file}: ${(error as Error).message}`, { cause: error });
+  }
+  const fail = (detail: string): never => {
+    throw new PackageInputError(`${file}: ${detail}`);
+  };
+  // A value as the message shows it: cut short, should a whole object stand where a name belongs.
+  const shown = (v: unknown): string => {
+    const text = JSON.stringify(v) ?? String(v);
+    return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  };
+  const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+  if (!isObject(value)) return fail(`must be an object with a name and a list of schemas, got ${shown(value)}`);
+  const d = value;
+  if (typeof d.name !== "string") fail(`"name" must be the package name, got ${shown(d.name)}`);
+  try {
+    checkName(d.name as string, "package name");
+  } catch (error) {
+    fail(`"name": ${(error as Error).message}`);
+  }
+  if (d.description !== undefined && typeof d.description !== "string") fail(`"description" must be text, got ${shown(d.description)}`);
+  if (d.dependencies !== undefined) {
+    if (!Array.isArray(d.dependencies)) fail(`"dependencies" must be a list of package names, got ${shown(d.dependencies)}`);
+    for (const [i, dep] of (d.dependencies as unknown[]).entries()) {
+      if (typeof dep !== "string" || !NAME.test(dep)) fail(`"dependencies"[${i}] must be a package name, got ${shown(dep)}`);
+    }
+  }
+  if (!Array.isArray(d.schemas)) return fail(`"schemas" must be a list of { name, kind, file, caption? }, got ${shown(d.schemas)}`);
+  const byName = new Map<string, string>();
+  for (const [i, s] of (d.schemas as unknown[]).entries()) {
+    const at = `"schemas"[${i}]`;
+    if (!isObject(s)) return fail(`${at} must be an object { name, kind, file, caption? }, got ${shown(s)}`);
+    if (typeof s.name !== "string") fail(`${at}.name must be a schema name, got ${shown(s.name)}`);
+    const name = s.name as string;
+    try {
+      checkName(name, "schema name");
+    } catch (error) {
+      fail(`${at}.name: ${(error as Error).message}`);
+    }
+    if (s.kind !== "source" && s.kind !== "process") fail(`${at} (${name}): kind must be "source" or "process", got ${shown(s.kind)}`);
+    if (typeof s.file !== "string" || s.file === "") fail(`${at} (${name}): file must be a path in the package folder, got ${shown(s.file)}`);
+    if (s.caption !== undefined && typeof s.caption !== "string") fail(`${at} (${name}): caption must be text, got ${shown(s.caption)}`);
+    const other = byName.get(name.toLowerCase());
+    if (other === name) fail(`lists the schema ${name} twice`);
+    if (other !== undefined) fail(`lists the schemas ${other} and ${name}, whose names differ only in case: a package's schema names must differ by more than case (TypeScript cannot tell the files apart)`);
+    byName.set(name.toLowerCase(), name);
+  }
+  // The code the schedules name is checked when publishing.
+  const schedules = parsePackageSchedules(d.name as string, d.schedules);
+  return { descriptor: { ...(d as unknown as PackageDescriptor), schedules }, text };
 }
 
 /** A publish that another stored first: of the same package, or of another (whose task names it was checked against). */
@@ -106,8 +219,7 @@ export class Packages {
   ) {}
 
   async ensurePackage(name: string, options: { description?: string; dependencies?: readonly string[] } = {}): Promise<string> {
-    checkName(name, "package name");
-    for (const d of options.dependencies ?? []) if (!NAME.test(d)) throw new PackageInputError(`dependency name ${JSON.stringify(d)} is not a package name`);
+    this.checkPackage(name, options);
     if (options.dependencies !== undefined) await this.refuseCycle(name, options.dependencies);
     const now = new Date(await this.store.clockNow());
     const dependencies = JSON.stringify(options.dependencies ?? []);
@@ -140,6 +252,17 @@ export class Packages {
       return update(created.Id);
     }
     return id;
+  }
+
+  private checkPackage(name: string, options: { description?: unknown; dependencies?: unknown }): void {
+    checkName(name, "package name");
+    if (options.description !== undefined && typeof options.description !== "string") throw new PackageInputError(`a package description must be text, got ${JSON.stringify(options.description)}`);
+    if (options.dependencies !== undefined && !Array.isArray(options.dependencies)) {
+      throw new PackageInputError(`a package's dependencies must be a list of package names, got ${JSON.stringify(options.dependencies)}`);
+    }
+    for (const d of (options.dependencies as unknown[] | undefined) ?? []) {
+      if (typeof d !== "string" || !NAME.test(d)) throw new PackageInputError(`dependency name ${JSON.stringify(d)} is not a package name`);
+    }
   }
 
   /**
@@ -208,48 +331,60 @@ export class Packages {
     return row.Id;
   }
 
-  /** Stores a schema's text. A process definition is parsed first: unsupported content is refused. */
+  /**
+   * Stores a schema's text. A process definition is parsed first: unsupported content is refused.
+   * A name that differs from another schema of the package only in case is refused.
+   */
   async saveSchema(packageName: string, schema: SchemaInput, byUserId: string | null = null): Promise<void> {
-    checkName(schema.name, "schema name");
-    if (schema.kind !== "source" && schema.kind !== "process") throw new PackageInputError(`schema kind must be "source" or "process", got ${JSON.stringify(schema.kind)}`);
-    if (typeof schema.body !== "string") throw new PackageInputError("a schema body must be text");
-    if (schema.body.length > MAX_BODY) throw new PackageInputError(`schema ${schema.name} is larger than 1 MiB`);
-    if (schema.kind === "process") {
-      const definition = await parseProcess(schema.body);
-      if (definition.code !== schema.name) {
-        throw new PackageInputError(`the process id in the diagram is ${JSON.stringify(definition.code)}; it must be the schema name ${JSON.stringify(schema.name)}`);
-      }
-    }
+    await checkSchema(schema);
     const packageId = await this.packageId(packageName);
     const now = new Date(await this.store.clockNow());
+    const store = () => this.store.transaction(() => this.storeSchema(packageName, packageId, schema, now, byUserId));
     try {
-      await this.storeSchema(packageId, schema, now, byUserId);
+      await store();
     } catch (error) {
       // PostgreSQL: another save stored the name since this one looked. Looking again finds it,
       // and says which package has it, or updates it when it is this package's.
       if (!isUniqueViolation(error)) throw error;
-      await this.storeSchema(packageId, schema, now, byUserId);
+      await store();
     }
   }
 
-  private async storeSchema(packageId: string, schema: SchemaInput, now: Date, byUserId: string | null): Promise<void> {
-    await this.store.transaction(async () => {
-      const existing = await this.db.selectFrom("SysSchema").select(["Id", "PackageId"]).where("Name", "=", schema.name).execute();
-      const elsewhere = existing.find((e) => e.PackageId !== packageId);
-      if (elsewhere) throw new PackageInputError(`a schema named ${schema.name} already exists in another package`);
-      if (existing[0]) {
-        await this.db
-          .updateTable("SysSchema")
-          .set({ Kind: schema.kind, Caption: schema.caption ?? schema.name, Body: schema.body, ModifiedOn: now, ModifiedById: byUserId })
-          .where("Id", "=", existing[0].Id)
-          .execute();
-      } else {
-        await this.db
-          .insertInto("SysSchema")
-          .values({ Id: randomUUID(), PackageId: packageId, Name: schema.name, Kind: schema.kind, Caption: schema.caption ?? schema.name, Body: schema.body, ModifiedOn: now, ModifiedById: byUserId })
-          .execute();
-      }
-    });
+  /** Within a transaction: stores one checked schema of the package. */
+  private async storeSchema(packageName: string, packageId: string, schema: SchemaInput, now: Date, byUserId: string | null): Promise<void> {
+    // One change of a package's schemas at a time (PostgreSQL; SQLite has one writer): the case
+    // check below sees the other's name.
+    if (this.store.dialect === "postgres") await this.db.selectFrom("SysPackage").select("Id").where("Id", "=", packageId).forUpdate().execute();
+    const existing = await this.db.selectFrom("SysSchema").select(["Id", "PackageId"]).where("Name", "=", schema.name).execute();
+    const elsewhere = existing.find((e) => e.PackageId !== packageId);
+    if (elsewhere) throw new PackageInputError(`a schema named ${schema.name} already exists in another package`);
+    const alike = await this.db
+      .selectFrom("SysSchema")
+      .select("Name")
+      .where("PackageId", "=", packageId)
+      .where(sql<string>`lower(${sql.ref("Name")})`, "=", schema.name.toLowerCase())
+      .where("Name", "<>", schema.name)
+      .executeTakeFirst();
+    if (alike) throw caseClash(packageName, schema.name, alike.Name);
+    if (existing[0]) {
+      await this.db
+        .updateTable("SysSchema")
+        .set({ Kind: schema.kind, Caption: schema.caption ?? schema.name, Body: schema.body, ModifiedOn: now, ModifiedById: byUserId })
+        .where("Id", "=", existing[0].Id)
+        .execute();
+    } else {
+      await this.db
+        .insertInto("SysSchema")
+        .values({ Id: randomUUID(), PackageId: packageId, Name: schema.name, Kind: schema.kind, Caption: schema.caption ?? schema.name, Body: schema.body, ModifiedOn: now, ModifiedById: byUserId })
+        .execute();
+    }
+  }
+
+  /** Deletes a saved schema of the package (its published builds keep theirs); false when it has none of that name. */
+  async deleteSchema(packageName: string, schemaName: string): Promise<boolean> {
+    const packageId = await this.packageId(packageName);
+    const deleted = await this.db.deleteFrom("SysSchema").where("PackageId", "=", packageId).where("Name", "=", schemaName).executeTakeFirst();
+    return Number(deleted.numDeletedRows) > 0;
   }
 
   async getSchemas(packageName: string): Promise<SchemaRecord[]> {
@@ -264,39 +399,89 @@ export class Packages {
     }));
   }
 
-  /** Saves every schema of a package folder (creating the package); does not publish. */
-  async importFolder(folder: string): Promise<PackageDescriptor> {
+  /**
+   * Reads and checks a package folder whole, saving nothing: the descriptor's fields, every schema
+   * file (which must lie inside the folder, links resolved) and every schema's name, kind, size
+   * and diagram.
+   */
+  async readFolder(folder: string): Promise<PackageFolder> {
     const dir = resolve(folder);
-    let descriptor: PackageDescriptor;
-    try {
-      descriptor = JSON.parse(await readFile(join(dir, "underway-package.json"), "utf8")) as PackageDescriptor;
-    } catch (error) {
-      throw new PackageInputError(`cannot read the package descriptor ${join(dir, "underway-package.json")}: ${(error as Error).message}`, { cause: error });
-    }
-    if (!descriptor || typeof descriptor.name !== "string" || !Array.isArray(descriptor.schemas)) {
-      throw new PackageInputError(`${join(dir, "underway-package.json")} must have a name and a list of schemas`);
-    }
-    // Checked before anything is saved; the code they name is checked when publishing.
-    const schedules = parsePackageSchedules(descriptor.name, descriptor.schedules);
-    // Every file found and read before anything is saved: a bad path leaves no half-installed package.
-    const bodies: string[] = [];
+    const { descriptor, text: descriptorText } = await readDescriptorFile(dir);
+    const realDir = await realpath(dir);
+    const schemas: Required<SchemaInput>[] = [];
     for (const s of descriptor.schemas) {
-      const file = typeof s?.file === "string" ? resolve(dir, s.file) : "";
-      if (!file.startsWith(dir + sep)) throw new PackageInputError(`schema file ${String(s?.file)} lies outside the package folder`);
+      const file = resolve(dir, s.file);
+      if (!file.startsWith(dir + sep)) throw new PackageInputError(`schema file ${s.file} lies outside the package folder`);
+      let body: string;
       try {
-        bodies.push(await readFile(file, "utf8"));
+        // The file itself, links followed: a link to a file outside the folder is refused.
+        const real = await realpath(file);
+        if (!real.startsWith(realDir + sep)) throw new PackageInputError(`schema file ${s.file} lies outside the package folder (it leads to ${real})`);
+        body = await readFile(real, "utf8");
       } catch (error) {
+        if (error instanceof PackageInputError) throw error;
         throw new PackageInputError(`cannot read schema file ${s.file}: ${(error as Error).message}`, { cause: error });
       }
+      const schema = { name: s.name, kind: s.kind, caption: s.caption ?? s.name, body };
+      try {
+        await checkSchema(schema);
+      } catch (error) {
+        throw new PackageInputError(`schema ${s.name} (file ${s.file}): ${(error as Error).message}`, { cause: error });
+      }
+      schemas.push(schema);
     }
-    await this.ensurePackage(descriptor.name, {
-      ...(descriptor.description !== undefined ? { description: descriptor.description } : {}),
-      dependencies: descriptor.dependencies ?? [],
-    });
-    for (const [i, s] of descriptor.schemas.entries()) {
-      await this.saveSchema(descriptor.name, { name: s.name, kind: s.kind, caption: s.caption ?? s.name, body: bodies[i]! });
+    const fingerprint = createHash("sha256")
+      .update(JSON.stringify([descriptorText, ...schemas.map((s) => s.body)]))
+      .digest("hex");
+    return { descriptor, schemas, fingerprint };
+  }
+
+  /**
+   * Saves a package folder (creating the package) in one transaction, checked whole first: the
+   * package's schemas become exactly the folder's (those it does not list are deleted), and a
+   * failure leaves the package as it was. Does not publish.
+   */
+  async importFolder(folder: string | PackageFolder): Promise<PackageDescriptor> {
+    const read = typeof folder === "string" ? await this.readFolder(folder) : folder;
+    const { descriptor, schemas } = read;
+    const now = new Date(await this.store.clockNow());
+    const save = () =>
+      this.store.transaction(async () => {
+        const dependencies = descriptor.dependencies ?? [];
+        await this.refuseCycle(descriptor.name, dependencies);
+        const packageId = await this.writePackage(descriptor.name, { ...(descriptor.description !== undefined ? { description: descriptor.description } : {}), dependencies }, now);
+        const names = schemas.map((s) => s.name);
+        const gone = this.db.deleteFrom("SysSchema").where("PackageId", "=", packageId);
+        await (names.length > 0 ? gone.where("Name", "not in", names) : gone).execute();
+        for (const schema of schemas) await this.storeSchema(descriptor.name, packageId, schema, now, null);
+      });
+    try {
+      await save();
+    } catch (error) {
+      // PostgreSQL: another import or save stored the package or a name since this one looked; looking again finds it.
+      if (!isUniqueViolation(error)) throw error;
+      await save();
     }
-    return { ...descriptor, schedules };
+    return descriptor;
+  }
+
+  /** Within a transaction: creates the package, or updates what is given of it. */
+  private async writePackage(name: string, options: { description?: string; dependencies: readonly string[] }, now: Date): Promise<string> {
+    const existing = await this.db.selectFrom("SysPackage").select("Id").where("Name", "=", name).executeTakeFirst();
+    if (existing) {
+      await this.db
+        .updateTable("SysPackage")
+        .set({ ModifiedOn: now, Dependencies: JSON.stringify(options.dependencies), ...(options.description !== undefined ? { Description: options.description } : {}) })
+        .where("Id", "=", existing.Id)
+        .execute();
+      return existing.Id;
+    }
+    const id = randomUUID();
+    await this.db
+      .insertInto("SysPackage")
+      .values({ Id: id, Name: name, Description: options.description ?? null, Dependencies: JSON.stringify(options.dependencies), CreatedOn: now, ModifiedOn: now })
+      .execute();
+    return id;
   }
 
   /**
@@ -304,8 +489,10 @@ export class Packages {
    * previous build. `schedules` replaces the recurring tasks the package declares; without it the
    * new build declares those of the previous one. A schedule that does not fit the build (an
    * unknown task class, a bad cron expression...) throws PackageScheduleError, keeping the previous build.
+   * `folder` records the fingerprint of the package folder the saved schemas came from; without
+   * it the new build keeps the previous one's.
    */
-  async publish(packageName: string, byUserId: string | null = null, options: { readonly schedules?: readonly unknown[] } = {}): Promise<{ version: number }> {
+  async publish(packageName: string, byUserId: string | null = null, options: PublishOptions = {}): Promise<{ version: number }> {
     // Two publishes of one package that overlap: the one that stores second compiled what it read
     // before the other's build, which may be older. It starts again from what is saved now, so
     // that the newest build is always compiled from the newest snapshot.
@@ -325,7 +512,7 @@ export class Packages {
     }
   }
 
-  private async publishOnce(packageName: string, byUserId: string | null, options: { readonly schedules?: readonly unknown[] }): Promise<{ version: number }> {
+  private async publishOnce(packageName: string, byUserId: string | null, options: PublishOptions): Promise<{ version: number }> {
     const packageId = await this.packageId(packageName);
     const row = await this.db.selectFrom("SysPackage").select("Dependencies").where("Id", "=", packageId).executeTakeFirstOrThrow();
     const previous = (await this.latestBuild(packageName))?.manifest ?? null;
@@ -354,7 +541,17 @@ export class Packages {
     // The check compares the build with the other packages' newest builds (task names): read
     // before it, and again under the lock below, a publish of another package in between is seen.
     const others = await this.otherVersions(packageName);
-    await this.hooks.check?.({ packageName, compiled, dependencies: dependencyVersions, schedules });
+    try {
+      await this.hooks.check?.({ packageName, compiled, dependencies: dependencyVersions, schedules });
+    } catch (error) {
+      // A schedule kept from the previous build that no longer fits: say where it is declared.
+      if (options.schedules !== undefined || !(error instanceof PackageScheduleError) || error.scheduleName === null || previous === null) throw error;
+      const prefix = `package ${packageName}: schedule ${JSON.stringify(error.scheduleName)}: `;
+      const detail = error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
+      const where = previous.folder !== undefined ? "in the package folder's underway-package.json, then start with the folder again" : "by publishing with the package's schedules";
+      throw new PackageScheduleError(packageName, error.scheduleName, `${detail}; the schedule is kept from build ${previous.version}: change or remove it ${where}`);
+    }
+    const folder = options.folder ?? previous?.folder;
     const stored = await this.store.transaction(async () => {
       // One publish stores at a time (SQLite's write transaction holds the whole file); readers of
       // the builds are not held up.
@@ -368,7 +565,16 @@ export class Packages {
       const newest = Number(latest?.v ?? 0);
       if (newest !== (previous?.version ?? 0)) throw new PublishOvertaken("same");
       const version = newest + 1;
-      const manifest: BuildManifest = { packageName, version, exports: compiled.exports, schemas: compiled.schemas, processes, schedules, dependencies: dependencyVersions };
+      const manifest: BuildManifest = {
+        packageName,
+        version,
+        exports: compiled.exports,
+        schemas: compiled.schemas,
+        processes,
+        schedules,
+        dependencies: dependencyVersions,
+        ...(folder !== undefined ? { folder } : {}),
+      };
       try {
         await this.db
           .insertInto("SysPackageBuild")
