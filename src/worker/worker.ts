@@ -982,7 +982,13 @@ export class Worker {
   }
 
   private end(run: ActiveRun, outcome: RunOutcome): void {
-    if (run.progressTimer) clearTimeout(run.progressTimer);
+    if (run.progressTimer) {
+      // The last report of a run that ended within the interval: stored now, ahead of its outcome
+      // (on SQLite in that order; on PostgreSQL it is sent first, and refused should the outcome
+      // be stored first).
+      clearTimeout(run.progressTimer);
+      this.writeProgress(run);
+    }
     // The chain's slot stays taken until its last attempt ends.
     if (run.chain) {
       run.chain.waiting.delete(run);
@@ -1075,16 +1081,20 @@ export class Worker {
     const text = message === undefined || message === null ? null : storableText(String(message).slice(0, 500));
     run.latestProgress = { fraction, text };
     if (run.progressTimer || run.discarded) return;
-    const write = (): void => {
-      run.progressTimer = null;
-      const latest = run.latestProgress;
-      if (!latest || run.discarded || !this.active.has(runKey(run.task))) return;
-      this.driver
-        .taskProgressSet({ id: run.task.id, runSeq: run.task.runSeq, progress: latest.fraction, message: latest.text })
-        .catch((error: unknown) => this.options.logger.warn({ err: error, ...taskLogFields(run.task) }, "storing progress failed"));
-    };
-    run.progressTimer = setTimeout(write, PROGRESS_INTERVAL_MS);
+    run.progressTimer = setTimeout(() => {
+      if (this.active.has(runKey(run.task))) this.writeProgress(run);
+    }, PROGRESS_INTERVAL_MS);
     run.progressTimer.unref();
+  }
+
+  /** Stores the run's latest progress (at most every PROGRESS_INTERVAL_MS, and once more as it ends). */
+  private writeProgress(run: ActiveRun): void {
+    run.progressTimer = null;
+    const latest = run.latestProgress;
+    if (!latest || run.discarded) return;
+    this.driver
+      .taskProgressSet({ id: run.task.id, runSeq: run.task.runSeq, progress: latest.fraction, message: latest.text })
+      .catch((error: unknown) => this.options.logger.warn({ err: error, ...taskLogFields(run.task) }, "storing progress failed"));
   }
 
   /** Aborts this worker's run of a task (it was canceled); its result is discarded. */

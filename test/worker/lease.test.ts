@@ -120,6 +120,23 @@ it("does not stop runs whose heartbeat is close to the lease while renewals succ
   assert.deepEqual(discarded, []);
 });
 
+it("stores the last progress a run reported just before it ended", async () => {
+  class Steps implements IBackgroundTask<null> {
+    run(_p: null, context: TaskContext): void {
+      for (let step = 1; step <= 9; step++) context.reportProgress(step / 10, `step ${step}`);
+      context.reportProgress(1, "done");
+    }
+  }
+  const runtime = await startRuntime({ dir, tasks: [Steps] });
+  const handle = await runtime.run(() => Task.startNew(Steps, null));
+  assert.equal((await handle.wait({ timeoutMs: 5_000 })).state, "succeeded");
+  const done = await until(async () => {
+    const t = await handle.get();
+    return t.progressMessage === "done" ? t : null;
+  }, "the last progress to be stored", 2_000);
+  assert.equal(done.progress, 1);
+});
+
 it("stores progress reported by a running task", async () => {
   const proceed = gate();
   class Progressing implements IBackgroundTask<null> {
