@@ -212,12 +212,34 @@ class Checker {
 
   /** A getter, proxy trap or similar user code threw while the value was being read. */
   wrapForeign(error: unknown): TaskSerializationError {
-    const detail = error instanceof Error ? error.message : String(error);
+    const detail = thrownText(error);
     return new TaskSerializationError(
       formatPath(this.rootName, this.segments, this.depth),
       `reading the value threw an error: ${detail}`,
       { cause: error },
     );
+  }
+}
+
+/**
+ * What a thrown value says, for a message: reading it is user code too (a message getter, a
+ * toString, a proxy's traps) and may throw in turn.
+ */
+function thrownText(error: unknown): string {
+  try {
+    const text = error instanceof Error ? error.message : String(error);
+    return typeof text === "string" ? text : String(text);
+  } catch {
+    return "(a thrown value that cannot be shown as text)";
+  }
+}
+
+/** Whether a thrown value is our own error; a proxy's getPrototypeOf trap may throw. */
+function isSerializationError(error: unknown): error is TaskSerializationError {
+  try {
+    return error instanceof TaskSerializationError;
+  } catch {
+    return false;
   }
 }
 
@@ -309,7 +331,7 @@ export function encodeParameters(value: unknown, options?: EncodeOptions): Uint8
   try {
     copy = checker.copy(value);
   } catch (error) {
-    throw error instanceof TaskSerializationError ? error : checker.wrapForeign(error);
+    throw isSerializationError(error) ? error : checker.wrapForeign(error);
   }
   let bytes: Uint8Array;
   try {

@@ -27,9 +27,25 @@ export function previewValue(value: unknown, depth = 0): Preview {
   if (typeof value === "object") {
     const entries = Object.entries(value as Record<string, unknown>);
     const out: { [key: string]: Preview } = {};
-    for (const [k, v] of entries.slice(0, MAX_ITEMS)) out[k] = previewValue(v, depth + 1);
-    if (entries.length > MAX_ITEMS) out["…"] = `${entries.length - MAX_ITEMS} more keys`;
+    for (const [k, v] of entries.slice(0, MAX_ITEMS)) put(out, shortKey(k), previewValue(v, depth + 1));
+    if (entries.length > MAX_ITEMS) put(out, "…", `${entries.length - MAX_ITEMS} more keys`);
     return out;
   }
   return String(value);
+}
+
+/** A key as long as a shown string at most. */
+function shortKey(key: string): string {
+  return key.length > MAX_STRING ? `${key.slice(0, MAX_STRING)}… (${key.length - MAX_STRING} more characters)` : key;
+}
+
+/**
+ * Adds an own property, whatever its name (an assignment to `__proto__` would set the object's
+ * prototype instead), under a name no other property of the preview has: a shortened key or the
+ * "more keys" marker that meets a key of the value gets a number.
+ */
+function put(out: { [key: string]: Preview }, key: string, value: Preview): void {
+  let name = key;
+  for (let n = 2; Object.hasOwn(out, name); n++) name = `${key} (${n})`;
+  Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
 }

@@ -234,6 +234,41 @@ describe("encodeParameters rejects what cannot come back unchanged", () => {
     assertEncodeRejects({ list: [proxy] }, "parameters.list[0]: reading the value threw an error: revoked");
   });
 
+  it("wraps a thrown value that cannot itself be shown as text", () => {
+    const unreadable = Object.create(null) as object;
+    const lyingToString = {
+      toString(): string {
+        throw new RangeError("no string");
+      },
+    };
+    const badMessage = new Error("x");
+    Object.defineProperty(badMessage, "message", {
+      get(): string {
+        throw new SyntaxError("message getter");
+      },
+    });
+    for (const thrown of [unreadable, lyingToString, badMessage]) {
+      const error = assertEncodeRejects(
+        {
+          get x(): unknown {
+            throw thrown;
+          },
+        },
+        "parameters.x: reading the value threw an error: (a thrown value that cannot be shown as text)",
+      );
+      assert.equal(error.cause, thrown);
+    }
+    const proxy = new Proxy(
+      {},
+      {
+        ownKeys() {
+          throw unreadable;
+        },
+      },
+    );
+    assertEncodeRejects(proxy, "parameters: reading the value threw an error: (a thrown value that cannot be shown as text)");
+  });
+
   it("names an array whose length cannot be read, not an element of a sibling read before it", () => {
     const array = new Proxy([1, 2], {
       get(target, key, receiver) {
