@@ -234,18 +234,23 @@ const loaded = new Set<string>();
 function loadModule(url: string): Promise<void> {
   let loading = modules.get(url);
   if (!loading) {
-    loading = whileLoading(boot.pauseCell, () => importable(url).then(importTaskModule)).then((classes) => {
+    const attempt = whileLoading(boot.pauseCell, () => importable(url).then(importTaskModule)).then((classes) => {
       for (const c of classes) host.runtime.registry.register(c, url, url);
       loaded.add(url);
     });
-    modules.set(url, loading);
+    // A load that failed is not kept: the next attempt of its tasks on this thread loads it again
+    // (a module being deployed, a file not there yet), rather than failing with the first error for
+    // as long as the thread lives.
+    attempt.catch(() => {
+      if (modules.get(url) === attempt) modules.delete(url);
+    });
+    modules.set(url, attempt);
+    loading = attempt;
   }
   return loading;
 }
 for (const url of boot.taskModules) await loadModule(url);
-for (const url of boot.classModules) {
-  await loadModule(url).catch(() => modules.delete(url));
-}
+for (const url of boot.classModules) await loadModule(url).catch(() => undefined);
 
 /** Does nothing: run once as the thread boots (see warmRunPath). */
 class WarmUpRun {
