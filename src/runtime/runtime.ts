@@ -47,6 +47,10 @@ import { checkScheduleName, scheduleRow, type ScheduleDefinition } from "./sched
 /** The earliest runAt (a time in the past is simply due): the first day of year 1, which both stores hold. */
 const EARLIEST_RUN_AT_MS = Date.parse("0001-01-01T00:00:00Z");
 
+/** A NUL character, or a UTF-16 surrogate without its pair. */
+// eslint-disable-next-line no-control-regex -- the NUL is what it looks for
+const UNSTORABLE_KEY = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 export interface WorkerConfig {
   /** Tasks run at once by this process. Default 10. */
   readonly concurrency?: number;
@@ -570,6 +574,11 @@ export class Runtime implements TaskStarter {
     }
     if (o.dedupKey !== undefined && (typeof o.dedupKey !== "string" || o.dedupKey.length === 0 || o.dedupKey.length > 500)) {
       throw new TaskStartError(`options.dedupKey must be a string of 1-500 characters, got ${JSON.stringify(o.dedupKey)}`);
+    }
+    // PostgreSQL's text holds neither (a NUL is refused, a lone surrogate stored as U+FFFD, which
+    // two different keys would then share): refused on every store alike.
+    if (o.dedupKey !== undefined && UNSTORABLE_KEY.test(o.dedupKey)) {
+      throw new TaskStartError(`options.dedupKey must not hold a NUL character or a lone surrogate, got ${JSON.stringify(o.dedupKey)}`);
     }
     if (o.dedupUntil !== undefined && o.dedupUntil !== "ended" && o.dedupUntil !== "started") {
       throw new TaskStartError(`options.dedupUntil must be "ended" or "started", got ${JSON.stringify(o.dedupUntil)}`);

@@ -155,6 +155,14 @@ for (const store of STORES) {
         one.run(() => Task.startNewMany(Record, [{ label: "x" }, { label: "y" }], { dedupKey: "k" })),
         /dedupKey applies to one start/,
       );
+      // Keys the stores could not hold alike are refused before anything is stored.
+      for (const key of ["invoice\u0000 42", "invoice \ud800", "\udc00"]) {
+        await assert.rejects(one.run(() => Task.startNew(Record, { label: "bad key" }, { dedupKey: key })), {
+          name: "TaskStartError",
+          message: /dedupKey must not hold a NUL character or a lone surrogate/,
+        });
+      }
+      assert.equal((await one.listTasks({ name: "Record" })).items.length, 2);
     });
 
     it("holds a key until the task ends, or with dedupUntil started only until it starts", async () => {
