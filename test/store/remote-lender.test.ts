@@ -205,3 +205,21 @@ it("gives a thread binary columns as Buffers and the store's errors with their f
   assert.equal(inProcess?.constraint, "blobs_pkey");
   assert.match(String(inProcess?.detail), /already exists/);
 });
+
+it("gives a thread the Buffers of a PostgreSQL bytea array, as in the process", async () => {
+  const schema = tempSchema();
+  const driver = new PostgresDriver({ connectionString: TEST_POSTGRES_URL, schema });
+  const { borrowed } = await lend(driver);
+  const query = "SELECT ARRAY['\\x01'::bytea, '\\x0203'::bytea] AS arr";
+  const seen = [];
+  for (const store of [driver, borrowed]) {
+    const [row] = (await store.sqlQuery(query, [])).rows;
+    const [inTx] = await store.transaction(async (tx) => tx.execute(query));
+    seen.push([row?.arr, inTx?.arr].map((arr) => (arr as unknown[]).map((b) => (Buffer.isBuffer(b) ? `Buffer ${b.toString("hex")}` : String(b)))));
+  }
+  assert.deepEqual(seen[1], seen[0]);
+  assert.deepEqual(seen[0], [
+    ["Buffer 01", "Buffer 0203"],
+    ["Buffer 01", "Buffer 0203"],
+  ]);
+});

@@ -146,14 +146,18 @@ export function borrowStore(port: MessagePort, info: RemoteStoreInfo): StorageDr
   return borrowed;
 }
 
-/** The rows with their Uint8Array values as Buffers (over the same memory). */
+/** The rows with their Uint8Array values as Buffers (over the same memory), in arrays too (PostgreSQL's bytea[]). */
 function asBuffers(result: SqlResult): SqlResult {
   for (const row of result.rows) {
-    for (const [key, value] of Object.entries(row)) {
-      if (value instanceof Uint8Array && !Buffer.isBuffer(value)) row[key] = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-    }
+    for (const [key, value] of Object.entries(row)) row[key] = asBuffer(value);
   }
   return result;
+}
+
+function asBuffer(value: unknown): unknown {
+  if (value instanceof Uint8Array) return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  if (Array.isArray(value)) for (let i = 0; i < value.length; i++) value[i] = asBuffer(value[i]);
+  return value;
 }
 
 /** The call's stack in the thread, without its first line (the holder's own "Error" line). */
