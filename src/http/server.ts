@@ -81,17 +81,28 @@ function decodedPath(url: string): string {
   }
 }
 
-/** Where a request's parsed part holds a NUL character, in a value or a key (`body/items/0/name`); null when nowhere. */
-function nulIn(value: unknown, path: string, depth = 0): string | null {
-  if (typeof value === "string") return value.includes("\u0000") ? path : null;
+/** A NUL character, or a UTF-16 surrogate without its pair (PostgreSQL stores it as U+FFFD). */
+// eslint-disable-next-line no-control-regex -- the NUL is what it looks for
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Where a request's parsed part holds text no store keeps as sent, a NUL character or a lone
+ * surrogate, in a value or a key (`body/items/0/name`), and which; null when nowhere.
+ */
+function unstorableIn(value: unknown, path: string, depth = 0): { at: string; what: string } | null {
+  if (typeof value === "string") return UNSTORABLE.test(value) ? { at: path, what: unstorableKind(value) } : null;
   if (typeof value !== "object" || value === null || depth > 64) return null;
   for (const [key, item] of Object.entries(value)) {
-    const at = `${path}/${key.replaceAll("\u0000", "\\u0000")}`;
-    if (key.includes("\u0000")) return at;
-    const found = nulIn(item, at, depth + 1);
+    const at = `${path}/${JSON.stringify(key).slice(1, -1)}`;
+    if (UNSTORABLE.test(key)) return { at, what: unstorableKind(key) };
+    const found = unstorableIn(item, at, depth + 1);
     if (found) return found;
   }
   return null;
+}
+
+function unstorableKind(text: string): string {
+  return text.includes("\u0000") ? "a NUL character (U+0000)" : "a lone surrogate (half of a UTF-16 pair without the other)";
 }
 
 /**
@@ -214,12 +225,12 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
   });
 
 
-  // No text the API stores or looks up may hold a NUL character: PostgreSQL's text cannot, and a
-  // login, a filter or a name with one is a mistake or a probe. Refused as a bad request, before
-  // any route's own checks run.
+  // No text the API stores or looks up may hold a NUL character or a lone surrogate: PostgreSQL's
+  // text refuses the one and changes the other, and a login, a filter or a name with one is a
+  // mistake or a probe. Refused as a bad request, before any route's own checks run.
   app.addHook("preValidation", async (request, reply) => {
-    const where = nulIn(request.params, "params") ?? nulIn(request.query, "querystring") ?? nulIn(request.body, "body");
-    if (where) return reply.code(400).send({ error: `${where} must not contain a NUL character (U+0000)` });
+    const found = unstorableIn(request.params, "params") ?? unstorableIn(request.query, "querystring") ?? unstorableIn(request.body, "body");
+    if (found) return reply.code(400).send({ error: `${found.at} must not contain ${found.what}` });
   });
 
   app.get("/healthz", async (_request, reply) => {

@@ -112,6 +112,16 @@ describe("hostile and careless requests", () => {
       const nulKey = await app.inject({ method: "POST", url: "/api/processes/Nope/run", headers: admin.bearer, payload: { parameters: { "a\u0000b": 1 } } });
       assert.equal(nulKey.statusCode, 400);
       assert.match(nulKey.body, /body\/parameters\/a\\\\u0000b must not contain/);
+      // A lone surrogate, which PostgreSQL would store as U+FFFD, is refused alike.
+      for (const [url, method, payload] of [
+        ["/api/auth/login", "POST", '{"login":"x\\ud800","password":"x"}'],
+        ["/api/packages/UsrX/schemas/UsrY", "PUT", '{"kind":"source","body":"const a = \\"\\udc00\\";"}'],
+      ] as const) {
+        const response = await app.inject({ method, url, headers: { ...admin.bearer, "content-type": "application/json" }, payload });
+        assert.equal(response.statusCode, 400, `${url}: ${response.body}`);
+        assert.match(response.body, /must not contain a lone surrogate/);
+      }
+      assert.equal((await get("/api/tasks?name=%ED%A0%80")).statusCode, 200, "a query string's bad UTF-8 reads as U+FFFD, not a surrogate");
       await app.close();
     });
   }
