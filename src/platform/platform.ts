@@ -12,7 +12,7 @@ import { BASE_SCHEMAS } from "./entities/definitions.ts";
 import { EntitySchemaManager } from "./entities/schema.ts";
 import { PackageLoader } from "./packages/loader.ts";
 import { Packages } from "./packages/packages.ts";
-import { PackageCompileError } from "./packages/compiler/index.ts";
+import { checkLoadInThread, PackageCompileError } from "./packages/compiler/index.ts";
 import { PackageScheduleError, PackageSchedules } from "./packages/schedules.ts";
 import { taskNameProblems } from "./packages/task-names.ts";
 import { ProcessEngine, ProcessInstanceTask } from "./processes/engine.ts";
@@ -86,7 +86,9 @@ export class Platform {
     this.packages = new Packages(this.runtime.driver, this.db, {
       check: async ({ packageName, compiled, dependencies, schedules }) => {
         // Loaded whether or not it declares schedules: code that throws as it loads is refused here
-        // (PackageLoadError), not found out later by every process lookup.
+        // (PackageLoadError), not found out later by every process lookup. First in a thread with
+        // a time limit, so that top-level code that never ends cannot hold this thread.
+        await checkLoadInThread(compiled, dependencies, this.packages);
         const loaded = await this.packageLoader.loadCompiled(compiled, dependencies);
         // A task runs the class its name resolves to: a name taken by another class is refused.
         const otherPackages = await this.packageLoader.otherNewestBuilds(packageName);

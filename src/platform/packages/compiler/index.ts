@@ -25,6 +25,7 @@ import { deepestNesting, isStackOverflow } from "./nesting.ts";
 import { PackageCompileError, type CompiledPackage, type CompileInput, type CompileProblem } from "./types.ts";
 
 export { loadPackage } from "./load.ts";
+export { checkLoadInThread, LOAD_LIMIT_MS } from "./load-check.ts";
 export {
   PackageCompileError,
   PackageLoadError,
