@@ -1,6 +1,28 @@
 import Table from "cli-table3";
 import { InvalidArgumentError, type Command } from "commander";
+import { isIPv6 } from "node:net";
 import type { TaskInfo } from "../tasks/types.ts";
+
+/**
+ * An option's integer from `min` to `max`, in decimal digits only: Number() reads "" and " " as 0
+ * (an unset variable would be port 0), "0x10" as 16 and "1e3" as 1000. `what` names the
+ * expected value in the error ("an integer", "whole minutes").
+ */
+export function intOption(min: number, max = Number.MAX_SAFE_INTEGER, what = "an integer") {
+  return (value: string): number => {
+    const n = /^\s*-?[0-9]+\s*$/.test(value) ? Number(value) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      const expected = max === Number.MAX_SAFE_INTEGER ? `expected ${what} >= ${min}` : `expected ${what} from ${min} to ${max}`;
+      throw new InvalidArgumentError(`${expected}, got ${value.trim() === "" ? "an empty value" : JSON.stringify(value)}`);
+    }
+    return n;
+  };
+}
+
+/** The host as a URL writes it: an IPv6 address in brackets (`http://[::1]:3000`), its zone's % escaped. */
+export function urlHost(host: string): string {
+  return isIPv6(host) ? `[${host.replace(/%/g, "%25")}]` : host;
+}
 
 /**
  * Text from the store (task names, error messages, progress messages...) as a terminal may show

@@ -10,23 +10,11 @@ import { DEFAULT_DATABASE, isPostgresUrl, openDriver, sqlitePathOf } from "../ru
 import { createRuntime, type Runtime, type RuntimeConfig } from "../runtime/runtime.ts";
 import type { StoreState } from "../store/driver.ts";
 import { describeThrown } from "../tasks/error-info.ts";
-import { TASK_LIMITS } from "../tasks/registry.ts";
+import { queueName, TASK_LIMITS } from "../tasks/registry.ts";
 import { TASK_STATES, type TaskInfo, type TaskState } from "../tasks/types.ts";
-import { dbWord, nextPageHint, nonEmpty, printable, taskDetails, tasksTable } from "./format.ts";
+import { dbWord, intOption, nextPageHint, nonEmpty, printable, taskDetails, tasksTable, urlHost } from "./format.ts";
 import { addOperationCommands } from "./operations.ts";
 import { taskModuleUrl } from "../runtime/task-modules.ts";
-
-function intOption(min: number, max = Number.MAX_SAFE_INTEGER) {
-  return (value: string): number => {
-    // Digits only: Number() reads "" and " " as 0 (an unset variable would be port 0), and "0x10" as 16.
-    const n = /^\s*-?[0-9]+\s*$/.test(value) ? Number(value) : NaN;
-    if (!Number.isSafeInteger(n) || n < min || n > max) {
-      const expected = max === Number.MAX_SAFE_INTEGER ? `expected an integer >= ${min}` : `expected an integer from ${min} to ${max}`;
-      throw new InvalidArgumentError(`${expected}, got ${value.trim() === "" ? "an empty value" : JSON.stringify(value)}`);
-    }
-    return n;
-  };
-}
 
 function trustProxyOption(value: string): boolean | number | string[] {
   try {
@@ -47,6 +35,24 @@ function stateList(value: string): TaskState[] {
     if (!TASK_STATES.includes(s as TaskState)) throw new InvalidArgumentError(`unknown state "${s}"; states are ${TASK_STATES.join(", ")}`);
   }
   return states as TaskState[];
+}
+
+/**
+ * The --queues names. An empty list (an unset variable, or ",") is refused rather than taken for
+ * every queue, and so is a name no task can have (tasks' queues follow the same rule), which would
+ * leave the worker idle for good.
+ */
+function queueList(value: string): string[] {
+  const queues = value.split(",").map((q) => q.trim()).filter(Boolean);
+  if (queues.length === 0) throw new InvalidArgumentError("expected one or more comma-separated queue names, got an empty list (leave --queues out to take every queue)");
+  for (const q of queues) {
+    try {
+      queueName(q, "a queue name");
+    } catch (error) {
+      throw new InvalidArgumentError((error as Error).message);
+    }
+  }
+  return [...new Set(queues)];
 }
 
 const dbOption = () =>
@@ -133,17 +139,32 @@ function taskModules(value: string | string[] | undefined): string[] {
   return list.map((s) => s.trim()).filter(Boolean).map(taskModuleUrl);
 }
 
-/** Stops gracefully on SIGTERM or SIGINT (running tasks finish within the grace period), then exits; a second signal exits at once. */
+/**
+ * A signal this soon after the first is the same request, not a second one: coreutils `timeout`,
+ * and some process managers, signal the process and its process group, so it arrives twice.
+ */
+const REPEATED_SIGNAL_WINDOW_MS = 1_000;
+
+/**
+ * Stops gracefully on SIGTERM or SIGINT (running tasks finish within the grace period), then
+ * exits; a signal again, REPEATED_SIGNAL_WINDOW_MS or more after the first, exits at once.
+ */
 function stopOnSignals(stop: () => Promise<unknown>): void {
   let stopping = false;
+  let firstAt = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {
+      if (performance.now() - firstAt < REPEATED_SIGNAL_WINDOW_MS) {
+        console.error(`underway: ${signal} again within ${REPEATED_SIGNAL_WINDOW_MS / 1000} s of the first: taken as the same request (send it again later to exit at once)`);
+        return;
+      }
       // Asked again while stopping (a task that does not end in its grace, say): out at once.
       // The tasks running here are not lost: their leases run out and another worker runs them again.
       console.error(`underway: ${signal} again: exiting now; tasks still running here will run again once their leases run out`);
       process.exit(signal === "SIGINT" ? 130 : 143);
     }
     stopping = true;
+    firstAt = performance.now();
     stop().then(
       () => process.exit(0),
       (error: unknown) => {
@@ -162,7 +183,7 @@ async function listenOrStop(app: Awaited<ReturnType<typeof createHttpServer>>, r
     await app.listen({ port, host });
   } catch (error) {
     await runtime.stop();
-    throw new Error(`cannot listen on ${host}:${port}: ${(error as Error).message}`, { cause: error });
+    throw new Error(`cannot listen on ${urlHost(host)}:${port}: ${(error as Error).message}`, { cause: error });
   }
   const address = app.server.address();
   return typeof address === "object" && address ? address.port : port;
@@ -216,8 +237,9 @@ export function buildProgram(): Command {
       const app = await createHttpServer({ runtime, platform, trustProxy: options.trustProxy });
       closeHttp = () => app.close();
       const port = await listenOrStop(app, runtime, options.host, options.port);
-      runtime.logger.info({ url: `http://${options.host}:${port}` }, "underway is listening");
-      console.log(`underway listening on http://${options.host}:${port} (database ${runtime.driver.description})`);
+      const url = `http://${urlHost(options.host)}:${port}`;
+      runtime.logger.info({ url }, "underway is listening");
+      console.log(`underway listening on ${url} (database ${runtime.driver.description})`);
     });
 
   program
@@ -226,7 +248,7 @@ export function buildProgram(): Command {
     .addOption(dbOption())
     .addOption(tasksOption())
     .addOption(new Option("--concurrency <n>", "tasks run at once").default(10).argParser(intOption(1)))
-    .addOption(new Option("--queues <names>", "comma-separated queues to take tasks from (default: all)"))
+    .addOption(new Option("--queues <names>", "comma-separated queues to take tasks from (default: all)").argParser(queueList))
     .addOption(new Option("--lease <ms>", "how long a running task is held without a heartbeat").default(15_000).argParser(intOption(1_000, MAX_TIMER_MS)))
     .addOption(graceOption())
     .addOption(isolationOption())
@@ -236,8 +258,8 @@ export function buildProgram(): Command {
         .argParser(intOption(0, 65_535)),
     )
     .addOption(new Option("--metrics-host <host>", "address the metrics port listens on").env("UNDERWAY_METRICS_HOST").default("127.0.0.1"))
-    .action(async (options: CommonOptions & { concurrency: number; queues?: string; lease: number; grace: number; isolation: "thread" | "none"; tasks?: string | string[]; metricsPort?: number; metricsHost: string }) => {
-      const queues = options.queues?.split(",").map((q) => q.trim()).filter(Boolean);
+    .action(async (options: CommonOptions & { concurrency: number; queues?: string[]; lease: number; grace: number; isolation: "thread" | "none"; tasks?: string | string[]; metricsPort?: number; metricsHost: string }) => {
+      const queues = options.queues;
       const unhandled = keepServingOnUnhandledRejections();
       // A worker runs the platform too: process instances, package tasks, user connections.
       const starting = Platform.start({
@@ -245,7 +267,7 @@ export function buildProgram(): Command {
         tasks: taskModules(options.tasks),
         shutdownGraceMs: options.grace,
         isolation: options.isolation,
-        worker: { concurrency: options.concurrency, leaseMs: options.lease, ...(queues?.length ? { queues } : {}) },
+        worker: { concurrency: options.concurrency, leaseMs: options.lease, ...(queues ? { queues } : {}) },
       });
       let closeHttp: (() => Promise<void>) | null = null;
       // Signals are handled from the first moment: the worker may claim tasks while starting.
@@ -260,7 +282,7 @@ export function buildProgram(): Command {
         const app = await createHttpServer({ runtime, webRoot: false });
         closeHttp = () => app.close();
         const port = await listenOrStop(app, runtime, options.metricsHost, options.metricsPort);
-        console.log(`underway worker metrics on http://${options.metricsHost}:${port}/metrics`);
+        console.log(`underway worker metrics on http://${urlHost(options.metricsHost)}:${port}/metrics`);
       }
       console.log(`underway worker ${runtime.worker?.id} running (database ${runtime.driver.description})`);
     });
@@ -417,6 +439,15 @@ export function buildProgram(): Command {
         { format: "{name} [{bar}] {percentage}% | {state} {message}", hideCursor: true, stream: process.stderr },
         cliProgress.Presets.shades_classic,
       );
+      // The bar hides the cursor and turns line wrapping off: Ctrl-C (or a SIGTERM) gives the
+      // terminal both back before exiting, as the shell's 130 or 143. The task is only watched:
+      // nothing of it is left to stop.
+      const onSignal = (signal: NodeJS.Signals): void => {
+        bar.stop();
+        process.exit(signal === "SIGINT" ? 130 : 143);
+      };
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
       try {
         let task: TaskInfo = await runtime.getTask(id);
         bar.start(100, 0, { name: printable(task.name), state: task.state, message: "" });
@@ -433,6 +464,8 @@ export function buildProgram(): Command {
         process.exitCode = task.state === "succeeded" ? 0 : 1;
       } finally {
         bar.stop();
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
         await runtime.stop();
       }
     });

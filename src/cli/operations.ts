@@ -3,7 +3,7 @@ import { InvalidArgumentError, Option, type Command } from "commander";
 import Table from "cli-table3";
 import type { Runtime } from "../runtime/runtime.ts";
 import { TASK_STATES, type TaskState } from "../tasks/types.ts";
-import { dbWord, nextPageHint, nonEmpty, printable, tasksTable } from "./format.ts";
+import { dbWord, intOption, nextPageHint, nonEmpty, printable, tasksTable } from "./format.ts";
 
 interface CommonOptions {
   db: string;
@@ -19,12 +19,6 @@ interface Wiring {
 const time = (d: Date | null): string => (d ? d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z") : "");
 const table = (head: string[]): Table.Table => new Table({ head, style: { head: [], border: [] } });
 
-function minutes(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 1440) throw new InvalidArgumentError("expected whole minutes from 1 to 1440");
-  return n;
-}
-
 async function withRuntime(wiring: Wiring, options: CommonOptions, fn: (runtime: Runtime) => Promise<void>): Promise<void> {
   const runtime = await wiring.inspect(options);
   try {
@@ -39,7 +33,7 @@ export function addOperationCommands(program: Command, wiring: Wiring): void {
     .command("stats")
     .description("tasks per state and type, and tasks ended per minute recently")
     .addOption(wiring.dbOption())
-    .addOption(new Option("--minutes <n>", "how many recent minutes of throughput").default(15).argParser(minutes))
+    .addOption(new Option("--minutes <n>", "how many recent minutes of throughput").default(15).argParser(intOption(1, 1440, "whole minutes")))
     .option("--json", "print JSON")
     .action((options: CommonOptions & { minutes: number; json?: boolean }) =>
       withRuntime(wiring, options, async (runtime) => {
@@ -110,10 +104,19 @@ export function addOperationCommands(program: Command, wiring: Wiring): void {
       .addOption(wiring.dbOption())
       .action((name: string, options: CommonOptions) =>
         withRuntime(wiring, options, async (runtime) => {
-          const changed = verb === "pause" ? (await runtime.pauseSchedule(name), true) : await runtime.resumeSchedule(name);
+          let changed: boolean;
+          if (verb === "pause") {
+            // pauseSchedule does not say whether it was paused already: its state, as it was, does.
+            const before = (await runtime.listSchedules()).find((x) => x.name === name);
+            await runtime.pauseSchedule(name);
+            changed = before?.paused !== true;
+          } else {
+            changed = await runtime.resumeSchedule(name);
+          }
           const s = (await runtime.listSchedules()).find((x) => x.name === name);
           const next = `next run ${time(s?.nextRunAt ?? null)}`;
-          console.log(`schedule ${printable(name)} ${verb === "pause" ? "paused" : changed ? `resumed; ${next}` : `is not paused: nothing changed; ${next}`}`);
+          const said = verb === "pause" ? (changed ? "paused" : "is already paused: nothing changed") : changed ? `resumed; ${next}` : `is not paused: nothing changed; ${next}`;
+          console.log(`schedule ${printable(name)} ${said}`);
         }),
       );
   }
@@ -125,11 +128,7 @@ export function addOperationCommands(program: Command, wiring: Wiring): void {
     .addOption(wiring.dbOption())
     .option("--name <name>", "task name", nonEmpty)
     .option("--queue <queue>", "queue", nonEmpty)
-    .addOption(new Option("--limit <n>", "page size").default(50).argParser((v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected an integer >= 1");
-      return n;
-    }))
+    .addOption(new Option("--limit <n>", "page size").default(50).argParser(intOption(1)))
     .option("--before <id>", "list dead tasks with an id below this (next page)", nonEmpty)
     .option("--json", "print JSON")
     .action((options: CommonOptions & { name?: string; queue?: string; limit: number; before?: string; json?: boolean }, command: Command) =>

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import Database from "better-sqlite3";
 import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Task } from "../../src/index.ts";
@@ -14,11 +15,17 @@ const dir = tempDir();
 const root = join(import.meta.dirname, "..", "..");
 
 function underway(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  return underwayWith({}, ...args);
+}
+
+/** The CLI with more environment variables, or a shorter limit (`timeoutMs`: a command that should end at once). */
+function underwayWith(more: { env?: Record<string, string>; timeoutMs?: number }, ...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const { timeoutMs = 60_000, env: vars = {} } = more;
   const r = spawnSync(process.execPath, [join(root, "bin", "underway.mjs"), ...args], {
     cwd: root,
-    env: { ...process.env, UNDERWAY_LOG_LEVEL: "warn", UNDERWAY_DB: "", UNDERWAY_EXAMPLE_DELAY_MS: "50" },
+    env: { ...process.env, UNDERWAY_LOG_LEVEL: "warn", UNDERWAY_DB: "", UNDERWAY_EXAMPLE_DELAY_MS: "50", ...vars },
     encoding: "utf8",
-    timeout: 60_000,
+    timeout: timeoutMs,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -134,6 +141,11 @@ describe("underway CLI", () => {
       [["start", "--db", db, "--port", ""], /option '--port <port>' argument '' is invalid. expected an integer from 0 to 65535, got an empty value/],
       [["worker", "--db", db, "--grace", " "], /expected an integer from 0 to 2147483647, got an empty value/],
       [["tasks", "--db", db, "--limit", "0x10"], /expected an integer >= 1, got "0x10"/],
+      // The same integers everywhere: `dead list` and `stats` once read these with Number().
+      [["dead", "list", "--db", db, "--limit", "0x2"], /option '--limit <n>' argument '0x2' is invalid. expected an integer >= 1, got "0x2"/],
+      [["dead", "list", "--db", db, "--limit", "1e1"], /expected an integer >= 1, got "1e1"/],
+      [["stats", "--db", db, "--minutes", "0x3"], /option '--minutes <n>' argument '0x3' is invalid. expected whole minutes from 1 to 1440, got "0x3"/],
+      [["stats", "--db", db, "--minutes", " "], /expected whole minutes from 1 to 1440, got an empty value/],
       [["tasks", "--db", db, "--state", ""], /expected one or more of queued, running, .*got an empty value/],
     ] as const) {
       const r = underway(...args);
@@ -153,10 +165,43 @@ describe("underway CLI", () => {
     assert.match(unknown.stderr, /unknown command 'frobnicate'/);
   });
 
+  it("refuses an empty --queues list and queue names no task can have, rather than idling", () => {
+    const db = tempDb(dir);
+    assert.equal(underway("migrate", "--db", db).code, 0);
+    // A worker that accepted these would run until the limit: the limit is short.
+    for (const [value, pattern] of [
+      ["", /option '--queues <names>' argument '' is invalid. expected one or more comma-separated queue names, got an empty list \(leave --queues out to take every queue\)/],
+      [" , ", /got an empty list/],
+      ["reports,bad queue!", /option '--queues <names>' argument 'reports,bad queue!' is invalid. a queue name must be 1-100 letters, digits or _ . : -, got "bad queue!"/],
+      [`${"q".repeat(101)}`, /a queue name must be 1-100 letters/],
+    ] as const) {
+      const r = underwayWith({ timeoutMs: 20_000 }, "worker", "--db", db, "--queues", value);
+      assert.equal(r.code, 1, `--queues ${JSON.stringify(value)}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, pattern);
+    }
+  });
+
+  it("names UNDERWAY_LOG_LEVEL when its level is unknown", () => {
+    const r = underwayWith({ env: { UNDERWAY_LOG_LEVEL: "verbose" }, timeoutMs: 20_000 }, "worker", "--db", tempDb(dir));
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /^underway: UNDERWAY_LOG_LEVEL is "verbose": expected one of trace, debug, info, warn, error, fatal, silent \(unset or empty: info\)$/m);
+  });
+
   it("says clearly when the database cannot be opened", () => {
     const r = underway("tasks", "--db", join(dir, "no-such-dir-file", "..", ".."));
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /underway: cannot open the SQLite database/);
+    assert.match(r.stderr, /underway: cannot open the SQLite database .*: it is a directory, not a database file/);
+    // A file that is not SQLite's, and a folder: the path, and what is wrong with it.
+    const notSqlite = join(tempDir(), "notes.db");
+    writeFileSync(notSqlite, "not a database at all, just some text\n".repeat(4));
+    for (const command of ["tasks", "migrate"]) {
+      const file = underway(command, "--db", notSqlite);
+      assert.equal(file.code, 1, command);
+      assert.match(file.stderr, /^underway: cannot open the SQLite database \/.*\/notes\.db: the file is not a SQLite database$/m);
+      const folder = underway(command, "--db", dir);
+      assert.equal(folder.code, 1, command);
+      assert.match(folder.stderr, new RegExp(`^underway: cannot open the SQLite database ${dir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: it is a directory, not a database file$`, "m"));
+    }
     const pg = underway("tasks", "--db", "mysql://localhost/db");
     assert.match(pg.stderr, /unsupported database URL scheme/);
     // Settings that would once have made a SQLite file of a misspelt URL, or a new empty database.
@@ -289,6 +334,29 @@ describe("underway CLI", () => {
     assert.equal(await exited, 0, output());
   });
 
+  it("writes an IPv6 address of --metrics-host in brackets in the URL it prints", async (t) => {
+    const probe = createServer();
+    const ipv6 = await new Promise<boolean>((resolve) => {
+      probe.once("error", () => resolve(false));
+      probe.listen(0, "::1", () => probe.close(() => resolve(true)));
+    });
+    if (!ipv6) {
+      t.skip("no IPv6 loopback here");
+      return;
+    }
+    const { child, exited, output } = serving("worker", "--db", tempDb(dir), "--isolation", "none", "--metrics-port", "0", "--metrics-host", "::1");
+    try {
+      await runningOrEnded(child, output);
+      const url = /underway worker metrics on (http:\/\/\S+)\/metrics/.exec(output())?.[1];
+      assert.ok(url, `the worker ended:\n${output()}`);
+      assert.match(url, /^http:\/\/\[::1\]:\d+$/);
+      assert.equal((await fetch(`${url}/healthz`)).status, 200);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGTERM");
+    }
+    assert.equal(await exited, 0, output());
+  });
+
   it("exits at once on a second SIGINT while a task holds up the graceful stop; the task stays leased, to run again", async () => {
     const db = tempDb(dir);
     const mark = join(dir, `mark-${Date.now()}.txt`);
@@ -300,7 +368,8 @@ describe("underway CLI", () => {
       await until(() => existsSync(mark), "the task to start", 30_000);
       child.kill("SIGINT");
       // The first one stops gracefully: the task may take its 60 s. The second does not wait.
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      // Later than a second: one sooner is taken for the same request (see signals.test.ts).
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
       child.kill("SIGINT");
       assert.equal(await exited, 130, output());
       assert.match(output(), /SIGINT again: exiting now/);

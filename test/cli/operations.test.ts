@@ -72,6 +72,11 @@ for (const store of ["sqlite", "postgres"] as const) {
       assert.equal(paused.code, 0, paused.stderr);
       assert.match(paused.stdout, /schedule nightly-report paused/);
       assert.equal((await runtime.listSchedules())[0]?.paused, true);
+      // Pausing one that is paused changes nothing, and says so (as resume does).
+      const pausedAgain = underway(db, "schedules", "pause", "nightly-report");
+      assert.equal(pausedAgain.code, 0, pausedAgain.stderr);
+      assert.match(pausedAgain.stdout, /^schedule nightly-report is already paused: nothing changed$/m);
+      assert.equal((await runtime.listSchedules())[0]?.paused, true);
       assert.match(underway(db, "schedules", "list").stdout, /nightly-report .*paused/);
       const resumed = underway(db, "schedules", "resume", "nightly-report");
       assert.match(resumed.stdout, /schedule nightly-report resumed; next run \d{4}-\d\d-\d\d (00|01):00:00Z/);

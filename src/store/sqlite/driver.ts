@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3";
 import { createRequire } from "node:module";
 import { AsyncLocalStorage } from "node:async_hooks";
-import { mkdirSync, watch, type FSWatcher } from "node:fs";
+import { mkdirSync, statSync, watch, type FSWatcher } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { Checkpointer } from "./checkpointer.ts";
 import type {
@@ -193,14 +193,30 @@ export class SqliteDriver implements StorageDriver {
     if (!Number.isFinite(this.busyTimeoutMs) || this.busyTimeoutMs < 0) {
       throw new RangeError(`busyTimeoutMs must be a number of milliseconds >= 0, got ${String(options.busyTimeoutMs)}`);
     }
+    const cannotOpen = `cannot open the SQLite database ${path}`;
+    // SQLite says "unable to open database file" or "disk I/O error" of a directory.
+    if (path !== ":memory:" && statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
+      throw new Error(`${cannotOpen}: it is a directory, not a database file`);
+    }
     try {
       this.db = new (betterSqlite3())(path, lookOnly ? { readonly: true, fileMustExist: true } : {});
     } catch (error) {
-      throw new Error(`cannot open the SQLite database ${path}: ${(error as Error).message}`, { cause: error });
+      throw new Error(`${cannotOpen}: ${(error as Error).message}`, { cause: error });
     }
-    // Opening may wait for a lock (another process converting a new file to WAL, or recovering
-    // the log after a crash): the constructor cannot wait on a timer, so SQLite waits here.
-    this.db.pragma(`busy_timeout = ${Math.round(this.busyTimeoutMs)}`);
+    try {
+      // Opening may wait for a lock (another process converting a new file to WAL, or recovering
+      // the log after a crash): the constructor cannot wait on a timer, so SQLite waits here.
+      this.db.pragma(`busy_timeout = ${Math.round(this.busyTimeoutMs)}`);
+      // SQLite reads the file only now: one that is not a database (another program's file) is
+      // refused here, with its path, rather than at the first query with "file is not a database".
+      // An empty file is a new database. Reading sets no page size: a new file still takes it.
+      this.db.prepare("SELECT count(*) FROM sqlite_master").get();
+    } catch (error) {
+      this.db.close();
+      const code = (error as { code?: unknown }).code;
+      const why = code === "SQLITE_NOTADB" ? "the file is not a SQLite database" : (error as Error).message;
+      throw new Error(`${cannotOpen}: ${why}`, { cause: error });
+    }
     if (!lookOnly) {
       // Only a new file takes it (a file that has pages keeps its size): see PAGE_SIZE.
       this.db.pragma(`page_size = ${PAGE_SIZE}`);
