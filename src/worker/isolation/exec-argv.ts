@@ -1,3 +1,5 @@
+import { Worker as Thread } from "node:worker_threads";
+
 /**
  * The Node.js options a task thread starts with. A worker thread inherits its process's options,
  * preloads included: a process started with tsx's loader (`node --import tsx app.ts`, or the `tsx`
@@ -84,5 +86,19 @@ export class ThreadOptions {
     }
     this.execArgv = kept;
     return true;
+  }
+}
+
+/** The process's options, but tsx's loader: a thread registers it itself if it needs it (see above). */
+const THREAD_OPTIONS = new ThreadOptions(process.execArgv);
+
+/** A new thread, with the options Node refuses in a thread left out (see ThreadOptions.refused). */
+export function newThread(entry: URL, options: ConstructorParameters<typeof Thread>[1]): Thread {
+  for (;;) {
+    try {
+      return new Thread(entry, { ...options, ...THREAD_OPTIONS.option() });
+    } catch (error) {
+      if (!THREAD_OPTIONS.refused(error)) throw error;
+    }
   }
 }

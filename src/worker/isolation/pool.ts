@@ -11,7 +11,7 @@ import { TaskTimeoutError } from "../../tasks/errors/task-timeout-error.ts";
 import type { Logger } from "../../tasks/logger.ts";
 import { describeMessage, isThreadMessage, packRuns, type FailureKind, type FromThread, type LogLevel, type ThreadRun, type ToThread } from "./protocol.ts";
 import { ThreadTaskError } from "./thread-task-error.ts";
-import { ThreadOptions } from "./exec-argv.ts";
+import { newThread } from "./exec-argv.ts";
 import type { AbortListener, RunAbort } from "../run-abort.ts";
 import { isLoading, newPauseCell, ThreadPauser, type PauseCell } from "./throttle.ts";
 
@@ -79,20 +79,6 @@ export interface IsolatedRun {
   /** A chained attempt (see runChain) started, its predecessor having ended. */
   readonly onStart?: () => void;
   readonly logger: Logger;
-}
-
-/** The process's options, but tsx's loader: a thread registers it itself if it needs it (see exec-argv.ts). */
-const THREAD_OPTIONS = new ThreadOptions(process.execArgv);
-
-/** A new thread, with the options Node refuses in a thread left out (see ThreadOptions.refused). */
-function newThread(entry: URL, options: ConstructorParameters<typeof Thread>[1]): Thread {
-  for (;;) {
-    try {
-      return new Thread(entry, { ...options, ...THREAD_OPTIONS.option() });
-    } catch (error) {
-      if (!THREAD_OPTIONS.refused(error)) throw error;
-    }
-  }
 }
 
 /** An aborted task's thread that does not even answer within this is blocked: stopped at once. */

@@ -12,8 +12,7 @@
  * publish about 0.6 s here (tsx and the API's modules), before the limit starts to count; the
  * type-check before it takes seconds.
  */
-import { Worker as Thread } from "node:worker_threads";
-import { ThreadOptions } from "../../../worker/isolation/exec-argv.ts";
+import { newThread } from "../../../worker/isolation/exec-argv.ts";
 import { PackageLoadError, type CompiledPackage } from "./types.ts";
 
 /**
@@ -92,19 +91,6 @@ async function threadBuilds(stored: StoredBuilds, dependencies: Readonly<Record<
   };
   for (const [name, v] of Object.entries(dependencies)) await visit(name, v);
   return builds;
-}
-
-/** The process's options, but tsx's preloads: the thread registers tsx itself (see exec-argv.ts). */
-const THREAD_OPTIONS = new ThreadOptions(process.execArgv);
-
-function newThread(entry: URL, options: ConstructorParameters<typeof Thread>[1]): Thread {
-  for (;;) {
-    try {
-      return new Thread(entry, { ...options, ...THREAD_OPTIONS.option() });
-    } catch (error) {
-      if (!THREAD_OPTIONS.refused(error)) throw error;
-    }
-  }
 }
 
 /**
