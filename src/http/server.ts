@@ -16,6 +16,7 @@ import { processRoutes } from "./routes/processes.ts";
 import { taskRoutes } from "./routes/tasks.ts";
 import { staticAssets } from "./static-assets.ts";
 import { WEB_DIST } from "./web-assets.ts";
+import { isStorableText } from "../tasks/error-info.ts";
 
 export interface HttpServerOptions {
   readonly runtime: Runtime;
@@ -81,20 +82,16 @@ function decodedPath(url: string): string {
   }
 }
 
-/** A NUL character, or a UTF-16 surrogate without its pair (PostgreSQL stores it as U+FFFD). */
-// eslint-disable-next-line no-control-regex -- the NUL is what it looks for
-const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
 /**
  * Where a request's parsed part holds text no store keeps as sent, a NUL character or a lone
  * surrogate, in a value or a key (`body/items/0/name`), and which; null when nowhere.
  */
 function unstorableIn(value: unknown, path: string, depth = 0): { at: string; what: string } | null {
-  if (typeof value === "string") return UNSTORABLE.test(value) ? { at: path, what: unstorableKind(value) } : null;
+  if (typeof value === "string") return !isStorableText(value) ? { at: path, what: unstorableKind(value) } : null;
   if (typeof value !== "object" || value === null || depth > 64) return null;
   for (const [key, item] of Object.entries(value)) {
     const at = `${path}/${JSON.stringify(key).slice(1, -1)}`;
-    if (UNSTORABLE.test(key)) return { at, what: unstorableKind(key) };
+    if (!isStorableText(key)) return { at, what: unstorableKind(key) };
     const found = unstorableIn(item, at, depth + 1);
     if (found) return found;
   }

@@ -40,16 +40,13 @@ import { TaskMetrics } from "../observability/metrics.ts";
 import { AttemptSpans, withEnqueueSpan } from "../observability/tracing.ts";
 import type { RescuedDeadTask, TaskRetryFilter, TaskStats } from "../store/driver.ts";
 import type { ContinuationCondition } from "../tasks/ambient.ts";
+import { isStorableText } from "../tasks/error-info.ts";
 import { decodeTaskResult } from "../tasks/result.ts";
 import type { ScheduleInfo } from "../tasks/schedules.ts";
 import { checkScheduleName, scheduleRow, type ScheduleDefinition } from "./schedules.ts";
 
 /** The earliest runAt (a time in the past is simply due): the first day of year 1, which both stores hold. */
 const EARLIEST_RUN_AT_MS = Date.parse("0001-01-01T00:00:00Z");
-
-/** A NUL character, or a UTF-16 surrogate without its pair. */
-// eslint-disable-next-line no-control-regex -- the NUL is what it looks for
-const UNSTORABLE_KEY = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 export interface WorkerConfig {
   /** Tasks run at once by this process. Default 10. */
@@ -577,7 +574,7 @@ export class Runtime implements TaskStarter {
     }
     // PostgreSQL's text holds neither (a NUL is refused, a lone surrogate stored as U+FFFD, which
     // two different keys would then share): refused on every store alike.
-    if (o.dedupKey !== undefined && UNSTORABLE_KEY.test(o.dedupKey)) {
+    if (o.dedupKey !== undefined && !isStorableText(o.dedupKey)) {
       throw new TaskStartError(`options.dedupKey must not hold a NUL character or a lone surrogate, got ${JSON.stringify(o.dedupKey)}`);
     }
     if (o.dedupUntil !== undefined && o.dedupUntil !== "ended" && o.dedupUntil !== "started") {

@@ -39,6 +39,11 @@ export function storableText(text: string): string {
   return text.replaceAll("\0", "\uFFFD").toWellFormed();
 }
 
+/** Whether every store keeps the text as it is: no NUL, no lone surrogate (see storableText). */
+export function isStorableText(text: string): boolean {
+  return !text.includes("\0") && text.isWellFormed();
+}
+
 /** A property as text: a string as it is, a number or boolean as its text; otherwise, or when reading it throws, undefined. */
 function textOf(read: () => unknown): string | undefined {
   try {

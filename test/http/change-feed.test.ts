@@ -8,8 +8,19 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { ChangeFeed, type ChangeTopic } from "../../src/http/change-feed.ts";
 import { Task } from "../../src/index.ts";
 import { Activity } from "../../src/platform/entities/activity.ts";
+import type { UserConnection } from "../../src/platform/user-connection.ts";
 import { gate, TEST_POSTGRES_URL, until } from "../helpers.ts";
 import { STORES, startPlatform } from "../platform/helpers.ts";
+
+/** A stored Activity with this title, owned by nobody. */
+async function addActivity(uc: UserConnection, title: string): Promise<Activity> {
+  const activity = new Activity(uc);
+  activity.setDefColumnValues();
+  activity.title = title;
+  activity.ownerId = null;
+  await activity.save();
+  return activity;
+}
 
 class UsrFeedTask {
   static readonly taskOptions = { isolation: "none" } as const;
@@ -67,13 +78,7 @@ for (const store of STORES) {
     it("tells that Activities changed when one is deleted that is neither the newest created nor modified", async () => {
       const platform = await startPlatform(store, { isolation: "none", worker: false });
       const uc = platform.appConnection.systemUserConnection;
-      const add = async (title: string): Promise<Activity> => {
-        const activity = new Activity(uc);
-        activity.setDefColumnValues();
-        activity.title = title;
-        await activity.save();
-        return activity;
-      };
+      const add = (title: string): Promise<Activity> => addActivity(uc, title);
       const older = await add("the older one");
       await add("the newer one");
       const driver = platform.runtime.driver;
@@ -99,13 +104,7 @@ for (const store of STORES) {
     it("tells that Activities changed when a save lands in the same millisecond as the newest one", async () => {
       const platform = await startPlatform(store, { isolation: "none", worker: false });
       const uc = platform.appConnection.systemUserConnection;
-      const add = async (title: string): Promise<Activity> => {
-        const activity = new Activity(uc);
-        activity.setDefColumnValues();
-        activity.title = title;
-        await activity.save();
-        return activity;
-      };
+      const add = (title: string): Promise<Activity> => addActivity(uc, title);
       const first = await add("first");
       const second = await add("second");
       const feed = new ChangeFeed(platform, 10);
@@ -155,14 +154,7 @@ describe("the change feed on postgres, for commits out of order", () => {
     try {
       const schema = (platform.runtime.driver as unknown as { schema: string }).schema;
       const uc = platform.appConnection.systemUserConnection;
-      const add = async (title: string): Promise<Activity> => {
-        const activity = new Activity(uc);
-        activity.setDefColumnValues();
-        activity.title = title;
-        activity.ownerId = null;
-        await activity.save();
-        return activity;
-      };
+      const add = (title: string): Promise<Activity> => addActivity(uc, title);
       const x = await add("x");
       const y = await add("y");
       const feed = new ChangeFeed(platform, 20);
