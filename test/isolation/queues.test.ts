@@ -56,8 +56,9 @@ function storesFor(store: (typeof STORES)[number]): () => string {
   };
 }
 
-async function open(db: string, extra: Partial<RuntimeConfig> = {}): Promise<Runtime> {
+async function open(db: string, extra: Partial<RuntimeConfig> = {}, clockShiftMs = 0): Promise<Runtime> {
   const runtime = createRuntime({ db, logger: false, isolation: "none", tasks: [Record, Held, Limited, Slow], ...extra });
+  runtime.driver.clockShift(clockShiftMs);
   await runtime.start();
   after(() => runtime.stop({ graceMs: 0 }));
   return runtime;
@@ -116,10 +117,13 @@ for (const store of STORES) {
     it("starts at most a class's rate limit per window, across workers; the next window starts more", async () => {
       started.length = 0;
       const db = storeOf();
-      const producer = await open(db, { worker: false });
+      // Windows are fixed (aligned to the epoch): every runtime's clock moves to just after a
+      // window's start, so the test never straddles a boundary the real clock happens to cross.
+      const shift = 60_000 - (Date.now() % 60_000) + 100;
+      const producer = await open(db, { worker: false }, shift);
       const handles = await producer.run(() => Task.startNewMany(Limited, Array.from({ length: 8 }, (_, i) => ({ label: `L${i}` }))));
-      const a = await open(db, { worker: { concurrency: 5 }, maintenance: false });
-      const b = await open(db, { worker: { concurrency: 5 }, maintenance: false });
+      const a = await open(db, { worker: { concurrency: 5 }, maintenance: false }, shift);
+      const b = await open(db, { worker: { concurrency: 5 }, maintenance: false }, shift);
       await until(async () => (await producer.countTasks()).succeeded === 3, "three to run");
       // The window allows no more, whoever asks.
       const probe = { workerId: "probe", leaseMs: 1_000, limit: 10, names: ["Limited"], rate: { limit: 3, intervalMs: 60_000 } };
