@@ -37,9 +37,10 @@ export async function startApp(config: Partial<PlatformConfig> = {}): Promise<Ap
 }
 
 /** A fresh headless Chromium profile; closed when the file's tests end. */
-export async function openBrowser(): Promise<BrowserContext> {
+export async function openBrowser(options: { timezoneId?: string } = {}): Promise<BrowserContext> {
   const profile = mkdtempSync(join(tmpdir(), "underway-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
+    ...options,
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1360, height: 860 },

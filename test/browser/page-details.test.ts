@@ -56,4 +56,26 @@ describe("the web application: details", () => {
     await page.getByRole("textbox", { name: "Script of Create background task" }).waitFor();
     assert.deepEqual(errors, []);
   });
+
+  it("shows times in the signed-in user's time zone and culture, not the browser's", async () => {
+    const { url, platform } = await startApp({ tasks: [MarkerTask] });
+    const user = await platform.users.create({ login: "tokyo", password: "tokyo-pass-1", timeZone: "Asia/Tokyo", culture: "de-DE" });
+    const handle = await platform.runAs(user, () => Task.startNewWithUserConnection(MarkerTask, { markerFile: join(tempDir(), "absent"), note: "" }));
+    await handle.wait({ timeoutMs: 10_000 });
+    const createdAt = (await platform.runtime.getTask(handle.id))?.createdAt;
+    assert.ok(createdAt);
+
+    const page = await (await openBrowser({ timezoneId: "America/New_York" })).newPage();
+    const errors = watchPageErrors(page);
+    await signIn(page, url, "tokyo", "tokyo-pass-1");
+    await page.goto(`${url}/#/tasks/${handle.id}`);
+    const created = page.getByTestId("task-created");
+    await created.waitFor();
+    const style = { dateStyle: "medium", timeStyle: "medium" } as const;
+    const spaces = (s: string) => s.replace(/\s/gu, " ");
+    const shown = spaces(await created.innerText());
+    assert.equal(shown, spaces(new Intl.DateTimeFormat("de-DE", { ...style, timeZone: "Asia/Tokyo" }).format(createdAt)));
+    assert.notEqual(shown, spaces(new Intl.DateTimeFormat("en-US", { ...style, timeZone: "America/New_York" }).format(createdAt)));
+    assert.deepEqual(errors, []);
+  });
 });

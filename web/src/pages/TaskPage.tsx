@@ -134,7 +134,7 @@ export function TaskPage({ id }: { id: string }) {
             {task.attempt} of {task.maxAttempts}
           </dd>
           <dt>Created</dt>
-          <dd>{when(task.createdAt)}</dd>
+          <dd data-testid="task-created">{when(task.createdAt)}</dd>
           <dt>Run at</dt>
           <dd>{when(task.runAt)}</dd>
           <dt>Started</dt>
