@@ -53,6 +53,27 @@ for (const store of STORES) {
       assert.equal((await platform.users.getByLogin(decomposed))?.id, jose.id);
     });
 
+    it("logins do not depend on case: found, signed in and refused as taken in any case, failures counted as one login's", async () => {
+      const platform = await startPlatform(store, { signInLimits: { perLogin: 3, perAddress: 100, windowMs: 60_000 } });
+      const anna = await platform.users.create({ login: "Anna.Smith", password: "anna-pass" });
+      assert.equal(anna.name, "Anna.Smith", "stored as typed");
+      assert.equal((await platform.users.getByLogin("anna.smith"))?.id, anna.id);
+      assert.equal((await platform.users.getByLogin("ANNA.SMITH"))?.id, anna.id);
+      assert.equal((await platform.sessions.signIn("anna.SMITH", "anna-pass"))?.user.id, anna.id);
+      assert.ok(await platform.sessions.signIn("supervisor", "supervisor-pass"), "the Supervisor signs in as supervisor");
+      await assert.rejects(
+        platform.users.create({ login: "ANNA.smith", password: "p" }),
+        /a user with the login "ANNA.smith" already exists \(as "Anna.Smith": logins do not depend on case\)/,
+      );
+      // Two creates of one login in two cases at once: one wins, the other is told it is taken.
+      const both = await Promise.allSettled([platform.users.create({ login: "Twin", password: "p" }), platform.users.create({ login: "tWIN", password: "p" })]);
+      assert.equal(both.filter((r) => r.status === "fulfilled").length, 1);
+      assert.match(String(both.find((r) => r.status === "rejected")?.reason), /already exists/);
+      // Wrong passwords under three cases of one login are three failures of that login.
+      for (const login of ["anna.smith", "ANNA.SMITH", "Anna.Smith"]) assert.equal(await platform.sessions.signIn(login, "wrong"), null);
+      await assert.rejects(platform.sessions.signIn("aNNA.sMITH", "anna-pass"), /too many/i);
+    });
+
     it("a sign-in whose password was checked before a password change or a deactivation gets no session", async () => {
       const platform = await startPlatform(store);
       const carol = await platform.users.create({ login: "carol", password: "old-pass" });

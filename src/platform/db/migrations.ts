@@ -2,6 +2,7 @@ import type { Kysely } from "kysely";
 import { sql } from "./kysely-module.ts";
 import { ActivityConsts, ActivityPriorityIds, ActivityStatusIds, SystemIds } from "../constants.ts";
 import type { PlatformMigration } from "./migrate.ts";
+import { loginKey } from "../users/login-key.ts";
 
 type Dialect = "sqlite" | "postgres";
 
@@ -250,6 +251,27 @@ export const PLATFORM_MIGRATIONS: readonly PlatformMigration[] = [
         .addColumn("SchemaName", "text", (c) => c.primaryKey())
         .addColumn("Deletions", "integer", (c) => c.notNull())
         .execute();
+    },
+  },
+  {
+    version: 7,
+    name: "login_key",
+    // Logins do not depend on case ("supervisor" signs in as the Supervisor): each user gets its
+    // login's key, unique. Logins that already differ only in case ("Bob" and "bob") keep no key:
+    // each is found as typed, and neither by another case.
+    async up(db) {
+      await db.schema.alterTable("SysAdminUnit").addColumn("NameKey", "text").execute();
+      const users = await sql<{ Id: string; Name: string }>`SELECT ${sql.ref("Id")}, ${sql.ref("Name")} FROM ${sql.table("SysAdminUnit")}`.execute(db);
+      const byKey = new Map<string, string[]>();
+      for (const { Id, Name } of users.rows) {
+        const key = loginKey(Name);
+        byKey.set(key, [...(byKey.get(key) ?? []), Id]);
+      }
+      for (const [key, ids] of byKey) {
+        if (ids.length !== 1) continue;
+        await sql`UPDATE ${sql.table("SysAdminUnit")} SET ${sql.ref("NameKey")} = ${key} WHERE ${sql.ref("Id")} = ${ids[0]}`.execute(db);
+      }
+      await db.schema.createIndex("SysAdminUnit_NameKey").on("SysAdminUnit").column("NameKey").unique().execute();
     },
   },
 ];

@@ -13,6 +13,8 @@ export interface ContactTable {
 export interface SysAdminUnitTable {
   Id: string;
   Name: string;
+  /** loginKey(Name): the login without regard to case; null for logins that shared a key when keys came in (found only as typed). */
+  NameKey: string | null;
   ContactId: string;
   Culture: string;
   TimeZone: string;

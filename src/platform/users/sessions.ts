@@ -6,6 +6,7 @@ import { toBoolean, toDate } from "../db/values.ts";
 import { hashPassword, verifyPassword } from "./passwords.ts";
 import { SignInCounter, type SignInLimits } from "./sign-in-limits.ts";
 import type { PlatformUser, Users } from "./users.ts";
+import { loginKey } from "./login-key.ts";
 
 export interface Session {
   readonly user: PlatformUser;
@@ -48,8 +49,9 @@ export class Sessions {
    */
   async signIn(login: unknown, password: unknown, address?: string): Promise<(Session & { token: string }) | null> {
     if (typeof login !== "string" || typeof password !== "string" || login.length > 250 || password.length > 1024) return null;
-    // Counted under the login's NFC form, as it is stored: another form of one login is one login.
-    const counted = login.normalize("NFC");
+    // Counted under the login's key: another case or normal form of one login is one login (and
+    // does not get a count of its own).
+    const counted = loginKey(login);
     await this.failures.attempt(counted, address);
     const session = await this.checkedSignIn(login, password);
     if (session) await this.failures.succeeded(counted, address);

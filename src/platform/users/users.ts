@@ -5,6 +5,7 @@ import { SystemIds } from "../constants.ts";
 import type { PlatformTables } from "../db/tables.ts";
 import { isUniqueViolation, toBoolean } from "../db/values.ts";
 import { assertCulture, assertTimeZone, hasControlCharacter } from "../../tasks/initiator.ts";
+import { loginKey } from "./login-key.ts";
 import { hashPassword } from "./passwords.ts";
 
 /** A user (the platform's system administration unit) with its contact and roles. */
@@ -56,15 +57,28 @@ export class Users {
     return this.find("u.Id", id);
   }
 
-  /** The user of a login, in whichever Unicode normal form it is typed (logins are stored NFC). */
+  /**
+   * The user of a login, in whichever case and Unicode normal form it is typed (logins are stored
+   * NFC; see loginKey).
+   */
   async getByLogin(login: string): Promise<PlatformUser | null> {
-    if (typeof login !== "string") return null;
-    const nfc = login.normalize("NFC");
-    // A login stored before logins were normalised is found as it was typed.
-    return (await this.find("u.Name", nfc)) ?? (nfc === login ? null : this.find("u.Name", login));
+    const id = await this.idOfLogin(login);
+    return id === null ? null : this.find("u.Id", id);
   }
 
-  private async find(column: "u.Id" | "u.Name", value: string): Promise<PlatformUser | null> {
+  /**
+   * The id of a login's user: the login as stored (NFC, or as typed for one stored before logins
+   * were normalised), else the one user whose login differs only in case.
+   */
+  private async idOfLogin(login: string): Promise<string | null> {
+    if (typeof login !== "string" || login.length === 0 || login.length > 250) return null;
+    const by = async (column: "Name" | "NameKey", value: string) =>
+      (await this.db.selectFrom("SysAdminUnit").select("Id").where(column, "=", value).executeTakeFirst())?.Id ?? null;
+    const nfc = login.normalize("NFC");
+    return (await by("Name", nfc)) ?? (nfc === login ? null : await by("Name", login)) ?? (await by("NameKey", loginKey(login)));
+  }
+
+  private async find(column: "u.Id", value: string): Promise<PlatformUser | null> {
     if (typeof value !== "string" || value.length === 0 || value.length > 250) return null;
     const row = await this.db
       .selectFrom("SysAdminUnit as u")
@@ -99,9 +113,11 @@ export class Users {
     const id = randomUUID();
     const contactId = randomUUID();
     const now = new Date(await this.store.clockNow());
-    const taken = () => new Error(`a user with the login ${JSON.stringify(login)} already exists`);
+    const taken = (as?: string) =>
+      new Error(`a user with the login ${JSON.stringify(login)} already exists${as && as !== login ? ` (as ${JSON.stringify(as)}: logins do not depend on case)` : ""}`);
     await this.store.transaction(async () => {
-      if (await this.getByLogin(login)) throw taken();
+      const existing = await this.getByLogin(login);
+      if (existing) throw taken(existing.name);
       await this.db
         .insertInto("Contact")
         .values({ Id: contactId, Name: contactName, CreatedOn: now, CreatedById: null, ModifiedOn: now, ModifiedById: null })
@@ -111,6 +127,7 @@ export class Users {
         .values({
           Id: id,
           Name: login,
+          NameKey: loginKey(login),
           ContactId: contactId,
           Culture: culture,
           TimeZone: timeZone,
@@ -165,9 +182,9 @@ export class Users {
   }
 
   async passwordHashOf(login: string): Promise<{ id: string; hash: string | null } | null> {
-    const read = (name: string) => this.db.selectFrom("SysAdminUnit").select(["Id", "PasswordHash"]).where("Name", "=", name).executeTakeFirst();
-    const nfc = login.normalize("NFC");
-    const row = (await read(nfc)) ?? (nfc === login ? undefined : await read(login));
+    const id = await this.idOfLogin(login);
+    if (id === null) return null;
+    const row = await this.db.selectFrom("SysAdminUnit").select(["Id", "PasswordHash"]).where("Id", "=", id).executeTakeFirst();
     return row ? { id: row.Id, hash: row.PasswordHash } : null;
   }
 
