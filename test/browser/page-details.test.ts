@@ -78,4 +78,29 @@ describe("the web application: details", () => {
     assert.notEqual(shown, spaces(new Intl.DateTimeFormat("en-US", { ...style, timeZone: "America/New_York" }).format(createdAt)));
     assert.deepEqual(errors, []);
   });
+
+  it("cancels a task once on a double-click of Cancel, and says so without an error", async () => {
+    const { url, platform } = await startApp({ tasks: [MarkerTask] });
+    const supervisor = await platform.users.getByLogin("Supervisor");
+    assert.ok(supervisor);
+    const handle = await platform.runAs(supervisor, () =>
+      Task.startNewWithUserConnection(MarkerTask, { markerFile: join(tempDir(), "absent"), note: "" }, { delayMs: 3_600_000 }),
+    );
+    const page = await (await openBrowser()).newPage();
+    const errors = watchPageErrors(page);
+    const cancels: string[] = [];
+    page.on("request", (request) => {
+      if (request.method() === "POST" && request.url().endsWith(`/api/tasks/${handle.id}/cancel`)) cancels.push(request.url());
+    });
+    await signIn(page, url, "Supervisor", SUPERVISOR_PASSWORD);
+    await page.goto(`${url}/#/tasks/${handle.id}`);
+    await page.getByTestId("task-state").filter({ hasText: "queued" }).waitFor();
+    await page.getByRole("button", { name: "Cancel" }).dblclick();
+    await page.getByTestId("task-state").filter({ hasText: "canceled" }).waitFor();
+    await page.getByText("Canceled.").waitFor();
+    assert.equal(cancels.length, 1, "one cancel request for one double-click");
+    assert.equal(await page.locator("section .error").count(), 0);
+    assert.equal((await platform.runtime.getTask(handle.id)).state, "canceled");
+    assert.deepEqual(errors, []);
+  });
 });

@@ -33,8 +33,13 @@ export function TaskPage({ id }: { id: string }) {
   };
   useLive("tasks", load, [id]);
 
+  // Checked at the click itself, before the page renders the buttons disabled: a double-click
+  // sends one request, not a second that the server refuses ("already canceled").
+  const acting = useRef(false);
   const act = async (verb: "retry" | "cancel" | "delete"): Promise<void> => {
+    if (acting.current) return;
     if (verb === "delete" && !window.confirm(`Delete task ${id} and its error history?`)) return;
+    acting.current = true;
     setBusy(true);
     try {
       if (verb === "delete") {
@@ -51,6 +56,7 @@ export function TaskPage({ id }: { id: string }) {
       setNotice(null);
       setError((err as Error).message);
     } finally {
+      acting.current = false;
       setBusy(false);
     }
   };
