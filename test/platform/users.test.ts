@@ -2,6 +2,10 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SystemIds } from "../../src/platform/constants.ts";
 import { sql } from "../../src/platform/db/kysely-module.ts";
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { Platform } from "../../src/platform/platform.ts";
+import { TEST_POSTGRES_URL } from "../helpers.ts";
 import { STORES, startPlatform } from "./helpers.ts";
 
 for (const store of STORES) {
@@ -107,5 +111,35 @@ for (const store of STORES) {
       assert.equal(await count(), 1, "the expired session is still stored");
       assert.equal(await platform.sessions.authenticate(first.token), null);
     });
+
+    if (store === "postgres") {
+      it("starts, once its tables are in place, as a role that may read and write them but not create any", async () => {
+        const owner = await startPlatform(store);
+        const schema = owner.runtime.driver.schema!;
+        await owner.stop({ graceMs: 0 });
+        const role = `underway_test_dml_${randomBytes(4).toString("hex")}`;
+        const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+        await admin.connect();
+        try {
+          await admin.query(`CREATE ROLE ${role} LOGIN`);
+          await admin.query(`GRANT USAGE ON SCHEMA "${schema}" TO ${role}`);
+          await admin.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "${schema}" TO ${role}`);
+          await admin.query(`GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA "${schema}" TO ${role}`);
+          const url = new URL(TEST_POSTGRES_URL);
+          url.username = role;
+          url.searchParams.set("schema", schema);
+          const restricted = await Platform.start({ db: url.toString(), logger: false, secret: "platform tests secret value", adminPassword: "supervisor-pass" });
+          try {
+            assert.ok(await restricted.sessions.signIn("Supervisor", "supervisor-pass"));
+          } finally {
+            await restricted.stop({ graceMs: 0 });
+          }
+        } finally {
+          await admin.query(`DROP OWNED BY ${role}`).catch(() => undefined);
+          await admin.query(`DROP ROLE IF EXISTS ${role}`);
+          await admin.end();
+        }
+      });
+    }
   });
 }

@@ -10,10 +10,35 @@ export interface PlatformMigration {
 }
 
 /**
+ * The versions applied, read without a lock or DDL; null when the migrations table is missing.
+ * On PostgreSQL the table is looked up in the store's schema itself: the search path also holds
+ * public, whose table (a platform installed there) must not answer for this schema.
+ */
+async function appliedVersions(store: StorageDriver, db: Kysely<unknown>): Promise<Set<number> | null> {
+  let table;
+  if (store.dialect === "postgres") {
+    const schema = store.schema ?? "public";
+    const found = await sql<{ present: boolean }>`SELECT to_regclass(format('%I.%I', ${schema}::text, 'UnderwayPlatformMigrations')) IS NOT NULL AS present`.execute(db);
+    if (!found.rows[0]?.present) return null;
+    table = sql.table(`${schema}.UnderwayPlatformMigrations`);
+  } else {
+    const found = await sql`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'UnderwayPlatformMigrations'`.execute(db);
+    if (found.rows.length === 0) return null;
+    table = sql.table("UnderwayPlatformMigrations");
+  }
+  const rows = (await sql<{ Version: number }>`SELECT "Version" FROM ${table}`.execute(db)).rows;
+  return new Set(rows.map((r) => Number(r.Version)));
+}
+
+/**
  * Applies the pending platform migrations in one transaction. Safe when several processes start
- * at once: SQLite's write lock, or an advisory lock on PostgreSQL, makes them take turns.
+ * at once: SQLite's write lock, or an advisory lock on PostgreSQL, makes them take turns. Up to
+ * date, it takes no lock and runs no DDL, so a role without CREATE rights on the schema can start
+ * a platform whose tables are in place.
  */
 export async function migratePlatform(store: StorageDriver, db: Kysely<unknown>, migrations: readonly PlatformMigration[]): Promise<void> {
+  const applied = await appliedVersions(store, db);
+  if (applied && migrations.every((m) => applied.has(m.version)) && Math.max(0, ...applied) <= Math.max(0, ...migrations.map((m) => m.version))) return;
   await store.transaction(async () => {
     if (store.dialect === "postgres") {
       await sql`SELECT pg_advisory_xact_lock(hashtext(${`underway-platform:${store.schema ?? ""}`}))`.execute(db);
