@@ -268,6 +268,7 @@ export function buildProgram(): Command {
         shutdownGraceMs: options.grace,
         isolation: options.isolation,
         worker: { concurrency: options.concurrency, leaseMs: options.lease, ...(queues ? { queues } : {}) },
+        generateAdminPassword: false,
       });
       let closeHttp: (() => Promise<void>) | null = null;
       // Signals are handled from the first moment: the worker may claim tasks while starting.
@@ -310,6 +311,7 @@ export function buildProgram(): Command {
         maintenance: options.wait ? {} : false,
         worker: options.wait ? {} : false,
         shutdownGraceMs: 1_000,
+        generateAdminPassword: false,
       });
       try {
         const user = await platform.users.getByLogin(options.user);

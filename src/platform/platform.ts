@@ -30,6 +30,13 @@ export interface PlatformConfig extends Omit<RuntimeConfig, "userConnectionFacto
   readonly adminPassword?: string;
   /** Told the generated Supervisor password once, on a fresh database. Default: printed to stderr. */
   readonly onGeneratedAdminPassword?: (password: string) => void;
+  /**
+   * Whether this process generates the Supervisor's password on a fresh database when none is
+   * given. Default true. `underway worker` and `underway run` say false: a worker's output often
+   * goes where others read it, and the password is for whoever signs in to the web application,
+   * whose process generates it (a given password is set either way).
+   */
+  readonly generateAdminPassword?: boolean;
   /** Package folders saved and published at start when the package has no build yet, or the folder changed since. */
   readonly packages?: readonly string[];
   /** How often a worker looks for newer package builds, ms. Default 1,000. */
@@ -152,7 +159,9 @@ export class Platform {
       },
     });
     try {
-      const { generated } = await platform.users.ensureSupervisorPassword(config.adminPassword ?? process.env.UNDERWAY_ADMIN_PASSWORD);
+      const { generated } = await platform.users.ensureSupervisorPassword(config.adminPassword ?? process.env.UNDERWAY_ADMIN_PASSWORD, {
+        generate: config.generateAdminPassword ?? true,
+      });
       await platform.defineSchedulesOfPackages();
       for (const folder of config.packages ?? []) await platform.installPackage(folder);
       if (generated) {

@@ -34,7 +34,7 @@ function underwayWith(more: { env?: Record<string, string>; timeoutMs?: number }
 function serving(...args: string[]): { child: ChildProcess; exited: Promise<number | null>; output: () => string } {
   const child = spawn(process.execPath, [join(root, "bin", "underway.mjs"), ...args], {
     cwd: root,
-    env: { ...process.env, UNDERWAY_LOG_LEVEL: "warn", UNDERWAY_DB: "" },
+    env: { ...process.env, UNDERWAY_LOG_LEVEL: "warn", UNDERWAY_DB: "", UNDERWAY_ADMIN_PASSWORD: "" },
   });
   let output = "";
   child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -328,6 +328,8 @@ describe("underway CLI", () => {
       assert.equal(health.status, 200);
       assert.equal(((await health.json()) as { status: string }).status, "ok");
       assert.equal((await fetch(`${url}/api/tasks`)).status, 404);
+      // A worker on a fresh database leaves the Supervisor's password to the web application's process.
+      assert.doesNotMatch(output(), /password/i);
     } finally {
       if (child.exitCode === null) child.kill("SIGTERM");
     }

@@ -190,11 +190,13 @@ export class Users {
 
   /**
    * Gives the Supervisor a password on a fresh database: `password` (from UNDERWAY_ADMIN_PASSWORD)
-   * or a generated one, which is returned so that it can be shown once. Never a fixed default.
+   * or, unless `generate` is false, a generated one, which is returned so that it can be shown
+   * once. Never a fixed default.
    */
-  async ensureSupervisorPassword(password: string | undefined): Promise<{ generated: string | null }> {
+  async ensureSupervisorPassword(password: string | undefined, options: { generate?: boolean } = {}): Promise<{ generated: string | null }> {
     const row = await this.db.selectFrom("SysAdminUnit").select("PasswordHash").where("Id", "=", SystemIds.SupervisorUserId).executeTakeFirst();
     if (!row || row.PasswordHash) return { generated: null };
+    if (!password && options.generate === false) return { generated: null };
     const chosen = password && password.length > 0 ? password : randomBytes(12).toString("base64url");
     await this.setPassword(SystemIds.SupervisorUserId, chosen);
     return { generated: password ? null : chosen };
