@@ -17,6 +17,7 @@ import { taskRoutes } from "./routes/tasks.ts";
 import { staticAssets } from "./static-assets.ts";
 import { WEB_DIST } from "./web-assets.ts";
 import { isStorableText } from "../tasks/error-info.ts";
+import { STORE_CHECK_LIMIT_MS, withinMs } from "../observability/time-limit.ts";
 
 export interface HttpServerOptions {
   readonly runtime: Runtime;
@@ -232,7 +233,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
 
   app.get("/healthz", async (_request, reply) => {
     try {
-      await runtime.driver.ping();
+      await withinMs(runtime.driver.ping(), STORE_CHECK_LIMIT_MS, "the store");
       return { status: "ok", store: runtime.driver.dialect, worker: runtime.worker ? { id: runtime.worker.id, active: runtime.worker.activeCount } : null };
     } catch (error) {
       // The reason goes to the log: a driver's message can name the database's address, and

@@ -13,6 +13,7 @@
 import { createRequire } from "node:module";
 import type { Counter, Histogram, Registry } from "prom-client";
 import type { StorageDriver } from "../store/driver.ts";
+import { STORE_CHECK_LIMIT_MS, withinMs } from "./time-limit.ts";
 
 /** Seconds: from a few ms (a no-op task picked up at once) to an hour. */
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600] as const;
@@ -115,10 +116,22 @@ export class TaskMetrics {
     // every metric's collect in one synchronous pass, and the read is forgotten after it. A store
     // that cannot be read leaves the depth out, not the scrape: the process's own counts are
     // worth having most when the store is in trouble.
+    // A store that does not answer within STORE_CHECK_LIMIT_MS counts as down; its read is not
+    // asked again while it is still out (scrapes would pile reads up on a hung connection), each
+    // scrape waiting for it at most the limit again.
     let reading: Promise<Awaited<ReturnType<StorageDriver["taskQueueDepth"]>> | null> | null = null;
+    let outstanding: Promise<Awaited<ReturnType<StorageDriver["taskQueueDepth"]>>> | null = null;
     const readDepth = () => {
       if (reading === null) {
-        reading = driver.taskQueueDepth().catch(() => null);
+        if (outstanding === null) {
+          const read = driver.taskQueueDepth();
+          outstanding = read;
+          const settled = () => {
+            if (outstanding === read) outstanding = null;
+          };
+          read.then(settled, settled);
+        }
+        reading = withinMs(outstanding, STORE_CHECK_LIMIT_MS, "the store").catch(() => null);
         queueMicrotask(() => (reading = null));
       }
       return reading;

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
+import pg from "pg";
 import { createHttpServer } from "../../src/http/server.ts";
-import { startRuntime, tempDir } from "../helpers.ts";
+import { STORE_CHECK_LIMIT_MS } from "../../src/observability/time-limit.ts";
+import { startRuntime, TEST_POSTGRES_URL, tempDir, tempSchema } from "../helpers.ts";
 
 it("GET /healthz answers with the store and worker, and 503 once the store is gone", async () => {
   const runtime = await startRuntime({ dir: tempDir() });
@@ -25,4 +27,49 @@ it("GET /healthz answers with the store and worker, and 503 once the store is go
   const down = await app.inject({ method: "GET", url: "/healthz" });
   assert.equal(down.statusCode, 503);
   await app.close();
+});
+
+it("GET /healthz answers 503 within the store check's limit when the store hangs", async (t) => {
+  const runtime = await startRuntime({ dir: tempDir(), worker: false });
+  const app = await createHttpServer({ runtime });
+  const driver = runtime.driver as { ping: () => Promise<void> };
+  driver.ping = () => new Promise(() => undefined);
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  try {
+    const pending = app.inject({ method: "GET", url: "/healthz" });
+    let answered = false;
+    void pending.then(() => (answered = true));
+    let movedMs = 0;
+    while (!answered) {
+      await new Promise((resolve) => setImmediate(resolve));
+      t.mock.timers.tick(250);
+      movedMs += 250;
+      assert.ok(movedMs <= STORE_CHECK_LIMIT_MS + 1_000, "the health check waits past the store check's limit");
+    }
+    assert.equal((await pending).statusCode, 503);
+  } finally {
+    t.mock.timers.reset();
+    await app.close();
+    await runtime.stop();
+  }
+});
+
+it("GET /healthz answers 503 on PostgreSQL once the store's schema is gone", async () => {
+  const schema = tempSchema();
+  const runtime = await startRuntime({ dir: tempDir(), db: `${TEST_POSTGRES_URL}?schema=${schema}`, worker: false });
+  const app = await createHttpServer({ runtime });
+  try {
+    assert.equal((await app.inject({ method: "GET", url: "/healthz" })).statusCode, 200);
+    const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await admin.connect();
+    try {
+      await admin.query(`DROP SCHEMA "${schema}" CASCADE`);
+    } finally {
+      await admin.end();
+    }
+    assert.equal((await app.inject({ method: "GET", url: "/healthz" })).statusCode, 503);
+  } finally {
+    await app.close();
+    await runtime.stop();
+  }
 });

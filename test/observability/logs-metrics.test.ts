@@ -7,6 +7,7 @@ import { Writable } from "node:stream";
 import { describe, it } from "node:test";
 import pino from "pino";
 import { createHttpServer } from "../../src/http/server.ts";
+import { STORE_CHECK_LIMIT_MS } from "../../src/observability/time-limit.ts";
 import { runAsUser, Task, type IBackgroundTask, type IUserConnectionRequired, type TaskContext, type UserConnectionLike } from "../../src/index.ts";
 import { until } from "../helpers.ts";
 import { newStore, runtimeOn, STORES } from "../scheduling/stores.ts";
@@ -190,6 +191,44 @@ for (const store of STORES) {
         assert.match(back, /^underway_store_up 1$/m);
         assert.match(back, /^underway_queue_depth\{queue="default",state="due"\} 1$/m);
       } finally {
+        driver.taskQueueDepth = read;
+        await app.close();
+      }
+    });
+
+    it("answers a scrape within the store check's limit when the store hangs, and asks a hung store once", async (t) => {
+      const runtime = await runtimeOn(newStore(store), { tasks: [Ok], worker: false });
+      await runtime.run(() => Task.startNew(Ok, { n: 1 }));
+      const app = await createHttpServer({ runtime, webRoot: false });
+      const driver = runtime.driver as { taskQueueDepth: typeof runtime.driver.taskQueueDepth };
+      const read = driver.taskQueueDepth;
+      try {
+        // A store that never answers (packets dropped on the way): the clock is moved, not waited for.
+        let asked = 0;
+        driver.taskQueueDepth = () => {
+          asked++;
+          return new Promise(() => undefined);
+        };
+        t.mock.timers.enable({ apis: ["setTimeout"] });
+        for (let scrapeNo = 0; scrapeNo < 2; scrapeNo++) {
+          const pending = app.inject({ method: "GET", url: "/metrics" });
+          let answered = false;
+          void pending.then(() => (answered = true));
+          let movedMs = 0;
+          while (!answered) {
+            await new Promise((resolve) => setImmediate(resolve));
+            t.mock.timers.tick(250);
+            movedMs += 250;
+            assert.ok(movedMs <= STORE_CHECK_LIMIT_MS + 1_000, "the scrape waits past the store check's limit");
+          }
+          const response = await pending;
+          assert.equal(response.statusCode, 200);
+          assert.match(response.body, /^underway_store_up 0$/m);
+          assert.match(response.body, /^underway_tasks_enqueued_total\{task="Ok"\} 1$/m);
+        }
+        assert.equal(asked, 1, "the second scrape asked the hung store again");
+      } finally {
+        t.mock.timers.reset();
         driver.taskQueueDepth = read;
         await app.close();
       }

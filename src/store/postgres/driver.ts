@@ -154,8 +154,9 @@ export class PostgresDriver implements StorageDriver {
     this.sql = queriesFor(this.quotedSchema);
   }
 
+  /** Reads the store's own table: a server that answers with the schema gone is not a store. */
   async ping(): Promise<void> {
-    await this.query("SELECT 1", []);
+    await this.query(`SELECT 1 FROM ${this.quotedSchema}.underway_tasks LIMIT 0`, []);
   }
 
   async clockNow(): Promise<number> {
