@@ -209,4 +209,43 @@ describe("the web application: configuration", () => {
     assert.equal(await page.getByTestId("current-user").count(), 0);
     assert.deepEqual(errors, []);
   });
+
+  it("says when the packages or their schemas cannot be loaded", async () => {
+    const { url } = await startApp();
+    for (const path of ["**/api/packages", "**/api/packages/*/schemas"]) {
+      const page = await (await openBrowser()).newPage();
+      await signIn(page, url, "Supervisor", SUPERVISOR_PASSWORD);
+      await page.route(path, (route) => route.fulfill({ status: 500, contentType: "application/json", body: JSON.stringify({ error: "internal error" }) }));
+      await page.getByRole("link", { name: "Configuration" }).click();
+      await page.getByTestId("config-status").filter({ hasText: "internal error" }).waitFor();
+      await page.close();
+    }
+  });
+
+  it("clears a refused save's problems once a save succeeds", async () => {
+    const { url } = await startApp();
+    const page = await (await openBrowser()).newPage();
+    const errors = watchPageErrors(page);
+    await signIn(page, url, "Supervisor", SUPERVISOR_PASSWORD);
+    await page.getByRole("link", { name: "Configuration" }).click();
+    await page.locator('[data-schema="UsrBackgroundTaskExampleProcess"]').click();
+    const modeler = page.getByTestId("bpmn-modeler");
+    await modeler.locator('[data-element-id="ScriptTask_CreateBackgroundTask"]').waitFor();
+    // A flow deleted: the diagram no longer reaches its end, and the save is refused with problems.
+    await modeler.locator('[data-element-id="SequenceFlow1"]').click({ force: true });
+    await page.keyboard.press("Delete");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByTestId("problems").waitFor();
+    assert.equal(await page.getByTestId("config-status").getAttribute("class"), "error");
+    // Undone, the save succeeds, and the problems it had go.
+    await modeler.click({ position: { x: 5, y: 5 } });
+    await page.keyboard.press("Control+z");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByTestId("config-status").filter({ hasText: "Saved UsrBackgroundTaskExampleProcess." }).waitFor();
+    assert.equal(await page.getByTestId("problems").count(), 0);
+    assert.deepEqual(
+      errors.filter((e) => !/status of 422/.test(e)),
+      [],
+    );
+  });
 });

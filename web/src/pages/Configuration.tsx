@@ -33,6 +33,9 @@ export function Configuration() {
   const [text, setText] = useState("");
   const [dirty, setDirty] = useState(false);
   const [problems, setProblems] = useState<Problem[]>([]);
+  // Where the problems shown came from: a save's refusal is over once a save succeeds; a failed
+  // publish's compile errors stand until the next publish.
+  const problemsFrom = useRef<"save" | "publish">("publish");
   const [status, setStatus] = useState<{ text: string; error?: boolean } | null>(null);
   const [busy, setBusy] = useState(false);
   const modeler = useRef<BpmnEditorHandle | null>(null);
@@ -90,9 +93,11 @@ export function Configuration() {
       setCurrent(saved);
       setDirty(false);
       setStatus({ text: `Saved ${current.name}.` });
+      if (problemsFrom.current === "save") setProblems([]);
       return true;
     } catch (err) {
       const e = err as ApiError;
+      problemsFrom.current = "save";
       setProblems(Array.isArray(e.body?.problems) ? (e.body.problems as Problem[]) : []);
       setStatus({ text: e.message, error: true });
       return false;
@@ -108,11 +113,13 @@ export function Configuration() {
         if (what === "save") return;
       }
       const r = await api<{ version: number }>("POST", `/api/packages/${encodeURIComponent(pkg ?? "")}/publish`);
+      problemsFrom.current = "publish";
       setProblems([]);
       setStatus({ text: `Published ${pkg} version ${r.version}.` });
       await loadPackages();
     } catch (err) {
       const e = err as ApiError;
+      problemsFrom.current = "publish";
       setProblems(Array.isArray(e.body?.problems) ? (e.body.problems as Problem[]) : []);
       setStatus({ text: e.status === 422 ? "Publish failed: the package does not compile. The previous build stays in use." : e.message, error: true });
     } finally {
@@ -166,6 +173,12 @@ export function Configuration() {
           ))}
         </aside>
         <div class="grow">
+          {/* Without a schema open (the packages or their schemas could not be loaded), the status still shows. */}
+          {!current && status && (
+            <p class={status.error ? "error" : "notice"} data-testid="config-status">
+              {status.text}
+            </p>
+          )}
           {current && (
             <>
               <div class="editor-head">
