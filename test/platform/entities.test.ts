@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import type { Kysely } from "kysely";
 import { describe, it } from "node:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -9,7 +11,7 @@ import { ActivityConsts, ActivityPriorityIds, ActivityStatusIds, SystemIds } fro
 import { Activity } from "../../src/platform/entities/activity.ts";
 import { Entity } from "../../src/platform/entities/entity.ts";
 import { EntitySecurityError, EntityValidationError } from "../../src/platform/entities/errors.ts";
-import { EntitySchemaQuery } from "../../src/platform/entities/query.ts";
+import { EntitySchemaQuery, MAX_UNPAGED_RECORDS } from "../../src/platform/entities/query.ts";
 import { sql } from "../../src/platform/db/kysely-module.ts";
 import { STORES, startPlatform } from "./helpers.ts";
 
@@ -151,6 +153,13 @@ for (const store of STORES) {
       await failing((q) => q.addFilter("StartDate", "contains", "20"), /a contains filter needs a text column; StartDate is datetime/);
       await failing((q) => q.addFilter("Title", "contains", "x".repeat(1_001)), /is longer than 1,000 characters/);
       await failing((q) => q.addFilter("StartDate", "greater", null), /a greater filter on StartDate needs a value/);
+      // Searched text is held to what a stored value is: SQLite would end the pattern at the NUL
+      // and find every record, PostgreSQL would refuse the statement with a database error.
+      await failing((q) => q.addFilter("Title", "contains", "\u0000"), /^a contains filter on Title must not contain a NUL character \(U\+0000\), at index 0$/);
+      await failing((q) => q.addFilter("Title", "contains", "Är\u0000zzz"), /^a contains filter on Title must not contain a NUL character \(U\+0000\), at index 2$/);
+      await failing((q) => q.addFilter("Owner.Name", "startsWith", "A\u0000"), /^a startsWith filter on Owner.Name must not contain a NUL character \(U\+0000\), at index 1$/);
+      await failing((q) => q.addFilter("Title", "contains", "\ud800"), /^a contains filter on Title is not well-formed Unicode: it holds an unpaired UTF-16 surrogate$/);
+      await failing((q) => q.addFilter("Title", "startsWith", "Ärger \udfff"), /^a startsWith filter on Title is not well-formed Unicode/);
 
       // A title searched as it is stored is found, whatever lowercasing does with its letters in
       // context (a final Σ, a dotted İ): the store lowers both sides alike.
@@ -305,6 +314,129 @@ for (const store of STORES) {
         (await new EntitySchemaQuery(admin, "Activity").addColumn("Title").orderBy("DueDate", direction).getEntityCollection()).map((r) => r.Title);
       assert.deepEqual(await titles("asc"), ["none", "early", "late"]);
       assert.deepEqual(await titles("desc"), ["late", "early", "none"]);
+      // Any other direction is refused, not taken for descending.
+      for (const [direction, given] of [["ASC", '"ASC"'], ["ascending", '"ascending"'], ["", '""'], [1, "number"]] as const) {
+        assert.throws(
+          () => new EntitySchemaQuery(admin, "Activity").orderBy("DueDate", direction as never),
+          (e: unknown) => e instanceof EntityValidationError && e.message === `the order of DueDate must be "asc" or "desc", got ${given}`,
+        );
+      }
+    });
+
+    it("returns every matching record without setPaging, and refuses a query that would return more than 10,000", async () => {
+      const platform = await startPlatform(store, { isolation: "none" });
+      const admin = platform.appConnection.systemUserConnection;
+      await platform.db.schema.createTable("UsrItem").addColumn("Id", "text", (c) => c.primaryKey()).addColumn("Name", "text").execute();
+      platform.entitySchemaManager.register({
+        name: "UsrItem",
+        primaryDisplayColumn: "Name",
+        columns: [
+          { name: "Id", type: "guid", required: true, default: { source: "newId" } },
+          { name: "Name", type: "text" },
+        ],
+      });
+      const db = platform.db as unknown as Kysely<{ UsrItem: { Id: string; Name: string } }>;
+      let count = 0;
+      const addItems = async (n: number) => {
+        for (let left = n; left > 0; left -= 500) {
+          const rows = Array.from({ length: Math.min(left, 500) }, () => ({ Id: randomUUID(), Name: `item ${count++}` }));
+          await db.insertInto("UsrItem").values(rows).execute();
+        }
+      };
+      const names = async (build: (q: EntitySchemaQuery) => EntitySchemaQuery = (q) => q) =>
+        (await build(new EntitySchemaQuery(admin, "UsrItem").addColumn("Name")).getEntityCollection()).map((r) => r.Name);
+
+      // More than a page of the web's list: all of them, with and without a filter.
+      await addItems(60);
+      assert.equal((await names()).length, 60);
+      assert.equal((await names((q) => q.addFilter("Name", "startsWith", "item"))).length, 60);
+      assert.deepEqual(await names((q) => q.orderBy("Name").setPaging(1, 2)), ["item 1", "item 10"]);
+
+      assert.equal(MAX_UNPAGED_RECORDS, 10_000);
+      await addItems(MAX_UNPAGED_RECORDS - 60);
+      assert.equal(new Set(await names()).size, 10_000);
+      // One more, and the query is refused rather than cut short.
+      await addItems(1);
+      await assert.rejects(
+        names(),
+        (e: unknown) =>
+          e instanceof EntityValidationError &&
+          e.message ===
+            "a query of UsrItem without setPaging asks for every matching record, and more than 10,000 match: use setPaging(offset, limit) to read them a page (of up to 1,000) at a time",
+      );
+      // Paged, or filtered to fewer, it runs.
+      assert.deepEqual(await names((q) => q.orderBy("Name").setPaging(10_000, 1_000)), ["item 9999"]);
+      assert.equal((await names((q) => q.addFilter("Name", "startsWith", "item 1"))).length, 1_112);
+    });
+
+    it("joins lookups whose long names begin alike, which PostgreSQL would cut to one name", async () => {
+      const platform = await startPlatform(store, { isolation: "none" });
+      const admin = platform.appConnection.systemUserConnection;
+      // Two lookup columns whose names share their first 61 characters: an alias made of "j_" and
+      // the name would be the same 63 bytes for both.
+      const shared = `Usr${"Contact".repeat(8)}Of`;
+      assert.equal(shared.length, 61);
+      const [first, second] = [`${shared}One`, `${shared}Two`];
+      await platform.db.schema
+        .createTable("UsrLongLookups")
+        .addColumn("Id", "text", (c) => c.primaryKey())
+        .addColumn("Name", "text")
+        .addColumn(`${first}Id`, "text")
+        .addColumn(`${second}Id`, "text")
+        .execute();
+      platform.entitySchemaManager.register({
+        name: "UsrLongLookups",
+        primaryDisplayColumn: "Name",
+        columns: [
+          { name: "Id", type: "guid", required: true, default: { source: "newId" } },
+          { name: "Name", type: "text" },
+          { name: first, type: "lookup", referenceSchema: "Contact" },
+          { name: second, type: "lookup", referenceSchema: "Contact" },
+        ],
+      });
+      const alice = await platform.users.create({ login: "alice", password: "alice-pass", contactName: "Alice A" });
+      const record = Entity.create(admin, "UsrLongLookups");
+      record.setDefColumnValues();
+      record.setColumnValue("Name", "both");
+      record.setColumnValue(first, alice.contactId);
+      record.setColumnValue(second, SystemIds.SupervisorContactId);
+      await record.save();
+      const rows = await new EntitySchemaQuery(admin, "UsrLongLookups")
+        .addColumn("Name")
+        .addColumn(`${first}.Name`)
+        .addColumn(`${second}.Name`)
+        .addFilter(`${first}.Name`, "startsWith", "Alice")
+        .orderBy(`${second}.Name`)
+        .getEntityCollection();
+      assert.deepEqual(
+        rows.map((r) => [r.Name, r[`${first}.Name`], r[`${second}.Name`]]),
+        [["both", "Alice A", "Supervisor"]],
+      );
+    });
+
+    it("searches text in any case alike on both stores: Σ, σ and ς are one letter, İ is i", async () => {
+      const platform = await startPlatform(store, { isolation: "none" });
+      const admin = platform.appConnection.systemUserConnection;
+      for (const title of ["ΟΔΟΣΤΡΩΜΑ", "ΟΔΟΣ", "οδος", "İSTANBUL", "istanbul"]) {
+        const a = new Activity(admin);
+        a.setDefColumnValues();
+        a.title = title;
+        await a.save();
+      }
+      const titles = async (comparison: "contains" | "startsWith", text: string) =>
+        (await new EntitySchemaQuery(admin, "Activity").addColumn("Title").addFilter("Title", comparison, text).orderBy("Title").getEntityCollection()).map((r) => r.Title);
+      // JavaScript's toLowerCase (SQLite's lower()) makes a Σ at the end of a word a ς, so a
+      // search for ΟΔΟΣ found ΟΔΟΣΤΡΩΜΑ on PostgreSQL only, and οδος found ΟΔΟΣ on SQLite only.
+      const greek = ["ΟΔΟΣ", "ΟΔΟΣΤΡΩΜΑ", "οδος"];
+      assert.deepEqual(await titles("contains", "ΟΔΟΣ"), greek);
+      assert.deepEqual(await titles("contains", "οδος"), greek);
+      assert.deepEqual(await titles("startsWith", "οδοσ"), greek);
+      assert.deepEqual(await titles("contains", "ΣΤΡ"), ["ΟΔΟΣΤΡΩΜΑ"]);
+      assert.deepEqual(await titles("contains", "ςτρ"), ["ΟΔΟΣΤΡΩΜΑ"]);
+      // And it made İ an i with a combining dot, which PostgreSQL's lower() does not.
+      assert.deepEqual(await titles("contains", "istanbul"), ["istanbul", "İSTANBUL"]);
+      assert.deepEqual(await titles("startsWith", "İST"), ["istanbul", "İSTANBUL"]);
+      assert.deepEqual(await titles("contains", "STANBUL"), ["istanbul", "İSTANBUL"]);
     });
 
     it("reads a lookup's display value with the rights on its own schema: none to read Contact, no names", async () => {

@@ -11,6 +11,13 @@ const FILTER_COMPARISONS: readonly FilterComparison[] = ["equal", "notEqual", "c
 const COMPARISONS = { equal: "=", notEqual: "<>", greater: ">", less: "<" } as const;
 /** The longest text a contains or startsWith filter searches for. */
 const MAX_SEARCH = 1_000;
+/**
+ * The most records a query without setPaging returns. Without paging the platform returns every
+ * record that matches; past this many, the query is refused rather than cut short or left to fill
+ * the memory, so that a loop over "all" records never silently misses some.
+ */
+export const MAX_UNPAGED_RECORDS = 10_000;
+const ORDER_DIRECTIONS: readonly string[] = ["asc", "desc"];
 
 interface Filter {
   readonly path: string;
@@ -19,7 +26,7 @@ interface Filter {
 }
 
 interface ResolvedPath {
-  /** The SQL reference: `t.Title` or `j_Owner.Name`. */
+  /** The SQL reference: `t.Title` or `j3.Name` (the join of the schema's fourth column). */
   readonly ref: string;
   readonly column: EntitySchemaColumn;
   /** The join needed for a lookup display value. */
@@ -36,7 +43,8 @@ export class EntitySchemaQuery {
   private readonly filters: Filter[] = [];
   private readonly order: { path: string; direction: "asc" | "desc" }[] = [];
   private skip = 0;
-  private take = 50;
+  /** Set by setPaging; without it every matching record is returned (up to MAX_UNPAGED_RECORDS). */
+  private take: number | undefined;
   useAdminRights = true;
 
   constructor(
@@ -64,11 +72,19 @@ export class EntitySchemaQuery {
 
   orderBy(path: string, direction: "asc" | "desc" = "asc"): this {
     this.resolve(path);
+    // Anything else (`"ASC"`, `"descending"`) would sort one way or the other without saying so.
+    if (!ORDER_DIRECTIONS.includes(direction)) {
+      const given = typeof direction === "string" ? JSON.stringify(direction) : typeof direction;
+      throw new EntityValidationError(`the order of ${path} must be "asc" or "desc", got ${given}`);
+    }
     this.order.push({ path, direction });
     return this;
   }
 
-  /** Paging: skip `offset` rows, return at most `limit` (1-1,000). */
+  /**
+   * Paging: skip `offset` rows, return at most `limit` (1-1,000). Without it, the query returns
+   * every matching record, and is refused if more than MAX_UNPAGED_RECORDS match.
+   */
   setPaging(offset: number, limit: number): this {
     if (!Number.isSafeInteger(offset) || offset < 0) throw new EntityValidationError(`offset must be an integer >= 0, got ${offset}`);
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) throw new EntityValidationError(`limit must be an integer from 1 to 1,000, got ${limit}`);
@@ -90,7 +106,9 @@ export class EntitySchemaQuery {
     const reference = this.userConnection.entitySchemaManager.getInstanceByName(column.referenceSchemaName);
     const target = reference.findColumn(second);
     if (!target || target.type === "lookup") throw new EntityValidationError(`schema ${reference.name} has no column ${JSON.stringify(second)} to show`);
-    const alias = `j_${column.name}`;
+    // Named by the column's place in the schema, not by its name: PostgreSQL cuts identifiers
+    // at 63 bytes, and two long lookup names that begin alike would give one alias twice.
+    const alias = `j${this.schema.columns.indexOf(column)}`;
     return { ref: `${alias}.${target.columnValueName}`, column: target, join: { alias, table: reference.name, on: `t.${column.columnValueName}`, schema: reference } };
   }
 
@@ -136,8 +154,15 @@ export class EntitySchemaQuery {
     for (const o of this.order) {
       select = select.orderBy((resolved.get(o.path) as ResolvedPath).ref, (ob) => (o.direction === "asc" ? ob.asc().nullsFirst() : ob.desc().nullsLast()));
     }
-    select = select.orderBy("t.Id", "desc").limit(this.take).offset(this.skip);
+    // Without paging, one record more than may be returned tells that more match.
+    select = select.orderBy("t.Id", "desc").limit(this.take ?? MAX_UNPAGED_RECORDS + 1).offset(this.skip);
     const rows = await select.execute();
+    if (this.take === undefined && rows.length > MAX_UNPAGED_RECORDS) {
+      throw new EntityValidationError(
+        `a query of ${this.schema.name} without setPaging asks for every matching record, and more than ${MAX_UNPAGED_RECORDS.toLocaleString("en-US")} match: ` +
+          `use setPaging(offset, limit) to read them a page (of up to 1,000) at a time`,
+      );
+    }
     return rows.map((row) =>
       Object.fromEntries(paths.map((p, i) => [p, readColumnValue((resolved.get(p) as ResolvedPath).column, (row as Record<string, unknown>)[`c${i}`])])),
     );
@@ -155,11 +180,14 @@ export class EntitySchemaQuery {
         if (r.column.type !== "text") throw new EntityValidationError(`a ${f.comparison} filter needs a text column; ${f.path} is ${r.column.type}`);
         if (typeof f.value !== "string") throw new EntityValidationError(`a ${f.comparison} filter on ${f.path} needs text`);
         if (f.value.length > MAX_SEARCH) throw new EntityValidationError(`a ${f.comparison} filter on ${f.path} is longer than ${MAX_SEARCH.toLocaleString("en-US")} characters`);
-        // Both sides through the store's lower(), letter for letter alike (JavaScript's own
-        // toLowerCase has rules of context, for İ and a final Σ, that PostgreSQL's lower() has not).
+        // As for a value stored: PostgreSQL refuses a NUL outright, and SQLite ends the pattern at
+        // it (so that "" is searched for, and every record matches); a lone surrogate is not text.
+        const nul = f.value.indexOf("\u0000");
+        if (nul >= 0) throw new EntityValidationError(`a ${f.comparison} filter on ${f.path} must not contain a NUL character (U+0000), at index ${nul}`);
+        if (!f.value.isWellFormed()) throw new EntityValidationError(`a ${f.comparison} filter on ${f.path} is not well-formed Unicode: it holds an unpaired UTF-16 surrogate`);
         const escaped = f.value.replace(/[\\%_]/g, (c) => `\\${c}`);
         const pattern = f.comparison === "contains" ? `%${escaped}%` : `${escaped}%`;
-        return sql<SqlBool>`lower(${sql.ref(ref)}) LIKE lower(${pattern}) ESCAPE '\\'`;
+        return sql<SqlBool>`${lowered(sql.ref(ref))} LIKE ${lowered(sql.val(pattern))} ESCAPE '\\'`;
       }
       case "equal":
       case "notEqual":
@@ -178,4 +206,16 @@ export class EntitySchemaQuery {
         throw new EntityValidationError(`unknown comparison ${JSON.stringify(f.comparison)} on ${f.path}; use one of ${FILTER_COMPARISONS.join(", ")}`);
     }
   }
+}
+
+/**
+ * Text lowered for a case-insensitive search, to the same letters on both stores. The stores'
+ * lower() differ for two letters. On SQLite it is JavaScript's toLowerCase (see the SQLite
+ * driver), as on PostgreSQL under an ICU collation: a Σ at the end of a word lowers to ς, elsewhere
+ * to σ, so that "ΟΔΟΣ" would not find "ΟΔΟΣΤΡΩΜΑ", and an İ lowers to "i" and a combining dot.
+ * Under a libc locale PostgreSQL lowers letter by letter: Σ to σ, İ to "i". So İ is made "i"
+ * before lowering, and ς is made σ after (the one letter, as Unicode's case folding has it).
+ */
+function lowered(text: Expression<unknown>): Expression<string> {
+  return sql<string>`replace(lower(replace(${text}, 'İ', 'i')), 'ς', 'σ')`;
 }
