@@ -43,7 +43,7 @@ export class EntitySchemaColumn {
 
   constructor(definition: ColumnDefinition) {
     if (!/^[A-Z][A-Za-z0-9]{0,63}$/.test(definition.name)) {
-      throw new Error(`column name ${JSON.stringify(definition.name)} must start with a capital letter and use letters and digits only`);
+      throw new Error(`column name ${JSON.stringify(definition.name)} must start with a capital letter, use letters and digits only, and be at most 64 characters`);
     }
     if (definition.type === "lookup" && !definition.referenceSchema) {
       throw new Error(`lookup column ${definition.name} needs a referenceSchema`);
@@ -67,7 +67,7 @@ export class EntitySchema {
   private readonly byName = new Map<string, EntitySchemaColumn>();
 
   constructor(definition: EntitySchemaDefinition) {
-    if (!/^[A-Z][A-Za-z0-9]{0,63}$/.test(definition.name)) throw new Error(`schema name ${JSON.stringify(definition.name)} is not valid`);
+    if (!/^[A-Z][A-Za-z0-9]{0,63}$/.test(definition.name)) throw new Error(`schema name ${JSON.stringify(definition.name)} must start with a capital letter, use letters and digits only, and be at most 64 characters`);
     this.name = definition.name;
     this.caption = definition.caption ?? definition.name;
     this.columns = definition.columns.map((c) => new EntitySchemaColumn(c));
