@@ -1,5 +1,5 @@
 import type { Platform } from "../platform/platform.ts";
-import { parseProcess } from "../platform/processes/bpmn/index.ts";
+import { parseProcess, withoutProcessCode } from "../platform/processes/bpmn/index.ts";
 
 export interface LibraryProcess {
   readonly code: string;
@@ -12,6 +12,12 @@ export interface LibraryProcess {
 /** The processes of the newest build of every package, read again only when a build is added. */
 export class ProcessLibrary {
   private cached: { key: string; processes: LibraryProcess[] } | null = null;
+  /**
+   * Diagrams without their code (what users other than administrators see), made once per build:
+   * writing a diagram back takes a while for a large one, and every view would otherwise pay it
+   * again on the server's one event loop. Forgotten with the list when a build is added.
+   */
+  private redacted = new Map<LibraryProcess, Promise<string>>();
 
   constructor(private readonly platform: Platform) {}
 
@@ -32,6 +38,19 @@ export class ProcessLibrary {
     }
     processes.sort((a, b) => a.title.localeCompare(b.title));
     this.cached = { key, processes };
+    this.redacted = new Map();
     return processes;
+  }
+
+  /** The process's diagram without script bodies and conditions (see withoutProcessCode). */
+  withoutCode(process: LibraryProcess): Promise<string> {
+    let xml = this.redacted.get(process);
+    if (!xml) {
+      xml = withoutProcessCode(process.xml);
+      // A failure is not kept: the next view tries again.
+      xml.catch(() => this.redacted.delete(process));
+      this.redacted.set(process, xml);
+    }
+    return xml;
   }
 }

@@ -1,6 +1,5 @@
 import type { FastifyInstance } from "fastify";
 import type { Platform } from "../../platform/platform.ts";
-import { withoutProcessCode } from "../../platform/processes/bpmn/index.ts";
 import { ProcessNotFoundError, ProcessParameterError } from "../../platform/processes/engine.ts";
 import { ProcessLibrary } from "../process-library.ts";
 
@@ -20,7 +19,7 @@ export function processRoutes(platform: Platform) {
       const process = (await library.list()).find((p) => p.code === code);
       if (!process) return reply.code(404).send({ error: `no published process has the code ${JSON.stringify(code)}` });
       // Script bodies and conditions are package code: only administrators read the configuration.
-      return { ...process, xml: session.user.isAdmin ? process.xml : await withoutProcessCode(process.xml) };
+      return { ...process, xml: session.user.isAdmin ? process.xml : await library.withoutCode(process) };
     });
 
     app.post(
