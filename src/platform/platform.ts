@@ -16,6 +16,7 @@ import { checkLoadInThread, PackageCompileError } from "./packages/compiler/inde
 import { PackageScheduleError, PackageSchedules } from "./packages/schedules.ts";
 import { taskNameProblems } from "./packages/task-names.ts";
 import { ProcessEngine, ProcessInstanceTask } from "./processes/engine.ts";
+import { ProcessTaskWatch } from "./processes/task-watch.ts";
 import { UserConnection, type AppConnection, type CurrentUser } from "./user-connection.ts";
 import { Sessions } from "./users/sessions.ts";
 import type { SignInLimits } from "./users/sign-in-limits.ts";
@@ -72,6 +73,8 @@ export class Platform {
   /** The recurring tasks packages declare: checked when publishing, defined once a build is stored. */
   readonly packageSchedules: PackageSchedules;
   readonly processEngine: ProcessEngine;
+  /** Ends instances whose own task was canceled, deleted or died where no event told this process. */
+  readonly processTaskWatch: ProcessTaskWatch;
   private systemConnection: UserConnection | null = null;
 
   private constructor(
@@ -127,6 +130,16 @@ export class Platform {
         this.runtime.logger.error({ err: error, taskId: event.taskId }, "recording a dead process instance failed"),
       );
     });
+    // A process instance's own task canceled while it ran here: the instance ends as Canceled at
+    // once, even when the attempt cannot (a stopped thread). Events are local to this process;
+    // cancels and deletes anywhere else, and of tasks that never run again, are the watch's.
+    this.runtime.on("taskDiscarded", (event) => {
+      if (event.name !== ProcessInstanceTask.taskName || event.reason !== "canceled") return;
+      this.processEngine.cancelByTask(event.taskId).catch((error: unknown) =>
+        this.runtime.logger.error({ err: error, taskId: event.taskId }, "recording a canceled process instance failed"),
+      );
+    });
+    this.processTaskWatch = new ProcessTaskWatch(this.processEngine, this.runtime.driver, this.runtime);
     const processEngine = this.processEngine;
     const driver = this.runtime.driver;
     const systemConnection = (): UserConnection => {
@@ -171,6 +184,8 @@ export class Platform {
       await platform.runtime.stop({ graceMs: 0 });
       throw error;
     }
+    // Not in an isolated task's thread (attach): the worker's process keeps the watch.
+    platform.processTaskWatch.start(true);
     return platform;
   }
 
@@ -244,7 +259,8 @@ export class Platform {
     return this.runtime.run(() => runAsUser({ userId: user.id, culture: user.culture, timeZone: user.timeZone }, fn));
   }
 
-  stop(options?: { graceMs?: number }): Promise<void> {
+  async stop(options?: { graceMs?: number }): Promise<void> {
+    await this.processTaskWatch.stop();
     return this.runtime.stop(options);
   }
 }

@@ -274,4 +274,15 @@ export const PLATFORM_MIGRATIONS: readonly PlatformMigration[] = [
       await db.schema.createIndex("SysAdminUnit_NameKey").on("SysAdminUnit").column("NameKey").unique().execute();
     },
   },
+  {
+    version: 8,
+    name: "process_log_task_and_running",
+    // An instance is found by its task when that task dies or is canceled, and the maintenance
+    // leader reads the running instances every few seconds while tasks change (the process task
+    // watch): index lookups, not scans of a log that keeps every instance ever run.
+    async up(db) {
+      await db.schema.createIndex("SysProcessLog_TaskId").on("SysProcessLog").column("TaskId").execute();
+      await db.schema.createIndex("SysProcessLog_Running").on("SysProcessLog").column("Id").where(sql.ref("Status"), "=", "Running").execute();
+    },
+  },
 ];

@@ -95,6 +95,41 @@ function setParameter(parameters: Record<string, unknown>, name: unknown, value:
   Object.defineProperty(parameters, name, { value: JSON.parse(json) as unknown, enumerable: true, writable: true, configurable: true });
 }
 
+/**
+ * The parameters as they are stored, JSON. A script may also write into context.parameters
+ * directly: each value is checked as context.set checks one, so that what JSON cannot hold (a
+ * BigInt, a function, a cycle) is refused here, while the element's try still holds, and fails
+ * that element once, naming the parameter; the script is not run again. undefined is no
+ * parameter, as with context.set.
+ */
+function storedParameters(parameters: Record<string, unknown>): string {
+  const members: string[] = [];
+  for (const name of Object.keys(parameters)) {
+    const value = parameters[name];
+    if (value === undefined) continue;
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(value);
+    } catch (error) {
+      throw new TypeError(`context.parameters[${JSON.stringify(name)}]: the value cannot be stored as JSON: ${(error as Error).message}`, { cause: error });
+    }
+    if (json === undefined) throw new TypeError(`context.parameters[${JSON.stringify(name)}]: a ${typeof value} cannot be stored as a parameter`);
+    members.push(`${JSON.stringify(name)}:${json}`);
+  }
+  return `{${members.join(",")}}`;
+}
+
+/** The attempt of the instance's task that runs it (absent when the engine is called directly). */
+interface RunAttempt {
+  readonly taskId: string;
+  readonly attempt: number;
+}
+
+/** An abort reason that says the task was canceled (by name: it may have crossed a thread). */
+function isCancellation(reason: unknown): boolean {
+  return reason instanceof Error && reason.name === "TaskCanceledError";
+}
+
 /** The id of what a script passed to context.waitForTask: a task handle or an id. */
 function awaitedTaskId(task: unknown): string {
   const id = typeof task === "string" ? task : task !== null && typeof task === "object" ? (task as { id?: unknown }).id : undefined;
@@ -131,7 +166,7 @@ export class ProcessInstanceTask implements IBackgroundTask<ProcessTaskParameter
   async run(parameters: ProcessTaskParameters, context: TaskContext): Promise<void> {
     if (!this.userConnection) throw new Error("a process instance needs a user connection");
     const engine = this.userConnection.appConnection.processEngine;
-    await engine.runInstance(parameters.instanceId, this.userConnection, context.signal, parameters.resume);
+    await engine.runInstance(parameters.instanceId, this.userConnection, context.signal, parameters.resume, { taskId: context.taskId, attempt: context.attempt });
   }
 }
 
@@ -263,10 +298,28 @@ export class ProcessEngine {
   async cancel(instanceId: string, userConnection: UserConnection): Promise<boolean> {
     const log = await this.getLog(instanceId, userConnection);
     if (!log || log.status !== "Running") return false;
+    // false: ended since it was read, not canceled by this call.
+    return this.endCanceled(instanceId, null);
+  }
+
+  /**
+   * The instance whose task this is ends as Canceled, as the process-log cancel ends it: its
+   * running element becomes Canceled too. Called when the instance's own task (the first one, or
+   * the continuation of an element that waits for tasks) was canceled or deleted. Nothing happens
+   * when the instance has ended, or has moved on to another task since. True when it was ended.
+   */
+  async cancelByTask(taskId: string): Promise<boolean> {
+    const row = await this.db.selectFrom("SysProcessLog").select("Id").where("TaskId", "=", String(taskId)).where("Status", "=", "Running").executeTakeFirst();
+    return row ? this.endCanceled(row.Id, String(taskId)) : false;
+  }
+
+  /** Ends a running instance as Canceled, with its running elements; with taskId, only while that is still its task. */
+  private async endCanceled(instanceId: string, taskId: string | null): Promise<boolean> {
     const now = new Date(await this.store.clockNow());
     return this.store.transaction(async () => {
-      const canceled = await this.db.updateTable("SysProcessLog").set({ Status: "Canceled", CompletedOn: now }).where("Id", "=", instanceId).where("Status", "=", "Running").executeTakeFirst();
-      // Ended since it was read: not canceled by this call.
+      let instance = this.db.updateTable("SysProcessLog").set({ Status: "Canceled", CompletedOn: now }).where("Id", "=", instanceId).where("Status", "=", "Running");
+      if (taskId !== null) instance = instance.where("TaskId", "=", taskId);
+      const canceled = await instance.executeTakeFirst();
       if (Number(canceled.numUpdatedRows) === 0) return false;
       await this.db
         .updateTable("SysProcessElementLog")
@@ -279,11 +332,75 @@ export class ProcessEngine {
   }
 
   /**
+   * Running instances whose own task ended without the engine seeing it: canceled (or dead) while
+   * queued, canceled in a thread that was stopped, deleted, or ended in a process that has no
+   * platform to tell (the runtime's task events are local to the process whose worker or
+   * maintenance saw them; a cancel from `underway cancel` or the task centre of another node, or
+   * of a task that never runs again, raises no event anywhere). A canceled or deleted task ends
+   * its instance as Canceled, a dead one puts it into Error. A deleted task of an instance whose
+   * element waits is left alone: that task may be the one whose script returned false, which
+   * retention deletes in time, and the element still waits (see docs/processes.md). The platform
+   * runs this on the maintenance leader (ProcessTaskWatch). Returns how many instances it ended.
+   */
+  async endInstancesOfEndedTasks(options: { readonly batch?: number; readonly between?: () => Promise<boolean> } = {}): Promise<number> {
+    const batch = options.batch ?? 500;
+    let ended = 0;
+    let after = "";
+    for (;;) {
+      const rows = await this.db
+        .selectFrom("SysProcessLog")
+        .select(["Id", "TaskId"])
+        .where("Status", "=", "Running")
+        .where("Id", ">", after)
+        .orderBy("Id")
+        .limit(batch)
+        .execute();
+      for (const row of rows) {
+        if (row.TaskId === null) continue;
+        const task = await this.runtime.findTask(row.TaskId);
+        if (task?.state === "canceled") {
+          if (await this.endCanceled(row.Id, row.TaskId)) ended++;
+        } else if (task?.state === "dead") {
+          const error = new Error(task.lastError?.message ?? `the task ${task.name} ${task.id} ended dead`);
+          error.name = task.lastError?.name ?? "Error";
+          if (await this.fail(row.Id, null, error, row.TaskId)) ended++;
+        } else if (!task) {
+          const current = await this.db.selectFrom("SysProcessElementLog").select("Waiting").where("ProcessLogId", "=", row.Id).orderBy("Seq", "desc").limit(1).executeTakeFirst();
+          if ((!current || !toBoolean(current.Waiting)) && (await this.endCanceled(row.Id, row.TaskId))) ended++;
+        }
+      }
+      if (rows.length < batch) return ended;
+      after = rows[rows.length - 1]!.Id;
+      if (options.between && !(await options.between())) return ended;
+    }
+  }
+
+  /**
    * Runs an instance from where its log stands until it ends, waits, or fails. `resume` is given
    * by the continuation of the tasks an element waits for: that element completes when they all
-   * succeeded, and goes to Error when one ended dead or canceled.
+   * succeeded, and goes to Error when one ended dead or canceled. `attempt` is the task's, when a
+   * task runs it.
+   *
+   * An attempt that is stopped (its signal aborts: timeout, cancel, lost lease, shutdown) commits
+   * nothing after its signal aborted, and a run that finds the element it ran already completed or
+   * failed by another run of the same instance (an attempt that went on after its lease was lost,
+   * beside its retry) leaves that run's progress as it is and stops.
    */
-  async runInstance(instanceId: string, userConnection: UserConnection, signal: AbortSignal, resume?: AwaitedTasks): Promise<void> {
+  async runInstance(instanceId: string, userConnection: UserConnection, signal: AbortSignal, resume?: AwaitedTasks, attempt?: RunAttempt): Promise<void> {
+    try {
+      await this.runFrom(instanceId, userConnection, signal, resume, attempt);
+    } catch (error) {
+      // The instance's own task was canceled while it ran: its signal aborts here at once, or at
+      // the worker's next heartbeat when the cancel came from another process. The instance ends
+      // as Canceled now; should this fail, ProcessTaskWatch ends it at its next pass.
+      if (attempt && signal.aborted && isCancellation(signal.reason)) {
+        await this.cancelByTask(attempt.taskId).catch(() => undefined);
+      }
+      throw error;
+    }
+  }
+
+  private async runFrom(instanceId: string, userConnection: UserConnection, signal: AbortSignal, resume: AwaitedTasks | undefined, attempt: RunAttempt | undefined): Promise<void> {
     const row = await this.db.selectFrom("SysProcessLog").selectAll().where("Id", "=", instanceId).executeTakeFirst();
     if (!row) throw new Error(`process instance ${instanceId} does not exist`);
     if (row.Status !== "Running") return;
@@ -296,14 +413,33 @@ export class ProcessEngine {
       const start = this.element(resolved, resolved.definition.startEventId);
       const begun = await this.store.transaction(async () => {
         if (!(await this.lockRunning(instanceId))) return false;
+        // Another run of this instance began it meanwhile (read again with the instance's row
+        // held): its progress stands, rather than this run's insert failing on the duplicate.
+        const any = await this.db.selectFrom("SysProcessElementLog").select("Seq").where("ProcessLogId", "=", instanceId).limit(1).executeTakeFirst();
+        if (any) return false;
+        signal.throwIfAborted();
         await this.begin(instanceId, 1, start);
         return true;
       });
-      if (!begun) return; // canceled before its first element
+      if (!begun) return; // canceled before its first element, or begun by another run
       current = { seq: 1, element: start, waiting: false };
     } else {
       if (last.Status !== "Running") return; // ended (or failed) earlier
       current = { seq: Number(last.Seq), element: this.element(resolved, last.ElementId), waiting: toBoolean(last.Waiting) };
+      // A script that did not end before the attempt's timeout would very likely not end the next
+      // time either: the element fails with the timeout instead of running it again. (A worker
+      // that crashed or lost its lease runs it again: at-least-once.)
+      if (attempt && attempt.attempt > 1 && !current.waiting && current.element.kind === "scriptTask") {
+        const previous = (await this.runtime.findTask(attempt.taskId))?.lastError;
+        if (previous?.name === "TaskTimeoutError") {
+          const error = new Error(
+            `the script of "${current.element.name || current.element.id}" did not end before the timeout of the instance's task (${previous.message}); a script that timed out is not run again`,
+          );
+          error.name = "TaskTimeoutError";
+          await this.fail(instanceId, current.seq, error);
+          return;
+        }
+      }
     }
     /** The waiting script task's tasks all succeeded: it completes without running again. */
     let resumed = false;
@@ -317,7 +453,7 @@ export class ProcessEngine {
       }
       if (outcome.kind === "pending") {
         // A task ended and was queued again (a retry) before this ran: wait for it once more.
-        await this.awaitTasks(instanceId, current.seq, outcome.taskIds, parameters, userConnection);
+        await this.awaitTasks(instanceId, current.seq, outcome.taskIds, storedParameters(parameters), userConnection, signal);
         return;
       }
       resumed = true;
@@ -341,6 +477,10 @@ export class ProcessEngine {
       };
       let nextFlowTarget: string | null = null;
       const awaited: string[] = [];
+      /** The script returned something else than true: the element stays Running, waiting. */
+      let waits = false;
+      /** The parameters as stored, serialized while the element's try still holds. */
+      let stored: string;
       try {
         if (++steps > MAX_STEPS_PER_RUN) {
           throw new Error(`the instance ran ${MAX_STEPS_PER_RUN.toLocaleString("en-US")} elements without waiting or ending: a loop that never takes its way out?`);
@@ -362,6 +502,9 @@ export class ProcessEngine {
                 if (!awaited.includes(id)) awaited.push(id);
               },
             });
+            // Stopped while the script ran (timeout, cancel, lost lease, shutdown): its outcome is
+            // not recorded; the catch below lets the abort end the attempt.
+            signal.throwIfAborted();
             if (awaited.length > 0) {
               for (const id of awaited) {
                 if (!(await this.runtime.findTask(id))) throw new Error(`context.waitForTask: there is no task ${id}`);
@@ -369,14 +512,8 @@ export class ProcessEngine {
               break; // the element waits for them, whatever the script returned
             }
             if (result !== true) {
-              await this.db
-                .updateTable("SysProcessElementLog")
-                .set({ Waiting: true })
-                .where("ProcessLogId", "=", instanceId)
-                .where("Seq", "=", seq)
-                .execute();
-              await this.saveParameters(instanceId, parameters);
-              return;
+              waits = true;
+              break;
             }
             nextFlowTarget = this.single(element);
             break;
@@ -397,14 +534,32 @@ export class ProcessEngine {
             nextFlowTarget = null;
             break;
         }
+        stored = storedParameters(parameters);
       } catch (error) {
-        if (signal.aborted) throw error; // timeout or shutdown: the task runs again later
+        if (signal.aborted) throw error; // timeout, cancel or shutdown: the task decides what comes next
         await this.fail(instanceId, seq, error);
         return;
       }
       if (awaited.length > 0) {
         // Outside the try: a store error here fails the attempt, and the task runs the script again.
-        await this.awaitTasks(instanceId, seq, awaited, parameters, userConnection);
+        await this.awaitTasks(instanceId, seq, awaited, stored, userConnection, signal);
+        return;
+      }
+      if (waits) {
+        await this.store.transaction(async () => {
+          if (!(await this.lockRunning(instanceId))) return;
+          signal.throwIfAborted();
+          const marked = await this.db
+            .updateTable("SysProcessElementLog")
+            .set({ Waiting: true })
+            .where("ProcessLogId", "=", instanceId)
+            .where("Seq", "=", seq)
+            .where("Status", "=", "Running")
+            .executeTakeFirst();
+          // Another run of the instance ended the element first: its outcome stands.
+          if (Number(marked.numUpdatedRows) !== 1) return;
+          await this.saveParameters(instanceId, stored);
+        });
         return;
       }
       const now = new Date(await this.store.clockNow());
@@ -412,14 +567,20 @@ export class ProcessEngine {
       const goOn = await this.store.transaction(async () => {
         // Canceled (or failed elsewhere) while the element ran: leave the log as it is.
         if (!(await this.lockRunning(instanceId))) return false;
-        await this.db
+        // Looked at again with the instance's row held: an attempt stopped meanwhile commits
+        // nothing (the transaction rolls back, the abort ends the attempt).
+        signal.throwIfAborted();
+        const completed = await this.db
           .updateTable("SysProcessElementLog")
           .set({ Status: "Completed", CompletedOn: now, Waiting: false })
           .where("ProcessLogId", "=", instanceId)
           .where("Seq", "=", seq)
           .where("Status", "=", "Running")
-          .execute();
-        await this.saveParameters(instanceId, parameters);
+          .executeTakeFirst();
+        // Another run of the instance (an attempt that went on after its lease was lost, beside
+        // its retry) completed or failed this element first: its progress stands, this run stops.
+        if (Number(completed.numUpdatedRows) !== 1) return false;
+        await this.saveParameters(instanceId, stored);
         if (next) await this.begin(instanceId, seq + 1, next);
         else await this.db.updateTable("SysProcessLog").set({ Status: "Completed", CompletedOn: now }).where("Id", "=", instanceId).execute();
         return true;
@@ -433,9 +594,17 @@ export class ProcessEngine {
    * Makes an element wait for tasks, durably: in one transaction, the element is marked waiting,
    * the parameters are saved, and a continuation of the tasks (when they have all ended, whatever
    * the outcome) is stored that runs the instance again, as its user. The instance's taskId
-   * becomes that continuation's. Nothing happens when the instance is no longer running.
+   * becomes that continuation's. Nothing happens when the instance is no longer running, or when
+   * another run of it ended the element first; an attempt stopped meanwhile commits nothing.
    */
-  private async awaitTasks(instanceId: string, seq: number, taskIds: readonly string[], parameters: Record<string, unknown>, userConnection: UserConnection): Promise<void> {
+  private async awaitTasks(
+    instanceId: string,
+    seq: number,
+    taskIds: readonly string[],
+    parameters: string,
+    userConnection: UserConnection,
+    signal: AbortSignal,
+  ): Promise<void> {
     const user = userConnection.currentUser;
     // The store's transaction, not runtime.transaction: the continuation's insert joins it through
     // the async context, on the real drivers and on the store an isolated thread borrows alike.
@@ -443,12 +612,15 @@ export class ProcessEngine {
       runAsUser({ userId: user.id, culture: user.culture, timeZone: user.timeZone }, () =>
         this.store.transaction(async () => {
         if (!(await this.lockRunning(instanceId))) return;
-        await this.db
+        signal.throwIfAborted();
+        const marked = await this.db
           .updateTable("SysProcessElementLog")
           .set({ Waiting: true })
           .where("ProcessLogId", "=", instanceId)
           .where("Seq", "=", seq)
-          .execute();
+          .where("Status", "=", "Running")
+          .executeTakeFirst();
+        if (Number(marked.numUpdatedRows) !== 1) return;
         await this.saveParameters(instanceId, parameters);
         const resume: AwaitedTasks = { seq, taskIds: [...taskIds] };
         const handle = await Task.continueWith([...taskIds], ProcessInstanceTask, { instanceId, resume }, { when: "ended" });
@@ -525,31 +697,44 @@ export class ProcessEngine {
       .execute();
   }
 
-  private async saveParameters(instanceId: string, parameters: Record<string, unknown>): Promise<void> {
-    await this.db.updateTable("SysProcessLog").set({ Parameters: JSON.stringify(parameters) }).where("Id", "=", instanceId).execute();
+  /** Stores the parameters, serialized by storedParameters while the element's try held. */
+  private async saveParameters(instanceId: string, parameters: string): Promise<void> {
+    await this.db.updateTable("SysProcessLog").set({ Parameters: parameters }).where("Id", "=", instanceId).execute();
   }
 
-  /** Puts a running instance and its running element into Error; a canceled one stays canceled. */
-  private async fail(instanceId: string, seq: number | null, error: unknown): Promise<void> {
+  /**
+   * Puts a running instance and its running element into Error; a canceled one stays canceled.
+   * With seq, only while that element is still running: another run of the instance that got
+   * further first keeps its progress. With taskId, only while that is still the instance's task.
+   * True when the instance went into Error.
+   */
+  private async fail(instanceId: string, seq: number | null, error: unknown, taskId: string | null = null): Promise<boolean> {
     // Whatever was thrown, read without throwing (an object without a prototype has no String()).
     const thrown = describeThrown(error);
     const message = (error instanceof Error ? `${thrown.name}: ${thrown.message}` : thrown.message).slice(0, 4000);
     const now = new Date(await this.store.clockNow());
-    await this.store.transaction(async () => {
-      const changed = await this.db
-        .updateTable("SysProcessLog")
-        .set({ Status: "Error", ErrorMessage: message, CompletedOn: now })
-        .where("Id", "=", instanceId)
-        .where("Status", "=", "Running")
-        .executeTakeFirst();
-      if (Number(changed.numUpdatedRows) === 0) return;
+    return this.store.transaction(async () => {
+      // The instance's row first, as everywhere (see lockRunning), then the element, then the instance.
+      if (!(await this.lockRunning(instanceId))) return false;
+      if (taskId !== null) {
+        const row = await this.db.selectFrom("SysProcessLog").select("TaskId").where("Id", "=", instanceId).executeTakeFirst();
+        if (row?.TaskId !== taskId) return false;
+      }
       let elements = this.db
         .updateTable("SysProcessElementLog")
         .set({ Status: "Error", ErrorMessage: message, CompletedOn: now, Waiting: false })
         .where("ProcessLogId", "=", instanceId)
         .where("Status", "=", "Running");
       if (seq !== null) elements = elements.where("Seq", "=", seq);
-      await elements.execute();
+      const failed = await elements.executeTakeFirst();
+      if (seq !== null && Number(failed.numUpdatedRows) !== 1) return false;
+      await this.db
+        .updateTable("SysProcessLog")
+        .set({ Status: "Error", ErrorMessage: message, CompletedOn: now })
+        .where("Id", "=", instanceId)
+        .where("Status", "=", "Running")
+        .execute();
+      return true;
     });
   }
 

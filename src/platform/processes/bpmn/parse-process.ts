@@ -5,7 +5,7 @@
 // elements, the sequence flows, and last the shape of the graph (start, dead ends, reachability).
 import type { ModdleElement } from "bpmn-moddle";
 import { BpmnDefinitionError } from "./bpmn-definition-error.ts";
-import { describe, elementProp, elementsProp, stringProp } from "./elements.ts";
+import { describe, elementProp, elementsProp, shownText, stringProp, UNSTORABLE_TEXT } from "./elements.ts";
 import { readDefinitions } from "./moddle.ts";
 import { parseParameters } from "./parameters.ts";
 import type {
@@ -44,7 +44,8 @@ export async function parseProcess(xml: string): Promise<ProcessDefinition> {
   const problems: string[] = [...read.warnings];
   const definition = buildDefinition(read.definitions, read.unresolved, problems);
   if (problems.length > 0 || definition === undefined) {
-    throw new BpmnDefinitionError(problems.length > 0 ? problems : ["the document holds no process"]);
+    // A problem quotes ids and names as read (moddle's warnings too): escaped, it can be shown and stored anywhere.
+    throw new BpmnDefinitionError(problems.length > 0 ? problems.map(shownText) : ["the document holds no process"]);
   }
   return definition;
 }
@@ -58,6 +59,7 @@ function buildDefinition(
   if (process === undefined) return undefined;
   const code = stringProp(process, "id");
   if (!code) problems.push(`${describe(process)} has no id`);
+  checkStorable(process, problems);
 
   const parameters = parseParameters(process, problems);
   const { nodes, flows, attachedTo } = readFlowElements(process, problems);
@@ -163,6 +165,7 @@ function readFlowElements(process: ModdleElement, problems: string[]) {
       problems.push(`${describe(element)} has no id`);
       continue;
     }
+    checkStorable(element, problems);
     if (element.$type === "bpmn:SequenceFlow") {
       const expression = elementProp(element, "conditionExpression");
       flows.push({
@@ -182,6 +185,22 @@ function readFlowElements(process: ModdleElement, problems: string[]) {
     nodes.set(id, readNode(id, element, problems));
   }
   return { nodes, flows, attachedTo };
+}
+
+/**
+ * An id or a name is stored with every run (the process log's title, element ids and names): one
+ * that holds a character no store keeps (NUL, a lone surrogate) is refused here, when saved,
+ * rather than failing every run on PostgreSQL (or being stored changed, so that a run resumed
+ * later cannot find its element).
+ */
+function checkStorable(element: ModdleElement, problems: string[]): void {
+  for (const property of ["id", "name"] as const) {
+    const value = stringProp(element, property);
+    const found = value?.match(UNSTORABLE_TEXT);
+    if (!found) continue;
+    const what = found[0] === "\u0000" ? "a NUL character (&#0;)" : `a lone surrogate (U+${found[0].charCodeAt(0).toString(16).toUpperCase()})`;
+    problems.push(`${describe(element)}: its ${property} holds ${what}, which cannot be stored; remove it`);
+  }
 }
 
 function readNode(id: string, element: ModdleElement, problems: string[]): Node {
@@ -352,7 +371,12 @@ function reachable(
   attachedTo: ReadonlyMap<string, string>,
 ): Set<string> {
   const boundaries = new Map<string, string[]>();
-  for (const [boundary, host] of attachedTo) boundaries.set(host, [...(boundaries.get(host) ?? []), boundary]);
+  for (const [boundary, host] of attachedTo) {
+    // Pushed, not copied: thousands of boundary events on one task must not cost their square.
+    const list = boundaries.get(host);
+    if (list) list.push(boundary);
+    else boundaries.set(host, [boundary]);
+  }
   const seen = new Set<string>();
   const queue = [...starts];
   for (let next = 0; next < queue.length; next++) {
@@ -360,7 +384,7 @@ function reachable(
     if (id === undefined || seen.has(id) || !nodes.has(id)) continue;
     seen.add(id);
     for (const flow of graph.outgoing.get(id) ?? []) if (flow.targetId !== undefined) queue.push(flow.targetId);
-    queue.push(...(boundaries.get(id) ?? []));
+    for (const boundary of boundaries.get(id) ?? []) queue.push(boundary);
   }
   return seen;
 }
