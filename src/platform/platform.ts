@@ -19,8 +19,9 @@ import { ProcessEngine, ProcessInstanceTask } from "./processes/engine.ts";
 import { ProcessTaskWatch } from "./processes/task-watch.ts";
 import { UserConnection, type AppConnection, type CurrentUser } from "./user-connection.ts";
 import { Sessions } from "./users/sessions.ts";
-import type { SignInLimits } from "./users/sign-in-limits.ts";
+import { signInLimitsOf, type SignInLimits } from "./users/sign-in-limits.ts";
 import { Users, type PlatformUser } from "./users/users.ts";
+import { keysOf } from "../tasks/known-keys.ts";
 
 export interface PlatformConfig extends Omit<RuntimeConfig, "userConnectionFactory"> {
   /** How long a sign-in lasts, ms. Default 8 hours. */
@@ -43,6 +44,17 @@ export interface PlatformConfig extends Omit<RuntimeConfig, "userConnectionFacto
   /** How often a worker looks for newer package builds, ms. Default 1,000. */
   readonly packageRefreshMs?: number;
 }
+
+/** The platform's options beside the runtime's (see checkKnownKeys). */
+const PLATFORM_CONFIG_KEYS = keysOf<Omit<PlatformConfig, keyof RuntimeConfig>>()([
+  "sessionTtlMs",
+  "signInLimits",
+  "adminPassword",
+  "onGeneratedAdminPassword",
+  "generateAdminPassword",
+  "packages",
+  "packageRefreshMs",
+]);
 
 function currentUserOf(user: PlatformUser): CurrentUser {
   return {
@@ -81,6 +93,8 @@ export class Platform {
     private readonly config: PlatformConfig,
     internals: RuntimeInternals = {},
   ) {
+    // Checked before the runtime opens the store, which a refusal here would leave open.
+    signInLimitsOf(config.signInLimits);
     this.runtime = new Runtime(
       {
         ...config,
@@ -88,7 +102,12 @@ export class Platform {
         userConnectionFactory: (initiator) => this.userConnectionFor(initiator),
       },
       // Isolated tasks get a platform of their own in their thread: entities, UserConnection, processes.
-      { threadHost: new URL("./isolation/thread-host.ts", import.meta.url).href, ...internals },
+      {
+        threadHost: new URL("./isolation/thread-host.ts", import.meta.url).href,
+        configName: "Platform.start's configuration",
+        moreConfigKeys: PLATFORM_CONFIG_KEYS,
+        ...internals,
+      },
     );
     this.db = createKysely<PlatformTables>(this.runtime.driver);
     this.users = new Users(this.runtime.driver, this.db);

@@ -21,7 +21,7 @@ import { TaskStartError } from "../tasks/errors/task-start-error.ts";
 import type { Logger } from "../tasks/logger.ts";
 import { checkTimerMs, maxAttemptsOf, priorityOf, queueName, TASK_LIMITS, TaskRegistry, timeoutMsOf } from "../tasks/registry.ts";
 import type { StartableTaskClass } from "../tasks/task.ts";
-import type { TaskFilter, TaskInfo, TaskPage, TaskState } from "../tasks/types.ts";
+import type { StartOptions, TaskFilter, TaskInfo, TaskPage, TaskState } from "../tasks/types.ts";
 import { Worker, type UserConnectionFactory, type WorkerEvent } from "../worker/worker.ts";
 import { SqliteDriver } from "../store/sqlite/driver.ts";
 import { openDriver } from "./database-url.ts";
@@ -44,6 +44,7 @@ import { isStorableText } from "../tasks/error-info.ts";
 import { decodeTaskResult } from "../tasks/result.ts";
 import type { ScheduleInfo } from "../tasks/schedules.ts";
 import { checkScheduleName, scheduleRow, type ScheduleDefinition } from "./schedules.ts";
+import { checkKnownKeys, keysOf } from "../tasks/known-keys.ts";
 
 /** The earliest runAt (a time in the past is simply due): the first day of year 1, which both stores hold. */
 const EARLIEST_RUN_AT_MS = Date.parse("0001-01-01T00:00:00Z");
@@ -152,6 +153,33 @@ export interface RuntimeConfig {
   readonly secret?: string;
 }
 
+const RUNTIME_CONFIG_KEYS = keysOf<RuntimeConfig>()([
+  "db",
+  "tasks",
+  "isolation",
+  "worker",
+  "maintenance",
+  "schedules",
+  "userConnectionFactory",
+  "userConnectionModule",
+  "logger",
+  "durability",
+  "maxParameterBytes",
+  "shutdownGraceMs",
+  "secret",
+]);
+const WORKER_CONFIG_KEYS = keysOf<WorkerConfig>()(["concurrency", "queues", "leaseMs", "heartbeatMs", "pollIntervalMs", "batchSize", "prefetch", "queueConcurrency"]);
+const ISOLATION_CONFIG_KEYS = keysOf<IsolationConfig>()(["mode", "memoryLimitMb", "abortGraceMs", "minThreads", "idleThreadMs"]);
+const MAINTENANCE_CONFIG_KEYS = keysOf<Exclude<RuntimeConfig["maintenance"], false | undefined>>()([
+  "rescueIntervalMs",
+  "leaderTermMs",
+  "retention",
+  "scheduleIntervalMs",
+  "missedAfterMs",
+]);
+const RETENTION_KEYS = keysOf<RetentionOptions>()(["succeededMs", "failedMs", "intervalMs"]);
+const START_OPTION_KEYS = keysOf<StartOptions>()(["queue", "priority", "maxAttempts", "timeoutMs", "runAt", "delayMs", "delay", "dedupKey", "dedupUntil"]);
+
 export interface RuntimeEvents {
   taskStarted: [Extract<WorkerEvent, { type: "taskStarted" }>];
   taskSucceeded: [Extract<WorkerEvent, { type: "taskSucceeded" }>];
@@ -172,6 +200,9 @@ export interface RuntimeInternals {
   readonly threadHost?: string;
   /** How long stop() waits for the maintenance services, and then for the store to close, ms. Default 5,000 (tests shorten it). */
   readonly stopWaitMs?: number;
+  /** What the configuration is called in errors, and the options it has beside the runtime's (the platform's). */
+  readonly configName?: string;
+  readonly moreConfigKeys?: readonly string[];
 }
 
 /** One runtime: a store, optionally a worker and the maintenance services, and the task API. */
@@ -213,6 +244,12 @@ export class Runtime implements TaskStarter {
     internals: RuntimeInternals = {},
   ) {
     if (!config || typeof config !== "object") throw new TypeError("createRuntime needs a configuration object");
+    const configName = internals.configName ?? "createRuntime's configuration";
+    checkKnownKeys(config, [...RUNTIME_CONFIG_KEYS, ...(internals.moreConfigKeys ?? [])], configName);
+    if (config.worker !== undefined && config.worker !== false) {
+      if (typeof config.worker !== "object" || config.worker === null) throw new TypeError(`worker must be an object or false, got ${String(config.worker)}`);
+      checkKnownKeys(config.worker, WORKER_CONFIG_KEYS, "worker");
+    }
     this.logger = createLogger(config.logger);
     this.stopWaitMs = internals.stopWaitMs ?? STOP_WAIT_MS;
     const tasks = config.tasks ?? [];
@@ -562,6 +599,7 @@ export class Runtime implements TaskStarter {
   private insertParams(request: StartRequest): TaskInsertParams {
     const { options: classOptions, name } = this.registry.register(request.taskClass, "Task.startNew");
     const o = request.options;
+    checkKnownKeys(o, START_OPTION_KEYS, "the start's options", TaskStartError);
     let runAtMs: number | undefined;
     if (o.runAt !== undefined) {
       if (!(o.runAt instanceof Date) || Number.isNaN(o.runAt.getTime())) {
@@ -957,6 +995,7 @@ const STOP_WAIT_MS = 5_000;
 function isolationOf(value: RuntimeConfig["isolation"]): Required<IsolationConfig> {
   const given: IsolationConfig = value === undefined ? {} : typeof value === "string" ? { mode: value } : value;
   if (typeof given !== "object" || given === null) throw new TypeError(`isolation must be "thread", "none" or an object, got ${String(value)}`);
+  checkKnownKeys(given, ISOLATION_CONFIG_KEYS, "isolation");
   const mode = given.mode ?? "thread";
   if (mode !== "thread" && mode !== "none") throw new TypeError(`isolation.mode must be "thread" or "none", got ${JSON.stringify(mode)}`);
   // At most what a timer can wait (2^31 - 1 ms, about 24.8 days): a longer one fires at once.
@@ -1010,6 +1049,7 @@ function maintenanceOf(value: RuntimeConfig["maintenance"], logger: Logger): Exc
   if (value === false) return null;
   if (value === undefined) return {};
   if (typeof value !== "object" || value === null) throw new TypeError(`maintenance must be an object or false, got ${JSON.stringify(value)}`);
+  checkKnownKeys(value, MAINTENANCE_CONFIG_KEYS, "maintenance");
   if (value.rescueIntervalMs !== undefined) checkTimerMs(value.rescueIntervalMs, "maintenance.rescueIntervalMs");
   // The leader renews every third of its term.
   if (value.leaderTermMs !== undefined) checkTimerMs(value.leaderTermMs, "maintenance.leaderTermMs", 3);
@@ -1042,6 +1082,7 @@ function maintenanceOf(value: RuntimeConfig["maintenance"], logger: Logger): Exc
   if (value.retention !== undefined && value.retention !== false && (typeof value.retention !== "object" || value.retention === null)) {
     throw new TypeError(`maintenance.retention must be an object or false, got ${JSON.stringify(value.retention)}`);
   }
+  if (value.retention) checkKnownKeys(value.retention, RETENTION_KEYS, "maintenance.retention");
   return value;
 }
 

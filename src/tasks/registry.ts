@@ -1,5 +1,6 @@
 import { TaskStartError } from "./errors/task-start-error.ts";
 import type { BackoffOptions, IBackgroundTask, TaskClassOptions } from "./types.ts";
+import { checkKnownKeys, keysOf } from "./known-keys.ts";
 
 /** Any class that can be started; parameters are checked where the class is used. */
 export type AnyTaskClass = (new () => IBackgroundTask<never, unknown>) & {
@@ -100,9 +101,16 @@ function positiveInt(value: unknown, what: string, min: number, max: number): nu
   return value;
 }
 
+const TASK_OPTION_KEYS = keysOf<TaskClassOptions>()(["maxAttempts", "timeoutMs", "backoff", "queue", "priority", "isolation", "memoryLimitMb", "rateLimit"]);
+const BACKOFF_KEYS = keysOf<BackoffOptions>()(["baseMs", "maxMs", "jitter"]);
+
 export function resolveTaskOptions(taskClass: AnyTaskClass, name: string): ResolvedTaskOptions {
   const o = taskClass.taskOptions ?? {};
+  if (typeof o !== "object" || o === null) throw new TaskStartError(`${name}.taskOptions must be an object, got ${JSON.stringify(o)}`);
+  checkKnownKeys(o, TASK_OPTION_KEYS, `${name}.taskOptions`, TaskStartError);
   const b = o.backoff ?? {};
+  if (typeof b !== "object" || b === null) throw new TaskStartError(`${name}.taskOptions.backoff must be an object, got ${JSON.stringify(b)}`);
+  checkKnownKeys(b, BACKOFF_KEYS, `${name}.taskOptions.backoff`, TaskStartError);
   const jitter = b.jitter ?? TASK_DEFAULTS.backoff.jitter;
   if (typeof jitter !== "number" || !(jitter >= 0 && jitter <= 1)) {
     throw new TaskStartError(`${name}.taskOptions.backoff.jitter must be between 0 and 1, got ${JSON.stringify(jitter)}`);
@@ -127,6 +135,7 @@ export function resolveTaskOptions(taskClass: AnyTaskClass, name: string): Resol
 function rateLimitOf(value: unknown, what: string): { tasks: number; intervalMs: number } | null {
   if (value === undefined) return null;
   if (!value || typeof value !== "object") throw new TaskStartError(`${what} must be { tasks, intervalMs }, got ${JSON.stringify(value)}`);
+  checkKnownKeys(value, ["tasks", "intervalMs"], what, TaskStartError);
   const { tasks, intervalMs } = value as { tasks?: unknown; intervalMs?: unknown };
   return { tasks: positiveInt(tasks, `${what}.tasks`, 1, 1_000_000_000), intervalMs: positiveInt(intervalMs, `${what}.intervalMs`, 1, TASK_LIMITS.maxTimeoutMs) };
 }

@@ -57,6 +57,14 @@ for (const store of STORES) {
       assert.equal((await platform.users.getByLogin(decomposed))?.id, jose.id);
     });
 
+    it("refuses a platform option it does not know, naming the nearest it does", async () => {
+      await assert.rejects(
+        startPlatform(store, { pakages: [] } as never),
+        /Platform\.start's configuration has no option "pakages" \(did you mean "packages"\?\)/,
+      );
+      await assert.rejects(startPlatform(store, { signInLimits: { perUser: 3 } } as never), /signInLimits has no option "perUser"; its options are perLogin, perAddress, windowMs/);
+    });
+
     it("logins do not depend on case: found, signed in and refused as taken in any case, failures counted as one login's", async () => {
       const platform = await startPlatform(store, { signInLimits: { perLogin: 3, perAddress: 100, windowMs: 60_000 } });
       const anna = await platform.users.create({ login: "Anna.Smith", password: "anna-pass" });

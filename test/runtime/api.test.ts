@@ -224,6 +224,40 @@ describe("Task.startNew", () => {
     await assert.rejects(startRuntime({ dir, tasks: [RecordTask], maxParameterBytes: 2 ** 60 }), /maxParameterBytes must be a positive integer/);
   });
 
+  it("refuses options it does not know, naming the nearest it does", async () => {
+    const runtime = await startRuntime({ dir, tasks: [RecordTask] });
+    const p = { title: "t", typeId: "x" };
+    await assert.rejects(
+      runtime.run(() => Task.startNew(RecordTask, p, { delayMS: 60_000 } as never)),
+      /the start's options has no option "delayMS" \(did you mean "delayMs"\?\); its options are queue, priority, /,
+    );
+    await assert.rejects(runtime.run(() => Task.startNew(RecordTask, p, { retries: 3 } as never)), /has no option "retries"; its options are/);
+    class Misspelled implements IBackgroundTask<null> {
+      static readonly taskOptions = { maxAtempts: 5 };
+      run(): void {}
+    }
+    await assert.rejects(runtime.run(() => Task.startNew(Misspelled as never, null)), /Misspelled\.taskOptions has no option "maxAtempts" \(did you mean "maxAttempts"\?\)/);
+    class BadBackoff implements IBackgroundTask<null> {
+      static readonly taskOptions = { backoff: { base: 10 } };
+      run(): void {}
+    }
+    await assert.rejects(runtime.run(() => Task.startNew(BadBackoff as never, null)), /BadBackoff\.taskOptions\.backoff has no option "base"/);
+    assert.deepEqual((await runtime.listTasks()).items, [], "nothing stored");
+
+    const misspelt: [Record<string, unknown>, RegExp][] = [
+      [{ wroker: false }, /createRuntime's configuration has no option "wroker" \(did you mean "worker"\?\)/],
+      [{ Logger: false }, /has no option "Logger" \(did you mean "logger"\?\)/],
+      [{ worker: { concurency: 5 } }, /worker has no option "concurency" \(did you mean "concurrency"\?\)/],
+      [{ worker: { driver: {} } }, /worker has no option "driver"; its options are concurrency, /],
+      [{ isolation: { memoryLimitMB: 64 } }, /isolation has no option "memoryLimitMB" \(did you mean "memoryLimitMb"\?\)/],
+      [{ maintenance: { retention: { succededMs: 1_000 } } }, /maintenance\.retention has no option "succededMs" \(did you mean "succeededMs"\?\)/],
+      [{ maintenance: { rescueInterval: 1_000 } }, /maintenance has no option "rescueInterval" \(did you mean "rescueIntervalMs"\?\)/],
+    ];
+    for (const [extra, message] of misspelt) {
+      assert.throws(() => createRuntime({ db: tempDb(dir), ...extra } as never), message);
+    }
+  });
+
   it("starts many tasks in one call", async () => {
     const runtime = await startRuntime({ dir, tasks: [RecordTask] });
     const handles = await runtime.run(() =>

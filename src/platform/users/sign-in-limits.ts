@@ -2,6 +2,7 @@ import type { Kysely } from "kysely";
 import { sql } from "../db/kysely-module.ts";
 import type { PlatformTables } from "../db/tables.ts";
 import { toDate } from "../db/values.ts";
+import { checkKnownKeys } from "../../tasks/known-keys.ts";
 
 /** How many sign-ins may fail, per login and per client address, within one window. */
 export interface SignInLimits {
@@ -38,6 +39,7 @@ function checkLimit(value: unknown, what: string, max: number): number | undefin
 /** The limits with their defaults, checked. */
 export function signInLimitsOf(limits: SignInLimits | undefined): Required<SignInLimits> {
   if (limits !== undefined && (typeof limits !== "object" || limits === null)) throw new TypeError("signInLimits must be an object");
+  if (limits) checkKnownKeys(limits, ["perLogin", "perAddress", "windowMs"] satisfies (keyof SignInLimits)[], "signInLimits");
   return {
     perLogin: checkLimit(limits?.perLogin, "perLogin", 1_000_000) ?? DEFAULTS.perLogin,
     perAddress: checkLimit(limits?.perAddress, "perAddress", 1_000_000) ?? DEFAULTS.perAddress,
