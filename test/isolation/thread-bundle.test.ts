@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { after, describe, it } from "node:test";
@@ -33,6 +34,22 @@ describe("task threads' build", () => {
     assert.ok(changed && changed.built !== first.built, "a changed module: a new build");
     assert.match(readFileSync(new URL(bundledModule(changed, url)!), "utf8"), /22/);
     assert.ok(existsSync(first.entry), "the previous build stays for threads that booted from it");
+  });
+
+  it("holds Kysely as one file, which the platform's sources require in the build instead of its four hundred modules", async () => {
+    const bundle = await threadBundle(silent, []);
+    assert.ok(bundle);
+    const folder = fileURLToPath(bundle.built);
+    const kysely = join(folder, "kysely.cjs");
+    assert.ok(existsSync(kysely), "Kysely was built beside the bundle");
+    const chunks = readdirSync(folder, { recursive: true, encoding: "utf8" })
+      .filter((f) => f.endsWith(".js"))
+      .map((f) => readFileSync(join(folder, f), "utf8"));
+    assert.ok(chunks.some((text) => text.includes(JSON.stringify(kysely))), "the platform requires the built Kysely");
+    assert.ok(!chunks.some((text) => text.includes('(__underway_source_url)("kysely")')), "a source still requires the package's own build");
+    const { Kysely, sql } = createRequire(import.meta.url)(kysely) as typeof import("kysely");
+    assert.equal(typeof Kysely, "function");
+    assert.equal(typeof sql, "function");
   });
 
   it("runs a task whose module the threads learn of after they booted in the thread's own runtime (it starts a child task)", async () => {

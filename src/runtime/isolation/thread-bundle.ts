@@ -86,8 +86,9 @@ export async function threadBundle(logger: Logger, taskModules: readonly string[
   const entries = [...new Set([THREAD_MAIN, join(SRC, "index.ts"), ...taskModules.filter((url) => url.startsWith("file:")).map((url) => fileURLToPath(url))])]
     .filter((path) => /\.[cm]?[jt]s$/.test(path) && existsSync(path))
     .sort();
+  const kysely = kyselyBuild();
   const key = createHash("sha256")
-    .update(JSON.stringify({ esbuild: esbuild.version, entries: entries.map((p) => relative(ROOT, p)) }))
+    .update(JSON.stringify({ esbuild: esbuild.version, entries: entries.map((p) => relative(ROOT, p)), kysely: kysely?.version ?? null }))
     .digest("hex")
     .slice(0, 16);
   const dir = join(CACHE, key);
@@ -98,6 +99,12 @@ export async function threadBundle(logger: Logger, taskModules: readonly string[
   const build = `${Date.now().toString(36)}-${process.pid}`;
   const out = join(dir, build);
   try {
+    // Kysely first, as one file beside the build (see KYSELY_REQUIRE); without it (not installed
+    // where the sources expect it), the sources require it as they do unbundled.
+    const kyselyFile = kysely ? join(out, "kysely.cjs") : null;
+    if (kysely && kyselyFile) {
+      await esbuild.build({ entryPoints: [kysely.main], outfile: kyselyFile, bundle: true, format: "cjs", platform: "node", target: "node20", logLevel: "silent", keepNames: true });
+    }
     const result = await esbuild.build({
       entryPoints: entries,
       outdir: out,
@@ -114,7 +121,7 @@ export async function threadBundle(logger: Logger, taskModules: readonly string[
       logLevel: "silent",
       // The names of classes and functions are kept: error names and task class names come from them.
       keepNames: true,
-      plugins: [sourceUrls],
+      plugins: [sourceUrls(kyselyFile)],
       define: { "import.meta.url": SOURCE_URL },
     });
     const inputs = Object.keys(result.metafile?.inputs ?? {}).map((path) => {
@@ -167,16 +174,48 @@ function removeStaleBuilds(dir: string, keep: string): void {
   }
 }
 
-/** Gives each bundled source its own `import.meta.url`. */
-const sourceUrls = {
+/**
+ * Kysely, as the platform requires it (kysely-module.ts: its CommonJS build, some four hundred
+ * small modules). A thread of a platform worker spent about 60 ms of its boot requiring them one
+ * by one; the bundle requires one file of them instead, built beside it. Its objects are
+ * recognised by shape, so a task module's own "kysely" works with this copy, as two builds do in
+ * the worker's process.
+ */
+const KYSELY_REQUIRE = 'createRequire(import.meta.url)("kysely")';
+const KYSELY_MODULE = join(SRC, "platform", "db", "kysely-module.ts");
+
+/** Kysely's CommonJS entry and version, where the sources would require it; null when it cannot be found. */
+function kyselyBuild(): { main: string; version: string } | null {
+  try {
+    const require = createRequire(KYSELY_MODULE);
+    const main = require.resolve("kysely");
+    // Its package.json is not among its exports: found above its entry.
+    for (let dir = dirname(main); dir !== dirname(dir); dir = dirname(dir)) {
+      const manifest = join(dir, "package.json");
+      if (!existsSync(manifest)) continue;
+      const { name, version } = JSON.parse(readFileSync(manifest, "utf8")) as { name?: string; version?: string };
+      if (name === "kysely" && typeof version === "string") return { main, version };
+    }
+    return null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Gives each bundled source its own `import.meta.url`, and points the platform's require of Kysely
+ * at `kyselyFile` (see KYSELY_REQUIRE).
+ */
+const sourceUrls = (kyselyFile: string | null) => ({
   name: "underway-source-urls",
   setup(build: { onLoad(options: { filter: RegExp }, callback: (args: { path: string }) => { contents: string; loader: string }): void }): void {
     build.onLoad({ filter: /\.[cm]?[jt]s$/ }, (args) => {
-      const text = readFileSync(args.path, "utf8");
+      let text = readFileSync(args.path, "utf8");
+      if (kyselyFile && args.path === KYSELY_MODULE) text = text.replace(KYSELY_REQUIRE, `createRequire(import.meta.url)(${JSON.stringify(kyselyFile)})`);
       const loader = /\.[cm]?ts$/.test(args.path) ? "ts" : "js";
       // `define` points every import.meta.url (not the words in strings and comments) at this binding, one per module.
       const binding = text.includes("import.meta.url") ? `var ${SOURCE_URL} = ${JSON.stringify(pathToFileURL(args.path).href)};\n` : "";
       return { contents: binding + text, loader };
     });
   },
-};
+});

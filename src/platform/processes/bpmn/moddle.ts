@@ -1,6 +1,6 @@
 // Reading and writing BPMN XML with bpmn-moddle, plus our extension. Everything moddle reports
 // (a fatal error, or warnings about content it skipped) comes back as problem lines.
-import { BpmnModdle, type ModdleElement, type ModdleWarning } from "bpmn-moddle";
+import type { BpmnModdle, ModdleElement, ModdleWarning } from "bpmn-moddle";
 import { BpmnDefinitionError } from "./bpmn-definition-error.ts";
 import { describe, isElement } from "./elements.ts";
 import { underwayModdlePackage } from "./underway-moddle.ts";
@@ -8,8 +8,16 @@ import { underwayModdlePackage } from "./underway-moddle.ts";
 /** Files above this size (UTF-8 bytes) are refused before parsing. */
 export const MAX_BPMN_BYTES = 5 * 1024 * 1024;
 
-// One instance serves every call: fromXML/toXML keep no state between documents.
-const moddle = new BpmnModdle({ underway: underwayModdlePackage });
+/**
+ * One instance serves every call: fromXML/toXML keep no state between documents. Loaded when
+ * first needed: every task thread imports this module with the public API, and most never read
+ * a diagram (bpmn-moddle took 13 ms of a thread's boot).
+ */
+let moddleLoaded: Promise<BpmnModdle> | null = null;
+function moddle(): Promise<BpmnModdle> {
+  moddleLoaded ??= import("bpmn-moddle").then(({ BpmnModdle }) => new BpmnModdle({ underway: underwayModdlePackage }));
+  return moddleLoaded;
+}
 
 export interface ReadResult {
   readonly definitions: ModdleElement;
@@ -35,7 +43,7 @@ export async function readDefinitions(xml: unknown): Promise<ReadResult> {
   }
   let result;
   try {
-    result = await moddle.fromXML(xml);
+    result = await (await moddle()).fromXML(xml);
   } catch (error) {
     throw new BpmnDefinitionError(fatalProblems(error), { cause: error });
   }
@@ -55,7 +63,7 @@ export async function readDefinitions(xml: unknown): Promise<ReadResult> {
  * this process did not check itself.
  */
 export async function writeDefinitions(definitions: ModdleElement, options: { readonly format?: boolean } = {}): Promise<string> {
-  const { xml } = await moddle.toXML(definitions, { format: options.format ?? true });
+  const { xml } = await (await moddle()).toXML(definitions, { format: options.format ?? true });
   return xml;
 }
 
