@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
   MAX_BPMN_BYTES,
+  MAX_NAMESPACE_DECLARATIONS,
   parseProcess,
   serializeProcess,
 } from "../../../src/platform/processes/bpmn/index.ts";
@@ -63,6 +64,20 @@ describe("huge input", () => {
     const fill = filler.repeat(Math.floor(room / Buffer.byteLength(filler)));
     return example.replace("</bpmn:definitions>", `<!--${fill}-->${" ".repeat(room - Buffer.byteLength(fill))}</bpmn:definitions>`);
   };
+
+  it("refuses more than 100 namespace declarations (each nested one made writing the diagram back slower), and reads 100", async () => {
+    const nested = (n: number) =>
+      example.replace("<bpmn:startEvent", `<bpmn:extensionElements>${'<x:a xmlns:x="urn:x">'.repeat(n)}${"</x:a>".repeat(n)}</bpmn:extensionElements><bpmn:startEvent`);
+    const declared = (example.match(/\sxmlns(:[^\s=]*)?=/g) ?? []).length;
+    const atLimit = nested(MAX_NAMESPACE_DECLARATIONS - declared);
+    assert.equal((await parseProcess(atLimit)).code, "UsrBackgroundTaskExampleProcess");
+    const over = nested(20_000);
+    const expected = [
+      `the document makes ${20_000 + declared} XML namespace declarations (xmlns); the limit is ${MAX_NAMESPACE_DECLARATIONS}: declare each namespace once, on the root element`,
+    ];
+    assert.deepEqual(await problemsOf(over), expected);
+    assert.deepEqual(await serializeProblemsOf(() => serializeProcess(over)), expected);
+  });
 
   it("reads a document of exactly 5 MB", async () => {
     const xml = padded(MAX_BPMN_BYTES, "x");
