@@ -52,6 +52,16 @@ const PROCESSES: Record<string, string> = {
     { kind: "script", id: "Direct", body: "(context.parameters as Record<string, unknown>).Fn = () => 1;\nreturn true;" },
     { kind: "end", id: "End" },
   ]),
+  UsrHeedingProcess: processXml("UsrHeedingProcess", "Heeding", [
+    {
+      kind: "script",
+      id: "Heed",
+      body:
+        'await new Promise((resolve) => context.signal.addEventListener("abort", resolve));\n' +
+        '(globalThis as { __mishapHeard?: unknown }).__mishapHeard = (context.signal.reason as Error).name;\nreturn true;',
+    },
+    { kind: "end", id: "End" },
+  ]),
   UsrEndlessProcess: processXml("UsrEndlessProcess", "Endless", [
     { kind: "script", id: "Endless", body: "await new Promise(() => {});\nreturn true;" },
     { kind: "end", id: "End" },
@@ -108,6 +118,20 @@ for (const store of STORES) {
       assert.equal(done.status, "Canceled");
       assert.deepEqual(shape(done), ["Start:Completed", "Slow:Canceled"]);
       assert.ok(done.completedOn);
+    });
+
+    it("a script hears its attempt stop through context.signal, and ends then", async () => {
+      const platform = await startPlatform(store, { packageRefreshMs: 0, isolation: "none" });
+      await publish(platform);
+      const heard = globalThis as { __mishapHeard?: unknown };
+      delete heard.__mishapHeard;
+      const { instanceId, taskId } = await execute(platform, "UsrHeedingProcess");
+      await settled(platform, instanceId, (log) => log.elements.some((e) => e.elementId === "Heed"));
+      assert.equal(await platform.runtime.cancelTask(taskId), true);
+      await until(() => heard.__mishapHeard !== undefined, "the script to hear the cancel");
+      assert.equal(heard.__mishapHeard, "TaskCanceledError");
+      assert.equal((await ended(platform, instanceId, 5_000)).status, "Canceled");
+      delete heard.__mishapHeard;
     });
 
     it("a queued instance task canceled or deleted: the watch ends the instance as Canceled", async () => {

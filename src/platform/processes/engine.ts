@@ -466,6 +466,7 @@ export class ProcessEngine {
       const { element, seq } = current;
       const context = {
         userConnection,
+        signal,
         parameters,
         get: (name: string) => parameters[name],
         set: (name: string, value: unknown) => {

@@ -70,5 +70,6 @@ export function contextOf(parameters: Record<string, unknown> = {}): ScriptConte
     waitForTask: () => {
       throw new Error("context.waitForTask is not available in compiler tests");
     },
+    signal: new AbortController().signal,
   };
 }

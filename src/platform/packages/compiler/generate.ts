@@ -13,6 +13,7 @@ const CONTEXT_INTERFACE = `interface ${CONTEXT_TYPE_NAME} {
   get(name: string): unknown;
   set(name: string, value: unknown): void;
   waitForTask(task: { readonly id: string } | string): void;
+  readonly signal: AbortSignal;
 }
 `;
 

@@ -76,6 +76,12 @@ export interface ScriptContext {
    * ends dead or canceled. Call it for several tasks to wait for all of them.
    */
   waitForTask(task: { readonly id: string } | string): void;
+  /**
+   * Aborts when the attempt running the instance stops: its timeout, a cancel of the instance or
+   * its task, a lost lease, the worker's shutdown. Pass it to what a script waits for (fetch, a
+   * timer) so that the script ends early; whatever it returns after that is not recorded.
+   */
+  readonly signal: AbortSignal;
 }
 
 export interface LoadedPackage {
