@@ -151,7 +151,7 @@ for (const store of STORES) {
       assert.equal(await platform.processTaskWatch.runOnce(), 0);
     });
 
-    it("a waiting element's continuation canceled: the watch ends the instance; a deleted one, like a waiting-for-good task deleted, leaves it waiting", async () => {
+    it("a waiting element's continuation canceled or deleted: the watch ends the instance; a waiting-for-good task deleted leaves it waiting", async () => {
       const platform = await startPlatform(store, { packageRefreshMs: 0 });
       await publish(platform);
       const waiting = [await execute(platform, "UsrWaitingProcess"), await execute(platform, "UsrWaitingProcess")];
@@ -170,9 +170,11 @@ for (const store of STORES) {
       const canceled = await logOf(platform, waiting[0]!.instanceId);
       assert.equal(canceled.status, "Canceled");
       assert.deepEqual(shape(canceled), ["Start:Completed", "StartWork:Canceled(waiting)"]);
-      // A deleted task of a waiting element cannot be told from that of a script that returned
-      // false: both instances still wait (docs/processes.md); the process log cancels them.
-      assert.deepEqual(shape(await logOf(platform, waiting[1]!.instanceId)), ["Start:Completed", "StartWork:Running(waiting)"]);
+      // Its continuation deleted, the element could never go on: Canceled too.
+      const stranded = await logOf(platform, waiting[1]!.instanceId);
+      assert.equal(stranded.status, "Canceled");
+      assert.deepEqual(shape(stranded), ["Start:Completed", "StartWork:Canceled(waiting)"]);
+      // The task of a script that returned false, deleted: the element still waits for good.
       const held = await logOf(platform, forGood.instanceId);
       assert.equal(held.status, "Running");
       assert.deepEqual(shape(held), ["Start:Completed", "Hold:Running(waiting)"]);

@@ -285,4 +285,14 @@ export const PLATFORM_MIGRATIONS: readonly PlatformMigration[] = [
       await db.schema.createIndex("SysProcessLog_Running").on("SysProcessLog").column("Id").where(sql.ref("Status"), "=", "Running").execute();
     },
   },
+  {
+    version: 9,
+    name: "element_awaits_tasks",
+    // An element waiting for tasks is told from one whose script returned false: when the
+    // instance's task is deleted, the first can never go on (its continuation is gone), the second
+    // waits for good as before. Elements that waited before this are taken for the second.
+    async up(db) {
+      await db.schema.alterTable("SysProcessElementLog").addColumn("AwaitsTasks", "boolean", (c) => c.notNull().defaultTo(false)).execute();
+    },
+  },
 ];

@@ -50,6 +50,8 @@ export interface SysProcessElementLogTable {
   Kind: string;
   Status: string;
   Waiting: boolean | number;
+  /** Waiting for tasks (context.waitForTask), through the instance's continuation; false for a script that returned false. */
+  AwaitsTasks: boolean | number;
   ErrorMessage: string | null;
   StartedOn: Time;
   CompletedOn: Time;

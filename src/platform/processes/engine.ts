@@ -365,8 +365,18 @@ export class ProcessEngine {
           error.name = task.lastError?.name ?? "Error";
           if (await this.fail(row.Id, null, error, row.TaskId)) ended++;
         } else if (!task) {
-          const current = await this.db.selectFrom("SysProcessElementLog").select("Waiting").where("ProcessLogId", "=", row.Id).orderBy("Seq", "desc").limit(1).executeTakeFirst();
-          if ((!current || !toBoolean(current.Waiting)) && (await this.endCanceled(row.Id, row.TaskId))) ended++;
+          const current = await this.db
+            .selectFrom("SysProcessElementLog")
+            .select(["Waiting", "AwaitsTasks"])
+            .where("ProcessLogId", "=", row.Id)
+            .orderBy("Seq", "desc")
+            .limit(1)
+            .executeTakeFirst();
+          // An element that waits for tasks waits for its continuation, which is gone: it can
+          // never go on. One whose script returned false waits for good, whatever became of the
+          // task that ran it.
+          const stranded = !current || !toBoolean(current.Waiting) || toBoolean(current.AwaitsTasks);
+          if (stranded && (await this.endCanceled(row.Id, row.TaskId))) ended++;
         }
       }
       if (rows.length < batch) return ended;
@@ -616,7 +626,7 @@ export class ProcessEngine {
         signal.throwIfAborted();
         const marked = await this.db
           .updateTable("SysProcessElementLog")
-          .set({ Waiting: true })
+          .set({ Waiting: true, AwaitsTasks: true })
           .where("ProcessLogId", "=", instanceId)
           .where("Seq", "=", seq)
           .where("Status", "=", "Running")
@@ -691,6 +701,7 @@ export class ProcessEngine {
         Kind: element.kind,
         Status: "Running",
         Waiting: false,
+        AwaitsTasks: false,
         ErrorMessage: null,
         StartedOn: new Date(await this.store.clockNow()),
         CompletedOn: null,
