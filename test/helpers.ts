@@ -30,6 +30,24 @@ export async function startRuntime(config: Partial<RuntimeConfig> & { dir: strin
 }
 
 /** Resolves when fn returns a truthy value; checks on every turn of the event loop, bounded. */
+/**
+ * `pending`'s outcome, the mocked clock (node:test's mock.timers, setTimeout enabled) moved on a
+ * quarter second at a time until it comes; fails when it has not come `limitMs` after (mocked).
+ */
+export async function settledWithinMockedMs<T>(timers: { tick(ms: number): void }, pending: Promise<T>, limitMs: number, what: string): Promise<T> {
+  let settled = false;
+  void pending.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  for (let movedMs = 0; !settled; movedMs += 250) {
+    if (movedMs > limitMs) throw new Error(`${what} took longer than ${limitMs} ms of the mocked clock`);
+    await new Promise((resolve) => setImmediate(resolve));
+    timers.tick(250);
+  }
+  return pending;
+}
+
 export async function until<T>(fn: () => T | Promise<T>, what: string, limitMs = 5_000): Promise<NonNullable<T>> {
   const end = Date.now() + limitMs;
   for (;;) {
