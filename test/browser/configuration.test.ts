@@ -6,8 +6,21 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import type { Page } from "playwright-core";
 import { sql } from "../../src/platform/db/kysely-module.ts";
 import { openBrowser, signIn, startApp, SUPERVISOR_PASSWORD, watchPageErrors } from "./helpers.ts";
+
+/** A new app and browser page, signed in as the Supervisor, with the example process open in the modeler. */
+async function openExampleDiagram(): Promise<{ page: Page; errors: string[] }> {
+  const { url } = await startApp();
+  const page = await (await openBrowser()).newPage();
+  const errors = watchPageErrors(page);
+  await signIn(page, url, "Supervisor", SUPERVISOR_PASSWORD);
+  await page.getByRole("link", { name: "Configuration" }).click();
+  await page.locator('[data-schema="UsrBackgroundTaskExampleProcess"]').click();
+  await page.getByTestId("bpmn-modeler").locator('[data-element-id="ScriptTask_CreateBackgroundTask"]').waitFor();
+  return { page, errors };
+}
 
 describe("the web application: configuration", () => {
   it("publishes a schema with a compile error, shows the error at its line, then publishes the fix", async () => {
@@ -152,13 +165,7 @@ describe("the web application: configuration", () => {
   });
 
   it("reaches a script task's properties without a pointer: the panel's element list", async () => {
-    const { url } = await startApp();
-    const page = await (await openBrowser()).newPage();
-    const errors = watchPageErrors(page);
-    await signIn(page, url, "Supervisor", SUPERVISOR_PASSWORD);
-    await page.getByRole("link", { name: "Configuration" }).click();
-    await page.locator('[data-schema="UsrBackgroundTaskExampleProcess"]').click();
-    await page.getByTestId("bpmn-modeler").locator('[data-element-id="ScriptTask_CreateBackgroundTask"]').waitFor();
+    const { page, errors } = await openExampleDiagram();
     const panel = page.getByTestId("properties-panel");
     const choice = panel.getByLabel("Element");
     const options = await choice.locator("option").allInnerTexts();
@@ -223,14 +230,8 @@ describe("the web application: configuration", () => {
   });
 
   it("clears a refused save's problems once a save succeeds", async () => {
-    const { url } = await startApp();
-    const page = await (await openBrowser()).newPage();
-    const errors = watchPageErrors(page);
-    await signIn(page, url, "Supervisor", SUPERVISOR_PASSWORD);
-    await page.getByRole("link", { name: "Configuration" }).click();
-    await page.locator('[data-schema="UsrBackgroundTaskExampleProcess"]').click();
+    const { page, errors } = await openExampleDiagram();
     const modeler = page.getByTestId("bpmn-modeler");
-    await modeler.locator('[data-element-id="ScriptTask_CreateBackgroundTask"]').waitFor();
     // A flow deleted: the diagram no longer reaches its end, and the save is refused with problems.
     await modeler.locator('[data-element-id="SequenceFlow1"]').click({ force: true });
     await page.keyboard.press("Delete");
