@@ -345,7 +345,7 @@ export class Runtime implements TaskStarter {
             onContinuations: () => this.resolveContinuationsSoon(),
             isolation: { pool: this.pool, mode: isolation.mode, abortGraceMs: isolation.abortGraceMs },
             verifyInitiator: (task) =>
-              Boolean(task.initiator && this.signer?.verify(task.name, task.initiator, task.parameters, task.initiatorSignature)),
+              this.signer ? Boolean(task.initiator && this.signer.verify(task.name, task.initiator, task.parameters, task.initiatorSignature)) : null,
           });
     const maintenance = maintenanceOf(config.maintenance, this.logger);
     this.elector = maintenance
@@ -649,7 +649,13 @@ export class Runtime implements TaskStarter {
       initiator: request.initiator,
       withUserConnection: request.withUserConnection,
       ...(o.dedupKey !== undefined ? { dedupKey: o.dedupKey, dedupUntilStart: o.dedupUntil === "started" } : {}),
-      initiatorSignature: request.initiator && request.withUserConnection ? this.signInitiator(name, request) : null,
+      // Every initiator is signed where there is a secret: the worker runs a task as its stored
+      // initiator only once the signature checks out (see Worker.userInScope).
+      initiatorSignature: !request.initiator
+        ? null
+        : request.withUserConnection
+          ? this.signInitiator(name, request)
+          : (this.signer?.sign(name, request.initiator, request.parameters) ?? null),
     };
   }
 

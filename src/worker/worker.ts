@@ -12,7 +12,7 @@ import { TaskSecurityError } from "../tasks/errors/task-security-error.ts";
 import { UnknownTaskError } from "../tasks/errors/unknown-task-error.ts";
 import { UnrecoverableTaskError } from "../tasks/errors/unrecoverable-task-error.ts";
 import type { Logger } from "../tasks/logger.ts";
-import { backoffDelay, checkTimerMs, TASK_DEFAULTS, type TaskRegistry } from "../tasks/registry.ts";
+import { backoffDelay, checkTimerMs, requiresUserConnection, TASK_DEFAULTS, type TaskRegistry } from "../tasks/registry.ts";
 import type { Initiator, TaskContext, UserConnectionLike } from "../tasks/types.ts";
 import { Completer } from "./completer.ts";
 import { executeInProcess, withinAttempt } from "./executor.ts";
@@ -93,8 +93,12 @@ export interface WorkerOptions {
   /** Per queue, the most tasks of that queue run at once here. */
   readonly queueConcurrency?: Readonly<Record<string, number>>;
   readonly userConnectionFactory?: UserConnectionFactory;
-  /** Checks the stored initiator of a task that runs with a user connection (tamper protection). */
-  readonly verifyInitiator?: (task: ClaimedTask) => boolean;
+  /**
+   * Checks a task's stored initiator against its signature (tamper protection): true when it
+   * checks out, false when it does not (or there is none), null when this store has no secret to
+   * check it with.
+   */
+  readonly verifyInitiator?: (task: ClaimedTask) => boolean | null;
   /** The ambient scope tasks run in (the runtime, so Task.startNew inside a task works). */
   readonly scope?: AmbientScope;
   readonly onEvent?: (event: WorkerEvent) => void;
@@ -530,7 +534,8 @@ export class Worker {
     const length = Math.min(MAX_CHAIN, Math.floor(CHAIN_IN_FLIGHT / this.concurrency), Math.ceil((this.prefetched.length + 1) / free));
     if (!pool || length < 2 || first.withUserConnection || !isBytes(first) || this.prefetched[0]?.task.name !== first.name) return false;
     const entry = this.options.registry.resolveRegistered(first.name);
-    if (!entry || !this.inThread(entry) || (!entry.dynamic && !entry.module)) return false;
+    // A class that needs a user connection, its rows saying otherwise, goes through executeWith's check.
+    if (!entry || !this.inThread(entry) || (!entry.dynamic && !entry.module) || requiresUserConnection(entry.taskClass)) return false;
     if (!pool.chainable(first.name, entry.options.memoryLimitMb)) return false;
     const tasks = [head];
     for (const held of this.prefetched) {
@@ -801,6 +806,16 @@ export class Worker {
   }
 
   private executeWith(run: ActiveRun, entry: RegistryEntry | undefined): Promise<RunOutcome> {
+    // Every start of a class that needs a user connection stores the task with one: a row that
+    // says otherwise was changed outside underway (or the class gained setUserConnection after
+    // the task was queued), and running it would skip the initiator's integrity check.
+    if (entry && !run.task.withUserConnection && requiresUserConnection(entry.taskClass)) {
+      const error = new TaskSecurityError(
+        `the task's class ${run.task.name} needs a user connection (it has setUserConnection), but the task is stored without one: ` +
+          "its row was changed outside underway, or the task was queued before the class needed one",
+      );
+      return Promise.resolve(this.failure(run, error, null));
+    }
     const logger = new RunLogger(this.options.logger, run.task);
     // An isolated attempt's parameters are decoded in its thread, within its limits; only its
     // thread holds them.
@@ -862,7 +877,7 @@ export class Worker {
         abort,
         timeoutMs: task.timeoutMs,
         userConnection,
-        scope: { ...this.options.scope, ...(task.initiator ? { user: task.initiator } : {}) },
+        scope: { ...this.options.scope, ...this.userInScope(task) },
       });
       return { kind: "succeeded", id: task.id, runSeq: task.runSeq, ...taskResultOf(returned) };
     } catch (error) {
@@ -919,7 +934,7 @@ export class Worker {
         parameters: task.parameters,
         attempt: task.attempt,
         maxAttempts: task.maxAttempts,
-        initiator: task.initiator,
+        initiator: this.userInScope(task).user ?? null,
         withUserConnection: task.withUserConnection,
       },
       memoryLimitMb: entry.options.memoryLimitMb,
@@ -951,6 +966,31 @@ export class Worker {
   private failed(run: ActiveRun, error: unknown, backoff: Backoff): Promise<RunOutcome> {
     return Promise.resolve(this.failure(run, error, backoff));
   }
+
+  /**
+   * The user an attempt runs as (`currentUser()`, and the initiator its own starts carry): the
+   * stored initiator once its signature checks out (a task with a user connection has had it
+   * checked by checkInitiator before it gets here). A task without a user connection whose stored
+   * initiator fails the check runs as no one: an initiator changed in the row would otherwise run
+   * the task as that user, and each task it starts with a user connection would be signed for
+   * them. A store without a secret signs nothing: there the stored initiator is taken as it is.
+   */
+  private userInScope(task: ClaimedTask): { user?: NonNullable<ClaimedTask["initiator"]> } {
+    if (!task.initiator) return {};
+    if (task.withUserConnection || (this.options.verifyInitiator?.(task) ?? null) !== false) return { user: task.initiator };
+    if (!this.unverifiedWarned.has(task.id)) {
+      this.unverifiedWarned.add(task.id);
+      if (this.unverifiedWarned.size > 1_000) this.unverifiedWarned.clear();
+      this.options.logger.warn(
+        taskLogFields(task),
+        "the task's stored initiator failed its integrity check (changed outside underway, signed with another secret, or started before tasks without a user connection were signed): it runs as no user",
+      );
+    }
+    return {};
+  }
+
+  /** Tasks whose unverified initiator was logged (once each; forgotten past a thousand). */
+  private readonly unverifiedWarned = new Set<string>();
 
   private checkInitiator(task: ClaimedTask): void {
     if (!task.initiator) throw new TaskSecurityError("the task needs a user connection but has no initiator");

@@ -3,6 +3,7 @@ import { existsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
 import {
+  currentUser,
   runAsUser,
   Task,
   TaskFailedError,
@@ -12,7 +13,7 @@ import {
   type UserConnectionLike,
 } from "../../src/index.ts";
 import { encodeParameters } from "../../src/codec/index.ts";
-import { startRuntime, tempDb, tempDir } from "../helpers.ts";
+import { startRuntime, tempDb, tempDir, until } from "../helpers.ts";
 
 const dir = tempDir();
 const ran: string[] = [];
@@ -39,7 +40,47 @@ async function failure(promise: Promise<unknown>): Promise<TaskFailedError> {
   return error;
 }
 
+/** A task without a user connection that starts one with a user connection, as whoever it runs as. */
+class Starter implements IBackgroundTask<{ amount: number }> {
+  static readonly taskOptions = { maxAttempts: 1 };
+  async run(p: { amount: number }): Promise<void> {
+    ran.push(`starter as ${currentUser()?.userId ?? "no one"}`);
+    await Task.startNewWithUserConnection(AsUser, { amount: p.amount });
+  }
+}
+
 describe("the initiator of a task", () => {
+  it("is not taken from a changed row of a task without a user connection, nor lets it start work as that user", async () => {
+    ran.length = 0;
+    const db = tempDb(dir);
+    const runtime = await startRuntime({ dir, db, tasks: [AsUser, Starter], worker: false, userConnectionFactory });
+    const asAlice = <T>(fn: () => Promise<T>) => runtime.run(() => runAsUser({ userId: "alice" }, fn));
+    const forged = await asAlice(() => Task.startNew(Starter, { amount: 10 }));
+    const honest = await asAlice(() => Task.startNew(Starter, { amount: 20 }));
+    const flagless = await asAlice(() => Task.startNewWithUserConnection(AsUser, { amount: 30 }));
+    await runtime.transaction(async (tx) => {
+      await tx.execute("UPDATE underway_tasks SET user_id = ? WHERE id = ?", ["admin", forged.id]);
+      // A class that needs a user connection, stored as if started without one: no check would run.
+      await tx.execute("UPDATE underway_tasks SET with_user_connection = 0 WHERE id = ?", [flagless.id]);
+    });
+    await runtime.stop();
+    const worker = await startRuntime({ dir, db, tasks: [AsUser, Starter], userConnectionFactory, isolation: "none" });
+    // The forged starter runs as no one, so its start with a user connection has no user to run as.
+    const error = await failure(worker.waitForTask(forged.id, { timeoutMs: 5_000 }));
+    assert.match(error.task.lastError?.message ?? "", /user/);
+    assert.equal((await worker.waitForTask(honest.id, { timeoutMs: 5_000 })).state, "succeeded");
+    const refused = await failure(worker.waitForTask(flagless.id, { timeoutMs: 5_000 }));
+    assert.equal(refused.task.state, "dead");
+    assert.equal(refused.task.lastError?.name, "TaskSecurityError");
+    assert.match(refused.task.lastError?.message ?? "", /needs a user connection .* but the task is stored without one/);
+    await until(() => ran.includes("alice:20"), "the honest starter's child to run");
+    assert.ok(ran.includes("starter as no one"), ran.join(", "));
+    assert.ok(ran.includes("starter as alice"), ran.join(", "));
+    assert.ok(!ran.some((r) => r.startsWith("admin") || r === "starter as admin"), ran.join(", "));
+    ran.length = 0;
+  });
+
+
   it("is refused when the stored user or parameters were changed by hand", async () => {
     const runtime = await startRuntime({ dir, tasks: [AsUser], worker: false, userConnectionFactory });
     const start = (amount: number) =>
