@@ -41,7 +41,9 @@ export function printable(text: string): string {
   });
 }
 
-const time = (d: Date | null): string => (d ? d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z") : "");
+/** A time as the tables show it; one a row changed by hand made unreadable is said so, not thrown over. */
+export const time = (d: Date | null): string =>
+  !d ? "" : Number.isNaN(d.getTime()) ? "(unreadable)" : d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
 
 export function tasksTable(tasks: readonly TaskInfo[]): string {
   const table = new Table({

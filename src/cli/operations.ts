@@ -3,7 +3,7 @@ import { InvalidArgumentError, Option, type Command } from "commander";
 import Table from "cli-table3";
 import type { Runtime } from "../runtime/runtime.ts";
 import { TASK_STATES, type TaskState } from "../tasks/types.ts";
-import { dbWord, intOption, nextPageHint, nonEmpty, printable, tasksTable } from "./format.ts";
+import { dbWord, intOption, nextPageHint, nonEmpty, printable, tasksTable, time } from "./format.ts";
 
 interface CommonOptions {
   db: string;
@@ -16,7 +16,6 @@ interface Wiring {
   readonly inspect: (options: CommonOptions) => Promise<Runtime>;
 }
 
-const time = (d: Date | null): string => (d ? d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z") : "");
 const table = (head: string[]): Table.Table => new Table({ head, style: { head: [], border: [] } });
 
 async function withRuntime(wiring: Wiring, options: CommonOptions, fn: (runtime: Runtime) => Promise<void>): Promise<void> {

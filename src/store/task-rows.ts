@@ -75,6 +75,15 @@ export function taskInfoOf(row: DecodedTaskRow, errors: readonly ErrorJson[], no
   };
 }
 
+/**
+ * A claimed task's timeout as a timer can wait it: at most 2^31-1 ms. Starts never store more,
+ * but a row changed by hand can (SQLite's columns take any integer), and Node fires a longer
+ * timer at once: every attempt would time out as it began.
+ */
+export function claimedTimeoutMs(stored: number): number {
+  return stored > 2_147_483_647 ? 2_147_483_647 : stored;
+}
+
 /** The fair-share key of a new task: its user (tasks started without one share the key ""). */
 export function fairKeyOf(p: { readonly initiator: { readonly userId: string; readonly tenant?: string | null } | null }): string {
   return p.initiator ? `${p.initiator.tenant ?? ""}/${p.initiator.userId}` : "";

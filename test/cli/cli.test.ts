@@ -81,6 +81,22 @@ describe("underway CLI", () => {
     assert.match(timedOut.stderr, new RegExp(`task ${queued.id} is still queued after 1 s`));
   });
 
+  it("lists the other tasks, and says which time it cannot read, when a row's time was changed by hand", async () => {
+    const db = tempDb(dir);
+    const runtime = await startRuntime({ dir, db, tasks: [TouchTask], worker: false });
+    const bad = await runtime.run(() => Task.startNew(TouchTask, { file: join(dir, "bad.txt") }));
+    const good = await runtime.run(() => Task.startNew(TouchTask, { file: join(dir, "good.txt") }));
+    await runtime.transaction((tx) => tx.execute("UPDATE underway_tasks SET created_at = 'abc', run_at = 'abc' WHERE id = ?", [Number(bad.id)]));
+    await runtime.stop();
+    const table = underway("tasks", "--db", db);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, new RegExp(`${good.id}.*TouchTask.*queued`));
+    assert.match(table.stdout, new RegExp(`${bad.id}.*TouchTask.*\\(unreadable\\)`));
+    const one = underway("task", bad.id, "--db", db);
+    assert.equal(one.code, 0, one.stderr);
+    assert.match(one.stdout, /created {4}\(unreadable\)/);
+  });
+
   it("runs a published process as a user and waits for it", async () => {
     const db = tempDb(dir);
     const platform = await Platform.start({ db, logger: false, worker: false, adminPassword: "cli-pass", packages: [join(root, "examples", "background-activity")] });

@@ -171,6 +171,27 @@ export function driverSuite(factory: DriverFactory): void {
       );
     });
 
+    it("rescues a running task that has no lease at all (a row changed by hand)", async () => {
+      const d = await fresh();
+      const id = await d.taskInsert(task({ maxAttempts: 2 }));
+      assert.equal((await d.taskClaim({ workerId: "ghost", limit: 1, leaseMs: 60_000 })).length, 1);
+      const sql = d.dialect === "postgres" ? "UPDATE underway_tasks SET lease_expires_at = NULL WHERE id = $1" : "UPDATE underway_tasks SET lease_expires_at = NULL WHERE id = ?";
+      await d.transaction((tx) => tx.execute(sql, [Number(id)]));
+      assert.deepEqual(counts(await d.taskRescueExpired({ limit: 10 })), { retried: 1, dead: 0 });
+      const rescued = await d.taskGet(id);
+      assert.equal(rescued?.state, "failed");
+      assert.equal(rescued?.lastError?.name, "LeaseExpiredError");
+    });
+
+    it("claims a task whose stored timeout a timer cannot wait (a row changed by hand) with the longest one it can", async () => {
+      const d = await fresh();
+      const id = await d.taskInsert(task({}));
+      const sql = d.dialect === "postgres" ? "UPDATE underway_tasks SET timeout_ms = 3000000000 WHERE id = $1" : "UPDATE underway_tasks SET timeout_ms = 3000000000 WHERE id = ?";
+      await d.transaction((tx) => tx.execute(sql, [Number(id)]));
+      const [claimed] = await d.taskClaim({ workerId: "w", limit: 1, leaseMs: 60_000 });
+      assert.equal(claimed?.timeoutMs, 2_147_483_647);
+    });
+
     it("rescues expired leases and fences the old run out", async () => {
       const d = await fresh();
       const id = await d.taskInsert(task({ maxAttempts: 2 }));

@@ -302,15 +302,16 @@ export function queriesFor(schema: string) {
       WHERE id = $3 AND run_seq = $4 AND state = 'running'`,
 
     /**
-     * Fails (or kills, when its attempts are spent) up to $2 running tasks whose lease expired,
-     * skipping those another rescuer holds, and logs a LeaseExpiredError for each.
+     * Fails (or kills, when its attempts are spent) up to $2 running tasks whose lease expired
+     * (or that have none: a row changed by hand, as every claim sets one), skipping those another
+     * rescuer holds, and logs a LeaseExpiredError for each.
      * Returns { retried, dead, dead_tasks } (the dead ones' id, name, attempt, message). $1 offset.
      */
     rescue: `
       WITH expired AS (
         SELECT id, attempt, max_attempts, worker_id FROM ${tasks}
-        WHERE state = 'running' AND lease_expires_at < ${NOW}
-        ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED
+        WHERE state = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < ${NOW})
+        ORDER BY lease_expires_at NULLS FIRST LIMIT $2 FOR UPDATE SKIP LOCKED
       ), rescued AS (
         UPDATE ${tasks} t SET
           state = CASE WHEN e.attempt >= e.max_attempts THEN 'dead' ELSE 'failed' END,
@@ -322,7 +323,7 @@ export function queriesFor(schema: string) {
           last_error = jsonb_build_object('attempt', e.attempt, 'at', ${ms(NOW)}, 'name', 'LeaseExpiredError',
                                           'message', ${LEASE_EXPIRED_MESSAGE})
         FROM expired e
-        WHERE t.id = e.id AND t.state = 'running' AND t.lease_expires_at < ${NOW}
+        WHERE t.id = e.id AND t.state = 'running' AND (t.lease_expires_at IS NULL OR t.lease_expires_at < ${NOW})
         RETURNING t.id, t.name, t.state, e.attempt, t.last_error ->> 'message' AS message
       ), logged AS (
         INSERT INTO ${errors} (task_id, attempt, at, name, message, stack)

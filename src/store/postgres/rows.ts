@@ -2,7 +2,7 @@
 import type { ClaimedTask } from "../driver.ts";
 import { initiatorOf, type InitiatorContext } from "../initiator.ts";
 import type { TaskState } from "../../tasks/types.ts";
-import type { ErrorJson } from "../task-rows.ts";
+import { claimedTimeoutMs, type ErrorJson } from "../task-rows.ts";
 
 export type { ErrorJson };
 
@@ -67,7 +67,7 @@ export function claimedOf(row: ClaimRow): ClaimedTask {
     attempt: row.attempt,
     maxAttempts: row.max_attempts,
     runSeq: row.run_seq,
-    timeoutMs: row.timeout_ms,
+    timeoutMs: claimedTimeoutMs(row.timeout_ms),
     withUserConnection: row.with_user_connection,
     initiator: initiatorOf(row.user_id, row.user_context),
     initiatorSignature: row.initiator_sig,

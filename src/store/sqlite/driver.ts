@@ -29,7 +29,7 @@ import { activityBuckets, activityWindow, checkCountCap, zeroCounts } from "../t
 import { loadMigrations, type Migration } from "../migrations.ts";
 import { Lane } from "./lane.ts";
 import { initiatorContext } from "../initiator.ts";
-import { fairKeyOf, taskInfoOf } from "../task-rows.ts";
+import { claimedTimeoutMs, fairKeyOf, taskInfoOf } from "../task-rows.ts";
 import { decodedRow, initiatorFromRow, type ErrorRow, type TaskRow } from "./rows.ts";
 import { COUNTS_BY_STATE, FAIR_SLOT, listStateTerm, QUEUED_LIST_BY_INDEX, stateTerm, WAITING, WAITING_UP_TO } from "./state-terms.ts";
 import { TASK_STATES, type TaskFilter, type TaskInfo, type TaskPage, type TaskState } from "../../tasks/types.ts";
@@ -420,14 +420,16 @@ export class SqliteDriver implements StorageDriver {
         `UPDATE underway_tasks SET progress = ?, progress_message = ?
          WHERE id = ? AND run_seq = ? AND state = 'running'`,
       ),
+      // A running task without a lease (a row changed by hand: every claim sets one) counts as
+      // expired, or no rescue would ever take it back.
       expired: db.prepare(
         `SELECT id, name, attempt, max_attempts, worker_id FROM underway_tasks
-         WHERE state = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?`,
+         WHERE state = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < ?) ORDER BY lease_expires_at LIMIT ?`,
       ),
       rescue: db.prepare(
         `UPDATE underway_tasks SET state = ?, run_at = ?, finished_at = ?, updated_at = ?, lease_expires_at = NULL,
            worker_id = NULL, last_error = ?
-         WHERE id = ? AND state = 'running' AND lease_expires_at < ?`,
+         WHERE id = ? AND state = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < ?)`,
       ),
       bumpChanges: db.prepare("UPDATE underway_changes SET n = n + 1 WHERE id = 1"),
       nextRunAt: db.prepare(
@@ -1245,7 +1247,7 @@ function claimedOf(row: ClaimRow, claimedAtMs: number): ClaimedTask {
     attempt,
     maxAttempts,
     runSeq,
-    timeoutMs,
+    timeoutMs: claimedTimeoutMs(timeoutMs),
     withUserConnection: withUserConnection === 1,
     initiator: initiatorFromRow(userId, userContext),
     initiatorSignature: initiatorSig,
