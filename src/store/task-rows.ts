@@ -40,6 +40,18 @@ export interface DecodedTaskRow {
   has_result?: boolean;
 }
 
+/**
+ * A stored error record as it can be shown: one that is not an object with a name and a message
+ * (a column changed by hand) says it cannot be read, on both stores.
+ */
+export function readableError(value: unknown): ErrorJson {
+  if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+    const record = value as Record<string, unknown>;
+    if (typeof record["name"] === "string" && typeof record["message"] === "string") return value as ErrorJson;
+  }
+  return { attempt: 0, at: 0, name: "Error", message: `the stored error record cannot be read: ${JSON.stringify(value)?.slice(0, 200) ?? String(value)}` };
+}
+
 export function errorInfoOf(e: ErrorJson): TaskErrorInfo {
   return { attempt: e.attempt, at: new Date(e.at), name: e.name, message: e.message, ...(e.stack ? { stack: e.stack } : {}) };
 }
@@ -65,7 +77,7 @@ export function taskInfoOf(row: DecodedTaskRow, errors: readonly ErrorJson[], no
     withUserConnection: row.with_user_connection,
     progress: row.progress,
     progressMessage: row.progress_message,
-    lastError: row.last_error ? errorInfoOf(row.last_error) : null,
+    lastError: row.last_error ? errorInfoOf(readableError(row.last_error)) : null,
     errors: errors.map(errorInfoOf),
     timeoutMs: row.timeout_ms,
     ...(row.waiting_for !== undefined ? { waitingFor: row.waiting_for } : {}),

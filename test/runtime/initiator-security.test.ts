@@ -13,7 +13,7 @@ import {
   type UserConnectionLike,
 } from "../../src/index.ts";
 import { encodeParameters } from "../../src/codec/index.ts";
-import { startRuntime, tempDb, tempDir, until } from "../helpers.ts";
+import { startRuntime, TEST_POSTGRES_URL, tempDb, tempDir, tempSchema, until } from "../helpers.ts";
 
 const dir = tempDir();
 const ran: string[] = [];
@@ -129,6 +129,19 @@ describe("the initiator of a task", () => {
     assert.equal(error.task.lastError?.name, "TaskSecurityError");
     for (const id of [first.id, second.id]) assert.equal((await worker.waitForTask(id, { timeoutMs: 5_000 })).state, "succeeded");
     assert.ok(ran.includes("carol:11") && ran.includes("carol:12") && !ran.includes("carol:10"));
+  });
+
+  it("reads, on PostgreSQL, a context or error record changed by hand to other JSON as SQLite does", async () => {
+    const runtime = await startRuntime({ dir, db: `${TEST_POSTGRES_URL}?schema=${tempSchema()}`, tasks: [AsUser], worker: false, userConnectionFactory, secret: "initiator tests secret value" });
+    const handle = await runtime.run(() => runAsUser({ userId: "dora", culture: "de-DE" }, () => Task.startNewWithUserConnection(AsUser, { amount: 1 })));
+    await runtime.transaction(async (tx) => {
+      await tx.execute(`UPDATE underway_tasks SET user_context = '"abc"'::jsonb, last_error = '42'::jsonb WHERE id = $1`, [Number(handle.id)]);
+    });
+    const task = await runtime.getTask(handle.id);
+    assert.deepEqual(task.initiator, { userId: "dora" });
+    assert.equal(task.lastError?.name, "Error");
+    assert.match(task.lastError?.message ?? "", /the stored error record cannot be read: 42/);
+    await runtime.stop();
   });
 
   it("is refused, without retries, when the user was deactivated after the start", async () => {
