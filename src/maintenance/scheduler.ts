@@ -67,7 +67,20 @@ export class Scheduler extends PeriodicDuty<SchedulerPass> {
   private async fire(schedule: ScheduleInfo, now: number): Promise<"fired" | "skipped" | "lost"> {
     const due = schedule.nextRunAt?.getTime();
     if (due === undefined) return "lost";
-    const ticks = cronTicks(schedule.cron, schedule.timeZone, `schedule ${JSON.stringify(schedule.name)}`);
+    let ticks;
+    try {
+      ticks = cronTicks(schedule.cron, schedule.timeZone, `schedule ${JSON.stringify(schedule.name)}`);
+    } catch (error) {
+      // A stored cron expression or time zone that cannot be read (a row changed by hand; every
+      // definition is checked before it is stored) never will be: the schedule is paused, said
+      // once, rather than failing again at every pass. Defining it again, or resuming it once
+      // fixed, starts it again.
+      const paused = await this.options.driver.scheduleSetPaused({ name: schedule.name, paused: true });
+      if (paused) {
+        this.options.logger.error({ err: error, schedule: schedule.name }, "a schedule's stored cron expression or time zone cannot be read; the schedule is paused");
+      }
+      return "lost";
+    }
     // The latest tick that has come: one pass fires at most one task, for this tick. Earlier
     // ticks since the last pass are folded into it (a schedule faster than the pass interval
     // runs once a pass).

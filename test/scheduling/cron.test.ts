@@ -77,6 +77,27 @@ for (const store of STORES) {
       assert.equal(fired[0]?.task, "Heartbeat");
     });
 
+    it("pauses a schedule whose stored cron or time zone cannot be read (a row changed by hand), saying so once, and fires the others", async () => {
+      const lines: Record<string, unknown>[] = [];
+      const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+      const runtime = await runtimeOn(newStore(store), { worker: false, logger, tasks: [Heartbeat], schedules: [every5("good"), every5("badcron"), every5("badzone")] });
+      const p = (n: number) => (store === "postgres" ? `$${n}` : "?");
+      await runtime.transaction(async (tx) => {
+        await tx.execute(`UPDATE underway_schedules SET cron = ${p(1)} WHERE name = ${p(2)}`, ["not a cron", "badcron"]);
+        await tx.execute(`UPDATE underway_schedules SET time_zone = ${p(1)} WHERE name = ${p(2)}`, ["Mars/Phobos", "badzone"]);
+      });
+      await toNextTick("good", runtime);
+      assert.deepEqual(await runtime.scheduler?.runOnce(), { fired: 1, skipped: 0 });
+      assert.deepEqual(await runtime.scheduler?.runOnce(), { fired: 0, skipped: 0 });
+      const paused = lines.filter((l) => l.msg === "a schedule's stored cron expression or time zone cannot be read; the schedule is paused");
+      assert.deepEqual(paused.map((l) => l.schedule).sort(), ["badcron", "badzone"], "each said once");
+      const schedules = await runtime.listSchedules();
+      assert.deepEqual(
+        schedules.map((s) => [s.name, s.paused]).sort(),
+        [["badcron", true], ["badzone", true], ["good", false]],
+      );
+    });
+
     it("fires one task per tick with two nodes trying at once, through leader changes", async () => {
       const open = newStore(store);
       const a = await runtimeOn(open, { worker: false, tasks: [Heartbeat], schedules: [every5("shared")] });
