@@ -11,7 +11,7 @@ import type { PlatformTables } from "./db/tables.ts";
 import { BASE_SCHEMAS } from "./entities/definitions.ts";
 import { EntitySchemaManager } from "./entities/schema.ts";
 import { PackageLoader } from "./packages/loader.ts";
-import { Packages } from "./packages/packages.ts";
+import { PackageBuildUnreadableError, Packages } from "./packages/packages.ts";
 import { checkLoadInThread, PackageCompileError } from "./packages/compiler/index.ts";
 import { PackageScheduleError, PackageSchedules } from "./packages/schedules.ts";
 import { taskNameProblems } from "./packages/task-names.ts";
@@ -251,7 +251,20 @@ export class Platform {
     const name = read.descriptor.name;
     const existing = (await this.packages.latestVersions()).get(name);
     if (existing !== undefined) {
-      const installed = (await this.packages.build(name, existing))?.manifest.folder;
+      let installed: string | undefined;
+      try {
+        installed = (await this.packages.build(name, existing))?.manifest.folder;
+      } catch (error) {
+        // Its newest build cannot be read (a row changed by hand), so neither can whether it came
+        // from this folder: the folder is not installed over what may be a package changed
+        // elsewhere, and the start goes on with the other packages. The log names the build.
+        if (!(error instanceof PackageBuildUnreadableError)) throw error;
+        this.runtime.logger.error(
+          { err: error, package: name, version: existing, folder },
+          `the package folder ${folder} is not installed, since whether ${name}@${existing} came from it cannot be told: ${error.message}; mend that row and start again`,
+        );
+        return { name, version: existing };
+      }
       if (installed === undefined || installed === read.fingerprint) return { name, version: existing };
     }
     await this.packages.importFolder(read);

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { readFile, realpath } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
-import type { Kysely } from "kysely";
+import type { Kysely, RawBuilder } from "kysely";
 import { sql } from "../db/kysely-module.ts";
 import { isUniqueViolation } from "../db/values.ts";
 import type { StorageDriver } from "../../store/driver.ts";
@@ -199,6 +199,63 @@ async function readDescriptorFile(folder: string): Promise<{ descriptor: Package
   return { descriptor: { ...(d as unknown as PackageDescriptor), schedules }, text };
 }
 
+/**
+ * A published build whose stored manifest cannot be read: its SysPackageBuild row was changed by
+ * hand (an operator's UPDATE, a bad restore). The message names the build, package@version, so
+ * that whoever reads it knows which row to mend; those who read many builds skip this one.
+ */
+export class PackageBuildUnreadableError extends Error {
+  override readonly name: string = "PackageBuildUnreadableError";
+
+  constructor(
+    readonly packageName: string,
+    readonly version: number,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`package build ${packageName}@${version} cannot be read: its stored manifest (SysPackageBuild.Manifest) ${detail}`, options);
+  }
+}
+
+/** A stored manifest, checked to be what publish stores: a JSON object with exports, schemas and processes. */
+function manifestOf(packageName: string, version: number, text: string): BuildManifest {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new PackageBuildUnreadableError(packageName, version, `is not JSON: ${(error as Error).message}`, { cause: error });
+  }
+  const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+  if (!isObject(value)) throw new PackageBuildUnreadableError(packageName, version, "is not a JSON object");
+  // What every reader of a build goes into: without them it would fail later, naming nothing.
+  if (!isObject(value.exports) || !Array.isArray(value.schemas) || !isObject(value.processes)) {
+    throw new PackageBuildUnreadableError(packageName, version, "lacks its exports, schemas or processes");
+  }
+  return value as unknown as BuildManifest;
+}
+
+/**
+ * A package's stored dependencies (SysPackage.Dependencies), or null when they cannot be read:
+ * the text is not JSON, or not a list of package names (a row changed by hand, a bad restore).
+ */
+function storedDependencies(text: string): string[] | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  return Array.isArray(value) && value.every((d) => typeof d === "string" && NAME.test(d)) ? (value as string[]) : null;
+}
+
+/** What listPackages and publish say of a package whose stored dependencies cannot be read, and how to mend them. */
+function unreadableDependencies(packageName: string): string {
+  return (
+    `package ${packageName}: its stored dependencies (SysPackage.Dependencies) cannot be read (they are not a JSON list of package names); ` +
+    "set them again (save the package with its dependencies, or install its package folder)"
+  );
+}
+
 /** A publish that another stored first: of the same package, or of another (whose task names it was checked against). */
 class PublishOvertaken extends Error {
   constructor(readonly by: "same" | "other") {
@@ -285,7 +342,16 @@ export class Packages {
         throw new PackageInputError(`package ${packageName} depends on itself: ${[...path, name].join(" -> ")}; a package's dependencies may not lead back to it`);
       }
       if (Object.hasOwn(dependencyVersions, name)) continue;
-      const build = version === null ? await this.latestBuild(name) : await this.build(name, version);
+      let build: PackageBuild | null;
+      try {
+        build = version === null ? await this.latestBuild(name) : await this.build(name, version);
+      } catch (error) {
+        // The publish cannot compile against a build it cannot read: refused, saying which build
+        // and by which path (the message of the error names the build and what is wrong with it).
+        if (!(error instanceof PackageBuildUnreadableError)) throw error;
+        const via = path.length > 1 ? ` (through ${path.slice(1).join(" -> ")})` : "";
+        throw new PackageInputError(`package ${packageName} depends on ${name}${via}, but ${error.message}; publish ${name} again, or mend that row`, { cause: error });
+      }
       if (!build) {
         const via = path.length > 1 ? ` (through ${path.slice(1).join(" -> ")})` : "";
         throw new PackageInputError(`package ${packageName} depends on ${name}${via}, which has not been published`);
@@ -297,10 +363,16 @@ export class Packages {
     return { dependencies, dependencyVersions };
   }
 
-  /** Refuses dependencies that would lead back to the package, by the dependencies each package declares. */
+  /**
+   * Refuses dependencies that would lead back to the package, by the dependencies each package
+   * declares. Another package whose stored dependencies cannot be read counts as depending on
+   * nothing: refusing here would keep every package from being changed, the damaged one included
+   * (setting its dependencies again is how it is mended, and then its own are checked), and a
+   * cycle through it is refused anyway when it is published, which it cannot be until mended.
+   */
   private async refuseCycle(name: string, dependencies: readonly string[]): Promise<void> {
     const declared = new Map(
-      (await this.db.selectFrom("SysPackage").select(["Name", "Dependencies"]).execute()).map((r) => [r.Name, JSON.parse(r.Dependencies) as string[]]),
+      (await this.db.selectFrom("SysPackage").select(["Name", "Dependencies"]).execute()).map((r) => [r.Name, storedDependencies(r.Dependencies) ?? []]),
     );
     declared.set(name, [...dependencies]);
     const visit = (at: string, path: readonly string[]): void => {
@@ -314,15 +386,23 @@ export class Packages {
     visit(name, [name]);
   }
 
-  async listPackages(): Promise<{ name: string; description: string | null; dependencies: string[]; version: number | null }[]> {
+  /**
+   * Every package. One whose stored dependencies cannot be read is listed with none and with
+   * dependenciesError saying so: the list stays usable, and that package is where it is mended.
+   */
+  async listPackages(): Promise<{ name: string; description: string | null; dependencies: string[]; dependenciesError?: string; version: number | null }[]> {
     const rows = await this.db.selectFrom("SysPackage").select(["Id", "Name", "Description", "Dependencies"]).orderBy("Name").execute();
     const versions = await this.latestVersions();
-    return rows.map((r) => ({
-      name: r.Name,
-      description: r.Description,
-      dependencies: JSON.parse(r.Dependencies) as string[],
-      version: versions.get(r.Name) ?? null,
-    }));
+    return rows.map((r) => {
+      const dependencies = storedDependencies(r.Dependencies);
+      return {
+        name: r.Name,
+        description: r.Description,
+        dependencies: dependencies ?? [],
+        ...(dependencies === null ? { dependenciesError: unreadableDependencies(r.Name) } : {}),
+        version: versions.get(r.Name) ?? null,
+      };
+    });
   }
 
   private async packageId(name: string): Promise<string> {
@@ -515,7 +595,23 @@ export class Packages {
   private async publishOnce(packageName: string, byUserId: string | null, options: PublishOptions): Promise<{ version: number }> {
     const packageId = await this.packageId(packageName);
     const row = await this.db.selectFrom("SysPackage").select("Dependencies").where("Id", "=", packageId).executeTakeFirstOrThrow();
-    const previous = (await this.latestBuild(packageName))?.manifest ?? null;
+    // Refused rather than published with no dependencies: what the package uses of them would
+    // either fail to compile, naming none of this, or compile into a build that records none and
+    // runs against whatever it finds. Saying so lets the operator set them again and publish.
+    const declared = storedDependencies(row.Dependencies);
+    if (declared === null) throw new PackageInputError(`${unreadableDependencies(packageName)}, then publish`);
+    // The newest build's version, and its manifest unless it cannot be read (a row changed by
+    // hand): then what it declared (its schedules, the folder it came from) is unknown, and the
+    // new build, which replaces it, starts without them rather than the package staying stuck.
+    const previousVersion = (await this.latestVersions()).get(packageName) ?? 0;
+    let previous: BuildManifest | null = null;
+    if (previousVersion > 0) {
+      try {
+        previous = (await this.build(packageName, previousVersion))?.manifest ?? null;
+      } catch (error) {
+        if (!(error instanceof PackageBuildUnreadableError)) throw error;
+      }
+    }
     const schedules = options.schedules !== undefined ? parsePackageSchedules(packageName, options.schedules) : [...(previous?.schedules ?? [])];
     const schemas = await this.getSchemas(packageName);
     const sources = schemas.filter((s) => s.kind === "source").map((s) => ({ name: s.name, source: s.body }));
@@ -536,7 +632,7 @@ export class Packages {
         }
       }
     }
-    const { dependencies, dependencyVersions } = await this.hierarchy(packageName, JSON.parse(row.Dependencies) as string[]);
+    const { dependencies, dependencyVersions } = await this.hierarchy(packageName, declared);
     const compiled = await compilePackage({ packageName, schemas: sources, scripts, conditions, dependencies });
     // The check compares the build with the other packages' newest builds (task names): read
     // before it, and again under the lock below, a publish of another package in between is seen.
@@ -563,7 +659,7 @@ export class Packages {
         .where("PackageId", "=", packageId)
         .executeTakeFirst();
       const newest = Number(latest?.v ?? 0);
-      if (newest !== (previous?.version ?? 0)) throw new PublishOvertaken("same");
+      if (newest !== previousVersion) throw new PublishOvertaken("same");
       const version = newest + 1;
       const manifest: BuildManifest = {
         packageName,
@@ -605,8 +701,40 @@ export class Packages {
    * its schedules being applied. Reads only each manifest's schedules, not its code or diagrams.
    */
   async scheduleNamesDeclaredBefore(packageName: string, version: number): Promise<string[]> {
-    const schedules =
-      this.store.dialect === "postgres" ? sql<string | null>`(b."Manifest"::json -> 'schedules')::text` : sql<string | null>`json_extract(b."Manifest", '$.schedules')`;
+    // A manifest that is not JSON (a row changed by hand) declares no schedule that can be known:
+    // it is passed over, rather than keeping every later build from defining its own. SQLite
+    // tells it in the query; PostgreSQL 15 cannot, and its cast fails the query, so then the
+    // manifests are read one at a time instead, which only a damaged row makes happen. Callers
+    // call this outside any transaction, which the failed statement would have broken.
+    let texts: (string | null)[];
+    if (this.store.dialect === "postgres") {
+      try {
+        texts = await this.earlierSchedules(packageName, version, sql<string | null>`(b."Manifest"::json -> 'schedules')::text`);
+      } catch {
+        texts = await this.earlierSchedulesOneByOne(packageName, version);
+      }
+    } else {
+      texts = await this.earlierSchedules(packageName, version, sql<string | null>`case when json_valid(b."Manifest") then json_extract(b."Manifest", '$.schedules') end`);
+    }
+    const names = new Set<string>();
+    for (const text of texts) {
+      let schedules: unknown = null;
+      try {
+        schedules = text === null ? null : JSON.parse(text);
+      } catch {
+        // Not JSON: as above, no schedule that can be known.
+      }
+      if (!Array.isArray(schedules)) continue;
+      for (const s of schedules as unknown[]) {
+        const name = (s as { name?: unknown } | null)?.name;
+        if (typeof name === "string") names.add(name);
+      }
+    }
+    return [...names];
+  }
+
+  /** The "schedules" of each of the package's builds before `version`, as JSON text (null where it has none). */
+  private async earlierSchedules(packageName: string, version: number, schedules: RawBuilder<string | null>): Promise<(string | null)[]> {
     const rows = await this.db
       .selectFrom("SysPackageBuild as b")
       .innerJoin("SysPackage as p", "p.Id", "b.PackageId")
@@ -614,9 +742,30 @@ export class Packages {
       .where("p.Name", "=", packageName)
       .where("b.Version", "<", version)
       .execute();
-    const names = new Set<string>();
-    for (const row of rows) for (const s of row.s === null ? [] : (JSON.parse(row.s) as PackageSchedule[])) names.add(s.name);
-    return [...names];
+    return rows.map((r) => r.s);
+  }
+
+  /** As earlierSchedules, reading each whole manifest in turn (one at a time: they hold the diagrams). */
+  private async earlierSchedulesOneByOne(packageName: string, version: number): Promise<(string | null)[]> {
+    const versions = await this.db
+      .selectFrom("SysPackageBuild as b")
+      .innerJoin("SysPackage as p", "p.Id", "b.PackageId")
+      .select("b.Version")
+      .where("p.Name", "=", packageName)
+      .where("b.Version", "<", version)
+      .execute();
+    const texts: (string | null)[] = [];
+    for (const { Version } of versions) {
+      let schedules: unknown;
+      try {
+        schedules = (await this.build(packageName, Number(Version)))?.manifest.schedules;
+      } catch (error) {
+        if (error instanceof PackageBuildUnreadableError) continue;
+        throw error;
+      }
+      texts.push(schedules === undefined ? null : JSON.stringify(schedules));
+    }
+    return texts;
   }
 
   /** The newest build of every other published package, as text to compare: "name@version ...". */
@@ -646,7 +795,7 @@ export class Packages {
       .where("p.Name", "=", packageName)
       .where("b.Version", "=", version)
       .executeTakeFirst();
-    return row ? { code: row.Code, manifest: JSON.parse(row.Manifest) as BuildManifest } : null;
+    return row ? { code: row.Code, manifest: manifestOf(packageName, version, row.Manifest) } : null;
   }
 
   async latestBuild(packageName: string): Promise<PackageBuild | null> {

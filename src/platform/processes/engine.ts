@@ -4,6 +4,7 @@ import type { Runtime } from "../../runtime/runtime.ts";
 import type { StorageDriver } from "../../store/driver.ts";
 import { runAsUser } from "../../tasks/ambient.ts";
 import { describeThrown } from "../../tasks/error-info.ts";
+import { UnrecoverableTaskError } from "../../tasks/errors/unrecoverable-task-error.ts";
 import { Task } from "../../tasks/task.ts";
 import type { IBackgroundTask, IUserConnectionRequired, TaskContext } from "../../tasks/types.ts";
 import type { PlatformTables, SysProcessElementLogTable, SysProcessLogTable } from "../db/tables.ts";
@@ -39,7 +40,13 @@ export interface ProcessLog {
   readonly buildVersion: number;
   readonly ownerId: string;
   readonly status: ProcessStatus;
+  /** The instance's parameters; none (an empty object) when the stored ones cannot be read, see parametersError. */
   readonly parameters: Record<string, unknown>;
+  /**
+   * Set only when the instance's stored parameters cannot be read (its row was changed by hand,
+   * or restored from a bad copy): what is wrong with them. The instance shows without them.
+   */
+  readonly parametersError?: string;
   readonly errorMessage: string | null;
   readonly taskId: string | null;
   readonly startedOn: Date | null;
@@ -184,7 +191,31 @@ function elementLogOf(row: SysProcessElementLogTable): ProcessElementLog {
   };
 }
 
+/**
+ * An instance's stored parameters, or what is wrong with them. The engine only ever stores a JSON
+ * object, but a row changed by hand (an operator's UPDATE, a bad restore) may hold anything: one
+ * such row must not make the whole log unreadable, nor run with parameters it never had.
+ */
+function readParameters(row: SysProcessLogTable): { parameters: Record<string, unknown> } | { problem: string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(row.Parameters);
+  } catch (error) {
+    return { problem: `its stored parameters (SysProcessLog.Parameters) are not JSON: ${(error as Error).message}` };
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return { problem: `its stored parameters (SysProcessLog.Parameters) are not a JSON object but ${value === null ? "null" : Array.isArray(value) ? "an array" : typeof value}` };
+  }
+  return { parameters: value as Record<string, unknown> };
+}
+
+/**
+ * A row of the log as the log shows it. An instance whose stored parameters cannot be read shows
+ * without them and says why, so that the rest of the log (and the instance itself: its status,
+ * elements and error) can still be read and canceled.
+ */
 function processLogOf(row: SysProcessLogTable, elements: readonly ProcessElementLog[]): ProcessLog {
+  const read = readParameters(row);
   return {
     id: row.Id,
     processCode: row.ProcessCode,
@@ -193,7 +224,8 @@ function processLogOf(row: SysProcessLogTable, elements: readonly ProcessElement
     buildVersion: Number(row.BuildVersion),
     ownerId: row.OwnerId,
     status: row.Status as ProcessStatus,
-    parameters: JSON.parse(row.Parameters) as Record<string, unknown>,
+    parameters: "parameters" in read ? read.parameters : {},
+    ...("problem" in read ? { parametersError: `process instance ${row.Id} (${row.ProcessCode}): ${read.problem}` } : {}),
     errorMessage: row.ErrorMessage,
     taskId: row.TaskId,
     startedOn: toDate(row.StartedOn),
@@ -415,7 +447,15 @@ export class ProcessEngine {
     if (!row) throw new Error(`process instance ${instanceId} does not exist`);
     if (row.Status !== "Running") return;
     const resolved = await this.loader.processOfBuild(row.PackageName, Number(row.BuildVersion), row.ProcessCode);
-    const parameters = JSON.parse(row.Parameters) as Record<string, unknown>;
+    const read = readParameters(row);
+    if ("problem" in read) {
+      // Running it again would not make them readable: the instance goes to Error now, saying
+      // which one and why, and its task ends dead without its retries. Other instances run on.
+      const message = `process instance ${instanceId} (${row.ProcessCode}) cannot run: ${read.problem}`;
+      await this.fail(instanceId, null, new Error(message));
+      throw new UnrecoverableTaskError(message);
+    }
+    const parameters = read.parameters;
     const rows = await this.db.selectFrom("SysProcessElementLog").selectAll().where("ProcessLogId", "=", instanceId).orderBy("Seq", "desc").limit(1).execute();
     let current: { seq: number; element: ProcessElementDefinition; waiting: boolean };
     const last = rows[0];
