@@ -159,10 +159,11 @@ for (const store of STORES) {
       assert.ok(errors.some((e) => e.includes(`process library leaves out package build ${EXAMPLE_PACKAGE}@1`)), errors.join("\n"));
       const run = await app.inject({ method: "POST", url: "/api/processes/UsrTamperOkProcess/run", headers: asAdmin, payload: { parameters: { Who: "x" } } });
       assert.equal(run.statusCode, 202, run.body);
-      // Its own process cannot run: a failure of the server's data, logged naming the build.
+      // Its own process cannot run: a failure of the server's data, said and logged naming the build.
       errors.length = 0;
       const unreadable = await app.inject({ method: "POST", url: `/api/processes/${EXAMPLE_PROCESS}/run`, headers: asAdmin, payload: {} });
-      assert.equal(unreadable.statusCode, 500, unreadable.body);
+      assert.equal(unreadable.statusCode, 503, unreadable.body);
+      assert.match(unreadable.body, new RegExp(`the process ${EXAMPLE_PROCESS} cannot run now: package build ${EXAMPLE_PACKAGE}@1 cannot be read`));
       assert.ok(errors.some((e) => e.includes(`package build ${EXAMPLE_PACKAGE}@1 cannot be read`)), errors.join("\n"));
 
       // A package that depends on it cannot be compiled against it: refused, naming the build.

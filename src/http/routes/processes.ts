@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { Platform } from "../../platform/platform.ts";
+import { PackageBuildUnreadableError } from "../../platform/packages/packages.ts";
 import { ProcessNotFoundError, ProcessParameterError } from "../../platform/processes/engine.ts";
 import { ProcessLibrary } from "../process-library.ts";
 
@@ -46,6 +47,12 @@ export function processRoutes(platform: Platform) {
         } catch (error) {
           if (error instanceof ProcessNotFoundError) return reply.code(404).send({ error: error.message });
           if (error instanceof ProcessParameterError) return reply.code(400).send({ error: error.message });
+          // The process's package build cannot be read (its row changed by hand): not the
+          // caller's mistake, and nothing to retry until an administrator mends or republishes it.
+          if (error instanceof PackageBuildUnreadableError) {
+            platform.runtime.logger.error({ err: error, code }, "a process cannot run: its package build cannot be read");
+            return reply.code(503).send({ error: `the process ${code} cannot run now: ${error.message}; an administrator can publish its package again` });
+          }
           throw error;
         }
       },
