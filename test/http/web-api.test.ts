@@ -52,8 +52,11 @@ describe("the web application's API", () => {
     type Page = { items: { id: string; state: string; user: { name: string } | null; lastError: { message: string } | null }[]; nextBefore: string | null };
     const all = (await app.inject({ method: "GET", url: "/api/tasks", headers: asAdmin })).json() as Page;
     assert.deepEqual(all.items.map((t) => [t.id, t.state, t.user?.name]), [[ok.id, "succeeded", "bob"], [failed.id, "dead", "alice"]]);
-    const mine = (await app.inject({ method: "GET", url: "/api/tasks?user=bob", headers: asAlice })).json() as Page;
-    assert.deepEqual(mine.items.map((t) => t.id), [failed.id], "a user's filter cannot reach other users' tasks");
+    const others = await app.inject({ method: "GET", url: "/api/tasks?user=bob", headers: asAlice });
+    assert.equal(others.statusCode, 403, "a user's filter cannot reach other users' tasks");
+    assert.deepEqual(others.json(), { error: "only administrators may list another user's tasks" });
+    const mine = (await app.inject({ method: "GET", url: "/api/tasks?user=ALICE", headers: asAlice })).json() as Page;
+    assert.deepEqual(mine.items.map((t) => t.id), [failed.id], "one's own login, in any case, is one's own tasks");
     assert.equal(mine.items[0]?.lastError?.message, "asked to fail");
     const byUser = (await app.inject({ method: "GET", url: "/api/tasks?user=bob&state=succeeded,dead", headers: asAdmin })).json() as Page;
     assert.deepEqual(byUser.items.map((t) => t.id), [ok.id]);

@@ -115,6 +115,10 @@ export function taskRoutes(platform: Platform) {
             if (!user) return { items: [], nextBefore: null };
             userId = user.id;
           }
+        } else if (q.user !== undefined && (await platform.users.getByLogin(q.user))?.id !== session.user.id) {
+          // A user sees the tasks they started: asking for another's is refused, not answered
+          // with one's own under the other's name.
+          return reply.code(403).send({ error: "only administrators may list another user's tasks" });
         }
         const page = await runtime.listTasks({
           ...(q.state ? { states: q.state.split(",") as TaskState[] } : {}),
