@@ -182,7 +182,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
       runtime.logger.error({ err: error }, "request failed");
       return reply.code(500).send({ error: "internal error" });
     },
-    maxParamLength: MAX_PARAM_LENGTH,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     trustProxy:
       typeof trustProxy === "number"
         ? (_address: string, hop: number) => hop < trustProxy // the nearest `trustProxy` hops
@@ -277,6 +277,13 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     app.addHook("onClose", () => feed.stop());
     await app.register(eventRoutes(feed, platform.sessions, options.sessionCheckMs));
   }
+  // Any other method and path: `{ error }` like every other answer (Fastify's own 404 has another
+  // shape and echoes the whole path).
+  app.setNotFoundHandler((request, reply) => {
+    const shown = request.url.length > 120 ? `${request.url.slice(0, 120)}…` : request.url;
+    return reply.code(404).send({ error: `no route ${request.method} ${shown}` });
+  });
+
   const webRoot = options.webRoot ?? WEB_DIST;
   if (webRoot !== false) await app.register(staticAssets(webRoot));
 

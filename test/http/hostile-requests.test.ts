@@ -154,6 +154,11 @@ describe("hostile and careless requests", () => {
     const long = await get(`/api/processes/${"x".repeat(5_000)}`);
     assert.equal(long.statusCode, 414);
     assert.deepEqual(long.json(), { error: "a part of the path is longer than 100 characters" });
+    // A route that does not exist, by any method: { error }, the path shortened.
+    const unknown = await send("POST", `/api/nothing-here/${"y".repeat(300)}`, {});
+    assert.equal(unknown.statusCode, 404);
+    assert.deepEqual(Object.keys(unknown.json() as object), ["error"]);
+    assert.match((unknown.json() as { error: string }).error, /^no route POST \/api\/nothing-here\/y+…$/);
     const badUrl = await get("/api/process-log/%ff");
     assert.equal(badUrl.statusCode, 400);
     assert.deepEqual(badUrl.json(), { error: "the path is not valid: it has a malformed percent-encoding" });
