@@ -15,18 +15,22 @@ export function keysOf<T>() {
   ): readonly string[] => keys;
 }
 
-/** Throws `Failure` naming `where` and the nearest known key for the first key of `value` not in `known`. */
+/**
+ * Throws `Failure` naming `where` and the nearest known key for the first key of `value` not in
+ * `known`; `noun` is what the keys are called ("option", or "field" in a file).
+ */
 export function checkKnownKeys(
   value: object,
   known: readonly string[],
   where: string,
   Failure: new (message: string) => Error = TypeError,
+  noun = "option",
 ): void {
   for (const key of Object.keys(value)) {
     if (known.includes(key)) continue;
     const near = nearest(key, known);
     throw new Failure(
-      `${where} has no option ${JSON.stringify(key)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ""}; its options are ${known.join(", ")}`,
+      `${where} has no ${noun} ${JSON.stringify(key)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ""}; its ${noun}s are ${known.join(", ")}`,
     );
   }
 }

@@ -153,6 +153,15 @@ describe("a package folder's descriptor and files", () => {
       writeFolder(folder, descriptor, files);
       await assert.rejects(platform.packages.importFolder(folder), refusedWith(new RegExp(`^${file}: ${message}`)), message);
     }
+    // A misspelled field is refused, naming the nearest one, rather than ignored.
+    const misspelt: [Record<string, unknown>, string][] = [
+      [{ name: "UsrTyped", dependecies: ["UsrBase"], schemas }, `${file} has no field "dependecies" \\(did you mean "dependencies"\\?\\)`],
+      [{ name: "UsrTyped", schemas: [{ name: "UsrTyped", kind: "source", file: "UsrTyped.ts", captoin: "x" }] }, `${file}: "schemas"\\[0\\] has no field "captoin" \\(did you mean "caption"\\?\\)`],
+    ];
+    for (const [descriptor, message] of misspelt) {
+      writeFolder(folder, descriptor, files);
+      await assert.rejects(platform.packages.importFolder(folder), refusedWith(new RegExp(`^${message}`)), message);
+    }
     assert.deepEqual(await platform.packages.listPackages(), []);
   });
 

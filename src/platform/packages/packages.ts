@@ -11,6 +11,7 @@ import { compilePackage, type CompiledPackage, type ProcessCondition, type Proce
 import { isValidName, PLATFORM_MODULE } from "./compiler/names.ts";
 import { PackageInputError, PackageNotFoundError } from "./errors.ts";
 import { PackageScheduleError, parsePackageSchedules, type PackageSchedule } from "./schedules.ts";
+import { checkKnownKeys } from "../../tasks/known-keys.ts";
 
 export type SchemaKind = "source" | "process";
 
@@ -161,6 +162,10 @@ async function readDescriptorFile(folder: string): Promise<{ descriptor: Package
   const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
   if (!isObject(value)) return fail(`must be an object with a name and a list of schemas, got ${shown(value)}`);
   const d = value;
+  // A misspelled field ("dependecies", "schedule") would otherwise be ignored without a word.
+  const known = (v: Record<string, unknown>, keys: readonly string[], at: string) =>
+    checkKnownKeys(v, keys, at, PackageInputError, "field");
+  known(d, ["name", "description", "dependencies", "schemas", "schedules"], file);
   if (typeof d.name !== "string") fail(`"name" must be the package name, got ${shown(d.name)}`);
   try {
     checkName(d.name as string, "package name");
@@ -179,6 +184,7 @@ async function readDescriptorFile(folder: string): Promise<{ descriptor: Package
   for (const [i, s] of (d.schemas as unknown[]).entries()) {
     const at = `"schemas"[${i}]`;
     if (!isObject(s)) return fail(`${at} must be an object { name, kind, file, caption? }, got ${shown(s)}`);
+    known(s, ["name", "kind", "file", "caption"], `${file}: ${at}`);
     if (typeof s.name !== "string") fail(`${at}.name must be a schema name, got ${shown(s.name)}`);
     const name = s.name as string;
     try {
