@@ -597,20 +597,7 @@ export class ProcessEngine {
         return;
       }
       if (waits) {
-        await this.store.transaction(async () => {
-          if (!(await this.lockRunning(instanceId))) return;
-          signal.throwIfAborted();
-          const marked = await this.db
-            .updateTable("SysProcessElementLog")
-            .set({ Waiting: true })
-            .where("ProcessLogId", "=", instanceId)
-            .where("Seq", "=", seq)
-            .where("Status", "=", "Running")
-            .executeTakeFirst();
-          // Another run of the instance ended the element first: its outcome stands.
-          if (Number(marked.numUpdatedRows) !== 1) return;
-          await this.saveParameters(instanceId, stored);
-        });
+        await this.store.transaction(() => this.markWaiting(instanceId, seq, stored, signal, false));
         return;
       }
       const now = new Date(await this.store.clockNow());
@@ -662,17 +649,7 @@ export class ProcessEngine {
     await this.runtime.run(() =>
       runAsUser({ userId: user.id, culture: user.culture, timeZone: user.timeZone }, () =>
         this.store.transaction(async () => {
-        if (!(await this.lockRunning(instanceId))) return;
-        signal.throwIfAborted();
-        const marked = await this.db
-          .updateTable("SysProcessElementLog")
-          .set({ Waiting: true, AwaitsTasks: true })
-          .where("ProcessLogId", "=", instanceId)
-          .where("Seq", "=", seq)
-          .where("Status", "=", "Running")
-          .executeTakeFirst();
-        if (Number(marked.numUpdatedRows) !== 1) return;
-        await this.saveParameters(instanceId, parameters);
+        if (!(await this.markWaiting(instanceId, seq, parameters, signal, true))) return;
         const resume: AwaitedTasks = { seq, taskIds: [...taskIds] };
         const handle = await Task.continueWith([...taskIds], ProcessInstanceTask, { instanceId, resume }, { when: "ended" });
         await this.db.updateTable("SysProcessLog").set({ TaskId: handle.id }).where("Id", "=", instanceId).execute();
@@ -747,6 +724,26 @@ export class ProcessEngine {
         CompletedOn: null,
       })
       .execute();
+  }
+
+  /**
+   * In a transaction: marks the running element waiting (for tasks, or for good) and stores the
+   * parameters. False, with nothing written, when the instance no longer runs or another run of
+   * it ended the element first (its outcome stands); an attempt stopped meanwhile throws.
+   */
+  private async markWaiting(instanceId: string, seq: number, parameters: string, signal: AbortSignal, awaitsTasks: boolean): Promise<boolean> {
+    if (!(await this.lockRunning(instanceId))) return false;
+    signal.throwIfAborted();
+    const marked = await this.db
+      .updateTable("SysProcessElementLog")
+      .set({ Waiting: true, AwaitsTasks: awaitsTasks })
+      .where("ProcessLogId", "=", instanceId)
+      .where("Seq", "=", seq)
+      .where("Status", "=", "Running")
+      .executeTakeFirst();
+    if (Number(marked.numUpdatedRows) !== 1) return false;
+    await this.saveParameters(instanceId, parameters);
+    return true;
   }
 
   /** Stores the parameters, serialized by storedParameters while the element's try held. */
