@@ -63,6 +63,8 @@ interface Sizes {
   /** Time limit of each one-commit-per-row INSERT loop of the limits (PostgreSQL's is slow on a busy machine). */
   readonly limitBudgetMs: number;
   readonly roundTrips: number;
+  /** Limits: single operations timed after an idle pause, each (the pauses add 10 ms apiece). */
+  readonly idleSamples: number;
 }
 
 /**
@@ -86,6 +88,7 @@ const FULL: Sizes = {
   limit: 20_000,
   limitBudgetMs: 10_000,
   roundTrips: 100_000,
+  idleSamples: 200,
 };
 
 /** Smoke-test sizes: the whole matrix in under two minutes. */
@@ -105,6 +108,7 @@ const QUICK: Sizes = {
   limit: 1_000,
   limitBudgetMs: 1_500,
   roundTrips: 10_000,
+  idleSamples: 20,
 };
 
 const UNDERWAY: readonly SystemId[] = ["underway-sqlite", "underway-postgres"];
@@ -208,7 +212,7 @@ function scenarios(sizes: Sizes): Scenario[] {
       number: "7",
       title: "SQLite (better-sqlite3, WAL, synchronous=NORMAL)",
       size: `${n(sizes.limit)} rows, INSERTs ≤ ${s(sizes.limitBudgetMs)}`,
-      spec: { scenario: "limit-sqlite", count: sizes.limit, budgetMs: sizes.limitBudgetMs },
+      spec: { scenario: "limit-sqlite", count: sizes.limit, budgetMs: sizes.limitBudgetMs, idleSamples: sizes.idleSamples },
       systems: ["machine"],
       group: "limits",
     },
@@ -226,7 +230,7 @@ function scenarios(sizes: Sizes): Scenario[] {
       number: "7",
       title: "Worker threads (node:worker_threads)",
       size: `${n(sizes.roundTrips)} round trips`,
-      spec: { scenario: "limit-thread", count: sizes.roundTrips },
+      spec: { scenario: "limit-thread", count: sizes.roundTrips, idleSamples: sizes.idleSamples },
       systems: ["machine"],
       group: "limits",
     },

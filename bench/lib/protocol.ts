@@ -57,6 +57,8 @@ export interface ChildSpec {
    * stops and reports the rate of what it handled (marked as stopped at the time limit).
    */
   readonly budgetMs?: number;
+  /** Limits: operations timed each after the process sat idle (bench/lib/raw.ts afterIdle). */
+  readonly idleSamples?: number;
   /** Memory: how long the worker sits idle before the idle reading, ms. */
   readonly idleMs?: number;
   /** underway only: createRuntime's `isolation: { mode }` (isolation scenarios). */

@@ -1,7 +1,8 @@
 import { Worker } from "node:worker_threads";
 import { monotonicNow } from "../lib/clock.ts";
 import type { ChildSpec, RoundResult } from "../lib/protocol.ts";
-import { median } from "../lib/stats.ts";
+import { afterIdle, IDLE_GAP_MS } from "../lib/raw.ts";
+import { median, percentile } from "../lib/stats.ts";
 
 /** The thread echoes every message back. Plain JavaScript, so no loader is involved. */
 const ECHO = `
@@ -51,13 +52,35 @@ export async function limitThread(spec: ChildSpec): Promise<RoundResult> {
     });
     const elapsedMs = monotonicNow() - started;
     const startMs = median(startTimes);
+    // One round trip after each idle pause (both threads asleep, as an idle worker and its task
+    // thread are when a task arrives), next to the back-to-back ones above.
+    const idle = await afterIdle(
+      spec.idleSamples ?? 0,
+      () =>
+        new Promise<void>((resolve) => {
+          thread.once("message", () => resolve());
+          thread.postMessage(message);
+        }),
+    );
     return {
       measurements: [
         { key: "thread-start", label: "thread start (new Worker to its first message)", unit: "ms", value: startMs },
         { key: "round-trip", label: "round trips main ⇄ thread, one at a time", unit: "round trips/s", value: (spec.count * 1_000) / elapsedMs },
+        ...(idle.length > 0
+          ? [
+              { key: "round-trip-warm", label: "one round trip, back to back", unit: "µs" as const, value: (elapsedMs * 1_000) / spec.count },
+              { key: "round-trip-idle", label: `one round trip after ${IDLE_GAP_MS} ms idle, median`, unit: "µs" as const, value: median(idle) * 1_000 },
+            ]
+          : []),
       ],
-      checks: [`${spec.count.toLocaleString("en-US")} round trips answered; ${STARTS} thread starts`],
-      details: { roundTrips: spec.count, elapsedMs, microsecondsPerRoundTrip: (elapsedMs * 1_000) / spec.count, threadStartMs: startMs },
+      checks: [
+        `${spec.count.toLocaleString("en-US")} round trips answered; ${STARTS} thread starts`,
+        ...(idle.length > 0 ? [`${idle.length} round trips timed after ${IDLE_GAP_MS} ms idle`] : []),
+      ],
+      details: { roundTrips: spec.count, elapsedMs, microsecondsPerRoundTrip: (elapsedMs * 1_000) / spec.count, threadStartMs: startMs,
+        roundTripsAfterIdle: idle.length,
+        ...(idle.length > 0 ? { roundTripAfterIdleMinMs: idle[0]!, roundTripAfterIdleP90Ms: percentile(idle, 90), roundTripAfterIdleMaxMs: idle.at(-1)! } : {}),
+      },
     };
   } finally {
     await thread.terminate();
