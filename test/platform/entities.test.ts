@@ -12,6 +12,7 @@ import { Activity } from "../../src/platform/entities/activity.ts";
 import { Entity } from "../../src/platform/entities/entity.ts";
 import { EntitySecurityError, EntityValidationError } from "../../src/platform/entities/errors.ts";
 import { EntitySchemaQuery, MAX_UNPAGED_RECORDS } from "../../src/platform/entities/query.ts";
+import type { ColumnDefinition, EntitySchemaDefinition } from "../../src/platform/entities/schema.ts";
 import { sql } from "../../src/platform/db/kysely-module.ts";
 import { STORES, startPlatform } from "./helpers.ts";
 
@@ -372,10 +373,11 @@ for (const store of STORES) {
     it("joins lookups whose long names begin alike, which PostgreSQL would cut to one name", async () => {
       const platform = await startPlatform(store, { isolation: "none" });
       const admin = platform.appConnection.systemUserConnection;
-      // Two lookup columns whose names share their first 61 characters: an alias made of "j_" and
-      // the name would be the same 63 bytes for both.
-      const shared = `Usr${"Contact".repeat(8)}Of`;
-      assert.equal(shared.length, 61);
+      // Two lookup columns of the longest names a lookup may have (61 bytes, 63 with "Id") that
+      // share their first 58 characters: an alias made of the name and the column shown
+      // (`<name>_Name`) would be the same 63 bytes for both.
+      const shared = `Usr${"Contact".repeat(7)}Of${"X".repeat(4)}`;
+      assert.equal(shared.length, 58);
       const [first, second] = [`${shared}One`, `${shared}Two`];
       await platform.db.schema
         .createTable("UsrLongLookups")
@@ -411,6 +413,67 @@ for (const store of STORES) {
       assert.deepEqual(
         rows.map((r) => [r.Name, r[`${first}.Name`], r[`${second}.Name`]]),
         [["both", "Alice A", "Supervisor"]],
+      );
+    });
+
+    it("refuses schema and column names longer than PostgreSQL's 63-byte identifiers, a lookup's with its Id, on both stores", async () => {
+      const platform = await startPlatform(store, { isolation: "none" });
+      const admin = platform.appConnection.systemUserConnection;
+      const manager = platform.entitySchemaManager;
+      const named = (n: number, start = "Usr") => `${start}${"Abcdefghij".repeat(7)}`.slice(0, n);
+      const id = { name: "Id", type: "guid", required: true, default: { source: "newId" } } as const;
+      const schemaOf = (name: string, ...columns: ColumnDefinition[]): EntitySchemaDefinition => ({ name, primaryDisplayColumn: "Name", columns: [id, { name: "Name", type: "text" }, ...columns] });
+      const limit = "a table or column name may be at most 63 bytes (UTF-8), the longest identifier PostgreSQL keeps whole";
+
+      // The longest names there are: a table of 63 bytes, a column of 63, and a lookup of 61 whose column is 63.
+      const [table, text, lookup] = [named(63), named(63, "Txt"), named(61, "Lkp")];
+      await platform.db.schema
+        .createTable(table)
+        .addColumn("Id", "text", (c) => c.primaryKey())
+        .addColumn("Name", "text")
+        .addColumn(text, "text")
+        .addColumn(`${lookup}Id`, "text")
+        .execute();
+      manager.register(schemaOf(table, { name: text, type: "text" }, { name: lookup, type: "lookup", referenceSchema: "Contact" }));
+
+      // A lookup of 62 to 64 characters would be stored as 64 to 66 bytes, which PostgreSQL cut to 63
+      // (its value read back as null); a column or schema of 64, the same. Refused as it is
+      // registered, on SQLite too, and an earlier schema of that name is kept.
+      for (const n of [62, 63, 64]) {
+        const name = named(n, "Lkp");
+        assert.throws(
+          () => manager.register(schemaOf(table, { name, type: "lookup", referenceSchema: "Contact" })),
+          (e: unknown) =>
+            e instanceof Error &&
+            e.message === `schema ${table}: the lookup column ${name} is stored as ${name}Id, ${n + 2} bytes long: ${limit}, so a lookup's name at most 61 (its column adds "Id")`,
+        );
+      }
+      const column = named(64, "Txt");
+      assert.throws(
+        () => manager.register(schemaOf("UsrOther", { name: column, type: "text" })),
+        (e: unknown) => e instanceof Error && e.message === `schema UsrOther: the column ${column} is 64 bytes long: ${limit}`,
+      );
+      assert.equal(manager.findInstanceByName("UsrOther"), undefined);
+      const longTable = named(64);
+      assert.throws(() => manager.register(schemaOf(longTable)), (e: unknown) => e instanceof Error && e.message === `schema ${longTable}: its name, its table's, is 64 bytes long: ${limit}`);
+      assert.equal(manager.findInstanceByName(longTable), undefined);
+      assert.equal(manager.getInstanceByName(table).findColumn(text)?.type, "text");
+
+      // The longest names work on the store: a lookup saved is read back, and shown.
+      const alice = await platform.users.create({ login: "alice", password: "alice-pass", contactName: "Alice A" });
+      const record = Entity.create(admin, table);
+      record.setDefColumnValues();
+      record.setColumnValue("Name", "longest");
+      record.setColumnValue(text, "some text");
+      record.setColumnValue(lookup, alice.contactId);
+      await record.save();
+      const read = Entity.create(admin, table);
+      assert.equal(await read.fetchFromDB(record.id ?? ""), true);
+      assert.deepEqual([read.getColumnValue(text), read.getColumnValue(lookup)], ["some text", alice.contactId]);
+      const rows = await new EntitySchemaQuery(admin, table).addColumn(text).addColumn(`${lookup}.Name`).getEntityCollection();
+      assert.deepEqual(
+        rows.map((r) => [r[text], r[`${lookup}.Name`]]),
+        [["some text", "Alice A"]],
       );
     });
 

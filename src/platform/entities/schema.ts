@@ -31,6 +31,23 @@ export interface EntitySchemaDefinition {
   readonly recordRights?: boolean;
 }
 
+/** Schema and column names: identifiers both stores take as they are. */
+const NAME = /^[A-Z][A-Za-z0-9]*$/;
+
+/**
+ * The longest table or column name, in bytes (UTF-8): PostgreSQL cuts a longer identifier to
+ * 63 bytes without a word (NAMEDATALEN - 1), so that a column would be stored under another name
+ * than the one the platform reads (a lookup `<Name>Id` read back as null), or two would be one.
+ * SQLite keeps any length: a name is refused on both stores alike.
+ */
+export const MAX_IDENTIFIER_BYTES = 63;
+
+const LIMIT = `a table or column name may be at most ${MAX_IDENTIFIER_BYTES} bytes (UTF-8), the longest identifier PostgreSQL keeps whole`;
+
+function identifierBytes(name: string): number {
+  return Buffer.byteLength(name, "utf8");
+}
+
 export class EntitySchemaColumn {
   readonly name: string;
   readonly type: ColumnType;
@@ -41,12 +58,23 @@ export class EntitySchemaColumn {
   /** The table column holding the value: `<Name>Id` for lookups. */
   readonly columnValueName: string;
 
-  constructor(definition: ColumnDefinition) {
-    if (!/^[A-Z][A-Za-z0-9]{0,63}$/.test(definition.name)) {
-      throw new Error(`column name ${JSON.stringify(definition.name)} must start with a capital letter, use letters and digits only, and be at most 64 characters`);
+  /** `schemaName`: the schema the column belongs to, named when the column is refused. */
+  constructor(definition: ColumnDefinition, schemaName?: string) {
+    const of = schemaName === undefined ? "" : `schema ${schemaName}: `;
+    if (typeof definition.name !== "string" || !NAME.test(definition.name)) {
+      throw new Error(`${of}column name ${JSON.stringify(definition.name)} must start with a capital letter and use letters and digits only`);
     }
     if (definition.type === "lookup" && !definition.referenceSchema) {
-      throw new Error(`lookup column ${definition.name} needs a referenceSchema`);
+      throw new Error(`${of}lookup column ${definition.name} needs a referenceSchema`);
+    }
+    const columnValueName = definition.type === "lookup" ? `${definition.name}Id` : definition.name;
+    const bytes = identifierBytes(columnValueName);
+    if (bytes > MAX_IDENTIFIER_BYTES) {
+      throw new Error(
+        definition.type === "lookup"
+          ? `${of}the lookup column ${definition.name} is stored as ${columnValueName}, ${bytes} bytes long: ${LIMIT}, so a lookup's name at most ${MAX_IDENTIFIER_BYTES - 2} (its column adds "Id")`
+          : `${of}the column ${definition.name} is ${bytes} bytes long: ${LIMIT}`,
+      );
     }
     this.name = definition.name;
     this.type = definition.type;
@@ -54,7 +82,7 @@ export class EntitySchemaColumn {
     this.required = definition.required ?? false;
     this.default = definition.default;
     this.referenceSchemaName = definition.referenceSchema;
-    this.columnValueName = definition.type === "lookup" ? `${definition.name}Id` : definition.name;
+    this.columnValueName = columnValueName;
   }
 }
 
@@ -67,10 +95,16 @@ export class EntitySchema {
   private readonly byName = new Map<string, EntitySchemaColumn>();
 
   constructor(definition: EntitySchemaDefinition) {
-    if (!/^[A-Z][A-Za-z0-9]{0,63}$/.test(definition.name)) throw new Error(`schema name ${JSON.stringify(definition.name)} must start with a capital letter, use letters and digits only, and be at most 64 characters`);
+    if (typeof definition.name !== "string" || !NAME.test(definition.name)) {
+      throw new Error(`schema name ${JSON.stringify(definition.name)} must start with a capital letter and use letters and digits only`);
+    }
+    const bytes = identifierBytes(definition.name);
+    if (bytes > MAX_IDENTIFIER_BYTES) {
+      throw new Error(`schema ${definition.name}: its name, its table's, is ${bytes} bytes long: ${LIMIT}`);
+    }
     this.name = definition.name;
     this.caption = definition.caption ?? definition.name;
-    this.columns = definition.columns.map((c) => new EntitySchemaColumn(c));
+    this.columns = definition.columns.map((c) => new EntitySchemaColumn(c, definition.name));
     this.primaryDisplayColumnName = definition.primaryDisplayColumn;
     this.recordRights = definition.recordRights ?? false;
     for (const c of this.columns) {
