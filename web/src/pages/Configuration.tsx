@@ -9,6 +9,8 @@ interface PackageInfo {
   name: string;
   description: string | null;
   dependencies: string[];
+  /** Set when the package's stored dependencies cannot be read: why (dependencies is then empty, not the real ones). */
+  dependenciesError?: string;
   version: number | null;
 }
 interface SchemaRecord {
@@ -158,6 +160,11 @@ export function Configuration() {
                 {p.name}
               </button>
               <span class="muted small"> {p.version === null ? "not published" : `v${p.version}`}</span>
+              {p.dependenciesError && (
+                <div class="error small row-error" data-testid="dependencies-error">
+                  Dependencies cannot be read: {p.dependenciesError}
+                </div>
+              )}
               {p.name === pkg && (
                 <ul class="plain schemas">
                   {schemas?.map((s) => (

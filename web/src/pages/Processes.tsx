@@ -34,6 +34,8 @@ interface ProcessLog {
   startedOn: string | null;
   completedOn: string | null;
   parameters: Record<string, unknown>;
+  /** Set when the instance's stored parameters cannot be read: why (parameters is then empty, not the real ones). */
+  parametersError?: string;
   elements: ElementLog[];
 }
 
@@ -165,6 +167,11 @@ function Library() {
             <tr key={l.id} onClick={() => navigate("processes", l.id)} class="clickable">
               <td class="strong">
                 <a href={href("processes", l.id)}>{l.title}</a>
+                {l.parametersError && (
+                  <div class="error small row-error" data-testid="parameters-error">
+                    Parameters cannot be read: {l.parametersError}
+                  </div>
+                )}
               </td>
               <td>
                 <span class={`pill status-${l.status.toLowerCase()}`}>{l.status}</span>
@@ -296,6 +303,17 @@ function Instance({ id }: { id: string }) {
               ))}
             </tbody>
           </table>
+          <h2>Parameters</h2>
+          {/* Unreadable stored parameters come as none: saying why, not showing an empty object as if it were theirs. */}
+          {log.parametersError ? (
+            <p class="error" data-testid="instance-parameters-error">
+              Parameters cannot be read: {log.parametersError}
+            </p>
+          ) : (
+            <pre class="json" data-testid="instance-parameters">
+              {JSON.stringify(log.parameters, null, 2)}
+            </pre>
+          )}
         </>
       )}
     </section>
