@@ -19,6 +19,8 @@ export class Completer<T extends RunOutcome = RunOutcome> {
   private lastWriteAt = -Infinity;
   /** Outcomes in the write under way. */
   private writing = 0;
+  /** The write under way's outcomes (see unstored). */
+  private inWrite: readonly T[] = [];
 
   /** The coalescing wait under way (see add). */
   private timer: NodeJS.Timeout | null = null;
@@ -47,6 +49,11 @@ export class Completer<T extends RunOutcome = RunOutcome> {
   /** Outcomes not stored yet: waiting, and in the write under way. */
   get backlog(): number {
     return this.pending.length + this.writing;
+  }
+
+  /** The outcomes not stored yet (see backlog): their tasks' leases must be kept alive until they are. */
+  unstored(): T[] {
+    return this.inWrite.length === 0 ? [...this.pending] : [...this.inWrite, ...this.pending];
   }
 
   add(outcome: T): void {
@@ -115,11 +122,13 @@ export class Completer<T extends RunOutcome = RunOutcome> {
   private async write(batch: T[]): Promise<boolean> {
     this.lastWriteAt = performance.now();
     this.writing = batch.length;
+    this.inWrite = batch;
     let written;
     try {
       written = await this.driver.taskCompleteMany(batch);
     } catch (error) {
       this.writing = 0;
+      this.inWrite = [];
       // Back in the queue before anything else runs: the batch must not be lost, whatever the
       // report of the failure does.
       if (batch.length > 1) {
@@ -134,6 +143,7 @@ export class Completer<T extends RunOutcome = RunOutcome> {
       return false;
     }
     this.writing = 0;
+    this.inWrite = [];
     if (this.cap < MAX_COMPLETE_BATCH) this.cap = Math.min(MAX_COMPLETE_BATCH, this.cap * 2);
     // Stored: what the listeners do with it can no longer make it be written again.
     try {

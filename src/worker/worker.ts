@@ -1163,13 +1163,18 @@ export class Worker {
    * worker may take its task over once the lease has run out, and the two must not run at once.
    */
   async heartbeat(): Promise<void> {
-    if (this.active.size === 0) return;
+    // Outcomes not stored yet (the store refused or failed their write) hold their tasks too:
+    // left to run out, a lease would let the task run again although its run ended here.
+    const unstored = this.completer.unstored();
+    if (this.active.size === 0 && unstored.length === 0) return;
     const sentAt = performance.now();
     this.fenceUnconfirmed(sentAt);
     // A canceled run's lease is renewed too until it ends: its task is not queued again meanwhile.
     const renewing = [...this.active.values()].filter((r) => r.discarded === false || r.discarded === "canceled");
-    if (renewing.length === 0) return;
+    const ended = unstored.filter((o) => !this.active.has(runKey(o)));
+    if (renewing.length === 0 && ended.length === 0) return;
     const runs = renewing.map((r) => ({ id: r.task.id, runSeq: r.task.runSeq }));
+    for (const o of ended) runs.push({ id: o.id, runSeq: o.runSeq });
     let held;
     try {
       held = await this.driver.taskHeartbeat({ workerId: this.id, leaseMs: this.leaseMs, runs });

@@ -156,3 +156,47 @@ it("stores progress reported by a running task", async () => {
   proceed.open();
   assert.equal((await handle.wait({ timeoutMs: 5_000 })).state, "succeeded");
 });
+
+it("keeps the lease of a run that ended while the store refuses its outcome: the task does not run again", async () => {
+  class Once implements IBackgroundTask<null, string> {
+    static runs = 0;
+    run(): string {
+      Once.runs++;
+      return "done";
+    }
+  }
+  const runtime = await startRuntime({
+    dir,
+    tasks: [Once],
+    // The timer's heartbeat never comes during the test: the test beats by hand.
+    worker: { leaseMs: 10_000, heartbeatMs: 9_999 },
+    maintenance: { rescueIntervalMs: 3_600_000 },
+  });
+  const driver = runtime.driver;
+  const complete = driver.taskCompleteMany.bind(driver);
+  let refusing = true;
+  let refused = 0;
+  driver.taskCompleteMany = async (outcomes) => {
+    if (!refusing) return complete(outcomes);
+    refused++;
+    throw new Error("the store refuses the write");
+  };
+  const handle = await runtime.run(() => Task.startNew(Once, null));
+  await until(() => Once.runs === 1 && refused >= 1, "the run to end and its outcome to be refused");
+  assert.equal(runtime.worker?.activeCount, 0);
+
+  // Most of a lease later the worker beats; once more as long later, the first lease would have
+  // run out: the renewed one has not, so the rescuer leaves the task to this worker.
+  driver.clockShift(6_000);
+  await runtime.worker?.heartbeat();
+  driver.clockShift(6_000);
+  assert.deepEqual(await runtime.rescuer?.runOnce(), { retried: 0, dead: 0 });
+  assert.equal((await handle.get()).state, "running");
+
+  refusing = false;
+  const done = await handle.wait({ timeoutMs: 5_000 });
+  assert.equal(done.state, "succeeded");
+  assert.equal(done.attempt, 1);
+  assert.equal(await handle.result(), "done");
+  assert.equal(Once.runs, 1);
+});
