@@ -477,6 +477,118 @@ for (const store of STORES) {
       );
     });
 
+    it("refuses two columns of one schema by one name, a lookup's stored <name>Id or a system column's, in any letter case, on both stores", async () => {
+      const platform = await startPlatform(store, { isolation: "none" });
+      const admin = platform.appConnection.systemUserConnection;
+      const manager = platform.entitySchemaManager;
+      const id = { name: "Id", type: "guid", required: true, default: { source: "newId" } } as const;
+      const schemaOf = (name: string, ...columns: ColumnDefinition[]): EntitySchemaDefinition => ({ name, primaryDisplayColumn: "Name", columns: [id, { name: "Name", type: "text" }, ...columns] });
+      const owner = { name: "Owner", type: "lookup", referenceSchema: "Contact" } as const;
+      const lookupOwner = "the lookup column Owner (to Contact, stored as OwnerId)";
+      const own = "each column needs a name, and a lookup a stored name (<name>Id), of its own";
+      const caseOnly = "which SQLite ignores (one column) and PostgreSQL does not (two columns): names and stored names (a lookup's <name>Id) must differ in more than letter case";
+
+      // Names that merely begin alike are columns of their own; the system columns, as the platform's schemas have them.
+      await platform.db.schema
+        .createTable("UsrClash")
+        .addColumn("Id", "text", (c) => c.primaryKey())
+        .addColumn("Name", "text")
+        .addColumn("OwnerId", "text")
+        .addColumn("OwnerName", "text")
+        .addColumn("CreatedOn", store === "postgres" ? "timestamptz" : "integer")
+        .addColumn("CreatedById", "text")
+        .execute();
+      manager.register(
+        schemaOf(
+          "UsrClash",
+          owner,
+          { name: "OwnerName", type: "text" },
+          { name: "CreatedOn", type: "datetime" },
+          { name: "CreatedBy", type: "lookup", referenceSchema: "Contact" },
+        ),
+      );
+
+      const refusals: [ColumnDefinition[], string][] = [
+        // The second column would have replaced the first in the lookup by name.
+        [[{ name: "Name", type: "integer" }], `the text column Name and the integer column Name clash: the schema would find both by the name Name, and the table would hold both in its one column Name: ${own}`],
+        [[owner, owner], `${lookupOwner} and ${lookupOwner} clash: the schema would find both by the name Owner, and the table would hold both in its one column OwnerId: ${own}`],
+        // A column named as a lookup is stored, before or after it.
+        [[owner, { name: "OwnerId", type: "text" }], `${lookupOwner} and the text column OwnerId clash: the schema would find both by the name OwnerId, and the table would hold both in its one column OwnerId: ${own}`],
+        [[{ name: "OwnerId", type: "guid" }, owner], `the guid column OwnerId and ${lookupOwner} clash: the schema would find both by the name OwnerId, and the table would hold both in its one column OwnerId: ${own}`],
+        [[{ name: "Owner", type: "text" }, owner], `the text column Owner and ${lookupOwner} clash: the schema would find both by the name Owner: ${own}`],
+        // One column on SQLite, two on PostgreSQL.
+        [[{ name: "NAME", type: "text" }], `the text column Name and the text column NAME clash: Name and NAME differ only in letter case, ${caseOnly}`],
+        [[owner, { name: "OWNERID", type: "text" }], `${lookupOwner} and the text column OWNERID clash: OwnerId and OWNERID differ only in letter case, ${caseOnly}`],
+        [[owner, { name: "OWNER", type: "lookup", referenceSchema: "Contact" }], `${lookupOwner} and the lookup column OWNER (to Contact, stored as OWNERId) clash: Owner and OWNER differ only in letter case, ${caseOnly}`],
+        [[{ name: "ID", type: "guid" }], `the guid column Id and the guid column ID clash: Id and ID differ only in letter case, ${caseOnly}`],
+        // The columns the platform writes by name are those columns, or none.
+        [
+          [{ name: "CreatedOn", type: "text" }],
+          "the text column CreatedOn clashes with the system column CreatedOn, stamped with the time a record is added: a column of that name, in any letter case, must be a datetime column CreatedOn",
+        ],
+        [
+          [{ name: "ModifiedOn", type: "lookup", referenceSchema: "Contact" }],
+          "the lookup column ModifiedOn (to Contact, stored as ModifiedOnId) clashes with the system column ModifiedOn, stamped with the time a record is saved: a column of that name, in any letter case, must be a datetime column ModifiedOn",
+        ],
+        [
+          [{ name: "CreatedById", type: "text" }],
+          "the text column CreatedById clashes with the system column CreatedBy, stamped (as CreatedById) with the contact of the user who adds a record: a column of that name (or stored name CreatedById), in any letter case, must be a lookup column CreatedBy to Contact",
+        ],
+        [
+          [{ name: "ModifiedBy", type: "lookup", referenceSchema: "ActivityType" }],
+          "the lookup column ModifiedBy (to ActivityType, stored as ModifiedById) clashes with the system column ModifiedBy, stamped (as ModifiedById) with the contact of the user who saves a record: a column of that name (or stored name ModifiedById), in any letter case, must be a lookup column ModifiedBy to Contact",
+        ],
+        [
+          [{ name: "Modifiedon", type: "datetime" }],
+          "the datetime column Modifiedon clashes with the system column ModifiedOn, stamped with the time a record is saved: a column of that name, in any letter case, must be a datetime column ModifiedOn",
+        ],
+      ];
+      for (const [columns, why] of refusals) {
+        for (const name of ["UsrClash", "UsrClashOther"]) {
+          assert.throws(
+            () => manager.register(schemaOf(name, ...columns)),
+            (e: unknown) => e instanceof Error && e.message === `schema ${name}: ${why}`,
+          );
+        }
+      }
+      // The record's key itself: a lookup Id would be stored as IdId.
+      assert.throws(
+        () => manager.register({ name: "UsrClashOther", primaryDisplayColumn: "Name", columns: [{ name: "Id", type: "lookup", referenceSchema: "Contact" }, { name: "Name", type: "text" }] }),
+        (e: unknown) =>
+          e instanceof Error &&
+          e.message ===
+            "schema UsrClashOther: the lookup column Id (to Contact, stored as IdId) clashes with the system column Id, the record's key, which the platform fills with a new GUID and finds records by: a column of that name, in any letter case, must be a guid column Id",
+      );
+
+      // Nothing refused was registered; the earlier UsrClash is kept, and works; the platform's own schemas are there.
+      assert.equal(manager.findInstanceByName("UsrClashOther"), undefined);
+      const kept = manager.getInstanceByName("UsrClash");
+      assert.deepEqual(
+        kept.columns.map((c) => [c.name, c.type]),
+        [
+          ["Id", "guid"],
+          ["Name", "text"],
+          ["Owner", "lookup"],
+          ["OwnerName", "text"],
+          ["CreatedOn", "datetime"],
+          ["CreatedBy", "lookup"],
+        ],
+      );
+      assert.equal(kept.findColumn("OwnerId"), kept.findColumn("Owner"));
+      for (const name of ["Contact", "Activity", "ActivityType", "ActivityCategory", "ActivityStatus", "ActivityPriority"]) assert.ok(manager.findInstanceByName(name), name);
+      const alice = await platform.users.create({ login: "alice", password: "alice-pass", contactName: "Alice A" });
+      const record = Entity.create(admin, "UsrClash");
+      record.setDefColumnValues();
+      record.setColumnValue("Name", "kept");
+      record.setColumnValue("OwnerId", alice.contactId);
+      record.setColumnValue("OwnerName", "Alice");
+      await record.save();
+      const read = Entity.create(admin, "UsrClash");
+      assert.equal(await read.fetchFromDB(record.id ?? ""), true);
+      assert.deepEqual([read.getColumnValue("Owner"), read.getColumnValue("OwnerName"), read.getColumnValue("CreatedById")], [alice.contactId, "Alice", SystemIds.SupervisorContactId]);
+      assert.ok(read.getColumnValue("CreatedOn") instanceof Date);
+    });
+
     it("searches text in any case alike on both stores: Σ, σ and ς are one letter, İ is i", async () => {
       const platform = await startPlatform(store, { isolation: "none" });
       const admin = platform.appConnection.systemUserConnection;

@@ -86,6 +86,63 @@ export class EntitySchemaColumn {
   }
 }
 
+/**
+ * The columns the platform itself writes or reads by name, whatever the schema: a schema need not
+ * have them, but a column that takes one of their names (or stored names) must be that column.
+ */
+const SYSTEM_COLUMNS: readonly { readonly name: string; readonly type: ColumnType; readonly referenceSchema?: string; readonly role: string }[] = [
+  { name: "Id", type: "guid", role: "the record's key, which the platform fills with a new GUID and finds records by" },
+  { name: "CreatedOn", type: "datetime", role: "stamped with the time a record is added" },
+  { name: "CreatedBy", type: "lookup", referenceSchema: "Contact", role: "stamped (as CreatedById) with the contact of the user who adds a record" },
+  { name: "ModifiedOn", type: "datetime", role: "stamped with the time a record is saved" },
+  { name: "ModifiedBy", type: "lookup", referenceSchema: "Contact", role: "stamped (as ModifiedById) with the contact of the user who saves a record" },
+];
+
+/** ASCII case folding: names are ASCII letters and digits (NAME). */
+function folded(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
+}
+
+function described(column: EntitySchemaColumn): string {
+  return column.type === "lookup" ? `the lookup column ${column.name} (to ${column.referenceSchemaName}, stored as ${column.columnValueName})` : `the ${column.type} column ${column.name}`;
+}
+
+/**
+ * Refuses two columns one name would stand for: the schema finds a column by its name or a lookup's
+ * stored name (`Owner`, `OwnerId`), and the table holds one column per stored name. Names equal but
+ * for letter case are refused too: SQLite takes them for one column, PostgreSQL for two. And a
+ * column named as a system column (SYSTEM_COLUMNS) must be that column.
+ */
+function refuseClashes(schemaName: string, columns: readonly EntitySchemaColumn[]): void {
+  const seen = new Map<string, { column: EntitySchemaColumn; identifier: string }>();
+  for (const column of columns) {
+    const identifiers = column.columnValueName === column.name ? [column.name] : [column.name, column.columnValueName];
+    for (const identifier of identifiers) {
+      const earlier = seen.get(folded(identifier));
+      if (earlier && earlier.column !== column) {
+        const stored = earlier.column.columnValueName === column.columnValueName ? `, and the table would hold both in its one column ${column.columnValueName}` : "";
+        const why =
+          earlier.identifier === identifier
+            ? `the schema would find both by the name ${identifier}${stored}: each column needs a name, and a lookup a stored name (<name>Id), of its own`
+            : `${earlier.identifier} and ${identifier} differ only in letter case, which SQLite ignores (one column) and PostgreSQL does not (two columns): names and stored names (a lookup's <name>Id) must differ in more than letter case`;
+        throw new Error(`schema ${schemaName}: ${described(earlier.column)} and ${described(column)} clash: ${why}`);
+      }
+      seen.set(folded(identifier), { column, identifier });
+    }
+  }
+  for (const column of columns) {
+    for (const system of SYSTEM_COLUMNS) {
+      const systemIdentifiers = new Set(system.type === "lookup" ? [folded(system.name), folded(`${system.name}Id`)] : [folded(system.name)]);
+      if (!systemIdentifiers.has(folded(column.name)) && !systemIdentifiers.has(folded(column.columnValueName))) continue;
+      if (column.name === system.name && column.type === system.type && (column.type !== "lookup" || column.referenceSchemaName === system.referenceSchema)) continue;
+      const expected = system.type === "lookup" ? `a lookup column ${system.name} to ${system.referenceSchema}` : `a ${system.type} column ${system.name}`;
+      throw new Error(
+        `schema ${schemaName}: ${described(column)} clashes with the system column ${system.name}, ${system.role}: a column of that name${system.type === "lookup" ? ` (or stored name ${system.name}Id)` : ""}, in any letter case, must be ${expected}`,
+      );
+    }
+  }
+}
+
 export class EntitySchema {
   readonly name: string;
   readonly caption: string;
@@ -107,6 +164,7 @@ export class EntitySchema {
     this.columns = definition.columns.map((c) => new EntitySchemaColumn(c, definition.name));
     this.primaryDisplayColumnName = definition.primaryDisplayColumn;
     this.recordRights = definition.recordRights ?? false;
+    refuseClashes(this.name, this.columns);
     for (const c of this.columns) {
       this.byName.set(c.name, c);
       if (c.columnValueName !== c.name) this.byName.set(c.columnValueName, c);
