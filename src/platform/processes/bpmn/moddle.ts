@@ -2,6 +2,7 @@
 // (a fatal error, or warnings about content it skipped) comes back as problem lines.
 import type { BpmnModdle, ModdleElement, ModdleWarning } from "bpmn-moddle";
 import { BpmnDefinitionError } from "./bpmn-definition-error.ts";
+import { withCharactersPastBmp } from "./character-references.ts";
 import { describe, isElement } from "./elements.ts";
 import { underwayModdlePackage } from "./underway-moddle.ts";
 
@@ -55,9 +56,12 @@ export async function readDefinitions(xml: unknown): Promise<ReadResult> {
     // BPMN files never need a DTD; refusing one keeps entity tricks out of the reader.
     throw new BpmnDefinitionError(["the document has a <!DOCTYPE>; BPMN files must not declare one"]);
   }
+  // After the checks above, which count the document as given: references to characters past
+  // U+FFFF (`&#x1F600;`), which saxen would read wrongly, are written as the characters.
+  const readable = withCharactersPastBmp(xml);
   let result;
   try {
-    result = await (await moddle()).fromXML(xml);
+    result = await (await moddle()).fromXML(readable);
   } catch (error) {
     throw new BpmnDefinitionError(fatalProblems(error), { cause: error });
   }
