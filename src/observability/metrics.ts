@@ -57,6 +57,8 @@ class Tally {
   readonly pickup: Series;
   /** The run-time series by outcome, made at the first attempt that ends so. */
   readonly runTime: (Series | undefined)[] = [undefined, undefined, undefined, undefined];
+  /** A task class registered with the runtime: its counters show 0 before they first count. */
+  registered = false;
 
   constructor(readonly task: string) {
     this.pickup = new Series({ task });
@@ -74,6 +76,14 @@ const MAX_REMEMBERED_QUEUES = 1_000;
 type CounterField = "enqueued" | "started" | "succeeded" | "failed" | "dead";
 
 /**
+ * The task names the runtime knows from its code: its TaskRegistry, which names the classes it
+ * was given or started. Never the names of stored rows, which anyone who can store a task picks.
+ */
+export interface RegisteredTaskNames {
+  names(): Iterable<string>;
+}
+
+/**
  * The instruments are made at the first scrape (or the first read of `registry`): a runtime that
  * is never scraped does not load prom-client at all, and no attempt ever waits for it. What was
  * counted before shows in that first scrape.
@@ -83,7 +93,16 @@ export class TaskMetrics {
   private made: Registry | null = null;
   private readonly tallies = new Map<string, Tally>();
 
-  constructor(private readonly driver: StorageDriver) {}
+  /**
+   * `registered`: the task classes whose counters read 0 from the first scrape after they are
+   * registered, rather than appearing at their first count (which `rate()` and `increase()`
+   * cannot see: a series' first sample has nothing before it). Other names, such as a stored
+   * row's that no class has, still show a counter only once it counts.
+   */
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly registered: RegisteredTaskNames | null = null,
+  ) {}
 
   get registry(): Registry {
     return this.instruments();
@@ -107,6 +126,12 @@ export class TaskMetrics {
     const { Counter, Gauge, Histogram, Registry } = createRequire(import.meta.url)("prom-client") as PromClient;
     const driver = this.driver;
     const tallies = this.tallies;
+    const registered = this.registered;
+    /** Marks the registered names' tallies (making them for names not counted yet); asked at each scrape, as classes register late too. */
+    const markRegistered = () => {
+      if (registered === null) return;
+      for (const task of registered.names()) this.tally(task).registered = true;
+    };
     const registry = new Registry();
     const registers = [registry];
     // Queues that had tasks: they read 0 once empty, rather than vanishing from the scrape (a
@@ -163,7 +188,10 @@ export class TaskMetrics {
         }
       },
     });
-    /** A counter by task that takes, when read, what the tallies counted since the last read. */
+    /**
+     * A counter by task that takes, when read, what the tallies counted since the last read; a
+     * registered task's series is there from the first read, at 0.
+     */
     const counter = (field: CounterField, name: string, help: string): Counter<"task"> =>
       new Counter({
         name,
@@ -171,9 +199,10 @@ export class TaskMetrics {
         labelNames: ["task"],
         registers,
         collect() {
+          markRegistered();
           for (const t of tallies.values()) {
             const n = t[field];
-            if (n === 0) continue;
+            if (n === 0 && !t.registered) continue;
             t[field] = 0;
             this.inc({ task: t.task }, n);
           }

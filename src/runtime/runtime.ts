@@ -388,7 +388,7 @@ export class Runtime implements TaskStarter {
           ...(maintenance.scheduleIntervalMs ? { intervalMs: maintenance.scheduleIntervalMs } : {}),
         })
       : null;
-    this.metrics = new TaskMetrics(this.driver);
+    this.metrics = new TaskMetrics(this.driver, this.registry);
     this.rescuer = maintenance
       ? new Rescuer({
           driver: this.driver,

@@ -109,3 +109,60 @@ describe("task metrics, counted per task and read when scraped", () => {
     assert.deepEqual(lines, ['underway_tasks_enqueued_total{task="Waiting"} 1', 'underway_tasks_succeeded_total{task="Odd"} 1']);
   });
 });
+
+describe("task metrics of registered task classes", () => {
+  const COUNTERS = ["enqueued", "started", "succeeded", "failed", "dead"].map((c) => `underway_tasks_${c}_total`);
+  /** The five counters' lines of one task, at `value` (the same for each). */
+  const counterLines = (task: string, value: number): string[] => COUNTERS.map((c) => `${c}{task="${task}"} ${value}`);
+
+  it("shows every counter of a registered task at 0 from the first scrape, before it counts, so rate() sees its first events", async () => {
+    const names = ["Ok", 'Quote"d'];
+    const metrics = new TaskMetrics(emptyStore, { names: () => names });
+    const first = samples((await metrics.render()).body);
+    assert.deepEqual(first, [...counterLines("Ok", 0), ...counterLines('Quote\\"d', 0)].sort());
+    // What is counted later adds to those series, as prom-client's own counters made at 0 would.
+    const ref = reference();
+    for (const task of names) for (const c of ["enqueued", "started", "succeeded", "failed", "dead"] as const) ref[c].inc({ task }, 0);
+    metrics.taskEnqueued("Ok", 2);
+    ref.enqueued.inc({ task: "Ok" }, 2);
+    metrics.attemptStarted("Ok", 20);
+    ref.started.inc({ task: "Ok" });
+    ref.pickup.observe({ task: "Ok" }, 0.02);
+    metrics.attemptEnded("Ok", "succeeded", 40);
+    ref.succeeded.inc({ task: "Ok" });
+    ref.runTime.observe({ task: "Ok", outcome: "succeeded" }, 0.04);
+    const second = samples((await metrics.render()).body);
+    assert.deepEqual(second, samples(await ref.registry.metrics()));
+    assert.ok(second.includes('underway_tasks_failed_total{task="Ok"} 0'));
+    assert.ok(second.includes('underway_tasks_succeeded_total{task="Ok"} 1'));
+    // A reset of the registry (prom-client's) leaves them at 0, still there.
+    metrics.registry.resetMetrics();
+    assert.deepEqual(samples((await metrics.render()).body), first);
+  });
+
+  it("shows a class registered after the first scrape from the next one", async () => {
+    const names: string[] = [];
+    const metrics = new TaskMetrics(emptyStore, { names: () => names });
+    assert.deepEqual(samples((await metrics.render()).body), []);
+    names.push("Late");
+    assert.deepEqual(samples((await metrics.render()).body), counterLines("Late", 0).sort());
+  });
+
+  it("makes no series for a name no class has (a stored row's) beyond those it counted, as before", async () => {
+    const metrics = new TaskMetrics(emptyStore, { names: () => ["Ok"] });
+    // A row of an unknown task is claimed and ends dead: started and dead count, nothing else shows.
+    metrics.attemptStarted("Stray", 5);
+    metrics.attemptEnded("Stray", "dead", null);
+    const lines = samples((await metrics.render()).body);
+    const stray = lines.filter((l) => l.includes('task="Stray"'));
+    assert.deepEqual(stray, [
+      'underway_task_pickup_latency_seconds_bucket{le="+Inf",task="Stray"} 1',
+      ...BUCKETS.map((b) => `underway_task_pickup_latency_seconds_bucket{le="${b}",task="Stray"} 1`),
+      'underway_task_pickup_latency_seconds_count{task="Stray"} 1',
+      'underway_task_pickup_latency_seconds_sum{task="Stray"} 0.005',
+      'underway_tasks_dead_total{task="Stray"} 1',
+      'underway_tasks_started_total{task="Stray"} 1',
+    ].sort());
+    assert.deepEqual(lines.filter((l) => !l.includes('task="Stray"')), counterLines("Ok", 0).sort());
+  });
+});
