@@ -213,6 +213,13 @@ export class Worker {
   /** The prefetch depth to start from, and runs that ended short since runs were last long (the depth grows with them). */
   private readonly prefetchStart: number;
   private shortRuns = 0;
+  /**
+   * Tasks held ahead were handed back because no slot freed during their hold (long runs, or new
+   * ones whose times are not known yet): none is held ahead until a run ends. Otherwise the same
+   * tasks would be claimed, held and handed back again every hold, hidden from the other workers
+   * most of the time.
+   */
+  private slotsHeldLong = false;
   /** Average run time of recent runs, ms. */
   private recentRunMs = 0;
   /** Attempts of chains beyond the one slot each chain takes (see beginChain). */
@@ -486,7 +493,7 @@ export class Worker {
    * then serves hundreds of short tasks, not a few.
    */
   private prefetchWanted(): number {
-    if (this.prefetch === 0 || this.recentRunMs >= PREFETCH_RUN_MS) return 0;
+    if (this.prefetch === 0 || this.recentRunMs >= PREFETCH_RUN_MS || this.slotsHeldLong) return 0;
     if (this.options.queueConcurrency && Object.keys(this.options.queueConcurrency).length > 0) return 0;
     if (this.options.registry.rateLimited().length > 0) return 0;
     // The pace as measured (the average corrected for its start at 0).
@@ -510,6 +517,8 @@ export class Worker {
       if (this.stopping || (held >= this.prefetchHoldMs && ((expire && !free) || held >= this.leaseMs / 2))) {
         this.prefetched.shift();
         this.giveBack(first.task);
+        // No slot freed for a whole hold: hold none ahead until one does (see prefetchWanted).
+        if (!this.stopping) this.slotsHeldLong = true;
         continue;
       }
       if (!free) break;
@@ -1037,6 +1046,7 @@ export class Worker {
     }
     this.runBlocked(run, false);
     this.active.delete(runKey(run.task));
+    this.slotsHeldLong = false;
     // One that never started (handed back from its chain, or canceled there) ran for no time.
     if (run.startedAt !== null) {
       this.recentRunMs += (performance.now() - run.startedAt - this.recentRunMs) / 16;
