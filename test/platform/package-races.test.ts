@@ -4,12 +4,60 @@
  * once ends up in one of them.
  */
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
 import { PackageInputError } from "../../src/platform/packages/errors.ts";
 import { Packages } from "../../src/platform/packages/packages.ts";
+import { Platform } from "../../src/platform/platform.ts";
+import { tempDb, tempDir, tempSchema, TEST_POSTGRES_URL } from "../helpers.ts";
 import { startPlatform, STORES } from "./helpers.ts";
 
 const word = (w: string) => `export function word(): string { return "${w}"; }`;
+
+/** Two platforms on one store, as two processes (nodes) sharing it: each with its own connections. */
+async function twoPlatforms(store: (typeof STORES)[number]): Promise<[Platform, Platform]> {
+  const db = store === "sqlite" ? tempDb(tempDir()) : `${TEST_POSTGRES_URL}?schema=${tempSchema()}`;
+  const config = { db, logger: false as const, secret: "package races test secret", adminPassword: "supervisor-pass", isolation: "none" as const, worker: false as const, packageRefreshMs: 0 };
+  const first = await Platform.start(config);
+  after(() => first.stop({ graceMs: 0 }));
+  const second = await Platform.start(config);
+  after(() => second.stop({ graceMs: 0 }));
+  return [first, second];
+}
+
+/** A package folder declaring only its name and dependencies. */
+function folderOf(name: string, dependencies: string[]): string {
+  const dir = join(tempDir(), name);
+  mkdirSync(dir);
+  writeFileSync(join(dir, "underway-package.json"), JSON.stringify({ name, dependencies, schemas: [] }));
+  return dir;
+}
+
+/** Fails when the stored dependencies (SysPackage.Dependencies) lead from a package back to it. */
+async function assertNoStoredCycle(platform: Platform): Promise<void> {
+  const declared = new Map((await platform.packages.listPackages()).map((p) => [p.name, p.dependencies]));
+  const visit = (at: string, path: readonly string[]): void => {
+    for (const next of declared.get(at) ?? []) {
+      assert.ok(!path.includes(next), `a cycle is stored: ${[...path, next].join(" -> ")}`);
+      visit(next, [...path, next]);
+    }
+  };
+  for (const name of declared.keys()) visit(name, [name]);
+}
+
+/**
+ * Two changes of dependencies made at once that would together close a cycle: exactly one is
+ * stored, the other refused naming the cycle, and no cycle is stored.
+ */
+async function assertOneRefused(outcomes: PromiseSettledResult<unknown>[], names: readonly [string, string]): Promise<void> {
+  const refused = outcomes.flatMap((o, i) => (o.status === "rejected" ? [{ i, reason: o.reason as Error }] : []));
+  assert.equal(refused.length, 1, `${names.join(" and ")}: exactly one of the two changes is refused, got ${outcomes.map((o) => o.status).join(", ")}`);
+  const { i, reason } = refused[0]!;
+  const [self, other] = i === 0 ? names : [names[1], names[0]];
+  assert.ok(reason instanceof PackageInputError, String(reason));
+  assert.equal(reason.message, `package ${self} cannot depend on ${other}: ${self} -> ${other} -> ${self} is a cycle; a package's dependencies may not lead back to it`);
+}
 
 for (const store of STORES) {
   describe(`overlapping package requests on ${store}`, () => {
@@ -114,6 +162,48 @@ for (const store of STORES) {
       ]);
       assert.deepEqual(same.map((o) => o.status), ["fulfilled", "fulfilled"]);
       assert.equal((await platform.packages.getSchemas("UsrLeft")).filter((s) => s.name === "UsrTwice").length, 1);
+    });
+
+    it("stores one of two dependency changes made at once that together would form a cycle, and refuses the other", async () => {
+      const platform = await startPlatform(store, { isolation: "none", packageRefreshMs: 0 });
+      for (let round = 0; round < 4; round++) {
+        const a = `UsrCycA${round}`;
+        const b = `UsrCycB${round}`;
+        // Round 0 creates both with their dependencies; later rounds change packages that exist.
+        if (round > 0) await Promise.all([platform.packages.ensurePackage(a), platform.packages.ensurePackage(b)]);
+        const outcomes = await Promise.allSettled([platform.packages.ensurePackage(a, { dependencies: [b] }), platform.packages.ensurePackage(b, { dependencies: [a] })]);
+        await assertOneRefused(outcomes, [a, b]);
+      }
+      // A package folder installed at the same time as a change of another package.
+      await platform.packages.ensurePackage("UsrCycFolder");
+      const outcomes = await Promise.allSettled([
+        platform.packages.ensurePackage("UsrCycPlain", { dependencies: ["UsrCycFolder"] }),
+        platform.packages.importFolder(folderOf("UsrCycFolder", ["UsrCycPlain"])),
+      ]);
+      await assertOneRefused(outcomes, ["UsrCycPlain", "UsrCycFolder"]);
+      await assertNoStoredCycle(platform);
+    });
+
+    it("stores one of two dependency changes that together would form a cycle when two platforms sharing the store make them at once", async () => {
+      const [first, second] = await twoPlatforms(store);
+      for (let round = 0; round < 4; round++) {
+        const a = `UsrNodeA${round}`;
+        const b = `UsrNodeB${round}`;
+        await first.packages.ensurePackage(a);
+        await first.packages.ensurePackage(b);
+        const outcomes = await Promise.allSettled(
+          round % 2 === 0
+            ? [first.packages.ensurePackage(a, { dependencies: [b] }), second.packages.ensurePackage(b, { dependencies: [a] })]
+            : [first.packages.importFolder(folderOf(a, [b])), second.packages.importFolder(folderOf(b, [a]))],
+        );
+        await assertOneRefused(outcomes, [a, b]);
+      }
+      await assertNoStoredCycle(first);
+      // What is not a cycle is stored as before, from either platform.
+      await second.packages.ensurePackage("UsrNodeB0", { dependencies: ["UsrNodeA1"] });
+      await first.packages.ensurePackage("UsrNodeA1", { description: "kept", dependencies: [] });
+      assert.deepEqual((await second.packages.listPackages()).find((p) => p.name === "UsrNodeB0")?.dependencies, ["UsrNodeA1"]);
+      assert.equal((await second.packages.listPackages()).find((p) => p.name === "UsrNodeA1")?.description, "kept");
     });
   });
 }

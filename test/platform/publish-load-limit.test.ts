@@ -141,4 +141,17 @@ export class UsrAppTask implements IBackgroundTask<null> {
     );
     await checkLoadInThread(bundle("UsrEmpty", EMPTY), {}, noBuilds);
   });
+
+  it("refuses top-level code that starts an async loop that never lets the event loop turn", async () => {
+    // Its synchronous part returns at once; the loop it leaves behind would hold the platform's
+    // thread for good, once the platform loaded the build after the check.
+    await assert.rejects(
+      checkLoadInThread(bundle("UsrAsyncSpin", `(async () => { for (;;) await 0; })();\n${EMPTY}`), {}, noBuilds, { limitMs: 300 }),
+      (error: unknown) =>
+        error instanceof PackageLoadError &&
+        error.message === "package UsrAsyncSpin: its code did not finish loading within 0.3 s and was stopped: a schema's top-level code must not loop or block (do long work in a function or a task)",
+    );
+    // An async function that settles, or a promise that never settles, lets it turn: loaded.
+    await checkLoadInThread(bundle("UsrAsyncDone", `(async () => { for (let i = 0; i < 1000; i++) await 0; })();\nnew Promise(() => {});\n${EMPTY}`), {}, noBuilds, { limitMs: 300 });
+  });
 });

@@ -1,6 +1,6 @@
 import { DYNAMIC_TASK_CLASS, type AnyTaskClass } from "../../tasks/registry.ts";
 import { parseProcess, type ProcessDefinition } from "../processes/bpmn/index.ts";
-import { loadPackage, type CompiledPackage, type LoadedPackage } from "./compiler/index.ts";
+import { LOAD_LIMIT_MS, loadPackage, PackageLoadTimeoutError, type CompiledPackage, type LoadedPackage } from "./compiler/index.ts";
 import type { Packages, PackageBuild } from "./packages.ts";
 import { declaringPackage, packageTaskClasses } from "./task-names.ts";
 
@@ -22,9 +22,18 @@ export interface ResolvedProcess {
  * Keeps the published builds loaded in this process. It looks for newer builds at most every
  * `refreshMs` (and at once when asked), so a publish on any node reaches every worker without a
  * restart; a process instance keeps the build it started with.
+ *
+ * Every load of a build's code has a time limit (`loadLimitMs`, LOAD_LIMIT_MS as at Publish):
+ * top-level code that does not finish is stopped and the load throws PackageLoadTimeoutError,
+ * naming the package and the build. That build is not tried again in this process: each later
+ * load of it (or of a build that needs it) throws the same error at once, rather than holding the
+ * thread for the limit again. Whoever loads it meets the error as it meets code that throws: the
+ * platform's start logs it and goes on without that package's tasks.
  */
 export class PackageLoader {
   private readonly loaded = new Map<string, LoadedBuild>(); // `${package}@${version}`
+  /** Builds whose code was stopped at the limit, by `${package}@${version}`. */
+  private readonly stopped = new Map<string, PackageLoadTimeoutError>();
   private latest = new Map<string, number>();
   private checkedAt = 0;
   private checking: Promise<void> | null = null;
@@ -34,6 +43,7 @@ export class PackageLoader {
     private readonly packages: Packages,
     private readonly platformApi: () => Promise<Record<string, unknown>>,
     private readonly refreshMs = 1_000,
+    private readonly loadLimitMs = LOAD_LIMIT_MS,
   ) {}
 
   /** Looks for newer builds now (or when the last look is older than refreshMs). */
@@ -55,6 +65,8 @@ export class PackageLoader {
     const key = `${packageName}@${version}`;
     const known = this.loaded.get(key);
     if (known) return known;
+    const stopped = this.stopped.get(key);
+    if (stopped) throw stopped;
     // Builds, not names: A v2 may use B v1, which was compiled against A v1 (publish refuses a
     // cycle of names, but a store may hold builds from before).
     if (seen.includes(key)) throw new Error(`package builds depend on each other in a cycle: ${[...seen, key].join(" -> ")}`);
@@ -99,7 +111,20 @@ export class PackageLoader {
     for (const [name, v] of Object.entries(dependencyVersions)) {
       dependencies.push((await this.load(name, v, seen)).loaded);
     }
-    const loaded = loadPackage(compiled, await this.platformApi(), dependencies);
+    const platformApi = await this.platformApi();
+    // Looked at again here, with nothing awaited between this and its code running: of two loads
+    // of a build that began together, the second fails at once should the first be stopped,
+    // rather than holding the thread for the limit again.
+    const key = version > 0 ? `${packageName}@${version}` : null;
+    const stopped = key === null ? undefined : this.stopped.get(key);
+    if (stopped) throw stopped;
+    let loaded: LoadedPackage;
+    try {
+      loaded = loadPackage(compiled, platformApi, dependencies, { limitMs: this.loadLimitMs, ...(version > 0 ? { version } : {}) });
+    } catch (error) {
+      if (key !== null && error instanceof PackageLoadTimeoutError) this.stopped.set(key, error);
+      throw error;
+    }
     // Classes of a build are found by name through the loader, never kept by the task registry.
     // A class a schema re-exports from a dependency is already marked, as the dependency's.
     for (const { taskClass } of packageTaskClasses(loaded)) {

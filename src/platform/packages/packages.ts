@@ -283,16 +283,31 @@ export class Packages {
 
   async ensurePackage(name: string, options: { description?: string; dependencies?: readonly string[] } = {}): Promise<string> {
     this.checkPackage(name, options);
-    if (options.dependencies !== undefined) await this.refuseCycle(name, options.dependencies);
     const now = new Date(await this.store.clockNow());
-    const dependencies = JSON.stringify(options.dependencies ?? []);
+    if (options.dependencies !== undefined) {
+      // The cycle check and the write in one transaction that holds off every other change of
+      // dependencies: two changes at once (A gains B while B gains A) cannot both pass.
+      const given = options.dependencies;
+      const save = () =>
+        this.store.transaction(async () => {
+          await this.lockDependencies();
+          await this.refuseCycle(name, given);
+          return this.writePackage(name, { ...(options.description !== undefined ? { description: options.description } : {}), dependencies: given }, now);
+        });
+      try {
+        return await save();
+      } catch (error) {
+        // PostgreSQL: created meanwhile by a change that takes no lock (no dependencies given); looking again finds it.
+        if (!isUniqueViolation(error)) throw error;
+        return save();
+      }
+    }
     const update = async (id: string): Promise<string> => {
       // What is not given stays as it is: a new description keeps the dependencies.
       await this.db
         .updateTable("SysPackage")
         .set({
           ModifiedOn: now,
-          ...(options.dependencies !== undefined ? { Dependencies: dependencies } : {}),
           ...(options.description !== undefined ? { Description: options.description } : {}),
         })
         .where("Id", "=", id)
@@ -305,7 +320,7 @@ export class Packages {
     try {
       await this.db
         .insertInto("SysPackage")
-        .values({ Id: id, Name: name, Description: options.description ?? null, Dependencies: dependencies, CreatedOn: now, ModifiedOn: now })
+        .values({ Id: id, Name: name, Description: options.description ?? null, Dependencies: "[]", CreatedOn: now, ModifiedOn: now })
         .execute();
     } catch (error) {
       // Created meanwhile (two nodes installing their packages at once, two requests): this call
@@ -370,11 +385,24 @@ export class Packages {
   }
 
   /**
+   * Within a transaction, before it reads any package's dependencies: holds off every other
+   * transaction that changes packages (their dependencies included) until this one ends, so that
+   * the dependencies refuseCycle reads are still those stored when this one writes. On PostgreSQL
+   * a table lock that conflicts with itself and with every write of SysPackage (not with reads,
+   * nor with the row lock a schema's save takes); on SQLite the transaction (BEGIN IMMEDIATE)
+   * already holds the one write lock of the database file, for other processes too.
+   */
+  private async lockDependencies(): Promise<void> {
+    if (this.store.dialect === "postgres") await sql`LOCK TABLE ${sql.table("SysPackage")} IN SHARE ROW EXCLUSIVE MODE`.execute(this.db);
+  }
+
+  /**
    * Refuses dependencies that would lead back to the package, by the dependencies each package
    * declares. Another package whose stored dependencies cannot be read counts as depending on
    * nothing: refusing here would keep every package from being changed, the damaged one included
    * (setting its dependencies again is how it is mended, and then its own are checked), and a
    * cycle through it is refused anyway when it is published, which it cannot be until mended.
+   * Called in the transaction that writes them, after lockDependencies.
    */
   private async refuseCycle(name: string, dependencies: readonly string[]): Promise<void> {
     const declared = new Map(
@@ -534,6 +562,8 @@ export class Packages {
     const save = () =>
       this.store.transaction(async () => {
         const dependencies = descriptor.dependencies ?? [];
+        // First in the transaction (see lockDependencies): the check and the write hold together.
+        await this.lockDependencies();
         await this.refuseCycle(descriptor.name, dependencies);
         const packageId = await this.writePackage(descriptor.name, { ...(descriptor.description !== undefined ? { description: descriptor.description } : {}), dependencies }, now);
         const names = schemas.map((s) => s.name);

@@ -24,11 +24,12 @@ import { isValidName, PLATFORM_MODULE, SchemaScope } from "./names.ts";
 import { deepestNesting, isStackOverflow } from "./nesting.ts";
 import { PackageCompileError, type CompiledPackage, type CompileInput, type CompileProblem } from "./types.ts";
 
-export { loadPackage } from "./load.ts";
-export { checkLoadInThread, LOAD_LIMIT_MS } from "./load-check.ts";
+export { LOAD_LIMIT_MS, loadPackage, type LoadOptions } from "./load.ts";
+export { checkLoadInThread } from "./load-check.ts";
 export {
   PackageCompileError,
   PackageLoadError,
+  PackageLoadTimeoutError,
   type CompiledPackage,
   type CompileInput,
   type CompileProblem,

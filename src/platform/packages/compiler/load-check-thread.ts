@@ -32,7 +32,8 @@ function loadBuild(packageName: string, version: number, seen: readonly string[]
   if (!build) throw new Error(`package ${packageName} has no build ${version}`);
   const dependencies = Object.entries(build.dependencies).map(([name, v]) => loadBuild(name, v, [...seen, key]));
   send({ t: "loading", packageName });
-  const result = loadPackage({ packageName, code: build.code, exports: {}, schemas: [] }, platformApi, dependencies);
+  // No limit of its own: the main thread's names the package whose code runs, and stops the thread.
+  const result = loadPackage({ packageName, code: build.code, exports: {}, schemas: [] }, platformApi, dependencies, { limitMs: null });
   loaded.set(key, result);
   return result;
 }
@@ -40,7 +41,11 @@ function loadBuild(packageName: string, version: number, seen: readonly string[]
 try {
   const dependencies = Object.entries(data.dependencies).map(([name, v]) => loadBuild(name, v, []));
   send({ t: "loading", packageName: data.packageName });
-  loadPackage({ packageName: data.packageName, code: data.code, exports: {}, schemas: [] }, platformApi, dependencies);
+  loadPackage({ packageName: data.packageName, code: data.code, exports: {}, schemas: [] }, platformApi, dependencies, { limitMs: null });
+  // Loaded once the event loop turns again: top-level code that starts work which never lets it
+  // (an async loop awaiting nothing but itself) would hold the platform's thread as surely as a
+  // loop, after the synchronous part returned; it runs into the limit here instead.
+  await new Promise((resolve) => setImmediate(resolve));
   send({ t: "loaded" });
 } catch (error) {
   const message = error instanceof Error ? error.message : String(error);

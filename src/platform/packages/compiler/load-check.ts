@@ -13,14 +13,10 @@
  * type-check before it takes seconds.
  */
 import { newThread } from "../../../worker/isolation/exec-argv.ts";
+import { LOAD_LIMIT_MS } from "./load.ts";
 import { PackageLoadError, type CompiledPackage } from "./types.ts";
 
-/**
- * How long a package's code (its dependencies' included) may take to load in the check, ms. Real
- * module code loads in milliseconds; this is also the most a build that passes can hold a thread
- * each time it is loaded (the platform loads it on its own thread after the check).
- */
-export const LOAD_LIMIT_MS = 5_000;
+export { LOAD_LIMIT_MS };
 /** The heap the checking thread may use, MB (as an isolated task's default): more is refused. */
 const LOAD_MEMORY_MB = 256;
 /** The thread must have imported the platform API by then (it takes about 0.6 s), ms. */

@@ -6,9 +6,66 @@
  * Anything else, node:fs included, throws: package code may import only "underway", its own
  * schemas and the schemas of the packages it depends on. (This is a rule of the platform, not a
  * sandbox: package code runs in the platform's process with its globals.)
+ *
+ * The bundle's top-level code runs with a time limit (LOAD_LIMIT_MS): code that loops or blocks
+ * is stopped, and PackageLoadTimeoutError thrown, naming the package and the build.
  */
+import { createContext, Script, type Context } from "node:vm";
 import { PLATFORM_MODULE } from "./names.ts";
-import { PackageLoadError, type CompiledPackage, type LoadedPackage, type ScriptContext } from "./types.ts";
+import { PackageLoadError, PackageLoadTimeoutError, type CompiledPackage, type LoadedPackage, type ScriptContext } from "./types.ts";
+
+/**
+ * How long a package's top-level code may run when it is loaded, ms: in Publish's check (its
+ * dependencies' included) and at every load of a build on the platform's threads. Real module code
+ * loads in milliseconds; this is also the most a build whose code does not finish holds the
+ * thread that loads it, once per build and process (PackageLoader remembers it).
+ */
+export const LOAD_LIMIT_MS = 5_000;
+
+export interface LoadOptions {
+  /**
+   * The most the bundle's top-level code may run, ms (default LOAD_LIMIT_MS): then it is stopped
+   * and PackageLoadTimeoutError thrown. null: no limit (Publish's checking thread, which is
+   * stopped from outside and names the package whose code runs).
+   */
+  readonly limitMs?: number | null;
+  /** The stored build's version, which the error names (none for a build not stored yet). */
+  readonly version?: number;
+}
+
+/**
+ * What runs the bundle's top-level code with a time limit: a script of a context of its own that
+ * only calls `run`, a function of the platform's own context. Node stops whatever JavaScript runs
+ * when a script's timeout passes, the functions it calls included, and package code cannot catch
+ * that; the package's code itself runs in the platform's context (its globals, the API's classes).
+ */
+let limiter: { readonly context: Context & { run?: () => void }; readonly script: Script } | undefined;
+
+/** Calls fn, stopping it when it runs longer than limitMs: false then, true when it returned. */
+function callWithin(fn: () => void, limitMs: number): boolean {
+  limiter ??= { context: createContext({ run: undefined }), script: new Script("run()", { filename: "underway-package-load" }) };
+  const { context, script } = limiter;
+  let thrown: { readonly error: unknown } | null = null;
+  const previous = context.run;
+  context.run = () => {
+    try {
+      fn();
+    } catch (error) {
+      thrown = { error };
+    }
+  };
+  try {
+    script.runInContext(context, { timeout: limitMs });
+  } catch (error) {
+    // Only what Node throws reaches here (the package's own errors are caught above): the limit.
+    if ((error as { code?: unknown } | null)?.code === "ERR_SCRIPT_EXECUTION_TIMEOUT") return false;
+    throw error;
+  } finally {
+    context.run = previous;
+  }
+  if (thrown !== null) throw (thrown as { readonly error: unknown }).error;
+  return true;
+}
 
 type Module = Readonly<Record<string, unknown>>;
 type ScriptFunction = (context: ScriptContext) => Promise<unknown>;
@@ -29,8 +86,10 @@ export function loadPackage(
   compiled: CompiledPackage,
   platformApi: Record<string, unknown>,
   dependencies: readonly LoadedPackage[] = [],
+  options: LoadOptions = {},
 ): LoadedPackage {
   const { packageName } = compiled;
+  const limitMs = options.limitMs === undefined ? LOAD_LIMIT_MS : options.limitMs;
   const byName = new Map(dependencies.map((d) => [d.packageName, d]));
   const require = (specifier: string): unknown => {
     if (specifier === PLATFORM_MODULE) return platformApi;
@@ -47,8 +106,10 @@ export function loadPackage(
     module: { exports: unknown },
     exports: unknown,
   ) => void;
+  const run = () => evaluate(require, module, module.exports);
   try {
-    evaluate(require, module, module.exports);
+    if (limitMs === null) run();
+    else if (!callWithin(run, limitMs)) throw new PackageLoadTimeoutError(packageName, options.version ?? null, limitMs);
   } catch (error) {
     if (error instanceof PackageLoadError) throw error;
     // The package's own code threw as its modules ran: its author's to fix, said as such.

@@ -112,5 +112,24 @@ export class PackageCompileError extends Error {
 
 /** A loaded package's code tried to require a module it may not use. */
 export class PackageLoadError extends Error {
-  override readonly name = "PackageLoadError";
+  override readonly name: string = "PackageLoadError";
+}
+
+/**
+ * A package's top-level code did not finish loading within the limit and was stopped (loadPackage
+ * on the platform's own thread). The message names the package and, for a stored build, its version.
+ */
+export class PackageLoadTimeoutError extends PackageLoadError {
+  override readonly name: string = "PackageLoadTimeoutError";
+
+  constructor(
+    readonly packageName: string,
+    readonly version: number | null,
+    readonly limitMs: number,
+  ) {
+    super(
+      `package ${packageName}${version === null ? "" : ` (build ${version})`}: its code did not finish loading within ${limitMs / 1000} s and was stopped: ` +
+        "a schema's top-level code must not loop or block (do long work in a function or a task)",
+    );
+  }
 }
