@@ -45,6 +45,7 @@ import { decodeTaskResult } from "../tasks/result.ts";
 import type { ScheduleInfo } from "../tasks/schedules.ts";
 import { checkScheduleName, scheduleRow, type ScheduleDefinition } from "./schedules.ts";
 import { checkKnownKeys, keysOf } from "../tasks/known-keys.ts";
+import { refuseWorkerInTaskThread } from "./isolation/task-thread.ts";
 
 /** The earliest runAt (a time in the past is simply due): the first day of year 1, which both stores hold. */
 const EARLIEST_RUN_AT_MS = Date.parse("0001-01-01T00:00:00Z");
@@ -250,6 +251,7 @@ export class Runtime implements TaskStarter {
       if (typeof config.worker !== "object" || config.worker === null) throw new TypeError(`worker must be an object or false, got ${String(config.worker)}`);
       checkKnownKeys(config.worker, WORKER_CONFIG_KEYS, "worker");
     }
+    if (config.worker !== false) refuseWorkerInTaskThread(internals.configName === undefined ? "createRuntime" : configName.replace(/'s configuration$/, ""));
     this.logger = createLogger(config.logger);
     this.stopWaitMs = internals.stopWaitMs ?? STOP_WAIT_MS;
     const tasks = config.tasks ?? [];

@@ -24,6 +24,7 @@ import { Runtime, type RuntimeConfig, type RuntimeInternals } from "../runtime.t
 import { importTaskModule, moduleUserConnections } from "../task-modules.ts";
 import { installPauseCell, whileLoading } from "../../worker/isolation/throttle.ts";
 import { bundledModule, type ThreadBundle } from "./thread-bundle.ts";
+import { markTaskThread } from "./task-thread.ts";
 import { register } from "node:module";
 import { taskResultOf } from "../../tasks/result.ts";
 
@@ -73,6 +74,8 @@ const boot = workerData as ThreadBoot;
 const port: MessagePort = boot.hostPort;
 Reflect.deleteProperty(workerData as object, "hostPort");
 installPauseCell({ cell: boot.pauseCell, name: boot.pauseName });
+/** Marked before any task code runs: a runtime with a worker is refused here (see refuseWorkerInTaskThread). */
+const taskThread = markTaskThread();
 
 let outbox: FromThread[] = [];
 /**
@@ -234,7 +237,12 @@ const loaded = new Set<string>();
 function loadModule(url: string): Promise<void> {
   let loading = modules.get(url);
   if (!loading) {
-    const attempt = whileLoading(boot.pauseCell, () => importable(url).then(importTaskModule)).then((classes) => {
+    const attempt = whileLoading(boot.pauseCell, () => {
+      taskThread.loading.add(url);
+      return importable(url)
+        .then(importTaskModule)
+        .finally(() => taskThread.loading.delete(url));
+    }).then((classes) => {
       for (const c of classes) host.runtime.registry.register(c, url, url);
       loaded.add(url);
     });
