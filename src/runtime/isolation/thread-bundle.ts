@@ -116,12 +116,12 @@ export async function threadBundle(logger: Logger, taskModules: readonly string[
       format: "esm",
       platform: "node",
       target: "node20",
-      packages: "external",
       metafile: true,
       logLevel: "silent",
       // The names of classes and functions are kept: error names and task class names come from them.
       keepNames: true,
-      plugins: [sourceUrls(kyselyFile)],
+      // Before sourceUrls: it decides which imports are bundled at all.
+      plugins: [packageImports(), sourceUrls(kyselyFile)],
       define: { "import.meta.url": SOURCE_URL },
     });
     const inputs = Object.keys(result.metafile?.inputs ?? {}).map((path) => {
@@ -200,6 +200,53 @@ function kyselyBuild(): { main: string; version: string } | null {
   } catch {
     return null;
   }
+}
+
+interface ResolveArgs {
+  readonly path: string;
+  readonly importer: string;
+  readonly resolveDir: string;
+  readonly kind: string;
+  readonly pluginData?: unknown;
+}
+
+interface PluginBuild {
+  onResolve(options: { filter: RegExp }, callback: (args: ResolveArgs) => Promise<{ path: string; external?: boolean } | undefined>): void;
+  resolve(path: string, options: { kind: string; resolveDir: string; importer: string; pluginData: unknown }): Promise<{ path: string; external: boolean; errors: readonly unknown[] }>;
+}
+
+/** Marks the resolutions packageImports asks esbuild for, so that it does not see them again. */
+const RESOLVING = Symbol("underway.resolving");
+
+/**
+ * Where the bundle's imports of packages (bare specifiers) go. The bundle lives in underway's own
+ * folder (node_modules/.cache/underway/threads/...), so a bare import left as it was resolves from
+ * there at run time: right for underway's sources, whose packages are underway's, but not for an
+ * application's task module elsewhere, whose `import ... from "underway"` and whose own
+ * dependencies are found from its own folder. So an application module's bare imports are
+ * resolved from where it lives, as it was built: underway itself (its sources, or any TypeScript)
+ * is bundled, the threads' one copy of it; any other package stays an import, of the file it
+ * resolved to. One that does not resolve stays as it was, and fails where the application's would.
+ */
+const packageImports = () => ({
+  name: "underway-package-imports",
+  setup(build: PluginBuild): void {
+    build.onResolve({ filter: /^[^./]/ }, async (args) => {
+      if (args.pluginData === RESOLVING) return undefined;
+      const keep = { path: args.path, external: true };
+      if (args.path.startsWith("node:") || !args.importer || !isOutside(args.importer, ROOT)) return keep;
+      const resolved = await build.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: RESOLVING });
+      if (resolved.errors.length > 0 || resolved.external || !resolved.path.startsWith("/")) return keep;
+      if (!isOutside(resolved.path, SRC) || /\.[cm]?tsx?$/.test(resolved.path)) return { path: resolved.path };
+      return { path: pathToFileURL(resolved.path).href, external: true };
+    });
+  },
+});
+
+/** Whether `path` is outside folder `dir`. */
+function isOutside(path: string, dir: string): boolean {
+  const from = relative(dir, path);
+  return from === "" ? false : from.startsWith("..") || from.startsWith("/");
 }
 
 /**
