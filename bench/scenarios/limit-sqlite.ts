@@ -1,4 +1,5 @@
 import Database from "better-sqlite3";
+import { Worker } from "node:worker_threads";
 import { monotonicNow } from "../lib/clock.ts";
 import type { ChildSpec, Measurement, RoundResult } from "../lib/protocol.ts";
 import { afterIdle, CLAIM_BATCH, decodePayload, IDLE_GAP_MS, PAYLOAD } from "../lib/raw.ts";
@@ -40,7 +41,7 @@ export async function limitSqlite(spec: ChildSpec): Promise<RoundResult> {
       doneArgs: (id) => [id],
       payloadOf: (row) => row.payload,
     });
-    const schema = measurePair(db, spec.count, budgetMs, {
+    const schemaSql: PairSql = {
       insert: db.prepare(
         `INSERT INTO underway_tasks (name, queue, priority, parameters, run_at, max_attempts, timeout_ms,
            with_user_connection, user_id, user_context, created_at, updated_at)
@@ -62,7 +63,12 @@ export async function limitSqlite(spec: ChildSpec): Promise<RoundResult> {
       ),
       doneArgs: (id, row) => [Date.now(), Date.now(), id, row.run_seq],
       payloadOf: (row) => row.parameters,
-    });
+    };
+    const schema = measurePair(db, spec.count, budgetMs, schemaSql);
+    // The same claim loop while another thread spins on the other core: what work on the second
+    // core (an isolated task's thread, say) costs this one, through the caches and the memory
+    // they share. The rows go in in one transaction: only the claim loop is measured.
+    const contended = await withSpinningThread(() => measurePair(db, spec.count, budgetMs, schemaSql, true));
     // One INSERT (its own commit) on the minimal table after each idle pause: the store's part of
     // picking up a task that arrives at an idle worker (scenarios 4 and 4b), next to the same
     // INSERT back to back (1 / the INSERT rate above).
@@ -75,6 +81,12 @@ export async function limitSqlite(spec: ChildSpec): Promise<RoundResult> {
       { key: "claim-minimal", label: `claim ${CLAIM_BATCH} + decode + mark done (minimal table)`, unit: "rows/s", value: minimal.claimRate },
       { key: "insert-schema", label: "INSERT, one commit each (underway schema)", unit: "rows/s", value: schema.insertRate, ...partial(schema.rows) },
       { key: "claim-schema", label: `claim ${CLAIM_BATCH} + decode + mark done (underway schema)`, unit: "rows/s", value: schema.claimRate },
+      {
+        key: "claim-schema-contended",
+        label: `claim ${CLAIM_BATCH} + decode + mark done (underway schema), another thread spinning on the other core`,
+        unit: "rows/s",
+        value: contended.claimRate,
+      },
     ];
     if (idle.length > 0) {
       measurements.push(
@@ -97,12 +109,27 @@ export async function limitSqlite(spec: ChildSpec): Promise<RoundResult> {
         claimMinimalMs: minimal.claimMs,
         insertSchemaMs: schema.insertMs,
         claimSchemaMs: schema.claimMs,
+        claimSchemaContendedMs: contended.claimMs,
         insertsAfterIdle: idle.length,
         ...(idle.length > 0 ? { insertAfterIdleMinMs: idle[0]!, insertAfterIdleP90Ms: percentile(idle, 90), insertAfterIdleMaxMs: idle.at(-1)! } : {}),
       },
     };
   } finally {
     db.close();
+  }
+}
+
+/** Runs `fn` while a worker thread spins (a synchronous loop, no memory traffic to speak of). */
+async function withSpinningThread<T>(fn: () => T): Promise<T> {
+  const spinner = new Worker('require("node:worker_threads").parentPort.postMessage("spinning"); for (;;) {}', { eval: true });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      spinner.once("message", () => resolve());
+      spinner.once("error", reject);
+    });
+    return fn();
+  } finally {
+    await spinner.terminate();
   }
 }
 
@@ -129,10 +156,15 @@ interface PairSql {
  * a time (one commit per claim), decodes each claimed row's MessagePack payload, and marks each
  * claimed batch done in one transaction, row by row, as the product's completer does.
  */
-function measurePair(db: Database.Database, wanted: number, budgetMs: number, sql: PairSql) {
+function measurePair(db: Database.Database, wanted: number, budgetMs: number, sql: PairSql, insertInOne = false) {
   let started = monotonicNow();
   const deadline = started + budgetMs;
   let count = 0;
+  if (insertInOne) {
+    db.transaction(() => {
+      for (; count < wanted; count++) sql.insert.run(...sql.insertArgs(Date.now()));
+    })();
+  }
   while (count < wanted && monotonicNow() < deadline) {
     sql.insert.run(...sql.insertArgs(Date.now()));
     count++;
