@@ -7,55 +7,15 @@
  */
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import { Worker } from "node:worker_threads";
 import { LOAD_LIMIT_MS, PackageLoadError, PackageLoadTimeoutError } from "../../src/platform/packages/compiler/index.ts";
 import { PackageLoader } from "../../src/platform/packages/loader.ts";
 import { Packages } from "../../src/platform/packages/packages.ts";
 import { Platform, type PlatformConfig } from "../../src/platform/platform.ts";
-import type { Logger } from "../../src/tasks/logger.ts";
 import { tempDb, tempDir } from "../helpers.ts";
-import { startPlatform } from "./helpers.ts";
+import { endIfBlocked, recordingLogger, startPlatform } from "./helpers.ts";
 
-/**
- * Should the code under test block this thread for good, no timer of it fires (a test's timeout
- * included): a watchdog thread then ends the process, so the file fails instead of hanging.
- */
-const heartbeat = new Int32Array(new SharedArrayBuffer(4));
-const watchdog = new Worker(
-  `const { workerData } = require("node:worker_threads");
-   let last = -1, since = Date.now();
-   setInterval(() => {
-     const now = Atomics.load(workerData, 0);
-     if (now !== last) { last = now; since = Date.now(); return; }
-     if (Date.now() - since > 30000) {
-       process.stderr.write("package-load-limit: the test's event loop has not run for 30 s: ending the process\\n");
-       process.kill(process.pid, "SIGKILL");
-     }
-   }, 500);`,
-  { eval: true, workerData: heartbeat },
-);
-watchdog.unref();
-const beat = setInterval(() => Atomics.add(heartbeat, 0, 1), 100);
-beat.unref();
-after(() => watchdog.terminate());
+endIfBlocked("package-load-limit");
 
-/** The errors a platform logged: each its message and its error's message. */
-function recordingLogger(): { logger: Logger; errors: string[] } {
-  const errors: string[] = [];
-  const none = (): void => undefined;
-  const logger: Logger = {
-    debug: none,
-    info: none,
-    warn: none,
-    error: (objectOrMessage: object | string, message?: string) => {
-      const record = typeof objectOrMessage === "object" ? (objectOrMessage as { err?: unknown; package?: unknown; version?: unknown }) : {};
-      const err = record.err instanceof Error ? record.err.message : "";
-      errors.push([typeof objectOrMessage === "string" ? objectOrMessage : (message ?? ""), `${String(record.package)}@${String(record.version)}`, err].join(" | "));
-    },
-    child: () => logger,
-  };
-  return { logger, errors };
-}
 
 const SPIN = "let n = 0;\nwhile (n >= 0) { n = (n + 1) % 10; }\nexport const never = n;\n";
 const job = (name: string) => `import type { IBackgroundTask } from "underway";\nexport class ${name} implements IBackgroundTask<null> {\n  run(): void {}\n}\n`;
@@ -84,7 +44,7 @@ describe("loading stored package builds with a time limit", () => {
     assert.equal(await storeUnchecked(first, "UsrSpin", { UsrSpinJobs: `${job("UsrSpinJob")}${SPIN}` }, { schedules: [{ name: "hourly", cron: "0 * * * *", task: "UsrSpinJob" }] }), 1);
     await first.stop({ graceMs: 0 });
 
-    const { logger, errors } = recordingLogger();
+    const { logger, errors } = recordingLogger((record) => `${String(record.package)}@${String(record.version)}`);
     const started = Date.now();
     const second = await Platform.start({ ...config, logger });
     after(() => second.stop({ graceMs: 0 }));

@@ -5,34 +5,12 @@
  * package that loads (with "underway" and its dependencies) publishes.
  */
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
-import { Worker } from "node:worker_threads";
+import { describe, it } from "node:test";
 import { checkLoadInThread, LOAD_LIMIT_MS, PackageLoadError, type CompiledPackage } from "../../src/platform/packages/compiler/index.ts";
 import type { Platform } from "../../src/platform/platform.ts";
-import { startPlatform } from "./helpers.ts";
+import { endIfBlocked, startPlatform } from "./helpers.ts";
 
-/**
- * Should the code under test block this thread for good, no timer of it fires (a test's timeout
- * included): a watchdog thread then ends the process, so the file fails instead of hanging.
- */
-const heartbeat = new Int32Array(new SharedArrayBuffer(4));
-const watchdog = new Worker(
-  `const { workerData } = require("node:worker_threads");
-   let last = -1, since = Date.now();
-   setInterval(() => {
-     const now = Atomics.load(workerData, 0);
-     if (now !== last) { last = now; since = Date.now(); return; }
-     if (Date.now() - since > 30000) {
-       process.stderr.write("publish-load-limit: the test's event loop has not run for 30 s: ending the process\\n");
-       process.kill(process.pid, "SIGKILL");
-     }
-   }, 500);`,
-  { eval: true, workerData: heartbeat },
-);
-watchdog.unref();
-const beat = setInterval(() => Atomics.add(heartbeat, 0, 1), 100);
-beat.unref();
-after(() => watchdog.terminate());
+endIfBlocked("publish-load-limit");
 
 async function publish(platform: Platform, pkg: string, sources: Record<string, string>, dependencies?: string[]): Promise<number> {
   await platform.packages.ensurePackage(pkg, dependencies ? { dependencies } : {});

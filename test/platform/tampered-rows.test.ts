@@ -10,9 +10,8 @@ import { after, describe, it } from "node:test";
 import { createHttpServer } from "../../src/http/server.ts";
 import { sql } from "../../src/platform/db/kysely-module.ts";
 import { Platform, type PlatformConfig } from "../../src/platform/platform.ts";
-import type { Logger } from "../../src/tasks/logger.ts";
 import { tempDb, tempDir, tempSchema, TEST_POSTGRES_URL, until } from "../helpers.ts";
-import { STORES } from "./helpers.ts";
+import { recordingLogger, STORES } from "./helpers.ts";
 import { processXml } from "./process-helpers.ts";
 
 const EXAMPLE = join(import.meta.dirname, "..", "..", "examples", "background-activity");
@@ -20,22 +19,6 @@ const EXAMPLE = join(import.meta.dirname, "..", "..", "examples", "background-ac
 const EXAMPLE_PACKAGE = "UsrBackgroundTask";
 const EXAMPLE_PROCESS = "UsrBackgroundTaskExampleProcess";
 
-/** The errors a platform logged, with their messages and their errors' messages, to look through. */
-function recordingLogger(): { logger: Logger; errors: string[] } {
-  const errors: string[] = [];
-  const none = (): void => undefined;
-  const logger: Logger = {
-    debug: none,
-    info: none,
-    warn: none,
-    error: (objectOrMessage: object | string, message?: string) => {
-      const err = typeof objectOrMessage === "object" ? (objectOrMessage as { err?: unknown }).err : undefined;
-      errors.push([typeof objectOrMessage === "string" ? objectOrMessage : (message ?? ""), err instanceof Error ? err.message : ""].join(" | "));
-    },
-    child: () => logger,
-  };
-  return { logger, errors };
-}
 
 /** A fresh store of the kind, to start platforms on (more than one in turn, unlike startPlatform's). */
 function freshDb(store: (typeof STORES)[number]): string {
