@@ -26,7 +26,13 @@ export const DEFAULT_DATABASE = "./data/underway.db";
  * (`postgres://user@host:5432/db?schema=underway`), or a driver instance.
  */
 export function openDriver(db: string | StorageDriver, settings: DriverSettings = {}): StorageDriver {
-  if (typeof db !== "string") return db;
+  if (typeof db !== "string") {
+    const driver = db as Partial<StorageDriver> | null | undefined;
+    if (typeof driver === "object" && driver !== null && (driver.dialect === "sqlite" || driver.dialect === "postgres") && typeof driver.migrate === "function") return db;
+    throw new TypeError(
+      `db must be a SQLite file path, a sqlite: or postgres:// URL, or a store driver; got ${db === undefined ? "undefined (an unset environment variable, say)" : db === null ? "null" : typeof db}`,
+    );
+  }
   const text = db.trim();
   if (text === "") throw new Error("the database setting is empty: give a SQLite file path or a sqlite: URL");
   if (isPostgresUrl(text)) {

@@ -258,6 +258,14 @@ describe("Task.startNew", () => {
     }
   });
 
+  it("refuses a db that is not a path, a URL or a store driver, saying what it got", () => {
+    // An unset environment variable passed as db is the usual way to get here.
+    assert.throws(() => createRuntime({ tasks: [RecordTask] } as never), /db must be a SQLite file path, a sqlite: or postgres:\/\/ URL, or a store driver; got undefined \(an unset environment variable, say\)/);
+    assert.throws(() => createRuntime({ db: process.env.UNDERWAY_TEST_NO_SUCH_VARIABLE } as never), /got undefined/);
+    assert.throws(() => createRuntime({ db: null } as never), /db must be .*; got null/);
+    assert.throws(() => createRuntime({ db: { dialect: "oracle" } } as never), /db must be .*; got object/);
+  });
+
   it("starts many tasks in one call", async () => {
     const runtime = await startRuntime({ dir, tasks: [RecordTask] });
     const handles = await runtime.run(() =>
