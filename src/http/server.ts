@@ -216,7 +216,12 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
   // Set before any route plugin, which inherits it (see strictValidators).
   app.setValidatorCompiler(strictValidators());
   // Set before any route plugin, which inherits it.
-  app.setErrorHandler((error: Error & { statusCode?: number; validation?: unknown }, _request, reply) => {
+  app.setErrorHandler((error: Error & { statusCode?: number; validation?: unknown; serverSetting?: unknown }, _request, reply) => {
+    // A setting the server lacks (its secret): the operator's to mend, and the message says how.
+    if (error.serverSetting === true) {
+      runtime.logger.warn({ err: error }, "request refused: the server lacks a setting");
+      return reply.code(503).send({ error: error.message });
+    }
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     if (status === 500) runtime.logger.error({ err: error }, "request failed");
     return reply.code(status).send({ error: status === 500 ? "internal error" : error.message });

@@ -205,6 +205,13 @@ export class Platform {
     }
     // Not in an isolated task's thread (attach): the worker's process keeps the watch.
     platform.processTaskWatch.start(true);
+    if (!platform.runtime.signsInitiators) {
+      platform.runtime.logger.warn(
+        { store: platform.runtime.driver.description },
+        "this store has no server secret: every process run and every task started with a user connection will be refused until one is set " +
+          "(UNDERWAY_SECRET, the same on every node, or Platform.start({ secret }))",
+      );
+    }
     return platform;
   }
 

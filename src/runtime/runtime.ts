@@ -17,7 +17,7 @@ import {
 import { TaskCanceledError } from "../tasks/errors/task-canceled-error.ts";
 import { TaskFailedError } from "../tasks/errors/task-failed-error.ts";
 import { TaskNotFoundError } from "../tasks/errors/task-not-found-error.ts";
-import { TaskStartError } from "../tasks/errors/task-start-error.ts";
+import { TaskStartError, TaskStartSettingError } from "../tasks/errors/task-start-error.ts";
 import type { Logger } from "../tasks/logger.ts";
 import { checkTimerMs, maxAttemptsOf, priorityOf, queueName, TASK_LIMITS, TaskRegistry, timeoutMsOf } from "../tasks/registry.ts";
 import type { StartableTaskClass } from "../tasks/task.ts";
@@ -662,12 +662,13 @@ export class Runtime implements TaskStarter {
   }
 
   private signInitiator(name: string, request: StartRequest): string {
-    if (!this.signer) {
-      throw new TaskStartError(
-        "tasks with a user connection need a server secret on this store: set UNDERWAY_SECRET (the same on every node) or createRuntime({ secret })",
-      );
-    }
+    if (!this.signer) throw new TaskStartSettingError(NO_SECRET);
     return this.signer.sign(name, request.initiator as NonNullable<StartRequest["initiator"]>, request.parameters);
+  }
+
+  /** Whether tasks started here are signed: false on a PostgreSQL store given no secret, where tasks with a user connection are refused. */
+  get signsInitiators(): boolean {
+    return this.signer !== null;
   }
 
   private handle(id: string): TaskHandle {
@@ -1024,6 +1025,10 @@ function isolationOf(value: RuntimeConfig["isolation"]): Required<IsolationConfi
 }
 
 /** Creates a runtime; call start() to migrate the store and begin working. */
+/** Why a task with a user connection cannot be started on a store without a secret. */
+export const NO_SECRET =
+  "tasks with a user connection need a server secret on this store: set UNDERWAY_SECRET (the same on every node) or createRuntime({ secret })";
+
 export function createRuntime(config: RuntimeConfig): Runtime {
   return new Runtime(config);
 }

@@ -2,3 +2,11 @@
 export class TaskStartError extends Error {
   override readonly name = "TaskStartError";
 }
+
+/**
+ * A task could not be started because the server lacks a setting it needs (its secret): not the
+ * caller's mistake, and not theirs to mend. The HTTP API answers 503 with its message.
+ */
+export class TaskStartSettingError extends TaskStartError {
+  readonly serverSetting = true;
+}
