@@ -4,7 +4,7 @@
  * with underway resolving to the threads' own copy and every other package to the application's.
  */
 import assert from "node:assert/strict";
-import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { after, it } from "node:test";
@@ -55,4 +55,29 @@ it("runs an application's TypeScript task module that imports underway and its o
   assert.equal(await handle.result(), "hello, twice (thread, attempt 1)");
   const counts = await runtime.countTasks();
   assert.equal(counts.succeeded + counts.running + counts.queued, 2, "the task's own start reached the store");
+});
+
+it("makes the threads' build again when a package the application module imports moved (an upgrade)", async () => {
+  const app = application();
+  const url = pathToFileURL(join(app, "src", "tasks.ts")).href;
+  const { Greet } = (await import(url)) as { Greet: new () => IBackgroundTask<{ who: string }, string> };
+  const greetOnce = async (): Promise<string | undefined> => {
+    const runtime = createRuntime({ db: tempDb(app), logger: false, tasks: [Greet], worker: { concurrency: 1 }, isolation: { mode: "thread" } });
+    await runtime.start();
+    try {
+      const handle = await runtime.run(() => Task.startNew(Greet, { who: "you" }));
+      const task = await ended(runtime, handle.id);
+      assert.equal(task.state, "succeeded", task.errors.at(-1)?.message);
+      return (await handle.result()) as string;
+    } finally {
+      await runtime.stop({ graceMs: 0 });
+    }
+  };
+  assert.equal(await greetOnce(), "hello, you (thread, attempt 1)");
+  // Version 2 of the dependency: its entry is another file, the first one gone.
+  const dependency = join(app, "node_modules", "greeting");
+  writeFileSync(join(dependency, "package.json"), JSON.stringify({ name: "greeting", type: "module", exports: "./v2.js" }));
+  writeFileSync(join(dependency, "v2.js"), 'export const greet = (who) => `hi, ${who}`;\n');
+  rmSync(join(dependency, "index.js"));
+  assert.equal(await greetOnce(), "hi, you (thread, attempt 1)");
 });

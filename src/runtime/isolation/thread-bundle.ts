@@ -61,6 +61,12 @@ interface Meta {
   readonly build: string;
   /** Every source in the bundle, relative to the project root, with its size and modification time. */
   readonly inputs: readonly { readonly path: string; readonly size: number; readonly mtimeMs: number }[];
+  /**
+   * The files an application module's package imports resolved to (see packageImports), absolute:
+   * the build imports them by path, so it is made again should one move or change (a package
+   * upgraded) rather than import a file that is gone.
+   */
+  readonly imports?: readonly { readonly path: string; readonly size: number; readonly mtimeMs: number }[];
 }
 
 interface EsbuildLike {
@@ -105,6 +111,7 @@ export async function threadBundle(logger: Logger, taskModules: readonly string[
     if (kysely && kyselyFile) {
       await esbuild.build({ entryPoints: [kysely.main], outfile: kyselyFile, bundle: true, format: "cjs", platform: "node", target: "node20", logLevel: "silent", keepNames: true });
     }
+    const imported = new Set<string>();
     const result = await esbuild.build({
       entryPoints: entries,
       outdir: out,
@@ -121,14 +128,18 @@ export async function threadBundle(logger: Logger, taskModules: readonly string[
       // The names of classes and functions are kept: error names and task class names come from them.
       keepNames: true,
       // Before sourceUrls: it decides which imports are bundled at all.
-      plugins: [packageImports(), sourceUrls(kyselyFile)],
+      plugins: [packageImports(imported), sourceUrls(kyselyFile)],
       define: { "import.meta.url": SOURCE_URL },
     });
     const inputs = Object.keys(result.metafile?.inputs ?? {}).map((path) => {
       const stat = statSync(join(ROOT, path));
       return { path, size: stat.size, mtimeMs: stat.mtimeMs };
     });
-    const meta: Meta = { esbuild: esbuild.version, build, inputs };
+    const imports = [...imported].map((path) => {
+      const stat = statSync(path);
+      return { path, size: stat.size, mtimeMs: stat.mtimeMs };
+    });
+    const meta: Meta = { esbuild: esbuild.version, build, inputs, imports };
     const staged = join(dir, `current.${build}.json`);
     writeFileSync(staged, JSON.stringify(meta));
     renameSync(staged, join(dir, "current.json"));
@@ -151,10 +162,15 @@ function currentBuild(dir: string, version: string): string | null {
   try {
     const meta = JSON.parse(readFileSync(join(dir, "current.json"), "utf8")) as Meta;
     if (meta.esbuild !== version || meta.inputs.length === 0) return null;
-    const same = meta.inputs.every((input) => {
-      const stat = statSync(join(ROOT, input.path));
-      return stat.size === input.size && stat.mtimeMs === input.mtimeMs;
-    });
+    const same =
+      meta.inputs.every((input) => {
+        const stat = statSync(join(ROOT, input.path));
+        return stat.size === input.size && stat.mtimeMs === input.mtimeMs;
+      }) &&
+      (meta.imports ?? []).every((file) => {
+        const stat = statSync(file.path);
+        return stat.size === file.size && stat.mtimeMs === file.mtimeMs;
+      });
     return same && statSync(fileURLToPath(builtPath(pathToFileURL(join(dir, meta.build)).href + "/", pathToFileURL(THREAD_MAIN).href))).isFile()
       ? meta.build
       : null;
@@ -228,7 +244,7 @@ const RESOLVING = Symbol("underway.resolving");
  * is bundled, the threads' one copy of it; any other package stays an import, of the file it
  * resolved to. One that does not resolve stays as it was, and fails where the application's would.
  */
-const packageImports = () => ({
+const packageImports = (imported: Set<string>) => ({
   name: "underway-package-imports",
   setup(build: PluginBuild): void {
     build.onResolve({ filter: /^[^./]/ }, async (args) => {
@@ -238,6 +254,7 @@ const packageImports = () => ({
       const resolved = await build.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: RESOLVING });
       if (resolved.errors.length > 0 || resolved.external || !resolved.path.startsWith("/")) return keep;
       if (!isOutside(resolved.path, SRC) || /\.[cm]?tsx?$/.test(resolved.path)) return { path: resolved.path };
+      imported.add(resolved.path);
       return { path: pathToFileURL(resolved.path).href, external: true };
     });
   },
