@@ -67,15 +67,34 @@ interface Meta {
    * upgraded) rather than import a file that is gone.
    */
   readonly imports?: readonly { readonly path: string; readonly size: number; readonly mtimeMs: number }[];
+  /**
+   * The entries whose built copy the threads import (relative to the project root). An application
+   * module the build cannot stand for faithfully (see builtEntries) is left out: threads import it
+   * as it is. Absent in older builds: every entry.
+   */
+  readonly modules?: readonly string[];
+  /**
+   * The folders where a package an application module imports was looked for and not found
+   * (`<folder>/node_modules/<name>`): the build is made again once one appears (the package was
+   * installed), rather than keep importing it from where it cannot be found.
+   */
+  readonly missing?: readonly string[];
+}
+
+interface Metafile {
+  readonly inputs: Record<string, { readonly format?: "cjs" | "esm" }>;
+  readonly outputs: Record<string, { readonly entryPoint?: string; readonly inputs: Record<string, unknown>; readonly imports: readonly { readonly path: string; readonly external?: boolean }[] }>;
 }
 
 interface EsbuildLike {
   readonly version: string;
-  build(options: Record<string, unknown>): Promise<{ metafile?: { inputs: Record<string, unknown> } }>;
+  build(options: Record<string, unknown>): Promise<{ metafile?: Metafile }>;
 }
 
-/** The per-module binding that stands for import.meta.url in the bundle. */
+/** The per-module bindings that stand for import.meta.url, import.meta.filename and import.meta.dirname in the bundle. */
 const SOURCE_URL = "__underway_source_url";
+const SOURCE_FILENAME = "__underway_source_filename";
+const SOURCE_DIRNAME = "__underway_source_dirname";
 
 /** Builds older than this, and not current, are removed when a new one is made, ms. */
 const STALE_BUILD_MS = 60 * 60 * 1000;
@@ -93,13 +112,14 @@ export async function threadBundle(logger: Logger, taskModules: readonly string[
     .filter((path) => /\.[cm]?[jt]s$/.test(path) && existsSync(path))
     .sort();
   const kysely = kyselyBuild();
+  const conditions = userConditions();
   const key = createHash("sha256")
-    .update(JSON.stringify({ esbuild: esbuild.version, entries: entries.map((p) => relative(ROOT, p)), kysely: kysely?.version ?? null }))
+    .update(JSON.stringify({ esbuild: esbuild.version, entries: entries.map((p) => relative(ROOT, p)), kysely: kysely?.version ?? null, conditions }))
     .digest("hex")
     .slice(0, 16);
   const dir = join(CACHE, key);
   const current = currentBuild(dir, esbuild.version);
-  if (current) return bundleIn(join(dir, current), entries);
+  if (current) return bundleIn(join(dir, current.build), current.modules ? current.modules.map((path) => join(ROOT, path)) : entries);
   // Each build goes to a folder of its own, made current by renaming its description into place:
   // threads of other processes booting from the previous build are never pulled from under them.
   const build = `${Date.now().toString(36)}-${process.pid}`;
@@ -112,6 +132,8 @@ export async function threadBundle(logger: Logger, taskModules: readonly string[
       await esbuild.build({ entryPoints: [kysely.main], outfile: kyselyFile, bundle: true, format: "cjs", platform: "node", target: "node20", logLevel: "silent", keepNames: true });
     }
     const imported = new Set<string>();
+    const missing = new Set<string>();
+    const loose = new Set<string>();
     const result = await esbuild.build({
       entryPoints: entries,
       outdir: out,
@@ -127,9 +149,14 @@ export async function threadBundle(logger: Logger, taskModules: readonly string[
       logLevel: "silent",
       // The names of classes and functions are kept: error names and task class names come from them.
       keepNames: true,
+      // Packages resolve as Node resolves them in the thread ("import" or "require", "node", and
+      // the process's own --conditions), not with esbuild's bundler defaults ("module" first,
+      // a "module" field): a package's bundler build is not what the application runs.
+      conditions,
+      mainFields: ["main"],
       // Before sourceUrls: it decides which imports are bundled at all.
-      plugins: [packageImports(imported), sourceUrls(kyselyFile)],
-      define: { "import.meta.url": SOURCE_URL },
+      plugins: [packageImports(imported, missing), sourceUrls(kyselyFile, loose)],
+      define: { "import.meta.url": SOURCE_URL, "import.meta.filename": SOURCE_FILENAME, "import.meta.dirname": SOURCE_DIRNAME },
     });
     const inputs = Object.keys(result.metafile?.inputs ?? {}).map((path) => {
       const stat = statSync(join(ROOT, path));
@@ -139,12 +166,13 @@ export async function threadBundle(logger: Logger, taskModules: readonly string[
       const stat = statSync(path);
       return { path, size: stat.size, mtimeMs: stat.mtimeMs };
     });
-    const meta: Meta = { esbuild: esbuild.version, build, inputs, imports };
+    const kept = builtEntries(result.metafile, entries, loose);
+    const meta: Meta = { esbuild: esbuild.version, build, inputs, imports, modules: kept.map((path) => relative(ROOT, path)), missing: [...missing] };
     const staged = join(dir, `current.${build}.json`);
     writeFileSync(staged, JSON.stringify(meta));
     renameSync(staged, join(dir, "current.json"));
     removeStaleBuilds(dir, build);
-    return bundleIn(out, entries);
+    return bundleIn(out, kept);
   } catch (error) {
     rmSync(out, { recursive: true, force: true });
     logger.warn({ err: error }, "the task threads' bundle could not be built; threads boot from the sources (slower)");
@@ -157,8 +185,8 @@ function bundleIn(dir: string, entries: readonly string[]): ThreadBundle {
   return { entry: new URL(builtPath(built, pathToFileURL(THREAD_MAIN).href)), built, modules: entries.map((path) => pathToFileURL(path).href) };
 }
 
-/** The current build's folder name, when every one of its sources is as it was built from. */
-function currentBuild(dir: string, version: string): string | null {
+/** The current build (its folder name, the entries built), when every one of its sources is as it was built from. */
+function currentBuild(dir: string, version: string): Pick<Meta, "build" | "modules"> | null {
   try {
     const meta = JSON.parse(readFileSync(join(dir, "current.json"), "utf8")) as Meta;
     if (meta.esbuild !== version || meta.inputs.length === 0) return null;
@@ -170,9 +198,10 @@ function currentBuild(dir: string, version: string): string | null {
       (meta.imports ?? []).every((file) => {
         const stat = statSync(file.path);
         return stat.size === file.size && stat.mtimeMs === file.mtimeMs;
-      });
+      }) &&
+      !(meta.missing ?? []).some((path) => existsSync(path));
     return same && statSync(fileURLToPath(builtPath(pathToFileURL(join(dir, meta.build)).href + "/", pathToFileURL(THREAD_MAIN).href))).isFile()
-      ? meta.build
+      ? meta
       : null;
   } catch {
     return null;
@@ -244,7 +273,7 @@ const RESOLVING = Symbol("underway.resolving");
  * is bundled, the threads' one copy of it; any other package stays an import, of the file it
  * resolved to. One that does not resolve stays as it was, and fails where the application's would.
  */
-const packageImports = (imported: Set<string>) => ({
+const packageImports = (imported: Set<string>, missing: Set<string>) => ({
   name: "underway-package-imports",
   setup(build: PluginBuild): void {
     build.onResolve({ filter: /^[^./]/ }, async (args) => {
@@ -252,7 +281,11 @@ const packageImports = (imported: Set<string>) => ({
       const keep = { path: args.path, external: true };
       if (args.path.startsWith("node:") || !args.importer || !isOutside(args.importer, ROOT)) return keep;
       const resolved = await build.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: RESOLVING });
-      if (resolved.errors.length > 0 || resolved.external || !resolved.path.startsWith("/")) return keep;
+      if (resolved.errors.length > 0) {
+        for (const folder of packageFolders(args.path, args.resolveDir)) missing.add(folder);
+        return keep;
+      }
+      if (resolved.external || !resolved.path.startsWith("/")) return keep;
       if (!isOutside(resolved.path, SRC) || /\.[cm]?tsx?$/.test(resolved.path)) return { path: resolved.path };
       imported.add(resolved.path);
       return { path: pathToFileURL(resolved.path).href, external: true };
@@ -260,25 +293,88 @@ const packageImports = (imported: Set<string>) => ({
   },
 });
 
+/**
+ * Where Node looks for the package of a bare specifier imported from `dir`: `node_modules/<name>`
+ * in it and in each folder above it (none for a subpath import, `#...`).
+ */
+function packageFolders(specifier: string, dir: string): string[] {
+  const name = /^(@[^/]+\/[^/]+|[^@#/][^/]*)/.exec(specifier)?.[1];
+  if (!name || !dir.startsWith("/")) return [];
+  const folders: string[] = [];
+  for (let at = dir; ; at = dirname(at)) {
+    if (!at.split("/").includes("node_modules")) folders.push(join(at, "node_modules", name));
+    if (at === dirname(at)) return folders;
+  }
+}
+
+/** The conditions the process's Node.js options add (`--conditions`, `-C`), which its threads resolve with too. */
+function userConditions(): string[] {
+  const options = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)];
+  const conditions: string[] = [];
+  options.forEach((option, i) => {
+    const inline = /^(?:--conditions|-C)=(.+)$/.exec(option);
+    if (inline) conditions.push(inline[1]!);
+    else if ((option === "--conditions" || option === "-C") && options[i + 1]) conditions.push(options[i + 1]!);
+  });
+  return conditions;
+}
+
+/**
+ * The entries whose built copy stands for them. An application module (outside the project) that
+ * is CommonJS (`require`, `module.exports`, `__dirname`: a bundle of ES modules has none of
+ * them), or that resolves what it imports at run time (`import(name)` of a specifier that is not a
+ * literal, `import.meta.resolve`: the bundle's copy sits in another folder), cannot be stood for:
+ * an entry that holds one is left out of the build's modules, and threads import it as it is.
+ */
+function builtEntries(metafile: Metafile | undefined, entries: readonly string[], flagged: ReadonlySet<string>): string[] {
+  if (!metafile) return [...entries];
+  const loose = new Set(
+    Object.entries(metafile.inputs)
+      .filter(([path, input]) => isOutside(join(ROOT, path), ROOT) && (input.format === "cjs" || /\.c[jt]s$/.test(path) || flagged.has(join(ROOT, path))))
+      .map(([path]) => join(ROOT, path)),
+  );
+  if (loose.size === 0) return [...entries];
+  const holds = (output: string, seen: Set<string>): boolean => {
+    if (seen.has(output)) return false;
+    seen.add(output);
+    const { inputs, imports } = metafile.outputs[output] ?? { inputs: {}, imports: [] };
+    return Object.keys(inputs).some((path) => loose.has(join(ROOT, path))) || imports.some((i) => !i.external && holds(i.path, seen));
+  };
+  const looseEntries = new Set(
+    Object.entries(metafile.outputs)
+      .filter(([output, { entryPoint }]) => entryPoint !== undefined && holds(output, new Set()))
+      .map(([, { entryPoint }]) => join(ROOT, entryPoint!)),
+  );
+  return entries.filter((path) => !looseEntries.has(path));
+}
+
 /** Whether `path` is outside folder `dir`. */
 function isOutside(path: string, dir: string): boolean {
   const from = relative(dir, path);
   return from === "" ? false : from.startsWith("..") || from.startsWith("/");
 }
 
+/** A dynamic import whose specifier is not a string literal (a false match only costs the module its built copy). */
+const DYNAMIC_IMPORT = /(?<![\w$.])import\s*\(\s*(?!["'])/;
+
 /**
- * Gives each bundled source its own `import.meta.url`, and points the platform's require of Kysely
+ * Gives each bundled source its own `import.meta.url`, `.filename` and `.dirname`, flags the
+ * application modules that resolve at run time (into `loose`), and points the platform's require of Kysely
  * at `kyselyFile` (see KYSELY_REQUIRE).
  */
-const sourceUrls = (kyselyFile: string | null) => ({
+const sourceUrls = (kyselyFile: string | null, loose: Set<string>) => ({
   name: "underway-source-urls",
   setup(build: { onLoad(options: { filter: RegExp }, callback: (args: { path: string }) => { contents: string; loader: string }): void }): void {
     build.onLoad({ filter: /\.[cm]?[jt]s$/ }, (args) => {
       let text = readFileSync(args.path, "utf8");
       if (kyselyFile && args.path === KYSELY_MODULE) text = text.replace(KYSELY_REQUIRE, `createRequire(import.meta.url)(${JSON.stringify(kyselyFile)})`);
       const loader = /\.[cm]?ts$/.test(args.path) ? "ts" : "js";
-      // `define` points every import.meta.url (not the words in strings and comments) at this binding, one per module.
-      const binding = text.includes("import.meta.url") ? `var ${SOURCE_URL} = ${JSON.stringify(pathToFileURL(args.path).href)};\n` : "";
+      // An application module that resolves at run time (see builtEntries): its entries are imported as they are.
+      if (isOutside(args.path, ROOT) && (text.includes("import.meta.resolve") || DYNAMIC_IMPORT.test(text))) loose.add(args.path);
+      // `define` points every import.meta.url, .filename and .dirname (not the words in strings and comments) at these bindings, one per module.
+      let binding = text.includes("import.meta.url") ? `var ${SOURCE_URL} = ${JSON.stringify(pathToFileURL(args.path).href)};\n` : "";
+      if (text.includes("import.meta.filename")) binding += `var ${SOURCE_FILENAME} = ${JSON.stringify(args.path)};\n`;
+      if (text.includes("import.meta.dirname")) binding += `var ${SOURCE_DIRNAME} = ${JSON.stringify(dirname(args.path))};\n`;
       return { contents: binding + text, loader };
     });
   },

@@ -5,6 +5,7 @@
  * outside (it can stop this thread at any moment), so nothing here has to be trusted to cooperate.
  */
 import { readlinkSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { decodeParameters, TaskDeserializationError } from "../../codec/index.ts";
 import { borrowStore } from "../../store/remote/borrower.ts";
@@ -240,7 +241,7 @@ function loadModule(url: string): Promise<void> {
     const attempt = whileLoading(boot.pauseCell, () => {
       taskThread.loading.add(url);
       return importable(url)
-        .then(importTaskModule)
+        .then((target) => importTaskModule(target).catch((error: unknown) => Promise.reject(namingModule(error, target, url))))
         .finally(() => taskThread.loading.delete(url));
     }).then((classes) => {
       for (const c of classes) host.runtime.registry.register(c, url, url);
@@ -257,6 +258,21 @@ function loadModule(url: string): Promise<void> {
   }
   return loading;
 }
+
+/**
+ * A task module's load error names the module as the application knows it: the build's copy of
+ * it (thread-bundle.ts), which the thread imported, is a file under underway's cache that the
+ * application never wrote.
+ */
+function namingModule(error: unknown, imported: string, url: string): unknown {
+  if (imported === url || !(error instanceof Error)) return error;
+  const builtPath = fileURLToPath(imported);
+  const sourcePath = fileURLToPath(url);
+  const named = new Error(error.message.replaceAll(imported, url).replaceAll(builtPath, sourcePath), { cause: error.cause ?? error });
+  named.name = error.name;
+  return named;
+}
+
 for (const url of boot.taskModules) await loadModule(url);
 for (const url of boot.classModules) await loadModule(url).catch(() => undefined);
 
