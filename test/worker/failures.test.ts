@@ -158,7 +158,7 @@ describe("bad stored tasks", () => {
       return t.state === "failed" ? t : null;
     }, "the unknown-name failure");
     assert.equal(failed.lastError?.name, "UnknownTaskError");
-    assert.match(failed.lastError?.message ?? "", /no task class named "Flaky" is registered in this worker \(none is registered\)/);
+    assert.match(failed.lastError?.message ?? "", /no task class named "Flaky" is registered in this worker \(none is registered\); pass the class, or its module, in createRuntime\(\{ tasks: \[...\] \}\) \(or --tasks\): a class a task starts from its thread reaches this worker by name only/);
     worker.driver.clockShift(3_600_000);
     const error = (await worker.waitForTask(handle.id, { timeoutMs: 5_000 }).catch((e: unknown) => e)) as TaskFailedError;
     assert.equal(error.task.state, "dead");

@@ -5,7 +5,8 @@ export class UnknownTaskError extends Error {
     super(
       `no task class named "${taskName}" is registered in this worker` +
         (known.length ? ` (registered: ${known.join(", ")})` : " (none is registered)") +
-        `; pass the class in createRuntime({ tasks: [...] })`,
+        `; pass the class, or its module, in createRuntime({ tasks: [...] }) (or --tasks): a class a task starts from its thread ` +
+        `reaches this worker by name only`,
     );
   }
 }
